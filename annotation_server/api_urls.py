@@ -1,0 +1,17 @@
+"""The REST API root (/api/v1/): each app lists its routes; this router joins them."""
+
+from rest_framework.routers import DefaultRouter
+
+from annotation_server.accounts.api.urls import ROUTES as ACCOUNT_ROUTES
+from annotation_server.jobs.api.urls import ROUTES as JOB_ROUTES
+from annotation_server.projects.api.urls import ROUTES as PROJECT_ROUTES
+from annotation_server.reading.api.urls import ROUTES as READING_ROUTES
+
+
+class RefSetRouter(DefaultRouter):
+    include_format_suffixes = False
+
+
+router = RefSetRouter()
+for prefix, viewset, basename in ACCOUNT_ROUTES + PROJECT_ROUTES + READING_ROUTES + JOB_ROUTES:
+    router.register(prefix, viewset, basename=basename)

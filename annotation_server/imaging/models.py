@@ -1,0 +1,120 @@
+"""De-identified studies, series and instances.
+
+Only pseudonymous identifiers are stored here: UIDs are the project's
+replacement UIDs and the patient is a per-project pseudonym. The key back to
+the originals lives apart (a later capability) and never in these tables.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from annotation_server.imaging.querysets import ImagingQuerySet
+
+
+class Study(models.Model):
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.PROTECT, related_name="studies"
+    )
+    study_uid = models.CharField(_("study instance UID"), max_length=64)
+    patient_pseudo_id = models.CharField(_("patient pseudonym"), max_length=64, db_index=True)
+    site = models.ForeignKey(
+        "accounts.Site", on_delete=models.PROTECT, null=True, blank=True, related_name="studies"
+    )
+    study_date = models.DateField(_("study date (shifted)"), null=True, blank=True)
+    patient_age_years = models.PositiveSmallIntegerField(_("patient age"), null=True, blank=True)
+    patient_sex = models.CharField(_("patient sex"), max_length=1, blank=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("imported"), auto_now_add=True)
+
+    objects = ImagingQuerySet.as_manager()
+    project_path = "project_id"
+
+    class Meta:
+        ordering = ["project", "study_uid"]
+        verbose_name = _("study")
+        verbose_name_plural = _("studies")
+        constraints = [
+            models.UniqueConstraint(fields=["project", "study_uid"], name="study_uid_per_project")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_pseudo_id} {self.study_uid}"
+
+
+class Series(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_uid = models.CharField(_("series instance UID"), max_length=64)
+    modality = models.CharField(_("modality"), max_length=16)
+    body_part = models.CharField(_("body part"), max_length=64, blank=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    manufacturer = models.CharField(_("manufacturer"), max_length=64, blank=True)
+    model_name = models.CharField(_("model"), max_length=64, blank=True)
+    kernel = models.CharField(_("convolution kernel"), max_length=64, blank=True)
+    kvp = models.FloatField(_("kVp"), null=True, blank=True)
+    contrast = models.CharField(_("contrast agent"), max_length=64, blank=True)
+    slice_thickness_mm = models.FloatField(_("slice thickness (mm)"), null=True, blank=True)
+    slice_spacing_mm = models.FloatField(_("slice spacing (mm)"), null=True, blank=True)
+    pixel_spacing_mm = models.JSONField(_("pixel spacing (row, column mm)"), null=True, blank=True)
+    orientation = models.JSONField(_("image orientation (patient)"), null=True, blank=True)
+    frame_of_reference_uid = models.CharField(max_length=64, blank=True)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    num_instances = models.PositiveIntegerField(_("images"), default=0)
+    created_at = models.DateTimeField(_("imported"), auto_now_add=True)
+
+    objects = ImagingQuerySet.as_manager()
+    project_path = "study__project_id"
+
+    class Meta:
+        ordering = ["study", "series_uid"]
+        verbose_name = _("series")
+        verbose_name_plural = _("series")
+        constraints = [
+            models.UniqueConstraint(fields=["study", "series_uid"], name="series_uid_per_study")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.modality} {self.series_uid}"
+
+
+class Instance(models.Model):
+    """One image (one frame of a multi-frame object is its own row)."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    sop_instance_uid = models.CharField(_("SOP instance UID"), max_length=64)
+    sop_class_uid = models.CharField(_("SOP class UID"), max_length=64)
+    frame = models.PositiveIntegerField(_("frame"), default=0)
+    instance_number = models.IntegerField(null=True, blank=True)
+    slice_index = models.PositiveIntegerField(
+        _("slice index"), default=0, help_text=_("Order along the slice normal, from 0.")
+    )
+    position = models.JSONField(_("image position (patient)"), null=True, blank=True)
+    position_along_normal = models.FloatField(null=True, blank=True)
+    rows = models.PositiveIntegerField()
+    columns = models.PositiveIntegerField()
+    rescale_slope = models.FloatField(default=1.0)
+    rescale_intercept = models.FloatField(default=0.0)
+    window_presets = models.JSONField(default=list, blank=True)
+    photometric = models.CharField(max_length=16, blank=True)
+    transfer_syntax_uid = models.CharField(max_length=64, blank=True)
+    sha256 = models.CharField(_("content hash"), max_length=64, db_index=True)
+    file = models.CharField(_("storage key"), max_length=255)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+
+    objects = ImagingQuerySet.as_manager()
+    project_path = "series__study__project_id"
+
+    class Meta:
+        ordering = ["series", "slice_index", "frame"]
+        verbose_name = _("instance")
+        verbose_name_plural = _("instances")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["series", "sop_instance_uid", "frame"], name="instance_frame_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sop_instance_uid}#{self.frame}"

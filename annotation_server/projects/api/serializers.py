@@ -1,0 +1,59 @@
+from rest_framework import serializers
+
+from annotation_server.projects.models import Case, LabelSchema, Project, ReadingProtocol
+
+
+class LabelSchemaSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LabelSchema
+        fields = ["id", "key", "version", "name", "definition"]
+
+
+class ReadingProtocolSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ReadingProtocol
+        exclude = ["id", "project"]
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    label_schema = LabelSchemaSerializer(read_only=True)
+    protocol = ReadingProtocolSerializer(read_only=True)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "description",
+            "task_type",
+            "status",
+            "modality",
+            "body_part",
+            "label_schema",
+            "protocol",
+            "created_at",
+        ]
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    """No per-read counts or timings here: readers may see this and stay blind."""
+
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    site = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    series_uid = serializers.CharField(source="series.series_uid", read_only=True)
+    modality = serializers.CharField(source="series.modality", read_only=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "code",
+            "project",
+            "site",
+            "series_uid",
+            "modality",
+            "state",
+            "qc_status",
+            "version",
+        ]

@@ -1,0 +1,6 @@
+from annotation_server.projects.api.views import CaseViewSet, ProjectViewSet
+
+ROUTES = [
+    ("projects", ProjectViewSet, "project"),
+    ("cases", CaseViewSet, "case"),
+]

@@ -1,0 +1,56 @@
+"""Roles to object permissions (django-guardian), and permission look-ups.
+
+A Membership row is the record of a role; guardian's object permissions are
+what every queryset filters on. `sync_object_permissions` keeps them equal.
+"""
+
+from __future__ import annotations
+
+from guardian.shortcuts import assign_perm, get_objects_for_user, get_perms, remove_perm
+
+from annotation_server.accounts.models import Role
+
+VIEW = "view_project"
+MANAGE = "manage_project"
+READ = "read_cases"
+ARBITRATE = "arbitrate_cases"
+ADMINISTER = "administer_project"
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.MANAGER: frozenset({VIEW, MANAGE}),
+    Role.READER: frozenset({VIEW, READ}),
+    Role.ARBITRATOR: frozenset({VIEW, ARBITRATE}),
+    Role.ADMIN: frozenset({VIEW, MANAGE, ADMINISTER}),
+}
+ALL_PROJECT_PERMS = frozenset().union(*ROLE_PERMISSIONS.values())
+
+
+def sync_object_permissions(project, user) -> None:
+    """Make user's guardian perms on project equal the union of their roles' perms."""
+    roles = project.memberships.filter(user=user).values_list("role", flat=True)
+    wanted = frozenset().union(*(ROLE_PERMISSIONS[r] for r in roles)) if roles else frozenset()
+    have = set(get_perms(user, project)) & ALL_PROJECT_PERMS
+    for perm in wanted - have:
+        assign_perm(f"projects.{perm}", user, project)
+    for perm in have - wanted:
+        remove_perm(f"projects.{perm}", user, project)
+
+
+def project_ids(user, perm: str) -> set[int]:
+    """Ids of projects on which `user` holds `perm` through an object permission."""
+    from annotation_server.projects.models import Project
+
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    if user.is_superuser:
+        return set(Project.objects.values_list("id", flat=True))
+    qs = get_objects_for_user(
+        user, f"projects.{perm}", klass=Project, accept_global_perms=False, with_superuser=False
+    )
+    return set(qs.values_list("id", flat=True))
+
+
+def has_project_perm(user, project, perm: str) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or user.has_perm(f"projects.{perm}", project)

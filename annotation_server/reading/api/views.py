@@ -1,0 +1,131 @@
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from annotation_server.reading import services
+from annotation_server.reading.api.serializers import (
+    CaseLabelSerializer,
+    FindingSerializer,
+    ReadingTaskSerializer,
+    SubmitSerializer,
+)
+from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+
+
+class ReadingTaskViewSet(viewsets.ReadOnlyModelViewSet):
+    """Reads visible to you: your own, and others' only where the protocol allows."""
+
+    serializer_class = ReadingTaskSerializer
+    filterset_fields = ["state", "phase", "case"]
+
+    def get_queryset(self):
+        return (
+            ReadingTask.objects.visible_to(self.request.user)
+            .select_related("case__project", "reader__profile")
+            .order_by("id")
+        )
+
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        task = services.start(self.get_object(), request.user)
+        return Response(self.get_serializer(task).data)
+
+    @action(detail=True, methods=["post"], serializer_class=SubmitSerializer)
+    def submit(self, request, pk=None):
+        body = SubmitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        task = services.submit(
+            self.get_object(),
+            request.user,
+            expected_version=body.validated_data.get("version"),
+            active_seconds=body.validated_data.get("active_seconds"),
+        )
+        return Response(ReadingTaskSerializer(task, context=self.get_serializer_context()).data)
+
+    @action(
+        detail=True,
+        methods=["get", "put"],
+        url_path="case-label",
+        serializer_class=CaseLabelSerializer,
+    )
+    def case_label(self, request, pk=None):
+        task = self.get_object()
+        if request.method == "GET":
+            label = CaseLabel.objects.visible_to(request.user).filter(task=task).first()
+            return Response(
+                CaseLabelSerializer(label).data
+                if label
+                else {"values": {}, "version": 0, "updated_at": None}
+            )
+        body = CaseLabelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        label = services.save_case_label(
+            task,
+            request.user,
+            body.validated_data["values"],
+            expected_version=body.validated_data.get("version"),
+        )
+        return Response(CaseLabelSerializer(label).data)
+
+
+class FindingViewSet(
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.ReadOnlyModelViewSet,
+):
+    """Findings of the reads visible to you. Writes go to your own open reads only;
+    an update or delete must carry the version you edited (409 if it is stale)."""
+
+    serializer_class = FindingSerializer
+    filterset_fields = ["task", "finding_type", "source"]
+
+    def get_queryset(self):
+        return (
+            Finding.objects.visible_to(self.request.user)
+            .select_related("task__case__project", "task__reader__profile")
+            .order_by("id")
+        )
+
+    def create(self, request, *args, **kwargs):
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        task = get_object_or_404(ReadingTask.objects.visible_to(request.user), pk=data["task"].pk)
+        finding = services.save_finding(
+            task,
+            request.user,
+            finding_type=data["finding_type"],
+            geometry=data["geometry"],
+            attributes=data.get("attributes", {}),
+            source=data.get("source", "manual"),
+        )
+        return Response(self.get_serializer(finding).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        finding = self.get_object()
+        body = self.get_serializer(finding, data=request.data, partial=kwargs.get("partial"))
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        with transaction.atomic():
+            updated = services.save_finding(
+                finding.task,
+                request.user,
+                finding=finding,
+                finding_type=data.get("finding_type", finding.finding_type),
+                geometry=data.get("geometry", finding.geometry),
+                attributes=data.get("attributes", finding.attributes),
+                source=data.get("source", finding.source),
+                expected_version=data.get("version"),
+            )
+        return Response(self.get_serializer(updated).data)
+
+    def destroy(self, request, *args, **kwargs):
+        finding = self.get_object()
+        version = request.query_params.get("version") or request.data.get("version")
+        services.delete_finding(
+            finding, request.user, expected_version=int(version) if version else None
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

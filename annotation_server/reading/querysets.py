@@ -1,0 +1,54 @@
+"""Blinding lives here. Every read-related response is built from these.
+
+A reader sees their own reads. The only other reads a reader ever sees are the
+submitted phase-1 reads of a case on which the protocol has an unblinded review
+phase and the reader holds a phase-2 task. Managers and arbitrators see the
+reads of their projects, except on a case they are themselves still reading.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ReadingTaskQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        from annotation_server.projects.permissions import ARBITRATE, MANAGE, READ, project_ids
+        from annotation_server.reading.models import ReadingTask
+
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        own = models.Q(reader=user)
+        if user.is_superuser:
+            oversight = models.Q()
+        else:
+            oversight = models.Q(case__project_id__in=project_ids(user, MANAGE)) | models.Q(
+                case__project_id__in=project_ids(user, ARBITRATE),
+                case__state__in=("arbitration", "adjudicated", "frozen"),
+                case__is_qualification=False,
+            )
+        # A person still reading a case never sees the other reads of that case.
+        still_reading = ReadingTask.objects.filter(
+            case=models.OuterRef("case"), reader=user
+        ).exclude(state=ReadingTask.State.SUBMITTED)
+        in_review = ReadingTask.objects.filter(
+            case=models.OuterRef("case"), reader=user, phase=2, attempt__isnull=True
+        )
+        review = models.Q(
+            models.Exists(in_review),
+            phase=1,
+            state=ReadingTask.State.SUBMITTED,
+            attempt__isnull=True,
+            case__project__protocol__review_phase=True,
+            case__project_id__in=project_ids(user, READ),
+        )
+        return self.filter(own | (oversight & ~models.Q(models.Exists(still_reading))) | review)
+
+
+class ReadQuerySet(models.QuerySet):
+    """For rows hanging off a reading task (findings, case labels)."""
+
+    def visible_to(self, user):
+        from annotation_server.reading.models import ReadingTask
+
+        return self.filter(task__in=ReadingTask.objects.visible_to(user).values("id"))

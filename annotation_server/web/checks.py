@@ -1,0 +1,28 @@
+"""System checks: say clearly when RefSet runs in its embedded demo mode."""
+
+from django.conf import settings
+from django.core.checks import Info, register
+
+
+@register()
+def embedded_mode(app_configs, **kwargs):
+    messages = []
+    if settings.EMBEDDED_DATABASE:
+        messages.append(
+            Info(
+                "Embedded database: DATABASE_URL is unset, so RefSet uses SQLite at "
+                f"{settings.DATABASES['default']['NAME']} (demo only).",
+                hint="Set DATABASE_URL=postgresql://... for real use.",
+                id="refset.I001",
+            )
+        )
+    if settings.IN_PROCESS_JOBS:
+        messages.append(
+            Info(
+                "In-process jobs: CELERY_BROKER_URL is unset, so jobs run inside the web process "
+                "(demo only).",
+                hint="Set CELERY_BROKER_URL=redis://... and run a Celery worker.",
+                id="refset.I002",
+            )
+        )
+    return messages

@@ -1,0 +1,85 @@
+"""The web shell: home (projects with progress), the reader's worklist, health."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from annotation_server.projects.models import Membership, Project
+from annotation_server.projects.permissions import MANAGE, project_ids
+from annotation_server.projects.services import case_state_counts, reader_task_counts
+from annotation_server.reading.models import ReadingTask
+from annotation_server.web import health
+
+STATE_ORDER = ["imported", "qc", "reading", "arbitration", "adjudicated", "frozen"]
+
+
+@login_required
+def home(request):
+    user = request.user
+    projects = list(Project.objects.visible_to(user).select_related("label_schema"))
+    ids = [p.pk for p in projects]
+    managed = project_ids(user, MANAGE)
+    case_counts = case_state_counts([pid for pid in ids if pid in managed])
+    own_counts = reader_task_counts(user, ids)
+    roles: dict[int, list[str]] = {}
+    for m in Membership.objects.filter(user=user, project_id__in=ids):
+        roles.setdefault(m.project_id, []).append(m.get_role_display())
+    rows = []
+    for project in projects:
+        counts = case_counts.get(project.pk)
+        mine = own_counts.get(project.pk)
+        rows.append(
+            {
+                "project": project,
+                "roles": roles.get(project.pk, []),
+                "states": [(s, counts.get(s, 0)) for s in STATE_ORDER] if counts else None,
+                "total": counts["total"] if counts else None,
+                "done_pct": round(
+                    100 * (counts.get("adjudicated", 0) + counts.get("frozen", 0)) / counts["total"]
+                )
+                if counts and counts["total"]
+                else 0,
+                "mine": mine,
+                "mine_pct": round(100 * mine["submitted"] / mine["total"]) if mine else 0,
+            }
+        )
+    return render(request, "web/home.html", {"rows": rows})
+
+
+@login_required
+def worklist(request):
+    tasks = (
+        ReadingTask.objects.filter(reader=request.user, attempt__isnull=True)
+        .select_related("case__project", "case__series")
+        .order_by("state", "due_at", "id")
+    )
+    state = request.GET.get("state", "open")
+    if state == "open":
+        tasks = tasks.exclude(state=ReadingTask.State.SUBMITTED)
+    elif state in ReadingTask.State.values:
+        tasks = tasks.filter(state=state)
+    project = request.GET.get("project")
+    if project:
+        tasks = tasks.filter(case__project__slug=project)
+    return render(
+        request,
+        "web/worklist.html",
+        {
+            "tasks": tasks,
+            "state": state,
+            "project": project,
+            "states": ReadingTask.State.choices,
+            "projects": Project.objects.visible_to(request.user),
+        },
+    )
+
+
+@require_GET
+@never_cache
+def healthz(request):
+    result = health.report()
+    return JsonResponse(result, status=200 if result["ok"] else 503)
