@@ -137,6 +137,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "frontend_templates" / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
 
 # Stored files (DICOM, exports) go through Django's storage API.
 # REFSET_STORAGE_BACKEND: a storage class path; an S3-compatible backend from

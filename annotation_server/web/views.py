@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from annotation_server.projects.models import Membership, Project
+from annotation_server.projects.models import Case, Membership, Project
 from annotation_server.projects.permissions import MANAGE, project_ids
 from annotation_server.projects.services import case_state_counts, reader_task_counts
 from annotation_server.reading.models import ReadingTask
@@ -36,7 +36,9 @@ def home(request):
             {
                 "project": project,
                 "roles": roles.get(project.pk, []),
-                "states": [(s, counts.get(s, 0)) for s in STATE_ORDER] if counts else None,
+                "states": [(s, Case.State(s).label, counts.get(s, 0)) for s in STATE_ORDER]
+                if counts
+                else None,
                 "total": counts["total"] if counts else None,
                 "done_pct": round(
                     100 * (counts.get("adjudicated", 0) + counts.get("frozen", 0)) / counts["total"]

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,37 +15,136 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Site',
+            name="Site",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(help_text="Shown in exports instead of the institution's name, e.g. S01.", max_length=16, unique=True, validators=[django.core.validators.RegexValidator('^[A-Z0-9][A-Z0-9-]{1,15}$', "Use A-Z, 0-9 and '-'.")], verbose_name='pseudonymous code')),
-                ('name', models.CharField(max_length=200, verbose_name='institution')),
-                ('site_type', models.CharField(choices=[('tertiary', 'tertiary hospital'), ('secondary', 'secondary hospital'), ('primary', 'primary care'), ('imaging_centre', 'independent imaging centre'), ('other', 'other')], default='tertiary', max_length=20, verbose_name='site type')),
-                ('region', models.CharField(blank=True, max_length=100, verbose_name='region')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        help_text="Shown in exports instead of the institution's name, e.g. S01.",
+                        max_length=16,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z0-9][A-Z0-9-]{1,15}$", "Use A-Z, 0-9 and '-'."
+                            )
+                        ],
+                        verbose_name="pseudonymous code",
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="institution")),
+                (
+                    "site_type",
+                    models.CharField(
+                        choices=[
+                            ("tertiary", "tertiary hospital"),
+                            ("secondary", "secondary hospital"),
+                            ("primary", "primary care"),
+                            ("imaging_centre", "independent imaging centre"),
+                            ("other", "other"),
+                        ],
+                        default="tertiary",
+                        max_length=20,
+                        verbose_name="site type",
+                    ),
+                ),
+                ("region", models.CharField(blank=True, max_length=100, verbose_name="region")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
             ],
             options={
-                'verbose_name': 'site',
-                'verbose_name_plural': 'sites',
-                'ordering': ['code'],
+                "verbose_name": "site",
+                "verbose_name_plural": "sites",
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='UserProfile',
+            name="UserProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pseudonym', models.CharField(help_text='How this person appears in exports and rosters, e.g. RD007.', max_length=16, unique=True, verbose_name='pseudonymous id')),
-                ('roles', models.JSONField(blank=True, default=list, help_text='Roles this person may be given in projects.', verbose_name='roles')),
-                ('specialty', models.CharField(blank=True, max_length=100, verbose_name='specialty')),
-                ('title', models.CharField(blank=True, choices=[('resident', 'resident (住院医师)'), ('attending', 'attending (主治医师)'), ('associate_chief', 'associate chief (副主任医师)'), ('chief', 'chief (主任医师)'), ('technologist', 'technologist'), ('other', 'other')], max_length=20, verbose_name='title')),
-                ('years_experience', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MaxValueValidator(70)], verbose_name='years of experience')),
-                ('training_date', models.DateField(blank=True, null=True, verbose_name='training date')),
-                ('site', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='people', to='accounts.site', verbose_name='site')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='profile', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "pseudonym",
+                    models.CharField(
+                        help_text="How this person appears in exports and rosters, e.g. RD007.",
+                        max_length=16,
+                        unique=True,
+                        verbose_name="pseudonymous id",
+                    ),
+                ),
+                (
+                    "roles",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Roles this person may be given in projects.",
+                        verbose_name="roles",
+                    ),
+                ),
+                (
+                    "specialty",
+                    models.CharField(blank=True, max_length=100, verbose_name="specialty"),
+                ),
+                (
+                    "title",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("resident", "resident (住院医师)"),
+                            ("attending", "attending (主治医师)"),
+                            ("associate_chief", "associate chief (副主任医师)"),
+                            ("chief", "chief (主任医师)"),
+                            ("technologist", "technologist"),
+                            ("other", "other"),
+                        ],
+                        max_length=20,
+                        verbose_name="title",
+                    ),
+                ),
+                (
+                    "years_experience",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MaxValueValidator(70)],
+                        verbose_name="years of experience",
+                    ),
+                ),
+                (
+                    "training_date",
+                    models.DateField(blank=True, null=True, verbose_name="training date"),
+                ),
+                (
+                    "site",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="people",
+                        to="accounts.site",
+                        verbose_name="site",
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="profile",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'user profile',
-                'verbose_name_plural': 'user profiles',
+                "verbose_name": "user profile",
+                "verbose_name_plural": "user profiles",
             },
         ),
     ]

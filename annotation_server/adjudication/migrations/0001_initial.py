@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,51 +15,143 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ReferenceFinding',
+            name="ReferenceFinding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ref_key', models.UUIDField(db_index=True, default=uuid.uuid4, verbose_name='reference id')),
-                ('revision', models.PositiveIntegerField(default=1, verbose_name='revision')),
-                ('is_current', models.BooleanField(default=True, verbose_name='current')),
-                ('status', models.CharField(choices=[('included', 'in the reference standard'), ('excluded', 'excluded from scoring'), ('rejected', 'rejected: not a finding')], default='included', max_length=16, verbose_name='status')),
-                ('finding_type', models.CharField(max_length=48, verbose_name='finding type')),
-                ('geometry', models.JSONField(blank=True, null=True, verbose_name='geometry')),
-                ('centre_x_mm', models.FloatField(blank=True, null=True)),
-                ('centre_y_mm', models.FloatField(blank=True, null=True)),
-                ('centre_z_mm', models.FloatField(blank=True, null=True)),
-                ('diameter_mm', models.FloatField(blank=True, null=True)),
-                ('attributes', models.JSONField(blank=True, default=dict, verbose_name='attributes')),
-                ('decision', models.CharField(choices=[('auto_consensus', 'auto-consensus'), ('arbitrated', 'arbitrated'), ('imported', 'imported reference (e.g. pathology)')], max_length=16, verbose_name='decision')),
-                ('decided_at', models.DateTimeField(verbose_name='decided')),
-                ('reason_code', models.CharField(blank=True, max_length=48, verbose_name='reason code')),
-                ('reason_text', models.TextField(blank=True, verbose_name='reason')),
-                ('match_rule', models.CharField(blank=True, max_length=32, verbose_name='match rule used')),
-                ('match_threshold', models.FloatField(blank=True, null=True, verbose_name='match threshold used')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "ref_key",
+                    models.UUIDField(
+                        db_index=True, default=uuid.uuid4, verbose_name="reference id"
+                    ),
+                ),
+                ("revision", models.PositiveIntegerField(default=1, verbose_name="revision")),
+                ("is_current", models.BooleanField(default=True, verbose_name="current")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("included", "in the reference standard"),
+                            ("excluded", "excluded from scoring"),
+                            ("rejected", "rejected: not a finding"),
+                        ],
+                        default="included",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("finding_type", models.CharField(max_length=48, verbose_name="finding type")),
+                ("geometry", models.JSONField(blank=True, null=True, verbose_name="geometry")),
+                ("centre_x_mm", models.FloatField(blank=True, null=True)),
+                ("centre_y_mm", models.FloatField(blank=True, null=True)),
+                ("centre_z_mm", models.FloatField(blank=True, null=True)),
+                ("diameter_mm", models.FloatField(blank=True, null=True)),
+                (
+                    "attributes",
+                    models.JSONField(blank=True, default=dict, verbose_name="attributes"),
+                ),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[
+                            ("auto_consensus", "auto-consensus"),
+                            ("arbitrated", "arbitrated"),
+                            ("imported", "imported reference (e.g. pathology)"),
+                        ],
+                        max_length=16,
+                        verbose_name="decision",
+                    ),
+                ),
+                ("decided_at", models.DateTimeField(verbose_name="decided")),
+                (
+                    "reason_code",
+                    models.CharField(blank=True, max_length=48, verbose_name="reason code"),
+                ),
+                ("reason_text", models.TextField(blank=True, verbose_name="reason")),
+                (
+                    "match_rule",
+                    models.CharField(blank=True, max_length=32, verbose_name="match rule used"),
+                ),
+                (
+                    "match_threshold",
+                    models.FloatField(blank=True, null=True, verbose_name="match threshold used"),
+                ),
             ],
             options={
-                'verbose_name': 'reference finding',
-                'verbose_name_plural': 'reference findings',
-                'ordering': ['case', 'ref_key', 'revision'],
+                "verbose_name": "reference finding",
+                "verbose_name_plural": "reference findings",
+                "ordering": ["case", "ref_key", "revision"],
             },
         ),
         migrations.CreateModel(
-            name='ArbitrationTask',
+            name="ArbitrationTask",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('sole', 'sole arbitrator'), ('first', 'first blind arbitrator'), ('second', 'second blind arbitrator'), ('tiebreak', 'tie-breaking arbitrator')], default='sole', max_length=16, verbose_name='role')),
-                ('round', models.PositiveSmallIntegerField(default=1, help_text='Re-arbitration of a case opens a new round.', verbose_name='round')),
-                ('state', models.CharField(choices=[('assigned', 'assigned'), ('in_progress', 'in progress'), ('signed', 'signed')], default='assigned', max_length=16, verbose_name='state')),
-                ('decisions', models.JSONField(blank=True, default=dict, verbose_name='draft decisions')),
-                ('assigned_at', models.DateTimeField(auto_now_add=True, verbose_name='assigned')),
-                ('due_at', models.DateTimeField(blank=True, null=True, verbose_name='due')),
-                ('signed_at', models.DateTimeField(blank=True, null=True, verbose_name='signed')),
-                ('version', models.PositiveIntegerField(default=1, verbose_name='version')),
-                ('arbitrator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='arbitration_tasks', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("sole", "sole arbitrator"),
+                            ("first", "first blind arbitrator"),
+                            ("second", "second blind arbitrator"),
+                            ("tiebreak", "tie-breaking arbitrator"),
+                        ],
+                        default="sole",
+                        max_length=16,
+                        verbose_name="role",
+                    ),
+                ),
+                (
+                    "round",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        help_text="Re-arbitration of a case opens a new round.",
+                        verbose_name="round",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("assigned", "assigned"),
+                            ("in_progress", "in progress"),
+                            ("signed", "signed"),
+                        ],
+                        default="assigned",
+                        max_length=16,
+                        verbose_name="state",
+                    ),
+                ),
+                (
+                    "decisions",
+                    models.JSONField(blank=True, default=dict, verbose_name="draft decisions"),
+                ),
+                ("assigned_at", models.DateTimeField(auto_now_add=True, verbose_name="assigned")),
+                ("due_at", models.DateTimeField(blank=True, null=True, verbose_name="due")),
+                ("signed_at", models.DateTimeField(blank=True, null=True, verbose_name="signed")),
+                ("version", models.PositiveIntegerField(default=1, verbose_name="version")),
+                (
+                    "arbitrator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="arbitration_tasks",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'arbitration task',
-                'verbose_name_plural': 'arbitration tasks',
-                'ordering': ['case', 'round', 'role'],
+                "verbose_name": "arbitration task",
+                "verbose_name_plural": "arbitration tasks",
+                "ordering": ["case", "round", "role"],
             },
         ),
     ]

@@ -6,57 +6,92 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('adjudication', '0001_initial'),
-        ('projects', '0001_initial'),
-        ('reading', '0001_initial'),
+        ("adjudication", "0001_initial"),
+        ("projects", "0001_initial"),
+        ("reading", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='arbitrationtask',
-            name='case',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='arbitration_tasks', to='projects.case'),
+            model_name="arbitrationtask",
+            name="case",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="arbitration_tasks",
+                to="projects.case",
+            ),
         ),
         migrations.AddField(
-            model_name='referencefinding',
-            name='arbitration_task',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reference_findings', to='adjudication.arbitrationtask'),
+            model_name="referencefinding",
+            name="arbitration_task",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="reference_findings",
+                to="adjudication.arbitrationtask",
+            ),
         ),
         migrations.AddField(
-            model_name='referencefinding',
-            name='case',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reference_findings', to='projects.case'),
+            model_name="referencefinding",
+            name="case",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="reference_findings",
+                to="projects.case",
+            ),
         ),
         migrations.AddField(
-            model_name='referencefinding',
-            name='decided_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="referencefinding",
+            name="decided_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='referencefinding',
-            name='supersedes',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='superseded_by', to='adjudication.referencefinding'),
+            model_name="referencefinding",
+            name="supersedes",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="superseded_by",
+                to="adjudication.referencefinding",
+            ),
         ),
         migrations.AddField(
-            model_name='referencefinding',
-            name='supporting_findings',
-            field=models.ManyToManyField(blank=True, related_name='reference_findings', to='reading.finding'),
+            model_name="referencefinding",
+            name="supporting_findings",
+            field=models.ManyToManyField(
+                blank=True, related_name="reference_findings", to="reading.finding"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='arbitrationtask',
-            constraint=models.UniqueConstraint(fields=('case', 'round', 'role'), name='one_arbitrator_per_role_and_round'),
+            model_name="arbitrationtask",
+            constraint=models.UniqueConstraint(
+                fields=("case", "round", "role"), name="one_arbitrator_per_role_and_round"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='referencefinding',
-            constraint=models.UniqueConstraint(fields=('ref_key', 'revision'), name='reference_revision'),
+            model_name="referencefinding",
+            constraint=models.UniqueConstraint(
+                fields=("ref_key", "revision"), name="reference_revision"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='referencefinding',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_current', True)), fields=('ref_key',), name='one_current_revision'),
+            model_name="referencefinding",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_current", True)),
+                fields=("ref_key",),
+                name="one_current_revision",
+            ),
         ),
     ]

@@ -5,44 +5,88 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DatasetCase',
+            name="DatasetCase",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('split', models.CharField(choices=[('train', 'train'), ('validation', 'validation'), ('test', 'test (sequestered)')], max_length=16, verbose_name='split')),
-                ('retired', models.BooleanField(default=False, verbose_name='retired')),
-                ('retired_reason', models.CharField(blank=True, max_length=200, verbose_name='retired because')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "split",
+                    models.CharField(
+                        choices=[
+                            ("train", "train"),
+                            ("validation", "validation"),
+                            ("test", "test (sequestered)"),
+                        ],
+                        max_length=16,
+                        verbose_name="split",
+                    ),
+                ),
+                ("retired", models.BooleanField(default=False, verbose_name="retired")),
+                (
+                    "retired_reason",
+                    models.CharField(blank=True, max_length=200, verbose_name="retired because"),
+                ),
             ],
             options={
-                'verbose_name': 'dataset case',
-                'verbose_name_plural': 'dataset cases',
-                'ordering': ['dataset_version', 'case'],
+                "verbose_name": "dataset case",
+                "verbose_name_plural": "dataset cases",
+                "ordering": ["dataset_version", "case"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetVersion',
+            name="DatasetVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=32, validators=[django.core.validators.RegexValidator('^\\d+\\.\\d+\\.\\d+$', 'Use MAJOR.MINOR.PATCH, e.g. 1.0.0.')], verbose_name='version')),
-                ('title', models.CharField(blank=True, max_length=200, verbose_name='title')),
-                ('notes', models.TextField(blank=True, verbose_name='notes')),
-                ('frozen', models.BooleanField(default=False, verbose_name='frozen')),
-                ('frozen_at', models.DateTimeField(blank=True, null=True, verbose_name='frozen at')),
-                ('manifest_sha256', models.CharField(blank=True, max_length=64, verbose_name='manifest hash')),
-                ('reference_snapshot', models.JSONField(blank=True, default=dict, verbose_name='reference standard at freeze')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "version",
+                    models.CharField(
+                        max_length=32,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^\\d+\\.\\d+\\.\\d+$", "Use MAJOR.MINOR.PATCH, e.g. 1.0.0."
+                            )
+                        ],
+                        verbose_name="version",
+                    ),
+                ),
+                ("title", models.CharField(blank=True, max_length=200, verbose_name="title")),
+                ("notes", models.TextField(blank=True, verbose_name="notes")),
+                ("frozen", models.BooleanField(default=False, verbose_name="frozen")),
+                (
+                    "frozen_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="frozen at"),
+                ),
+                (
+                    "manifest_sha256",
+                    models.CharField(blank=True, max_length=64, verbose_name="manifest hash"),
+                ),
+                (
+                    "reference_snapshot",
+                    models.JSONField(
+                        blank=True, default=dict, verbose_name="reference standard at freeze"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
             ],
             options={
-                'verbose_name': 'dataset version',
-                'verbose_name_plural': 'dataset versions',
-                'ordering': ['project', '-created_at'],
+                "verbose_name": "dataset version",
+                "verbose_name_plural": "dataset versions",
+                "ordering": ["project", "-created_at"],
             },
         ),
     ]

@@ -6,47 +6,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('datasets', '0001_initial'),
-        ('projects', '0001_initial'),
+        ("datasets", "0001_initial"),
+        ("projects", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='datasetcase',
-            name='case',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='projects.case'),
+            model_name="datasetcase",
+            name="case",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="projects.case"
+            ),
         ),
         migrations.AddField(
-            model_name='datasetversion',
-            name='frozen_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="datasetversion",
+            name="frozen_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='datasetversion',
-            name='parent',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='datasets.datasetversion'),
+            model_name="datasetversion",
+            name="parent",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="children",
+                to="datasets.datasetversion",
+            ),
         ),
         migrations.AddField(
-            model_name='datasetversion',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='dataset_versions', to='projects.project'),
+            model_name="datasetversion",
+            name="project",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="dataset_versions",
+                to="projects.project",
+            ),
         ),
         migrations.AddField(
-            model_name='datasetcase',
-            name='dataset_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='datasets.datasetversion'),
+            model_name="datasetcase",
+            name="dataset_version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="cases",
+                to="datasets.datasetversion",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='datasetversion',
-            constraint=models.UniqueConstraint(fields=('project', 'version'), name='dataset_version_unique'),
+            model_name="datasetversion",
+            constraint=models.UniqueConstraint(
+                fields=("project", "version"), name="dataset_version_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='datasetcase',
-            constraint=models.UniqueConstraint(fields=('dataset_version', 'case'), name='dataset_case_unique'),
+            model_name="datasetcase",
+            constraint=models.UniqueConstraint(
+                fields=("dataset_version", "case"), name="dataset_case_unique"
+            ),
         ),
     ]

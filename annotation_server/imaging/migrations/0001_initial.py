@@ -5,87 +5,175 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Series',
+            name="Series",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('series_uid', models.CharField(max_length=64, verbose_name='series instance UID')),
-                ('modality', models.CharField(max_length=16, verbose_name='modality')),
-                ('body_part', models.CharField(blank=True, max_length=64, verbose_name='body part')),
-                ('description', models.CharField(blank=True, max_length=200, verbose_name='description')),
-                ('manufacturer', models.CharField(blank=True, max_length=64, verbose_name='manufacturer')),
-                ('model_name', models.CharField(blank=True, max_length=64, verbose_name='model')),
-                ('kernel', models.CharField(blank=True, max_length=64, verbose_name='convolution kernel')),
-                ('kvp', models.FloatField(blank=True, null=True, verbose_name='kVp')),
-                ('contrast', models.CharField(blank=True, max_length=64, verbose_name='contrast agent')),
-                ('slice_thickness_mm', models.FloatField(blank=True, null=True, verbose_name='slice thickness (mm)')),
-                ('slice_spacing_mm', models.FloatField(blank=True, null=True, verbose_name='slice spacing (mm)')),
-                ('pixel_spacing_mm', models.JSONField(blank=True, null=True, verbose_name='pixel spacing (row, column mm)')),
-                ('orientation', models.JSONField(blank=True, null=True, verbose_name='image orientation (patient)')),
-                ('frame_of_reference_uid', models.CharField(blank=True, max_length=64)),
-                ('rows', models.PositiveIntegerField(blank=True, null=True)),
-                ('columns', models.PositiveIntegerField(blank=True, null=True)),
-                ('num_instances', models.PositiveIntegerField(default=0, verbose_name='images')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='imported')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("series_uid", models.CharField(max_length=64, verbose_name="series instance UID")),
+                ("modality", models.CharField(max_length=16, verbose_name="modality")),
+                (
+                    "body_part",
+                    models.CharField(blank=True, max_length=64, verbose_name="body part"),
+                ),
+                (
+                    "description",
+                    models.CharField(blank=True, max_length=200, verbose_name="description"),
+                ),
+                (
+                    "manufacturer",
+                    models.CharField(blank=True, max_length=64, verbose_name="manufacturer"),
+                ),
+                ("model_name", models.CharField(blank=True, max_length=64, verbose_name="model")),
+                (
+                    "kernel",
+                    models.CharField(blank=True, max_length=64, verbose_name="convolution kernel"),
+                ),
+                ("kvp", models.FloatField(blank=True, null=True, verbose_name="kVp")),
+                (
+                    "contrast",
+                    models.CharField(blank=True, max_length=64, verbose_name="contrast agent"),
+                ),
+                (
+                    "slice_thickness_mm",
+                    models.FloatField(blank=True, null=True, verbose_name="slice thickness (mm)"),
+                ),
+                (
+                    "slice_spacing_mm",
+                    models.FloatField(blank=True, null=True, verbose_name="slice spacing (mm)"),
+                ),
+                (
+                    "pixel_spacing_mm",
+                    models.JSONField(
+                        blank=True, null=True, verbose_name="pixel spacing (row, column mm)"
+                    ),
+                ),
+                (
+                    "orientation",
+                    models.JSONField(
+                        blank=True, null=True, verbose_name="image orientation (patient)"
+                    ),
+                ),
+                ("frame_of_reference_uid", models.CharField(blank=True, max_length=64)),
+                ("rows", models.PositiveIntegerField(blank=True, null=True)),
+                ("columns", models.PositiveIntegerField(blank=True, null=True)),
+                ("num_instances", models.PositiveIntegerField(default=0, verbose_name="images")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="imported")),
             ],
             options={
-                'verbose_name': 'series',
-                'verbose_name_plural': 'series',
-                'ordering': ['study', 'series_uid'],
+                "verbose_name": "series",
+                "verbose_name_plural": "series",
+                "ordering": ["study", "series_uid"],
             },
         ),
         migrations.CreateModel(
-            name='Study',
+            name="Study",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('study_uid', models.CharField(max_length=64, verbose_name='study instance UID')),
-                ('patient_pseudo_id', models.CharField(db_index=True, max_length=64, verbose_name='patient pseudonym')),
-                ('study_date', models.DateField(blank=True, null=True, verbose_name='study date (shifted)')),
-                ('patient_age_years', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='patient age')),
-                ('patient_sex', models.CharField(blank=True, max_length=1, verbose_name='patient sex')),
-                ('description', models.CharField(blank=True, max_length=200, verbose_name='description')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='imported')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("study_uid", models.CharField(max_length=64, verbose_name="study instance UID")),
+                (
+                    "patient_pseudo_id",
+                    models.CharField(
+                        db_index=True, max_length=64, verbose_name="patient pseudonym"
+                    ),
+                ),
+                (
+                    "study_date",
+                    models.DateField(blank=True, null=True, verbose_name="study date (shifted)"),
+                ),
+                (
+                    "patient_age_years",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, verbose_name="patient age"
+                    ),
+                ),
+                (
+                    "patient_sex",
+                    models.CharField(blank=True, max_length=1, verbose_name="patient sex"),
+                ),
+                (
+                    "description",
+                    models.CharField(blank=True, max_length=200, verbose_name="description"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="imported")),
             ],
             options={
-                'verbose_name': 'study',
-                'verbose_name_plural': 'studies',
-                'ordering': ['project', 'study_uid'],
+                "verbose_name": "study",
+                "verbose_name_plural": "studies",
+                "ordering": ["project", "study_uid"],
             },
         ),
         migrations.CreateModel(
-            name='Instance',
+            name="Instance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sop_instance_uid', models.CharField(max_length=64, verbose_name='SOP instance UID')),
-                ('sop_class_uid', models.CharField(max_length=64, verbose_name='SOP class UID')),
-                ('frame', models.PositiveIntegerField(default=0, verbose_name='frame')),
-                ('instance_number', models.IntegerField(blank=True, null=True)),
-                ('slice_index', models.PositiveIntegerField(default=0, help_text='Order along the slice normal, from 0.', verbose_name='slice index')),
-                ('position', models.JSONField(blank=True, null=True, verbose_name='image position (patient)')),
-                ('position_along_normal', models.FloatField(blank=True, null=True)),
-                ('rows', models.PositiveIntegerField()),
-                ('columns', models.PositiveIntegerField()),
-                ('rescale_slope', models.FloatField(default=1.0)),
-                ('rescale_intercept', models.FloatField(default=0.0)),
-                ('window_presets', models.JSONField(blank=True, default=list)),
-                ('photometric', models.CharField(blank=True, max_length=16)),
-                ('transfer_syntax_uid', models.CharField(blank=True, max_length=64)),
-                ('sha256', models.CharField(db_index=True, max_length=64, verbose_name='content hash')),
-                ('file', models.CharField(max_length=255, verbose_name='storage key')),
-                ('size_bytes', models.PositiveBigIntegerField(default=0)),
-                ('series', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='instances', to='imaging.series')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "sop_instance_uid",
+                    models.CharField(max_length=64, verbose_name="SOP instance UID"),
+                ),
+                ("sop_class_uid", models.CharField(max_length=64, verbose_name="SOP class UID")),
+                ("frame", models.PositiveIntegerField(default=0, verbose_name="frame")),
+                ("instance_number", models.IntegerField(blank=True, null=True)),
+                (
+                    "slice_index",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Order along the slice normal, from 0.",
+                        verbose_name="slice index",
+                    ),
+                ),
+                (
+                    "position",
+                    models.JSONField(
+                        blank=True, null=True, verbose_name="image position (patient)"
+                    ),
+                ),
+                ("position_along_normal", models.FloatField(blank=True, null=True)),
+                ("rows", models.PositiveIntegerField()),
+                ("columns", models.PositiveIntegerField()),
+                ("rescale_slope", models.FloatField(default=1.0)),
+                ("rescale_intercept", models.FloatField(default=0.0)),
+                ("window_presets", models.JSONField(blank=True, default=list)),
+                ("photometric", models.CharField(blank=True, max_length=16)),
+                ("transfer_syntax_uid", models.CharField(blank=True, max_length=64)),
+                (
+                    "sha256",
+                    models.CharField(db_index=True, max_length=64, verbose_name="content hash"),
+                ),
+                ("file", models.CharField(max_length=255, verbose_name="storage key")),
+                ("size_bytes", models.PositiveBigIntegerField(default=0)),
+                (
+                    "series",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="instances",
+                        to="imaging.series",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'instance',
-                'verbose_name_plural': 'instances',
-                'ordering': ['series', 'slice_index', 'frame'],
+                "verbose_name": "instance",
+                "verbose_name_plural": "instances",
+                "ordering": ["series", "slice_index", "frame"],
             },
         ),
     ]

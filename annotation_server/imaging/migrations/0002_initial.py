@@ -5,41 +5,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('imaging', '0001_initial'),
-        ('projects', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("imaging", "0001_initial"),
+        ("projects", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='study',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='studies', to='projects.project'),
+            model_name="study",
+            name="project",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="studies",
+                to="projects.project",
+            ),
         ),
         migrations.AddField(
-            model_name='study',
-            name='site',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='studies', to='accounts.site'),
+            model_name="study",
+            name="site",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="studies",
+                to="accounts.site",
+            ),
         ),
         migrations.AddField(
-            model_name='series',
-            name='study',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='series', to='imaging.study'),
+            model_name="series",
+            name="study",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="series",
+                to="imaging.study",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instance',
-            constraint=models.UniqueConstraint(fields=('series', 'sop_instance_uid', 'frame'), name='instance_frame_unique'),
+            model_name="instance",
+            constraint=models.UniqueConstraint(
+                fields=("series", "sop_instance_uid", "frame"), name="instance_frame_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='study',
-            constraint=models.UniqueConstraint(fields=('project', 'study_uid'), name='study_uid_per_project'),
+            model_name="study",
+            constraint=models.UniqueConstraint(
+                fields=("project", "study_uid"), name="study_uid_per_project"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='series',
-            constraint=models.UniqueConstraint(fields=('study', 'series_uid'), name='series_uid_per_study'),
+            model_name="series",
+            constraint=models.UniqueConstraint(
+                fields=("study", "series_uid"), name="series_uid_per_study"
+            ),
         ),
     ]

@@ -7,117 +7,412 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('imaging', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("imaging", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LabelSchema',
+            name="LabelSchema",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(max_length=64, verbose_name='key')),
-                ('version', models.PositiveIntegerField(default=1, verbose_name='version')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('definition', models.JSONField(verbose_name='definition')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.SlugField(max_length=64, verbose_name="key")),
+                ("version", models.PositiveIntegerField(default=1, verbose_name="version")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("definition", models.JSONField(verbose_name="definition")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
             ],
             options={
-                'verbose_name': 'label schema',
-                'verbose_name_plural': 'label schemas',
-                'ordering': ['key', '-version'],
-                'constraints': [models.UniqueConstraint(fields=('key', 'version'), name='labelschema_key_version')],
+                "verbose_name": "label schema",
+                "verbose_name_plural": "label schemas",
+                "ordering": ["key", "-version"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("key", "version"), name="labelschema_key_version"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True, verbose_name='slug')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('task_type', models.CharField(choices=[('detection_3d', '3D lesion detection and segmentation'), ('classification_2d', '2D image classification with localisation'), ('segmentation_3d', '3D organ or lesion segmentation')], max_length=32, verbose_name='task type')),
-                ('status', models.CharField(choices=[('setup', 'setting up'), ('active', 'active'), ('paused', 'paused'), ('closed', 'closed')], default='setup', max_length=16, verbose_name='status')),
-                ('modality', models.CharField(help_text='DICOM modality codes, comma-separated, e.g. CT', max_length=16, verbose_name='modality')),
-                ('body_part', models.CharField(blank=True, max_length=64, verbose_name='body part')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by')),
-                ('label_schema', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='projects', to='projects.labelschema', verbose_name='schema')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True, verbose_name="slug")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "task_type",
+                    models.CharField(
+                        choices=[
+                            ("detection_3d", "3D lesion detection and segmentation"),
+                            ("classification_2d", "2D image classification with localisation"),
+                            ("segmentation_3d", "3D organ or lesion segmentation"),
+                        ],
+                        max_length=32,
+                        verbose_name="task type",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("setup", "setting up"),
+                            ("active", "active"),
+                            ("paused", "paused"),
+                            ("closed", "closed"),
+                        ],
+                        default="setup",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "modality",
+                    models.CharField(
+                        help_text="DICOM modality codes, comma-separated, e.g. CT",
+                        max_length=16,
+                        verbose_name="modality",
+                    ),
+                ),
+                (
+                    "body_part",
+                    models.CharField(blank=True, max_length=64, verbose_name="body part"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="created by",
+                    ),
+                ),
+                (
+                    "label_schema",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="projects",
+                        to="projects.labelschema",
+                        verbose_name="schema",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'project',
-                'verbose_name_plural': 'projects',
-                'ordering': ['name'],
-                'permissions': [('manage_project', 'Can manage the project (import, assign, QC, export)'), ('read_cases', 'Can read assigned cases'), ('arbitrate_cases', 'Can arbitrate disputed cases'), ('administer_project', 'Can change roles and protocol')],
+                "verbose_name": "project",
+                "verbose_name_plural": "projects",
+                "ordering": ["name"],
+                "permissions": [
+                    ("manage_project", "Can manage the project (import, assign, QC, export)"),
+                    ("read_cases", "Can read assigned cases"),
+                    ("arbitrate_cases", "Can arbitrate disputed cases"),
+                    ("administer_project", "Can change roles and protocol"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReadingProtocol',
+            name="ReadingProtocol",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('readers_per_case', models.PositiveSmallIntegerField(default=3, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(12)], verbose_name='readers per case')),
-                ('review_phase', models.BooleanField(default=False, help_text="LIDC style: after the blind reads, readers see others' marks anonymised.", verbose_name='unblinded review phase')),
-                ('blind', models.BooleanField(default=True, verbose_name='blind first phase')),
-                ('exclude_own_site', models.BooleanField(default=False, verbose_name="no reads of own site's cases")),
-                ('match_rule', models.CharField(choices=[('centre_distance', 'centre distance ≤ threshold (mm)'), ('centre_in_contour', "centre inside the other's contour"), ('distance_or_inside', 'centre distance ≤ threshold or inside'), ('overlap_dice', 'Dice overlap ≥ threshold'), ('overlap_iou', 'IoU overlap ≥ threshold')], default='centre_distance', max_length=32, verbose_name='match rule')),
-                ('match_threshold', models.FloatField(default=5.0, help_text='mm for distance rules; 0–1 for overlap rules.', validators=[django.core.validators.MinValueValidator(0.0)], verbose_name='match threshold')),
-                ('auto_accept_min_readers', models.PositiveSmallIntegerField(blank=True, help_text='Empty: every cluster goes to arbitration.', null=True, verbose_name='auto-accept when marked by at least')),
-                ('auto_accept_same_type', models.BooleanField(default=True, verbose_name='auto-accept needs the same type')),
-                ('auto_accept_ordinal_tolerance', models.PositiveSmallIntegerField(default=1, verbose_name='ordinal scores may differ by')),
-                ('drop_below_readers', models.PositiveSmallIntegerField(default=0, verbose_name='drop clusters marked by fewer than')),
-                ('arbitration_mode', models.CharField(choices=[('single', 'one arbitrator'), ('two_blind_tiebreak', 'two blind arbitrators, a third breaks ties')], default='single', max_length=32, verbose_name='arbitration mode')),
-                ('prelabel_visibility', models.CharField(choices=[('hidden', 'not shown to readers'), ('shown', 'shown as proposals to accept, edit or reject')], default='hidden', max_length=16, verbose_name='model pre-labels')),
-                ('reading_days', models.PositiveSmallIntegerField(default=14, verbose_name='days to read an assignment')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('project', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='protocol', to='projects.project', verbose_name='project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "readers_per_case",
+                    models.PositiveSmallIntegerField(
+                        default=3,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(12),
+                        ],
+                        verbose_name="readers per case",
+                    ),
+                ),
+                (
+                    "review_phase",
+                    models.BooleanField(
+                        default=False,
+                        help_text="LIDC style: after the blind reads, readers see others' marks anonymised.",
+                        verbose_name="unblinded review phase",
+                    ),
+                ),
+                ("blind", models.BooleanField(default=True, verbose_name="blind first phase")),
+                (
+                    "exclude_own_site",
+                    models.BooleanField(default=False, verbose_name="no reads of own site's cases"),
+                ),
+                (
+                    "match_rule",
+                    models.CharField(
+                        choices=[
+                            ("centre_distance", "centre distance ≤ threshold (mm)"),
+                            ("centre_in_contour", "centre inside the other's contour"),
+                            ("distance_or_inside", "centre distance ≤ threshold or inside"),
+                            ("overlap_dice", "Dice overlap ≥ threshold"),
+                            ("overlap_iou", "IoU overlap ≥ threshold"),
+                        ],
+                        default="centre_distance",
+                        max_length=32,
+                        verbose_name="match rule",
+                    ),
+                ),
+                (
+                    "match_threshold",
+                    models.FloatField(
+                        default=5.0,
+                        help_text="mm for distance rules; 0–1 for overlap rules.",
+                        validators=[django.core.validators.MinValueValidator(0.0)],
+                        verbose_name="match threshold",
+                    ),
+                ),
+                (
+                    "auto_accept_min_readers",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="Empty: every cluster goes to arbitration.",
+                        null=True,
+                        verbose_name="auto-accept when marked by at least",
+                    ),
+                ),
+                (
+                    "auto_accept_same_type",
+                    models.BooleanField(
+                        default=True, verbose_name="auto-accept needs the same type"
+                    ),
+                ),
+                (
+                    "auto_accept_ordinal_tolerance",
+                    models.PositiveSmallIntegerField(
+                        default=1, verbose_name="ordinal scores may differ by"
+                    ),
+                ),
+                (
+                    "drop_below_readers",
+                    models.PositiveSmallIntegerField(
+                        default=0, verbose_name="drop clusters marked by fewer than"
+                    ),
+                ),
+                (
+                    "arbitration_mode",
+                    models.CharField(
+                        choices=[
+                            ("single", "one arbitrator"),
+                            ("two_blind_tiebreak", "two blind arbitrators, a third breaks ties"),
+                        ],
+                        default="single",
+                        max_length=32,
+                        verbose_name="arbitration mode",
+                    ),
+                ),
+                (
+                    "prelabel_visibility",
+                    models.CharField(
+                        choices=[
+                            ("hidden", "not shown to readers"),
+                            ("shown", "shown as proposals to accept, edit or reject"),
+                        ],
+                        default="hidden",
+                        max_length=16,
+                        verbose_name="model pre-labels",
+                    ),
+                ),
+                (
+                    "reading_days",
+                    models.PositiveSmallIntegerField(
+                        default=14, verbose_name="days to read an assignment"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "project",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="protocol",
+                        to="projects.project",
+                        verbose_name="project",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'reading protocol',
-                'verbose_name_plural': 'reading protocols',
+                "verbose_name": "reading protocol",
+                "verbose_name_plural": "reading protocols",
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('manager', 'dataset manager'), ('reader', 'reader'), ('arbitrator', 'arbitrator'), ('admin', 'project admin')], max_length=16, verbose_name='role')),
-                ('qualified', models.BooleanField(default=False, help_text="Passed the project's qualification test.", verbose_name='qualified')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL, verbose_name='user')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='projects.project', verbose_name='project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("manager", "dataset manager"),
+                            ("reader", "reader"),
+                            ("arbitrator", "arbitrator"),
+                            ("admin", "project admin"),
+                        ],
+                        max_length=16,
+                        verbose_name="role",
+                    ),
+                ),
+                (
+                    "qualified",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Passed the project's qualification test.",
+                        verbose_name="qualified",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="projects.project",
+                        verbose_name="project",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'membership',
-                'verbose_name_plural': 'memberships',
-                'ordering': ['project', 'role', 'user'],
-                'constraints': [models.UniqueConstraint(fields=('project', 'user', 'role'), name='membership_unique')],
+                "verbose_name": "membership",
+                "verbose_name_plural": "memberships",
+                "ordering": ["project", "role", "user"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "user", "role"), name="membership_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Case',
+            name="Case",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=32, verbose_name='case id')),
-                ('state', models.CharField(choices=[('imported', 'imported'), ('qc', 'quality control'), ('reading', 'reading'), ('arbitration', 'arbitration'), ('adjudicated', 'adjudicated'), ('frozen', 'frozen')], db_index=True, default='imported', max_length=16, verbose_name='state')),
-                ('qc_status', models.CharField(choices=[('pending', 'pending'), ('pass', 'pass'), ('warn', 'warning'), ('fail', 'fail'), ('overridden', 'fail, overridden by a manager')], default='pending', max_length=16, verbose_name='QC status')),
-                ('is_qualification', models.BooleanField(default=False, help_text='Part of the qualification set: never assigned as a real read.', verbose_name='qualification case')),
-                ('state_changed_at', models.DateTimeField(auto_now_add=True, verbose_name='state changed')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('version', models.PositiveIntegerField(default=1, verbose_name='version')),
-                ('series', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='imaging.series', verbose_name='series')),
-                ('site', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='accounts.site', verbose_name='site')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='projects.project', verbose_name='project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=32, verbose_name="case id")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("imported", "imported"),
+                            ("qc", "quality control"),
+                            ("reading", "reading"),
+                            ("arbitration", "arbitration"),
+                            ("adjudicated", "adjudicated"),
+                            ("frozen", "frozen"),
+                        ],
+                        db_index=True,
+                        default="imported",
+                        max_length=16,
+                        verbose_name="state",
+                    ),
+                ),
+                (
+                    "qc_status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("pass", "pass"),
+                            ("warn", "warning"),
+                            ("fail", "fail"),
+                            ("overridden", "fail, overridden by a manager"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                        verbose_name="QC status",
+                    ),
+                ),
+                (
+                    "is_qualification",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Part of the qualification set: never assigned as a real read.",
+                        verbose_name="qualification case",
+                    ),
+                ),
+                (
+                    "state_changed_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="state changed"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("version", models.PositiveIntegerField(default=1, verbose_name="version")),
+                (
+                    "series",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="cases",
+                        to="imaging.series",
+                        verbose_name="series",
+                    ),
+                ),
+                (
+                    "site",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="cases",
+                        to="accounts.site",
+                        verbose_name="site",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="cases",
+                        to="projects.project",
+                        verbose_name="project",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'case',
-                'verbose_name_plural': 'cases',
-                'ordering': ['project', 'code'],
-                'constraints': [models.UniqueConstraint(fields=('project', 'code'), name='case_code_unique'), models.UniqueConstraint(fields=('project', 'series'), name='case_series_unique')],
+                "verbose_name": "case",
+                "verbose_name_plural": "cases",
+                "ordering": ["project", "code"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("project", "code"), name="case_code_unique"),
+                    models.UniqueConstraint(
+                        fields=("project", "series"), name="case_series_unique"
+                    ),
+                ],
             },
         ),
     ]

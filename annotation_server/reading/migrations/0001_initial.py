@@ -8,126 +8,310 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('projects', '0001_initial'),
+        ("projects", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='QualificationTest',
+            name="QualificationTest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('min_sensitivity', models.FloatField(default=0.85, validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)], verbose_name='minimum sensitivity')),
-                ('max_fp_per_case', models.FloatField(default=1.0, verbose_name='maximum false positives per case')),
-                ('min_kappa', models.FloatField(blank=True, help_text='Empty: not gated.', null=True, verbose_name='minimum attribute kappa')),
-                ('max_attempts', models.PositiveSmallIntegerField(default=3, verbose_name='attempts allowed')),
-                ('active', models.BooleanField(default=True, verbose_name='active')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('cases', models.ManyToManyField(related_name='qualification_tests', to='projects.case', verbose_name='cases')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='qualification_tests', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                (
+                    "min_sensitivity",
+                    models.FloatField(
+                        default=0.85,
+                        validators=[
+                            django.core.validators.MinValueValidator(0.0),
+                            django.core.validators.MaxValueValidator(1.0),
+                        ],
+                        verbose_name="minimum sensitivity",
+                    ),
+                ),
+                (
+                    "max_fp_per_case",
+                    models.FloatField(default=1.0, verbose_name="maximum false positives per case"),
+                ),
+                (
+                    "min_kappa",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Empty: not gated.",
+                        null=True,
+                        verbose_name="minimum attribute kappa",
+                    ),
+                ),
+                (
+                    "max_attempts",
+                    models.PositiveSmallIntegerField(default=3, verbose_name="attempts allowed"),
+                ),
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                (
+                    "cases",
+                    models.ManyToManyField(
+                        related_name="qualification_tests", to="projects.case", verbose_name="cases"
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="qualification_tests",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'qualification test',
-                'verbose_name_plural': 'qualification tests',
-                'ordering': ['project', 'name'],
+                "verbose_name": "qualification test",
+                "verbose_name_plural": "qualification tests",
+                "ordering": ["project", "name"],
             },
         ),
         migrations.CreateModel(
-            name='QualificationAttempt',
+            name="QualificationAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveSmallIntegerField(verbose_name='attempt')),
-                ('started_at', models.DateTimeField(auto_now_add=True, verbose_name='started')),
-                ('submitted_at', models.DateTimeField(blank=True, null=True, verbose_name='submitted')),
-                ('sensitivity', models.FloatField(blank=True, null=True)),
-                ('fp_per_case', models.FloatField(blank=True, null=True)),
-                ('kappa', models.FloatField(blank=True, null=True)),
-                ('passed', models.BooleanField(blank=True, null=True)),
-                ('details', models.JSONField(blank=True, default=dict, help_text='Misses and false positives.')),
-                ('reader', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='qualification_attempts', to=settings.AUTH_USER_MODEL)),
-                ('test', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='attempts', to='reading.qualificationtest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveSmallIntegerField(verbose_name="attempt")),
+                ("started_at", models.DateTimeField(auto_now_add=True, verbose_name="started")),
+                (
+                    "submitted_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="submitted"),
+                ),
+                ("sensitivity", models.FloatField(blank=True, null=True)),
+                ("fp_per_case", models.FloatField(blank=True, null=True)),
+                ("kappa", models.FloatField(blank=True, null=True)),
+                ("passed", models.BooleanField(blank=True, null=True)),
+                (
+                    "details",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Misses and false positives."
+                    ),
+                ),
+                (
+                    "reader",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="qualification_attempts",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "test",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="attempts",
+                        to="reading.qualificationtest",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'qualification attempt',
-                'verbose_name_plural': 'qualification attempts',
-                'ordering': ['test', 'reader', 'number'],
+                "verbose_name": "qualification attempt",
+                "verbose_name_plural": "qualification attempts",
+                "ordering": ["test", "reader", "number"],
             },
         ),
         migrations.CreateModel(
-            name='ReadingTask',
+            name="ReadingTask",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('phase', models.PositiveSmallIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(2)], verbose_name='phase')),
-                ('state', models.CharField(choices=[('assigned', 'assigned'), ('in_progress', 'in progress'), ('submitted', 'submitted')], db_index=True, default='assigned', max_length=16, verbose_name='state')),
-                ('assigned_at', models.DateTimeField(auto_now_add=True, verbose_name='assigned')),
-                ('due_at', models.DateTimeField(blank=True, null=True, verbose_name='due')),
-                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started')),
-                ('submitted_at', models.DateTimeField(blank=True, null=True, verbose_name='submitted')),
-                ('active_seconds', models.PositiveIntegerField(default=0, verbose_name='time spent (s)')),
-                ('version', models.PositiveIntegerField(default=1, verbose_name='version')),
-                ('attempt', models.ForeignKey(blank=True, help_text='Set for qualification reads.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='tasks', to='reading.qualificationattempt')),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reading_tasks', to='projects.case')),
-                ('reader', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reading_tasks', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "phase",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(2),
+                        ],
+                        verbose_name="phase",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("assigned", "assigned"),
+                            ("in_progress", "in progress"),
+                            ("submitted", "submitted"),
+                        ],
+                        db_index=True,
+                        default="assigned",
+                        max_length=16,
+                        verbose_name="state",
+                    ),
+                ),
+                ("assigned_at", models.DateTimeField(auto_now_add=True, verbose_name="assigned")),
+                ("due_at", models.DateTimeField(blank=True, null=True, verbose_name="due")),
+                ("started_at", models.DateTimeField(blank=True, null=True, verbose_name="started")),
+                (
+                    "submitted_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="submitted"),
+                ),
+                (
+                    "active_seconds",
+                    models.PositiveIntegerField(default=0, verbose_name="time spent (s)"),
+                ),
+                ("version", models.PositiveIntegerField(default=1, verbose_name="version")),
+                (
+                    "attempt",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Set for qualification reads.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="tasks",
+                        to="reading.qualificationattempt",
+                    ),
+                ),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reading_tasks",
+                        to="projects.case",
+                    ),
+                ),
+                (
+                    "reader",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reading_tasks",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'reading task',
-                'verbose_name_plural': 'reading tasks',
-                'ordering': ['due_at', 'id'],
+                "verbose_name": "reading task",
+                "verbose_name_plural": "reading tasks",
+                "ordering": ["due_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Finding',
+            name="Finding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('finding_type', models.CharField(max_length=48, verbose_name='finding type')),
-                ('geometry', models.JSONField(verbose_name='geometry')),
-                ('centre_x_mm', models.FloatField(blank=True, null=True)),
-                ('centre_y_mm', models.FloatField(blank=True, null=True)),
-                ('centre_z_mm', models.FloatField(blank=True, null=True)),
-                ('attributes', models.JSONField(blank=True, default=dict, verbose_name='attributes')),
-                ('source', models.CharField(choices=[('manual', 'drawn by the reader'), ('model_accepted', 'model proposal accepted'), ('model_edited', 'model proposal edited')], default='manual', max_length=16, verbose_name='source')),
-                ('version', models.PositiveIntegerField(default=1, verbose_name='version')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('derived_from', models.ForeignKey(blank=True, help_text='The phase-1 finding this review-phase finding revises.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='revisions', to='reading.finding')),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='findings', to='reading.readingtask')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("uid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("finding_type", models.CharField(max_length=48, verbose_name="finding type")),
+                ("geometry", models.JSONField(verbose_name="geometry")),
+                ("centre_x_mm", models.FloatField(blank=True, null=True)),
+                ("centre_y_mm", models.FloatField(blank=True, null=True)),
+                ("centre_z_mm", models.FloatField(blank=True, null=True)),
+                (
+                    "attributes",
+                    models.JSONField(blank=True, default=dict, verbose_name="attributes"),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("manual", "drawn by the reader"),
+                            ("model_accepted", "model proposal accepted"),
+                            ("model_edited", "model proposal edited"),
+                        ],
+                        default="manual",
+                        max_length=16,
+                        verbose_name="source",
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(default=1, verbose_name="version")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "derived_from",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The phase-1 finding this review-phase finding revises.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="revisions",
+                        to="reading.finding",
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="findings",
+                        to="reading.readingtask",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'finding',
-                'verbose_name_plural': 'findings',
-                'ordering': ['task', 'created_at', 'id'],
+                "verbose_name": "finding",
+                "verbose_name_plural": "findings",
+                "ordering": ["task", "created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='CaseLabel',
+            name="CaseLabel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('values', models.JSONField(blank=True, default=dict, verbose_name='answers')),
-                ('version', models.PositiveIntegerField(default=1, verbose_name='version')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('task', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='case_label', to='reading.readingtask')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("values", models.JSONField(blank=True, default=dict, verbose_name="answers")),
+                ("version", models.PositiveIntegerField(default=1, verbose_name="version")),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "task",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="case_label",
+                        to="reading.readingtask",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'case label',
-                'verbose_name_plural': 'case labels',
+                "verbose_name": "case label",
+                "verbose_name_plural": "case labels",
             },
         ),
         migrations.AddConstraint(
-            model_name='qualificationattempt',
-            constraint=models.UniqueConstraint(fields=('test', 'reader', 'number'), name='qualification_attempt_number'),
+            model_name="qualificationattempt",
+            constraint=models.UniqueConstraint(
+                fields=("test", "reader", "number"), name="qualification_attempt_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='readingtask',
-            constraint=models.UniqueConstraint(condition=models.Q(('attempt__isnull', True)), fields=('case', 'reader', 'phase'), name='one_read_per_case_reader_phase'),
+            model_name="readingtask",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("attempt__isnull", True)),
+                fields=("case", "reader", "phase"),
+                name="one_read_per_case_reader_phase",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='readingtask',
-            constraint=models.UniqueConstraint(condition=models.Q(('attempt__isnull', False)), fields=('attempt', 'case'), name='one_read_per_attempt_case'),
+            model_name="readingtask",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("attempt__isnull", False)),
+                fields=("attempt", "case"),
+                name="one_read_per_attempt_case",
+            ),
         ),
     ]

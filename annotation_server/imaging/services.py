@@ -1,0 +1,182 @@
+"""Indexing already de-identified DICOM datasets into studies, series and instances.
+
+`index_datasets` is the storage half of ingest: it writes each instance to
+content-addressed storage and records its geometry. The import pipeline (file
+parsing, de-identification, per-file reports) sits in front of it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pydicom
+from django.db import transaction
+from pydicom.dataset import Dataset
+
+from annotation_server.imaging import storage
+from annotation_server.imaging.models import Instance, Series, Study
+
+
+@dataclass
+class IndexReport:
+    studies: int = 0
+    series: list[Series] = field(default_factory=list)
+    instances: int = 0
+    duplicates: int = 0
+
+
+def _float_list(value) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+
+
+def _num(value) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _normal(orientation: list[float] | None) -> np.ndarray | None:
+    if not orientation or len(orientation) != 6:
+        return None
+    row, col = np.array(orientation[:3]), np.array(orientation[3:])
+    n = np.cross(row, col)
+    norm = np.linalg.norm(n)
+    return n / norm if norm > 0 else None
+
+
+def _age_years(value: str | None) -> int | None:
+    if not value or len(value) != 4 or not value[:3].isdigit():
+        return None
+    n, unit = int(value[:3]), value[3].upper()
+    return {"Y": n, "M": n // 12, "W": n // 52, "D": n // 365}.get(unit)
+
+
+def _date(value: str | None) -> date | None:
+    if not value or len(value) != 8 or not value.isdigit():
+        return None
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return None
+
+
+def window_presets(ds: Dataset) -> list[dict]:
+    centres = ds.get("WindowCenter")
+    widths = ds.get("WindowWidth")
+    if centres is None or widths is None:
+        return []
+    centres = list(centres) if isinstance(centres, pydicom.multival.MultiValue) else [centres]
+    widths = list(widths) if isinstance(widths, pydicom.multival.MultiValue) else [widths]
+    explanations = ds.get("WindowCenterWidthExplanation")
+    if explanations is not None and not isinstance(explanations, pydicom.multival.MultiValue):
+        explanations = [explanations]
+    presets = []
+    for i, (c, w) in enumerate(zip(centres, widths, strict=False)):
+        name = str(explanations[i]) if explanations and i < len(explanations) else f"file {i + 1}"
+        presets.append({"name": name, "center": float(c), "width": float(w)})
+    return presets
+
+
+def _series_fields(ds: Dataset) -> dict:
+    spacing = _float_list(ds.get("PixelSpacing")) or _float_list(ds.get("ImagerPixelSpacing"))
+    return {
+        "modality": str(ds.get("Modality", "")),
+        "body_part": str(ds.get("BodyPartExamined", "")),
+        "description": str(ds.get("SeriesDescription", ""))[:200],
+        "manufacturer": str(ds.get("Manufacturer", ""))[:64],
+        "model_name": str(ds.get("ManufacturerModelName", ""))[:64],
+        "kernel": str(ds.get("ConvolutionKernel", ""))[:64],
+        "kvp": _num(ds.get("KVP")),
+        "contrast": str(ds.get("ContrastBolusAgent", ""))[:64],
+        "slice_thickness_mm": _num(ds.get("SliceThickness")),
+        "pixel_spacing_mm": spacing,
+        "orientation": _float_list(ds.get("ImageOrientationPatient")),
+        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
+        "rows": int(ds.Rows) if "Rows" in ds else None,
+        "columns": int(ds.Columns) if "Columns" in ds else None,
+    }
+
+
+def _encode(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@transaction.atomic
+def index_datasets(project, datasets: list[Dataset], *, site=None) -> IndexReport:
+    """Store and index de-identified single-frame datasets of one or more series."""
+    report = IndexReport()
+    by_series: dict[str, list[Dataset]] = defaultdict(list)
+    for ds in datasets:
+        by_series[str(ds.SeriesInstanceUID)].append(ds)
+    for series_uid, items in by_series.items():
+        first = items[0]
+        study, created = Study.objects.get_or_create(
+            project=project,
+            study_uid=str(first.StudyInstanceUID),
+            defaults={
+                "patient_pseudo_id": str(first.get("PatientID", "")),
+                "site": site,
+                "study_date": _date(first.get("StudyDate")),
+                "patient_age_years": _age_years(first.get("PatientAge")),
+                "patient_sex": str(first.get("PatientSex", ""))[:1],
+                "description": str(first.get("StudyDescription", ""))[:200],
+            },
+        )
+        report.studies += int(created)
+        fields = _series_fields(first)
+        series, _ = Series.objects.get_or_create(
+            study=study, series_uid=series_uid, defaults=fields
+        )
+        normal = _normal(fields["orientation"])
+        rows = []
+        for ds in items:
+            position = _float_list(ds.get("ImagePositionPatient"))
+            along = float(np.dot(normal, position)) if normal is not None and position else None
+            rows.append((along, ds, position))
+        rows.sort(key=lambda r: (r[0] is None, r[0] or 0.0, int(r[1].get("InstanceNumber", 0))))
+        for index, (along, ds, position) in enumerate(rows):
+            data = _encode(ds)
+            digest, key, _ = storage.put(data)
+            _, made = Instance.objects.get_or_create(
+                series=series,
+                sop_instance_uid=str(ds.SOPInstanceUID),
+                frame=0,
+                defaults={
+                    "sop_class_uid": str(ds.SOPClassUID),
+                    "instance_number": int(ds.get("InstanceNumber", 0) or 0),
+                    "slice_index": index,
+                    "position": position,
+                    "position_along_normal": along,
+                    "rows": int(ds.Rows),
+                    "columns": int(ds.Columns),
+                    "rescale_slope": _num(ds.get("RescaleSlope")) or 1.0,
+                    "rescale_intercept": _num(ds.get("RescaleIntercept")) or 0.0,
+                    "window_presets": window_presets(ds),
+                    "photometric": str(ds.get("PhotometricInterpretation", "")),
+                    "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
+                    "sha256": digest,
+                    "file": key,
+                    "size_bytes": len(data),
+                },
+            )
+            report.instances += int(made)
+            report.duplicates += int(not made)
+        positions = [r[0] for r in rows if r[0] is not None]
+        steps = np.diff(positions) if len(positions) > 1 else []
+        series.slice_spacing_mm = float(np.median(steps)) if len(steps) else None
+        series.num_instances = series.instances.count()
+        series.save(update_fields=["slice_spacing_mm", "num_instances"])
+        report.series.append(series)
+    return report
