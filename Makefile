@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+MSG_IGNORE := --ignore=.venv --ignore=var --ignore=fixtures --ignore=tests --ignore=bench
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 
 .PHONY: demo test install system-packages lint messages clean
@@ -32,8 +33,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 messages: install
-	cd annotation_server && ../$(PY) ../manage.py makemessages -l zh_Hans --no-obsolete
-	cd annotation_server && ../$(PY) ../manage.py makemessages -d djangojs -l zh_Hans --no-obsolete
+	$(PY) manage.py makemessages -l zh_Hans --no-obsolete $(MSG_IGNORE)
 	$(PY) manage.py compilemessages
 
 clean:

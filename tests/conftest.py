@@ -14,7 +14,9 @@ from annotation_server.accounts.models import Role
 from annotation_server.projects.services import grant_role
 from tests import factories
 
-ARTIFACTS = Path(os.environ.get("REFSET_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("REFSET_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
+)
 
 
 @pytest.fixture(autouse=True)
@@ -34,9 +36,9 @@ def site(db):
 
 
 def _person(username: str, site, **profile):
-    return factories.UserFactory(username=username, profile__site=site, **{
-        f"profile__{k}": v for k, v in profile.items()
-    })
+    return factories.UserFactory(
+        username=username, profile__site=site, **{f"profile__{k}": v for k, v in profile.items()}
+    )
 
 
 @pytest.fixture
@@ -89,8 +91,7 @@ def tasks(case, reader_a, reader_b, reader_c):
     """Three blind phase-1 reads of `case`, keyed by persona name."""
     return {
         name: factories.TaskFactory(case=case, reader=reader)
-        for name, reader in (("reader_a", reader_a), ("reader_b", reader_b),
-                             ("reader_c", reader_c))
+        for name, reader in (("reader_a", reader_a), ("reader_b", reader_b), ("reader_c", reader_c))
     }
 
 

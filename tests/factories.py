@@ -106,10 +106,16 @@ class TaskFactory(factory.django.DjangoModelFactory):
 
 
 def nodule_geometry(x=10.0, y=-20.0, z=-100.0, slice_index=5, kind="ellipse") -> dict:
-    points = {"point": [[100, 120]], "ellipse": [[95, 115], [105, 125]],
-              "contour": [[95, 115], [105, 115], [100, 125]]}[kind]
-    return {"kind": kind, "shapes": [{"slice_index": slice_index, "points": points}],
-            "centre_mm": [x, y, z]}
+    points = {
+        "point": [[100, 120]],
+        "ellipse": [[95, 115], [105, 125]],
+        "contour": [[95, 115], [105, 115], [100, 125]],
+    }[kind]
+    return {
+        "kind": kind,
+        "shapes": [{"slice_index": slice_index, "points": points}],
+        "centre_mm": [x, y, z],
+    }
 
 
 def complete_nodule_attributes(**overrides) -> dict:

@@ -67,22 +67,58 @@ class Postgres:
         self.data = self.dir / "data"
         self.port = free_port()
         subprocess.run(
-            as_postgres([pg_bin("initdb"), "-D", str(self.data), "-U", "postgres",
-                         "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
-            check=True, stdout=subprocess.DEVNULL,
+            as_postgres(
+                [
+                    pg_bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
-        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=200")
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
         subprocess.run(
-            as_postgres([pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts,
-                         "-l", str(self.dir / "log"), "-w", "start"]),
-            check=True, stdout=subprocess.DEVNULL,
+            as_postgres(
+                [
+                    pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(self.dir / "log"),
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         stack.callback(self.stop)
         subprocess.run(
-            as_postgres([pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                         "-U", "postgres", "refset"]),
+            as_postgres(
+                [
+                    pg_bin("createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "refset",
+                ]
+            ),
             check=True,
         )
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/refset"
@@ -91,7 +127,8 @@ class Postgres:
     def stop(self) -> None:
         subprocess.run(
             as_postgres([pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         log("PostgreSQL stopped")
 
@@ -102,8 +139,21 @@ class Redis:
         stack.callback(shutil.rmtree, self.dir, ignore_errors=True)
         self.port = free_port()
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
-             str(self.dir), "--save", "", "--appendonly", "no", "--daemonize", "no"],
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         stack.callback(self.stop)
@@ -156,8 +206,19 @@ def main(argv: list[str]) -> int:
             ("migrations", [PY, "manage.py", "makemigrations", "--check", "--dry-run"]),
             ("ruff", [ruff, "check", "."]),
             ("ruff format", [ruff, "format", "--check", "."]),
-            ("pytest", [PY, "-m", "pytest", "-n", env.get("REFSET_TEST_WORKERS", "2"),
-                        "--dist", "loadgroup", *argv]),
+            (
+                "pytest",
+                [
+                    PY,
+                    "-m",
+                    "pytest",
+                    "-n",
+                    env.get("REFSET_TEST_WORKERS", "2"),
+                    "--dist",
+                    "loadgroup",
+                    *argv,
+                ],
+            ),
         ]
         for step, cmd in steps:
             code = run(step, cmd, env)

@@ -18,8 +18,12 @@ CASE_LABEL = {"nodules_present": True, "image_quality": 3}
 
 def _complete_read(task: ReadingTask) -> Finding:
     finding = Finding.objects.create(
-        task=task, finding_type="nodule", geometry=factories.nodule_geometry(),
-        attributes=factories.complete_nodule_attributes(), centre_x_mm=10, centre_y_mm=-20,
+        task=task,
+        finding_type="nodule",
+        geometry=factories.nodule_geometry(),
+        attributes=factories.complete_nodule_attributes(),
+        centre_x_mm=10,
+        centre_y_mm=-20,
         centre_z_mm=-100,
     )
     CaseLabel.objects.create(task=task, values=CASE_LABEL)
@@ -30,8 +34,10 @@ def _complete_read(task: ReadingTask) -> Finding:
 def scenario(state: str):
     """Build the world for `state`; returns (actors, own task, own finding)."""
     site = factories.SiteFactory(code="S01")
-    people = {name: factories.UserFactory(username=name, profile__site=site)
-              for name in ("reader_own", "reader_other", "arbitrator", "manager", "outsider")}
+    people = {
+        name: factories.UserFactory(username=name, profile__site=site)
+        for name in ("reader_own", "reader_other", "arbitrator", "manager", "outsider")
+    }
     project = factories.ProjectFactory(slug="matrix")
     if state == "review":
         project.protocol.review_phase = True
@@ -81,16 +87,26 @@ def attempt(action: str, client: APIClient, task: ReadingTask, finding: Finding)
             return True
         return False
     if action == "add_finding":
-        response = client.post("/api/v1/findings/", {
-            "task": task.pk, "finding_type": "nodule",
-            "geometry": factories.nodule_geometry(x=40), "attributes": {"malignancy": 2},
-        }, format="json")
+        response = client.post(
+            "/api/v1/findings/",
+            {
+                "task": task.pk,
+                "finding_type": "nodule",
+                "geometry": factories.nodule_geometry(x=40),
+                "attributes": {"malignancy": 2},
+            },
+            format="json",
+        )
         return response.status_code == 201
     if action == "edit_finding":
-        response = client.patch(f"/api/v1/findings/{finding.pk}/", {
-            "attributes": factories.complete_nodule_attributes(malignancy=5),
-            "version": finding.version,
-        }, format="json")
+        response = client.patch(
+            f"/api/v1/findings/{finding.pk}/",
+            {
+                "attributes": factories.complete_nodule_attributes(malignancy=5),
+                "version": finding.version,
+            },
+            format="json",
+        )
         allowed = response.status_code == 200
         stored = Finding.objects.get(pk=finding.pk).attributes["malignancy"]
         assert (stored == 5) == allowed, "the response and the database disagree"
@@ -111,8 +127,11 @@ def attempt(action: str, client: APIClient, task: ReadingTask, finding: Finding)
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("action", "state", "actor", "allowed"), cells(),
-                         ids=lambda v: str(v) if not isinstance(v, bool) else ("allow" if v else "deny"))
+@pytest.mark.parametrize(
+    ("action", "state", "actor", "allowed"),
+    cells(),
+    ids=lambda v: str(v) if not isinstance(v, bool) else ("allow" if v else "deny"),
+)
 def test_permission_matrix(action, state, actor, allowed):
     people, task, finding = scenario(state)
     client = APIClient()
@@ -124,6 +143,14 @@ def test_permission_matrix(action, state, actor, allowed):
 
 def test_matrix_covers_every_action_in_the_blind_state():
     actions = {action for action, state, _, _ in cells() if state == "reading"}
-    assert actions == {"view_project", "view_case", "view_task", "view_findings",
-                       "view_case_label", "add_finding", "edit_finding", "delete_finding",
-                       "submit"}
+    assert actions == {
+        "view_project",
+        "view_case",
+        "view_task",
+        "view_findings",
+        "view_case_label",
+        "add_finding",
+        "edit_finding",
+        "delete_finding",
+        "submit",
+    }

@@ -14,7 +14,9 @@ def describe_mode() -> list[str]:
     if settings.EMBEDDED_DATABASE:
         database = f"embedded SQLite at {db['NAME']} (DATABASE_URL is unset; demo only)"
     else:
-        database = f"{db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST')}:{db.get('PORT')}/{db['NAME']}"
+        database = (
+            f"{db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST')}:{db.get('PORT')}/{db['NAME']}"
+        )
     return [
         f"database: {database}",
         f"jobs:     {mode_description()}",
@@ -33,9 +35,11 @@ class Command(BaseCommand):
         for line in describe_mode():
             self.stdout.write(f"  {line}")
         if settings.EMBEDDED_DATABASE or settings.IN_PROCESS_JOBS:
-            self.stdout.write(self.style.WARNING(
-                "  embedded mode: fine for a demo; set DATABASE_URL and CELERY_BROKER_URL "
-                "for real use."
-            ))
+            self.stdout.write(
+                self.style.WARNING(
+                    "  embedded mode: fine for a demo; set DATABASE_URL and CELERY_BROKER_URL "
+                    "for real use."
+                )
+            )
         self.stdout.write(f"  open http://{addr}/")
         call_command("runserver", addr, use_reloader=False)

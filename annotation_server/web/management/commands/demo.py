@@ -1,0 +1,373 @@
+"""Seed a demo: people for every role, a lung-CT and a chest-radiograph project with
+synthetic studies, and cases in every state from imported to adjudicated.
+
+Idempotent: running it again keeps existing data and resets the printed passwords.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+import fixtures
+from annotation_server.accounts.models import Role, Site, UserProfile
+from annotation_server.adjudication.models import ArbitrationTask, ReferenceFinding
+from annotation_server.imaging.services import index_datasets
+from annotation_server.projects.models import Case, LabelSchema, Project
+from annotation_server.projects.services import create_project, grant_role
+from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+
+PEOPLE = [
+    # username, roles, site, title, years, specialty
+    ("manager", [Role.MANAGER], "S01", "other", None, "数据管理"),
+    ("reader1", [Role.READER], "S01", "attending", 9, "胸部影像"),
+    ("reader2", [Role.READER], "S02", "associate_chief", 16, "胸部影像"),
+    ("reader3", [Role.READER], "S02", "attending", 6, "放射诊断"),
+    ("arbitrator", [Role.ARBITRATOR], "S01", "chief", 28, "胸部影像"),
+]
+SITES = [("S01", "华东示范医院", "上海"), ("S02", "华北示范医院", "北京")]
+# Synthetic PHI the generator writes; the demo replaces it before storing.
+# (The import pipeline's PS3.15 de-identification replaces this pass.)
+IDENTIFYING = (
+    "PatientName",
+    "PatientBirthDate",
+    "AccessionNumber",
+    "InstitutionName",
+    "InstitutionAddress",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "StationName",
+    "DeviceSerialNumber",
+    "StudyID",
+    "OtherPatientIDs",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "InstitutionalDepartmentName",
+    "PhysiciansOfRecord",
+)
+NODULE_TYPES = {"solid": "solid", "part-solid": "part_solid", "ground-glass": "ground_glass"}
+
+
+def _scrub(datasets, pseudo_id: str) -> None:
+    for ds in datasets:
+        ds.remove_private_tags()
+        for keyword in IDENTIFYING:
+            if keyword in ds:
+                delattr(ds, keyword)
+        ds.PatientID = pseudo_id
+        ds.PatientName = pseudo_id
+        ds.PatientIdentityRemoved = "YES"
+
+
+class Command(BaseCommand):
+    help = "Create demo users, projects, synthetic studies and cases in every state."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--ct-cases", type=int, default=8)
+        parser.add_argument("--ct-slices", type=int, default=64)
+        parser.add_argument("--xr-cases", type=int, default=6)
+        parser.add_argument("--xr-size", type=int, default=2048)
+        parser.add_argument("--password", help="Use this password for every demo account.")
+
+    def handle(self, *args, **opts):
+        sites = {
+            code: Site.objects.get_or_create(code=code, defaults={"name": name, "region": region})[
+                0
+            ]
+            for code, name, region in SITES
+        }
+        passwords = self._people(sites, opts["password"])
+        people = {u.username: u for u in get_user_model().objects.filter(username__in=passwords)}
+        lung = self._lung_project(people, sites, opts["ct_cases"], opts["ct_slices"])
+        chest = self._chest_project(people, sites, opts["xr_cases"], opts["xr_size"])
+        self.stdout.write(self.style.SUCCESS("\nDemo ready."))
+        for project in (lung, chest):
+            counts = {s: project.cases.filter(state=s).count() for s in Case.State.values}
+            self.stdout.write(
+                f"  {project.slug}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            )
+        self.stdout.write("\nAccounts (username / password / role):")
+        for username, password in passwords.items():
+            role = (
+                "admin"
+                if username == "admin"
+                else next(p[1][0] for p in PEOPLE if p[0] == username)
+            )
+            self.stdout.write(f"  {username:<11} {password:<16} {role}")
+        self.stdout.write("")
+
+    # people -----------------------------------------------------------------
+
+    def _people(self, sites, fixed_password: str | None) -> dict[str, str]:
+        User = get_user_model()
+        passwords = {}
+        admin, _ = User.objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True}
+        )
+        passwords["admin"] = fixed_password or secrets.token_urlsafe(9)
+        admin.set_password(passwords["admin"])
+        admin.save()
+        UserProfile.objects.get_or_create(
+            user=admin, defaults={"pseudonym": "AD001", "roles": [Role.ADMIN]}
+        )
+        for i, (username, roles, site, title, years, specialty) in enumerate(PEOPLE, 1):
+            user, _ = User.objects.get_or_create(username=username)
+            passwords[username] = fixed_password or secrets.token_urlsafe(9)
+            user.set_password(passwords[username])
+            user.save()
+            UserProfile.objects.get_or_create(
+                user=user,
+                defaults={
+                    "pseudonym": f"{'RD' if Role.READER in roles else 'EX'}{i:03d}",
+                    "roles": list(roles),
+                    "site": sites[site],
+                    "title": title,
+                    "years_experience": years,
+                    "specialty": specialty,
+                    "training_date": timezone.now().date() - timedelta(days=30),
+                },
+            )
+        return passwords
+
+    # projects ---------------------------------------------------------------
+
+    def _project(self, people, slug, **kwargs):
+        existing = Project.objects.filter(slug=slug).first()
+        if existing:
+            self.stdout.write(f"{slug}: exists, keeping its data")
+            return existing, False
+        project = create_project(slug=slug, user=people["manager"], **kwargs)
+        project.status = Project.Status.ACTIVE
+        project.save(update_fields=["status"])
+        grant_role(project, people["manager"], Role.MANAGER)
+        for name in ("reader1", "reader2", "reader3"):
+            membership = grant_role(project, people[name], Role.READER)
+            membership.qualified = True
+            membership.save()
+        grant_role(project, people["arbitrator"], Role.ARBITRATOR)
+        return project, True
+
+    @transaction.atomic
+    def _lung_project(self, people, sites, n_cases, slices):
+        project, new = self._project(
+            people,
+            "demo-lung-ct",
+            name="肺结节 CT 参考数据集（演示）",
+            description="Synthetic chest CT with planted nodules of known size and type.",
+            label_schema=LabelSchema.objects.get(key="lung-nodule-ct", version=1),
+            task_type=Project.TaskType.DETECTION_3D,
+            modality="CT",
+            body_part="CHEST",
+            protocol={
+                "readers_per_case": 3,
+                "match_rule": "distance_or_inside",
+                "match_threshold": 5.0,
+                "auto_accept_min_readers": 3,
+                "arbitration_mode": "two_blind_tiebreak",
+            },
+        )
+        if not new:
+            return project
+        plan = self._state_plan(n_cases)
+        vendors = list(fixtures.CT_VENDORS)
+        for i, state in enumerate(plan):
+            site = sites["S01" if i % 2 == 0 else "S02"]
+            datasets, truth = fixtures.build_ct_datasets(
+                slices=slices, seed=100 + i, manufacturer=vendors[i % len(vendors)]
+            )
+            pseudo = f"DEMO-P{i + 1:04d}"
+            _scrub(datasets, pseudo)
+            series = index_datasets(project, datasets, site=site).series[0]
+            case = Case.objects.create(
+                project=project,
+                code=f"LUNG-{i + 1:04d}",
+                series=series,
+                site=site,
+                state=Case.State.IMPORTED,
+            )
+            self.stdout.write(f"  {case.code}: {len(datasets)} slices, {state}")
+            self._advance(case, state, people, truth)
+        return project
+
+    @transaction.atomic
+    def _chest_project(self, people, sites, n_cases, size):
+        project, new = self._project(
+            people,
+            "demo-chest-xr",
+            name="胸部 X 线参考数据集（演示）",
+            description="Synthetic PA chest radiographs with localised findings.",
+            label_schema=LabelSchema.objects.get(key="chest-radiograph", version=1),
+            task_type=Project.TaskType.CLASSIFICATION_2D,
+            modality="CR,DX",
+            body_part="CHEST",
+            protocol={
+                "readers_per_case": 3,
+                "match_rule": "overlap_iou",
+                "match_threshold": 0.3,
+                "auto_accept_min_readers": 2,
+            },
+        )
+        if not new:
+            return project
+        for i, state in enumerate(self._state_plan(n_cases)):
+            site = sites["S02" if i % 2 == 0 else "S01"]
+            ds, truth = fixtures.build_xr_dataset(
+                seed=200 + i,
+                size=size,
+                modality="CR" if i % 2 else "DX",
+                photometric="MONOCHROME1" if i % 3 == 2 else "MONOCHROME2",
+            )
+            _scrub([ds], f"DEMO-X{i + 1:04d}")
+            series = index_datasets(project, [ds], site=site).series[0]
+            case = Case.objects.create(
+                project=project,
+                code=f"CXR-{i + 1:04d}",
+                series=series,
+                site=site,
+                state=Case.State.IMPORTED,
+            )
+            self.stdout.write(f"  {case.code}: {ds.Rows}x{ds.Columns} {ds.Modality}, {state}")
+            self._advance(case, state, people, truth)
+        return project
+
+    @staticmethod
+    def _state_plan(n: int) -> list[str]:
+        """Spread n cases over the life cycle, most of them in reading."""
+        head = ["imported", "qc", "arbitration", "adjudicated"]
+        if n <= len(head):
+            return (["reading"] + head)[:n]
+        return head[:2] + ["reading"] * (n - len(head)) + head[2:]
+
+    # case states ------------------------------------------------------------
+
+    def _advance(self, case, state, people, truth):
+        if state == "imported":
+            return
+        Case.objects.filter(pk=case.pk).update(state=Case.State.QC, qc_status=Case.QcStatus.PASS)
+        if state == "qc":
+            return
+        Case.objects.filter(pk=case.pk).update(state=Case.State.READING)
+        due = timezone.now() + timedelta(days=14)
+        readers = [people[n] for n in ("reader1", "reader2", "reader3")]
+        tasks = [ReadingTask.objects.create(case=case, reader=r, due_at=due) for r in readers]
+        if state == "reading":
+            index = int(case.code.rsplit("-", 1)[1])
+            if index % 2 == 0:  # reader1 has started: a draft finding
+                self._read(tasks[0], truth, submit=False, keep=1)
+            if index % 3 == 0:  # reader2 has finished
+                self._read(tasks[1], truth, submit=True)
+            return
+        # every read submitted; arbitration cases carry a real disagreement
+        for i, task in enumerate(tasks):
+            self._read(task, truth, submit=True, keep=None if state == "adjudicated" else 2 - i % 2)
+        if state == "arbitration":
+            Case.objects.filter(pk=case.pk).update(state=Case.State.ARBITRATION)
+            ArbitrationTask.objects.create(
+                case=case,
+                arbitrator=people["arbitrator"],
+                role=ArbitrationTask.Role.FIRST,
+                due_at=due,
+            )
+            return
+        Case.objects.filter(pk=case.pk).update(state=Case.State.ADJUDICATED)
+        self._reference(case, truth)
+
+    def _marks(self, truth):
+        """(finding_type, geometry, attributes) for each planted lesion."""
+        if truth["kind"] == "ct":
+            ps = truth["geometry"]["pixel_spacing_mm"][0]
+            for nodule in truth["nodules"]:
+                col, row, index = nodule["centre_voxel"]
+                r = max(2.0, nodule["diameter_mm"] / ps / 2)
+                yield (
+                    "nodule",
+                    {
+                        "kind": "ellipse",
+                        "centre_mm": nodule["centre_mm"],
+                        "shapes": [
+                            {
+                                "slice_index": index,
+                                "points": [[col - r, row - r], [col + r, row + r]],
+                            }
+                        ],
+                    },
+                    {
+                        "nodule_type": NODULE_TYPES.get(nodule["type"], "solid"),
+                        "long_axis_mm": round(nodule["diameter_mm"], 1),
+                        "malignancy": 3,
+                    },
+                )
+        else:
+            for finding in truth["findings"]:
+                x0, y0, x1, y1 = finding["box"]
+                yield (
+                    finding["type"],
+                    {
+                        "kind": "box",
+                        "centre_mm": None,
+                        "shapes": [{"slice_index": 0, "points": [[x0, y0], [x1, y1]]}],
+                    },
+                    {"confidence": 3},
+                )
+
+    def _case_values(self, truth, n_marks):
+        if truth["kind"] == "ct":
+            return {"nodules_present": n_marks > 0, "image_quality": 3}
+        found = sorted({f["type"] for f in truth["findings"]})
+        return {"findings": found or ["no_finding"], "image_quality": 2}
+
+    def _read(self, task, truth, *, submit: bool, keep: int | None = None):
+        marks = list(self._marks(truth))
+        if keep is not None:
+            marks = marks[:keep]
+        now = timezone.now()
+        for finding_type, geometry, attrs in marks:
+            centre = geometry.get("centre_mm") or [None, None, None]
+            Finding.objects.create(
+                task=task,
+                finding_type=finding_type,
+                geometry=geometry,
+                attributes=attrs,
+                centre_x_mm=centre[0],
+                centre_y_mm=centre[1],
+                centre_z_mm=centre[2],
+            )
+        CaseLabel.objects.create(task=task, values=self._case_values(truth, len(marks)))
+        ReadingTask.objects.filter(pk=task.pk).update(
+            state=ReadingTask.State.SUBMITTED if submit else ReadingTask.State.IN_PROGRESS,
+            started_at=now - timedelta(minutes=6),
+            submitted_at=now if submit else None,
+            active_seconds=340 if submit else 120,
+        )
+
+    def _reference(self, case, truth):
+        project = case.project
+        for finding_type, geometry, attrs in self._marks(truth):
+            centre = geometry.get("centre_mm") or [None, None, None]
+            ref = ReferenceFinding.objects.create(
+                case=case,
+                finding_type=finding_type,
+                geometry=geometry,
+                attributes=attrs,
+                centre_x_mm=centre[0],
+                centre_y_mm=centre[1],
+                centre_z_mm=centre[2],
+                diameter_mm=attrs.get("long_axis_mm"),
+                decision=ReferenceFinding.Decision.AUTO_CONSENSUS,
+                decided_at=timezone.now(),
+                match_rule=project.protocol.match_rule,
+                match_threshold=project.protocol.match_threshold,
+            )
+            ref.supporting_findings.set(
+                Finding.objects.filter(
+                    task__case=case, finding_type=finding_type, centre_x_mm=centre[0]
+                )
+                if centre[0] is not None
+                else Finding.objects.filter(task__case=case, finding_type=finding_type)
+            )

@@ -1,0 +1,108 @@
+"""Jobs: state in the database, claimed once, run by a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from annotation_server.audit import services as audit
+from annotation_server.jobs import services
+from annotation_server.jobs.models import Job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_unknown_job_kind_is_refused():
+    with pytest.raises(ValueError, match="Unknown job kind 'nope'"):
+        services.enqueue("nope")
+
+
+@pytest.mark.django_db
+def test_a_job_is_claimed_once_and_records_its_result():
+    audit.record("test.event")
+    job = Job.objects.create(kind="audit.verify_chain")
+    assert services.execute(job.pk) == Job.State.SUCCEEDED
+    assert services.execute(job.pk) == Job.State.SUCCEEDED  # second delivery: not run again
+    job.refresh_from_db()
+    assert job.attempts == 1 and job.progress == 100
+    assert job.result["ok"] is True and job.result["checked"] >= 1
+    assert "intact" in job.log
+
+
+@pytest.mark.django_db
+def test_a_failing_job_keeps_its_error(monkeypatch):
+    def boom(ctx):
+        ctx.progress(40, "halfway")
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(services, "_handlers", lambda: {"x.boom": boom})
+    job = Job.objects.create(kind="x.boom")
+    assert services.execute(job.pk) == Job.State.FAILED
+    job.refresh_from_db()
+    assert job.progress == 40 and "halfway" in job.log
+    assert job.error.startswith("RuntimeError: disk on fire")
+
+
+@pytest.fixture
+def celery_worker(transactional_db, settings):
+    """A real worker process on this test's database and its own Redis queue."""
+    assert settings.CELERY_BROKER_URL.startswith("redis://"), "make test provides Redis"
+    db = connection.settings_dict
+    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    queue = f"refset-test-{uuid.uuid4().hex[:8]}"
+    from annotation_server.celery import app
+
+    app.conf.task_default_queue = queue
+    env = dict(os.environ, DATABASE_URL=url, REFSET_CELERY_QUEUE=queue)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "annotation_server",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    app.conf.task_default_queue = "celery"
+
+
+@pytest.mark.celery
+def test_real_worker_runs_a_job_dispatched_after_commit(celery_worker, reader_a):
+    for i in range(3):
+        audit.record("test.event", actor=reader_a, data={"i": i})
+    job = services.enqueue("audit.verify_chain", user=reader_a)  # autocommit: dispatched now
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.finished:
+            break
+        assert celery_worker.poll() is None, "the worker died"
+        time.sleep(0.2)
+    assert job.state == Job.State.SUCCEEDED, (job.state, job.error)
+    assert job.result == {"checked": 3, "ok": True, "first_bad_id": None, "problem": ""}
+    assert job.worker and job.started_at and job.finished_at

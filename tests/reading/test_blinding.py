@@ -1,0 +1,127 @@
+"""While a phase is blind, nothing a reader can request reveals another reader's
+read: not its findings, labels, counts, timings nor identity."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from annotation_server.reading import services
+from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def _plant(task, x, seconds=98765):
+    finding = Finding.objects.create(
+        task=task,
+        finding_type="nodule",
+        geometry=factories.nodule_geometry(x=x),
+        attributes=factories.complete_nodule_attributes(),
+        centre_x_mm=x,
+    )
+    CaseLabel.objects.create(task=task, values={"nodules_present": True, "image_quality": 3})
+    ReadingTask.objects.filter(pk=task.pk).update(state="in_progress", active_seconds=seconds)
+    return finding
+
+
+def _crawl(client, project, case) -> str:
+    """Every read endpoint a reader can reach, concatenated."""
+    urls = [
+        "/api/v1/",
+        "/api/v1/me/",
+        "/api/v1/projects/",
+        f"/api/v1/projects/{project.slug}/",
+        f"/api/v1/projects/{project.slug}/progress/",
+        "/api/v1/cases/",
+        f"/api/v1/cases/{case.pk}/",
+        "/api/v1/reading-tasks/",
+        f"/api/v1/reading-tasks/?case={case.pk}",
+        "/api/v1/findings/",
+        "/api/v1/jobs/",
+    ]
+    bodies = []
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        bodies.append(json.dumps(response.json()))
+    for task in ReadingTask.objects.filter(case=case):
+        for url in (
+            f"/api/v1/reading-tasks/{task.pk}/",
+            f"/api/v1/reading-tasks/{task.pk}/case-label/",
+        ):
+            response = client.get(url)
+            bodies.append(f"{url} {response.status_code} {json.dumps(response.json())}")
+    return "\n".join(bodies)
+
+
+def test_reader_cannot_see_other_reads_while_blind(project, case, tasks, reader_a, client_for):
+    mine = _plant(tasks["reader_a"], 11.0, seconds=12)
+    theirs = [_plant(tasks[name], 55.5) for name in ("reader_b", "reader_c")]
+    text = _crawl(client_for(reader_a), project, case)
+    assert str(mine.uid) in text
+    for finding in theirs:
+        assert str(finding.uid) not in text
+    assert "55.5" not in text
+    for name in ("reader_b", "reader_c"):
+        assert name not in text
+        assert f"/api/v1/reading-tasks/{tasks[name].pk}/ 404" in text
+    assert "98765" not in text
+    listed = client_for(reader_a).get("/api/v1/reading-tasks/").json()
+    assert listed["count"] == 1
+
+
+def test_reader_stays_blind_after_submitting_while_others_read(
+    tasks, reader_a, client_for, project, case
+):
+    _plant(tasks["reader_a"], 11.0)
+    theirs = _plant(tasks["reader_b"], 55.5)
+    services.submit(tasks["reader_a"], reader_a, expected_version=None)
+    text = _crawl(client_for(reader_a), project, case)
+    assert str(theirs.uid) not in text
+
+
+def test_progress_shows_a_reader_only_their_own_counts(
+    project, case, tasks, reader_a, client_for, manager
+):
+    other_case = factories.CaseFactory(project=project)
+    factories.TaskFactory(case=other_case, reader=tasks["reader_b"].reader)
+    mine = client_for(reader_a).get(f"/api/v1/projects/{project.slug}/progress/").json()
+    assert mine == {"mine": {"total": 1, "submitted": 0}}
+    managed = client_for(manager).get(f"/api/v1/projects/{project.slug}/progress/").json()
+    assert managed["cases"]["reading"] == 2
+
+
+def test_review_phase_shows_others_anonymised_without_timings(
+    project, case, tasks, reader_a, client_for
+):
+    project.protocol.review_phase = True
+    project.protocol.save()
+    planted = {name: _plant(task, 20.0 + i) for i, (name, task) in enumerate(tasks.items())}
+    for task in tasks.values():
+        services.submit(task, task.reader, expected_version=None)
+    factories.TaskFactory(case=case, reader=reader_a, phase=2)
+    reads = client_for(reader_a).get("/api/v1/reading-tasks/", {"phase": 1}).json()["results"]
+    labels = sorted(r["reader"] for r in reads)
+    assert labels == ["R2", "R3", "me"]
+    others = [r for r in reads if r["reader"] != "me"]
+    assert all(r["submitted_at"] is None and r["active_seconds"] is None for r in others)
+    findings = client_for(reader_a).get("/api/v1/findings/").json()["results"]
+    assert {f["uid"] for f in findings} == {str(f.uid) for f in planted.values()}
+    assert "reader_b" not in json.dumps(findings)
+
+
+def test_manager_who_is_also_reading_a_case_is_blind_on_it(
+    project, case, tasks, reader_a, client_for
+):
+    from annotation_server.accounts.models import Role
+    from annotation_server.projects.services import grant_role
+
+    grant_role(project, reader_a, Role.MANAGER)
+    theirs = _plant(tasks["reader_b"], 66.0)
+    findings = client_for(reader_a).get("/api/v1/findings/").json()["results"]
+    assert str(theirs.uid) not in {f["uid"] for f in findings}
+    manager_view = client_for(reader_a).get(f"/api/v1/reading-tasks/{tasks['reader_b'].pk}/")
+    assert manager_view.status_code == 404

@@ -1,0 +1,132 @@
+"""The web shell: login, home with progress, worklist, language, health, API root."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from annotation_server.projects.models import Case
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_anonymous_users_are_sent_to_login():
+    response = Client().get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert Client().get("/api/v1/projects/").status_code in (401, 403)
+
+
+def test_login_with_password_lands_on_home(reader_a, project):
+    client = Client()
+    response = client.post(
+        "/login/", {"username": "reader_a", "password": factories.PASSWORD}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == "/"
+    assert b"Lung nodule CT" in response.content
+
+
+def test_wrong_password_is_refused_with_a_message(reader_a):
+    response = Client(HTTP_ACCEPT_LANGUAGE="en").post(
+        "/login/", {"username": "reader_a", "password": "nope"}
+    )
+    assert response.status_code == 200
+    assert b"didn&#x27;t match" in response.content
+
+
+def test_home_shows_managers_state_counts_and_readers_only_their_own(
+    project, case, tasks, manager, reader_a
+):
+    factories.CaseFactory(project=project, state=Case.State.ADJUDICATED)
+    managed = login(manager).get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'data-project="lung"' in managed
+    assert "adjudicated</span> <b>1</b>" in managed and "reading</span> <b>1</b>" in managed
+    read = login(reader_a).get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "0 of 1 submitted" in read
+    assert "adjudicated</span>" not in read
+
+
+def test_outsider_sees_no_projects(project, outsider):
+    page = login(outsider).get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'data-project="lung"' not in page
+    assert "no role in any project" in page
+
+
+def test_worklist_lists_only_own_tasks(tasks, reader_a):
+    page = login(reader_a).get("/worklist/").content.decode()
+    assert f'data-task="{tasks["reader_a"].pk}"' in page
+    assert f'data-task="{tasks["reader_b"].pk}"' not in page
+
+
+def test_language_switch_changes_the_interface(reader_a, project):
+    client = login(reader_a)
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    assert "My projects" in client.get("/").content.decode()
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    page = client.get("/").content.decode()
+    assert "My projects" not in page
+    assert "我的项目" in page
+
+
+def test_healthz_reports_database_broker_and_storage():
+    response = Client().get("/healthz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert set(body["checks"]) == {"database", "broker", "storage"}
+    assert body["checks"]["database"]["detail"].startswith("postgresql")
+    assert body["checks"]["broker"]["detail"] == "reachable"
+
+
+def test_healthz_says_503_when_the_broker_is_down(settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    from annotation_server.celery import app
+
+    original = app.conf.broker_url
+    app.conf.broker_url = settings.CELERY_BROKER_URL
+    try:
+        response = Client().get("/healthz")
+    finally:
+        app.conf.broker_url = original
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"]["ok"] is False
+
+
+def test_api_root_schema_and_docs(reader_a):
+    client = login(reader_a)
+    root = client.get("/api/v1/").json()
+    assert {"projects", "cases", "reading-tasks", "findings", "jobs", "me"} <= set(root)
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    assert "/api/v1/findings/{id}/" in schema.json()["paths"]
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200 and b"swagger-ui" in docs.content
+    assert b"cdn" not in docs.content.lower()
+
+
+def test_translations_are_complete_and_compiled():
+    import subprocess
+    from pathlib import Path
+
+    po = Path(__file__).resolve().parents[2] / "annotation_server/locale/zh_Hans/LC_MESSAGES"
+    stats = subprocess.run(
+        ["msgfmt", "--check", "--statistics", "-o", "/dev/null", str(po / "django.po")],
+        capture_output=True,
+        text=True,
+    )
+    assert stats.returncode == 0, stats.stderr
+    assert "translated message" in stats.stderr
+    assert "untranslated" not in stats.stderr and "fuzzy" not in stats.stderr, stats.stderr
+    fresh = subprocess.run(["msgfmt", "-o", "-", str(po / "django.po")], capture_output=True)
+    import gettext
+    import io
+
+    compiled = gettext.GNUTranslations(io.BytesIO(fresh.stdout))._catalog
+    with open(po / "django.mo", "rb") as fh:
+        shipped = gettext.GNUTranslations(fh)._catalog
+    assert shipped == compiled, "django.mo is stale: run make messages"
