@@ -6,7 +6,7 @@ failure or Ctrl-C.
 
 Steps: manage.py check, makemigrations --check, ruff check, ruff format --check,
 pytest (xdist). The suite's own fixtures start a Celery worker and headless
-Chromium where a test needs them. Exit status: the first failing step's.
+Chromium where a test needs them. Every step runs; the exit status is the first failing step's.
 """
 
 from __future__ import annotations
@@ -220,11 +220,10 @@ def main(argv: list[str]) -> int:
                 ],
             ),
         ]
-        for step, cmd in steps:
-            code = run(step, cmd, env)
-            if code != 0:
-                log(f"FAILED at {step}")
-                return code
+        failed = [(step, code) for step, cmd in steps if (code := run(step, cmd, env)) != 0]
+        if failed:
+            log("FAILED: " + ", ".join(f"{step} (exit {code})" for step, code in failed))
+            return failed[0][1]
         log("all steps passed")
         return 0
 

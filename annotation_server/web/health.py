@@ -31,9 +31,9 @@ def check_database() -> str:
 def check_broker() -> str:
     if settings.IN_PROCESS_JOBS:
         return "in-process jobs (CELERY_BROKER_URL unset)"
-    from annotation_server.celery import app
+    from kombu import Connection
 
-    with app.connection_for_write() as conn:
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return "reachable"
 
