@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from annotation_server.imaging.models import Instance, Series, Study
+from annotation_server.imaging.models import (
+    IdentityMapping,
+    Instance,
+    ProjectKey,
+    Quarantine,
+    Series,
+    Study,
+)
 
 
 @admin.register(Study)
@@ -22,3 +29,29 @@ class InstanceAdmin(admin.ModelAdmin):
     list_display = ("sop_instance_uid", "series", "slice_index", "frame", "sha256")
     search_fields = ("sop_instance_uid", "sha256")
     raw_id_fields = ("series",)
+
+
+@admin.register(ProjectKey)
+class ProjectKeyAdmin(admin.ModelAdmin):
+    list_display = ("project", "created_at")
+    exclude = ("secret_encrypted",)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IdentityMapping)
+class IdentityMappingAdmin(admin.ModelAdmin):
+    list_display = ("project", "kind", "replacement", "created_at")
+    list_filter = ("project", "kind")
+    exclude = ("original_encrypted",)
+    search_fields = ("replacement",)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Quarantine)
+class QuarantineAdmin(admin.ModelAdmin):
+    list_display = ("sop_instance_uid", "project", "modality", "reason", "status", "created_at")
+    list_filter = ("project", "status")

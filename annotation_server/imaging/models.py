@@ -7,6 +7,7 @@ the originals lives apart (a later capability) and never in these tables.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -118,3 +119,96 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sop_instance_uid}#{self.frame}"
+
+
+class ProjectKey(models.Model):
+    """A project's de-identification secret (drives UID, pseudonym and date-shift
+    derivation), encrypted at rest with REFSET_KEY_ENCRYPTION_KEY."""
+
+    project = models.OneToOneField(
+        "projects.Project", on_delete=models.PROTECT, related_name="deid_key"
+    )
+    secret_encrypted = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("de-identification key")
+        verbose_name_plural = _("de-identification keys")
+
+    def __str__(self) -> str:
+        return f"key of {self.project}"
+
+
+class IdentityMapping(models.Model):
+    """Original identifier -> pseudonymous replacement. The original is encrypted;
+    reading it needs the imaging.view_identity_key permission, and is audited."""
+
+    class Kind(models.TextChoices):
+        PATIENT_ID = "patient_id", _("patient ID")
+        PATIENT_NAME = "patient_name", _("patient name")
+        STUDY_UID = "study_uid", _("study UID")
+        SERIES_UID = "series_uid", _("series UID")
+        SOP_UID = "sop_uid", _("SOP instance UID")
+        OTHER_UID = "other_uid", _("other UID")
+        DATE_SHIFT = "date_shift", _("date shift (days)")
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.PROTECT, related_name="identity_mappings"
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    original_digest = models.CharField(max_length=64, help_text=_("keyed hash for look-ups"))
+    original_encrypted = models.TextField()
+    replacement = models.CharField(_("replacement"), max_length=128, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("identity mapping")
+        verbose_name_plural = _("identity mappings")
+        permissions = [("view_identity_key", "Can read original identifiers (audited)")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "kind", "original_digest"], name="identity_mapping_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} -> {self.replacement}"
+
+
+class Quarantine(models.Model):
+    """A de-identified instance held back for a manager's review (burned-in text risk)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("awaiting review")
+        RELEASED = "released", _("released into the project")
+        REJECTED = "rejected", _("rejected")
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.PROTECT, related_name="quarantine"
+    )
+    reason = models.CharField(_("reason"), max_length=200)
+    sop_instance_uid = models.CharField(max_length=64)
+    series_uid = models.CharField(max_length=64)
+    modality = models.CharField(max_length=16, blank=True)
+    sha256 = models.CharField(max_length=64)
+    file = models.CharField(_("storage key"), max_length=255)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("quarantined instance")
+        verbose_name_plural = _("quarantined instances")
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="quarantine_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sop_instance_uid} ({self.reason})"

@@ -87,8 +87,67 @@ def window_presets(ds: Dataset) -> list[dict]:
     return presets
 
 
+def _functional(ds: Dataset, index: int, sequence: str, attr: str):
+    """An attribute from frame `index`'s functional group, else from the shared group."""
+    for groups, idx in (
+        ("PerFrameFunctionalGroupsSequence", index),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
+        seq = ds.get(groups)
+        if not seq or idx >= len(seq):
+            continue
+        group = seq[idx].get(sequence)
+        if group and attr in group[0]:
+            return group[0].get(attr)
+    return None
+
+
+def frames_of(ds: Dataset) -> list[dict]:
+    """Geometry and rescale for each frame: one entry for single-frame images,
+    one per frame for multi-frame (enhanced CT/MR and the like)."""
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    if n <= 1:
+        return [
+            {
+                "frame": 0,
+                "position": _float_list(ds.get("ImagePositionPatient")),
+                "orientation": _float_list(ds.get("ImageOrientationPatient")),
+                "slope": _num(ds.get("RescaleSlope")) or 1.0,
+                "intercept": _num(ds.get("RescaleIntercept")) or 0.0,
+            }
+        ]
+    frames = []
+    for i in range(n):
+
+        def get(sequence, attr, i=i):
+            return _functional(ds, i, sequence, attr)
+
+        frames.append(
+            {
+                "frame": i,
+                "position": _float_list(get("PlanePositionSequence", "ImagePositionPatient")),
+                "orientation": _float_list(
+                    get("PlaneOrientationSequence", "ImageOrientationPatient")
+                )
+                or _float_list(ds.get("ImageOrientationPatient")),
+                "slope": _num(get("PixelValueTransformationSequence", "RescaleSlope"))
+                or _num(ds.get("RescaleSlope"))
+                or 1.0,
+                "intercept": _num(get("PixelValueTransformationSequence", "RescaleIntercept"))
+                or _num(ds.get("RescaleIntercept"))
+                or 0.0,
+            }
+        )
+    return frames
+
+
 def _series_fields(ds: Dataset) -> dict:
-    spacing = _float_list(ds.get("PixelSpacing")) or _float_list(ds.get("ImagerPixelSpacing"))
+    spacing = (
+        _float_list(ds.get("PixelSpacing"))
+        or _float_list(_functional(ds, 0, "PixelMeasuresSequence", "PixelSpacing"))
+        or _float_list(ds.get("ImagerPixelSpacing"))
+    )
+    orientation = frames_of(ds)[0]["orientation"] if "NumberOfFrames" in ds else None
     return {
         "modality": str(ds.get("Modality", "")),
         "body_part": str(ds.get("BodyPartExamined", "")),
@@ -100,7 +159,7 @@ def _series_fields(ds: Dataset) -> dict:
         "contrast": str(ds.get("ContrastBolusAgent", ""))[:64],
         "slice_thickness_mm": _num(ds.get("SliceThickness")),
         "pixel_spacing_mm": spacing,
-        "orientation": _float_list(ds.get("ImageOrientationPatient")),
+        "orientation": orientation or _float_list(ds.get("ImageOrientationPatient")),
         "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
         "rows": int(ds.Rows) if "Rows" in ds else None,
         "columns": int(ds.Columns) if "Columns" in ds else None,
@@ -142,33 +201,41 @@ def index_datasets(project, datasets: list[Dataset], *, site=None) -> IndexRepor
         normal = _normal(fields["orientation"])
         rows = []
         for ds in items:
-            position = _float_list(ds.get("ImagePositionPatient"))
-            along = float(np.dot(normal, position)) if normal is not None and position else None
-            rows.append((along, ds, position))
-        rows.sort(key=lambda r: (r[0] is None, r[0] or 0.0, int(r[1].get("InstanceNumber", 0))))
-        for index, (along, ds, position) in enumerate(rows):
             data = _encode(ds)
             digest, key, _ = storage.put(data)
+            for frame in frames_of(ds):
+                position = frame["position"]
+                along = float(np.dot(normal, position)) if normal is not None and position else None
+                rows.append((along, ds, frame, digest, key, len(data)))
+        rows.sort(
+            key=lambda r: (
+                r[0] is None,
+                r[0] or 0.0,
+                int(r[1].get("InstanceNumber", 0) or 0),
+                r[2]["frame"],
+            )
+        )
+        for index, (along, ds, frame, digest, key, size) in enumerate(rows):
             _, made = Instance.objects.get_or_create(
                 series=series,
                 sop_instance_uid=str(ds.SOPInstanceUID),
-                frame=0,
+                frame=frame["frame"],
                 defaults={
                     "sop_class_uid": str(ds.SOPClassUID),
                     "instance_number": int(ds.get("InstanceNumber", 0) or 0),
                     "slice_index": index,
-                    "position": position,
+                    "position": frame["position"],
                     "position_along_normal": along,
                     "rows": int(ds.Rows),
                     "columns": int(ds.Columns),
-                    "rescale_slope": _num(ds.get("RescaleSlope")) or 1.0,
-                    "rescale_intercept": _num(ds.get("RescaleIntercept")) or 0.0,
+                    "rescale_slope": frame["slope"],
+                    "rescale_intercept": frame["intercept"],
                     "window_presets": window_presets(ds),
                     "photometric": str(ds.get("PhotometricInterpretation", "")),
                     "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
                     "sha256": digest,
                     "file": key,
-                    "size_bytes": len(data),
+                    "size_bytes": size,
                 },
             )
             report.instances += int(made)
