@@ -1,0 +1,627 @@
+"""De-identification engine: PS3.15 Basic Profile with RefSet's options, keyed by a secret.
+
+Pure pydicom + stdlib (no Django). Every replacement is derived from the project secret with
+HMAC-SHA256, so the same original always gives the same replacement within a project and no
+database is needed to stay consistent across files, imports and workers:
+
+- UIDs: ``2.25.<decimal>`` of a 128-bit value shaped like an RFC 9562 version-8 UUID;
+- patient pseudonyms: ``P`` + 10 base32 characters;
+- date offsets: whole days in ``-3650..-1`` per patient (times are kept).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.uid import UID, UID_dictionary
+
+from .profile import (
+    CODE_BASIC_PROFILE,
+    CODE_CLEAN_DESCRIPTORS,
+    CODE_MODIFIED_DATES,
+    DATE_VRS,
+    Tag,
+    is_curve_or_overlay,
+    resolve_action,
+)
+
+__all__ = [
+    "DeidError",
+    "DeidOptions",
+    "DeidResult",
+    "Deidentifier",
+    "Mapping",
+    "burned_in_risk",
+    "keeps_uid",
+]
+
+MIN_SHIFT_DAYS = 1
+MAX_SHIFT_DAYS = 3650
+
+TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"})
+BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+DUMMY_TEXT = "ANONYMIZED"
+DUMMY_VALUES: dict[str, Any] = {
+    "AE": DUMMY_TEXT,
+    "AS": "000Y",
+    "CS": DUMMY_TEXT,
+    "DA": "19000101",
+    "DS": "0",
+    "DT": "19000101000000",
+    "IS": "0",
+    "LO": DUMMY_TEXT,
+    "LT": DUMMY_TEXT,
+    "PN": DUMMY_TEXT,
+    "SH": DUMMY_TEXT,
+    "ST": DUMMY_TEXT,
+    "TM": "000000",
+    "UC": DUMMY_TEXT,
+    "UR": "",
+    "UT": DUMMY_TEXT,
+}
+SCRUB_MARK = "***"
+
+# UI attributes that name a class, a syntax or an organisation's scheme, not an instance.
+KEEP_UID_KEYWORDS = frozenset(
+    {
+        "CodingSchemeUID",
+        "ContextGroupExtensionCreatorUID",
+        "ContextUID",
+        "MappingResourceUID",
+        "ReferencedTransferSyntaxUIDInFile",
+    }
+)
+
+PATIENT_NAME: Tag = (0x0010, 0x0010)
+PATIENT_ID: Tag = (0x0010, 0x0020)
+STUDY_UID: Tag = (0x0020, 0x000D)
+SERIES_UID: Tag = (0x0020, 0x000E)
+SOP_UID: Tag = (0x0008, 0x0018)
+UID_KINDS: dict[Tag, str] = {STUDY_UID: "study_uid", SERIES_UID: "series_uid", SOP_UID: "sop_uid"}
+
+# SOP classes that usually carry burned-in text or a recognisable face.
+_SC = "1.2.840.10008.5.1.4.1.1.7"
+RISKY_SOP_CLASSES: dict[str, str] = {
+    _SC: "Secondary Capture",
+    _SC + ".1": "Multi-frame Single Bit Secondary Capture",
+    _SC + ".2": "Multi-frame Grayscale Byte Secondary Capture",
+    _SC + ".3": "Multi-frame Grayscale Word Secondary Capture",
+    _SC + ".4": "Multi-frame True Color Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.6": "Ultrasound (retired)",
+    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound",
+    "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced Ultrasound Volume",
+    "1.2.840.10008.5.1.4.1.1.6.3": "Photoacoustic",
+    "1.2.840.10008.5.1.4.1.1.3": "Ultrasound Multi-frame (retired)",
+    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame",
+    "1.2.840.10008.5.1.4.1.1.14.1": "Intravascular OCT (presentation)",
+    "1.2.840.10008.5.1.4.1.1.14.2": "Intravascular OCT (processing)",
+    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF",
+    "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA",
+}
+RISKY_SOP_PREFIXES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.77.1": "Visible Light (photograph / video)",
+}
+RISKY_MODALITIES: dict[str, str] = {
+    "US": "ultrasound",
+    "IVUS": "intravascular ultrasound",
+    "SC": "secondary capture",
+    "XC": "external camera photograph",
+    "ES": "endoscopy",
+    "GM": "general microscopy",
+    "OP": "ophthalmic photograph",
+    "DOC": "document",
+    "VIDEO": "video",
+}
+SCREEN_IMAGE_TYPES = ("SCREEN SAVE", "SCREENSHOT", "SCREEN CAPTURE", "CAPTURE", "DOSE REPORT")
+SCREEN_DESCRIPTIONS = ("dose report", "screen save", "screen capture", "patient protocol")
+
+
+class DeidError(ValueError):
+    """The dataset cannot be de-identified safely (unreadable or malformed attributes)."""
+
+
+@dataclass(frozen=True)
+class DeidOptions:
+    clean_descriptors: bool = True
+    retain_longitudinal_modified_dates: bool = True
+
+
+@dataclass
+class Mapping:
+    kind: (
+        str  # patient_id | patient_name | study_uid | series_uid | sop_uid | other_uid | date_shift
+    )
+    original: str
+    replacement: str
+
+
+@dataclass
+class DeidResult:
+    dataset: Dataset
+    mappings: list[Mapping]
+    quarantine_reason: str | None
+    removed: int
+
+
+def keeps_uid(keyword: str, value: str) -> bool:
+    """True for UIDs that identify no instance: registered DICOM UIDs and class/syntax UIDs."""
+    if value in UID_dictionary:
+        return True
+    return (
+        keyword in KEEP_UID_KEYWORDS
+        or keyword.endswith("ClassUID")
+        or keyword.endswith("TransferSyntaxUID")
+    )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def burned_in_risk(ds: Dataset) -> str | None:
+    """Why pixel data may show identifying text or features, or None.
+
+    Flags BurnedInAnnotation / RecognizableVisualFeatures YES, SOP classes and modalities
+    that usually carry burned-in text (secondary capture, ultrasound, video and photographs,
+    documents) and screen captures (ImageType SCREEN SAVE-like values, SECONDARY/DERIVED
+    images with a capture ConversionType, dose-report descriptions).
+    """
+    if _text(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        return "BurnedInAnnotation is YES"
+    if _text(ds.get("RecognizableVisualFeatures", "")).upper() == "YES":
+        return "RecognizableVisualFeatures is YES"
+    sop_class = _text(ds.get("SOPClassUID", ""))
+    if sop_class in RISKY_SOP_CLASSES:
+        return f"SOP class {RISKY_SOP_CLASSES[sop_class]} often carries burned-in text"
+    for prefix, name in RISKY_SOP_PREFIXES.items():
+        if sop_class.startswith(prefix + "."):
+            return f"SOP class {name} often shows identifying text or features"
+    modality = _text(ds.get("Modality", "")).upper()
+    if modality in RISKY_MODALITIES:
+        return f"modality {modality} ({RISKY_MODALITIES[modality]}) often carries burned-in text"
+    image_type = [str(v).upper() for v in _as_list(ds.get("ImageType", []))]
+    for marker in SCREEN_IMAGE_TYPES:
+        if any(marker in v for v in image_type):
+            return f"ImageType {marker} is a screen capture"
+    conversion = _text(ds.get("ConversionType", "")).upper()
+    if conversion and ("SECONDARY" in image_type or "DERIVED" in image_type or not image_type):
+        return f"secondary image with ConversionType {conversion}"
+    descriptions = " ".join(
+        _text(ds.get(k, "")).lower() for k in ("SeriesDescription", "StudyDescription")
+    )
+    for marker in SCREEN_DESCRIPTIONS:
+        if marker in descriptions:
+            return f"description mentions {marker!r} (screen capture)"
+    return None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple, MultiValue)):
+        return list(value)
+    return [value]
+
+
+def _tag(elem: DataElement) -> Tag:
+    return (elem.tag.group, elem.tag.element)
+
+
+def _empty_value(vr: str) -> Any:
+    if vr == "SQ":
+        return Sequence([])
+    if vr in BYTES_VRS:
+        return b""
+    if vr in TEXT_VRS or vr in {"AS", "DA", "DS", "DT", "IS", "TM", "UI"}:
+        return ""
+    return None
+
+
+def _dummy_value(vr: str) -> Any:
+    if vr in DUMMY_VALUES:
+        return DUMMY_VALUES[vr]
+    if vr in BYTES_VRS:
+        return b"\x00\x00"
+    if vr == "SQ":
+        item = Dataset()
+        item.CodeValue = "ANONYMIZED"
+        item.CodingSchemeDesignator = "99REFSET"
+        item.CodeMeaning = "Anonymized"
+        return Sequence([item])
+    return 0
+
+
+def _shift_date_string(value: str, days: int) -> str | None:
+    """Shift the YYYYMMDD part of a DA or DT value; None when it is not a full date."""
+    v = value.strip()
+    if len(v) == 10 and v[4] == "." and v[7] == ".":  # ACR-NEMA style YYYY.MM.DD
+        v = v.replace(".", "")
+    head, rest = v[:8], v[8:]
+    if len(head) != 8 or not head.isdigit():
+        return None
+    try:
+        day = dt.datetime.strptime(head, "%Y%m%d").date()
+        shifted = day + dt.timedelta(days=days)
+    except (ValueError, OverflowError):
+        return None
+    return shifted.strftime("%Y%m%d") + rest
+
+
+def _parse_date(value: Any) -> dt.date | None:
+    v = _text(value)[:8]
+    if len(v) != 8 or not v.isdigit():
+        return None
+    try:
+        return dt.datetime.strptime(v, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _age_string(birth: dt.date, at: dt.date) -> str | None:
+    if at < birth:
+        return None
+    years = at.year - birth.year - ((at.month, at.day) < (birth.month, birth.day))
+    if years >= 1:
+        return f"{min(years, 999):03d}Y"
+    months = (at.year - birth.year) * 12 + at.month - birth.month - (at.day < birth.day)
+    if months >= 1:
+        return f"{months:03d}M"
+    return f"{(at - birth).days:03d}D"
+
+
+@dataclass
+class _Context:
+    """State of one ``apply`` call."""
+
+    patient_key: str
+    pseudonym: str
+    shift_days: int
+    scrub_tokens: list[tuple[str, re.Pattern[str]]]
+    mappings: dict[tuple[str, str], Mapping] = field(default_factory=dict)
+    removed: int = 0
+
+    def record(self, kind: str, original: str, replacement: str) -> None:
+        self.mappings.setdefault((kind, original), Mapping(kind, original, replacement))
+
+
+class Deidentifier:
+    """De-identifies datasets for one project, keyed by that project's secret."""
+
+    def __init__(self, secret: bytes, options: DeidOptions = DeidOptions()) -> None:
+        if not isinstance(secret, (bytes, bytearray)) or not secret:
+            raise ValueError("secret must be non-empty bytes")
+        self._secret = bytes(secret)
+        self.options = options
+        self._uid_cache: dict[str, str] = {}
+
+    # -- derived identifiers -------------------------------------------------------------
+
+    def _digest(self, domain: str, value: str) -> bytes:
+        msg = domain.encode("ascii") + b"\x00" + value.encode("utf-8")
+        return hmac.new(self._secret, msg, hashlib.sha256).digest()
+
+    def uid(self, original: str) -> str:
+        """The project's replacement for a UID: ``2.25.`` + a UUIDv8-shaped HMAC value."""
+        key = original.strip().rstrip("\x00")
+        cached = self._uid_cache.get(key)
+        if cached is None:
+            raw = bytearray(self._digest("uid", key)[:16])
+            raw[6] = (raw[6] & 0x0F) | 0x80  # version 8 (custom)
+            raw[8] = (raw[8] & 0x3F) | 0x80  # RFC variant
+            cached = f"2.25.{int.from_bytes(raw, 'big')}"
+            self._uid_cache[key] = cached
+        return cached
+
+    def pseudonym(self, patient_id: str) -> str:
+        """``P`` + 10 upper-case base32 characters derived from the patient id."""
+        digest = self._digest("patient", patient_id.strip())
+        return "P" + base64.b32encode(digest).decode("ascii")[:10]
+
+    def date_shift_days(self, patient_id: str) -> int:
+        """Whole days (``-3650..-1``) added to every date of this patient."""
+        digest = self._digest("date-shift", patient_id.strip())
+        span = MAX_SHIFT_DAYS - MIN_SHIFT_DAYS + 1
+        return -(MIN_SHIFT_DAYS + int.from_bytes(digest[:8], "big") % span)
+
+    def patient_key(self, ds: Dataset) -> str:
+        """What pseudonym and date shift derive from: PatientID, else the study UID."""
+        pid = _text(ds.get("PatientID", ""))
+        if pid:
+            return pid
+        study = _text(ds.get("StudyInstanceUID", ""))
+        if study:
+            return "study:" + study
+        return "sop:" + _text(ds.get("SOPInstanceUID", ""))
+
+    # -- the profile -----------------------------------------------------------------------
+
+    def apply(self, ds: Dataset) -> DeidResult:
+        """De-identify a copy of ``ds`` (``ds`` itself is not changed)."""
+        if not isinstance(ds, Dataset):
+            raise DeidError(f"expected a pydicom Dataset, got {type(ds).__name__}")
+        try:
+            return self._apply(ds)
+        except DeidError:
+            raise
+        except Exception as exc:  # malformed values pydicom cannot convert
+            raise DeidError(f"cannot de-identify dataset: {type(exc).__name__}: {exc}") from exc
+
+    def _apply(self, original: Dataset) -> DeidResult:
+        reason = burned_in_risk(original)
+        out = copy.deepcopy(original)
+        key = self.patient_key(out)
+        ctx = _Context(
+            patient_key=key,
+            pseudonym=self.pseudonym(key),
+            shift_days=self.date_shift_days(key),
+            scrub_tokens=self._scrub_tokens(out) if self.options.clean_descriptors else [],
+        )
+        ctx.record("patient_id", _text(out.get("PatientID", "")), ctx.pseudonym)
+        ctx.record("patient_name", _text(out.get("PatientName", "")), ctx.pseudonym)
+        if self.options.retain_longitudinal_modified_dates:
+            ctx.record("date_shift", key, str(ctx.shift_days))
+        self._fill_patient_age(out)
+        old_sop = _text(out.get("SOPInstanceUID", ""))
+        self._process(out, ctx, scrub_all=False)
+        for keyword in ("PatientID", "PatientName"):  # Type 2: always present, pseudonymous
+            if keyword not in out or not _text(out.get(keyword)):
+                setattr(out, keyword, ctx.pseudonym)
+        self._process_file_meta(out, old_sop, ctx)
+        self._mark(out)
+        return DeidResult(out, list(ctx.mappings.values()), reason, ctx.removed)
+
+    def _fill_patient_age(self, ds: Dataset) -> None:
+        if _text(ds.get("PatientAge", "")):
+            return
+        birth = _parse_date(ds.get("PatientBirthDate", ""))
+        if birth is None:
+            return
+        for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+            at = _parse_date(ds.get(keyword, ""))
+            if at is not None:
+                age = _age_string(birth, at)
+                if age is not None:
+                    ds.PatientAge = age
+                return
+
+    def _mark(self, ds: Dataset) -> None:
+        opts = self.options
+        ds.PatientIdentityRemoved = "YES"
+        methods = ["RefSet PS3.15 E.1 Basic Profile"]
+        codes = [CODE_BASIC_PROFILE]
+        if opts.clean_descriptors:
+            methods.append("Clean Descriptors Option")
+            codes.append(CODE_CLEAN_DESCRIPTORS)
+        if opts.retain_longitudinal_modified_dates:
+            methods.append("Retain Longitudinal Modified Dates Option")
+            codes.append(CODE_MODIFIED_DATES)
+        ds.DeidentificationMethod = methods if len(methods) > 1 else methods[0]
+        items = []
+        for value, meaning in codes:
+            item = Dataset()
+            item.CodeValue = value
+            item.CodingSchemeDesignator = "DCM"
+            item.CodeMeaning = meaning
+            items.append(item)
+        ds.DeidentificationMethodCodeSequence = Sequence(items)
+        ds.LongitudinalTemporalInformationModified = (
+            "MODIFIED" if opts.retain_longitudinal_modified_dates else "REMOVED"
+        )
+
+    def _process_file_meta(self, ds: Dataset, old_sop: str, ctx: _Context) -> None:
+        meta = getattr(ds, "file_meta", None)
+        if meta is None:
+            return
+        for elem in list(meta):
+            tag = _tag(elem)
+            if tag == (0x0002, 0x0003):
+                continue
+            action = resolve_action(tag, elem.VR, self.options)
+            if action in {"X", "Z", "D"}:
+                del meta[elem.tag]
+                ctx.removed += 1
+        if "MediaStorageSOPInstanceUID" in meta:
+            old = _text(meta.MediaStorageSOPInstanceUID)
+            if "SOPInstanceUID" in ds and old_sop:
+                new = _text(ds.SOPInstanceUID)
+            else:
+                new = self.uid(old) if old else ""
+            if new and new != old:
+                meta.MediaStorageSOPInstanceUID = new
+                ctx.removed += 1
+                ctx.record("sop_uid", old, new)
+
+    # -- dataset walk ----------------------------------------------------------------------
+
+    def _process(self, ds: Dataset, ctx: _Context, scrub_all: bool) -> None:
+        for elem in list(ds):
+            tag = _tag(elem)
+            group = tag[0]
+            if group % 2 == 1 or is_curve_or_overlay(group):
+                del ds[elem.tag]
+                ctx.removed += 1
+                continue
+            if group == 0x0002:  # File Meta in the body (malformed files): handled like meta
+                continue
+            vr = elem.VR
+            action = resolve_action(tag, vr, self.options)
+            if vr == "UI" and action == "K":
+                action = "U"  # every instance UID is replaced (keeps_uid spares the rest)
+            self._act(ds, elem, tag, vr, action, ctx, scrub_all)
+
+    def _act(
+        self,
+        ds: Dataset,
+        elem: DataElement,
+        tag: Tag,
+        vr: str,
+        action: str,
+        ctx: _Context,
+        scrub_all: bool,
+    ) -> None:
+        has_value = not elem.is_empty
+        if action == "X":
+            del ds[elem.tag]
+            ctx.removed += 1
+        elif action == "Z":
+            if has_value:
+                elem.value = _empty_value(vr)
+                ctx.removed += 1
+        elif action == "D":
+            elem.value = _dummy_value(vr)
+            ctx.removed += 1
+        elif action == "U":
+            self._replace_uids(elem, tag, ctx)
+        elif action == "P":
+            self._pseudonymise(ds, elem, tag, ctx)
+        elif action == "S":
+            self._shift(elem, ctx)
+        elif action == "C":
+            if vr == "SQ":
+                for item in elem.value or []:
+                    self._process(item, ctx, scrub_all=True)
+            else:
+                self._scrub(elem, ctx)
+        elif vr == "SQ":  # "R", or "K" for a sequence: de-identify the items
+            for item in elem.value or []:
+                self._process(item, ctx, scrub_all=scrub_all)
+        elif scrub_all and vr in TEXT_VRS:
+            self._scrub(elem, ctx)
+
+    def _replace_uids(self, elem: DataElement, tag: Tag, ctx: _Context) -> None:
+        if elem.is_empty:
+            return
+        keyword = keyword_for_tag(elem.tag) or ""
+        values = elem.value
+        if isinstance(values, bytes):  # UN element that the table names as a UID
+            values = values.decode("ascii", "replace").strip("\x00 ")
+            elem.VR = "UI"
+        multi = isinstance(values, (list, tuple, MultiValue))
+        new_values = []
+        changed = False
+        for value in _as_list(values):
+            old = _text(value).rstrip("\x00")
+            if not old or keeps_uid(keyword, old):
+                new_values.append(old)
+                continue
+            new = self.uid(old)
+            new_values.append(new)
+            changed = True
+            ctx.record(UID_KINDS.get(tag, "other_uid"), old, new)
+        if changed:
+            elem.value = new_values if multi else new_values[0]
+            ctx.removed += 1
+
+    def _pseudonymise(self, ds: Dataset, elem: DataElement, tag: Tag, ctx: _Context) -> None:
+        if tag == PATIENT_ID:
+            own = _text(elem.value)
+            new = self.pseudonym(own) if own else ctx.pseudonym
+            if own and own != ctx.patient_key:  # a nested record of another patient
+                ctx.record("patient_id", own, new)
+        else:
+            item_id = _text(ds.get("PatientID", ""))
+            new = self.pseudonym(item_id) if item_id else ctx.pseudonym
+        if _text(elem.value) != new:
+            elem.value = new
+            ctx.removed += 1
+
+    def _shift(self, elem: DataElement, ctx: _Context) -> None:
+        if elem.is_empty:
+            return
+        values = elem.value
+        multi = isinstance(values, (list, tuple, MultiValue))
+        shifted = []
+        for value in _as_list(values):
+            new = _shift_date_string(_text(value), ctx.shift_days)
+            if new is None:  # not a full date: cannot be shifted, so it goes
+                elem.value = _empty_value(elem.VR)
+                ctx.removed += 1
+                return
+            shifted.append(new)
+        elem.value = shifted if multi else shifted[0]
+        ctx.removed += 1
+
+    # -- clean descriptors -----------------------------------------------------------------
+
+    def _scrub_tokens(self, ds: Dataset) -> list[tuple[str, re.Pattern[str]]]:
+        """Identifying strings of this dataset, to be cut out of descriptors that are kept."""
+        tokens: set[str] = set()
+        self._collect_tokens(ds, tokens)
+        out = []
+        for token in sorted(tokens, key=lambda t: (-len(t), t)):
+            escaped = re.escape(token)
+            if token.isascii():
+                pattern = re.compile(rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])", re.IGNORECASE)
+            else:
+                pattern = re.compile(escaped)
+            out.append((token, pattern))
+        return out
+
+    def _collect_tokens(self, ds: Dataset, tokens: set[str]) -> None:
+        for elem in ds:
+            tag = _tag(elem)
+            vr = elem.VR
+            if vr == "SQ":
+                for item in elem.value or []:
+                    self._collect_tokens(item, tokens)
+                continue
+            private = tag[0] % 2 == 1
+            if private and tag[1] < 0x0100:  # private creator names the vendor, not the patient
+                continue
+            action = "X" if private else resolve_action(tag, vr, self.options)
+            if action in {"K", "C", "U"} or elem.is_empty:
+                continue
+            if vr not in TEXT_VRS and vr not in DATE_VRS and not (private and vr == "UN"):
+                continue
+            raw = elem.value
+            if isinstance(raw, bytes):
+                raw = raw.decode("utf-8", "ignore")
+            for value in _as_list(raw):
+                text = _text(value)
+                parts = {text}
+                if vr == "PN":
+                    for group in text.split("="):
+                        parts.add(group)
+                        parts.update(group.split("^"))
+                        parts.add(" ".join(p for p in group.split("^") if p))
+                for part in parts:
+                    part = part.strip()
+                    if (part.isascii() and len(part) >= 3) or (
+                        not part.isascii() and len(part) >= 2
+                    ):
+                        tokens.add(part)
+
+    def _scrub(self, elem: DataElement, ctx: _Context) -> None:
+        if elem.is_empty or elem.VR not in TEXT_VRS or not ctx.scrub_tokens:
+            return
+        values = elem.value
+        multi = isinstance(values, (list, tuple, MultiValue))
+        cleaned = []
+        changed = False
+        for value in _as_list(values):
+            text = str(value)
+            for token, pattern in ctx.scrub_tokens:
+                if token.lower() in text.lower():
+                    text = pattern.sub(SCRUB_MARK, text)
+            changed |= text != str(value)
+            cleaned.append(text)
+        if changed:
+            elem.value = cleaned if multi else cleaned[0]
+            ctx.removed += 1
+
+
+def is_valid_uid(value: str) -> bool:
+    """True when ``value`` is a syntactically valid UID of at most 64 characters."""
+    return UID(value).is_valid
