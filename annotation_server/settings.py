@@ -154,6 +154,19 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# REFSET_KEY_ENCRYPTION_KEY: Fernet key that encrypts the de-identification key
+# store (project secrets, original identifiers). Required when DJANGO_DEBUG=0.
+REFSET_KEY_ENCRYPTION_KEY = env_str("REFSET_KEY_ENCRYPTION_KEY", "")
+
+# Ingest limits. REFSET_MAX_FILE_MB: largest single file accepted;
+# REFSET_ZIP_MAX_TOTAL_MB / REFSET_ZIP_MAX_RATIO: zip-bomb guards (total
+# uncompressed size of one archive, and uncompressed/compressed ratio per member).
+REFSET_MAX_FILE_MB = env_int("REFSET_MAX_FILE_MB", 512)
+REFSET_ZIP_MAX_TOTAL_MB = env_int("REFSET_ZIP_MAX_TOTAL_MB", 20_000)
+REFSET_ZIP_MAX_RATIO = env_int("REFSET_ZIP_MAX_RATIO", 200)
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("REFSET_UPLOAD_MAX_FILES", 5000)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

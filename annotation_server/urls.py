@@ -5,6 +5,8 @@ from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation_server.api_urls import router
+from annotation_server.imaging import views as imaging_views
+from annotation_server.imaging.ingest.api import ImportView
 from annotation_server.web import views
 
 urlpatterns = [
@@ -16,6 +18,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("admin/", admin.site.urls),
+    path("projects/<slug:slug>/import/", imaging_views.import_page, name="import"),
+    path("api/v1/projects/<slug:slug>/imports/", ImportView.as_view(), name="api-import"),
     path("api/v1/", include(router.urls)),
     path("dicomweb/", include("annotation_server.imaging.dicomweb.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

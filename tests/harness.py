@@ -11,6 +11,7 @@ Chromium where a test needs them. Every step runs; the exit status is the first 
 
 from __future__ import annotations
 
+import base64
 import glob
 import os
 import shutil
@@ -195,6 +196,7 @@ def main(argv: list[str]) -> int:
             DJANGO_SETTINGS_MODULE="annotation_server.settings",
             REFSET_VAR_DIR=str(Path(tempfile.mkdtemp(prefix="refset-var-"))),
             REFSET_TEST_ARTIFACTS=str(artifacts),
+            REFSET_KEY_ENCRYPTION_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode(),
             # Playwright's sync API runs an event loop in the test thread.
             DJANGO_ALLOW_ASYNC_UNSAFE="true",
             PYTHONDONTWRITEBYTECODE="1",

@@ -25,6 +25,7 @@ from annotation_server.imaging.models import Instance, Series, Study
 class IndexReport:
     studies: int = 0
     series: list[Series] = field(default_factory=list)
+    new_series: list[Series] = field(default_factory=list)
     instances: int = 0
     duplicates: int = 0
 
@@ -172,15 +173,36 @@ def _encode(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-@transaction.atomic
+@dataclass
+class StoredEntry:
+    """A stored instance: its header (pixel data may be absent) and storage facts."""
+
+    header: Dataset
+    sha256: str
+    key: str
+    size: int
+
+
+def store(ds: Dataset) -> StoredEntry:
+    data = _encode(ds)
+    digest, key, _ = storage.put(data)
+    return StoredEntry(ds, digest, key, len(data))
+
+
 def index_datasets(project, datasets: list[Dataset], *, site=None) -> IndexReport:
-    """Store and index de-identified single-frame datasets of one or more series."""
+    """Store and index de-identified datasets of one or more series."""
+    return index_entries(project, [store(ds) for ds in datasets], site=site)
+
+
+@transaction.atomic
+def index_entries(project, entries: list[StoredEntry], *, site=None) -> IndexReport:
+    """Index stored instances into studies, series and per-frame Instance rows."""
     report = IndexReport()
-    by_series: dict[str, list[Dataset]] = defaultdict(list)
-    for ds in datasets:
-        by_series[str(ds.SeriesInstanceUID)].append(ds)
+    by_series: dict[str, list[StoredEntry]] = defaultdict(list)
+    for entry in entries:
+        by_series[str(entry.header.SeriesInstanceUID)].append(entry)
     for series_uid, items in by_series.items():
-        first = items[0]
+        first = items[0].header
         study, created = Study.objects.get_or_create(
             project=project,
             study_uid=str(first.StudyInstanceUID),
@@ -195,55 +217,71 @@ def index_datasets(project, datasets: list[Dataset], *, site=None) -> IndexRepor
         )
         report.studies += int(created)
         fields = _series_fields(first)
-        series, _ = Series.objects.get_or_create(
+        series, series_created = Series.objects.get_or_create(
             study=study, series_uid=series_uid, defaults=fields
         )
-        normal = _normal(fields["orientation"])
+        if series_created:
+            report.new_series.append(series)
+        normal = _normal(series.orientation or fields["orientation"])
         rows = []
-        for ds in items:
-            data = _encode(ds)
-            digest, key, _ = storage.put(data)
-            for frame in frames_of(ds):
+        for entry in items:
+            for frame in frames_of(entry.header):
                 position = frame["position"]
                 along = float(np.dot(normal, position)) if normal is not None and position else None
-                rows.append((along, ds, frame, digest, key, len(data)))
-        rows.sort(
-            key=lambda r: (
-                r[0] is None,
-                r[0] or 0.0,
-                int(r[1].get("InstanceNumber", 0) or 0),
-                r[2]["frame"],
-            )
-        )
-        for index, (along, ds, frame, digest, key, size) in enumerate(rows):
-            _, made = Instance.objects.get_or_create(
+                rows.append((along, entry, frame))
+        known = set(series.instances.values_list("sop_instance_uid", "frame"))
+        fresh = []
+        for row in rows:
+            ident = (str(row[1].header.SOPInstanceUID), row[2]["frame"])
+            if ident not in known:
+                known.add(ident)
+                fresh.append(row)
+        report.duplicates += len(rows) - len(fresh)
+        for along, entry, frame in fresh:
+            ds = entry.header
+            Instance.objects.create(
                 series=series,
                 sop_instance_uid=str(ds.SOPInstanceUID),
                 frame=frame["frame"],
-                defaults={
-                    "sop_class_uid": str(ds.SOPClassUID),
-                    "instance_number": int(ds.get("InstanceNumber", 0) or 0),
-                    "slice_index": index,
-                    "position": frame["position"],
-                    "position_along_normal": along,
-                    "rows": int(ds.Rows),
-                    "columns": int(ds.Columns),
-                    "rescale_slope": frame["slope"],
-                    "rescale_intercept": frame["intercept"],
-                    "window_presets": window_presets(ds),
-                    "photometric": str(ds.get("PhotometricInterpretation", "")),
-                    "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
-                    "sha256": digest,
-                    "file": key,
-                    "size_bytes": size,
-                },
+                sop_class_uid=str(ds.SOPClassUID),
+                instance_number=int(ds.get("InstanceNumber", 0) or 0),
+                slice_index=0,
+                position=frame["position"],
+                position_along_normal=along,
+                rows=int(ds.Rows),
+                columns=int(ds.Columns),
+                rescale_slope=frame["slope"],
+                rescale_intercept=frame["intercept"],
+                window_presets=window_presets(ds),
+                photometric=str(ds.get("PhotometricInterpretation", "")),
+                transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+                sha256=entry.sha256,
+                file=entry.key,
+                size_bytes=entry.size,
             )
-            report.instances += int(made)
-            report.duplicates += int(not made)
-        positions = [r[0] for r in rows if r[0] is not None]
-        steps = np.diff(positions) if len(positions) > 1 else []
-        series.slice_spacing_mm = float(np.median(steps)) if len(steps) else None
-        series.num_instances = series.instances.count()
-        series.save(update_fields=["slice_spacing_mm", "num_instances"])
+            report.instances += 1
+        if fresh:
+            _reorder(series)
         report.series.append(series)
     return report
+
+
+def _reorder(series: Series) -> None:
+    """Number the series' frames along the slice normal and update its geometry."""
+    instances = list(series.instances.all())
+    instances.sort(
+        key=lambda i: (
+            i.position_along_normal is None,
+            i.position_along_normal or 0.0,
+            i.instance_number or 0,
+            i.frame,
+        )
+    )
+    for index, inst in enumerate(instances):
+        inst.slice_index = index
+    Instance.objects.bulk_update(instances, ["slice_index"], batch_size=1000)
+    positions = [i.position_along_normal for i in instances if i.position_along_normal is not None]
+    steps = np.diff(positions) if len(positions) > 1 else []
+    series.slice_spacing_mm = float(np.median(steps)) if len(steps) else None
+    series.num_instances = len(instances)
+    series.save(update_fields=["slice_spacing_mm", "num_instances"])

@@ -90,6 +90,19 @@ class Project(models.Model):
     label_schema = models.ForeignKey(
         LabelSchema, on_delete=models.PROTECT, related_name="projects", verbose_name=_("schema")
     )
+    deid_clean_descriptors = models.BooleanField(
+        _("de-identification: clean descriptors"),
+        default=True,
+        help_text=_("PS3.15 Clean Descriptors Option: free-text descriptions are cleaned."),
+    )
+    deid_shift_dates = models.BooleanField(
+        _("de-identification: keep shifted dates"),
+        default=True,
+        help_text=_(
+            "PS3.15 Retain Longitudinal Temporal Information, Modified Dates: dates are "
+            "shifted by a per-patient offset instead of removed."
+        ),
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

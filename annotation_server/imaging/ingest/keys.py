@@ -1,0 +1,106 @@
+"""The de-identification key store: per-project secrets and the map back to
+original identifiers, encrypted with REFSET_KEY_ENCRYPTION_KEY and kept apart
+from the images. Reading an original needs imaging.view_identity_key and is
+audited."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import IntegrityError, transaction
+
+from annotation_server.audit import services as audit
+from annotation_server.imaging.models import IdentityMapping, ProjectKey
+
+logger = logging.getLogger(__name__)
+
+
+def _fernet() -> Fernet:
+    raw = settings.REFSET_KEY_ENCRYPTION_KEY
+    if not raw:
+        if not settings.DEBUG:
+            raise ImproperlyConfigured(
+                "REFSET_KEY_ENCRYPTION_KEY must be set (a Fernet key: "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')"
+            )
+        # Demo only: derive a key from the (demo) secret key, and say so.
+        logger.warning("REFSET_KEY_ENCRYPTION_KEY unset: deriving the key-store key (demo only)")
+        raw = base64.urlsafe_b64encode(hashlib.sha256(settings.SECRET_KEY.encode()).digest())
+    try:
+        return Fernet(raw)
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            "REFSET_KEY_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64 bytes)."
+        ) from None
+
+
+def project_secret(project) -> bytes:
+    """The project's de-identification secret, created on first use."""
+    key = ProjectKey.objects.filter(project=project).first()
+    if key is None:
+        secret = secrets.token_bytes(32)
+        try:
+            with transaction.atomic():
+                key = ProjectKey.objects.create(
+                    project=project, secret_encrypted=_fernet().encrypt(secret).decode()
+                )
+        except IntegrityError:
+            key = ProjectKey.objects.get(project=project)
+    try:
+        return _fernet().decrypt(key.secret_encrypted.encode())
+    except InvalidToken:
+        raise ImproperlyConfigured(
+            f"The de-identification key of project {project.slug} cannot be decrypted: "
+            "REFSET_KEY_ENCRYPTION_KEY differs from the one it was stored with."
+        ) from None
+
+
+def _digest(secret: bytes, kind: str, original: str) -> str:
+    return hmac.new(secret, f"{kind}\x00{original}".encode(), hashlib.sha256).hexdigest()
+
+
+def record_mappings(project, secret: bytes, mappings) -> int:
+    """Store each (kind, original, replacement) once; returns how many were new."""
+    fernet = _fernet()
+    new = 0
+    seen = set()
+    for m in mappings:
+        digest = _digest(secret, m.kind, m.original)
+        if (m.kind, digest) in seen:
+            continue
+        seen.add((m.kind, digest))
+        _, created = IdentityMapping.objects.get_or_create(
+            project=project,
+            kind=m.kind,
+            original_digest=digest,
+            defaults={
+                "original_encrypted": fernet.encrypt(m.original.encode()).decode(),
+                "replacement": m.replacement,
+            },
+        )
+        new += int(created)
+    return new
+
+
+def reveal(user, mapping: IdentityMapping, *, reason: str) -> str:
+    """The original identifier behind a replacement: permission-checked and audited."""
+    if not user.has_perm("imaging.view_identity_key"):
+        raise PermissionDenied("Reading original identifiers needs imaging.view_identity_key.")
+    if not reason.strip():
+        raise PermissionDenied("Say why you need the original identifier.")
+    original = _fernet().decrypt(mapping.original_encrypted.encode()).decode()
+    audit.record(
+        "identity.revealed",
+        actor=user,
+        obj=mapping,
+        project_id=mapping.project_id,
+        data={"kind": mapping.kind, "replacement": mapping.replacement, "reason": reason},
+    )
+    return original

@@ -1,0 +1,362 @@
+"""The ingest pipeline: validate -> de-identify -> store -> index -> cases.
+
+One bad file never stops the batch: it gets a per-file reason in the report and
+everything valid is imported. Nothing identifying is written: files are
+de-identified in memory before they reach storage. A series is indexed in one
+transaction; if that fails, the files stored for it that nothing references
+are removed again, so a failure leaves no half-written instance and no orphan.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+import pydicom
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from pydicom.errors import InvalidDicomError
+
+from annotation_server.audit import services as audit
+from annotation_server.imaging import services as imaging
+from annotation_server.imaging.deid import Deidentifier, DeidOptions
+from annotation_server.imaging.ingest import keys
+from annotation_server.imaging.ingest.sources import Candidate, Item, Limits, Rejection
+from annotation_server.imaging.models import Instance, Quarantine
+from annotation_server.projects.models import Case
+
+logger = logging.getLogger(__name__)
+
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+@dataclass
+class FileResult:
+    name: str
+    status: str  # imported | duplicate | quarantined | rejected
+    reason: str = ""
+    series_uid: str = ""
+
+
+@dataclass
+class ImportReport:
+    files: list[FileResult] = field(default_factory=list)
+    studies: int = 0
+    series: int = 0
+    cases: list[str] = field(default_factory=list)
+    patients: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return self.count("rejected") == 0
+
+    def summary(self) -> dict:
+        return {
+            "files": len(self.files),
+            "imported": self.count("imported"),
+            "duplicates": self.count("duplicate"),
+            "quarantined": self.count("quarantined"),
+            "rejected": self.count("rejected"),
+            "studies": self.studies,
+            "series": self.series,
+            "patients": self.patients,
+            "cases": self.cases,
+        }
+
+    def as_dict(self) -> dict:
+        return {"summary": self.summary(), "files": [asdict(f) for f in self.files]}
+
+
+class FileRejected(Exception):
+    """A file cannot be imported; the message is the reason shown to the user."""
+
+
+def _parse(name: str, data: bytes) -> pydicom.Dataset:
+    if not data:
+        raise FileRejected("empty file (0 bytes)")
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+    except InvalidDicomError:
+        raise FileRejected("not a DICOM file (no DICM preamble, no DICOM header)") from None
+    except Exception as exc:  # pydicom raises many kinds on corrupt input
+        raise FileRejected(f"corrupt or truncated DICOM ({type(exc).__name__}: {exc})") from None
+    meta_class = str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "") or "")
+    if meta_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+        raise FileRejected("DICOMDIR (an index of other files, not an image): skipped")
+    missing = [k for k in REQUIRED_UIDS if not str(ds.get(k, "") or "").strip()]
+    if missing:
+        raise FileRejected(f"missing required attribute(s): {', '.join(missing)}")
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        raise FileRejected(f"no pixel data ({ds.get('Modality', '?')} object, not an image)")
+    for attr in ("Rows", "Columns", "BitsAllocated"):
+        if attr not in ds:
+            raise FileRejected(f"image without {attr}")
+    _check_pixels(ds)
+    return ds
+
+
+def _check_pixels(ds: pydicom.Dataset) -> None:
+    ts = ds.file_meta.get("TransferSyntaxUID")
+    if ts is None:
+        raise FileRejected("no transfer syntax in the file meta information")
+    ts = pydicom.uid.UID(str(ts))
+    if ts.is_compressed:
+        from pydicom.pixels import get_decoder
+
+        try:
+            decoder = get_decoder(ts)
+        except NotImplementedError:
+            decoder = None
+        if decoder is None or not decoder.is_available:
+            raise FileRejected(f"unsupported transfer syntax {ts.name} ({ts}): cannot decode")
+        return
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.BitsAllocated)
+    expected = ds.Rows * ds.Columns * samples * frames * bits // 8
+    have = len(ds.PixelData) if "PixelData" in ds else expected
+    if have < expected:
+        raise FileRejected(f"truncated pixel data: {have} bytes, {expected} expected")
+
+
+def _geometry_key(ds: pydicom.Dataset) -> tuple:
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or ()
+    orientation = ds.get("ImageOrientationPatient") or ()
+    return (
+        int(ds.Rows),
+        int(ds.Columns),
+        tuple(round(float(v), 3) for v in spacing),
+        tuple(round(float(v), 2) for v in orientation),
+    )
+
+
+def _describe(key: tuple) -> str:
+    rows, cols, spacing, orientation = key
+    return f"{rows}x{cols}, spacing {list(spacing) or 'none'}, orientation {list(orientation)}"
+
+
+class Ingest:
+    def __init__(
+        self,
+        project,
+        *,
+        site=None,
+        user=None,
+        source: str = "upload",
+        progress: Callable[[int, int], None] | None = None,
+    ):
+        self.project = project
+        self.site = site
+        self.user = user
+        self.source = source
+        self.progress = progress
+        self.secret = keys.project_secret(project)
+        self.deid = Deidentifier(
+            self.secret,
+            DeidOptions(
+                clean_descriptors=project.deid_clean_descriptors,
+                retain_longitudinal_modified_dates=project.deid_shift_dates,
+            ),
+        )
+        self.report = ImportReport()
+        self._entries: dict[str, list[tuple[str, imaging.StoredEntry, bool]]] = defaultdict(list)
+
+    # one file ------------------------------------------------------------------
+
+    def _one(self, candidate: Candidate) -> None:
+        try:
+            data = candidate.read()
+            ds = _parse(candidate.name, data)
+            result = self.deid.apply(ds)
+        except FileRejected as exc:
+            self.report.files.append(FileResult(candidate.name, "rejected", str(exc)))
+            return
+        except (ValueError, TypeError, KeyError) as exc:
+            self.report.files.append(
+                FileResult(
+                    candidate.name, "rejected", f"invalid attribute value in the file ({exc})"
+                )
+            )
+            return
+        except Exception as exc:  # a reader's bug must not cost the batch
+            logger.exception("ingest of %s failed", candidate.name)
+            self.report.files.append(
+                FileResult(candidate.name, "rejected", f"could not process: {exc}")
+            )
+            return
+        clean = result.dataset
+        keys.record_mappings(self.project, self.secret, result.mappings)
+        data = imaging._encode(clean)
+        digest, key, created = imaging.storage.put(data)
+        series_uid = str(clean.SeriesInstanceUID)
+        if result.quarantine_reason:
+            Quarantine.objects.get_or_create(
+                project=self.project,
+                sha256=digest,
+                defaults={
+                    "reason": result.quarantine_reason[:200],
+                    "sop_instance_uid": str(clean.SOPInstanceUID),
+                    "series_uid": series_uid,
+                    "modality": str(clean.get("Modality", ""))[:16],
+                    "file": key,
+                },
+            )
+            self.report.files.append(
+                FileResult(
+                    candidate.name,
+                    "quarantined",
+                    f"held for manager review: {result.quarantine_reason}",
+                    series_uid,
+                )
+            )
+            return
+        if "PixelData" in clean:
+            del clean.PixelData  # keep only the header in memory
+        entry = imaging.StoredEntry(clean, digest, key, len(data))
+        self._entries[series_uid].append((candidate.name, entry, created))
+
+    # one series ----------------------------------------------------------------
+
+    def _consistent(self, series_uid: str, items) -> list:
+        """Drop files that disagree with the series' majority (geometry, patient)."""
+        keep = items
+        for what, key_of, describe in (
+            ("patient", lambda e: str(e.header.get("PatientID", "")), lambda k: "another"),
+            ("geometry", lambda e: _geometry_key(e.header), _describe),
+        ):
+            counts = Counter(key_of(entry) for _, entry, _ in keep)
+            if len(counts) <= 1:
+                continue
+            majority = counts.most_common(1)[0][0]
+            kept = []
+            for name, entry, created in keep:
+                if key_of(entry) == majority:
+                    kept.append((name, entry, created))
+                    continue
+                if what == "patient":
+                    reason = (
+                        f"series {series_uid} mixes patients: this file belongs to "
+                        "another patient than the rest of the series"
+                    )
+                else:
+                    reason = (
+                        f"geometry disagrees with the rest of series {series_uid}: "
+                        f"{describe(key_of(entry))} vs {describe(majority)}"
+                    )
+                self.report.files.append(FileResult(name, "rejected", reason, series_uid))
+                self._discard(entry, created)
+            keep = kept
+        return keep
+
+    def _discard(self, entry: imaging.StoredEntry, created: bool) -> None:
+        referenced = (
+            Instance.objects.filter(sha256=entry.sha256).exists()
+            or Quarantine.objects.filter(sha256=entry.sha256).exists()
+        )
+        if created and not referenced:
+            default_storage.delete(entry.key)
+
+    def _index(self, series_uid: str, items) -> None:
+        items = self._consistent(series_uid, items)
+        if not items:
+            return
+        known = set(
+            Instance.objects.filter(
+                series__study__project=self.project, series__series_uid=series_uid
+            ).values_list("sop_instance_uid", flat=True)
+        )
+        try:
+            with transaction.atomic():
+                index = imaging.index_entries(
+                    self.project, [e for _, e, _ in items], site=self.site
+                )
+                for series in index.new_series:
+                    self.report.cases.append(self._case_for(series).code)
+        except Exception as exc:
+            logger.exception("indexing series %s failed", series_uid)
+            for name, entry, created in items:
+                self._discard(entry, created)
+                self.report.files.append(
+                    FileResult(name, "rejected", f"series could not be stored: {exc}", series_uid)
+                )
+            return
+        self.report.studies += index.studies
+        self.report.series += len(index.new_series)
+        for name, entry, _ in items:
+            duplicate = str(entry.header.SOPInstanceUID) in known
+            known.add(str(entry.header.SOPInstanceUID))
+            self.report.files.append(
+                FileResult(
+                    name,
+                    "duplicate" if duplicate else "imported",
+                    "already in the project" if duplicate else "",
+                    series_uid,
+                )
+            )
+
+    def _case_for(self, series) -> Case:
+        prefix = self.project.slug.split("-")[-1][:6].upper() or "CASE"
+        n = Case.objects.filter(project=self.project).count() + 1
+        while True:
+            try:
+                with transaction.atomic():
+                    return Case.objects.create(
+                        project=self.project,
+                        series=series,
+                        site=self.site or series.study.site,
+                        code=f"{prefix}-{n:05d}",
+                        state=Case.State.IMPORTED,
+                    )
+            except IntegrityError:
+                existing = Case.objects.filter(project=self.project, series=series).first()
+                if existing:
+                    return existing
+                n += 1
+
+    # the batch -----------------------------------------------------------------
+
+    def run(self, items: Iterable[Item]) -> ImportReport:
+        items = list(items)
+        total = len(items)
+        for done, item in enumerate(items, 1):
+            if isinstance(item, Rejection):
+                self.report.files.append(FileResult(item.name, "rejected", item.reason))
+            else:
+                self._one(item)
+            if self.progress and (done % 10 == 0 or done == total):
+                self.progress(done, total)
+        for series_uid, entries in self._entries.items():
+            self._index(series_uid, entries)
+        self.report.patients = len(
+            {str(e.header.get("PatientID", "")) for es in self._entries.values() for _, e, _ in es}
+        )
+        audit.record(
+            "imaging.imported",
+            actor=self.user,
+            project_id=self.project.pk,
+            data={"source": self.source, **self.report.summary()},
+        )
+        return self.report
+
+
+def ingest(
+    project,
+    items: Iterable[Item],
+    *,
+    site=None,
+    user=None,
+    source: str = "upload",
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    return Ingest(project, site=site, user=user, source=source, progress=progress).run(items)
+
+
+def default_limits() -> Limits:
+    return Limits.from_settings()

@@ -1,0 +1,49 @@
+"""Job handlers of the imaging app."""
+
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+
+from annotation_server.accounts.models import Site
+from annotation_server.imaging.ingest.pipeline import default_limits, ingest
+from annotation_server.imaging.ingest.sources import from_blobs
+from annotation_server.projects.models import Project
+
+
+def import_uploads(ctx) -> dict:
+    """Import files uploaded to storage under params["uploads"], then delete them."""
+    project = Project.objects.get(pk=ctx.project_id)
+    site = Site.objects.filter(pk=ctx.params.get("site_id")).first()
+    uploads = ctx.params["uploads"]
+    ctx.log(f"importing {len(uploads)} uploaded file(s) into {project.slug}")
+
+    def blobs():
+        for upload in uploads:
+
+            def read(key=upload["key"]) -> bytes:
+                with default_storage.open(key, "rb") as fh:
+                    return fh.read()
+
+            yield upload["name"], read, upload["size"]
+
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=ctx.created_by_id).first()
+    try:
+        report = ingest(
+            project,
+            from_blobs(blobs(), default_limits()),
+            site=site,
+            user=user,
+            source="upload",
+            progress=lambda done, total: ctx.progress(95 * done / max(total, 1)),
+        )
+    finally:
+        for upload in uploads:
+            default_storage.delete(upload["key"])
+    s = report.summary()
+    ctx.log(
+        f"{s['imported']} imported, {s['duplicates']} duplicates, "
+        f"{s['quarantined']} quarantined, {s['rejected']} rejected"
+    )
+    return report.as_dict()

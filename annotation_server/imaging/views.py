@@ -1,0 +1,55 @@
+"""Browser pages of the imaging app: the project import page."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext as _
+
+from annotation_server.accounts.models import Site
+from annotation_server.imaging.models import Quarantine
+from annotation_server.jobs.models import Job
+from annotation_server.projects.models import Project
+from annotation_server.projects.permissions import MANAGE, has_project_perm
+
+
+def managed_project(request, slug: str) -> Project:
+    project = get_object_or_404(Project.objects.visible_to(request.user), slug=slug)
+    if not has_project_perm(request.user, project, MANAGE):
+        raise PermissionDenied("Only the project's dataset managers can import.")
+    return project
+
+
+@login_required
+def import_page(request, slug: str):
+    project = managed_project(request, slug)
+    return render(
+        request,
+        "imaging/import.html",
+        {
+            "project": project,
+            "sites": Site.objects.all(),
+            "recent_jobs": Job.objects.filter(project=project, kind="imaging.import")[:10],
+            "quarantined": Quarantine.objects.filter(
+                project=project, status=Quarantine.Status.PENDING
+            ).count(),
+            "strings": {
+                "selected": _("%(n)s file(s) selected, %(mb)s MB"),
+                "files": _("files"),
+                "imported": _("imported"),
+                "duplicates": _("duplicates skipped"),
+                "quarantined": _("quarantined"),
+                "rejected": _("rejected"),
+                "studies": _("new studies"),
+                "series": _("new series"),
+                "patients": _("patients"),
+                "cases": _("new cases"),
+                "none": _("Every file was imported."),
+                "failed": _("The import failed:"),
+                "upload_failed": _(
+                    "Upload failed; nothing was imported. Check the connection and try again."
+                ),
+            },
+        },
+    )
