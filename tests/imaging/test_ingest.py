@@ -18,7 +18,6 @@ from annotation_server.imaging.ingest.pipeline import ingest
 from annotation_server.imaging.ingest.sources import Limits, from_paths
 from annotation_server.imaging.models import IdentityMapping, Instance, Quarantine, Series
 from annotation_server.projects.models import Case
-from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db
@@ -31,7 +30,10 @@ def ct_dir(tmp_path) -> tuple[Path, dict]:
     return tmp_path / "ct", truth
 
 
-def _run(project, *paths, limits=Limits()):
+DEFAULT_LIMITS = Limits()
+
+
+def _run(project, *paths, limits=DEFAULT_LIMITS):
     return ingest(project, from_paths(paths, limits), source="test")
 
 
