@@ -38,7 +38,7 @@ def home(request):
             {
                 "project": project,
                 "roles": roles.get(project.pk, []),
-            "manages": project.pk in managed,
+                "manages": project.pk in managed,
                 "states": [(s, Case.State(s).label, counts.get(s, 0)) for s in STATE_ORDER]
                 if counts
                 else None,
