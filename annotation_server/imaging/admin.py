@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from annotation_server.imaging.models import (
     IdentityMapping,
+    PacsConnection,
     Instance,
     ProjectKey,
     Quarantine,
@@ -55,3 +56,9 @@ class IdentityMappingAdmin(admin.ModelAdmin):
 class QuarantineAdmin(admin.ModelAdmin):
     list_display = ("sop_instance_uid", "project", "modality", "reason", "status", "created_at")
     list_filter = ("project", "status")
+
+
+@admin.register(PacsConnection)
+class PacsConnectionAdmin(admin.ModelAdmin):
+    list_display = ("name", "project", "base_url", "auth", "site")
+    exclude = ("secret_encrypted",)

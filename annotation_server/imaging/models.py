@@ -212,3 +212,49 @@ class Quarantine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sop_instance_uid} ({self.reason})"
+
+
+class PacsConnection(models.Model):
+    """A hospital PACS reachable over DICOMweb (QIDO-RS / WADO-RS)."""
+
+    class Auth(models.TextChoices):
+        NONE = "none", _("none")
+        BASIC = "basic", _("HTTP basic")
+        BEARER = "bearer", _("bearer token")
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="pacs_connections"
+    )
+    name = models.CharField(_("name"), max_length=100)
+    base_url = models.URLField(_("DICOMweb base URL"), max_length=500)
+    auth = models.CharField(
+        _("authentication"), max_length=8, choices=Auth.choices, default=Auth.NONE
+    )
+    username = models.CharField(_("username"), max_length=150, blank=True)
+    secret_encrypted = models.TextField(
+        _("password or token (encrypted)"),
+        blank=True,
+        help_text=_("Encrypted with REFSET_KEY_ENCRYPTION_KEY; never shown again."),
+    )
+    site = models.ForeignKey(
+        "accounts.Site", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        verbose_name = _("PACS connection")
+        verbose_name_plural = _("PACS connections")
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="pacs_name_per_project")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.base_url})"
