@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation_server.api_urls import router
 from annotation_server.imaging import views as imaging_views
-from annotation_server.imaging.ingest.api import ImportView
+from annotation_server.imaging.ingest.api import ImportView, RevealView
 from annotation_server.web import views
 
 urlpatterns = [
@@ -20,6 +20,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("projects/<slug:slug>/import/", imaging_views.import_page, name="import"),
     path("api/v1/projects/<slug:slug>/imports/", ImportView.as_view(), name="api-import"),
+    path(
+        "api/v1/projects/<slug:slug>/identity/reveal/",
+        RevealView.as_view(),
+        name="api-identity-reveal",
+    ),
     path("api/v1/", include(router.urls)),
     path("dicomweb/", include("annotation_server.imaging.dicomweb.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

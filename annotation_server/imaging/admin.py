@@ -1,9 +1,11 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
 
 from annotation_server.imaging.models import (
     IdentityMapping,
-    PacsConnection,
     Instance,
+    PacsConnection,
     ProjectKey,
     Quarantine,
     Series,
@@ -56,6 +58,40 @@ class IdentityMappingAdmin(admin.ModelAdmin):
 class QuarantineAdmin(admin.ModelAdmin):
     list_display = ("sop_instance_uid", "project", "modality", "reason", "status", "created_at")
     list_filter = ("project", "status")
+    readonly_fields = (
+        "project",
+        "reason",
+        "sop_instance_uid",
+        "series_uid",
+        "modality",
+        "sha256",
+        "file",
+        "status",
+        "reviewed_by",
+        "reviewed_at",
+    )
+    actions = ["release_selected", "reject_selected"]
+
+    def _review(self, request, queryset, action, verb):
+        from annotation_server.imaging.ingest import quarantine
+
+        note = f"{verb} in the admin by {request.user.get_username()} after review"
+        done = 0
+        for item in queryset:
+            try:
+                getattr(quarantine, action)(item, request.user, note)
+                done += 1
+            except (ValueError, PermissionDenied) as exc:
+                self.message_user(request, f"{item}: {exc}", level="error")
+        self.message_user(request, f"{done} instance(s) {verb.lower()}.")
+
+    @admin.action(description=_("Release into the project (reviewed, no burned-in text)"))
+    def release_selected(self, request, queryset):
+        self._review(request, queryset, "release", "Released")
+
+    @admin.action(description=_("Reject (delete the stored file)"))
+    def reject_selected(self, request, queryset):
+        self._review(request, queryset, "reject", "Rejected")
 
 
 @admin.register(PacsConnection)

@@ -39,3 +39,30 @@ class ImportView(APIView):
         names = paths if len(paths) == len(files) else None
         job = queue_import(project, files, user=request.user, site=site, names=names)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RevealView(APIView):
+    """Look up the original identifier behind a pseudonym or replacement UID.
+    Needs the imaging.view_identity_key permission; every look-up is audited
+    with its reason."""
+
+    def post(self, request, slug: str):
+        from annotation_server.imaging.ingest.keys import reveal
+        from annotation_server.imaging.models import IdentityMapping
+
+        project = get_object_or_404(Project.objects.visible_to(request.user), slug=slug)
+        if not request.user.has_perm("imaging.view_identity_key"):
+            raise PermissionDenied("Reading original identifiers needs its own permission.")
+        replacement = str(request.data.get("replacement", "")).strip()
+        reason = str(request.data.get("reason", "")).strip()
+        if not replacement or not reason:
+            raise ValidationError({"detail": "Give the replacement and the reason."})
+        mappings = IdentityMapping.objects.filter(project=project, replacement=replacement)
+        if request.data.get("kind"):
+            mappings = mappings.filter(kind=request.data["kind"])
+        rows = [
+            {"kind": m.kind, "original": reveal(request.user, m, reason=reason)} for m in mappings
+        ]
+        if not rows:
+            raise ValidationError({"replacement": "No identifier maps to that value here."})
+        return Response({"replacement": replacement, "originals": rows})
