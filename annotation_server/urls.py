@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from annotation_server.api_urls import router
 from annotation_server.imaging import views as imaging_views
 from annotation_server.imaging.ingest.api import ImportView, RevealView
+from annotation_server.imaging.ingest.stow import studies_endpoint
 from annotation_server.web import views
 
 urlpatterns = [
@@ -26,6 +27,10 @@ urlpatterns = [
         name="api-identity-reveal",
     ),
     path("api/v1/", include(router.urls)),
+    path("dicomweb/studies", studies_endpoint, name="dicomweb-studies"),
+    path(
+        "dicomweb/projects/<slug:slug>/studies", studies_endpoint, name="dicomweb-project-studies"
+    ),
     path("dicomweb/", include("annotation_server.imaging.dicomweb.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

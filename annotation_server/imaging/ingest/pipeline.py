@@ -40,6 +40,8 @@ class FileResult:
     status: str  # imported | duplicate | quarantined | rejected
     reason: str = ""
     series_uid: str = ""
+    sop_uid: str = ""  # the de-identified SOP Instance UID, once known
+    sop_class_uid: str = ""
 
 
 @dataclass
@@ -81,6 +83,8 @@ class FileRejected(Exception):
 def _parse(name: str, data: bytes) -> pydicom.Dataset:
     if not data:
         raise FileRejected("empty file (0 bytes)")
+    if data[128:132] != b"DICM" and data[:2] == b"\x02\x00":
+        data = b"\0" * 128 + b"DICM" + data  # file meta without the preamble (STOW, some PACS)
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
     except InvalidDicomError:
@@ -214,6 +218,8 @@ class Ingest:
                     "quarantined",
                     f"held for manager review: {result.quarantine_reason}",
                     series_uid,
+                    str(clean.SOPInstanceUID),
+                    str(clean.SOPClassUID),
                 )
             )
             return
@@ -298,6 +304,8 @@ class Ingest:
                     "duplicate" if duplicate else "imported",
                     "already in the project" if duplicate else "",
                     series_uid,
+                    str(entry.header.SOPInstanceUID),
+                    str(entry.header.SOPClassUID),
                 )
             )
 

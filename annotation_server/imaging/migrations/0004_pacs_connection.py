@@ -6,34 +6,86 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('imaging', '0003_deid_keys_quarantine'),
-        ('projects', '0003_deid_options'),
+        ("accounts", "0001_initial"),
+        ("imaging", "0003_deid_keys_quarantine"),
+        ("projects", "0003_deid_options"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PacsConnection',
+            name="PacsConnection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('base_url', models.URLField(max_length=500, verbose_name='DICOMweb base URL')),
-                ('auth', models.CharField(choices=[('none', 'none'), ('basic', 'HTTP basic'), ('bearer', 'bearer token')], default='none', max_length=8, verbose_name='authentication')),
-                ('username', models.CharField(blank=True, max_length=150, verbose_name='username')),
-                ('secret_encrypted', models.TextField(blank=True, help_text='Encrypted with REFSET_KEY_ENCRYPTION_KEY; never shown again.', verbose_name='password or token (encrypted)')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pacs_connections', to='projects.project')),
-                ('site', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.site')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                ("base_url", models.URLField(max_length=500, verbose_name="DICOMweb base URL")),
+                (
+                    "auth",
+                    models.CharField(
+                        choices=[
+                            ("none", "none"),
+                            ("basic", "HTTP basic"),
+                            ("bearer", "bearer token"),
+                        ],
+                        default="none",
+                        max_length=8,
+                        verbose_name="authentication",
+                    ),
+                ),
+                ("username", models.CharField(blank=True, max_length=150, verbose_name="username")),
+                (
+                    "secret_encrypted",
+                    models.TextField(
+                        blank=True,
+                        help_text="Encrypted with REFSET_KEY_ENCRYPTION_KEY; never shown again.",
+                        verbose_name="password or token (encrypted)",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="pacs_connections",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "site",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="accounts.site",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'PACS connection',
-                'verbose_name_plural': 'PACS connections',
-                'ordering': ['project', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('project', 'name'), name='pacs_name_per_project')],
+                "verbose_name": "PACS connection",
+                "verbose_name_plural": "PACS connections",
+                "ordering": ["project", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "name"), name="pacs_name_per_project"
+                    )
+                ],
             },
         ),
     ]
