@@ -5,9 +5,13 @@ API clients logged in as each persona."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from annotation_server.accounts.models import Role
@@ -103,3 +107,48 @@ def client_for():
         return client
 
     return make
+
+
+@pytest.fixture
+def celery_worker(transactional_db, settings):
+    """A real worker process on this test's database and its own Redis queue."""
+    assert settings.CELERY_BROKER_URL.startswith("redis://"), "make test provides Redis"
+    db = connection.settings_dict
+    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    queue = f"refset-test-{uuid.uuid4().hex[:8]}"
+    from annotation_server.celery import app
+
+    app.conf.task_default_queue = queue
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        REFSET_CELERY_QUEUE=queue,
+        REFSET_MEDIA_ROOT=str(settings.MEDIA_ROOT),
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "annotation_server",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+    )
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    app.conf.task_default_queue = "celery"

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from annotation_server.audit import services as audit
 from annotation_server.jobs import services
 from annotation_server.jobs.models import Job
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.django_db
@@ -49,46 +41,6 @@ def test_a_failing_job_keeps_its_error(monkeypatch):
     job.refresh_from_db()
     assert job.progress == 40 and "halfway" in job.log
     assert job.error.startswith("RuntimeError: disk on fire")
-
-
-@pytest.fixture
-def celery_worker(transactional_db, settings):
-    """A real worker process on this test's database and its own Redis queue."""
-    assert settings.CELERY_BROKER_URL.startswith("redis://"), "make test provides Redis"
-    db = connection.settings_dict
-    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    queue = f"refset-test-{uuid.uuid4().hex[:8]}"
-    from annotation_server.celery import app
-
-    app.conf.task_default_queue = queue
-    env = dict(os.environ, DATABASE_URL=url, REFSET_CELERY_QUEUE=queue)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "annotation_server",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    app.conf.task_default_queue = "celery"
 
 
 @pytest.mark.celery
