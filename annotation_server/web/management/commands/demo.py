@@ -17,7 +17,8 @@ from django.utils import timezone
 import fixtures
 from annotation_server.accounts.models import Role, Site, UserProfile
 from annotation_server.adjudication.models import ArbitrationTask, ReferenceFinding
-from annotation_server.imaging.services import index_datasets
+from annotation_server.imaging.ingest.pipeline import ingest
+from annotation_server.imaging.ingest.sources import Candidate
 from annotation_server.projects.models import Case, LabelSchema, Project
 from annotation_server.projects.services import create_project, grant_role
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
@@ -31,38 +32,20 @@ PEOPLE = [
     ("arbitrator", [Role.ARBITRATOR], "S01", "chief", 28, "胸部影像"),
 ]
 SITES = [("S01", "华东示范医院", "上海"), ("S02", "华北示范医院", "北京")]
-# Synthetic PHI the generator writes; the demo replaces it before storing.
-# (The import pipeline's PS3.15 de-identification replaces this pass.)
-IDENTIFYING = (
-    "PatientName",
-    "PatientBirthDate",
-    "AccessionNumber",
-    "InstitutionName",
-    "InstitutionAddress",
-    "ReferringPhysicianName",
-    "PerformingPhysicianName",
-    "OperatorsName",
-    "StationName",
-    "DeviceSerialNumber",
-    "StudyID",
-    "OtherPatientIDs",
-    "PatientAddress",
-    "PatientTelephoneNumbers",
-    "InstitutionalDepartmentName",
-    "PhysiciansOfRecord",
-)
 NODULE_TYPES = {"solid": "solid", "part-solid": "part_solid", "ground-glass": "ground_glass"}
 
 
-def _scrub(datasets, pseudo_id: str) -> None:
-    for ds in datasets:
-        ds.remove_private_tags()
-        for keyword in IDENTIFYING:
-            if keyword in ds:
-                delattr(ds, keyword)
-        ds.PatientID = pseudo_id
-        ds.PatientName = pseudo_id
-        ds.PatientIdentityRemoved = "YES"
+def _import(project, datasets, *, site, user, prefix: str) -> Case:
+    """Bring synthetic studies in the way a delivery comes: through the ingest
+    pipeline, so the demo's images are de-identified like real ones."""
+    items = []
+    for j, ds in enumerate(datasets):
+        data = fixtures.dataset_bytes(ds)
+        items.append(Candidate(f"{prefix}/{j:04d}.dcm", len(data), lambda data=data: data))
+    report = ingest(project, items, site=site, user=user, source="demo")
+    if not report.cases:
+        raise RuntimeError(f"demo import of {prefix} created no case: {report.summary()}")
+    return Case.objects.get(project=project, code=report.cases[0])
 
 
 class Command(BaseCommand):
@@ -181,15 +164,8 @@ class Command(BaseCommand):
             datasets, truth = fixtures.build_ct_datasets(
                 slices=slices, seed=100 + i, manufacturer=vendors[i % len(vendors)]
             )
-            pseudo = f"DEMO-P{i + 1:04d}"
-            _scrub(datasets, pseudo)
-            series = index_datasets(project, datasets, site=site).series[0]
-            case = Case.objects.create(
-                project=project,
-                code=f"LUNG-{i + 1:04d}",
-                series=series,
-                site=site,
-                state=Case.State.IMPORTED,
+            case = _import(
+                project, datasets, site=site, user=people["manager"], prefix=f"lung-{i + 1:04d}"
             )
             self.stdout.write(f"  {case.code}: {len(datasets)} slices, {state}")
             self._advance(case, state, people, truth)
@@ -223,14 +199,8 @@ class Command(BaseCommand):
                 modality="CR" if i % 2 else "DX",
                 photometric="MONOCHROME1" if i % 3 == 2 else "MONOCHROME2",
             )
-            _scrub([ds], f"DEMO-X{i + 1:04d}")
-            series = index_datasets(project, [ds], site=site).series[0]
-            case = Case.objects.create(
-                project=project,
-                code=f"CXR-{i + 1:04d}",
-                series=series,
-                site=site,
-                state=Case.State.IMPORTED,
+            case = _import(
+                project, [ds], site=site, user=people["manager"], prefix=f"cxr-{i + 1:04d}"
             )
             self.stdout.write(f"  {case.code}: {ds.Rows}x{ds.Columns} {ds.Modality}, {state}")
             self._advance(case, state, people, truth)
@@ -257,10 +227,10 @@ class Command(BaseCommand):
         readers = [people[n] for n in ("reader1", "reader2", "reader3")]
         tasks = [ReadingTask.objects.create(case=case, reader=r, due_at=due) for r in readers]
         if state == "reading":
-            index = int(case.code.rsplit("-", 1)[1])
-            if index % 2 == 0:  # reader1 has started: a draft finding
+            reading_no = Case.objects.filter(project=case.project, state=Case.State.READING).count()
+            if reading_no % 2 == 1:  # reader1 has started: a draft finding
                 self._read(tasks[0], truth, submit=False, keep=1)
-            if index % 3 == 0:  # reader2 has finished
+            if reading_no % 3 == 1:  # reader2 has finished
                 self._read(tasks[1], truth, submit=True)
             return
         # every read submitted; arbitration cases carry a real disagreement
