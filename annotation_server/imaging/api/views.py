@@ -1,0 +1,283 @@
+"""Studies, series and instances (read-only, through `visible_to`), and pixel delivery.
+
+    GET /api/v1/instances/{id}/pixels/        one frame record (format: imaging.pixels)
+    GET /api/v1/series/{id}/pixels/           every frame of the series in slice order,
+                                              streamed, each a length-prefixed record
+    GET /api/v1/instances/{id}/rendered.png/?wc=&ww=&size=   windowed 8-bit PNG
+
+Pixel responses carry a strong ETag derived from the content hash, the frame, the
+slice placement and the parameters, and may be cached forever by the browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from pydicom.dataset import Dataset
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+
+from annotation_server.imaging import pixels, storage
+from annotation_server.imaging.api.serializers import (
+    InstanceSerializer,
+    SeriesDetailSerializer,
+    SeriesSerializer,
+    StudySerializer,
+)
+from annotation_server.imaging.models import Instance, Series, Study
+
+CACHE_CONTROL = "private, max-age=31536000, immutable"
+MAX_PNG_SIZE = 4096
+ROW_FIELDS = (
+    "id",
+    "sop_instance_uid",
+    "frame",
+    "slice_index",
+    "position",
+    "position_along_normal",
+    "file",
+    "sha256",
+)
+
+
+# -- HTTP helpers (shared with DICOMweb) -------------------------------------------
+
+
+def etag_for(*parts: Any) -> str:
+    """A strong ETag from the content hash(es) and every parameter shaping the body."""
+    text = "|".join(str(p) for p in (pixels.FORMAT_VERSION, *parts))
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:40] + '"'
+
+
+def not_modified(request: HttpRequest, etag: str) -> HttpResponse | None:
+    """A 304 when If-None-Match names `etag` (or *), else None."""
+    header = request.headers.get("If-None-Match", "")
+    tags = {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+    if etag in tags or "*" in tags:
+        response = HttpResponse(status=304)
+        return cacheable(response, etag)
+    return None
+
+
+def cacheable(response: HttpResponse, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    response["Cache-Control"] = CACHE_CONTROL
+    response["Vary"] = "Cookie, Authorization"
+    return response
+
+
+def pixel_error_response(error: pixels.PixelError) -> JsonResponse:
+    return JsonResponse(error.as_dict(), status=422)
+
+
+def load_dataset(key: str) -> Dataset:
+    """Read one stored file through the storage API (no local path assumed)."""
+    with storage.open_instance(key) as handle:
+        return pixels.read_dataset(handle.read())
+
+
+def placement(row: dict[str, Any]) -> dict[str, Any]:
+    """Header fields that come from the index row rather than the file."""
+    return {
+        "instance": row["id"],
+        "sop_instance_uid": row["sop_instance_uid"],
+        "frame": row["frame"],
+        "slice_index": row["slice_index"],
+        "position": row["position"],
+        "position_along_normal": row["position_along_normal"],
+    }
+
+
+def _row(instance: Instance) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in ROW_FIELDS}
+
+
+def _float_param(request: HttpRequest, name: str) -> float | None:
+    value = request.GET.get(name)
+    if value in (None, ""):
+        return None
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(name)
+    return number
+
+
+class PixelsRenderer(BaseRenderer):
+    media_type = pixels.MEDIA_TYPE
+    format = "pixels"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes) else json.dumps(data).encode()
+
+
+class PNGRenderer(PixelsRenderer):
+    media_type = "image/png"
+    format = "png"
+
+
+def series_records(rows: list[dict[str, Any]]) -> Iterator[bytes]:
+    """Frame records of `rows` (index rows in slice order), reading each file once."""
+    frames_of_file: dict[str, list[int]] = defaultdict(list)
+    last_use: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        frames_of_file[row["file"]].append(row["frame"])
+        last_use[row["file"]] = i
+    decoded: dict[str, tuple[Dataset, dict] | pixels.PixelError] = {}
+    count = len(rows)
+    for i, row in enumerate(rows):
+        key = row["file"]
+        extra = {**placement(row), "index": i, "count": count}
+        if key not in decoded:
+            try:
+                ds = load_dataset(key)
+                decoded[key] = (ds, pixels.stored_frames(ds, frames_of_file[key]))
+            except pixels.PixelError as error:
+                decoded[key] = error
+            except Exception as exc:  # noqa: BLE001 - unreadable file: say so in-stream
+                decoded[key] = pixels.PixelError(f"Cannot read the file: {exc}", code="unreadable")
+        entry = decoded[key]
+        if isinstance(entry, pixels.PixelError):
+            yield pixels.error_record(entry, extra)
+        else:
+            ds, stored = entry
+            try:
+                yield pixels.build_frame(ds, stored[row["frame"]], row["frame"]).record(extra)
+            except pixels.PixelError as error:
+                yield pixels.error_record(error, extra)
+        if last_use[key] == i:
+            del decoded[key]
+
+
+# -- viewsets ---------------------------------------------------------------------
+
+
+class StudyViewSet(viewsets.ReadOnlyModelViewSet):
+    """Studies with at least one series visible to you."""
+
+    serializer_class = StudySerializer
+    filterset_fields = ["project", "study_uid", "patient_pseudo_id"]
+
+    def get_queryset(self):
+        return Study.objects.visible_to(self.request.user).select_related("project").order_by("id")
+
+
+class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
+    """Series visible to you, with geometry; the detail lists slices in slice order."""
+
+    serializer_class = SeriesSerializer
+    filterset_fields = ["study", "modality", "series_uid"]
+
+    def get_queryset(self):
+        qs = Series.objects.visible_to(self.request.user).select_related("study").order_by("id")
+        if self.action == "retrieve":
+            slices = Instance.objects.order_by("slice_index", "frame").only(
+                "id", "series_id", "slice_index", "position", "position_along_normal", "frame"
+            )
+            qs = qs.prefetch_related(Prefetch("instances", queryset=slices))
+        return qs
+
+    def get_serializer_class(self):
+        return SeriesDetailSerializer if self.action == "retrieve" else SeriesSerializer
+
+    @extend_schema(responses={(200, pixels.MEDIA_TYPE): OpenApiTypes.BINARY})
+    @action(detail=True, url_path="pixels", renderer_classes=[JSONRenderer, PixelsRenderer])
+    def pixels(self, request, pk=None):
+        """Every frame, decoded and rescaled, as concatenated records in slice order."""
+        series = self.get_object()
+        rows = list(series.instances.order_by("slice_index", "frame").values(*ROW_FIELDS))
+        etag = etag_for(
+            "series",
+            series.pk,
+            *(
+                f"{r['id']}:{r['sha256']}:{r['frame']}:{r['slice_index']}:"
+                f"{r['position_along_normal']}"
+                for r in rows
+            ),
+        )
+        cached = not_modified(request, etag)
+        if cached:
+            return cached
+        response = StreamingHttpResponse(series_records(rows), content_type=pixels.MEDIA_TYPE)
+        response["X-Refset-Frames"] = str(len(rows))
+        return cacheable(response, etag)
+
+
+class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
+    """Instances (one row per frame) visible to you, and their pixels."""
+
+    serializer_class = InstanceSerializer
+    filterset_fields = ["series", "sop_instance_uid", "frame"]
+
+    def get_queryset(self):
+        return Instance.objects.visible_to(self.request.user).order_by("id")
+
+    @extend_schema(responses={(200, pixels.MEDIA_TYPE): OpenApiTypes.BINARY})
+    @action(detail=True, url_path="pixels", renderer_classes=[JSONRenderer, PixelsRenderer])
+    def pixels(self, request, pk=None):
+        """One frame record: JSON header then the rescaled pixels (see imaging.pixels)."""
+        instance = self.get_object()
+        row = _row(instance)
+        etag = etag_for(
+            "instance",
+            instance.sha256,
+            instance.frame,
+            instance.slice_index,
+            instance.position_along_normal,
+            instance.pk,
+        )
+        cached = not_modified(request, etag)
+        if cached:
+            return cached
+        try:
+            frame = pixels.decode_frame(load_dataset(instance.file), instance.frame)
+        except pixels.PixelError as error:
+            return pixel_error_response(error)
+        body = frame.record({**placement(row), "index": 0, "count": 1})
+        return cacheable(HttpResponse(body, content_type=pixels.MEDIA_TYPE), etag)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("wc", float, description="window centre (default: file preset)"),
+            OpenApiParameter("ww", float, description="window width"),
+            OpenApiParameter("size", int, description="thumbnail: fit in size x size"),
+        ],
+        responses={(200, "image/png"): OpenApiTypes.BINARY},
+    )
+    @action(detail=True, url_path="rendered.png", renderer_classes=[JSONRenderer, PNGRenderer])
+    def rendered(self, request, pk=None):
+        """The frame windowed to 8 bits as PNG (MONOCHROME1 inverted; colour as is)."""
+        instance = self.get_object()
+        try:
+            center, width = _float_param(request, "wc"), _float_param(request, "ww")
+            size = int(request.GET["size"]) if request.GET.get("size") else None
+            if size is not None and not 1 <= size <= MAX_PNG_SIZE:
+                raise ValueError("size")
+            if width is not None and width <= 0:
+                raise ValueError("ww")
+        except ValueError:
+            return JsonResponse(
+                {"detail": f"wc and ww must be numbers (ww > 0), size 1..{MAX_PNG_SIZE}."},
+                status=400,
+            )
+        etag = etag_for("png", instance.sha256, instance.frame, center, width, size)
+        cached = not_modified(request, etag)
+        if cached:
+            return cached
+        try:
+            ds = load_dataset(instance.file)
+            frame = pixels.decode_frame(ds, instance.frame)
+        except pixels.PixelError as error:
+            return pixel_error_response(error)
+        png = pixels.render_png(ds, frame, center=center, width=width, size=size)
+        return cacheable(HttpResponse(png, content_type="image/png"), etag)
