@@ -25,8 +25,15 @@ def real_dicom_files() -> list[Path]:
     for base in _package_dirs():
         assert base.is_dir(), f"missing test data directory {base}"
         for path in sorted(base.rglob("*")):
-            if not path.is_file() or path.suffix in (".py", ".pyc", ".json", ".txt", ".gz",
-                                                     ".bz2", ".zip"):
+            if not path.is_file() or path.suffix in (
+                ".py",
+                ".pyc",
+                ".json",
+                ".txt",
+                ".gz",
+                ".bz2",
+                ".zip",
+            ):
                 continue
             try:
                 pydicom.dcmread(path, stop_before_pixels=True)
