@@ -1,0 +1,144 @@
+"""python manage.py pull_pacs --project SLUG --url URL [--user U --password P | --token T]
+                             [--study-uid UID ...] [--query KEY=VALUE ...] [--site CODE]
+
+With --query and no --study-uid: lists the matching studies on the PACS (QIDO-RS)
+and exits. With --study-uid: retrieves each study (WADO-RS), imports it
+de-identified and prints the same summary as import_dicom.
+Exit status: 0 when nothing was rejected, 1 when some files were, 2 on a usage
+error or when the PACS cannot be reached (the message names the URL).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from django.core.management.base import BaseCommand
+
+from annotation_server.accounts.models import Site
+from annotation_server.imaging.management.commands.import_dicom import UsageError
+from annotation_server.imaging.pacs import PacsClient, PacsError, pull
+from annotation_server.projects.models import Project
+
+
+class Command(BaseCommand):
+    help = "Search a PACS over DICOMweb, or pull studies from it into a project (de-identified)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", required=True, help="project slug")
+        parser.add_argument("--url", required=True, help="DICOMweb base URL of the PACS")
+        parser.add_argument("--user", help="HTTP basic user name")
+        parser.add_argument("--password", help="HTTP basic password")
+        parser.add_argument("--token", help="bearer token (instead of --user/--password)")
+        parser.add_argument(
+            "--study-uid", action="append", default=[], dest="study_uids", metavar="UID"
+        )
+        parser.add_argument(
+            "--query",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="QIDO-RS filter, e.g. PatientID=ZY123 or StudyDate=20240101-20240131",
+        )
+        parser.add_argument("--site", help="site code of the delivering institution")
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.error = lambda message: self._usage(parser, message)
+        return parser
+
+    def _usage(self, parser, message):
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)
+
+    def handle(self, *args, project, url, user, password, token, study_uids, query, **options):
+        try:
+            project_obj = Project.objects.get(slug=project)
+        except Project.DoesNotExist:
+            raise UsageError(f"no project with slug {project!r}") from None
+        site_obj = None
+        if options.get("site"):
+            site_obj = Site.objects.filter(code=options["site"]).first()
+            if site_obj is None:
+                raise UsageError(f"no site with code {options['site']!r}")
+        if token and (user or password):
+            raise UsageError("give either --token or --user/--password, not both")
+        if bool(user) != bool(password):
+            raise UsageError("--user and --password go together")
+        filters = {}
+        for item in query:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"--query expects KEY=VALUE, got {item!r}")
+            filters[key.strip()] = value.strip()
+        if not study_uids and not filters:
+            raise UsageError("give --study-uid UID (to pull) or --query KEY=VALUE (to search)")
+        auth = ("bearer", token) if token else ("basic", user, password) if user else None
+        try:
+            client = PacsClient(url, auth)
+        except PacsError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            if not study_uids:
+                self._list(client, filters)
+                return
+            self._pull(project_obj, client, study_uids, site_obj, options.get("quiet", False))
+        except PacsError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _list(self, client: PacsClient, filters: dict) -> None:
+        rows = client.search_studies(**filters)
+        self.stdout.write(f"{len(rows)} studies on {client.base_url} match")
+        for row in rows:
+            self.stdout.write(
+                "  ".join(
+                    [
+                        row["StudyInstanceUID"],
+                        row["PatientID"] or "-",
+                        row["StudyDate"] or "-",
+                        "/".join(row["ModalitiesInStudy"]) or "-",
+                        f"{row['NumberOfStudyRelatedInstances'] or '?'} instances",
+                        row["StudyDescription"] or "",
+                    ]
+                ).rstrip()
+            )
+
+    def _pull(self, project, client, study_uids, site, quiet) -> None:
+        started = time.monotonic()
+        show = not quiet and self.stdout.isatty()
+
+        def progress(done: int, total: int) -> None:
+            if show:
+                width = 30
+                filled = int(width * done / max(total, 1))
+                self.stdout.write(
+                    f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending=""
+                )
+                self.stdout.flush()
+
+        report = pull(project, client, study_uids, site=site, progress=progress)
+        if show:
+            self.stdout.write("")
+        s = report.summary()
+        elapsed = time.monotonic() - started
+        self.stdout.write(
+            f"{s['imported']} instances imported into {s['series']} new series "
+            f"({s['studies']} new studies, {s['patients']} patients); "
+            f"{s['duplicates']} duplicates skipped; {s['quarantined']} quarantined; "
+            f"{s['rejected']} rejected; {elapsed:.1f} s"
+        )
+        if s["cases"]:
+            self.stdout.write(f"new cases: {', '.join(s['cases'])}")
+        for f in report.files:
+            if f.status == "quarantined":
+                self.stdout.write(f"QUARANTINED {f.name}: {f.reason}")
+        studies = {f"study-{k}": uid for k, uid in enumerate(study_uids, 1)}
+        for f in report.files:
+            if f.status == "rejected":
+                uid = studies.get(f.name.split("/")[0], "")
+                where = f" (study {uid})" if uid else ""
+                self.stderr.write(f"REJECTED {f.name}{where}: {f.reason}")
+        if not report.ok:
+            sys.exit(1)
