@@ -214,3 +214,23 @@ def test_only_managers_can_upload(project, reader_a, outsider, client_for):
     from annotation_server.jobs.models import Job
 
     assert not Job.objects.exists()
+
+
+def test_unsupported_transfer_syntax_and_mixed_patients_are_named(project, tmp_path):
+    datasets, _ = fixtures.build_ct_datasets(slices=4, seed=15, matrix=64)
+    # a slice claiming a transfer syntax nothing here can decode (MPEG-4)
+    odd_ts = fixtures.build_ct_datasets(slices=1, seed=16, matrix=64)[0][0]
+    odd_ts.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"
+    odd_ts.PixelData = pydicom.encaps.encapsulate([odd_ts.PixelData])
+    # a slice of the same series from another patient
+    stranger = datasets[3]
+    stranger.PatientID = "SOMEONE-ELSE"
+    for i, ds in enumerate(datasets):
+        ds.save_as(tmp_path / f"{i}.dcm", enforce_file_format=True)
+    data = fixtures.dataset_bytes(odd_ts)
+    (tmp_path / "mpeg.dcm").write_bytes(data)
+    report = _run(project, tmp_path)
+    results = _by_name(report)
+    assert "unsupported transfer syntax" in results["mpeg.dcm"].reason
+    assert "mixes patients" in results["3.dcm"].reason
+    assert report.summary()["imported"] == 3
