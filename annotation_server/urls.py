@@ -5,6 +5,7 @@ from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation_server.api_urls import router
+from annotation_server.imaging import pacs_views
 from annotation_server.imaging import views as imaging_views
 from annotation_server.imaging.ingest.api import ImportView, RevealView
 from annotation_server.imaging.ingest.stow import studies_endpoint
@@ -20,6 +21,9 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("admin/", admin.site.urls),
     path("projects/<slug:slug>/import/", imaging_views.import_page, name="import"),
+    path("projects/<slug:slug>/pacs/", pacs_views.add_connection, name="pacs-add"),
+    path("projects/<slug:slug>/pacs/<int:pk>/", pacs_views.search, name="pacs-search"),
+    path("projects/<slug:slug>/pacs/<int:pk>/pull/", pacs_views.pull, name="pacs-pull"),
     path("api/v1/projects/<slug:slug>/imports/", ImportView.as_view(), name="api-import"),
     path(
         "api/v1/projects/<slug:slug>/identity/reveal/",

@@ -47,3 +47,30 @@ def import_uploads(ctx) -> dict:
         f"{s['quarantined']} quarantined, {s['rejected']} rejected"
     )
     return report.as_dict()
+
+
+def pull_pacs(ctx) -> dict:
+    """Retrieve studies from a saved PACS connection and import them."""
+    from django.contrib.auth import get_user_model
+
+    from annotation_server.imaging.models import PacsConnection
+    from annotation_server.imaging.pacs import pull
+
+    connection = PacsConnection.objects.get(pk=ctx.params["connection_id"])
+    uids = ctx.params["study_uids"]
+    ctx.log(f"retrieving {len(uids)} stud(ies) from {connection.base_url}")
+    user = get_user_model().objects.filter(pk=ctx.created_by_id).first()
+    report = pull(
+        connection.project,
+        connection,
+        uids,
+        user=user,
+        site=connection.site,
+        progress=lambda done, total: ctx.progress(95 * done / max(total, 1)),
+    )
+    s = report.summary()
+    ctx.log(
+        f"{s['imported']} imported, {s['duplicates']} duplicates, "
+        f"{s['quarantined']} quarantined, {s['rejected']} rejected"
+    )
+    return report.as_dict()

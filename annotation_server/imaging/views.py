@@ -30,7 +30,11 @@ def import_page(request, slug: str):
         {
             "project": project,
             "sites": Site.objects.all(),
-            "recent_jobs": Job.objects.filter(project=project, kind="imaging.import")[:10],
+            "recent_jobs": Job.objects.filter(
+                project=project, kind__in=("imaging.import", "imaging.pull_pacs")
+            )[:10],
+            "connections": project.pacs_connections.all(),
+            "pacs_form": _pacs_form(),
             "quarantined": Quarantine.objects.filter(
                 project=project, status=Quarantine.Status.PENDING
             ).count(),
@@ -53,3 +57,9 @@ def import_page(request, slug: str):
             },
         },
     )
+
+
+def _pacs_form():
+    from annotation_server.imaging.pacs_views import PacsConnectionForm
+
+    return PacsConnectionForm()
