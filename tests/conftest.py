@@ -24,6 +24,15 @@ ARTIFACTS = Path(
 
 
 @pytest.fixture(autouse=True)
+def _fresh_content_type_cache():
+    """A transactional test's flush recreates content types with new ids; a cached
+    old id would make guardian look up permissions that no longer exist."""
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.clear_cache()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
