@@ -24,11 +24,25 @@ ARTIFACTS = Path(
 
 
 @pytest.fixture(autouse=True)
-def _fresh_content_type_cache():
-    """A transactional test's flush recreates content types with new ids; a cached
-    old id would make guardian look up permissions that no longer exist."""
+def _content_types_and_permissions(request):
+    """Transactional tests end with a flush that skips post_migrate, so the next
+    test on this worker may find no content types or permissions (guardian needs
+    both). Re-emit post_migrate when they are missing, with a fresh cache."""
+    from django.contrib.auth.models import Permission
     from django.contrib.contenttypes.models import ContentType
+    from django.core.management.sql import emit_post_migrate_signal
 
+    ContentType.objects.clear_cache()
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db"} & set(request.fixturenames)
+    )
+    if uses_db:
+        request.getfixturevalue("_django_db_helper")
+        ContentType.objects.clear_cache()
+        if not Permission.objects.filter(codename="manage_project").exists():
+            emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+            ContentType.objects.clear_cache()
+    yield
     ContentType.objects.clear_cache()
 
 

@@ -8,7 +8,11 @@ import fixtures
 from annotation_server.imaging.models import Instance
 from tests import factories
 
-pytestmark = [pytest.mark.browser, pytest.mark.celery, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.celery,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_manager_uploads_files_and_sees_the_per_file_report(

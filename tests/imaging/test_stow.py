@@ -11,7 +11,7 @@ import fixtures
 from annotation_server.imaging.models import Instance
 from tests import factories
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _client(live_server, user, path="dicomweb/projects/lung"):

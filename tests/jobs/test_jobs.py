@@ -44,6 +44,7 @@ def test_a_failing_job_keeps_its_error(monkeypatch):
 
 
 @pytest.mark.celery
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_real_worker_runs_a_job_dispatched_after_commit(celery_worker, reader_a):
     for i in range(3):
         audit.record("test.event", actor=reader_a, data={"i": i})
