@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -296,6 +297,16 @@ class _Context:
         self.mappings.setdefault((kind, original), Mapping(kind, original, replacement))
 
 
+@functools.lru_cache(maxsize=4096)
+def _token_pattern(token: str) -> re.Pattern[str]:
+    """The pattern that finds an identifying token inside a descriptor (cached:
+    every file of a series repeats the same patient's tokens)."""
+    escaped = re.escape(token)
+    if token.isascii():
+        return re.compile(rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])", re.IGNORECASE)
+    return re.compile(escaped)
+
+
 class Deidentifier:
     """De-identifies datasets for one project, keyed by that project's secret."""
 
@@ -347,20 +358,22 @@ class Deidentifier:
 
     # -- the profile -----------------------------------------------------------------------
 
-    def apply(self, ds: Dataset) -> DeidResult:
-        """De-identify a copy of ``ds`` (``ds`` itself is not changed)."""
+    def apply(self, ds: Dataset, *, in_place: bool = False) -> DeidResult:
+        """De-identify a copy of ``ds`` (``ds`` itself is not changed), or ``ds``
+        itself with ``in_place=True`` (the ingest pipeline, which owns the parsed
+        dataset, saves the deep copy: a third of the engine's time)."""
         if not isinstance(ds, Dataset):
             raise DeidError(f"expected a pydicom Dataset, got {type(ds).__name__}")
         try:
-            return self._apply(ds)
+            return self._apply(ds, in_place)
         except DeidError:
             raise
         except Exception as exc:  # malformed values pydicom cannot convert
             raise DeidError(f"cannot de-identify dataset: {type(exc).__name__}: {exc}") from exc
 
-    def _apply(self, original: Dataset) -> DeidResult:
+    def _apply(self, original: Dataset, in_place: bool = False) -> DeidResult:
         reason = burned_in_risk(original)
-        out = copy.deepcopy(original)
+        out = original if in_place else copy.deepcopy(original)
         key = self.patient_key(out)
         ctx = _Context(
             patient_key=key,
@@ -561,12 +574,7 @@ class Deidentifier:
         self._collect_tokens(ds, tokens)
         out = []
         for token in sorted(tokens, key=lambda t: (-len(t), t)):
-            escaped = re.escape(token)
-            if token.isascii():
-                pattern = re.compile(rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])", re.IGNORECASE)
-            else:
-                pattern = re.compile(escaped)
-            out.append((token, pattern))
+            out.append((token, _token_pattern(token)))
         return out
 
     def _collect_tokens(self, ds: Dataset, tokens: set[str]) -> None:

@@ -6,6 +6,7 @@ audited."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -23,16 +24,20 @@ logger = logging.getLogger(__name__)
 
 
 def _fernet() -> Fernet:
-    raw = settings.REFSET_KEY_ENCRYPTION_KEY
+    return _fernet_for(settings.REFSET_KEY_ENCRYPTION_KEY, settings.DEBUG, settings.SECRET_KEY)
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet_for(raw: str, debug: bool, secret_key: str) -> Fernet:
     if not raw:
-        if not settings.DEBUG:
+        if not debug:
             raise ImproperlyConfigured(
                 "REFSET_KEY_ENCRYPTION_KEY must be set (a Fernet key: "
                 "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')"
             )
         # Demo only: derive a key from the (demo) secret key, and say so.
         logger.warning("REFSET_KEY_ENCRYPTION_KEY unset: deriving the key-store key (demo only)")
-        raw = base64.urlsafe_b64encode(hashlib.sha256(settings.SECRET_KEY.encode()).digest())
+        raw = base64.urlsafe_b64encode(hashlib.sha256(secret_key.encode()).digest())
     try:
         return Fernet(raw)
     except (ValueError, TypeError):
@@ -66,27 +71,50 @@ def _digest(secret: bytes, kind: str, original: str) -> str:
     return hmac.new(secret, f"{kind}\x00{original}".encode(), hashlib.sha256).hexdigest()
 
 
-def record_mappings(project, secret: bytes, mappings) -> int:
-    """Store each (kind, original, replacement) once; returns how many were new."""
-    fernet = _fernet()
-    new = 0
-    seen = set()
-    for m in mappings:
-        digest = _digest(secret, m.kind, m.original)
-        if (m.kind, digest) in seen:
-            continue
-        seen.add((m.kind, digest))
-        _, created = IdentityMapping.objects.get_or_create(
-            project=project,
-            kind=m.kind,
-            original_digest=digest,
-            defaults={
-                "original_encrypted": fernet.encrypt(m.original.encode()).decode(),
-                "replacement": m.replacement,
-            },
-        )
-        new += int(created)
-    return new
+class MappingRecorder:
+    """Collects identity mappings during an import and writes each new one once,
+    in batches (a series repeats the same patient, study and series ids)."""
+
+    def __init__(self, project, secret: bytes, batch: int = 500):
+        self.project = project
+        self.secret = secret
+        self.batch = batch
+        self.seen: set[tuple[str, str]] = set()
+        self.pending: list[IdentityMapping] = []
+        self.written = 0
+
+    def add(self, mappings) -> None:
+        for m in mappings:
+            digest = _digest(self.secret, m.kind, m.original)
+            if (m.kind, digest) in self.seen:
+                continue
+            self.seen.add((m.kind, digest))
+            self.pending.append(
+                IdentityMapping(
+                    project=self.project,
+                    kind=m.kind,
+                    original_digest=digest,
+                    original_encrypted=_fernet().encrypt(m.original.encode()).decode(),
+                    replacement=m.replacement,
+                )
+            )
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            IdentityMapping.objects.bulk_create(
+                self.pending, ignore_conflicts=True, batch_size=self.batch
+            )
+            self.written += len(self.pending)
+            self.pending = []
+
+
+def record_mappings(project, secret: bytes, mappings) -> None:
+    """Store each (kind, original, replacement) once (already stored ones are kept)."""
+    recorder = MappingRecorder(project, secret)
+    recorder.add(mappings)
+    recorder.flush()
 
 
 def reveal(user, mapping: IdentityMapping, *, reason: str) -> str:

@@ -170,6 +170,7 @@ class Ingest:
             ),
         )
         self.report = ImportReport()
+        self.mappings = keys.MappingRecorder(project, self.secret)
         self._entries: dict[str, list[tuple[str, imaging.StoredEntry, bool]]] = defaultdict(list)
 
     # one file ------------------------------------------------------------------
@@ -178,7 +179,7 @@ class Ingest:
         try:
             data = candidate.read()
             ds = _parse(candidate.name, data)
-            result = self.deid.apply(ds)
+            result = self.deid.apply(ds, in_place=True)
         except FileRejected as exc:
             self.report.files.append(FileResult(candidate.name, "rejected", str(exc)))
             return
@@ -196,7 +197,7 @@ class Ingest:
             )
             return
         clean = result.dataset
-        keys.record_mappings(self.project, self.secret, result.mappings)
+        self.mappings.add(result.mappings)
         data = imaging._encode(clean)
         digest, key, created = imaging.storage.put(data)
         series_uid = str(clean.SeriesInstanceUID)
@@ -340,6 +341,7 @@ class Ingest:
                 self._one(item)
             if self.progress and (done % 10 == 0 or done == total):
                 self.progress(done, total)
+        self.mappings.flush()  # the key before the images it unlocks are indexed
         for series_uid, entries in self._entries.items():
             self._index(series_uid, entries)
         self.report.patients = len(
