@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation_server.accounts.models import Site
 from annotation_server.imaging.ingest.pipeline import default_limits, ingest
 from annotation_server.imaging.ingest.sources import from_paths
+from annotation_server.imaging.management.console import print_report, progress_bar
 from annotation_server.projects.models import Project
 
 
@@ -55,14 +56,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         show = not quiet and self.stdout.isatty()
 
-        def progress(done: int, total: int) -> None:
-            if show:
-                width = 30
-                filled = int(width * done / max(total, 1))
-                self.stdout.write(
-                    f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending=""
-                )
-                self.stdout.flush()
+        progress = progress_bar(self, show)
 
         report = ingest(
             project_obj,
@@ -73,21 +67,6 @@ class Command(BaseCommand):
         )
         if show:
             self.stdout.write("")
-        s = report.summary()
-        elapsed = time.monotonic() - started
-        self.stdout.write(
-            f"{s['imported']} instances imported into {s['series']} new series "
-            f"({s['studies']} new studies, {s['patients']} patients); "
-            f"{s['duplicates']} duplicates skipped; {s['quarantined']} quarantined; "
-            f"{s['rejected']} rejected; {elapsed:.1f} s"
-        )
-        if s["cases"]:
-            self.stdout.write(f"new cases: {', '.join(s['cases'])}")
-        for f in report.files:
-            if f.status == "quarantined":
-                self.stdout.write(f"QUARANTINED {f.name}: {f.reason}")
-        for f in report.files:
-            if f.status == "rejected":
-                self.stderr.write(f"REJECTED {f.name}: {f.reason}")
+        print_report(self, report, time.monotonic() - started)
         if not report.ok:
             sys.exit(1)

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand
 
 from annotation_server.accounts.models import Site
 from annotation_server.imaging.management.commands.import_dicom import UsageError
+from annotation_server.imaging.management.console import print_report, progress_bar
 from annotation_server.imaging.pacs import PacsClient, PacsError, pull
 from annotation_server.projects.models import Project
 
@@ -109,36 +110,17 @@ class Command(BaseCommand):
         started = time.monotonic()
         show = not quiet and self.stdout.isatty()
 
-        def progress(done: int, total: int) -> None:
-            if show:
-                width = 30
-                filled = int(width * done / max(total, 1))
-                self.stdout.write(
-                    f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending=""
-                )
-                self.stdout.flush()
+        progress = progress_bar(self, show)
 
         report = pull(project, client, study_uids, site=site, progress=progress)
         if show:
             self.stdout.write("")
-        s = report.summary()
-        elapsed = time.monotonic() - started
-        self.stdout.write(
-            f"{s['imported']} instances imported into {s['series']} new series "
-            f"({s['studies']} new studies, {s['patients']} patients); "
-            f"{s['duplicates']} duplicates skipped; {s['quarantined']} quarantined; "
-            f"{s['rejected']} rejected; {elapsed:.1f} s"
-        )
-        if s["cases"]:
-            self.stdout.write(f"new cases: {', '.join(s['cases'])}")
-        for f in report.files:
-            if f.status == "quarantined":
-                self.stdout.write(f"QUARANTINED {f.name}: {f.reason}")
         studies = {f"study-{k}": uid for k, uid in enumerate(study_uids, 1)}
-        for f in report.files:
-            if f.status == "rejected":
-                uid = studies.get(f.name.split("/")[0], "")
-                where = f" (study {uid})" if uid else ""
-                self.stderr.write(f"REJECTED {f.name}{where}: {f.reason}")
+
+        def where(name: str) -> str:
+            uid = studies.get(name.split("/")[0], "")
+            return f"{name} (study {uid})" if uid else name
+
+        print_report(self, report, time.monotonic() - started, where=where)
         if not report.ok:
             sys.exit(1)
