@@ -9,29 +9,29 @@ are removed again, so a failure leaves no half-written instance and no orphan.
 
 from __future__ import annotations
 
-import io
 import logging
+import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-import pydicom
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from pydicom.errors import InvalidDicomError
+from pydicom import Dataset
 
 from annotation_server.audit import services as audit
 from annotation_server.imaging import services as imaging
 from annotation_server.imaging.deid import Deidentifier, DeidOptions
 from annotation_server.imaging.ingest import keys
+from annotation_server.imaging.ingest.prepare import (
+    Prepared,
+    prepare,
+)
 from annotation_server.imaging.ingest.sources import Candidate, Item, Limits, Rejection
 from annotation_server.imaging.models import Instance, Quarantine
 from annotation_server.projects.models import Case
 
 logger = logging.getLogger(__name__)
-
-DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
 @dataclass
@@ -76,61 +76,7 @@ class ImportReport:
         return {"summary": self.summary(), "files": [asdict(f) for f in self.files]}
 
 
-class FileRejected(Exception):
-    """A file cannot be imported; the message is the reason shown to the user."""
-
-
-def _parse(name: str, data: bytes) -> pydicom.Dataset:
-    if not data:
-        raise FileRejected("empty file (0 bytes)")
-    if data[128:132] != b"DICM" and data[:2] == b"\x02\x00":
-        data = b"\0" * 128 + b"DICM" + data  # file meta without the preamble (STOW, some PACS)
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data))
-    except InvalidDicomError:
-        raise FileRejected("not a DICOM file (no DICM preamble, no DICOM header)") from None
-    except Exception as exc:  # pydicom raises many kinds on corrupt input
-        raise FileRejected(f"corrupt or truncated DICOM ({type(exc).__name__}: {exc})") from None
-    meta_class = str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "") or "")
-    if meta_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
-        raise FileRejected("DICOMDIR (an index of other files, not an image): skipped")
-    missing = [k for k in REQUIRED_UIDS if not str(ds.get(k, "") or "").strip()]
-    if missing:
-        raise FileRejected(f"missing required attribute(s): {', '.join(missing)}")
-    if "PixelData" not in ds and "FloatPixelData" not in ds:
-        raise FileRejected(f"no pixel data ({ds.get('Modality', '?')} object, not an image)")
-    for attr in ("Rows", "Columns", "BitsAllocated"):
-        if attr not in ds:
-            raise FileRejected(f"image without {attr}")
-    _check_pixels(ds)
-    return ds
-
-
-def _check_pixels(ds: pydicom.Dataset) -> None:
-    ts = ds.file_meta.get("TransferSyntaxUID")
-    if ts is None:
-        raise FileRejected("no transfer syntax in the file meta information")
-    ts = pydicom.uid.UID(str(ts))
-    if ts.is_compressed:
-        from pydicom.pixels import get_decoder
-
-        try:
-            decoder = get_decoder(ts)
-        except NotImplementedError:
-            decoder = None
-        if decoder is None or not decoder.is_available:
-            raise FileRejected(f"unsupported transfer syntax {ts.name} ({ts}): cannot decode")
-        return
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    bits = int(ds.BitsAllocated)
-    expected = ds.Rows * ds.Columns * samples * frames * bits // 8
-    have = len(ds.PixelData) if "PixelData" in ds else expected
-    if have < expected:
-        raise FileRejected(f"truncated pixel data: {have} bytes, {expected} expected")
-
-
-def _geometry_key(ds: pydicom.Dataset) -> tuple:
+def _geometry_key(ds: Dataset) -> tuple:
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or ()
     orientation = ds.get("ImageOrientationPatient") or ()
     return (
@@ -175,38 +121,21 @@ class Ingest:
 
     # one file ------------------------------------------------------------------
 
-    def _one(self, candidate: Candidate) -> None:
-        try:
-            data = candidate.read()
-            ds = _parse(candidate.name, data)
-            result = self.deid.apply(ds, in_place=True)
-        except FileRejected as exc:
-            self.report.files.append(FileResult(candidate.name, "rejected", str(exc)))
+    def _one(self, prepared: Prepared) -> None:
+        """Store one prepared file (or report why it was rejected)."""
+        if prepared.rejected:
+            self.report.files.append(FileResult(prepared.name, "rejected", prepared.reason))
             return
-        except (ValueError, TypeError, KeyError) as exc:
-            self.report.files.append(
-                FileResult(
-                    candidate.name, "rejected", f"invalid attribute value in the file ({exc})"
-                )
-            )
-            return
-        except Exception as exc:  # a reader's bug must not cost the batch
-            logger.exception("ingest of %s failed", candidate.name)
-            self.report.files.append(
-                FileResult(candidate.name, "rejected", f"could not process: {exc}")
-            )
-            return
-        clean = result.dataset
-        self.mappings.add(result.mappings)
-        data = imaging._encode(clean)
-        digest, key, created = imaging.storage.put(data)
+        clean = prepared.header
+        self.mappings.add(prepared.mappings)
+        digest, key, created = imaging.storage.put(prepared.data)
         series_uid = str(clean.SeriesInstanceUID)
-        if result.quarantine_reason:
+        if prepared.quarantine_reason:
             Quarantine.objects.get_or_create(
                 project=self.project,
                 sha256=digest,
                 defaults={
-                    "reason": result.quarantine_reason[:200],
+                    "reason": prepared.quarantine_reason[:200],
                     "sop_instance_uid": str(clean.SOPInstanceUID),
                     "series_uid": series_uid,
                     "modality": str(clean.get("Modality", ""))[:16],
@@ -215,19 +144,42 @@ class Ingest:
             )
             self.report.files.append(
                 FileResult(
-                    candidate.name,
+                    prepared.name,
                     "quarantined",
-                    f"held for manager review: {result.quarantine_reason}",
+                    f"held for manager review: {prepared.quarantine_reason}",
                     series_uid,
                     str(clean.SOPInstanceUID),
                     str(clean.SOPClassUID),
                 )
             )
             return
-        if "PixelData" in clean:
-            del clean.PixelData  # keep only the header in memory
-        entry = imaging.StoredEntry(clean, digest, key, len(data))
-        self._entries[series_uid].append((candidate.name, entry, created))
+        entry = imaging.StoredEntry(clean, digest, key, len(prepared.data))
+        self._entries[series_uid].append((prepared.name, entry, created))
+
+    def _read(self, candidate: Candidate) -> tuple[str, bytes | None, str]:
+        try:
+            return candidate.name, candidate.read(), ""
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            return candidate.name, None, f"could not read the file ({exc})"
+
+    def _prepared(self, candidates: list[Candidate]) -> Iterator[Prepared]:
+        """Parse, check, de-identify and encode each file, in this process.
+        (A process pool was measured and lost on these 2-core machines: shipping
+        each file to a worker and back cost more than the parallel work gained;
+        bench/ingest.py, see the closing note.)"""
+        for candidate in candidates:
+            name, data, problem = self._read(candidate)
+            if problem:
+                yield Prepared(name, reason=problem)
+            else:
+                yield self._safe(prepare, self.deid, name, data)
+
+    def _safe(self, fn, *args) -> Prepared:
+        try:
+            return fn(*args)
+        except Exception as exc:  # a reader's bug must not cost the batch
+            logger.exception("preparing %s failed", args[1])
+            return Prepared(args[1], reason=f"could not process: {exc}")
 
     # one series ----------------------------------------------------------------
 
@@ -334,11 +286,16 @@ class Ingest:
     def run(self, items: Iterable[Item]) -> ImportReport:
         items = list(items)
         total = len(items)
-        for done, item in enumerate(items, 1):
+        candidates = []
+        for item in items:
             if isinstance(item, Rejection):
                 self.report.files.append(FileResult(item.name, "rejected", item.reason))
             else:
-                self._one(item)
+                candidates.append(item)
+        done = total - len(candidates)
+        for prepared in self._prepared(candidates):
+            self._one(prepared)
+            done += 1
             if self.progress and (done % 10 == 0 or done == total):
                 self.progress(done, total)
         self.mappings.flush()  # the key before the images it unlocks are indexed
