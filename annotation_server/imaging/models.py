@@ -237,7 +237,12 @@ class PacsConnection(models.Model):
         help_text=_("Encrypted with REFSET_KEY_ENCRYPTION_KEY; never shown again."),
     )
     site = models.ForeignKey(
-        "accounts.Site", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "accounts.Site",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("site"),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
