@@ -21,7 +21,7 @@ def test_manager_saves_queries_and_pulls_from_a_pacs(
     with run_orthanc(tmp_path / "orthanc") as orthanc:
         for path in sorted((tmp_path / "ct").glob("*.dcm")):
             orthanc.upload(path)
-        web = Client()
+        web = Client(HTTP_ACCEPT_LANGUAGE="en")
         web.force_login(manager)
         base = f"/projects/{project.slug}"
         # a reader may not even see the form's target
