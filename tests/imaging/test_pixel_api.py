@@ -216,3 +216,31 @@ def test_outsider_and_readers_without_a_task_get_nothing(
 
 def test_anonymous_is_refused(ct_series, client):
     assert client.get(pixels_url(ct_series.instances.first())).status_code in (401, 403)
+
+
+def test_series_stream_is_stored_once_built_and_served_from_storage(
+    ct_series, manager, client_for, settings
+):
+    from pathlib import Path
+
+    client = client_for(manager)
+    url = f"/api/v1/series/{ct_series.pk}/pixels/"
+    first = client.get(url)
+    assert first["X-Refset-Stream"] == "built"
+    built = b"".join(first.streaming_content)
+    stored = list((Path(settings.MEDIA_ROOT) / "derived" / "series-streams").rglob("*.rsp"))
+    assert len(stored) == 1 and stored[0].read_bytes() == built
+    second = client.get(url)
+    assert second["X-Refset-Stream"] == "stored"
+    assert b"".join(second.streaming_content) == built
+    assert second["ETag"] == first["ETag"]
+
+
+def test_an_interrupted_build_stores_nothing(ct_series, manager, client_for, settings):
+    from pathlib import Path
+
+    response = client_for(manager).get(f"/api/v1/series/{ct_series.pk}/pixels/")
+    stream = iter(response.streaming_content)
+    next(stream)  # the client reads one record and goes away
+    response.close()
+    assert not list((Path(settings.MEDIA_ROOT) / "derived").rglob("*.rsp"))

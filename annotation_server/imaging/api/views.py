@@ -18,7 +18,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from pydicom.dataset import Dataset
@@ -26,7 +32,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
-from annotation_server.imaging import pixels, storage
+from annotation_server.imaging import pixels, storage, stream_cache
 from annotation_server.imaging.api.serializers import (
     InstanceSerializer,
     SeriesDetailSerializer,
@@ -208,7 +214,15 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
         cached = not_modified(request, etag)
         if cached:
             return cached
-        response = StreamingHttpResponse(series_records(rows), content_type=pixels.MEDIA_TYPE)
+        key = stream_cache.key_for(etag)
+        stored = stream_cache.open_stored(key)
+        if stored is not None:  # built before: the file itself (sendfile where the server can)
+            response = FileResponse(stored, content_type=pixels.MEDIA_TYPE)
+            response["X-Refset-Stream"] = "stored"
+        else:
+            body = stream_cache.tee_to_storage(series_records(rows), key)
+            response = StreamingHttpResponse(body, content_type=pixels.MEDIA_TYPE)
+            response["X-Refset-Stream"] = "built"
         response["X-Refset-Frames"] = str(len(rows))
         return cacheable(response, etag)
 
