@@ -74,3 +74,18 @@ def pull_pacs(ctx) -> dict:
         f"{s['quarantined']} quarantined, {s['rejected']} rejected"
     )
     return report.as_dict()
+
+
+def build_series_streams(ctx) -> dict:
+    """Decode new series once, right after import, so the viewer's first fetch
+    is already a stored stream."""
+    from annotation_server.imaging.api.views import build_series_stream
+    from annotation_server.imaging.models import Series
+
+    ids = ctx.params["series_ids"]
+    built = 0
+    for done, series in enumerate(Series.objects.filter(pk__in=ids), 1):
+        built += int(build_series_stream(series))
+        ctx.progress(100 * done / max(len(ids), 1))
+    ctx.log(f"{built} series stream(s) built, {len(ids) - built} already stored")
+    return {"built": built, "series": len(ids)}

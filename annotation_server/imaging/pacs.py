@@ -385,6 +385,7 @@ def pull(
     user=None,
     site=None,
     progress: Callable[[int, int], None] | None = None,
+    prebuild_streams: bool = True,
 ) -> ImportReport:
     """Retrieve each study and import it (de-identified) into ``project``.
 
@@ -426,7 +427,15 @@ def pull(
             if progress:
                 progress(offset + done, offset + count)
 
-        report = pipeline.ingest(project, items, site=site, user=user, source="pacs", progress=step)
+        report = pipeline.ingest(
+            project,
+            items,
+            site=site,
+            user=user,
+            source="pacs",
+            progress=step,
+            prebuild_streams=prebuild_streams,
+        )
         done_before += len(items)
         del items
         total.files.extend(report.files)

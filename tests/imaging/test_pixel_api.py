@@ -244,3 +244,24 @@ def test_an_interrupted_build_stores_nothing(ct_series, manager, client_for, set
     next(stream)  # the client reads one record and goes away
     response.close()
     assert not list((Path(settings.MEDIA_ROOT) / "derived").rglob("*.rsp"))
+
+
+def test_import_queues_a_job_that_prebuilds_the_stream(
+    project, manager, client_for, tmp_path, django_capture_on_commit_callbacks
+):
+    from annotation_server.imaging.ingest.pipeline import ingest
+    from annotation_server.imaging.ingest.sources import Limits, from_paths
+    from annotation_server.jobs import services as jobs
+    from annotation_server.jobs.models import Job
+
+    fixtures.generate_ct(tmp_path / "ct", slices=3, seed=41, matrix=64)
+    (tmp_path / "ct" / "truth.json").unlink()
+    with django_capture_on_commit_callbacks(execute=False):
+        ingest(project, from_paths([tmp_path / "ct"], Limits()), source="test")
+    job = Job.objects.get(kind="imaging.build_series_streams")
+    assert jobs.execute(job.pk) == Job.State.SUCCEEDED
+    job.refresh_from_db()
+    assert job.result == {"built": 1, "series": 1}
+    series_id = job.params["series_ids"][0]
+    response = client_for(manager).get(f"/api/v1/series/{series_id}/pixels/")
+    assert response["X-Refset-Stream"] == "stored"

@@ -201,16 +201,7 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
     def pixels(self, request, pk=None):
         """Every frame, decoded and rescaled, as concatenated records in slice order."""
         series = self.get_object()
-        rows = list(series.instances.order_by("slice_index", "frame").values(*ROW_FIELDS))
-        etag = etag_for(
-            "series",
-            series.pk,
-            *(
-                f"{r['id']}:{r['sha256']}:{r['frame']}:{r['slice_index']}:"
-                f"{r['position_along_normal']}"
-                for r in rows
-            ),
-        )
+        rows, etag = series_rows_and_etag(series)
         cached = not_modified(request, etag)
         if cached:
             return cached
@@ -225,6 +216,33 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
             response["X-Refset-Stream"] = "built"
         response["X-Refset-Frames"] = str(len(rows))
         return cacheable(response, etag)
+
+
+def series_rows_and_etag(series: Series) -> tuple[list[dict[str, Any]], str]:
+    """The series' frame rows in slice order and the strong ETag of its stream."""
+    rows = list(series.instances.order_by("slice_index", "frame").values(*ROW_FIELDS))
+    etag = etag_for(
+        "series",
+        series.pk,
+        *(
+            f"{r['id']}:{r['sha256']}:{r['frame']}:{r['slice_index']}:{r['position_along_normal']}"
+            for r in rows
+        ),
+    )
+    return rows, etag
+
+
+def build_series_stream(series: Series) -> bool:
+    """Build and store the series stream now (False: it was already stored)."""
+    rows, etag = series_rows_and_etag(series)
+    key = stream_cache.key_for(etag)
+    stored = stream_cache.open_stored(key)
+    if stored is not None:
+        stored.close()
+        return False
+    for _ in stream_cache.tee_to_storage(series_records(rows), key):
+        pass
+    return True
 
 
 class InstanceViewSet(viewsets.ReadOnlyModelViewSet):

@@ -101,6 +101,7 @@ class Ingest:
         user=None,
         source: str = "upload",
         progress: Callable[[int, int], None] | None = None,
+        prebuild_streams: bool = True,
     ):
         self.project = project
         self.site = site
@@ -117,6 +118,8 @@ class Ingest:
         )
         self.report = ImportReport()
         self.mappings = keys.MappingRecorder(project, self.secret)
+        self.new_series_ids: list[int] = []
+        self.prebuild_streams = prebuild_streams
         self._entries: dict[str, list[tuple[str, imaging.StoredEntry, bool]]] = defaultdict(list)
 
     # one file ------------------------------------------------------------------
@@ -238,6 +241,7 @@ class Ingest:
                 )
                 for series in index.new_series:
                     self.report.cases.append(self._case_for(series).code)
+                    self.new_series_ids.append(series.pk)
         except Exception as exc:
             logger.exception("indexing series %s failed", series_uid)
             for name, entry, created in items:
@@ -301,6 +305,15 @@ class Ingest:
         self.mappings.flush()  # the key before the images it unlocks are indexed
         for series_uid, entries in self._entries.items():
             self._index(series_uid, entries)
+        if self.new_series_ids and self.prebuild_streams:
+            from annotation_server.jobs import services as jobs
+
+            jobs.enqueue(
+                "imaging.build_series_streams",
+                project=self.project,
+                user=self.user,
+                params={"series_ids": self.new_series_ids},
+            )
         self.report.patients = len(
             {str(e.header.get("PatientID", "")) for es in self._entries.values() for _, e, _ in es}
         )
@@ -321,8 +334,18 @@ def ingest(
     user=None,
     source: str = "upload",
     progress: Callable[[int, int], None] | None = None,
+    prebuild_streams: bool = True,
 ) -> ImportReport:
-    return Ingest(project, site=site, user=user, source=source, progress=progress).run(items)
+    """Import `items`; then (unless told not to) queue a job that builds the new
+    series' pixel streams, so a reader's first open is already fast."""
+    return Ingest(
+        project,
+        site=site,
+        user=user,
+        source=source,
+        progress=progress,
+        prebuild_streams=prebuild_streams,
+    ).run(items)
 
 
 def default_limits() -> Limits:
