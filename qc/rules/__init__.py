@@ -1,0 +1,1 @@
+"""QC rule functions, one module per family (header, CT pixels, radiographs, text)."""
