@@ -64,6 +64,25 @@ def _display(series: SeriesInput) -> np.ndarray | None:
     return series._cache["display"]
 
 
+def exposed_field(d: np.ndarray, white: float = 0.98, frac: float = 0.8) -> np.ndarray:
+    """``d`` without collimator shutters: edge rows/columns that are mostly saturated white
+    (unexposed) are cropped away, so they count neither as clipping nor as foreign objects."""
+    w = d >= white
+    cols, rows = w.mean(axis=0) < frac, w.mean(axis=1) < frac
+    if not cols.any() or not rows.any():
+        return d
+    c, r = np.nonzero(cols)[0], np.nonzero(rows)[0]
+    out = d[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
+    return out if min(out.shape) >= 16 else d
+
+
+def _field(series: SeriesInput) -> np.ndarray | None:
+    if "field" not in series._cache:
+        d = _display(series)
+        series._cache["field"] = None if d is None else exposed_field(d)
+    return series._cache["field"]
+
+
 def _no_pixels(key: str, thr: str) -> RuleResult:
     return result(key, NA, None, thr, "No decodable pixel data.", "无可解码的像素数据。")
 
@@ -78,7 +97,7 @@ def xr_overexposure(series: SeriesInput, p: Profile) -> RuleResult:
     """Too dark: low mean display value and/or clipped black areas."""
     key = "xr_overexposure"
     thr = f"mean >= {p.min_mean_display:g}, black clipped <= {p.max_clipped_fraction:.0%}"
-    d = _display(series)
+    d = _field(series)
     if d is None:
         return _no_pixels(key, thr)
     mean, black = float(d.mean()), float((d <= 0.002).mean())
@@ -103,7 +122,7 @@ def xr_underexposure(series: SeriesInput, p: Profile) -> RuleResult:
     """Washed out: high mean display value, no dark areas, and/or clipped white areas."""
     key = "xr_underexposure"
     thr = f"mean <= {p.max_mean_display:g}, white clipped <= {p.max_clipped_fraction:.0%}"
-    d = _display(series)
+    d = _field(series)
     if d is None:
         return _no_pixels(key, thr)
     mean, white = float(d.mean()), float((d >= 0.998).mean())
@@ -128,7 +147,7 @@ def xr_underexposure(series: SeriesInput, p: Profile) -> RuleResult:
 def xr_dynamic_range(series: SeriesInput, p: Profile) -> RuleResult:
     key = "xr_dynamic_range"
     thr = f"p99 - p1 >= {p.min_dynamic_range:g}"
-    d = _display(series)
+    d = _field(series)
     if d is None:
         return _no_pixels(key, thr)
     p1, p99 = np.percentile(d[::2, ::2], [1, 99])
@@ -185,7 +204,7 @@ def xr_foreign_object(series: SeriesInput, p: Profile) -> RuleResult:
     """Large saturated (white) area in the central field: foreign object indicator."""
     key = "xr_foreign_object"
     thr = f"saturated central area <= {p.max_foreign_fraction:.1%}"
-    d = _display(series)
+    d = _field(series)
     if d is None:
         return _no_pixels(key, thr)
     h, w = d.shape

@@ -141,3 +141,25 @@ def test_images_are_float_hu():
     dss, _ = fixtures.build_ct_datasets(slices=3, seed=0, matrix=32)
     imgs = SeriesInput.from_datasets(dss).images()
     assert imgs and imgs[0].dtype == np.float32 and imgs[0].min() < 0  # HU, not stored values
+
+
+def test_collimator_shutters_are_not_clipping_or_foreign_objects():
+    ds, _ = fixtures.build_xr_dataset(seed=2, size=256, photometric="MONOCHROME1")
+    arr = ds.pixel_array.copy()  # MONOCHROME1: 0 = white (unexposed shutter)
+    arr[:, :40] = 0
+    arr[:, -40:] = 0
+    arr[:30, :] = 0
+    ds.PixelData = arr.astype("<u2").tobytes()
+    rep = run_series(SeriesInput.from_datasets([ds]), strict=True)
+    for key in ("xr_underexposure", "xr_overexposure", "xr_dynamic_range", "xr_foreign_object"):
+        assert rep.result(key).status == "pass", rep.result(key)
+
+
+def test_large_saturated_object_flagged():
+    ds, _ = fixtures.build_xr_dataset(seed=2, size=256)
+    arr = ds.pixel_array.copy()
+    arr[110:150, 100:140] = 4095  # MONOCHROME2: saturated white blob mid-chest
+    ds.PixelData = arr.astype("<u2").tobytes()
+    rep = run_series(SeriesInput.from_datasets([ds]), strict=True)
+    assert rep.result("xr_foreign_object").status in ("warn", "fail")
+    assert rep.result("burned_in_text").status == "pass"
