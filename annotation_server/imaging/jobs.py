@@ -89,3 +89,19 @@ def build_series_streams(ctx) -> dict:
         ctx.progress(100 * done / max(len(ids), 1))
     ctx.log(f"{built} series stream(s) built, {len(ids) - built} already stored")
     return {"built": built, "series": len(ids)}
+
+
+def check_cases(ctx) -> dict:
+    """Image QC for the cases of newly imported series (or a re-run for a project)."""
+    from annotation_server.projects.models import Case
+    from annotation_server.projects.qc_service import check_case
+
+    cases = Case.objects.filter(pk__in=ctx.params["case_ids"]).select_related("project")
+    counts: dict[str, int] = {}
+    total = len(ctx.params["case_ids"])
+    for done, case in enumerate(cases, 1):
+        report = check_case(case)
+        counts[report.status] = counts.get(report.status, 0) + 1
+        ctx.progress(100 * done / max(total, 1))
+    ctx.log(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no cases")
+    return {"checked": sum(counts.values()), "by_status": counts}

@@ -50,13 +50,19 @@ Handler = Callable[[JobContext], dict | None]
 def _handlers() -> dict[str, Handler]:
     # Explicit registry: every job kind and the plain function that runs it.
     from annotation_server.audit.jobs import verify_audit_chain
-    from annotation_server.imaging.jobs import build_series_streams, import_uploads, pull_pacs
+    from annotation_server.imaging.jobs import (
+        build_series_streams,
+        check_cases,
+        import_uploads,
+        pull_pacs,
+    )
 
     return {
         "audit.verify_chain": verify_audit_chain,
         "imaging.import": import_uploads,
         "imaging.pull_pacs": pull_pacs,
         "imaging.build_series_streams": build_series_streams,
+        "qc.check_cases": check_cases,
     }
 
 

@@ -90,6 +90,15 @@ class Project(models.Model):
     label_schema = models.ForeignKey(
         LabelSchema, on_delete=models.PROTECT, related_name="projects", verbose_name=_("schema")
     )
+    qc_profile = models.JSONField(
+        _("QC profile"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'Image QC thresholds, e.g. {"base": "CT", "max_slice_thickness_mm": 1.25}; '
+            "empty: the modality's defaults."
+        ),
+    )
     deid_clean_descriptors = models.BooleanField(
         _("de-identification: clean descriptors"),
         default=True,
@@ -351,3 +360,24 @@ class Case(models.Model):
     def clean(self):
         if self.series_id and self.project_id and self.series.study.project_id != self.project_id:
             raise ValidationError({"series": _("The series belongs to another project.")})
+
+
+class QcReport(models.Model):
+    """The image-QC result of one series under the project's profile at the time."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="qc_reports")
+    status = models.CharField(_("status"), max_length=8)
+    profile = models.JSONField(_("profile used"))
+    results = models.JSONField(_("rule results"))
+    created_at = models.DateTimeField(_("checked"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["case", "-created_at"]
+        verbose_name = _("QC report")
+        verbose_name_plural = _("QC reports")
+
+    def __str__(self) -> str:
+        return f"QC {self.status} · {self.case}"
+
+    def failing(self) -> list[dict]:
+        return [r for r in self.results if r["status"] in ("fail", "warn")]

@@ -102,6 +102,7 @@ class Ingest:
         source: str = "upload",
         progress: Callable[[int, int], None] | None = None,
         prebuild_streams: bool = True,
+        run_qc: bool = True,
     ):
         self.project = project
         self.site = site
@@ -119,7 +120,9 @@ class Ingest:
         self.report = ImportReport()
         self.mappings = keys.MappingRecorder(project, self.secret)
         self.new_series_ids: list[int] = []
+        self.new_case_ids: list[int] = []
         self.prebuild_streams = prebuild_streams
+        self.run_qc = run_qc
         self._entries: dict[str, list[tuple[str, imaging.StoredEntry, bool]]] = defaultdict(list)
 
     # one file ------------------------------------------------------------------
@@ -240,8 +243,10 @@ class Ingest:
                     self.project, [e for _, e, _ in items], site=self.site
                 )
                 for series in index.new_series:
-                    self.report.cases.append(self._case_for(series).code)
+                    case = self._case_for(series)
+                    self.report.cases.append(case.code)
                     self.new_series_ids.append(series.pk)
+                    self.new_case_ids.append(case.pk)
         except Exception as exc:
             logger.exception("indexing series %s failed", series_uid)
             for name, entry, created in items:
@@ -314,6 +319,15 @@ class Ingest:
                 user=self.user,
                 params={"series_ids": self.new_series_ids},
             )
+        if self.new_case_ids and self.run_qc:
+            from annotation_server.jobs import services as jobs
+
+            jobs.enqueue(
+                "qc.check_cases",
+                project=self.project,
+                user=self.user,
+                params={"case_ids": self.new_case_ids},
+            )
         self.report.patients = len(
             {str(e.header.get("PatientID", "")) for es in self._entries.values() for _, e, _ in es}
         )
@@ -335,9 +349,11 @@ def ingest(
     source: str = "upload",
     progress: Callable[[int, int], None] | None = None,
     prebuild_streams: bool = True,
+    run_qc: bool = True,
 ) -> ImportReport:
-    """Import `items`; then (unless told not to) queue a job that builds the new
-    series' pixel streams, so a reader's first open is already fast."""
+    """Import `items`; then (unless told not to) queue the follow-up jobs: one that
+    builds the new series' pixel streams, so a reader's first open is already
+    fast, and the image-QC check of the new cases."""
     return Ingest(
         project,
         site=site,
@@ -345,6 +361,7 @@ def ingest(
         source=source,
         progress=progress,
         prebuild_streams=prebuild_streams,
+        run_qc=run_qc,
     ).run(items)
 
 

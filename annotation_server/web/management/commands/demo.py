@@ -20,7 +20,8 @@ from annotation_server.adjudication.models import ArbitrationTask, ReferenceFind
 from annotation_server.imaging.ingest.pipeline import ingest
 from annotation_server.imaging.ingest.sources import Candidate
 from annotation_server.projects.models import Case, LabelSchema, Project
-from annotation_server.projects.services import create_project, grant_role
+from annotation_server.projects.qc_service import check_case
+from annotation_server.projects.services import create_project, grant_role, override_qc
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 
 PEOPLE = [
@@ -42,7 +43,7 @@ def _import(project, datasets, *, site, user, prefix: str) -> Case:
     for j, ds in enumerate(datasets):
         data = fixtures.dataset_bytes(ds)
         items.append(Candidate(f"{prefix}/{j:04d}.dcm", len(data), lambda data=data: data))
-    report = ingest(project, items, site=site, user=user, source="demo")
+    report = ingest(project, items, site=site, user=user, source="demo", run_qc=False)
     if not report.cases:
         raise RuntimeError(f"demo import of {prefix} created no case: {report.summary()}")
     return Case.objects.get(project=project, code=report.cases[0])
@@ -154,6 +155,7 @@ class Command(BaseCommand):
                 "auto_accept_min_readers": 3,
                 "arbitration_mode": "two_blind_tiebreak",
             },
+            qc_profile={"base": "CT", "min_slices": 16},
         )
         if not new:
             return project
@@ -219,7 +221,9 @@ class Command(BaseCommand):
     def _advance(self, case, state, people, truth):
         if state == "imported":
             return
-        Case.objects.filter(pk=case.pk).update(state=Case.State.QC, qc_status=Case.QcStatus.PASS)
+        report = check_case(case)  # the real image-QC rules, under the project's profile
+        if report.status == "fail":
+            override_qc(case, by=people["manager"], reason="demo: accepted for demonstration")
         if state == "qc":
             return
         Case.objects.filter(pk=case.pk).update(state=Case.State.READING)

@@ -1,0 +1,81 @@
+"""Running the image-QC rules (qc/, framework-free) on a case's series and gating
+the case on the result: a failing series does not become readable unless a
+manager overrides it with a reason (projects.services.override_qc)."""
+
+from __future__ import annotations
+
+import io
+
+import pydicom
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+import qc
+from annotation_server.audit import services as audit
+from annotation_server.imaging import storage
+from annotation_server.projects.models import Case, QcReport
+
+
+def profile_for(project) -> qc.Profile:
+    modality = project.modalities[0] if project.modalities else ""
+    if not project.qc_profile:
+        return qc.Profile.default_for(modality)
+    data = dict(project.qc_profile)
+    data.setdefault("base", modality)
+    try:
+        return qc.Profile.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"The project's QC profile is invalid: {exc}") from None
+
+
+def _series_input(case: Case) -> qc.SeriesInput:
+    keys = list(
+        case.series.instances.order_by("slice_index").values_list("file", flat=True).distinct()
+    )
+    datasets = []
+    for key in dict.fromkeys(keys):  # a multi-frame file appears once
+        with storage.open_instance(key) as fh:
+            datasets.append(pydicom.dcmread(io.BytesIO(fh.read())))
+    return qc.SeriesInput.from_datasets(datasets, source=case.code)
+
+
+STATUS = {
+    "pass": Case.QcStatus.PASS,
+    "n/a": Case.QcStatus.PASS,
+    "warn": Case.QcStatus.WARN,
+    "fail": Case.QcStatus.FAIL,
+}
+
+
+@transaction.atomic
+def check_case(case: Case, *, by=None) -> QcReport:
+    """Run QC on the case's series, store the report, set qc_status and move an
+    imported case into QC. An overridden failure stays overridden only if it
+    still fails; a now-passing series simply passes."""
+    profile = profile_for(case.project)
+    report = qc.run_series(_series_input(case), profile)
+    row = QcReport.objects.create(
+        case=case,
+        status=report.status,
+        profile=profile.to_dict(),
+        results=[r.to_dict() for r in report.results],
+    )
+    status = STATUS.get(report.status, Case.QcStatus.WARN)
+    if case.qc_status == Case.QcStatus.OVERRIDDEN and status == Case.QcStatus.FAIL:
+        status = Case.QcStatus.OVERRIDDEN
+    updates = {"qc_status": status}
+    if case.state == Case.State.IMPORTED:
+        updates["state"] = Case.State.QC
+    Case.objects.filter(pk=case.pk).update(**updates)
+    audit.record(
+        "case.qc_checked",
+        actor=by,
+        obj=case,
+        project_id=case.project_id,
+        data={
+            "status": report.status,
+            "failing": [r["rule"] for r in row.failing() if r["status"] == "fail"],
+        },
+    )
+    case.refresh_from_db()
+    return row

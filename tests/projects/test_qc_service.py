@@ -1,0 +1,70 @@
+"""Image QC in the app: run after import, stored per case, gating reading."""
+
+from __future__ import annotations
+
+import pytest
+
+import fixtures
+from annotation_server.imaging.ingest.pipeline import ingest
+from annotation_server.imaging.ingest.sources import Limits, from_paths
+from annotation_server.jobs import services as jobs
+from annotation_server.jobs.models import Job
+from annotation_server.projects.models import Case, QcReport
+from annotation_server.projects.qc_service import check_case
+from annotation_server.projects.services import TransitionError, override_qc, transition
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+def _import(project, folder, **kwargs):
+    (folder / "truth.json").unlink()
+    return ingest(project, from_paths([folder], Limits()), source="test", **kwargs)
+
+
+def test_import_queues_qc_and_a_clean_series_becomes_readable(
+    project, manager, tmp_path, django_capture_on_commit_callbacks
+):
+    project.qc_profile = {"base": "CT", "min_slices": 4}
+    project.save()
+    fixtures.generate_ct(tmp_path / "ct", slices=8, seed=51, matrix=128, pixel_spacing=3.0)
+    with django_capture_on_commit_callbacks(execute=False):
+        report = _import(project, tmp_path / "ct")
+    job = Job.objects.get(kind="qc.check_cases")
+    assert jobs.execute(job.pk) == Job.State.SUCCEEDED
+    case = Case.objects.get(code=report.cases[0])
+    assert case.state == Case.State.QC
+    assert case.qc_status in (Case.QcStatus.PASS, Case.QcStatus.WARN)
+    qc_report = QcReport.objects.get(case=case)
+    assert qc_report.profile["min_slices"] == 4
+    assert {r["rule"] for r in qc_report.results} >= {"slice_missing", "slice_thickness"}
+    transition(case, Case.State.READING, by=manager)  # allowed
+
+
+def test_a_failing_series_is_gated_until_a_manager_overrides_with_a_reason(
+    project, manager, tmp_path
+):
+    project.qc_profile = {"base": "CT", "min_slices": 4}
+    project.save()
+    fixtures.generate_ct(
+        tmp_path / "ct", slices=8, seed=52, matrix=128, pixel_spacing=3.0, defect="missing-slice"
+    )
+    report = _import(project, tmp_path / "ct", run_qc=False, prebuild_streams=False)
+    case = Case.objects.get(code=report.cases[0])
+    qc_report = check_case(case, by=manager)
+    assert qc_report.status == "fail"
+    assert "slice_missing" in {r["rule"] for r in qc_report.failing() if r["status"] == "fail"}
+    case.refresh_from_db()
+    assert case.qc_status == Case.QcStatus.FAIL
+    with pytest.raises(TransitionError, match="must pass QC or be overridden"):
+        transition(case, Case.State.READING, by=manager)
+    with pytest.raises(Exception, match="needs a reason"):
+        override_qc(case, by=manager, reason=" ")
+    override_qc(case, by=manager, reason="gap is outside the lungs")
+    transition(case, Case.State.READING, by=manager)
+    case.refresh_from_db()
+    assert case.state == Case.State.READING
