@@ -9,6 +9,7 @@ from annotation_server.imaging import pacs_views
 from annotation_server.imaging import views as imaging_views
 from annotation_server.imaging.ingest.api import ImportView, RevealView
 from annotation_server.imaging.ingest.stow import studies_endpoint
+from annotation_server.projects import qc_views
 from annotation_server.web import views
 
 urlpatterns = [
@@ -21,6 +22,18 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("admin/", admin.site.urls),
     path("projects/<slug:slug>/import/", imaging_views.import_page, name="import"),
+    path("projects/<slug:slug>/qc/", qc_views.qc_page, name="qc"),
+    path("projects/<slug:slug>/qc/rerun/", qc_views.rerun, name="qc-rerun"),
+    path(
+        "projects/<slug:slug>/qc/distribution.csv",
+        qc_views.distribution_csv,
+        name="qc-distribution-csv",
+    ),
+    path(
+        "projects/<slug:slug>/qc/<int:case_id>/override/",
+        qc_views.override,
+        name="qc-override",
+    ),
     path("projects/<slug:slug>/pacs/", pacs_views.add_connection, name="pacs-add"),
     path("projects/<slug:slug>/pacs/<int:pk>/", pacs_views.search, name="pacs-search"),
     path("projects/<slug:slug>/pacs/<int:pk>/pull/", pacs_views.pull, name="pacs-pull"),

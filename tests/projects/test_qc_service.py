@@ -68,3 +68,57 @@ def test_a_failing_series_is_gated_until_a_manager_overrides_with_a_reason(
     transition(case, Case.State.READING, by=manager)
     case.refresh_from_db()
     assert case.state == Case.State.READING
+
+
+def test_qc_page_table_distribution_csv_override_and_rerun(
+    project, manager, reader_a, tmp_path, django_capture_on_commit_callbacks
+):
+    from django.test import Client
+
+    project.qc_profile = {"base": "CT", "min_slices": 4}
+    project.save()
+    fixtures.generate_ct(
+        tmp_path / "ok", slices=8, seed=53, matrix=128, pixel_spacing=3.0, manufacturer="siemens"
+    )
+    fixtures.generate_ct(
+        tmp_path / "gap",
+        slices=8,
+        seed=54,
+        matrix=128,
+        pixel_spacing=3.0,
+        defect="missing-slice",
+        manufacturer="ge",
+    )
+    good = _import(project, tmp_path / "ok", run_qc=False, prebuild_streams=False).cases[0]
+    bad = _import(project, tmp_path / "gap", run_qc=False, prebuild_streams=False).cases[0]
+    for code in (good, bad):
+        check_case(Case.objects.get(code=code))
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    web.force_login(manager)
+    page = web.get(f"/projects/{project.slug}/qc/").content.decode()
+    assert f'data-case="{good}"' in page and f'data-case="{bad}"' in page
+    assert "slice_missing" in page and "SIEMENS" in page
+    failing = web.get(f"/projects/{project.slug}/qc/", {"status": "fail"}).content.decode()
+    assert f'data-case="{bad}"' in failing and f'data-case="{good}"' not in failing
+    csv_text = web.get(f"/projects/{project.slug}/qc/distribution.csv").content.decode()
+    assert csv_text.splitlines()[0] == "dimension,value,cases,percent"
+    assert "manufacturer,SIEMENS,1,50" in csv_text and "manufacturer,GE MEDICAL SYSTEMS,1,50" in (
+        csv_text
+    )
+    bad_case = Case.objects.get(code=bad)
+    web.post(f"/projects/{project.slug}/qc/{bad_case.pk}/override/", {"reason": ""})
+    bad_case.refresh_from_db()
+    assert bad_case.qc_status == Case.QcStatus.FAIL  # no reason, no override
+    web.post(
+        f"/projects/{project.slug}/qc/{bad_case.pk}/override/",
+        {"reason": "gap is below the lung bases"},
+    )
+    bad_case.refresh_from_db()
+    assert bad_case.qc_status == Case.QcStatus.OVERRIDDEN
+    with django_capture_on_commit_callbacks(execute=False):
+        web.post(f"/projects/{project.slug}/qc/rerun/")
+    job = Job.objects.get(kind="qc.check_cases")
+    assert len(job.params["case_ids"]) == 2
+    reader = Client()
+    reader.force_login(reader_a)
+    assert reader.get(f"/projects/{project.slug}/qc/").status_code == 403

@@ -1,0 +1,164 @@
+"""The project QC page: per-series results, overrides, re-runs, and the
+distribution of the collected data (by site, vendor, model, thickness, kVp,
+kernel, age band, sex) as tables and CSV."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import OuterRef, Subquery
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from annotation_server.imaging.views import managed_project
+from annotation_server.jobs import services as jobs
+from annotation_server.projects.models import Case, QcReport
+from annotation_server.projects.services import TransitionError, override_qc
+
+DIMENSIONS = [
+    ("site", gettext_lazy("site")),
+    ("manufacturer", gettext_lazy("manufacturer")),
+    ("model", gettext_lazy("model")),
+    ("thickness", gettext_lazy("slice thickness (mm)")),
+    ("kvp", gettext_lazy("kVp")),
+    ("kernel", gettext_lazy("convolution kernel")),
+    ("age_band", gettext_lazy("age band")),
+    ("sex", gettext_lazy("sex")),
+]
+
+
+def _age_band(age: int | None) -> str:
+    if age is None:
+        return "unknown"
+    low = min(age // 10 * 10, 80)
+    return f"{low}+" if low == 80 else f"{low}-{low + 9}"
+
+
+def _rows(project):
+    latest = QcReport.objects.filter(case=OuterRef("pk")).order_by("-created_at")
+    cases = (
+        Case.objects.filter(project=project, is_qualification=False)
+        .select_related("site", "series__study")
+        .annotate(qc_report_id=Subquery(latest.values("id")[:1]))
+        .order_by("code")
+    )
+    reports = QcReport.objects.in_bulk([c.qc_report_id for c in cases if c.qc_report_id])
+    rows = []
+    for case in cases:
+        series, study = case.series, case.series.study
+        report = reports.get(case.qc_report_id)
+        rows.append(
+            {
+                "case": case,
+                "report": report,
+                "failing": report.failing() if report else [],
+                "values": {
+                    "site": case.site.code if case.site else "unknown",
+                    "manufacturer": series.manufacturer or "unknown",
+                    "model": series.model_name or "unknown",
+                    "thickness": (
+                        f"{series.slice_thickness_mm:g}" if series.slice_thickness_mm else "unknown"
+                    ),
+                    "kvp": f"{series.kvp:g}" if series.kvp else "unknown",
+                    "kernel": series.kernel or "unknown",
+                    "age_band": _age_band(study.patient_age_years),
+                    "sex": study.patient_sex or "unknown",
+                },
+            }
+        )
+    return rows
+
+
+def _distribution(rows) -> list[dict]:
+    out = []
+    total = len(rows) or 1
+    for key, label in DIMENSIONS:
+        counts = Counter(r["values"][key] for r in rows)
+        out.append(
+            {
+                "key": key,
+                "label": label,
+                "items": [
+                    {"value": v, "n": n, "pct": round(100 * n / total)}
+                    for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                ],
+            }
+        )
+    return out
+
+
+@login_required
+def qc_page(request, slug: str):
+    project = managed_project(request, slug)
+    rows = _rows(project)
+    status = request.GET.get("status", "")
+    rule = request.GET.get("rule", "")
+    shown = [
+        r
+        for r in rows
+        if (not status or r["case"].qc_status == status)
+        and (not rule or any(f["rule"] == rule for f in r["failing"]))
+    ]
+    rules = sorted({f["rule"] for r in rows for f in r["failing"]})
+    return render(
+        request,
+        "projects/qc.html",
+        {
+            "project": project,
+            "rows": shown,
+            "total": len(rows),
+            "status": status,
+            "rule": rule,
+            "rules": rules,
+            "statuses": Case.QcStatus.choices,
+            "distribution": _distribution(rows),
+        },
+    )
+
+
+@login_required
+def distribution_csv(request, slug: str):
+    project = managed_project(request, slug)
+    rows = _rows(project)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{project.slug}-distribution.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["dimension", "value", "cases", "percent"])
+    for dim in _distribution(rows):
+        for item in dim["items"]:
+            writer.writerow([dim["key"], item["value"], item["n"], item["pct"]])
+    return response
+
+
+@login_required
+@require_POST
+def override(request, slug: str, case_id: int):
+    project = managed_project(request, slug)
+    case = get_object_or_404(Case, pk=case_id, project=project)
+    try:
+        override_qc(case, by=request.user, reason=request.POST.get("reason", ""))
+        messages.success(request, _("QC failure of %(case)s overridden.") % {"case": case.code})
+    except (ValidationError, TransitionError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    return redirect("qc", slug=slug)
+
+
+@login_required
+@require_POST
+def rerun(request, slug: str):
+    project = managed_project(request, slug)
+    ids = list(
+        Case.objects.filter(project=project, is_qualification=False)
+        .exclude(state=Case.State.FROZEN)
+        .values_list("id", flat=True)
+    )
+    jobs.enqueue("qc.check_cases", project=project, user=request.user, params={"case_ids": ids})
+    messages.success(request, _("QC re-run queued for %(n)s cases.") % {"n": len(ids)})
+    return redirect("qc", slug=slug)
