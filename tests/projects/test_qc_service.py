@@ -119,6 +119,16 @@ def test_qc_page_table_distribution_csv_override_and_rerun(
         web.post(f"/projects/{project.slug}/qc/rerun/")
     job = Job.objects.get(kind="qc.check_cases")
     assert len(job.params["case_ids"]) == 2
+    project.qc_profile = {
+        "base": "CT",
+        "min_slices": 4,
+        "max_slice_thickness_mm": 1.0,
+        "fail_slice_thickness_mm": 1.1,
+    }
+    project.save()
+    assert jobs.execute(job.pk) == Job.State.SUCCEEDED
+    job.refresh_from_db()
+    assert any(c["case"] == good and c["to"] == "fail" for c in job.result["changed"]), job.result
     reader = Client()
     reader.force_login(reader_a)
     assert reader.get(f"/projects/{project.slug}/qc/").status_code == 403
