@@ -99,6 +99,9 @@ class Project(models.Model):
             "empty: the modality's defaults."
         ),
     )
+    qc_profile_version = models.PositiveIntegerField(
+        _("QC profile version"), default=1, editable=False
+    )
     deid_clean_descriptors = models.BooleanField(
         _("de-identification: clean descriptors"),
         default=True,
@@ -137,6 +140,15 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        if self.pk:
+            stored = Project.objects.filter(pk=self.pk).values_list("qc_profile", flat=True).first()
+            if stored is not None and stored != self.qc_profile:
+                self.qc_profile_version += 1  # every report records the version it used
+                if kwargs.get("update_fields") is not None:
+                    kwargs["update_fields"] = {*kwargs["update_fields"], "qc_profile_version"}
+        super().save(*args, **kwargs)
 
     @property
     def modalities(self) -> list[str]:
@@ -367,6 +379,7 @@ class QcReport(models.Model):
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="qc_reports")
     status = models.CharField(_("status"), max_length=8)
+    profile_version = models.PositiveIntegerField(_("QC profile version"), default=1)
     profile = models.JSONField(_("profile used"))
     results = models.JSONField(_("rule results"))
     created_at = models.DateTimeField(_("checked"), auto_now_add=True)

@@ -13,7 +13,7 @@ from django.db import transaction
 import qc
 from annotation_server.audit import services as audit
 from annotation_server.imaging import storage
-from annotation_server.projects.models import Case, QcReport
+from annotation_server.projects.models import Case, Project, QcReport
 
 
 def profile_for(project) -> qc.Profile:
@@ -52,12 +52,14 @@ def check_case(case: Case, *, by=None) -> QcReport:
     """Run QC on the case's series, store the report, set qc_status and move an
     imported case into QC. An overridden failure stays overridden only if it
     still fails; a now-passing series simply passes."""
-    profile = profile_for(case.project)
+    project = Project.objects.get(pk=case.project_id)  # the profile as it is now
+    profile = profile_for(project)
     report = qc.run_series(_series_input(case), profile)
     row = QcReport.objects.create(
         case=case,
         status=report.status,
         profile=profile.to_dict(),
+        profile_version=project.qc_profile_version,
         results=[r.to_dict() for r in report.results],
     )
     status = STATUS.get(report.status, Case.QcStatus.WARN)
@@ -79,3 +81,15 @@ def check_case(case: Case, *, by=None) -> QcReport:
     )
     case.refresh_from_db()
     return row
+
+
+def reader_warnings(case: Case) -> list[dict]:
+    """QC warnings of the case's latest report, for the people reading it."""
+    report = case.qc_reports.order_by("-created_at").first()
+    if report is None:
+        return []
+    return [
+        {"rule": r["rule"], "en": r["message_en"], "zh": r["message_zh"]}
+        for r in report.results
+        if r["status"] in ("warn", "fail")
+    ]

@@ -54,9 +54,12 @@ def _rows(project):
     for case in cases:
         series, study = case.series, case.series.study
         report = reports.get(case.qc_report_id)
+        half = series.num_instances // 2
+        middle = series.instances.order_by("slice_index").values_list("id", flat=True)
         rows.append(
             {
                 "case": case,
+                "thumbnail_id": next(iter(middle[half : half + 1]), None),
                 "report": report,
                 "failing": report.failing() if report else [],
                 "values": {

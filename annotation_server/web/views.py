@@ -77,6 +77,11 @@ def worklist(request):
     project = request.GET.get("project")
     if project:
         tasks = tasks.filter(case__project__slug=project)
+    from annotation_server.projects.qc_service import reader_warnings
+
+    tasks = list(tasks)
+    for task in tasks:  # image-QC warnings travel with the case to its readers
+        task.qc_warnings = reader_warnings(task.case)
     return render(
         request,
         "web/worklist.html",

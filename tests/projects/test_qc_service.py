@@ -132,3 +132,35 @@ def test_qc_page_table_distribution_csv_override_and_rerun(
     reader = Client()
     reader.force_login(reader_a)
     assert reader.get(f"/projects/{project.slug}/qc/").status_code == 403
+
+
+def test_profile_versions_and_readers_see_the_warnings(
+    project, manager, reader_a, tmp_path, client_for
+):
+    from django.test import Client
+
+    from tests import factories
+
+    fixtures.generate_ct(
+        tmp_path / "thick", slices=8, seed=55, matrix=128, pixel_spacing=3.0, defect="thick-slices"
+    )
+    case = Case.objects.get(
+        code=_import(project, tmp_path / "thick", run_qc=False, prebuild_streams=False).cases[0]
+    )
+    version = project.qc_profile_version
+    project.qc_profile = {"base": "CT", "min_slices": 4, "fail_slice_thickness_mm": 10.0}
+    project.save()
+    assert project.qc_profile_version == version + 1
+    report = check_case(case)
+    assert report.profile_version == version + 1
+    assert report.status == "warn"  # 5 mm: above the 1.25 mm warning, below the 10 mm limit
+    factories.TaskFactory(case=case, reader=reader_a)
+    api = client_for(reader_a).get(f"/api/v1/cases/{case.pk}/").json()
+    assert any(w["rule"] == "slice_thickness" for w in api["qc_warnings"])
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    web.force_login(reader_a)
+    worklist = web.get("/worklist/").content.decode()
+    assert 'data-testid="qc-warning"' in worklist
+    manager_web = Client()
+    manager_web.force_login(manager)
+    assert '<img class="thumb"' in manager_web.get(f"/projects/{project.slug}/qc/").content.decode()

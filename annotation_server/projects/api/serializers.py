@@ -43,6 +43,7 @@ class CaseSerializer(serializers.ModelSerializer):
     site = serializers.SlugRelatedField(slug_field="code", read_only=True)
     series_uid = serializers.CharField(source="series.series_uid", read_only=True)
     modality = serializers.CharField(source="series.modality", read_only=True)
+    qc_warnings = serializers.SerializerMethodField()
 
     class Meta:
         model = Case
@@ -55,5 +56,12 @@ class CaseSerializer(serializers.ModelSerializer):
             "modality",
             "state",
             "qc_status",
+            "qc_warnings",
             "version",
         ]
+
+    def get_qc_warnings(self, case) -> list[dict]:
+        """The image-QC warnings a reader should see (the viewer shows them as a banner)."""
+        from annotation_server.projects.qc_service import reader_warnings
+
+        return reader_warnings(case)
