@@ -93,6 +93,21 @@ def _clip_status(frac: float, p: Profile) -> str:
     return WARN if frac > p.max_clipped_fraction else PASS
 
 
+def _exposure(
+    key: str, thr: str, mean: float, status: str, problem_en: str, problem_zh: str
+) -> RuleResult:
+    if status == PASS:
+        return result(
+            key,
+            status,
+            mean,
+            thr,
+            f"Exposure OK (mean {mean:.2f}).",
+            f"曝光正常 (均值 {mean:.2f})。",
+        )
+    return result(key, status, mean, thr, problem_en, problem_zh)
+
+
 def xr_overexposure(series: SeriesInput, p: Profile) -> RuleResult:
     """Too dark: low mean display value and/or clipped black areas."""
     key = "xr_overexposure"
@@ -104,15 +119,11 @@ def xr_overexposure(series: SeriesInput, p: Profile) -> RuleResult:
     st = _clip_status(black, p)
     if mean < p.min_mean_display:
         st = FAIL if mean < 0.75 * p.min_mean_display else (WARN if st == PASS else st)
-    if st == PASS:
-        return result(
-            key, st, mean, thr, f"Exposure OK (mean {mean:.2f}).", f"曝光正常 (均值 {mean:.2f})。"
-        )
-    return result(
+    return _exposure(
         key,
-        st,
-        mean,
         thr,
+        mean,
+        st,
         f"Over-exposed: image too dark (mean {mean:.2f}, {black:.1%} clipped black).",
         f"曝光过度：图像过暗 (均值 {mean:.2f}，{black:.1%} 像素截断为黑)。",
     )
@@ -130,15 +141,11 @@ def xr_underexposure(series: SeriesInput, p: Profile) -> RuleResult:
     if mean > p.max_mean_display:
         hard = 1.0 - 0.75 * (1.0 - p.max_mean_display)
         st = FAIL if mean > hard else (WARN if st == PASS else st)
-    if st == PASS:
-        return result(
-            key, st, mean, thr, f"Exposure OK (mean {mean:.2f}).", f"曝光正常 (均值 {mean:.2f})。"
-        )
-    return result(
+    return _exposure(
         key,
-        st,
-        mean,
         thr,
+        mean,
+        st,
         f"Under-exposed: image washed out (mean {mean:.2f}, {white:.1%} clipped white).",
         f"曝光不足：图像发白 (均值 {mean:.2f}，{white:.1%} 像素截断为白)。",
     )
