@@ -7,7 +7,6 @@ parsing, de-identification, per-file reports) sits in front of it.
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,6 +17,7 @@ from django.db import transaction
 from pydicom.dataset import Dataset
 
 from annotation_server.imaging import storage
+from annotation_server.imaging.ingest.prepare import encode
 from annotation_server.imaging.models import Instance, Series, Study
 
 
@@ -167,12 +167,6 @@ def _series_fields(ds: Dataset) -> dict:
     }
 
 
-def _encode(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
 @dataclass
 class StoredEntry:
     """A stored instance: its header (pixel data may be absent) and storage facts."""
@@ -184,7 +178,7 @@ class StoredEntry:
 
 
 def store(ds: Dataset) -> StoredEntry:
-    data = _encode(ds)
+    data = encode(ds)
     digest, key, _ = storage.put(data)
     return StoredEntry(ds, digest, key, len(data))
 

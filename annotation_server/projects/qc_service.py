@@ -83,9 +83,7 @@ def check_case(case: Case, *, by=None) -> QcReport:
     return row
 
 
-def reader_warnings(case: Case) -> list[dict]:
-    """QC warnings of the case's latest report, for the people reading it."""
-    report = case.qc_reports.order_by("-created_at").first()
+def warnings_of(report: QcReport | None) -> list[dict]:
     if report is None:
         return []
     return [
@@ -93,3 +91,16 @@ def reader_warnings(case: Case) -> list[dict]:
         for r in report.results
         if r["status"] in ("warn", "fail")
     ]
+
+
+def reader_warnings(case: Case) -> list[dict]:
+    """QC warnings of the case's latest report, for the people reading it."""
+    return warnings_of(case.qc_reports.order_by("-created_at").first())
+
+
+def latest_reports(case_ids) -> dict[int, QcReport]:
+    """The latest QC report of each case, in one query."""
+    latest: dict[int, QcReport] = {}
+    for report in QcReport.objects.filter(case_id__in=case_ids).order_by("case_id", "-created_at"):
+        latest.setdefault(report.case_id, report)
+    return latest

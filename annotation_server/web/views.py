@@ -77,11 +77,12 @@ def worklist(request):
     project = request.GET.get("project")
     if project:
         tasks = tasks.filter(case__project__slug=project)
-    from annotation_server.projects.qc_service import reader_warnings
+    from annotation_server.projects.qc_service import latest_reports, warnings_of
 
     tasks = list(tasks)
+    reports = latest_reports([t.case_id for t in tasks])
     for task in tasks:  # image-QC warnings travel with the case to its readers
-        task.qc_warnings = reader_warnings(task.case)
+        task.qc_warnings = warnings_of(reports.get(task.case_id))
     return render(
         request,
         "web/worklist.html",

@@ -110,13 +110,6 @@ class MappingRecorder:
             self.pending = []
 
 
-def record_mappings(project, secret: bytes, mappings) -> None:
-    """Store each (kind, original, replacement) once (already stored ones are kept)."""
-    recorder = MappingRecorder(project, secret)
-    recorder.add(mappings)
-    recorder.flush()
-
-
 def reveal(user, mapping: IdentityMapping, *, reason: str) -> str:
     """The original identifier behind a replacement: permission-checked and audited."""
     if not user.has_perm("imaging.view_identity_key"):
