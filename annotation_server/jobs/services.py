@@ -49,6 +49,7 @@ Handler = Callable[[JobContext], dict | None]
 
 def _handlers() -> dict[str, Handler]:
     # Explicit registry: every job kind and the plain function that runs it.
+    from annotation_server.adjudication.services import settle_job
     from annotation_server.audit.jobs import verify_audit_chain
     from annotation_server.imaging.jobs import (
         build_series_streams,
@@ -58,6 +59,7 @@ def _handlers() -> dict[str, Handler]:
     )
 
     return {
+        "adjudication.settle": settle_job,
         "audit.verify_chain": verify_audit_chain,
         "imaging.import": import_uploads,
         "imaging.pull_pacs": pull_pacs,
