@@ -9,7 +9,13 @@ from annotation_server.imaging import pacs_views
 from annotation_server.imaging import views as imaging_views
 from annotation_server.imaging.ingest.api import ImportView, RevealView
 from annotation_server.imaging.ingest.stow import studies_endpoint
-from annotation_server.projects import qc_views
+from annotation_server.projects import assignment_views, qc_views
+from annotation_server.projects.api.assignment import (
+    AssignmentOverviewView,
+    AssignmentRunView,
+    ReassignView,
+)
+from annotation_server.reading import qualification_views
 from annotation_server.web import views
 
 urlpatterns = [
@@ -33,6 +39,72 @@ urlpatterns = [
         "projects/<slug:slug>/qc/<int:case_id>/override/",
         qc_views.override,
         name="qc-override",
+    ),
+    path(
+        "projects/<slug:slug>/assignments/",
+        assignment_views.assignments_page,
+        name="assignments",
+    ),
+    path("projects/<slug:slug>/assignments/run/", assignment_views.run, name="assignments-run"),
+    path(
+        "projects/<slug:slug>/assignments/<int:task_id>/reassign/",
+        assignment_views.reassign,
+        name="assignments-reassign",
+    ),
+    path(
+        "projects/<slug:slug>/qualification/",
+        qualification_views.my_qualification,
+        name="qualification",
+    ),
+    path(
+        "projects/<slug:slug>/qualification/start/",
+        qualification_views.start,
+        name="qualification-start",
+    ),
+    path(
+        "projects/<slug:slug>/qualification/attempts/<int:attempt_id>/",
+        qualification_views.attempt_result,
+        name="qualification-attempt",
+    ),
+    path(
+        "projects/<slug:slug>/qualification/manage/",
+        qualification_views.manage,
+        name="qualification-manage",
+    ),
+    path(
+        "projects/<slug:slug>/qualification/manage/settings/",
+        qualification_views.save_settings,
+        name="qualification-settings",
+    ),
+    path(
+        "projects/<slug:slug>/qualification/manage/cases/",
+        qualification_views.edit_cases,
+        name="qualification-cases",
+    ),
+    path(
+        "projects/<slug:slug>/qualification/manage/reference/",
+        qualification_views.upload_reference,
+        name="qualification-reference",
+    ),
+    path(
+        "projects/<slug:slug>/qualification/manage/copy-reference/",
+        qualification_views.copy_reference,
+        name="qualification-copy",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/assignments/",
+        AssignmentOverviewView.as_view(),
+        name="api-assignments",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/assignments/run/",
+        AssignmentRunView.as_view(),
+        name="api-assignments-run",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/assignments/reassign/",
+        ReassignView.as_view(),
+        name="api-assignments-reassign",
     ),
     path("projects/<slug:slug>/pacs/", pacs_views.add_connection, name="pacs-add"),
     path("projects/<slug:slug>/pacs/<int:pk>/", pacs_views.search, name="pacs-search"),

@@ -57,6 +57,7 @@ def _handlers() -> dict[str, Handler]:
         import_uploads,
         pull_pacs,
     )
+    from annotation_server.projects.assignment import assign_job
 
     return {
         "adjudication.settle": settle_job,
@@ -65,6 +66,7 @@ def _handlers() -> dict[str, Handler]:
         "imaging.pull_pacs": pull_pacs,
         "imaging.build_series_streams": build_series_streams,
         "qc.check_cases": check_cases,
+        "projects.assign": assign_job,
     }
 
 
