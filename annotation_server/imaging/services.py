@@ -231,38 +231,43 @@ def index_entries(project, entries: list[StoredEntry], *, site=None) -> IndexRep
                 known.add(ident)
                 fresh.append(row)
         report.duplicates += len(rows) - len(fresh)
+        instances = []
         for along, entry, frame in fresh:
             ds = entry.header
-            Instance.objects.create(
-                series=series,
-                sop_instance_uid=str(ds.SOPInstanceUID),
-                frame=frame["frame"],
-                sop_class_uid=str(ds.SOPClassUID),
-                instance_number=int(ds.get("InstanceNumber", 0) or 0),
-                slice_index=0,
-                position=frame["position"],
-                position_along_normal=along,
-                rows=int(ds.Rows),
-                columns=int(ds.Columns),
-                rescale_slope=frame["slope"],
-                rescale_intercept=frame["intercept"],
-                window_presets=window_presets(ds),
-                photometric=str(ds.get("PhotometricInterpretation", "")),
-                transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
-                sha256=entry.sha256,
-                file=entry.key,
-                size_bytes=entry.size,
+            instances.append(
+                Instance(
+                    series=series,
+                    sop_instance_uid=str(ds.SOPInstanceUID),
+                    frame=frame["frame"],
+                    sop_class_uid=str(ds.SOPClassUID),
+                    instance_number=int(ds.get("InstanceNumber", 0) or 0),
+                    slice_index=0,
+                    position=frame["position"],
+                    position_along_normal=along,
+                    rows=int(ds.Rows),
+                    columns=int(ds.Columns),
+                    rescale_slope=frame["slope"],
+                    rescale_intercept=frame["intercept"],
+                    window_presets=window_presets(ds),
+                    photometric=str(ds.get("PhotometricInterpretation", "")),
+                    transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+                    sha256=entry.sha256,
+                    file=entry.key,
+                    size_bytes=entry.size,
+                )
             )
-            report.instances += 1
+        if not known:  # a new series: number the slices before the one INSERT
+            _number(instances)
+        Instance.objects.bulk_create(instances, batch_size=500)
+        report.instances += len(instances)
         if fresh:
-            _reorder(series)
+            _reorder(series, instances if not known else None)
         report.series.append(series)
     return report
 
 
-def _reorder(series: Series) -> None:
-    """Number the series' frames along the slice normal and update its geometry."""
-    instances = list(series.instances.all())
+def _number(instances: list[Instance]) -> None:
+    """Sort frames along the slice normal (then instance number, frame) and number them."""
     instances.sort(
         key=lambda i: (
             i.position_along_normal is None,
@@ -273,7 +278,17 @@ def _reorder(series: Series) -> None:
     )
     for index, inst in enumerate(instances):
         inst.slice_index = index
-    Instance.objects.bulk_update(instances, ["slice_index"], batch_size=1000)
+
+
+def _reorder(series: Series, numbered: list[Instance] | None = None) -> None:
+    """Number the series' frames along the slice normal and update its geometry
+    (`numbered`: the series' complete, already numbered rows, when it was new)."""
+    if numbered is None:
+        instances = list(series.instances.all())
+        _number(instances)
+        Instance.objects.bulk_update(instances, ["slice_index"], batch_size=1000)
+    else:
+        instances = numbered
     positions = [i.position_along_normal for i in instances if i.position_along_normal is not None]
     steps = np.diff(positions) if len(positions) > 1 else []
     series.slice_spacing_mm = float(np.median(steps)) if len(steps) else None

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, UID_dictionary
 
 from .profile import (
@@ -220,6 +221,21 @@ def _tag(elem: DataElement) -> Tag:
     return (elem.tag.group, elem.tag.element)
 
 
+def _element(ds: Dataset, tag: BaseTag) -> tuple[DataElement | RawDataElement, str]:
+    """The element at ``tag``, still raw when its VR is known without decoding it.
+
+    A raw element's VR is what decoding would give, except when it is unknown
+    (implicit VR) or UN (which pydicom replaces with the dictionary's VR): those
+    are decoded here, so the VR that picks the action is the same either way.
+    """
+    elem = ds.get_item(tag)
+    vr = elem.VR
+    if elem.is_raw and (vr is None or vr == "UN"):
+        elem = ds[tag]
+        vr = elem.VR
+    return elem, vr
+
+
 def _empty_value(vr: str) -> Any:
     if vr == "SQ":
         return Sequence([])
@@ -316,6 +332,7 @@ class Deidentifier:
         self._secret = bytes(secret)
         self.options = options
         self._uid_cache: dict[str, str] = {}
+        self._actions: dict[tuple[Tag, str], str] = {}
 
     # -- derived identifiers -------------------------------------------------------------
 
@@ -458,21 +475,39 @@ class Deidentifier:
 
     # -- dataset walk ----------------------------------------------------------------------
 
+    def _action(self, tag: Tag, vr: str) -> str:
+        """The resolved action for a public attribute, looked up once per (tag, VR)."""
+        key = (tag, vr)
+        action = self._actions.get(key)
+        if action is None:
+            action = resolve_action(tag, vr, self.options)
+            self._actions[key] = action
+        return action
+
     def _process(self, ds: Dataset, ctx: _Context, scrub_all: bool) -> None:
-        for elem in list(ds):
-            tag = _tag(elem)
-            group = tag[0]
+        # Elements stay raw (undecoded bytes) unless their action needs the value:
+        # decoding and re-encoding every kept attribute was most of the engine's time.
+        for tag in sorted(ds.keys()):
+            group, element = tag.group, tag.element
             if group % 2 == 1 or is_curve_or_overlay(group):
-                del ds[elem.tag]
+                del ds[tag]
                 ctx.removed += 1
                 continue
             if group == 0x0002:  # File Meta in the body (malformed files): handled like meta
                 continue
-            vr = elem.VR
-            action = resolve_action(tag, vr, self.options)
+            elem, vr = _element(ds, tag)
+            action = self._action((group, element), vr)
             if vr == "UI" and action == "K":
                 action = "U"  # every instance UID is replaced (keeps_uid spares the rest)
-            self._act(ds, elem, tag, vr, action, ctx, scrub_all)
+            if action == "K" and vr != "SQ" and not (scrub_all and vr in TEXT_VRS):
+                continue  # kept as it is: no need to decode it
+            if action == "X":
+                del ds[tag]
+                ctx.removed += 1
+                continue
+            if elem.is_raw:
+                elem = ds[tag]
+            self._act(ds, elem, (group, element), vr, action, ctx, scrub_all)
 
     def _act(
         self,
@@ -578,20 +613,25 @@ class Deidentifier:
         return out
 
     def _collect_tokens(self, ds: Dataset, tokens: set[str]) -> None:
-        for elem in ds:
-            tag = _tag(elem)
-            vr = elem.VR
+        for tag in ds.keys():  # noqa: SIM118 (iterating a Dataset decodes each element)
+            elem, vr = _element(ds, tag)
             if vr == "SQ":
+                if elem.is_raw:
+                    elem = ds[tag]
                 for item in elem.value or []:
                     self._collect_tokens(item, tokens)
                 continue
-            private = tag[0] % 2 == 1
-            if private and tag[1] < 0x0100:  # private creator names the vendor, not the patient
+            private = tag.group % 2 == 1
+            if private and tag.element < 0x0100:  # private creator names the vendor
                 continue
-            action = "X" if private else resolve_action(tag, vr, self.options)
-            if action in {"K", "C", "U"} or elem.is_empty:
+            action = "X" if private else self._action((tag.group, tag.element), vr)
+            if action in {"K", "C", "U"}:
                 continue
             if vr not in TEXT_VRS and vr not in DATE_VRS and not (private and vr == "UN"):
+                continue
+            if elem.is_raw:
+                elem = ds[tag]
+            if elem.is_empty:
                 continue
             raw = elem.value
             if isinstance(raw, bytes):

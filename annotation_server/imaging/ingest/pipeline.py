@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from django.core.files.storage import default_storage
@@ -32,6 +33,9 @@ from annotation_server.imaging.models import Instance, Quarantine
 from annotation_server.projects.models import Case
 
 logger = logging.getLogger(__name__)
+
+# Files whose storage write may still be running while the next ones are prepared.
+MAX_IN_FLIGHT = 8
 
 
 @dataclass
@@ -124,43 +128,63 @@ class Ingest:
         self.prebuild_streams = prebuild_streams
         self.run_qc = run_qc
         self._entries: dict[str, list[tuple[str, imaging.StoredEntry, bool]]] = defaultdict(list)
+        self._in_flight: deque[tuple[str, Dataset, int, Future]] = deque()
 
     # one file ------------------------------------------------------------------
 
-    def _one(self, prepared: Prepared) -> None:
-        """Store one prepared file (or report why it was rejected)."""
+    def _one(self, prepared: Prepared, writer: ThreadPoolExecutor) -> None:
+        """Store one prepared file (or report why it was rejected).
+
+        Hashing and writing run on `writer` threads (both release the GIL), so
+        they overlap the next file's parsing and de-identification; a bounded
+        number of files is in flight, so memory stays small on large imports.
+        """
         if prepared.rejected:
             self.report.files.append(FileResult(prepared.name, "rejected", prepared.reason))
             return
         clean = prepared.header
         self.mappings.add(prepared.mappings)
+        if not prepared.quarantine_reason:
+            while len(self._in_flight) >= MAX_IN_FLIGHT:
+                self._settle(self._in_flight.popleft())
+            stored = (
+                prepared.name,
+                clean,
+                len(prepared.data),
+                writer.submit(imaging.storage.put, prepared.data),
+            )
+            self._in_flight.append(stored)
+            return
         digest, key, created = imaging.storage.put(prepared.data)
         series_uid = str(clean.SeriesInstanceUID)
-        if prepared.quarantine_reason:
-            Quarantine.objects.get_or_create(
-                project=self.project,
-                sha256=digest,
-                defaults={
-                    "reason": prepared.quarantine_reason[:200],
-                    "sop_instance_uid": str(clean.SOPInstanceUID),
-                    "series_uid": series_uid,
-                    "modality": str(clean.get("Modality", ""))[:16],
-                    "file": key,
-                },
+        Quarantine.objects.get_or_create(
+            project=self.project,
+            sha256=digest,
+            defaults={
+                "reason": prepared.quarantine_reason[:200],
+                "sop_instance_uid": str(clean.SOPInstanceUID),
+                "series_uid": series_uid,
+                "modality": str(clean.get("Modality", ""))[:16],
+                "file": key,
+            },
+        )
+        self.report.files.append(
+            FileResult(
+                prepared.name,
+                "quarantined",
+                f"held for manager review: {prepared.quarantine_reason}",
+                series_uid,
+                str(clean.SOPInstanceUID),
+                str(clean.SOPClassUID),
             )
-            self.report.files.append(
-                FileResult(
-                    prepared.name,
-                    "quarantined",
-                    f"held for manager review: {prepared.quarantine_reason}",
-                    series_uid,
-                    str(clean.SOPInstanceUID),
-                    str(clean.SOPClassUID),
-                )
-            )
-            return
-        entry = imaging.StoredEntry(clean, digest, key, len(prepared.data))
-        self._entries[series_uid].append((prepared.name, entry, created))
+        )
+
+    def _settle(self, stored: tuple[str, Dataset, int, Future]) -> None:
+        """Wait for one file's write and file its entry under its series."""
+        name, clean, size, future = stored
+        digest, key, created = future.result()
+        entry = imaging.StoredEntry(clean, digest, key, size)
+        self._entries[str(clean.SeriesInstanceUID)].append((name, entry, created))
 
     def _read(self, candidate: Candidate) -> tuple[str, bytes | None, str]:
         try:
@@ -302,11 +326,14 @@ class Ingest:
             else:
                 candidates.append(item)
         done = total - len(candidates)
-        for prepared in self._prepared(candidates):
-            self._one(prepared)
-            done += 1
-            if self.progress and (done % 10 == 0 or done == total):
-                self.progress(done, total)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="refset-store") as writer:
+            for prepared in self._prepared(candidates):
+                self._one(prepared, writer)
+                done += 1
+                if self.progress and (done % 10 == 0 or done == total):
+                    self.progress(done, total)
+            while self._in_flight:
+                self._settle(self._in_flight.popleft())
         self.mappings.flush()  # the key before the images it unlocks are indexed
         for series_uid, entries in self._entries.items():
             self._index(series_uid, entries)

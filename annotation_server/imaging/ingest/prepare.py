@@ -7,10 +7,16 @@ plain bytes in, plain results out. The pipeline stores, indexes and reports.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass, field
 
 import pydicom
+from pydicom.charset import default_encoding
+from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from annotation_server.imaging.deid import Deidentifier, Mapping
 
@@ -87,9 +93,87 @@ def check_pixels(ds: pydicom.Dataset) -> None:
 
 
 def encode(ds: pydicom.Dataset) -> bytes:
+    """The dataset as a DICOM file (preamble, file meta, body).
+
+    Elements that de-identification left undecoded are copied byte for byte, the
+    way pydicom itself writes them, without its per-element machinery; the rest
+    go through pydicom's writer. Anything unusual (deflate, big endian, a change
+    of encoding or character set) is written by pydicom's ``save_as`` as a whole.
+    The 128-byte preamble is always zeros: the original's may carry anything.
+    """
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts is None:
+        return _encode_pydicom(ds)
+    ts = pydicom.uid.UID(str(ts))
+    if (
+        ts.is_private
+        or not ts.is_transfer_syntax
+        or not ts.is_little_endian
+        or ts.is_deflated
+        or ds.original_encoding != (ts.is_implicit_VR, True)
+        or ds.original_character_set != ds._character_set
+    ):
+        return _encode_pydicom(ds)
+    meta = FileMetaDataset(meta)  # never change the caller's file meta
+    for meta_kw, ds_kw in (
+        ("MediaStorageSOPClassUID", "SOPClassUID"),
+        ("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
+    ):
+        value = ds.get(ds_kw)
+        if meta_kw not in meta or (value and value != meta[meta_kw].value):
+            setattr(meta, meta_kw, value)
+    fp = DicomBytesIO()
+    fp.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(fp, meta, enforce_standard=True)
+    fp.is_implicit_VR, fp.is_little_endian = ts.is_implicit_VR, True
+    if "PixelData" in ds:  # PS3.5 A.4: encapsulated pixel data has undefined length
+        ds["PixelData"].is_undefined_length = ts.is_compressed
+    _write_body(fp, ds, ts.is_implicit_VR)
+    return fp.getvalue()
+
+
+def _encode_pydicom(ds: pydicom.Dataset) -> bytes:
     buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
+    preamble = getattr(ds, "preamble", None)
+    ds.preamble = None  # written as zeros: the original's may carry anything (TIFF headers...)
+    try:
+        ds.save_as(buffer, enforce_file_format=True)
+    finally:
+        ds.preamble = preamble
     return buffer.getvalue()
+
+
+_HEADER_32 = struct.Struct("<HH2sHL")  # tag, VR, reserved, 4-byte length
+_HEADER_16 = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
+_HEADER_IMPLICIT = struct.Struct("<HHL")
+
+
+def _write_body(fp: DicomBytesIO, ds: pydicom.Dataset, implicit: bool) -> None:
+    """pydicom's write_dataset, with a fast path for raw elements of defined length."""
+    charset = ds.get("SpecificCharacterSet", default_encoding)
+    write = fp.write
+    for tag in sorted(ds.keys()):
+        if tag.element == 0 and tag.group > 6:
+            continue  # retired group lengths are not written (PS3.5 7.2)
+        elem = ds.get_item(tag)
+        value = elem.value if elem.is_raw else None
+        if isinstance(value, bytes) and elem.length != 0xFFFFFFFF:
+            vr = elem.VR
+            length = len(value)
+            if implicit:
+                write(_HEADER_IMPLICIT.pack(tag.group, tag.element, length))
+                write(value)
+                continue
+            if vr in EXPLICIT_VR_LENGTH_32:
+                write(_HEADER_32.pack(tag.group, tag.element, vr.encode(), 0, length))
+                write(value)
+                continue
+            if vr and length <= 0xFFFF:
+                write(_HEADER_16.pack(tag.group, tag.element, vr.encode(), length))
+                write(value)
+                continue
+        write_data_element(fp, elem, charset)
 
 
 def prepare(deid: Deidentifier, name: str, data: bytes) -> Prepared:
