@@ -16,11 +16,14 @@ from annotation_server.projects.api.assignment import (
     ReassignView,
 )
 from annotation_server.reading import qualification_views
+from annotation_server.reading import views as reading_views
 from annotation_server.web import views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("worklist/", views.worklist, name="worklist"),
+    path("worklist/next/", reading_views.next_task, name="worklist-next"),
+    path("read/<int:task_id>/", reading_views.workstation, name="workstation"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -213,4 +213,24 @@ def submit(
         data={"findings": task.findings.count(), "phase": task.phase},
     )
     task.refresh_from_db()
+    from annotation_server.reading import phases
+
+    phases.after_submit(task, user)  # next phase, matching, or qualification scoring
+    return task
+
+
+MAX_HEARTBEAT_SECONDS = 120
+
+
+def record_active_time(task: ReadingTask, user, seconds: int) -> ReadingTask:
+    """Add reading time reported by the workstation (capped per report, so a stuck
+    tab cannot inflate it). Does not bump the task version: time is not an edit."""
+    if task.reader_id != user.pk:
+        raise PermissionDenied("Only the task's reader reports reading time.")
+    if task.state == ReadingTask.State.SUBMITTED:
+        raise ReadLockedError("This read is submitted and read-only.")
+    seconds = max(0, min(int(seconds), MAX_HEARTBEAT_SECONDS))
+    if seconds:
+        ReadingTask.objects.filter(pk=task.pk).update(active_seconds=F("active_seconds") + seconds)
+    task.refresh_from_db(fields=["active_seconds"])
     return task

@@ -83,6 +83,18 @@ def worklist(request):
     reports = latest_reports([t.case_id for t in tasks])
     for task in tasks:  # image-QC warnings travel with the case to its readers
         task.qc_warnings = warnings_of(reports.get(task.case_id))
+    projects = list(Project.objects.visible_to(request.user))
+    counts = reader_task_counts(request.user, [p.pk for p in projects])
+    progress = [
+        {
+            "project": p,
+            "total": counts[p.pk]["total"],
+            "submitted": counts[p.pk]["submitted"],
+            "pct": round(100 * counts[p.pk]["submitted"] / counts[p.pk]["total"]),
+        }
+        for p in projects
+        if counts.get(p.pk, {}).get("total")
+    ]
     return render(
         request,
         "web/worklist.html",
@@ -91,7 +103,8 @@ def worklist(request):
             "state": state,
             "project": project,
             "states": ReadingTask.State.choices,
-            "projects": Project.objects.visible_to(request.user),
+            "projects": projects,
+            "progress": progress,
         },
     )
 

@@ -49,6 +49,9 @@ class FindingSerializer(serializers.ModelSerializer):
     task = serializers.PrimaryKeyRelatedField(queryset=ReadingTask.objects.all())
     reader = serializers.SerializerMethodField()
     version = serializers.IntegerField(required=False)
+    # The workstation names a new finding itself, so a create retried after a lost
+    # response finds the first one instead of making a duplicate.
+    uid = serializers.UUIDField(required=False)
 
     class Meta:
         model = Finding
@@ -65,7 +68,7 @@ class FindingSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "uid", "reader", "created_at", "updated_at"]
+        read_only_fields = ["id", "reader", "created_at", "updated_at"]
 
     def get_reader(self, finding) -> str:
         return _labeller(self.context).label(finding.task)
@@ -89,3 +92,7 @@ class CaseLabelSerializer(serializers.ModelSerializer):
 class SubmitSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False)
     active_seconds = serializers.IntegerField(required=False, min_value=0)
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    seconds = serializers.IntegerField(min_value=0, max_value=3600)

@@ -8,6 +8,7 @@ from annotation_server.reading import services
 from annotation_server.reading.api.serializers import (
     CaseLabelSerializer,
     FindingSerializer,
+    HeartbeatSerializer,
     ReadingTaskSerializer,
     SubmitSerializer,
 )
@@ -43,6 +44,16 @@ class ReadingTaskViewSet(viewsets.ReadOnlyModelViewSet):
             active_seconds=body.validated_data.get("active_seconds"),
         )
         return Response(ReadingTaskSerializer(task, context=self.get_serializer_context()).data)
+
+    @action(detail=True, methods=["post"], serializer_class=HeartbeatSerializer)
+    def heartbeat(self, request, pk=None):
+        """The workstation reports active reading time (seconds since its last report)."""
+        body = HeartbeatSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        task = services.record_active_time(
+            self.get_object(), request.user, body.validated_data["seconds"]
+        )
+        return Response({"active_seconds": task.active_seconds})
 
     @action(
         detail=True,
@@ -80,7 +91,12 @@ class FindingViewSet(
     an update or delete must carry the version you edited (409 if it is stale)."""
 
     serializer_class = FindingSerializer
-    filterset_fields = ["task", "finding_type", "source"]
+    filterset_fields = {
+        "task": ["exact"],
+        "task__case": ["exact"],
+        "finding_type": ["exact"],
+        "source": ["exact"],
+    }
 
     def get_queryset(self):
         return (
@@ -94,14 +110,29 @@ class FindingViewSet(
         body.is_valid(raise_exception=True)
         data = body.validated_data
         task = get_object_or_404(ReadingTask.objects.visible_to(request.user), pk=data["task"].pk)
-        finding = services.save_finding(
-            task,
-            request.user,
-            finding_type=data["finding_type"],
-            geometry=data["geometry"],
-            attributes=data.get("attributes", {}),
-            source=data.get("source", "manual"),
-        )
+        uid = data.get("uid")
+        with transaction.atomic():
+            if uid is not None:
+                existing = Finding.objects.filter(uid=uid).select_related("task").first()
+                if existing is not None:
+                    if existing.task_id != task.pk:
+                        return Response(
+                            {"detail": "That finding id is taken.", "code": "uid_taken"},
+                            status=status.HTTP_409_CONFLICT,
+                        )
+                    # A retried create: the first one arrived, nothing changes.
+                    return Response(self.get_serializer(existing).data, status=status.HTTP_200_OK)
+            finding = services.save_finding(
+                task,
+                request.user,
+                finding_type=data["finding_type"],
+                geometry=data["geometry"],
+                attributes=data.get("attributes", {}),
+                source=data.get("source", "manual"),
+            )
+            if uid is not None:
+                Finding.objects.filter(pk=finding.pk).update(uid=uid)
+                finding.uid = uid
         return Response(self.get_serializer(finding).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):

@@ -1,0 +1,132 @@
+"""The reading workstation page and the "next case" jump from the worklist.
+
+The page is one template plus static ES modules (frontend_templates/static/refset/
+viewer/). Everything the page starts with is built here from the same blinded
+querysets and serializers as the REST API: the reader's own task, case, series
+geometry, own findings and case labels. Other readers' marks are never in the
+page; in an unblinded review phase the browser asks the findings API for them,
+and `visible_to` decides.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Case as Case_
+from django.db.models import Prefetch, When
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from rest_framework.request import Request
+
+from annotation_server.imaging.api.serializers import SeriesDetailSerializer
+from annotation_server.imaging.models import Instance, Series
+from annotation_server.projects.api.serializers import CaseSerializer
+from annotation_server.projects.models import Case
+from annotation_server.reading.api.serializers import (
+    CaseLabelSerializer,
+    FindingSerializer,
+    ReadingTaskSerializer,
+)
+from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+
+
+def open_tasks(user, project: str | None = None):
+    """The reader's open real reads in worklist order: in progress, then assigned,
+    earliest due first; only cases still open for reading."""
+    tasks = (
+        ReadingTask.objects.filter(
+            reader=user, attempt__isnull=True, case__state=Case.State.READING
+        )
+        .exclude(state=ReadingTask.State.SUBMITTED)
+        .annotate(
+            state_rank=Case_(
+                When(state=ReadingTask.State.IN_PROGRESS, then=0),
+                When(state=ReadingTask.State.ASSIGNED, then=1),
+                default=2,
+            )
+        )
+        .order_by("state_rank", "due_at", "id")
+    )
+    if project:
+        tasks = tasks.filter(case__project__slug=project)
+    return tasks
+
+
+@login_required
+def next_task(request):
+    """One key from the worklist: open the next read, or say there is none."""
+    project = request.GET.get("project") or None
+    after = request.GET.get("after")
+    tasks = open_tasks(request.user, project)
+    if after and after.isdigit():
+        tasks = tasks.exclude(pk=int(after))
+    task = tasks.first()
+    if task is None:
+        messages.info(request, _("No open reads left. Well done."))
+        url = reverse("worklist")
+        return redirect(f"{url}?project={project}" if project else url)
+    return redirect("workstation", task_id=task.pk)
+
+
+def _schema_language() -> str:
+    return "zh-hans" if (get_language() or "").lower().startswith("zh") else "en"
+
+
+@never_cache
+@login_required
+def workstation(request, task_id: int):
+    """The reading workstation for one of the reader's own tasks."""
+    task = get_object_or_404(
+        ReadingTask.objects.visible_to(request.user)
+        .filter(reader=request.user)
+        .select_related("case__project__label_schema", "case__project__protocol", "case__series"),
+        pk=task_id,
+    )
+    case = task.case
+    project = case.project
+    protocol = getattr(project, "protocol", None)
+    api_request = Request(request)
+    context = {"request": api_request}
+    slices = Instance.objects.order_by("slice_index", "frame").only(
+        "id", "series_id", "slice_index", "position", "position_along_normal", "frame"
+    )
+    series = (
+        Series.objects.filter(pk=case.series_id)
+        .prefetch_related(Prefetch("instances", queryset=slices))
+        .get()
+    )
+    findings = Finding.objects.visible_to(request.user).filter(task=task).order_by("created_at")
+    label = CaseLabel.objects.visible_to(request.user).filter(task=task).first()
+    writable = task.state != ReadingTask.State.SUBMITTED and (
+        case.is_qualification or case.state == Case.State.READING
+    )
+    bootstrap = {
+        "task": ReadingTaskSerializer(task, context=context).data,
+        "case": CaseSerializer(case, context=context).data,
+        "project": {"slug": project.slug, "name": project.name},
+        "series": SeriesDetailSerializer(series, context=context).data,
+        "schema": project.label_schema.definition,
+        "findings": FindingSerializer(findings, many=True, context=context).data,
+        "case_label": CaseLabelSerializer(label).data
+        if label
+        else {"values": {}, "version": 0, "updated_at": None},
+        "writable": writable,
+        "review": task.phase == 2 and bool(protocol and protocol.review_phase),
+        "proposals_enabled": bool(
+            protocol and protocol.prelabel_visibility == protocol.PrelabelVisibility.SHOWN
+        ),
+        "lang": _schema_language(),
+        "urls": {
+            "api": "/api/v1/",
+            "worklist": reverse("worklist"),
+            "next": f"{reverse('worklist-next')}?after={task.pk}",
+        },
+    }
+    return render(
+        request,
+        "reading/workstation.html",
+        {"task": task, "case": case, "project": project, "bootstrap": bootstrap},
+    )

@@ -1,0 +1,281 @@
+// Draft saving. Changes are buffered in localStorage at once (so a reload, a closed
+// tab or a network failure loses nothing), then sent after a short pause. Each
+// update or delete carries the version it was based on; the server answers 409 if
+// another tab or window saved first, and the queue stops with a clear message
+// instead of overwriting. Network failures retry with backoff.
+//
+// States: "saved", "pending", "saving", "retrying", "error", "conflict", "locked".
+
+const DEBOUNCE_MS = 700;
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+export class HttpError extends Error {
+  constructor(status, body) {
+    super(body && body.detail ? body.detail : `HTTP ${status}`);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+export async function api(method, url, body, { keepalive = false } = {}) {
+  const response = await fetch(url, {
+    method,
+    credentials: "same-origin",
+    keepalive,
+    headers: {
+      Accept: "application/json",
+      "Content-Type": "application/json",
+      "X-CSRFToken": csrfToken(),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  if (response.status !== 204) {
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) throw new HttpError(response.status, data);
+  return { status: response.status, data };
+}
+
+export class SaveQueue extends EventTarget {
+  /**
+   * server: {uid: {id, version}} for findings the server has; caseLabel: {values, version}.
+   * taskVersion: the task's version as loaded; it rises by one with each of our writes.
+   */
+  constructor({ apiRoot, taskId, store, server, caseLabel, taskVersion }) {
+    super();
+    this.apiRoot = apiRoot;
+    this.taskId = taskId;
+    this.store = store;
+    this.server = server;
+    this.caseLabel = { values: caseLabel.values || {}, version: caseLabel.version || 0 };
+    this.caseLabelDirty = false;
+    this.taskVersion = taskVersion;
+    this.dirty = new Set();
+    this.state = "saved";
+    this.message = "";
+    this.timer = null;
+    this.running = null;
+    this.failures = 0;
+    this.key = `refset.read.${taskId}`;
+    store.addEventListener("change", (e) => {
+      if (e.detail.why !== "restore") this.touch(e.detail.uid);
+    });
+  }
+
+  // -- local buffer ------------------------------------------------------------
+
+  _persist() {
+    const findings = {};
+    for (const uid of this.dirty) {
+      findings[uid] = { value: this.store.get(uid), base: this.server[uid] || null };
+    }
+    const buffer = { findings, caseLabel: this.caseLabelDirty ? this.caseLabel : null, at: Date.now() };
+    try {
+      if (!this.dirty.size && !this.caseLabelDirty) localStorage.removeItem(this.key);
+      else localStorage.setItem(this.key, JSON.stringify(buffer));
+    } catch {
+      // Storage full or disabled: the in-memory queue still saves.
+    }
+  }
+
+  /** Re-apply changes a previous page left unsaved; returns how many. */
+  restoreBuffer() {
+    let raw = null;
+    try {
+      raw = JSON.parse(localStorage.getItem(this.key) || "null");
+    } catch {
+      raw = null;
+    }
+    if (!raw) return 0;
+    let n = 0;
+    for (const [uid, entry] of Object.entries(raw.findings || {})) {
+      // A buffered edit keeps the version it was based on (a newer save from another
+      // tab then answers 409). A create whose answer was lost is on the server
+      // already (same uid): the loaded version is then the base.
+      if (entry.base) this.server[uid] = entry.base;
+      this.store.restore(uid, entry.value);
+      this.dirty.add(uid);
+      n += 1;
+    }
+    if (raw.caseLabel) {
+      this.caseLabel = raw.caseLabel;
+      this.caseLabelDirty = true;
+      n += 1;
+    }
+    if (n) this.schedule(0);
+    return n;
+  }
+
+  discardBuffer() {
+    this.dirty.clear();
+    this.caseLabelDirty = false;
+    try {
+      localStorage.removeItem(this.key);
+    } catch {
+      /* nothing to clear */
+    }
+  }
+
+  // -- queue ---------------------------------------------------------------------
+
+  _setState(state, message = "") {
+    this.state = state;
+    this.message = message;
+    this.dispatchEvent(new CustomEvent("state", { detail: { state, message } }));
+  }
+
+  touch(uid) {
+    if (this.state === "conflict" || this.state === "locked") return;
+    this.dirty.add(uid);
+    this._persist();
+    this._setState("pending");
+    this.schedule(DEBOUNCE_MS);
+  }
+
+  setCaseLabel(values) {
+    if (this.state === "conflict" || this.state === "locked") return;
+    this.caseLabel = { ...this.caseLabel, values };
+    this.caseLabelDirty = true;
+    this._persist();
+    this._setState("pending");
+    this.schedule(DEBOUNCE_MS);
+  }
+
+  schedule(ms) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.flush(), ms);
+  }
+
+  get idle() {
+    return !this.dirty.size && !this.caseLabelDirty;
+  }
+
+  /** Send everything pending; resolves when done (or stopped by an error). */
+  async flush() {
+    clearTimeout(this.timer);
+    if (this.running) {
+      await this.running;
+      if (this.idle || this.state === "conflict" || this.state === "locked") return;
+    }
+    this.running = this._run();
+    try {
+      await this.running;
+    } finally {
+      this.running = null;
+    }
+  }
+
+  async _run() {
+    if (this.idle) {
+      if (this.state !== "conflict" && this.state !== "locked") this._setState("saved");
+      return;
+    }
+    this._setState(this.failures ? "retrying" : "saving");
+    try {
+      for (const uid of [...this.dirty]) {
+        await this._sendFinding(uid);
+        this.dirty.delete(uid);
+        this._persist();
+      }
+      if (this.caseLabelDirty) {
+        const sent = this.caseLabel.values;
+        const { data } = await api("PUT", `${this.apiRoot}reading-tasks/${this.taskId}/case-label/`, {
+          values: sent,
+          version: this.caseLabel.version,
+        });
+        this.taskVersion += 1;
+        const changedMeanwhile = this.caseLabel.values !== sent;
+        this.caseLabel = { values: this.caseLabel.values, version: data.version };
+        this.caseLabelDirty = changedMeanwhile;
+        this._persist();
+      }
+      this.failures = 0;
+      if (this.idle) this._setState("saved");
+      else this.schedule(0);
+    } catch (error) {
+      this._failed(error);
+    }
+  }
+
+  async _sendFinding(uid) {
+    const value = this.store.get(uid);
+    const known = this.server[uid];
+    const base = `${this.apiRoot}findings/`;
+    if (!value) {
+      if (known) {
+        await api("DELETE", `${base}${known.id}/?version=${known.version}`);
+        this.taskVersion += 1;
+        delete this.server[uid];
+      }
+      return;
+    }
+    const body = {
+      task: this.taskId,
+      uid,
+      finding_type: value.finding_type,
+      geometry: value.geometry,
+      attributes: value.attributes,
+      source: value.source,
+    };
+    if (!known) {
+      const { status, data } = await api("POST", base, body);
+      if (status === 201) this.taskVersion += 1;
+      this.server[uid] = { id: data.id, version: data.version };
+      if (status === 200 && JSON.stringify(data.geometry) !== JSON.stringify(value.geometry)) {
+        // Retried create that had arrived: now send the newer content as an update.
+        await this._sendFinding(uid);
+      } else if (status === 200 && JSON.stringify(data.attributes) !== JSON.stringify(value.attributes)) {
+        await this._sendFinding(uid);
+      }
+      return;
+    }
+    const { data } = await api("PUT", `${base}${known.id}/`, { ...body, version: known.version });
+    this.taskVersion += 1;
+    this.server[uid] = { id: data.id, version: data.version };
+  }
+
+  _failed(error) {
+    if (error instanceof HttpError) {
+      if (error.status === 409 && error.body.code === "read_locked") {
+        this._setState("locked", error.message);
+        return;
+      }
+      if (error.status === 409 || error.status === 404) {
+        this._setState(
+          "conflict",
+          gettext(
+            "This read was changed in another tab or window. Your last change was not saved over it: reload the page to continue from the newest version.",
+          ),
+        );
+        return;
+      }
+      if (error.status === 400) {
+        const details = (error.body.errors || []).join("; ") || error.message;
+        this._setState("error", details);
+        return;
+      }
+      if (error.status === 403) {
+        this._setState("error", gettext("You are logged out or no longer allowed to change this read."));
+        return;
+      }
+    }
+    this.failures += 1;
+    const wait = Math.min(30000, 1000 * 2 ** Math.min(this.failures - 1, 5));
+    this._setState(
+      "retrying",
+      interpolate(gettext("Not saved yet (network): retrying in %s s. Your work is kept in this browser."), [
+        Math.round(wait / 1000),
+      ]),
+    );
+    this.schedule(wait);
+  }
+}

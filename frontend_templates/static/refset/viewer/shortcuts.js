@@ -1,0 +1,135 @@
+// Every command has a key. The same table drives the key handler and the `?`
+// overlay, so the overlay cannot drift from what the keys do.
+
+import "./i18n.js";
+
+export function shortcutTable() {
+  return [
+    [gettext("Tools"), [
+      ["v", "tool:select", gettext("Select, move, reshape")],
+      ["w", "tool:wl", gettext("Window / level (drag)")],
+      ["h", "tool:pan", gettext("Pan (drag)")],
+      ["z", "tool:zoom", gettext("Zoom (drag)")],
+      ["p", "tool:point", gettext("Point")],
+      ["b", "tool:box", gettext("Box")],
+      ["e", "tool:ellipse", gettext("Ellipse")],
+      ["g", "tool:polygon", gettext("Polygon (click points, Enter or double-click closes)")],
+      ["f", "tool:freehand", gettext("Freehand contour")],
+      ["l", "tool:line", gettext("Measure a length")],
+      ["a", "tool:axes", gettext("Long and short axis of the selected finding")],
+      ["t", "type:next", gettext("Next finding type")],
+    ]],
+    [gettext("Image"), [
+      ["arrowup", "slice:-1", gettext("Previous slice (also mouse wheel)")],
+      ["arrowdown", "slice:1", gettext("Next slice")],
+      ["pageup", "slice:-10", gettext("10 slices back")],
+      ["pagedown", "slice:10", gettext("10 slices on")],
+      ["home", "slice:first", gettext("First slice")],
+      ["end", "slice:last", gettext("Last slice")],
+      ["1", "preset:lung", gettext("Lung window")],
+      ["2", "preset:mediastinum", gettext("Mediastinum window")],
+      ["3", "preset:bone", gettext("Bone window")],
+      ["4", "preset:brain", gettext("Brain window")],
+      ["0", "preset:file", gettext("The file's own window")],
+      ["i", "invert", gettext("Invert grey scale")],
+      ["r", "reset", gettext("Reset view (fit, default window)")],
+      ["+", "zoom:in", gettext("Zoom in (also Ctrl + wheel)")],
+      ["-", "zoom:out", gettext("Zoom out")],
+    ]],
+    [gettext("Findings"), [
+      ["]", "finding:next", gettext("Next finding (jumps to its slice)")],
+      ["[", "finding:prev", gettext("Previous finding")],
+      ["c", "copy:next", gettext("Copy the selected outline to the next slice")],
+      ["shift+c", "copy:prev", gettext("Copy the selected outline to the previous slice")],
+      ["delete", "delete:slice", gettext("Delete the selected outline on this slice")],
+      ["shift+delete", "delete:finding", gettext("Delete the whole selected finding")],
+      ["escape", "escape", gettext("Cancel drawing / deselect")],
+      ["ctrl+z", "undo", gettext("Undo")],
+      ["ctrl+shift+z", "redo", gettext("Redo (also Ctrl + Y)")],
+      ["ctrl+y", "redo", null],
+      ["m", "others", gettext("Show or hide other readers' marks (review phase)")],
+    ]],
+    [gettext("Case"), [
+      ["ctrl+s", "save", gettext("Save now")],
+      ["ctrl+enter", "submit", gettext("Submit the read")],
+      ["n", "next", gettext("Next case (after submitting)")],
+      ["?", "help", gettext("Show or hide this list")],
+    ]],
+  ];
+}
+
+const KEY_NAMES = {
+  arrowup: "↑",
+  arrowdown: "↓",
+  pageup: "PgUp",
+  pagedown: "PgDn",
+  home: "Home",
+  end: "End",
+  delete: "Del",
+  escape: "Esc",
+  enter: "Enter",
+};
+
+function pretty(combo) {
+  return combo
+    .split("+")
+    .map((part) => {
+      if (part === "ctrl") return "Ctrl";
+      if (part === "shift") return "Shift";
+      if (part === "") return "+";
+      return KEY_NAMES[part] || part.toUpperCase();
+    })
+    .join(" + ");
+}
+
+/** The combo name of a key event, e.g. "ctrl+shift+z", "?" or "arrowup". */
+export function comboOf(event) {
+  let key = event.key.toLowerCase();
+  if (key === "backspace") key = "delete";
+  const parts = [];
+  if (event.ctrlKey || event.metaKey) parts.push("ctrl");
+  // Shift is part of a printable symbol ("?", "+") but a modifier for letters and named keys.
+  if (event.shiftKey && (key.length > 1 || /[a-z]/.test(key))) parts.push("shift");
+  parts.push(key === "=" ? "+" : key);
+  return parts.join("+");
+}
+
+export function keymap() {
+  const map = new Map();
+  for (const [, rows] of shortcutTable()) for (const [combo, action] of rows) map.set(combo, action);
+  return map;
+}
+
+/** Fill the help overlay from the table. */
+export function buildHelp(container) {
+  container.textContent = "";
+  const title = document.createElement("h2");
+  title.textContent = gettext("Keyboard shortcuts");
+  container.append(title);
+  const grid = document.createElement("div");
+  grid.className = "ws-help-grid";
+  for (const [section, rows] of shortcutTable()) {
+    const block = document.createElement("section");
+    const h = document.createElement("h3");
+    h.textContent = section;
+    const dl = document.createElement("dl");
+    for (const [combo, , text] of rows) {
+      if (!text) continue;
+      const dt = document.createElement("dt");
+      const kbd = document.createElement("kbd");
+      kbd.textContent = pretty(combo);
+      dt.append(kbd);
+      const dd = document.createElement("dd");
+      dd.textContent = text;
+      dl.append(dt, dd);
+    }
+    block.append(h, dl);
+    grid.append(block);
+  }
+  const mouse = document.createElement("p");
+  mouse.className = "ws-help-mouse";
+  mouse.textContent = gettext(
+    "Mouse: wheel scrolls slices; right-drag sets window/level; middle-drag pans; Ctrl + wheel zooms. Drawing on another slice while a finding is selected adds that slice's outline to the same finding; Esc deselects to start a new one.",
+  );
+  container.append(grid, mouse);
+}

@@ -1,0 +1,224 @@
+// The view: one canvas, a view transform (zoom, pan) over the windowed slice,
+// aspect from pixel spacing, devicePixelRatio-aware backing store, and overlays
+// (shapes, handles, scale bar). Image points map to screen as
+//   x = panX + zoom * col * colSpacing,   y = panY + zoom * row * rowSpacing
+// so the image is shown in millimetres, with square pixels only when they are.
+
+import { boundsOf, CLOSED, handlesOf } from "./geometry.js";
+
+const NICE_MM = [1, 2, 5, 10, 20, 50, 100, 200, 500];
+
+export class Viewport {
+  constructor(canvas, geometry) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d", { alpha: false });
+    this.geometry = geometry;
+    this.zoom = 1;
+    this.panX = 0;
+    this.panY = 0;
+    this.cssWidth = 0;
+    this.cssHeight = 0;
+    this.dpr = 1;
+    this.image = null;
+    this.fitted = false;
+    this.frameMs = 0;
+    this.resize();
+  }
+
+  get sx() {
+    return this.geometry.colSpacing;
+  }
+
+  get sy() {
+    return this.geometry.rowSpacing;
+  }
+
+  resize() {
+    const rect = this.canvas.getBoundingClientRect();
+    this.dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(rect.width));
+    const h = Math.max(1, Math.round(rect.height));
+    const centre = this.cssWidth ? this.toImage([this.cssWidth / 2, this.cssHeight / 2]) : null;
+    this.cssWidth = w;
+    this.cssHeight = h;
+    this.canvas.width = Math.round(w * this.dpr);
+    this.canvas.height = Math.round(h * this.dpr);
+    if (!this.fitted) this.fit();
+    else if (centre) this.centreOn(centre);
+  }
+
+  /** Fit the whole image in the view. */
+  fit() {
+    const cols = this.geometry.columns || (this.image && this.image.width) || 1;
+    const rows = this.geometry.rows || (this.image && this.image.height) || 1;
+    const worldW = cols * this.sx;
+    const worldH = rows * this.sy;
+    this.zoom = Math.min(this.cssWidth / worldW, this.cssHeight / worldH) * 0.96;
+    this.panX = (this.cssWidth - worldW * this.zoom) / 2;
+    this.panY = (this.cssHeight - worldH * this.zoom) / 2;
+    this.fitted = true;
+  }
+
+  centreOn([c, r]) {
+    this.panX = this.cssWidth / 2 - this.zoom * c * this.sx;
+    this.panY = this.cssHeight / 2 - this.zoom * r * this.sy;
+  }
+
+  toScreen = ([c, r]) => [this.panX + this.zoom * c * this.sx, this.panY + this.zoom * r * this.sy];
+
+  toImage = ([x, y]) => [(x - this.panX) / (this.zoom * this.sx), (y - this.panY) / (this.zoom * this.sy)];
+
+  zoomAt(factor, x, y) {
+    const next = Math.min(Math.max(this.zoom * factor, 0.02), 200);
+    const [c, r] = this.toImage([x, y]);
+    this.zoom = next;
+    this.panX = x - this.zoom * c * this.sx;
+    this.panY = y - this.zoom * r * this.sy;
+  }
+
+  pan(dx, dy) {
+    this.panX += dx;
+    this.panY += dy;
+  }
+
+  /** Screen pixels per image pixel (device pixels): below 1 the image is minified. */
+  get devicePixelsPerImagePixel() {
+    return this.zoom * Math.min(this.sx, this.sy) * this.dpr;
+  }
+
+  /** Draw the windowed slice and call `overlay(ctx)` in CSS pixel coordinates. */
+  draw(image, overlay) {
+    const t0 = performance.now();
+    const ctx = this.ctx;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    if (image) {
+      this.image = image;
+      const d = this.dpr;
+      ctx.setTransform(d * this.zoom * this.sx, 0, 0, d * this.zoom * this.sy, d * this.panX, d * this.panY);
+      // Crisp pixels when magnified; smoothing when minified (2k radiographs).
+      ctx.imageSmoothingEnabled = this.devicePixelsPerImagePixel < 1;
+      ctx.imageSmoothingQuality = "high";
+      ctx.drawImage(image, 0, 0);
+    }
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    if (overlay) overlay(ctx);
+    this.frameMs = performance.now() - t0;
+  }
+
+  /** A scale bar in the bottom-right corner, in mm (or px without spacing). */
+  drawScaleBar(ctx) {
+    const perMm = this.zoom; // CSS px per world unit (mm)
+    const target = this.cssWidth / 6;
+    let mm = NICE_MM[0];
+    for (const v of NICE_MM) if (v * perMm <= target) mm = v;
+    const len = mm * perMm;
+    const x1 = this.cssWidth - 24;
+    const x0 = x1 - len;
+    const y = this.cssHeight - 22;
+    ctx.strokeStyle = "#e8e8e8";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.moveTo(x0, y - 5);
+    ctx.lineTo(x0, y);
+    ctx.lineTo(x1, y);
+    ctx.lineTo(x1, y - 5);
+    ctx.stroke();
+    ctx.fillStyle = "#e8e8e8";
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.fillText(this.geometry.hasSpacing ? `${mm} mm` : `${mm} px`, (x0 + x1) / 2, y - 7);
+    ctx.textAlign = "start";
+  }
+
+  /** Draw one shape; style {color, width, dash, fill, selected, handles, label}. */
+  drawShape(ctx, kind, points, style) {
+    const s = points.map(this.toScreen);
+    ctx.save();
+    ctx.strokeStyle = style.color;
+    ctx.fillStyle = style.color;
+    ctx.lineWidth = style.width || 1.5;
+    ctx.setLineDash(style.dash || []);
+    ctx.beginPath();
+    if (kind === "point") {
+      const [x, y] = s[0];
+      ctx.moveTo(x - 7, y);
+      ctx.lineTo(x - 2, y);
+      ctx.moveTo(x + 2, y);
+      ctx.lineTo(x + 7, y);
+      ctx.moveTo(x, y - 7);
+      ctx.lineTo(x, y - 2);
+      ctx.moveTo(x, y + 2);
+      ctx.lineTo(x, y + 7);
+    } else if (kind === "box") {
+      const [x0, y0, x1, y1] = boundsOf(s);
+      ctx.rect(x0, y0, x1 - x0, y1 - y0);
+    } else if (kind === "ellipse") {
+      const [x0, y0, x1, y1] = boundsOf(s);
+      ctx.ellipse((x0 + x1) / 2, (y0 + y1) / 2, Math.max((x1 - x0) / 2, 0.5), Math.max((y1 - y0) / 2, 0.5), 0, 0, 2 * Math.PI);
+    } else {
+      s.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+      if (CLOSED.has(kind)) ctx.closePath();
+    }
+    if (style.fill && kind !== "point" && kind !== "line" && kind !== "polyline") {
+      ctx.globalAlpha = 0.12;
+      ctx.fill();
+      ctx.globalAlpha = 1;
+    }
+    ctx.stroke();
+    ctx.setLineDash([]);
+    if (style.handles) {
+      const many = kind === "contour" && points.length > 40;
+      for (const [, p] of handlesOf(kind, points)) {
+        if (many) continue;
+        const [x, y] = this.toScreen(p);
+        ctx.fillStyle = "#fff";
+        ctx.fillRect(x - 3, y - 3, 6, 6);
+        ctx.strokeStyle = style.color;
+        ctx.lineWidth = 1;
+        ctx.strokeRect(x - 3, y - 3, 6, 6);
+      }
+    }
+    if (style.label) {
+      const [x0, y0] = boundsOf(s);
+      ctx.font = "bold 12px system-ui, sans-serif";
+      ctx.lineWidth = 3;
+      ctx.strokeStyle = "rgba(0,0,0,.8)";
+      ctx.strokeText(style.label, x0, y0 - 5);
+      ctx.fillStyle = style.color;
+      ctx.fillText(style.label, x0, y0 - 5);
+    }
+    ctx.restore();
+  }
+
+  /** A measurement line with its length label. */
+  drawMeasure(ctx, a, b, text, color) {
+    const [x0, y0] = this.toScreen(a);
+    const [x1, y1] = this.toScreen(b);
+    ctx.save();
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.moveTo(x0, y0);
+    ctx.lineTo(x1, y1);
+    ctx.stroke();
+    for (const [x, y] of [
+      [x0, y0],
+      [x1, y1],
+    ]) {
+      ctx.beginPath();
+      ctx.arc(x, y, 2.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = "rgba(0,0,0,.85)";
+    const tx = Math.max(x0, x1) + 6;
+    const ty = (y0 + y1) / 2;
+    ctx.strokeText(text, tx, ty);
+    ctx.fillStyle = color;
+    ctx.fillText(text, tx, ty);
+    ctx.restore();
+  }
+}
