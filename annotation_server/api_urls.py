@@ -3,6 +3,7 @@
 from rest_framework.routers import DefaultRouter
 
 from annotation_server.accounts.api.urls import ROUTES as ACCOUNT_ROUTES
+from annotation_server.adjudication.api.urls import ROUTES as ADJUDICATION_ROUTES
 from annotation_server.imaging.api.urls import ROUTES as IMAGING_ROUTES
 from annotation_server.jobs.api.urls import ROUTES as JOB_ROUTES
 from annotation_server.projects.api.urls import ROUTES as PROJECT_ROUTES
@@ -14,6 +15,13 @@ class RefSetRouter(DefaultRouter):
 
 
 router = RefSetRouter()
-ALL_ROUTES = ACCOUNT_ROUTES + PROJECT_ROUTES + IMAGING_ROUTES + READING_ROUTES + JOB_ROUTES
+ALL_ROUTES = (
+    ACCOUNT_ROUTES
+    + PROJECT_ROUTES
+    + IMAGING_ROUTES
+    + READING_ROUTES
+    + ADJUDICATION_ROUTES
+    + JOB_ROUTES
+)
 for prefix, viewset, basename in ALL_ROUTES:
     router.register(prefix, viewset, basename=basename)

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from annotation_server.adjudication.querysets import ArbitrationTaskQuerySet, CaseScopedQuerySet
+
 
 class ArbitrationTask(models.Model):
     class Role(models.TextChoices):
@@ -53,6 +55,8 @@ class ArbitrationTask(models.Model):
     signature_hash = models.CharField(
         _("signed decisions (SHA-256)"), max_length=64, blank=True, editable=False
     )
+
+    objects = ArbitrationTaskQuerySet.as_manager()
 
     class Meta:
         ordering = ["case", "round", "role"]
@@ -130,6 +134,8 @@ class ReferenceFinding(models.Model):
     match_rule = models.CharField(_("match rule used"), max_length=32, blank=True)
     match_threshold = models.FloatField(_("match threshold used"), null=True, blank=True)
 
+    objects = CaseScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ["case", "ref_key", "revision"]
         verbose_name = _("reference finding")
@@ -166,6 +172,8 @@ class Settlement(models.Model):
     label_consensus = models.JSONField(_("case-level labels agreed"), default=dict, blank=True)
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     created_at = models.DateTimeField(_("settled"), auto_now_add=True)
+
+    objects = CaseScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["case", "round"]
@@ -212,6 +220,8 @@ class Cluster(models.Model):
     consensus_geometry = models.JSONField(_("consensus geometry"), null=True, blank=True)
     consensus_attributes = models.JSONField(_("consensus attributes"), default=dict, blank=True)
     diameter_mm = models.FloatField(_("consensus diameter (mm)"), null=True, blank=True)
+
+    objects = CaseScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["case", "number"]
@@ -261,6 +271,8 @@ class ReferenceLabels(models.Model):
         related_name="+",
     )
     decided_at = models.DateTimeField(_("decided"))
+
+    objects = CaseScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["case", "revision"]

@@ -364,7 +364,11 @@ def _check_arbitrator(task: ArbitrationTask, user) -> None:
 
 def task_clusters(task: ArbitrationTask) -> list[Cluster]:
     ids = task.items.get("clusters", [])
-    return list(Cluster.objects.filter(pk__in=ids).prefetch_related("findings").order_by("number"))
+    return list(
+        Cluster.objects.filter(pk__in=ids)
+        .prefetch_related("findings__task__case__project", "findings__task__reader__profile")
+        .order_by("number")
+    )
 
 
 def validate_decisions(task: ArbitrationTask, decisions: Any, *, complete: bool) -> dict:
@@ -512,12 +516,14 @@ def decisions_hash(task: ArbitrationTask, decisions: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-@transaction.atomic
 def sign(
     task: ArbitrationTask, user, password: str, *, expected_version: int | None = None
 ) -> ArbitrationTask:
-    """Sign the decisions with the password re-entered (an electronic signature)."""
-    task = ArbitrationTask.objects.select_related("case__project__protocol").get(pk=task.pk)
+    """Sign the decisions with the password re-entered (an electronic signature).
+
+    A wrong password is refused and the refusal is audited (committed on its own,
+    outside the signing transaction, so it is never rolled back with it)."""
+    task = ArbitrationTask.objects.select_related("case__project").get(pk=task.pk)
     _check_arbitrator(task, user)
     if not password or not user.check_password(password):
         audit.record(
@@ -528,6 +534,13 @@ def sign(
             data={"reason": "wrong password"},
         )
         raise SignatureError("The password is not correct; nothing was signed.")
+    return _sign(task, user, expected_version)
+
+
+@transaction.atomic
+def _sign(task: ArbitrationTask, user, expected_version: int | None) -> ArbitrationTask:
+    task = ArbitrationTask.objects.select_related("case__project__protocol").get(pk=task.pk)
+    _check_arbitrator(task, user)
     if expected_version is not None and expected_version != task.version:
         raise VersionConflict("The decisions changed since you loaded them.", task.version)
     cleaned = validate_decisions(task, task.decisions, complete=True)

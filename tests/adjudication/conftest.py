@@ -78,7 +78,9 @@ def add_finding(task: ReadingTask, geometry: dict, **attrs) -> Finding:
 
 def submit_all(tasks, labels: dict | None = None) -> None:
     for name, task in tasks.items():
-        CaseLabel.objects.update_or_create(task=task, defaults={"values": (labels or {}).get(name, {})})
+        CaseLabel.objects.update_or_create(
+            task=task, defaults={"values": (labels or {}).get(name, {})}
+        )
     ReadingTask.objects.filter(pk__in=[t.pk for t in tasks.values()]).update(
         state=ReadingTask.State.SUBMITTED
     )

@@ -58,12 +58,20 @@ def test_settling_twice_changes_nothing(grid_case, tasks, protocol):
     add_finding(tasks["reader_a"], ellipse(200, 220, [10]))
     submit_all(tasks, labels_all())
     first = services.settle_case(grid_case.pk)
-    counts = (Cluster.objects.count(), ReferenceFinding.objects.count(),
-              ArbitrationTask.objects.count(), AuditEvent.objects.count())
+    counts = (
+        Cluster.objects.count(),
+        ReferenceFinding.objects.count(),
+        ArbitrationTask.objects.count(),
+        AuditEvent.objects.count(),
+    )
     again = services.settle_case(grid_case.pk)
     assert again.pk == first.pk
-    assert counts == (Cluster.objects.count(), ReferenceFinding.objects.count(),
-                      ArbitrationTask.objects.count(), AuditEvent.objects.count())
+    assert counts == (
+        Cluster.objects.count(),
+        ReferenceFinding.objects.count(),
+        ArbitrationTask.objects.count(),
+        AuditEvent.objects.count(),
+    )
 
 
 @pytest.mark.django_db
