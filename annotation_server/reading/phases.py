@@ -51,11 +51,11 @@ def after_submit(task: ReadingTask, actor) -> None:
         if protocol.review_phase:
             open_review_phase(case, actor)
         else:
-            _reads_complete(case, actor, last_phase=1)
+            _reads_complete(case, actor)
     elif task.phase == 2:
         blind_reads = _real_tasks(case, 1).count()
         if phase_complete(case, 2, blind_reads):
-            _reads_complete(case, actor, last_phase=2)
+            _reads_complete(case, actor)
 
 
 @transaction.atomic
@@ -100,16 +100,9 @@ def open_review_phase(case: Case, actor) -> list[ReadingTask]:
     return created
 
 
-def _reads_complete(case: Case, actor, *, last_phase: int) -> None:
-    """Hand the case to matching (adjudication app). Its job row is written in this
-    transaction and dispatched after commit (jobs.enqueue does that)."""
+def _reads_complete(case: Case, actor) -> None:
+    """Hand the case to matching (adjudication app, which audits it). Its job row
+    is written in this transaction and dispatched after commit (jobs.enqueue)."""
     from annotation_server.adjudication.services import reads_complete
 
-    audit.record(
-        "case.reads_complete",
-        actor=actor,
-        obj=case,
-        project_id=case.project_id,
-        data={"last_phase": last_phase},
-    )
     reads_complete(case, actor)

@@ -106,6 +106,7 @@ def add_case(test: QualificationTest, case: Case, *, by=None) -> None:
     if ReadingTask.objects.filter(case=case, attempt__isnull=True).exists():
         raise QualificationError(f"Case {case.code} already has real reads.")
     Case.objects.filter(pk=case.pk).update(is_qualification=True)
+    case.is_qualification = True
     test.cases.add(case)
     audit.record(
         "qualification.case_added",
@@ -252,6 +253,7 @@ def import_reference_payload(project: Project, payload, *, by=None, source: str 
 
 
 def _geometry_signature(series) -> tuple:
+    series = type(series).objects.get(pk=series.pk)  # as stored, not as cached
     positions = tuple(
         tuple(round(float(v), 3) for v in (p or ()))
         for p in series.instances.order_by("slice_index").values_list("position", flat=True)
