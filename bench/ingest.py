@@ -11,7 +11,8 @@ On a synthetic chest CT (``python -m fixtures ct --slices 300``, 512x512, 16-bit
       false) for each run, in a private network namespace (tests/orthanc.py);
   (c) our ingest(): validate, de-identify, store, index, in-process, against a
       temporary SQLite database and media folder (fresh project per run), without
-      the follow-up job that pre-builds the series pixel stream;
+      the follow-up jobs (the series pixel stream pre-build and image QC, which
+      run on workers after the import; bench/qc_vs_ingest.py times QC);
   (d) our pull(): WADO-RS retrieve of the study from Orthanc + ingest().
 
 Prints the median over --repeat runs in files/s and MB/s, and the ratios
@@ -110,7 +111,13 @@ def bench_ours(folder: Path, n: int) -> float:
 
     project = new_project(n)
     t0 = time.perf_counter()
-    report = ingest(project, from_paths([folder], Limits()), source="bench", prebuild_streams=False)
+    report = ingest(
+        project,
+        from_paths([folder], Limits()),
+        source="bench",
+        prebuild_streams=False,
+        run_qc=False,
+    )
     elapsed = time.perf_counter() - t0
     s = report.summary()
     assert s["rejected"] == 0 and s["imported"] > 0, s
@@ -125,7 +132,11 @@ def bench_pull(blobs: list[bytes], study_uid: str, n: int, tmp: Path) -> float:
         project = new_project(n)
         t0 = time.perf_counter()
         report = pull(
-            project, PacsClient(orthanc.dicomweb_url), [study_uid], prebuild_streams=False
+            project,
+            PacsClient(orthanc.dicomweb_url),
+            [study_uid],
+            prebuild_streams=False,
+            run_qc=False,
         )
         elapsed = time.perf_counter() - t0
     s = report.summary()

@@ -386,6 +386,7 @@ def pull(
     site=None,
     progress: Callable[[int, int], None] | None = None,
     prebuild_streams: bool = True,
+    run_qc: bool = True,
 ) -> ImportReport:
     """Retrieve each study and import it (de-identified) into ``project``.
 
@@ -435,6 +436,7 @@ def pull(
             source="pacs",
             progress=step,
             prebuild_streams=prebuild_streams,
+            run_qc=run_qc,
         )
         done_before += len(items)
         del items
