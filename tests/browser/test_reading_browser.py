@@ -1,0 +1,250 @@
+"""A reader reads a CT case in the workstation; a second reader stays blind."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+import fixtures
+from annotation_server.imaging.services import index_datasets
+from annotation_server.projects.models import Case, LabelSchema
+from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+from tests import factories
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+SLICES = 12
+
+
+@pytest.fixture
+def ct_case(project, reader_a, reader_b):
+    """A real 12-slice CT in reading, with a schema whose nodule may also be a box."""
+    definition = copy.deepcopy(factories.schema("lung-nodule-ct").definition)
+    definition["finding_types"][0]["geometry"] = ["contour", "ellipse", "point", "box", "polygon"]
+    project.label_schema = LabelSchema.objects.create(
+        key="lung-nodule-ct-browser", version=1, name="Lung nodule (test)", definition=definition
+    )
+    project.save()
+    datasets, _ = fixtures.build_ct_datasets(slices=SLICES, seed=3, matrix=256)
+    series = index_datasets(project, datasets).series[0]
+    case = Case.objects.create(
+        project=project, code="CT0001", series=series, state=Case.State.READING, qc_status="pass"
+    )
+    return {
+        "case": case,
+        "a": ReadingTask.objects.create(case=case, reader=reader_a),
+        "b": ReadingTask.objects.create(case=case, reader=reader_b),
+    }
+
+
+def login(page, live_server, username: str, language: str) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", factories.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.select_option("[data-testid=language-select]", language)
+    page.wait_for_load_state("networkidle")
+
+
+def wait_saved(page) -> None:
+    page.wait_for_function(
+        "document.querySelector('[data-testid=save-state]').dataset.state === 'saved'"
+        " && window.__ws.queue.idle"
+    )
+
+
+def canvas_box(page):
+    return page.locator("[data-testid=viewer]").bounding_box()
+
+
+def image_to_page(page, col: float, row: float) -> tuple[float, float]:
+    box = canvas_box(page)
+    x, y = page.evaluate(f"window.__ws.viewport.toScreen([{col}, {row}])")
+    return box["x"] + x, box["y"] + y
+
+
+def test_reader_reads_a_case_end_to_end(live_server, page, ct_case, reader_a, artifacts_dir):
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login(page, live_server, "reader_a", "en")
+    page.goto(f"{live_server.url}/worklist/")
+    assert "0 of 1 submitted" in page.locator("[data-testid=progress]").inner_text()
+    page.keyboard.press("n")
+    page.wait_for_url(f"{live_server.url}/read/{ct_case['a'].pk}/")
+    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    page.wait_for_function(
+        "document.querySelector('.ws-load').dataset.state === 'done'", timeout=30_000
+    )
+    assert f"{SLICES} slices loaded" in page.locator("[data-testid=prefetch]").inner_text()
+
+    # Scroll: wheel and arrow keys, read the slice overlay.
+    page.locator("[data-testid=viewer]").hover()
+    page.mouse.wheel(0, 300)
+    page.wait_for_function("window.__ws.slice === 3")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("window.__ws.slice") == 5
+    info = "document.querySelector('[data-testid=slice-info]').textContent"
+    page.wait_for_function(f"{info}.includes('Slice 6 / {SLICES}')")
+    assert "Position" in page.locator("[data-testid=slice-info]").inner_text()
+
+    # Window: the lung preset by key, then a right-drag changes it.
+    page.keyboard.press("1")
+    page.wait_for_function("window.__ws.window.width === 1500")
+    assert "W 1500  L -600" in page.locator("[data-testid=window-info]").inner_text()
+    box = canvas_box(page)
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down(button="right")
+    page.mouse.move(cx + 120, cy + 60, steps=5)
+    page.mouse.up(button="right")
+    assert page.evaluate("window.__ws.window.width") > 1500
+    assert page.evaluate("window.__ws.window.center") > -600
+
+    # A freehand contour on slice 6 ...
+    page.keyboard.press("f")
+    points = [(100, 100), (140, 96), (150, 130), (120, 150), (96, 130)]
+    x, y = image_to_page(page, *points[0])
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for col, row in points[1:] + points[:1]:
+        x, y = image_to_page(page, col, row)
+        page.mouse.move(x, y, steps=4)
+    page.mouse.up()
+    assert page.locator("[data-testid=finding]").count() == 1
+    # ... copied to the next slice: one finding, two slices.
+    page.keyboard.press("c")
+    assert page.evaluate("window.__ws.slice") == 6
+    contour = page.evaluate("window.__ws.store.list()[0].geometry")
+    assert contour["kind"] == "contour"
+    assert [s["slice_index"] for s in contour["shapes"]] == [5, 6]
+    assert all(90 <= p[0] <= 155 and 90 <= p[1] <= 155 for p in contour["shapes"][0]["points"])
+    assert len(contour["centre_mm"]) == 3
+
+    # Attributes of the contour finding from the generated form.
+    page.select_option("#ws-attrs select[name=nodule_type]", "part_solid")
+    page.fill("#ws-attrs input[name=long_axis_mm]", "7.5")
+    page.click("#ws-attrs [data-key=malignancy] button[data-value='3']")
+
+    # A box as a second finding (Escape: deselect, so it is a new finding).
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    x0, y0 = image_to_page(page, 180, 60)
+    x1, y1 = image_to_page(page, 220, 90)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+    assert page.locator("[data-testid=finding]").count() == 2
+    page.select_option("#ws-attrs select[name=nodule_type]", "solid")
+    page.fill("#ws-attrs input[name=long_axis_mm]", "4")
+    page.click("#ws-attrs [data-key=malignancy] button[data-value='2']")
+    # Undo and redo the last attribute change.
+    page.locator("[data-testid=viewer]").focus()
+    page.keyboard.press("Control+z")
+    assert "malignancy" not in page.evaluate("window.__ws.store.list()[1].attributes")
+    page.keyboard.press("Control+Shift+z")
+    assert page.evaluate("window.__ws.store.list()[1].attributes.malignancy") == 2
+
+    # Case-level form.
+    page.click("#ws-caseform [data-key=nodules_present] button[data-value=true]")
+    page.click("#ws-caseform [data-key=image_quality] button[data-value='3']")
+    wait_saved(page)
+    page.keyboard.press("?")
+    assert page.locator("[data-testid=help]").is_visible()
+    assert "Freehand contour" in page.locator("[data-testid=help]").inner_text()
+    page.screenshot(path=str(artifacts_dir / "workstation-help-en.png"))
+    page.keyboard.press("?")
+    page.screenshot(path=str(artifacts_dir / "workstation-drawn-en.png"))
+
+    # Reload: everything is there, from the server.
+    findings = Finding.objects.filter(task=ct_case["a"]).order_by("created_at")
+    assert [f.geometry["kind"] for f in findings] == ["contour", "box"]
+    assert findings[0].attributes == {
+        "nodule_type": "part_solid",
+        "long_axis_mm": 7.5,
+        "malignancy": 3,
+    }
+    assert CaseLabel.objects.get(task=ct_case["a"]).values == {
+        "nodules_present": True,
+        "image_quality": 3,
+    }
+    page.reload()
+    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    assert page.locator("[data-testid=finding]").count() == 2
+    assert page.evaluate("window.__ws.slice") == 6
+    assert page.locator("#ws-caseform [data-key=image_quality] button.on").inner_text() == "3"
+
+    # Submit: confirm, then the read is locked.
+    page.click("[data-testid=submit]")
+    page.click("[data-testid=confirm-submit]")
+    page.locator("[data-testid=locked]").wait_for(state="visible")
+    assert page.locator("[data-testid=save-state]").get_attribute("data-state") == "locked"
+    ct_case["a"].refresh_from_db()
+    assert ct_case["a"].state == ReadingTask.State.SUBMITTED
+    page.screenshot(path=str(artifacts_dir / "workstation-submitted-en.png"))
+    page.reload()
+    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    assert page.locator("[data-testid=locked]").is_visible()
+    assert page.locator("[data-testid=submit]").is_hidden()
+    assert page.locator("#ws-caseform button").first.is_disabled()
+    assert errors == []
+
+
+def test_second_reader_sees_nothing_of_the_first(
+    live_server, page, ct_case, reader_a, reader_b, artifacts_dir
+):
+    own = Finding.objects.create(
+        task=ct_case["a"],
+        finding_type="nodule",
+        geometry=factories.nodule_geometry(slice_index=2, kind="contour"),
+        attributes={"nodule_type": "solid", "comment": "SECRET-MARK-OF-READER-A"},
+    )
+    CaseLabel.objects.create(task=ct_case["a"], values={"comment": "SECRET-CASE-NOTE-A"})
+    bodies: list[str] = []
+
+    def keep(response):
+        try:
+            body = response.body()
+        except Exception:  # noqa: BLE001 - redirects and aborted requests have none
+            return
+        bodies.append(body.decode("latin-1"))
+
+    page.on("response", keep)
+    login(page, live_server, "reader_b", "zh-hans")
+    page.goto(f"{live_server.url}/read/{ct_case['b'].pk}/")
+    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    page.wait_for_function(
+        "document.querySelector('.ws-load').dataset.state === 'done'", timeout=30_000
+    )
+    page.wait_for_load_state("networkidle")
+    assert page.locator("[data-testid=finding]").count() == 0
+    assert page.evaluate("window.__ws.store.others.length") == 0
+    assert page.locator("[data-testid=others]").is_hidden()
+    html = page.content()
+    secrets = ("SECRET-MARK-OF-READER-A", "SECRET-CASE-NOTE-A", str(own.uid))
+    for secret in secrets:
+        assert secret not in html
+    assert len(bodies) >= 3
+    for body in bodies:
+        for secret in secrets:
+            assert secret not in body
+    # The API refuses too, even when asked by case.
+    for url in (
+        f"/api/v1/findings/?task__case={ct_case['case'].pk}",
+        f"/api/v1/findings/{own.pk}/",
+        f"/api/v1/reading-tasks/{ct_case['a'].pk}/case-label/",
+    ):
+        text = page.evaluate(
+            f"fetch({json.dumps(url)}, {{credentials: 'same-origin'}}).then(r => r.text())"
+        )
+        for secret in secrets:
+            assert secret not in text
+    assert "结节" in page.locator("[data-testid=finding-type]").inner_text()
+    page.screenshot(path=str(artifacts_dir / "workstation-blind-zh.png"))
