@@ -235,9 +235,12 @@ def combine_masks(masks: Sequence[SparseMask], method: str = "majority") -> Spar
     else:
         import SimpleITK as sitk
 
-        images = [sitk.GetImageFromArray(m.astype(np.uint8)) for m in stack]
+        # STAPLE needs background around the masks to estimate specificity:
+        # a bounding box that is all foreground would give it nothing to weigh.
+        pad = ((1, 1), (2, 2), (2, 2))
+        images = [sitk.GetImageFromArray(np.pad(m, pad).astype(np.uint8)) for m in stack]
         probability = sitk.GetArrayFromImage(sitk.STAPLE(images, 1.0))
-        data = probability >= 0.5
+        data = (probability >= 0.5)[1:-1, 2:-2, 2:-2]
     return SparseMask(origin, data)
 
 
