@@ -277,7 +277,11 @@ def reassign(task, new_reader, *, by):
     from annotation_server.projects.permissions import MANAGE, has_project_perm
     from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 
-    task = ReadingTask.objects.select_for_update().select_related("case__project").get(pk=task.pk)
+    task = (
+        ReadingTask.objects.select_for_update(of=("self",))
+        .select_related("case__project")
+        .get(pk=task.pk)
+    )
     project = task.case.project
     if by is not None and not has_project_perm(by, project, MANAGE):
         raise PermissionDenied("Only the project's dataset managers can reassign reads.")

@@ -41,7 +41,11 @@ def after_submit(task: ReadingTask, actor) -> None:
 
         qualification.after_submit(task, actor)
         return
-    case = Case.objects.select_for_update().select_related("project__protocol").get(pk=task.case_id)
+    case = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("project__protocol")
+        .get(pk=task.case_id)
+    )
     if case.is_qualification or case.state != Case.State.READING:
         return
     protocol = case.project.protocol

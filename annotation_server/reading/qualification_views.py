@@ -64,7 +64,13 @@ def _tests(project: Project):
 
 @login_required
 def my_qualification(request, slug: str):
-    project = _project_for_reader(request, slug)
+    project = get_object_or_404(Project.objects.visible_to(request.user), slug=slug)
+    if not has_project_perm(request.user, project, READ):
+        if has_project_perm(request.user, project, MANAGE):
+            return redirect("qualification-manage", slug=slug)
+        return render(
+            request, "reading/qualification.html", {"project": project, "not_reader": True}
+        )
     test = q.active_test(project)
     status = q.status_for(test, request.user) if test else None
     tasks = []

@@ -251,15 +251,17 @@ def test_reassign_refuses_ineligible_readers_and_submitted_reads(
     assert ReadingTask.objects.filter(case=case).count() == 3
 
 
-def test_assign_job_reports_and_moves_cases(project, django_capture_on_commit_callbacks, manager):
+def test_assign_job_reports_and_moves_cases(project, manager):
+    from annotation_server.jobs import services as jobs
+
     _qc_case(project, "J1")
     _qc_case(project, "J2", qc_status=Case.QcStatus.FAIL)
-    with django_capture_on_commit_callbacks(execute=True):
-        job = assignment.enqueue_assignment(project, by=manager)
+    job = assignment.enqueue_assignment(project, by=manager)
+    assert jobs.execute(job.pk) == Job.State.SUCCEEDED
     job.refresh_from_db()
-    assert job.state == Job.State.SUCCEEDED, job.error
     assert job.result["filled_cases"] == ["J1"] and job.result["assigned_tasks"] == 3
     assert "3 reads assigned on 1 cases" in job.log
+    assert Case.objects.get(project=project, code="J1").state == Case.State.READING
 
 
 @pytest.mark.celery
@@ -305,14 +307,16 @@ def test_assignment_page_is_for_managers_only(client, project, reader_a):
     assert client.post(f"/projects/{project.slug}/assignments/run/").status_code == 403
 
 
-def test_run_button_enqueues_the_job(client, project, manager, django_capture_on_commit_callbacks):
+def test_run_button_enqueues_the_job(client, project, manager):
+    from annotation_server.jobs import services as jobs
+
     _qc_case(project, "P1")
     client.force_login(manager)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/projects/{project.slug}/assignments/run/")
+    response = client.post(f"/projects/{project.slug}/assignments/run/")
     assert response.status_code == 302
     job = Job.objects.get(kind="projects.assign")
-    assert job.state == Job.State.SUCCEEDED and job.created_by == manager
+    assert job.created_by == manager and job.params == {"project_id": project.pk}
+    jobs.execute(job.pk)  # what the worker does once the transaction commits
     page = client.get(f"/projects/{project.slug}/assignments/", HTTP_ACCEPT_LANGUAGE="en")
     assert "3 reads assigned on 1 cases" in page.content.decode()
 

@@ -511,3 +511,24 @@ def test_manager_page_adds_cases_and_uploads_a_reference(project, manager, clien
     assert ReferenceFinding.objects.filter(case=case, is_current=True).count() == 1
     page = client.get(base, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'data-case="NEWQ"' in page and 'data-col="reference">1<' in page
+
+
+def test_home_links_and_who_gets_which_qualification_page(
+    project, reader_a, manager, arbitrator, client
+):
+    client.force_login(reader_a)
+    home = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'href="/projects/{project.slug}/qualification/"' in home
+    assert "assignments-link" not in home
+    page = client.get(f"/projects/{project.slug}/qualification/", HTTP_ACCEPT_LANGUAGE="en")
+    assert "no active qualification test" in page.content.decode()
+    client.force_login(manager)
+    home = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'href="/projects/{project.slug}/assignments/"' in home
+    assert f'href="/projects/{project.slug}/qualification/manage/"' in home
+    response = client.get(f"/projects/{project.slug}/qualification/")
+    assert response.status_code == 302 and response["Location"].endswith("/qualification/manage/")
+    client.force_login(arbitrator)
+    page = client.get(f"/projects/{project.slug}/qualification/", HTTP_ACCEPT_LANGUAGE="en")
+    assert 'data-testid="not-reader"' in page.content.decode()
+    assert client.get(f"/projects/{project.slug}/qualification/manage/").status_code == 403
