@@ -239,3 +239,27 @@ def test_ingest_path_equals_fully_decoded_path(path: Path) -> None:
         (m.kind, m.original, m.replacement) for m in reference.mappings
     )
     assert prepared.quarantine_reason == reference.quarantine_reason
+
+
+def test_remembered_outcomes_change_nothing() -> None:
+    """One Deidentifier remembers what each raw element became and replays it for
+    the next file with the same bytes in the same context (a series' slices): every
+    file, twice through one shared engine, must come out byte for byte as a fresh
+    engine makes it."""
+    shared = Deidentifier(SECRET, OPTIONS)
+    replayed = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):
+            for path in FILES:
+                data = path.read_bytes()
+                fresh = prepare(Deidentifier(SECRET, OPTIONS), path.name, data)
+                again = prepare(shared, path.name, data)
+                assert again.data == fresh.data, path.name
+                assert again.reason == fresh.reason
+                assert again.quarantine_reason == fresh.quarantine_reason
+                assert [(m.kind, m.original, m.replacement) for m in again.mappings] == [
+                    (m.kind, m.original, m.replacement) for m in fresh.mappings
+                ]
+                replayed += not fresh.rejected
+    assert replayed > 300 and sum(len(memo) for memo in shared._memos.values()) > 100

@@ -21,13 +21,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydicom.charset import default_encoding
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, UID_dictionary
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from .profile import (
     CODE_BASIC_PROFILE,
@@ -298,6 +302,82 @@ def _age_string(birth: dt.date, at: dt.date) -> str | None:
     return f"{(at - birth).days:03d}D"
 
 
+def _encode_value(
+    elem: DataElement, like: RawDataElement, charset: Any
+) -> tuple[str, bytes] | None:
+    """(VR, value bytes) of ``elem`` encoded as ``like`` was; None when pydicom would
+    not write it as a plain defined-length value of that VR."""
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR = like.is_implicit_VR
+    buffer.is_little_endian = like.is_little_endian
+    write_data_element(buffer, elem, charset)
+    data = buffer.getvalue()
+    if elem.VR == "SQ" or elem.is_undefined_length:
+        return None
+    if like.is_implicit_VR:
+        header = 8
+    elif data[4:6] != elem.VR.encode() or not like.is_little_endian:
+        return None
+    else:
+        header = 12 if elem.VR in EXPLICIT_VR_LENGTH_32 else 8
+    value = data[header:]
+    length = int.from_bytes(
+        data[header - 4 : header] if header == 12 or like.is_implicit_VR else data[6:8], "little"
+    )
+    if length != len(value):
+        return None
+    return elem.VR, value
+
+
+def _tokens_of(value: Any, vr: str) -> set[str]:
+    """The identifying strings one element contributes (names split into parts)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "ignore")
+    tokens = set()
+    for item in _as_list(value):
+        text = _text(item)
+        parts = {text}
+        if vr == "PN":
+            for group in text.split("="):
+                parts.add(group)
+                parts.update(group.split("^"))
+                parts.add(" ".join(p for p in group.split("^") if p))
+        for part in parts:
+            part = part.strip()
+            if (part.isascii() and len(part) >= 3) or (not part.isascii() and len(part) >= 2):
+                tokens.add(part)
+    return tokens
+
+
+MEMO_MAX_VALUE = 1024  # bytes: longer values are processed every time, not remembered
+MEMO_MAX_ENTRIES = 50_000
+
+
+def _memo_key(ds: Dataset, tag: BaseTag, vr: str, elem: Any) -> tuple | None:
+    """What a raw element's de-identified outcome depends on besides the context:
+    its tag, VR, bytes, their encoding and the dataset's character set. None when
+    the element is not a short raw value of defined length (not remembered)."""
+    if not elem.is_raw or vr == "SQ" or elem.length == 0xFFFFFFFF:
+        return None
+    value = elem.value
+    if not isinstance(value, bytes) or len(value) > MEMO_MAX_VALUE:
+        return None
+    charset = ds._character_set
+    if not isinstance(charset, str):
+        charset = tuple(charset)
+    return (int(tag), vr, value, elem.is_implicit_VR, elem.is_little_endian, charset)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A remembered de-identification of one raw element: its new encoded value
+    (None when it is removed), the mappings it records and the count it adds."""
+
+    raw: tuple[str, bytes] | None
+    mappings: tuple[Mapping, ...]
+    removed: int
+
+
 @dataclass
 class _Context:
     """State of one ``apply`` call."""
@@ -333,6 +413,8 @@ class Deidentifier:
         self.options = options
         self._uid_cache: dict[str, str] = {}
         self._actions: dict[tuple[Tag, str], str] = {}
+        self._memos: dict[tuple, dict] = {}
+        self._token_memo: dict[tuple, tuple[str, ...]] = {}
 
     # -- derived identifiers -------------------------------------------------------------
 
@@ -404,13 +486,30 @@ class Deidentifier:
             ctx.record("date_shift", key, str(ctx.shift_days))
         self._fill_patient_age(out)
         old_sop = _text(out.get("SOPInstanceUID", ""))
-        self._process(out, ctx, scrub_all=False)
+        self._process(out, ctx, scrub_all=False, memo=self._memo_for(out, ctx))
         for keyword in ("PatientID", "PatientName"):  # Type 2: always present, pseudonymous
             if keyword not in out or not _text(out.get(keyword)):
                 setattr(out, keyword, ctx.pseudonym)
         self._process_file_meta(out, old_sop, ctx)
         self._mark(out)
         return DeidResult(out, list(ctx.mappings.values()), reason, ctx.removed)
+
+    def _memo_for(self, ds: Dataset, ctx: _Context) -> dict:
+        """Remembered outcomes for this context: patient (pseudonym, date shift),
+        the descriptor tokens being cleaned and the character set; all else an
+        element's outcome depends on is in its own key."""
+        charset = ds._character_set
+        key = (
+            ctx.patient_key,
+            tuple(token for token, _ in ctx.scrub_tokens),
+            charset if isinstance(charset, str) else tuple(charset),
+        )
+        memo = self._memos.get(key)
+        if memo is None:
+            if len(self._memos) >= 64:
+                self._memos.clear()
+            memo = self._memos[key] = {}
+        return memo
 
     def _fill_patient_age(self, ds: Dataset) -> None:
         if _text(ds.get("PatientAge", "")):
@@ -484,7 +583,9 @@ class Deidentifier:
             self._actions[key] = action
         return action
 
-    def _process(self, ds: Dataset, ctx: _Context, scrub_all: bool) -> None:
+    def _process(
+        self, ds: Dataset, ctx: _Context, scrub_all: bool, memo: dict | None = None
+    ) -> None:
         # Elements stay raw (undecoded bytes) unless their action needs the value:
         # decoding and re-encoding every kept attribute was most of the engine's time.
         for tag in sorted(ds.keys()):
@@ -505,9 +606,73 @@ class Deidentifier:
                 del ds[tag]
                 ctx.removed += 1
                 continue
+            if memo is not None:
+                key = _memo_key(ds, tag, vr, elem)
+                if key is not None:
+                    self._apply_outcome(ds, tag, elem, vr, action, ctx, memo, key)
+                    continue
             if elem.is_raw:
                 elem = ds[tag]
             self._act(ds, elem, (group, element), vr, action, ctx, scrub_all)
+
+    def _apply_outcome(
+        self,
+        ds: Dataset,
+        tag: BaseTag,
+        elem: RawDataElement,
+        vr: str,
+        action: str,
+        ctx: _Context,
+        memo: dict,
+        key: tuple,
+    ) -> None:
+        """De-identify a raw top-level element, or replay what the same bytes gave
+        before in this context (every slice of a series repeats its patient, study,
+        institution and descriptors): the replayed value is already encoded, so it
+        is neither decoded nor re-encoded again."""
+        outcome = memo.get((key, action))
+        if outcome is None:
+            outcome = self._outcome(ds, tag, elem, vr, action, ctx)
+            if outcome is None:
+                return  # done the ordinary way: the result cannot be remembered
+            self._remember(memo, (key, action), outcome)
+        for m in outcome.mappings:
+            ctx.mappings.setdefault((m.kind, m.original), m)
+        ctx.removed += outcome.removed
+        if outcome.raw is None:
+            if tag in ds:
+                del ds[tag]
+            return
+        new_vr, value = outcome.raw
+        ds[tag] = RawDataElement(
+            tag, new_vr, len(value), value, 0, elem.is_implicit_VR, elem.is_little_endian
+        )
+
+    def _outcome(
+        self, ds: Dataset, tag: BaseTag, raw: RawDataElement, vr: str, action: str, ctx: _Context
+    ) -> _Outcome | None:
+        mappings, removed = ctx.mappings, ctx.removed
+        ctx.mappings = {}
+        try:
+            elem = ds[tag]
+            self._act(ds, elem, (tag.group, tag.element), vr, action, ctx, False)
+            recorded = tuple(ctx.mappings.values())
+        finally:
+            added = ctx.removed - removed
+            for k, m in ctx.mappings.items():
+                mappings.setdefault(k, m)
+            ctx.mappings = mappings
+        if tag not in ds:
+            return _Outcome(None, recorded, added)
+        encoded = _encode_value(ds[tag], raw, ds.get("SpecificCharacterSet", default_encoding))
+        if encoded is None:
+            return None
+        return _Outcome(encoded, recorded, added)
+
+    def _remember(self, memo: dict, key: Any, value: Any) -> None:
+        if len(memo) >= MEMO_MAX_ENTRIES:
+            memo.clear()
+        memo[key] = value
 
     def _act(
         self,
@@ -629,27 +794,15 @@ class Deidentifier:
                 continue
             if vr not in TEXT_VRS and vr not in DATE_VRS and not (private and vr == "UN"):
                 continue
-            if elem.is_raw:
-                elem = ds[tag]
-            if elem.is_empty:
-                continue
-            raw = elem.value
-            if isinstance(raw, bytes):
-                raw = raw.decode("utf-8", "ignore")
-            for value in _as_list(raw):
-                text = _text(value)
-                parts = {text}
-                if vr == "PN":
-                    for group in text.split("="):
-                        parts.add(group)
-                        parts.update(group.split("^"))
-                        parts.add(" ".join(p for p in group.split("^") if p))
-                for part in parts:
-                    part = part.strip()
-                    if (part.isascii() and len(part) >= 3) or (
-                        not part.isascii() and len(part) >= 2
-                    ):
-                        tokens.add(part)
+            memo_key = _memo_key(ds, tag, vr, elem)
+            found = self._token_memo.get(memo_key) if memo_key else None
+            if found is None:
+                if elem.is_raw:
+                    elem = ds[tag]
+                found = () if elem.is_empty else tuple(_tokens_of(elem.value, vr))
+                if memo_key:
+                    self._remember(self._token_memo, memo_key, found)
+            tokens.update(found)
 
     def _scrub(self, elem: DataElement, ctx: _Context) -> None:
         if elem.is_empty or elem.VR not in TEXT_VRS or not ctx.scrub_tokens:
