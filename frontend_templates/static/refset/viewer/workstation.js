@@ -150,6 +150,8 @@ export class Workstation {
       const { data } = await api("POST", `${this.apiRoot}reading-tasks/${this.task.id}/start/`, {});
       this.task = { ...this.task, ...data };
       this.queue.taskVersion = data.version;
+      $("#ws-state").textContent = gettext("in progress");
+      $("#ws-state").className = "pill pill-in_progress";
     } catch (error) {
       this.flash(error.message);
     }
