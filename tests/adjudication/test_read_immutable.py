@@ -18,7 +18,7 @@ def test_submitted_read_is_immutable_through_the_api(
     finding = add_finding(tasks["reader_a"], ellipse(100, 100, [5]))
     add_finding(tasks["reader_b"], ellipse(101, 100, [5]))
     labels = {"nodules_present": True, "image_quality": 3}
-    submit_all(tasks, {n: labels for n in tasks})
+    submit_all(tasks, dict.fromkeys(tasks, labels))
     services.settle_case(grid_case.pk)  # 2 of 3 readers: disputed, case in arbitration
     grid_case.refresh_from_db()
     assert grid_case.state == "arbitration"
