@@ -151,3 +151,44 @@ def test_outsider_reader_of_the_project_sees_nothing_in_review(
     api = client_for(other)
     assert api.get("/api/v1/findings/").json()["count"] == 0
     assert api.get("/api/v1/reading-tasks/").json()["count"] == 0
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_simultaneous_last_submits_open_the_review_phase_exactly_once(project, case, tasks):
+    """Two readers press submit at the same moment: the case row lock makes the
+    second wait for the first, so one of them (never neither, never both) opens
+    phase 2."""
+    import threading
+
+    from django.db import connection
+
+    assert connection.vendor == "postgresql", "row locks need PostgreSQL (make test)"
+    project.protocol.review_phase = True
+    project.protocol.save()
+    for task in tasks.values():
+        _read(task, 10.0, submit=False)
+    services.submit(tasks["reader_a"], tasks["reader_a"].reader, expected_version=None)
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def submit(task):
+        try:
+            barrier.wait(10)
+            services.submit(task, task.reader, expected_version=None)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=submit, args=(tasks[name],)) for name in ("reader_b", "reader_c")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert ReadingTask.objects.filter(case=case, state="submitted", phase=1).count() == 3
+    assert ReadingTask.objects.filter(case=case, phase=2).count() == 3
+    assert AuditEvent.objects.filter(action="case.review_phase_opened").count() == 1
