@@ -1,0 +1,300 @@
+"""Settling: matching the final-phase reads, auto-consensus, opening arbitration."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from annotation_server.accounts.models import Role
+from annotation_server.adjudication.marks import grid_for_series, mark_for_finding
+from annotation_server.adjudication.models import (
+    ArbitrationTask,
+    Cluster,
+    ReferenceFinding,
+    Settlement,
+)
+from annotation_server.adjudication.services.common import (
+    AUTO_CONSENSUS_METHOD,
+    SIZE_TOLERANCE_MM,
+    ArbitrationError,
+    SettleError,
+    write_labels,
+    write_reference,
+)
+from annotation_server.audit import services as audit
+from annotation_server.projects.models import Case, Membership, ReadingProtocol
+from annotation_server.projects.services import transition
+from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+from qc import consensus as qc_consensus
+from qc import matching as qc_matching
+
+
+def reads_complete(case: Case, actor=None):
+    """Every read of the case's last phase is in: queue matching and settling."""
+    from annotation_server.jobs.services import enqueue
+
+    audit.record("adjudication.reads_complete", actor=actor, obj=case, project_id=case.project_id)
+    return enqueue(
+        "adjudication.settle", params={"case_id": case.pk}, project=case.project, user=actor
+    )
+
+
+def settle_job(ctx) -> dict:
+    """Job handler "adjudication.settle"."""
+    settlement = settle_case(ctx.params["case_id"])
+    counts = dict(
+        settlement.clusters.values_list("verdict").annotate(n=Count("id")).order_by("verdict")
+    )
+    ctx.log(f"case {settlement.case_id}: {counts}, outcome {settlement.outcome}")
+    return {
+        "case_id": settlement.case_id,
+        "settlement_id": settlement.pk,
+        "outcome": settlement.outcome,
+        "clusters": counts,
+        "label_disputes": len(settlement.label_disputes),
+    }
+
+
+def consensus_rule(protocol: ReadingProtocol) -> qc_consensus.ConsensusRule:
+    definition = protocol.project.label_schema.definition
+    kinds = {
+        t["key"]: {a["key"]: a["kind"] for a in t.get("attributes", [])}
+        for t in definition.get("finding_types", [])
+    }
+    return qc_consensus.ConsensusRule(
+        readers=protocol.readers_per_case,
+        accept_min_readers=protocol.auto_accept_min_readers,
+        drop_below_readers=protocol.drop_below_readers,
+        same_type=protocol.auto_accept_same_type,
+        ordinal_tolerance=protocol.auto_accept_ordinal_tolerance,
+        size_tolerance_mm=SIZE_TOLERANCE_MM,
+        attribute_kinds=kinds,
+        case_field_kinds={f["key"]: f["kind"] for f in definition.get("case_fields", [])},
+    )
+
+
+def protocol_snapshot(protocol: ReadingProtocol) -> dict:
+    return {
+        "readers_per_case": protocol.readers_per_case,
+        "phases": protocol.phases,
+        "match_rule": protocol.match_rule,
+        "match_threshold": protocol.match_threshold,
+        "auto_accept_min_readers": protocol.auto_accept_min_readers,
+        "auto_accept_same_type": protocol.auto_accept_same_type,
+        "auto_accept_ordinal_tolerance": protocol.auto_accept_ordinal_tolerance,
+        "drop_below_readers": protocol.drop_below_readers,
+        "size_tolerance_mm": SIZE_TOLERANCE_MM,
+        "arbitration_mode": protocol.arbitration_mode,
+        "consensus_method": AUTO_CONSENSUS_METHOD,
+    }
+
+
+def final_reads(case: Case) -> list[ReadingTask]:
+    """The reads of the protocol's last phase (not qualification reads)."""
+    phase = max(case.project.protocol.phases)
+    return list(
+        ReadingTask.objects.filter(case=case, phase=phase, attempt__isnull=True).order_by("id")
+    )
+
+
+@transaction.atomic
+def settle_case(case_id: int, *, actor=None) -> Settlement:
+    """Match, apply the auto-consensus rule, then adjudicate or open arbitration.
+
+    Idempotent: a case already settled returns its settlement unchanged.
+    """
+    case = Case.objects.select_for_update().select_related("project__protocol").get(pk=case_id)
+    existing = Settlement.objects.filter(case=case).order_by("round").first()
+    if existing is not None:
+        return existing
+    if case.state != Case.State.READING:
+        raise SettleError(f"Case {case} is in {case.state}, not reading.")
+    protocol = case.project.protocol
+    reads = final_reads(case)
+    if not reads or any(t.state != ReadingTask.State.SUBMITTED for t in reads):
+        raise SettleError(f"Case {case}: not every read of the last phase is submitted.")
+    grid = grid_for_series(case.series)
+    if protocol.match_rule in qc_matching.GRID_RULES and grid is None:
+        raise SettleError(f"Case {case}: the {protocol.match_rule} rule needs the series' images.")
+    findings = {
+        str(f.uid): f
+        for f in Finding.objects.filter(task__in=reads).order_by("task_id", "created_at", "id")
+    }
+    marks = [mark_for_finding(f, grid) for f in findings.values()]
+    clusters = qc_matching.cluster(marks, protocol.match_rule, protocol.match_threshold, grid)
+    rule = consensus_rule(protocol)
+    verdicts = qc_consensus.evaluate(clusters, rule, grid)
+    labels = {
+        str(label.task_id): label.values for label in CaseLabel.objects.filter(task__in=reads)
+    }
+    for task in reads:
+        labels.setdefault(str(task.pk), {})
+    label_disputes = qc_consensus.label_disagreements(labels, rule.case_field_kinds)
+    disputed_keys = {d["key"] for d in label_disputes}
+    agreed_labels = {
+        key: next(iter(labels.values())).get(key)
+        for key in rule.case_field_kinds
+        if key not in disputed_keys and any(key in v for v in labels.values())
+    }
+    # Anonymise reads in stored reasons: read ids are task ids, not people.
+    disputed = [v for v in verdicts if v.verdict == qc_consensus.DISPUTE]
+    outcome = (
+        Settlement.Outcome.ARBITRATION
+        if disputed or label_disputes
+        else Settlement.Outcome.ADJUDICATED
+    )
+    settlement = Settlement.objects.create(
+        case=case,
+        round=1,
+        phase=max(protocol.phases),
+        protocol=protocol_snapshot(protocol),
+        label_disputes=label_disputes,
+        label_consensus=agreed_labels,
+        outcome=outcome,
+    )
+    now = timezone.now()
+    summary = []
+    kinds = rule.attribute_kinds
+    for number, verdict in enumerate(verdicts, start=1):
+        c = verdict.cluster
+        geometry = qc_consensus.consensus_geometry(c.marks, grid, AUTO_CONSENSUS_METHOD)
+        centre = c.centre_mm or (None, None, None)
+        row = Cluster.objects.create(
+            settlement=settlement,
+            case=case,
+            number=number,
+            finding_type=c.finding_type,
+            readers=len(set(c.readers)),
+            centre_x_mm=centre[0],
+            centre_y_mm=centre[1],
+            centre_z_mm=centre[2],
+            match_rule=c.rule,
+            match_threshold=c.threshold,
+            threshold_used=c.threshold_used,
+            tightened_on=c.tightened_on,
+            verdict=verdict.verdict,
+            reasons=list(verdict.reasons),
+            consensus_geometry=geometry.as_geometry(),
+            consensus_attributes=qc_consensus.merge_attributes(
+                c.marks, kinds.get(c.finding_type, {})
+            ),
+            diameter_mm=geometry.diameter_mm,
+        )
+        members = [findings[m.id] for m in c.marks]
+        row.findings.set(members)
+        if verdict.verdict == qc_consensus.ACCEPT:
+            ref = write_reference(
+                row,
+                status=ReferenceFinding.Status.INCLUDED,
+                decision=ReferenceFinding.Decision.AUTO_CONSENSUS,
+                finding_type=row.finding_type,
+                geometry=row.consensus_geometry,
+                attributes=row.consensus_attributes,
+                diameter_mm=row.diameter_mm,
+                supporting=members,
+                when=now,
+            )
+            ref_key = str(ref.ref_key)
+        else:
+            ref_key = None
+        summary.append(
+            {
+                "cluster": number,
+                "finding_type": c.finding_type,
+                "readers": row.readers,
+                "verdict": verdict.verdict,
+                "reasons": [r["code"] for r in verdict.reasons],
+                "threshold_used": c.threshold_used,
+                "reference": ref_key,
+            }
+        )
+    audit.record(
+        "adjudication.settled",
+        actor=actor,
+        obj=settlement,
+        project_id=case.project_id,
+        data={
+            "case_id": case.pk,
+            "match_rule": protocol.match_rule,
+            "match_threshold": protocol.match_threshold,
+            "clusters": summary,
+            "label_disputes": sorted(disputed_keys),
+            "outcome": outcome,
+        },
+    )
+    if outcome == Settlement.Outcome.ADJUDICATED:
+        write_labels(case, agreed_labels, {}, ReferenceFinding.Decision.AUTO_CONSENSUS, now)
+        transition(case, Case.State.ADJUDICATED, by=actor, reason="auto-consensus")
+    else:
+        transition(case, Case.State.ARBITRATION, by=actor, reason="disputes after matching")
+        items = {
+            "clusters": [
+                settlement.clusters.get(number=n).pk
+                for n, v in enumerate(verdicts, start=1)
+                if v.verdict == qc_consensus.DISPUTE
+            ],
+            "labels": sorted(disputed_keys),
+        }
+        open_arbitration(case, round=1, items=items, by=actor)
+    return settlement
+
+
+# ---------------------------------------------------------------- assigning
+
+
+def arbitrator_candidates(case: Case, exclude=()) -> list:
+    """Arbitrators of the project who did not read the case, least loaded first."""
+    User = get_user_model()
+    readers = ReadingTask.objects.filter(case=case).values("reader_id")
+    ids = Membership.objects.filter(project=case.project, role=Role.ARBITRATOR).values("user_id")
+    return list(
+        User.objects.filter(pk__in=ids, is_active=True)
+        .exclude(pk__in=readers)
+        .exclude(pk__in=[u.pk for u in exclude])
+        .annotate(
+            open_tasks=Count(
+                "arbitration_tasks",
+                filter=~Q(arbitration_tasks__state=ArbitrationTask.State.SIGNED),
+            )
+        )
+        .order_by("open_tasks", "pk")
+    )
+
+
+def open_arbitration(case: Case, *, round: int, items: dict, by=None) -> list[ArbitrationTask]:
+    """Create the round's tasks per the protocol's arbitration mode."""
+    mode = case.project.protocol.arbitration_mode
+    roles = (
+        [ArbitrationTask.Role.SOLE]
+        if mode == ReadingProtocol.ArbitrationMode.SINGLE
+        else [ArbitrationTask.Role.FIRST, ArbitrationTask.Role.SECOND]
+    )
+    people = arbitrator_candidates(case)
+    if len(people) < len(roles):
+        raise ArbitrationError(
+            f"Case {case} needs {len(roles)} arbitrator(s) who did not read it; "
+            f"the project has {len(people)}."
+        )
+    return [
+        create_task(case, role, person, round, items, by)
+        for role, person in zip(roles, people[: len(roles)], strict=True)
+    ]
+
+
+def create_task(case, role, person, round, items, by) -> ArbitrationTask:
+    task = ArbitrationTask.objects.create(
+        case=case, arbitrator=person, role=role, round=round, items=items
+    )
+    audit.record(
+        "arbitration.assigned",
+        actor=by,
+        obj=task,
+        project_id=case.project_id,
+        data={"role": role, "round": round, "arbitrator_id": person.pk, "items": items},
+    )
+    return task
+
+
+# ---------------------------------------------------------------- decisions
