@@ -349,9 +349,19 @@ def _everything(client, project) -> str:
                 f"/api/v1/reading-tasks/{task.pk}/",
                 f"/api/v1/cases/{task.case_id}/",
                 f"/api/v1/findings/?task={task.pk}",
+                f"/api/v1/reference-findings/?case={task.case_id}",
+                f"/api/v1/adjudication/{task.case_id}/",
             ):
-                bodies.append(json.dumps(client.get(url).json()))
+                response = client.get(url)
+                bodies.append(f"{url} {response.status_code} {response.content.decode()}")
     return "\n".join(bodies)
+
+
+def test_the_crawl_would_see_a_reference_that_is_visible(qual, manager, client_for):
+    """The crawl below is able to catch a leak: a manager may see the reference."""
+    text = _everything(client_for(manager), qual.project)
+    keys = ReferenceFinding.objects.values_list("ref_key", flat=True)
+    assert any(str(key) in text for key in keys)
 
 
 def test_reference_never_reaches_the_reader_before_submission(qual, reader_a, client_for):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -33,6 +35,7 @@ class AssignmentOverviewView(APIView):
     """Per reader (pseudonym): assigned / in progress / submitted / overdue; per
     case its reads with reader pseudonym, phase, state and due date."""
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, slug: str):
         return Response(assignment.overview(_managed(request, slug)))
 
@@ -40,6 +43,7 @@ class AssignmentOverviewView(APIView):
 class AssignmentRunView(APIView):
     """Queue the assignment job; poll /api/v1/jobs/{id}/ for its report."""
 
+    @extend_schema(request=None, responses={202: JobSerializer})
     def post(self, request, slug: str):
         project = _managed(request, slug)
         job = assignment.enqueue_assignment(project, by=request.user)
@@ -55,6 +59,7 @@ class ReassignView(APIView):
     """Move an unsubmitted blind read to another eligible reader; the previous
     reader's draft is discarded (audited)."""
 
+    @extend_schema(request=ReassignSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request, slug: str):
         project = _managed(request, slug)
         body = ReassignSerializer(data=request.data)

@@ -277,6 +277,8 @@ class QualificationAttemptViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["test", "passed"]
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return QualificationAttempt.objects.none()
         user = self.request.user
         return (
             QualificationAttempt.objects.filter(
