@@ -34,7 +34,8 @@ lint: install
 
 messages: install
 	$(PY) manage.py makemessages -l zh_Hans --no-obsolete $(MSG_IGNORE)
-	$(PY) manage.py compilemessages
+	$(PY) manage.py makemessages -d djangojs -l zh_Hans --no-obsolete $(MSG_IGNORE)
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
 
 clean:
 	rm -rf var test-artifacts
