@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from annotation_server.adjudication import views as adjudication_views
 from annotation_server.api_urls import router
 from annotation_server.imaging import pacs_views
 from annotation_server.imaging import views as imaging_views
@@ -24,6 +25,8 @@ urlpatterns = [
     path("worklist/", views.worklist, name="worklist"),
     path("worklist/next/", reading_views.next_task, name="worklist-next"),
     path("read/<int:task_id>/", reading_views.workstation, name="workstation"),
+    path("arbitrate/", adjudication_views.queue, name="arbitration-queue"),
+    path("arbitrate/<int:task_id>/", adjudication_views.arbitrate, name="arbitrate"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
