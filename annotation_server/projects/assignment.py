@@ -270,6 +270,48 @@ def reassign_candidates(task) -> list:
     ]
 
 
+def reassign_options(project: Project) -> dict[int, list]:
+    """For every open blind read of a case in reading: the readers it could move
+    to. One pass over the project (the assignment page lists them all)."""
+    from annotation_server.reading.models import ReadingTask
+
+    tasks = list(
+        ReadingTask.objects.filter(
+            case__project=project, attempt__isnull=True, phase=1, case__state=Case.State.READING
+        )
+        .exclude(state=ReadingTask.State.SUBMITTED)
+        .select_related("case")
+    )
+    if not tasks:
+        return {}
+    readers = eligible_readers(project)
+    project_arbitrators = _arbitrator_ids(project)
+    case_ids = {t.case_id for t in tasks}
+    case_arbitrators = _case_arbitrator_ids(case_ids)
+    current: dict[int, set[int]] = {}
+    for case_id, reader_id in ReadingTask.objects.filter(
+        case_id__in=case_ids, attempt__isnull=True
+    ).values_list("case_id", "reader_id"):
+        current.setdefault(case_id, set()).add(reader_id)
+    own_site = project.protocol.exclude_own_site
+    options = {}
+    for task in tasks:
+        excluded = project_arbitrators | case_arbitrators.get(task.case_id, set())
+        options[task.pk] = [
+            user
+            for user in readers
+            if exclusion_reason(
+                user,
+                task.case,
+                exclude_own_site=own_site,
+                arbitrators=excluded,
+                current=current.get(task.case_id, set()),
+            )
+            is None
+        ]
+    return options
+
+
 @transaction.atomic
 def reassign(task, new_reader, *, by):
     """Move an unsubmitted phase-1 read to another eligible reader. The dropped

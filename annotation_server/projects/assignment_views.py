@@ -21,20 +21,10 @@ from annotation_server.reading.models import ReadingTask
 def assignments_page(request, slug: str):
     project = managed_project(request, slug)
     data = assignment.overview(project)
-    open_tasks = {
-        t.pk: t
-        for t in ReadingTask.objects.filter(
-            case__project=project, attempt__isnull=True, phase=1
-        ).exclude(state=ReadingTask.State.SUBMITTED)
-    }
+    options = assignment.reassign_options(project)
     for case in data["cases"]:
         for read in case["reads"]:
-            task = open_tasks.get(read["task_id"])
-            read["candidates"] = (
-                assignment.reassign_candidates(task)
-                if task is not None and case["state"] == "reading"
-                else []
-            )
+            read["candidates"] = options.get(read["task_id"], [])
     last_job = Job.objects.filter(project=project, kind="projects.assign").first()
     return render(
         request,

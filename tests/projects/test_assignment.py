@@ -356,3 +356,41 @@ def test_api_overview_run_and_reassign(client_for, project, case, tasks, manager
         format="json",
     )
     assert refused.status_code == 400
+
+
+def test_reassign_options_match_the_single_task_rule(project, site, manager):
+    other = factories.SiteFactory(code="S02", name="第二医院")
+    _readers(project, ["far_1"], site=other)
+    _readers(project, ["near_1"], site=site)
+    project.protocol.exclude_own_site = True
+    project.protocol.save()
+    cases = [_qc_case(project, f"O{i}", site=other) for i in range(2)]
+    assignment.assign_project(project)
+    options = assignment.reassign_options(project)
+    tasks = ReadingTask.objects.filter(case__in=cases)
+    assert set(options) == set(tasks.values_list("pk", flat=True))
+    for task in tasks:
+        expected = [u.pk for u in assignment.reassign_candidates(task)]
+        assert [u.pk for u in options[task.pk]] == expected
+        assert all(u.profile.site_id != other.pk for u in options[task.pk])
+
+
+def test_assignment_page_queries_do_not_grow_with_cases(client, project, manager):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(manager)
+    url = f"/projects/{project.slug}/assignments/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    _qc_case(project, "N0")
+    assignment.assign_project(project)
+    few = queries()
+    for i in range(1, 8):
+        _qc_case(project, f"N{i}")
+    assignment.assign_project(project)
+    assert queries() == few

@@ -542,3 +542,31 @@ def test_home_links_and_who_gets_which_qualification_page(
     page = client.get(f"/projects/{project.slug}/qualification/", HTTP_ACCEPT_LANGUAGE="en")
     assert 'data-testid="not-reader"' in page.content.decode()
     assert client.get(f"/projects/{project.slug}/qualification/manage/").status_code == 403
+
+
+def test_manager_page_copies_an_adjudicated_reference(qual, project, manager, client):
+    from django.utils import timezone
+
+    source = factories.CaseFactory(project=project, code="ADJ", state=Case.State.ADJUDICATED)
+    ReferenceFinding.objects.create(
+        case=source,
+        finding_type="nodule",
+        geometry=factories.nodule_geometry(x=8, y=8, z=8),
+        centre_x_mm=8,
+        centre_y_mm=8,
+        centre_z_mm=8,
+        decision="auto_consensus",
+        decided_at=timezone.now(),
+    )
+    target = Case.objects.get(project=project, code="Q3")
+    client.force_login(manager)
+    base = f"/projects/{project.slug}/qualification/manage/"
+    page = client.get(base, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'data-testid="copy-form"' in page and f'value="{source.pk}"' in page
+    client.post(f"{base}copy-reference/", {"source": source.pk, "target": target.pk})
+    assert ReferenceFinding.objects.filter(case=target, is_current=True).count() == 1
+    type(source.series).objects.filter(pk=source.series_id).update(rows=999)
+    response = client.post(
+        f"{base}copy-reference/", {"source": source.pk, "target": target.pk}, follow=True
+    )
+    assert "same images" in response.content.decode()
