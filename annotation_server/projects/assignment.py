@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annotation_server.accounts.models import Role
 from annotation_server.audit import services as audit
@@ -328,15 +329,17 @@ def reassign(task, new_reader, *, by):
     if by is not None and not has_project_perm(by, project, MANAGE):
         raise PermissionDenied("Only the project's dataset managers can reassign reads.")
     if task.attempt_id is not None:
-        raise ValidationError("A qualification read cannot be reassigned.")
+        raise ValidationError(gettext("A qualification read cannot be reassigned."))
     if task.state == ReadingTask.State.SUBMITTED:
-        raise ValidationError("A submitted read cannot be reassigned.")
+        raise ValidationError(gettext("A submitted read cannot be reassigned."))
     if task.phase != 1:
-        raise ValidationError("A review-phase read belongs to the reader of the blind read.")
+        raise ValidationError(
+            gettext("A review-phase read belongs to the reader of the blind read.")
+        )
     if task.case.state != Case.State.READING:
-        raise ValidationError("The case is no longer in reading.")
+        raise ValidationError(gettext("The case is no longer in reading."))
     if new_reader.pk not in {u.pk for u in reassign_candidates(task)}:
-        raise ValidationError("That person is not an eligible reader for this case.")
+        raise ValidationError(gettext("That person is not an eligible reader for this case."))
     findings = Finding.objects.filter(task=task).count()
     had_labels = CaseLabel.objects.filter(task=task).exists()
     old_reader_id, old_pk = task.reader_id, task.pk

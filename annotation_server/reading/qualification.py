@@ -76,14 +76,16 @@ def update_thresholds(test: QualificationTest, *, by=None, **values) -> Qualific
     _require_manager(by, test.project)
     unknown = set(values) - set(THRESHOLD_FIELDS)
     if unknown:
-        raise ValidationError(f"Unknown settings: {', '.join(sorted(unknown))}")
+        raise ValidationError(
+            gettext("Unknown settings: %(names)s") % {"names": ", ".join(sorted(unknown))}
+        )
     before = {k: getattr(test, k) for k in values}
     for key, value in values.items():
         setattr(test, key, value)
     if test.max_fp_per_case is not None and test.max_fp_per_case < 0:
-        raise ValidationError({"max_fp_per_case": "Must not be negative."})
+        raise ValidationError({"max_fp_per_case": gettext("Must not be negative.")})
     if test.max_attempts is not None and test.max_attempts < 1:
-        raise ValidationError({"max_attempts": "At least one attempt."})
+        raise ValidationError({"max_attempts": gettext("At least one attempt.")})
     test.full_clean(exclude=["cases", "project"])
     test.save()
     audit.record(
@@ -102,9 +104,11 @@ def add_case(test: QualificationTest, case: Case, *, by=None) -> None:
     is never assigned as a real read."""
     _require_manager(by, test.project)
     if case.project_id != test.project_id:
-        raise QualificationError("The case belongs to another project.")
+        raise QualificationError(gettext("The case belongs to another project."))
     if ReadingTask.objects.filter(case=case, attempt__isnull=True).exists():
-        raise QualificationError(f"Case {case.code} already has real reads.")
+        raise QualificationError(
+            gettext("Case %(code)s already has real reads.") % {"code": case.code}
+        )
     Case.objects.filter(pk=case.pk).update(is_qualification=True)
     case.is_qualification = True
     test.cases.add(case)
@@ -178,10 +182,13 @@ def import_reference(case: Case, findings: list[dict], *, by=None, source: str =
     _require_manager(by, case.project)
     if not case.is_qualification:
         raise QualificationError(
-            f"Case {case.code} is not a qualification case; its reference comes from arbitration."
+            gettext(
+                "Case %(code)s is not a qualification case; its reference comes from arbitration."
+            )
+            % {"code": case.code}
         )
     if not isinstance(findings, list):
-        raise QualificationError("The reference of a case is a list of findings.")
+        raise QualificationError(gettext("The reference of a case is a list of findings."))
     definition = case.project.label_schema.definition
     errors: list[str] = []
     rows = []
@@ -278,15 +285,22 @@ def copy_reference(source: Case, target: Case, *, by=None) -> int:
     if by is not None and not has_project_perm(by, source.project, MANAGE):
         raise PermissionDenied("You do not manage the source case's project.")
     if source.state not in (Case.State.ADJUDICATED, Case.State.FROZEN):
-        raise QualificationError(f"Case {source.code} is not adjudicated.")
+        raise QualificationError(
+            gettext("Case %(code)s is not adjudicated.") % {"code": source.code}
+        )
     if not target.is_qualification:
-        raise QualificationError(f"Case {target.code} is not a qualification case.")
+        raise QualificationError(
+            gettext("Case %(code)s is not a qualification case.") % {"code": target.code}
+        )
     if source.pk == target.pk:
-        raise QualificationError("Source and target are the same case.")
+        raise QualificationError(gettext("Source and target are the same case."))
     if _geometry_signature(source.series) != _geometry_signature(target.series):
         raise QualificationError(
-            f"Cases {source.code} and {target.code} do not show the same images "
-            "(their series' geometry differs)."
+            gettext(
+                "Cases %(source)s and %(target)s do not show the same images "
+                "(their series' geometry differs)."
+            )
+            % {"source": source.code, "target": target.code}
         )
     now = timezone.now()
     originals = list(_reference_rows(source).order_by("pk"))
@@ -382,22 +396,23 @@ def start_attempt(test: QualificationTest, reader) -> QualificationAttempt:
     if membership is None:
         raise PermissionDenied("Only the project's readers take its qualification test.")
     if not test.active:
-        raise QualificationError("This qualification test is not active.")
+        raise QualificationError(gettext("This qualification test is not active."))
     current = open_attempt(test, reader)
     if current is not None:
         return current
     if membership.qualified:
-        raise QualificationError("You are already qualified for this project.")
+        raise QualificationError(gettext("You are already qualified for this project."))
     used = QualificationAttempt.objects.filter(test=test, reader=reader).count()
     if used >= test.max_attempts:
         raise QualificationError(
-            f"All {test.max_attempts} attempts are used; ask the dataset manager."
+            gettext("All %(n)s attempts are used; ask the dataset manager.")
+            % {"n": test.max_attempts}
         )
     cases = list(test.cases.order_by("code", "pk"))
     if not cases:
-        raise QualificationError("The qualification set has no cases yet.")
+        raise QualificationError(gettext("The qualification set has no cases yet."))
     if not reference_counts(cases):
-        raise QualificationError("The qualification cases have no reference yet.")
+        raise QualificationError(gettext("The qualification cases have no reference yet."))
     number = (
         QualificationAttempt.objects.filter(test=test, reader=reader).aggregate(n=Max("number"))[
             "n"

@@ -21,6 +21,16 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _english():
+    """Service messages are translated; these tests read the English ones."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 # Distinctive coordinates: if they ever appear in a reader's response before
 # submission, the reference leaked.
 REF = {
@@ -567,6 +577,9 @@ def test_manager_page_copies_an_adjudicated_reference(qual, project, manager, cl
     assert ReferenceFinding.objects.filter(case=target, is_current=True).count() == 1
     type(source.series).objects.filter(pk=source.series_id).update(rows=999)
     response = client.post(
-        f"{base}copy-reference/", {"source": source.pk, "target": target.pk}, follow=True
+        f"{base}copy-reference/",
+        {"source": source.pk, "target": target.pk},
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="en",
     )
     assert "same images" in response.content.decode()
