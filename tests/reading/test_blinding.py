@@ -102,14 +102,17 @@ def test_review_phase_shows_others_anonymised_without_timings(
     planted = {name: _plant(task, 20.0 + i) for i, (name, task) in enumerate(tasks.items())}
     for task in tasks.values():
         services.submit(task, task.reader, expected_version=None)
-    factories.TaskFactory(case=case, reader=reader_a, phase=2)
+    assert ReadingTask.objects.filter(case=case, reader=reader_a, phase=2).exists()
     reads = client_for(reader_a).get("/api/v1/reading-tasks/", {"phase": 1}).json()["results"]
     labels = sorted(r["reader"] for r in reads)
     assert labels == ["R2", "R3", "me"]
     others = [r for r in reads if r["reader"] != "me"]
     assert all(r["submitted_at"] is None and r["active_seconds"] is None for r in others)
     findings = client_for(reader_a).get("/api/v1/findings/").json()["results"]
-    assert {f["uid"] for f in findings} == {str(f.uid) for f in planted.values()}
+    own_review_copy = Finding.objects.get(task__reader=reader_a, task__phase=2)
+    assert own_review_copy.derived_from == planted["reader_a"]
+    expected = {str(f.uid) for f in planted.values()} | {str(own_review_copy.uid)}
+    assert {f["uid"] for f in findings} == expected
     assert "reader_b" not in json.dumps(findings)
 
 
