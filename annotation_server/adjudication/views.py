@@ -123,11 +123,12 @@ def arbitrate(request, task_id: int):
         .prefetch_related(Prefetch("instances", queryset=slices))
         .get()
     )
-    # All reads overlaid: every cluster of the case, the settled ones too.
+    # All reads overlaid: every cluster of the case, the settled ones too. The task
+    # query above already established that this user arbitrates this case with the
+    # ARBITRATE permission, which is what Cluster.visible_to grants on.
     task_cluster_ids = set(task.items.get("clusters", []))
     others = (
-        Cluster.objects.visible_to(request.user)
-        .filter(case=case)
+        Cluster.objects.filter(case=case)
         .exclude(pk__in=task_cluster_ids)
         .prefetch_related("findings__task__case__project", "findings__task__reader__profile")
         .order_by("number")
@@ -138,18 +139,15 @@ def arbitrate(request, task_id: int):
     if signed:
         keys = [c["ref_key"] for c in detail["clusters"]]
         refs = (
-            ReferenceFinding.objects.visible_to(request.user)
-            .filter(case=case, ref_key__in=keys, is_current=True)
+            ReferenceFinding.objects.filter(case=case, ref_key__in=keys, is_current=True)
             .filter(arbitration_task__round=task.round)
             .prefetch_related("supporting_findings__task__case__project")
             .order_by("ref_key")
         )
         references = ReferenceFindingSerializer(refs, many=True, context=context).data
-        current_labels = (
-            ReferenceLabels.objects.visible_to(request.user)
-            .filter(case=case, is_current=True, arbitration_task__round=task.round)
-            .first()
-        )
+        current_labels = ReferenceLabels.objects.filter(
+            case=case, is_current=True, arbitration_task__round=task.round
+        ).first()
         labels = ReferenceLabelsSerializer(current_labels).data if current_labels else None
     bootstrap = {
         "task": detail,

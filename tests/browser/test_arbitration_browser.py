@@ -1,0 +1,318 @@
+"""李主任 arbitrates a CT case in the browser: three reads overlaid, clusters with
+their reasons, decisions saved as drafts, signed with his password; a second tab
+with a stale version gets a conflict and loses nothing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import fixtures
+from annotation_server.adjudication import services as adjudication
+from annotation_server.adjudication.models import ArbitrationTask, Cluster, ReferenceFinding
+from annotation_server.audit.models import AuditEvent
+from annotation_server.imaging.services import index_datasets
+from annotation_server.projects.models import Case
+from annotation_server.reading import services as reading
+from annotation_server.reading.models import ReadingTask
+from tests import factories
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+SLICES = 12
+ORIGIN = (-89.25, -89.25, -156.875)  # fixtures.build_ct_datasets(matrix=256) geometry
+PIXEL, STEP = 0.7, 1.25
+
+
+def contour(col: float, row: float, slices, radius: float) -> dict:
+    """An octagon of `radius` pixels around (col, row) on each slice."""
+    points = [
+        [
+            round(col + radius * math.cos(k * math.pi / 4), 2),
+            round(row + radius * math.sin(k * math.pi / 4), 2),
+        ]
+        for k in range(8)
+    ]
+    z = sum(ORIGIN[2] + s * STEP for s in slices) / len(slices)
+    return {
+        "kind": "contour",
+        "shapes": [{"slice_index": s, "points": points} for s in slices],
+        "centre_mm": [ORIGIN[0] + col * PIXEL, ORIGIN[1] + row * PIXEL, z],
+    }
+
+
+def read(task, reader, marks, quality=3):
+    for geometry, attrs in marks:
+        reading.save_finding(
+            task,
+            reader,
+            finding_type="nodule",
+            geometry=geometry,
+            attributes=factories.complete_nodule_attributes(**attrs),
+        )
+    reading.save_case_label(
+        task, reader, {"nodules_present": True, "image_quality": quality}, expected_version=None
+    )
+    task.state = ReadingTask.State.SUBMITTED
+    task.save(update_fields=["state"])
+
+
+@pytest.fixture
+def disputed(project, reader_a, reader_b, reader_c):
+    """A real CT whose reads disagree: nodule A by R1 (solid) and R3 (part-solid),
+    a 2.5 mm spot by R2 alone, nodule C by all three alike; image quality 3/2/3."""
+    protocol = project.protocol
+    protocol.auto_accept_min_readers = 3
+    protocol.drop_below_readers = 1
+    protocol.save()
+    datasets, _ = fixtures.build_ct_datasets(slices=SLICES, seed=3, matrix=256)
+    series = index_datasets(project, datasets).series[0]
+    case = Case.objects.create(
+        project=project, code="CT0042", series=series, state=Case.State.READING, qc_status="pass"
+    )
+    a, b, c = (
+        ReadingTask.objects.create(case=case, reader=r) for r in (reader_a, reader_b, reader_c)
+    )
+    nodule_a = contour(90, 110, [4, 5, 6], 5)
+    nodule_c = contour(140, 60, [2], 4)
+    read(a, reader_a, [(nodule_a, {"nodule_type": "solid"}), (nodule_c, {})])
+    read(
+        b,
+        reader_b,
+        [(contour(180, 160, [8], 1.8), {"long_axis_mm": 2.5}), (nodule_c, {})],
+        quality=2,
+    )
+    read(
+        c,
+        reader_c,
+        [(contour(91, 111, [4, 5, 6], 5), {"nodule_type": "part_solid"}), (nodule_c, {})],
+    )
+    adjudication.settle_case(case.pk)
+    case.refresh_from_db()
+    assert case.state == Case.State.ARBITRATION
+    by_readers = {
+        frozenset(f.task.reader.username for f in cl.findings.all()): cl
+        for cl in Cluster.objects.filter(case=case).prefetch_related("findings__task__reader")
+    }
+    return {
+        "case": case,
+        "task": ArbitrationTask.objects.get(case=case),
+        "A": by_readers[frozenset({"reader_a", "reader_c"})],
+        "B": by_readers[frozenset({"reader_b"})],
+        "C": by_readers[frozenset({"reader_a", "reader_b", "reader_c"})],
+        "c_finding": c.findings.get(finding_type="nodule", geometry__shapes__0__slice_index=4),
+    }
+
+
+def login(page, live_server, username: str, language: str = "en") -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", factories.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.select_option("[data-testid=language-select]", language)
+    page.wait_for_load_state("networkidle")
+
+
+def wait_saved(page) -> None:
+    page.wait_for_function(
+        "document.querySelector('[data-testid=save-state]').dataset.state === 'saved'"
+        " && window.__arb.saver.idle"
+    )
+
+
+def open_task(page, live_server, task) -> None:
+    page.goto(f"{live_server.url}/arbitrate/{task.pk}/")
+    page.wait_for_function("document.body.dataset.firstImage === '1'")
+
+
+def test_arbitrator_decides_and_signs_a_case_in_the_browser(
+    live_server, page, disputed, arbitrator, artifacts_dir
+):
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    task = disputed["task"]
+    login(page, live_server, "arbitrator")
+    page.click("[data-testid=nav-arbitration]")
+    page.wait_for_url(f"{live_server.url}/arbitrate/")
+    assert "2 disputed clusters" in page.locator("[data-testid=queue-summary]").inner_text()
+    page.click(f"[data-task='{task.pk}'] [data-testid=open-task]")
+    page.wait_for_url(f"{live_server.url}/arbitrate/{task.pk}/")
+    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    page.wait_for_function(
+        "document.querySelector('.ws-load').dataset.state === 'done'", timeout=30_000
+    )
+
+    # Three reads, one colour each; the disputed clusters with their reasons.
+    readers = page.locator("[data-testid=readers] [data-reader]")
+    assert readers.count() == 3
+    assert [readers.nth(i).get_attribute("data-reader") for i in range(3)] == ["R1", "R2", "R3"]
+    assert page.locator("[data-testid=cluster]").count() == 2
+    assert page.locator("[data-testid=settled-cluster]").count() == 1
+    a_item = page.locator(f"[data-testid=cluster][data-cluster='{disputed['A'].pk}']")
+    reasons = a_item.locator("[data-reason]")
+    assert {reasons.nth(i).get_attribute("data-reason") for i in range(reasons.count())} == {
+        "existence",
+        "attribute",
+    }
+    assert "2 of 3 readers" in a_item.inner_text()
+    b_item = page.locator(f"[data-testid=cluster][data-cluster='{disputed['B'].pk}']")
+    assert "1 of 3 readers" in b_item.inner_text()
+
+    # Clicking a cluster jumps to its slice and highlights it.
+    b_item.click()
+    page.wait_for_function("window.__arb.slice === 8")
+    a_item.click()
+    page.wait_for_function("window.__arb.slice === 5")
+    assert page.evaluate("window.__arb.selectedId") == disputed["A"].pk
+    page.uncheck("[data-testid=toggle-R2]")
+    assert page.evaluate("[...window.__arb.hiddenReaders]") == ["R2"]
+    page.check("[data-testid=toggle-R2]")
+    page.screenshot(path=str(artifacts_dir / "arbitration-overlay.png"))
+
+    # Accept R3's contour, part-solid, malignancy corrected to 4, reason and text.
+    page.click("#arb-decision [data-testid=accept-R3]")
+    page.select_option("#arb-decision select[name=nodule_type]", "part_solid")
+    page.click("#arb-decision [data-key=malignancy] button[data-value='4']")
+    page.select_option("#arb-decision [data-testid=reason-code]", "existence_confirmed")
+    page.fill("#arb-decision [data-testid=reason-text]", "seen on thin slices")
+    # The other cluster: excluded, below 3 mm.
+    b_item.click()
+    page.click("#arb-decision [data-testid=action-exclude]")
+    page.select_option("#arb-decision [data-testid=reason-code]", "below_size_limit")
+    # The disputed case-level answer.
+    label_item = page.locator("[data-testid=label-item][data-key=image_quality]")
+    assert "R2: 2" in label_item.inner_text()
+    label_item.locator("button[data-value='3']").click()
+    label_item.locator("[data-testid=reason-code]").select_option("label_confirmed")
+    wait_saved(page)
+    saved = ArbitrationTask.objects.get(pk=task.pk)
+    assert saved.version > task.version
+    assert saved.decisions["clusters"][str(disputed["A"].pk)]["finding"] == str(
+        disputed["c_finding"].uid
+    )
+
+    # Sign: the summary, a wrong password refused, then the right one.
+    page.click("[data-testid=sign-open]")
+    assert page.locator("[data-testid=sign-summary] [data-testid=summary-row]").count() == 3
+    assert (
+        "Accept R3's finding · Part-solid"
+        in page.locator("[data-testid=sign-summary]").inner_text()
+    )
+    assert page.locator("[data-testid=sign-problems]").is_hidden()
+    page.screenshot(path=str(artifacts_dir / "arbitration-sign.png"))
+    page.fill("[data-testid=sign-password]", "not-my-password")
+    page.click("[data-testid=sign-submit]")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=sign-error]').textContent.includes('not correct')"
+    )
+    assert ArbitrationTask.objects.get(pk=task.pk).state != ArbitrationTask.State.SIGNED
+    page.fill("[data-testid=sign-password]", factories.PASSWORD)
+    with page.expect_navigation():
+        page.click("[data-testid=sign-submit]")
+    page.wait_for_function("document.body.dataset.firstImage === '1'")
+
+    # Read-only, with the resulting reference findings.
+    assert page.locator("[data-testid=signed-note]").is_visible()
+    assert page.locator("[data-testid=sign-open]").is_hidden()
+    refs = page.locator("[data-testid=reference]")
+    assert refs.count() == 2
+    assert {refs.nth(i).get_attribute("data-status") for i in range(2)} == {"included", "excluded"}
+    assert "R1, R3" in page.locator("[data-testid=reference][data-status=included]").inner_text()
+    page.screenshot(path=str(artifacts_dir / "arbitration-signed.png"))
+
+    a_ref = ReferenceFinding.objects.get(ref_key=disputed["A"].ref_key, is_current=True)
+    assert a_ref.status == ReferenceFinding.Status.INCLUDED
+    assert a_ref.geometry["source_finding"] == str(disputed["c_finding"].uid)
+    assert a_ref.attributes["nodule_type"] == "part_solid" and a_ref.attributes["malignancy"] == 4
+    assert a_ref.reason_code == "existence_confirmed" and a_ref.reason_text == "seen on thin slices"
+    assert a_ref.decided_by == arbitrator and a_ref.supporting_findings.count() == 2
+    b_ref = ReferenceFinding.objects.get(ref_key=disputed["B"].ref_key, is_current=True)
+    assert (
+        b_ref.status == ReferenceFinding.Status.EXCLUDED and b_ref.reason_code == "below_size_limit"
+    )
+    assert AuditEvent.objects.filter(action="arbitration.signature_refused").count() == 1
+    assert AuditEvent.objects.filter(action="arbitration.signed").count() == 1
+    disputed["case"].refresh_from_db()
+    assert disputed["case"].state == Case.State.ADJUDICATED
+    assert errors == []
+
+
+def test_a_stale_tab_gets_a_conflict_and_nothing_is_lost(
+    live_server, browser, disputed, arbitrator, artifacts_dir
+):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+    try:
+        first, second = context.new_page(), context.new_page()
+        for p in (first, second):
+            p.set_default_timeout(15_000)
+        login(first, live_server, "arbitrator")
+        task = disputed["task"]
+        open_task(first, live_server, task)
+        open_task(second, live_server, task)
+        # Tab 1 saves a decision on B; tab 2 still holds the old version.
+        first.click(f"[data-testid=cluster][data-cluster='{disputed['B'].pk}']")
+        first.click("#arb-decision [data-testid=action-exclude]")
+        first.select_option("#arb-decision [data-testid=reason-code]", "below_size_limit")
+        wait_saved(first)
+        # Tab 2 decides A: the server refuses the stale version.
+        second.click(f"[data-testid=cluster][data-cluster='{disputed['A'].pk}']")
+        second.click("#arb-decision [data-testid=accept-R1]")
+        second.wait_for_function(
+            "document.querySelector('[data-testid=save-state]').dataset.state === 'conflict'"
+        )
+        banner = second.locator("[data-testid=conflict]")
+        assert banner.is_visible() and "Nothing was overwritten" in banner.inner_text()
+        second.screenshot(path=str(artifacts_dir / "arbitration-conflict.png"))
+        server = ArbitrationTask.objects.get(pk=task.pk).decisions
+        assert list(server["clusters"]) == [str(disputed["B"].pk)]
+        kept = second.evaluate("window.__arb.saver.local.clusters")
+        assert kept[str(disputed["A"].pk)]["action"] == "accept_reader"
+        # Nothing lost: merge re-applies tab 2's decision onto tab 1's version.
+        second.click("[data-testid=conflict-merge]")
+        wait_saved(second)
+        merged = ArbitrationTask.objects.get(pk=task.pk).decisions["clusters"]
+        assert merged[str(disputed["B"].pk)]["action"] == "exclude"
+        assert merged[str(disputed["A"].pk)]["action"] == "accept_reader"
+        assert banner.is_hidden()
+    finally:
+        context.close()
+
+
+def test_arbitrator_edits_a_finding_by_drawing_it(live_server, page, disputed, arbitrator):
+    login(page, live_server, "arbitrator")
+    task = disputed["task"]
+    open_task(page, live_server, task)
+    page.click(f"[data-testid=cluster][data-cluster='{disputed['B'].pk}']")
+    page.click("#arb-decision [data-testid=action-edit]")
+    assert page.locator("[data-testid=edit-hint]").is_visible()
+    # Redraw the outline on slice 9 with the contour tool.
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function("window.__arb.slice === 9")
+    page.locator("[data-testid=viewer]").hover()
+    page.keyboard.press("f")
+    box = page.locator("[data-testid=viewer]").bounding_box()
+
+    def at(col, row):
+        x, y = page.evaluate(f"window.__arb.viewport.toScreen([{col}, {row}])")
+        return box["x"] + x, box["y"] + y
+
+    outline = [(170, 150), (190, 150), (192, 168), (172, 170)]
+    page.mouse.move(*at(*outline[0]))
+    page.mouse.down()
+    for col, row in outline[1:] + outline[:1]:
+        page.mouse.move(*at(col, row), steps=4)
+    page.mouse.up()
+    page.click("#arb-decision [data-key=malignancy] button[data-value='2']")
+    page.select_option("#arb-decision [data-testid=reason-code]", "geometry_corrected")
+    wait_saved(page)
+    d = ArbitrationTask.objects.get(pk=task.pk).decisions["clusters"][str(disputed["B"].pk)]
+    assert d["action"] == "edit"
+    assert sorted(s["slice_index"] for s in d["geometry"]["shapes"]) == [8, 9]
+    drawn = next(s for s in d["geometry"]["shapes"] if s["slice_index"] == 9)
+    assert all(165 <= p[0] <= 197 and 145 <= p[1] <= 175 for p in drawn["points"])
+    assert d["attributes"]["malignancy"] == 2 and len(d["geometry"]["centre_mm"]) == 3
