@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from annotation_server.accounts.models import Role
 from annotation_server.projects.models import Case, Membership, Project
 from annotation_server.projects.permissions import MANAGE, project_ids
 from annotation_server.projects.services import case_state_counts, reader_task_counts
@@ -28,8 +29,11 @@ def home(request):
     case_counts = case_state_counts([pid for pid in ids if pid in managed])
     own_counts = reader_task_counts(user, ids)
     roles: dict[int, list[str]] = {}
+    reads: set[int] = set()
     for m in Membership.objects.filter(user=user, project_id__in=ids):
         roles.setdefault(m.project_id, []).append(m.get_role_display())
+        if m.role == Role.READER:
+            reads.add(m.project_id)
     rows = []
     for project in projects:
         counts = case_counts.get(project.pk)
@@ -39,6 +43,7 @@ def home(request):
                 "project": project,
                 "roles": roles.get(project.pk, []),
                 "manages": project.pk in managed,
+                "reads": project.pk in reads,
                 "states": [(s, Case.State(s).label, counts.get(s, 0)) for s in STATE_ORDER]
                 if counts
                 else None,

@@ -144,7 +144,7 @@ def test_every_javascript_string_is_in_the_catalogue():
     for module in sorted(static.rglob("*.js")):
         for match in calls.finditer(module.read_text(encoding="utf-8")):
             found += 1
-            msgid = match.group(2).encode().decode("unicode_escape")
+            msgid = match.group(2).encode("latin-1", "backslashreplace").decode("unicode_escape")
             if msgid not in catalog:
                 missing.append(f"{module.relative_to(static)}: {msgid}")
     assert found > 50, "the viewer's strings go through gettext()"
