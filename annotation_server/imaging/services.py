@@ -224,6 +224,7 @@ def index_entries(project, entries: list[StoredEntry], *, site=None) -> IndexRep
                 along = float(np.dot(normal, position)) if normal is not None and position else None
                 rows.append((along, entry, frame))
         known = set(series.instances.values_list("sop_instance_uid", "frame"))
+        was_empty = not known
         fresh = []
         for row in rows:
             ident = (str(row[1].header.SOPInstanceUID), row[2]["frame"])
@@ -256,12 +257,12 @@ def index_entries(project, entries: list[StoredEntry], *, site=None) -> IndexRep
                     size_bytes=entry.size,
                 )
             )
-        if not known:  # a new series: number the slices before the one INSERT
+        if was_empty:  # a new series: number the slices before the one INSERT
             _number(instances)
         Instance.objects.bulk_create(instances, batch_size=500)
         report.instances += len(instances)
         if fresh:
-            _reorder(series, instances if not known else None)
+            _reorder(series, instances if was_empty else None)
         report.series.append(series)
     return report
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.charset import default_encoding
-from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
@@ -184,28 +184,28 @@ def burned_in_risk(ds: Dataset) -> str | None:
     documents) and screen captures (ImageType SCREEN SAVE-like values, SECONDARY/DERIVED
     images with a capture ConversionType, dose-report descriptions).
     """
-    if _text(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+    if _text(peek(ds, "BurnedInAnnotation", "")).upper() == "YES":
         return "BurnedInAnnotation is YES"
-    if _text(ds.get("RecognizableVisualFeatures", "")).upper() == "YES":
+    if _text(peek(ds, "RecognizableVisualFeatures", "")).upper() == "YES":
         return "RecognizableVisualFeatures is YES"
-    sop_class = _text(ds.get("SOPClassUID", ""))
+    sop_class = _text(peek(ds, "SOPClassUID", ""))
     if sop_class in RISKY_SOP_CLASSES:
         return f"SOP class {RISKY_SOP_CLASSES[sop_class]} often carries burned-in text"
     for prefix, name in RISKY_SOP_PREFIXES.items():
         if sop_class.startswith(prefix + "."):
             return f"SOP class {name} often shows identifying text or features"
-    modality = _text(ds.get("Modality", "")).upper()
+    modality = _text(peek(ds, "Modality", "")).upper()
     if modality in RISKY_MODALITIES:
         return f"modality {modality} ({RISKY_MODALITIES[modality]}) often carries burned-in text"
-    image_type = [str(v).upper() for v in _as_list(ds.get("ImageType", []))]
+    image_type = [str(v).upper() for v in _as_list(peek(ds, "ImageType", []))]
     for marker in SCREEN_IMAGE_TYPES:
         if any(marker in v for v in image_type):
             return f"ImageType {marker} is a screen capture"
-    conversion = _text(ds.get("ConversionType", "")).upper()
+    conversion = _text(peek(ds, "ConversionType", "")).upper()
     if conversion and ("SECONDARY" in image_type or "DERIVED" in image_type or not image_type):
         return f"secondary image with ConversionType {conversion}"
     descriptions = " ".join(
-        _text(ds.get(k, "")).lower() for k in ("SeriesDescription", "StudyDescription")
+        _text(peek(ds, k, "")).lower() for k in ("SeriesDescription", "StudyDescription")
     )
     for marker in SCREEN_DESCRIPTIONS:
         if marker in descriptions:
@@ -225,15 +225,48 @@ def _tag(elem: DataElement) -> Tag:
     return (elem.tag.group, elem.tag.element)
 
 
+def peek(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """``ds.get(keyword, default)`` that leaves a raw element raw in ``ds``.
+
+    Reading an attribute through pydicom decodes it for good, and a decoded
+    element is re-encoded when the file is written; de-identification and ingest
+    only look at most of what they read, so they decode a copy.
+    """
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        return ds.get(keyword, default)
+    elem = ds.get_item(tag)
+    if elem is None:
+        return default
+    if elem.is_raw:
+        if elem.VR in (None, "UN", "SQ") or elem.value is None:
+            return ds.get(keyword, default)  # decoded in place, as pydicom does
+        charset = (
+            default_encoding
+            if tag == 0x00080005
+            else ds.original_character_set or ds._character_set
+        )
+        elem = convert_raw_data_element(elem, encoding=charset, ds=ds)
+    return elem.value
+
+
 def _element(ds: Dataset, tag: BaseTag) -> tuple[DataElement | RawDataElement, str]:
     """The element at ``tag``, still raw when its VR is known without decoding it.
 
     A raw element's VR is what decoding would give, except when it is unknown
-    (implicit VR) or UN (which pydicom replaces with the dictionary's VR): those
+    (implicit VR: the data dictionary's VR, when it is one VR, is what decoding
+    would use) or UN (which pydicom replaces with the dictionary's VR): the rest
     are decoded here, so the VR that picks the action is the same either way.
     """
     elem = ds.get_item(tag)
     vr = elem.VR
+    if elem.is_raw and vr is None and not tag.is_private and tag.element != 0:
+        try:  # implicit VR: what pydicom's decoding would look up (unambiguous VRs only)
+            known = dictionary_VR(tag)
+        except KeyError:
+            known = None
+        if known is not None and len(known) == 2 and known != "UN":
+            return elem._replace(VR=known), known
     if elem.is_raw and (vr is None or vr == "UN"):
         elem = ds[tag]
         vr = elem.VR
@@ -306,13 +339,14 @@ def _encode_value(
     elem: DataElement, like: RawDataElement, charset: Any
 ) -> tuple[str, bytes] | None:
     """(VR, value bytes) of ``elem`` encoded as ``like`` was; None when pydicom would
-    not write it as a plain defined-length value of that VR."""
+    not write it as a plain defined-length value of that VR. (A sequence's value
+    is its items, encoded like the rest of the file.)"""
     buffer = DicomBytesIO()
     buffer.is_implicit_VR = like.is_implicit_VR
     buffer.is_little_endian = like.is_little_endian
     write_data_element(buffer, elem, charset)
     data = buffer.getvalue()
-    if elem.VR == "SQ" or elem.is_undefined_length:
+    if elem.is_undefined_length:
         return None
     if like.is_implicit_VR:
         header = 8
@@ -353,18 +387,21 @@ MEMO_MAX_VALUE = 1024  # bytes: longer values are processed every time, not reme
 MEMO_MAX_ENTRIES = 50_000
 
 
-def _memo_key(ds: Dataset, tag: BaseTag, vr: str, elem: Any) -> tuple | None:
+def _charset_key(ds: Dataset) -> str | tuple[str, ...]:
+    charset = ds._character_set
+    return charset if isinstance(charset, str) else tuple(charset)
+
+
+def _memo_key(charset: Any, tag: BaseTag, vr: str, elem: Any) -> tuple | None:
     """What a raw element's de-identified outcome depends on besides the context:
-    its tag, VR, bytes, their encoding and the dataset's character set. None when
-    the element is not a short raw value of defined length (not remembered)."""
-    if not elem.is_raw or vr == "SQ" or elem.length == 0xFFFFFFFF:
+    its tag, VR, bytes, their encoding and the dataset's character set (a
+    sequence's items are in its bytes). None when the element is not a short raw
+    value of defined length (not remembered)."""
+    if not elem.is_raw or elem.length == 0xFFFFFFFF:
         return None
     value = elem.value
     if not isinstance(value, bytes) or len(value) > MEMO_MAX_VALUE:
         return None
-    charset = ds._character_set
-    if not isinstance(charset, str):
-        charset = tuple(charset)
     return (int(tag), vr, value, elem.is_implicit_VR, elem.is_little_endian, charset)
 
 
@@ -415,6 +452,7 @@ class Deidentifier:
         self._actions: dict[tuple[Tag, str], str] = {}
         self._memos: dict[tuple, dict] = {}
         self._token_memo: dict[tuple, tuple[str, ...]] = {}
+        self._marks: dict[tuple, list[tuple[BaseTag, str, bytes]]] = {}
 
     # -- derived identifiers -------------------------------------------------------------
 
@@ -447,13 +485,13 @@ class Deidentifier:
 
     def patient_key(self, ds: Dataset) -> str:
         """What pseudonym and date shift derive from: PatientID, else the study UID."""
-        pid = _text(ds.get("PatientID", ""))
+        pid = _text(peek(ds, "PatientID", ""))
         if pid:
             return pid
-        study = _text(ds.get("StudyInstanceUID", ""))
+        study = _text(peek(ds, "StudyInstanceUID", ""))
         if study:
             return "study:" + study
-        return "sop:" + _text(ds.get("SOPInstanceUID", ""))
+        return "sop:" + _text(peek(ds, "SOPInstanceUID", ""))
 
     # -- the profile -----------------------------------------------------------------------
 
@@ -480,18 +518,18 @@ class Deidentifier:
             shift_days=self.date_shift_days(key),
             scrub_tokens=self._scrub_tokens(out) if self.options.clean_descriptors else [],
         )
-        ctx.record("patient_id", _text(out.get("PatientID", "")), ctx.pseudonym)
-        ctx.record("patient_name", _text(out.get("PatientName", "")), ctx.pseudonym)
+        ctx.record("patient_id", _text(peek(out, "PatientID", "")), ctx.pseudonym)
+        ctx.record("patient_name", _text(peek(out, "PatientName", "")), ctx.pseudonym)
         if self.options.retain_longitudinal_modified_dates:
             ctx.record("date_shift", key, str(ctx.shift_days))
         self._fill_patient_age(out)
-        old_sop = _text(out.get("SOPInstanceUID", ""))
+        old_sop = _text(peek(out, "SOPInstanceUID", ""))
         self._process(out, ctx, scrub_all=False, memo=self._memo_for(out, ctx))
         for keyword in ("PatientID", "PatientName"):  # Type 2: always present, pseudonymous
-            if keyword not in out or not _text(out.get(keyword)):
+            if keyword not in out or not _text(peek(out, keyword)):
                 setattr(out, keyword, ctx.pseudonym)
         self._process_file_meta(out, old_sop, ctx)
-        self._mark(out)
+        self._mark_raw(out)
         return DeidResult(out, list(ctx.mappings.values()), reason, ctx.removed)
 
     def _memo_for(self, ds: Dataset, ctx: _Context) -> dict:
@@ -512,18 +550,44 @@ class Deidentifier:
         return memo
 
     def _fill_patient_age(self, ds: Dataset) -> None:
-        if _text(ds.get("PatientAge", "")):
+        if _text(peek(ds, "PatientAge", "")):
             return
-        birth = _parse_date(ds.get("PatientBirthDate", ""))
+        birth = _parse_date(peek(ds, "PatientBirthDate", ""))
         if birth is None:
             return
         for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
-            at = _parse_date(ds.get(keyword, ""))
+            at = _parse_date(peek(ds, keyword, ""))
             if at is not None:
                 age = _age_string(birth, at)
                 if age is not None:
                     ds.PatientAge = age
                 return
+
+    def _mark_raw(self, ds: Dataset) -> None:
+        """``_mark``, with its elements encoded once per encoding and character set
+        and inserted already encoded (they are the same in every file)."""
+        encoding = ds.original_encoding
+        charset = ds._character_set
+        key = (encoding, charset if isinstance(charset, str) else tuple(charset))
+        if None in encoding:
+            self._mark(ds)
+            return
+        marks = self._marks.get(key)
+        if marks is None:
+            scratch = Dataset()
+            self._mark(scratch)
+            like = RawDataElement(BaseTag(0), None, 0, b"", 0, encoding[0], encoding[1])
+            charsets = peek(ds, "SpecificCharacterSet", default_encoding)
+            marks = []
+            for elem in scratch:
+                encoded = _encode_value(elem, like, charsets)
+                if encoded is None:
+                    self._mark(ds)
+                    return
+                marks.append((elem.tag, *encoded))
+            self._marks[key] = marks
+        for tag, vr, value in marks:
+            ds[tag] = RawDataElement(tag, vr, len(value), value, 0, encoding[0], encoding[1])
 
     def _mark(self, ds: Dataset) -> None:
         opts = self.options
@@ -564,7 +628,7 @@ class Deidentifier:
         if "MediaStorageSOPInstanceUID" in meta:
             old = _text(meta.MediaStorageSOPInstanceUID)
             if "SOPInstanceUID" in ds and old_sop:
-                new = _text(ds.SOPInstanceUID)
+                new = _text(peek(ds, "SOPInstanceUID"))
             else:
                 new = self.uid(old) if old else ""
             if new and new != old:
@@ -588,6 +652,7 @@ class Deidentifier:
     ) -> None:
         # Elements stay raw (undecoded bytes) unless their action needs the value:
         # decoding and re-encoding every kept attribute was most of the engine's time.
+        charset = _charset_key(ds)
         for tag in sorted(ds.keys()):
             group, element = tag.group, tag.element
             if group % 2 == 1 or is_curve_or_overlay(group):
@@ -607,7 +672,7 @@ class Deidentifier:
                 ctx.removed += 1
                 continue
             if memo is not None:
-                key = _memo_key(ds, tag, vr, elem)
+                key = _memo_key(charset, tag, vr, elem)
                 if key is not None:
                     self._apply_outcome(ds, tag, elem, vr, action, ctx, memo, key)
                     continue
@@ -664,7 +729,7 @@ class Deidentifier:
             ctx.mappings = mappings
         if tag not in ds:
             return _Outcome(None, recorded, added)
-        encoded = _encode_value(ds[tag], raw, ds.get("SpecificCharacterSet", default_encoding))
+        encoded = _encode_value(ds[tag], raw, peek(ds, "SpecificCharacterSet", default_encoding))
         if encoded is None:
             return None
         return _Outcome(encoded, recorded, added)
@@ -744,7 +809,7 @@ class Deidentifier:
             if own and own != ctx.patient_key:  # a nested record of another patient
                 ctx.record("patient_id", own, new)
         else:
-            item_id = _text(ds.get("PatientID", ""))
+            item_id = _text(peek(ds, "PatientID", ""))
             new = self.pseudonym(item_id) if item_id else ctx.pseudonym
         if _text(elem.value) != new:
             elem.value = new
@@ -778,13 +843,21 @@ class Deidentifier:
         return out
 
     def _collect_tokens(self, ds: Dataset, tokens: set[str]) -> None:
+        charset = _charset_key(ds)
         for tag in ds.keys():  # noqa: SIM118 (iterating a Dataset decodes each element)
             elem, vr = _element(ds, tag)
             if vr == "SQ":
-                if elem.is_raw:
-                    elem = ds[tag]
-                for item in elem.value or []:
-                    self._collect_tokens(item, tokens)
+                memo_key = _memo_key(charset, tag, vr, elem)
+                found = self._token_memo.get(memo_key) if memo_key else None
+                if found is None:
+                    inner: set[str] = set()
+                    for item in (ds[tag] if elem.is_raw else elem).value or []:
+                        self._collect_tokens(item, inner)
+                    found = tuple(inner)
+                    if memo_key:
+                        self._remember(self._token_memo, memo_key, found)
+                        ds[tag] = elem  # only read here: raw again, to be remembered whole
+                tokens.update(found)
                 continue
             private = tag.group % 2 == 1
             if private and tag.element < 0x0100:  # private creator names the vendor
@@ -794,7 +867,7 @@ class Deidentifier:
                 continue
             if vr not in TEXT_VRS and vr not in DATE_VRS and not (private and vr == "UN"):
                 continue
-            memo_key = _memo_key(ds, tag, vr, elem)
+            memo_key = _memo_key(charset, tag, vr, elem)
             found = self._token_memo.get(memo_key) if memo_key else None
             if found is None:
                 if elem.is_raw:

@@ -19,6 +19,7 @@ from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from annotation_server.imaging.deid import Deidentifier, Mapping
+from annotation_server.imaging.deid.engine import peek
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
@@ -56,7 +57,7 @@ def parse(data: bytes) -> pydicom.Dataset:
     meta_class = str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "") or "")
     if meta_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         raise FileRejected("DICOMDIR (an index of other files, not an image): skipped")
-    missing = [k for k in REQUIRED_UIDS if not str(ds.get(k, "") or "").strip()]
+    missing = [k for k in REQUIRED_UIDS if not str(peek(ds, k, "") or "").strip()]
     if missing:
         raise FileRejected(f"missing required attribute(s): {', '.join(missing)}")
     if "PixelData" not in ds and "FloatPixelData" not in ds:
@@ -83,11 +84,11 @@ def check_pixels(ds: pydicom.Dataset) -> None:
         if decoder is None or not decoder.is_available:
             raise FileRejected(f"unsupported transfer syntax {ts.name} ({ts}): cannot decode")
         return
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    bits = int(ds.BitsAllocated)
-    expected = ds.Rows * ds.Columns * samples * frames * bits // 8
-    have = len(ds.PixelData) if "PixelData" in ds else expected
+    frames = int(peek(ds, "NumberOfFrames", 1) or 1)
+    samples = int(peek(ds, "SamplesPerPixel", 1) or 1)
+    bits = int(peek(ds, "BitsAllocated"))
+    expected = peek(ds, "Rows") * peek(ds, "Columns") * samples * frames * bits // 8
+    have = len(peek(ds, "PixelData")) if "PixelData" in ds else expected
     if have < expected:
         raise FileRejected(f"truncated pixel data: {have} bytes, {expected} expected")
 
@@ -120,7 +121,7 @@ def encode(ds: pydicom.Dataset) -> bytes:
         ("MediaStorageSOPClassUID", "SOPClassUID"),
         ("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
     ):
-        value = ds.get(ds_kw)
+        value = peek(ds, ds_kw)
         if meta_kw not in meta or (value and value != meta[meta_kw].value):
             setattr(meta, meta_kw, value)
     fp = DicomBytesIO()
@@ -151,13 +152,19 @@ _HEADER_IMPLICIT = struct.Struct("<HHL")
 
 def _write_body(fp: DicomBytesIO, ds: pydicom.Dataset, implicit: bool) -> None:
     """pydicom's write_dataset, with a fast path for raw elements of defined length."""
-    charset = ds.get("SpecificCharacterSet", default_encoding)
+    charset = peek(ds, "SpecificCharacterSet", default_encoding)
     write = fp.write
     for tag in sorted(ds.keys()):
         if tag.element == 0 and tag.group > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
         elem = ds.get_item(tag)
         value = elem.value if elem.is_raw else None
+        if value is not None and (
+            elem.is_implicit_VR != implicit
+            or not elem.is_little_endian
+            or (elem.VR is None and not implicit)
+        ):
+            elem, value = ds[tag], None  # read in another encoding than it is written in
         if isinstance(value, bytes) and elem.length != 0xFFFFFFFF:
             vr = elem.VR
             length = len(value)
