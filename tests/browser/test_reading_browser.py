@@ -24,6 +24,11 @@ SLICES = 12
 @pytest.fixture
 def ct_case(project, reader_a, reader_b):
     """A real 12-slice CT in reading, with a schema whose nodule may also be a box."""
+    return make_ct_case(project, reader_a, reader_b)
+
+
+def make_ct_case(project, reader_a, reader_b, code: str = "CT0001") -> dict:
+    """The case of `ct_case`, for other browser modules to build their own."""
     definition = copy.deepcopy(factories.schema("lung-nodule-ct").definition)
     definition["finding_types"][0]["geometry"] = ["contour", "ellipse", "point", "box", "polygon"]
     project.label_schema = LabelSchema.objects.create(
@@ -33,7 +38,7 @@ def ct_case(project, reader_a, reader_b):
     datasets, _ = fixtures.build_ct_datasets(slices=SLICES, seed=3, matrix=256)
     series = index_datasets(project, datasets).series[0]
     case = Case.objects.create(
-        project=project, code="CT0001", series=series, state=Case.State.READING, qc_status="pass"
+        project=project, code=code, series=series, state=Case.State.READING, qc_status="pass"
     )
     return {
         "case": case,

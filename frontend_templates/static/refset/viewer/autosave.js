@@ -2,11 +2,32 @@
 // tab or a network failure loses nothing), then sent after a short pause. Each
 // update or delete carries the version it was based on; the server answers 409 if
 // another tab or window saved first, and the queue stops with a clear message
-// instead of overwriting. Network failures retry with backoff.
+// instead of overwriting. Network failures retry with backoff (and at once when
+// the browser says it is online again).
+//
+// The buffer is one localStorage entry per task holding one record per finding
+// uid; a queue only writes or removes the records it made, so two tabs of the
+// same read never wipe each other's unsaved changes.
 //
 // States: "saved", "pending", "saving", "retrying", "error", "conflict", "locked".
 
 const DEBOUNCE_MS = 700;
+const MAX_BACKOFF_MS = 10000;
+
+/** JSON with sorted keys: the server (PostgreSQL jsonb) does not keep key order. */
+export function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value)
+      .sort()
+      .filter((k) => value[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value === undefined ? null : value);
+}
+
+const same = (a, b) => canonical(a) === canonical(b);
 
 function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -66,63 +87,94 @@ export class SaveQueue extends EventTarget {
     this.running = null;
     this.failures = 0;
     this.key = `refset.read.${taskId}`;
+    this.mine = new Set();
+    this.caseLabelMine = false;
     store.addEventListener("change", (e) => {
       if (e.detail.why !== "restore") this.touch(e.detail.uid);
     });
+    if (typeof window !== "undefined") {
+      window.addEventListener("online", () => {
+        if (!this.idle && (this.state === "retrying" || this.state === "pending")) this.schedule(0);
+      });
+    }
   }
 
   // -- local buffer ------------------------------------------------------------
 
-  _persist() {
-    const findings = {};
-    for (const uid of this.dirty) {
-      findings[uid] = { value: this.store.get(uid), base: this.server[uid] || null };
-    }
-    const buffer = { findings, caseLabel: this.caseLabelDirty ? this.caseLabel : null, at: Date.now() };
+  _readBuffer() {
     try {
-      if (!this.dirty.size && !this.caseLabelDirty) localStorage.removeItem(this.key);
-      else localStorage.setItem(this.key, JSON.stringify(buffer));
+      const raw = JSON.parse(localStorage.getItem(this.key) || "null");
+      return raw && typeof raw === "object" ? { findings: raw.findings || {}, caseLabel: raw.caseLabel || null } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  _writeBuffer(buffer) {
+    try {
+      if (!Object.keys(buffer.findings).length && !buffer.caseLabel) localStorage.removeItem(this.key);
+      else localStorage.setItem(this.key, JSON.stringify({ ...buffer, at: Date.now() }));
     } catch {
       // Storage full or disabled: the in-memory queue still saves.
     }
   }
 
-  /** Re-apply changes a previous page left unsaved; returns how many. */
-  restoreBuffer() {
-    let raw = null;
-    try {
-      raw = JSON.parse(localStorage.getItem(this.key) || "null");
-    } catch {
-      raw = null;
+  _persist() {
+    const buffer = this._readBuffer() || { findings: {}, caseLabel: null };
+    for (const uid of this.mine) {
+      if (this.dirty.has(uid)) {
+        buffer.findings[uid] = { value: this.store.get(uid), base: this.server[uid] || null };
+      } else {
+        delete buffer.findings[uid];
+        this.mine.delete(uid);
+      }
     }
+    if (this.caseLabelDirty) buffer.caseLabel = this.caseLabel;
+    else if (this.caseLabelMine) buffer.caseLabel = null;
+    this.caseLabelMine = this.caseLabelDirty;
+    this._writeBuffer(buffer);
+  }
+
+  /**
+   * Re-apply changes a previous page left unsaved; returns how many. A buffered
+   * change that the server already holds (its answer was lost when the tab closed)
+   * is dropped; any other keeps the version it was based on, so a newer save from
+   * another tab answers 409 instead of being overwritten.
+   */
+  restoreBuffer() {
+    const raw = this._readBuffer();
     if (!raw) return 0;
     let n = 0;
-    for (const [uid, entry] of Object.entries(raw.findings || {})) {
-      // A buffered edit keeps the version it was based on (a newer save from another
-      // tab then answers 409). A create whose answer was lost is on the server
-      // already (same uid): the loaded version is then the base.
+    for (const [uid, entry] of Object.entries(raw.findings)) {
+      const loaded = this.store.get(uid);
+      const arrived = entry.value ? loaded && same(loaded, entry.value) : !loaded && !this.server[uid];
+      this.mine.add(uid);
+      if (arrived) continue;
+      // A create whose answer was lost is on the server already (same uid): the
+      // loaded version is then the base.
       if (entry.base) this.server[uid] = entry.base;
       this.store.restore(uid, entry.value);
       this.dirty.add(uid);
       n += 1;
     }
     if (raw.caseLabel) {
-      this.caseLabel = raw.caseLabel;
-      this.caseLabelDirty = true;
-      n += 1;
+      this.caseLabelMine = true;
+      if (!same(raw.caseLabel.values, this.caseLabel.values)) {
+        this.caseLabel = raw.caseLabel;
+        this.caseLabelDirty = true;
+        n += 1;
+      }
     }
+    this._persist();
     if (n) this.schedule(0);
     return n;
   }
 
+  /** Forget this page's unsaved changes (another tab's records stay). */
   discardBuffer() {
     this.dirty.clear();
     this.caseLabelDirty = false;
-    try {
-      localStorage.removeItem(this.key);
-    } catch {
-      /* nothing to clear */
-    }
+    this._persist();
   }
 
   // -- queue ---------------------------------------------------------------------
@@ -136,6 +188,7 @@ export class SaveQueue extends EventTarget {
   touch(uid) {
     if (this.state === "conflict" || this.state === "locked") return;
     this.dirty.add(uid);
+    this.mine.add(uid);
     this._persist();
     this._setState("pending");
     this.schedule(DEBOUNCE_MS);
@@ -230,15 +283,24 @@ export class SaveQueue extends EventTarget {
       const { status, data } = await api("POST", base, body);
       if (status === 201) this.taskVersion += 1;
       this.server[uid] = { id: data.id, version: data.version };
-      if (status === 200 && JSON.stringify(data.geometry) !== JSON.stringify(value.geometry)) {
+      if (status === 200 && !["finding_type", "geometry", "attributes", "source"].every((k) => same(data[k], body[k]))) {
         // Retried create that had arrived: now send the newer content as an update.
-        await this._sendFinding(uid);
-      } else if (status === 200 && JSON.stringify(data.attributes) !== JSON.stringify(value.attributes)) {
         await this._sendFinding(uid);
       }
       return;
     }
-    const { data } = await api("PUT", `${base}${known.id}/`, { ...body, version: known.version });
+    let data;
+    try {
+      ({ data } = await api("PUT", `${base}${known.id}/`, { ...body, version: known.version }));
+    } catch (error) {
+      // 409 because this very change already arrived (sent by an earlier page whose
+      // answer was lost): adopt the server's version. Any other content is a conflict.
+      if (!(error instanceof HttpError) || error.status !== 409 || error.body.code === "read_locked") throw error;
+      const { data: current } = await api("GET", `${base}${known.id}/`);
+      const mine = ["finding_type", "geometry", "attributes", "source"];
+      if (!mine.every((k) => same(current[k], body[k]))) throw error;
+      data = current;
+    }
     this.taskVersion += 1;
     this.server[uid] = { id: data.id, version: data.version };
   }
@@ -269,7 +331,7 @@ export class SaveQueue extends EventTarget {
       }
     }
     this.failures += 1;
-    const wait = Math.min(30000, 1000 * 2 ** Math.min(this.failures - 1, 5));
+    const wait = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(this.failures - 1, 5));
     this._setState(
       "retrying",
       interpolate(gettext("Not saved yet (network): retrying in %s s. Your work is kept in this browser."), [

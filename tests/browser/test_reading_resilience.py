@@ -1,0 +1,221 @@
+"""Nothing a reader draws is lost: network failures retry from the local buffer, a
+closed tab is restored when the read is opened again, and two tabs of one read
+never silently overwrite each other (the second gets a visible conflict)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from annotation_server.reading.models import Finding
+from tests import factories
+from tests.browser.test_reading_browser import image_to_page, login, make_ct_case, wait_saved
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+SAVE_STATE = "document.querySelector('[data-testid=save-state]').dataset.state"
+
+
+def findings_api(url: str) -> bool:
+    return "/api/v1/findings/" in url
+
+
+@pytest.fixture
+def ct_case(project, reader_a, reader_b):
+    return make_ct_case(project, reader_a, reader_b)
+
+
+def open_read(page, live_server, task) -> None:
+    page.goto(f"{live_server.url}/read/{task.pk}/")
+    page.wait_for_function("document.body.dataset.firstImage === '1'")
+
+
+def draw_box(page, c0: float, r0: float, c1: float, r1: float) -> None:
+    page.keyboard.press("b")
+    x0, y0 = image_to_page(page, c0, r0)
+    x1, y1 = image_to_page(page, c1, r1)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+
+
+def buffer(page, task) -> dict | None:
+    return page.evaluate(f"JSON.parse(localStorage.getItem('refset.read.{task.pk}'))")
+
+
+def wait_until(page, check, timeout: float = 15.0) -> None:
+    """Poll the database while the browser keeps running (route handlers included)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting for the database"
+        page.wait_for_timeout(100)
+
+
+def test_a_network_failure_shows_retrying_and_saves_once_back(
+    live_server, page, ct_case, artifacts_dir
+):
+    task = ct_case["a"]
+    login(page, live_server, "reader_a", "en")
+    open_read(page, live_server, task)
+    network = {"mode": "abort", "failed": 0}
+
+    def flaky(route):
+        if network["mode"] == "abort":
+            network["failed"] += 1
+            route.abort("internetdisconnected")
+        elif network["mode"] == "500":
+            network["failed"] += 1
+            route.fulfill(status=500, content_type="text/html", body="<h1>Server Error</h1>")
+        else:
+            route.continue_()
+
+    page.route(findings_api, flaky)
+    draw_box(page, 60, 60, 110, 100)
+    assert page.locator("[data-testid=finding]").count() == 1
+    page.wait_for_function(f"{SAVE_STATE} === 'retrying'")
+    assert page.locator("[data-testid=save-state]").inner_text() == "Saving… retrying"
+    assert "retrying in" in page.locator("#ws-flash").inner_text()
+    uid = page.evaluate("window.__ws.store.list()[0].uid")
+    assert uid in buffer(page, task)["findings"]
+    assert not Finding.objects.filter(task=task).exists()
+    page.screenshot(path=str(artifacts_dir / "workstation-retrying-en.png"))
+
+    # Still failing, now with 500s: an attribute change joins the buffer.
+    network["mode"] = "500"
+    page.select_option("#ws-attrs select[name=nodule_type]", "ground_glass")
+    failed_before = network["failed"]
+    page.wait_for_function(f"{SAVE_STATE} === 'retrying'")
+    wait_until(page, lambda: network["failed"] > failed_before)
+    assert buffer(page, task)["findings"][uid]["value"]["attributes"] == {
+        "nodule_type": "ground_glass"
+    }
+    assert not Finding.objects.filter(task=task).exists()
+
+    network["mode"] = "ok"
+    page.wait_for_function(f"{SAVE_STATE} === 'saved'", timeout=20_000)
+    assert page.locator("[data-testid=save-state]").inner_text() == "All changes saved"
+    assert network["failed"] >= 2
+    finding = Finding.objects.get(task=task)
+    assert str(finding.uid) == uid
+    assert finding.geometry["kind"] == "box"
+    assert finding.attributes == {"nodule_type": "ground_glass"}
+    assert buffer(page, task) is None
+
+
+def test_a_closed_tab_is_restored_from_the_local_buffer_and_saved(live_server, page, ct_case):
+    task = ct_case["a"]
+    login(page, live_server, "reader_a", "en")
+    open_read(page, live_server, task)
+    context = page.context
+    # The edit never reaches the server before the tab is closed.
+    page.route(findings_api, lambda route: route.abort("internetdisconnected"))
+    draw_box(page, 40, 40, 90, 80)
+    page.wait_for_function(f"{SAVE_STATE} === 'retrying'")
+    uid = page.evaluate("window.__ws.store.list()[0].uid")
+    assert uid in buffer(page, task)["findings"]
+    page.close()
+    assert not Finding.objects.filter(task=task).exists()
+
+    again = context.new_page()
+    open_read(again, live_server, task)
+    again.wait_for_function("window.__ws.store.list().length === 1")
+    assert "restored" in again.locator("#ws-flash").inner_text()
+    wait_saved(again)
+    finding = Finding.objects.get(task=task)
+    assert str(finding.uid) == uid and finding.geometry["kind"] == "box"
+    assert buffer(again, task) is None
+
+    # An update that reached the server, but the tab closed before the answer came.
+    def lost_answer(route):
+        route.fetch()
+        route.abort("internetdisconnected")
+
+    again.route(findings_api, lost_answer)
+    again.click("[data-testid=finding]")
+    again.select_option("#ws-attrs select[name=nodule_type]", "calcified")
+    wait_until(
+        again,
+        lambda: Finding.objects.get(pk=finding.pk).attributes.get("nodule_type") == "calcified",
+    )
+    arrived_version = Finding.objects.get(pk=finding.pk).version
+    assert buffer(again, task)["findings"][uid]["base"]["version"] == finding.version
+    again.close()
+
+    third = context.new_page()
+    writes: list[str] = []
+    third.on(
+        "request",
+        lambda r: (
+            writes.append(f"{r.method} {r.url}")
+            if findings_api(r.url) and r.method != "GET"
+            else None
+        ),
+    )
+    open_read(third, live_server, task)
+    wait_saved(third)
+    third.wait_for_load_state("networkidle")
+    # It was already saved: no conflict, nothing sent again, the buffer is empty.
+    assert third.evaluate(SAVE_STATE) == "saved"
+    assert third.locator("[data-testid=conflict]").is_hidden()
+    assert writes == []
+    assert buffer(third, task) is None
+    row = Finding.objects.get(pk=finding.pk)
+    assert row.version == arrived_version and row.attributes == {"nodule_type": "calcified"}
+
+
+def test_a_second_tab_gets_a_conflict_and_overwrites_nothing(
+    live_server, page, ct_case, artifacts_dir
+):
+    task = ct_case["a"]
+    planted = Finding.objects.create(
+        task=task,
+        finding_type="nodule",
+        geometry=factories.nodule_geometry(slice_index=0, kind="ellipse"),
+        attributes={"nodule_type": "solid"},
+    )
+    login(page, live_server, "reader_a", "en")
+    first = page
+    second = page.context.new_page()
+    second.set_default_timeout(15_000)
+    open_read(first, live_server, task)
+    open_read(second, live_server, task)
+
+    first.bring_to_front()
+    first.click("[data-testid=finding]")
+    first.select_option("#ws-attrs select[name=nodule_type]", "part_solid")
+    wait_saved(first)
+    planted.refresh_from_db()
+    assert planted.attributes == {"nodule_type": "part_solid"} and planted.version == 2
+
+    # The second tab still holds version 1 and edits the same finding.
+    second.bring_to_front()
+    second.click("[data-testid=finding]")
+    second.select_option("#ws-attrs select[name=nodule_type]", "ground_glass")
+    second.wait_for_function(f"{SAVE_STATE} === 'conflict'")
+    banner = second.locator("[data-testid=conflict]")
+    assert banner.is_visible()
+    assert "changed in another tab or window" in banner.inner_text()
+    assert second.locator("[data-testid=save-state]").inner_text() == "Conflict: not saved"
+    second.screenshot(path=str(artifacts_dir / "workstation-conflict-en.png"))
+    planted.refresh_from_db()
+    assert planted.attributes == {"nodule_type": "part_solid"} and planted.version == 2
+
+    # Later edits in the stale tab are not sent either.
+    second.fill("#ws-attrs input[name=long_axis_mm]", "9")
+    second.wait_for_timeout(1500)
+    planted.refresh_from_db()
+    assert planted.attributes == {"nodule_type": "part_solid"} and planted.version == 2
+
+    # "Reload the newest version" shows the first tab's save.
+    second.click("#ws-reload")
+    second.wait_for_function("document.body.dataset.firstImage === '1'")
+    second.click("[data-testid=finding]")
+    assert second.locator("#ws-attrs select[name=nodule_type]").input_value() == "part_solid"
+    assert second.evaluate(SAVE_STATE) == "saved"
+    assert json.dumps(buffer(second, task) or {}).count("ground_glass") == 0
