@@ -3,6 +3,8 @@ the case goes next."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from annotation_server.adjudication import services
@@ -162,18 +164,22 @@ def test_arbitrators_never_read_the_case_and_are_load_balanced(
     assert set(chosen.values()) == {arbitrator_b, arbitrator_c}
 
 
-@pytest.mark.django_db
-def test_reads_complete_queues_the_settle_job_which_settles(
-    grid_case, tasks, protocol, manager, django_capture_on_commit_callbacks
+def test_reads_complete_queues_the_settle_job_which_a_worker_runs(
+    celery_worker, grid_case, tasks, protocol, manager
 ):
     for task in tasks.values():
         add_finding(task, ellipse(100, 100, [5]))
     submit_all(tasks, labels_all())
-    with django_capture_on_commit_callbacks(execute=True):
-        job = services.reads_complete(grid_case, manager)
-    job.refresh_from_db()
-    assert job.kind == "adjudication.settle"
-    assert job.state == Job.State.SUCCEEDED, job.error
+    job = services.reads_complete(grid_case, manager)  # autocommit: dispatched now
+    assert job.params == {"case_id": grid_case.pk}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.finished_at:
+            break
+        assert celery_worker.poll() is None, "the worker died"
+        time.sleep(0.2)
+    assert job.state == Job.State.SUCCEEDED, (job.state, job.error)
     assert job.result["outcome"] == "adjudicated"
     grid_case.refresh_from_db()
     assert grid_case.state == Case.State.ADJUDICATED

@@ -105,7 +105,11 @@ def settle_case(case_id: int, *, actor=None) -> Settlement:
 
     Idempotent: a case already settled returns its settlement unchanged.
     """
-    case = Case.objects.select_for_update().select_related("project__protocol").get(pk=case_id)
+    case = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("project__protocol")
+        .get(pk=case_id)
+    )
     existing = Settlement.objects.filter(case=case).order_by("round").first()
     if existing is not None:
         return existing
