@@ -214,6 +214,20 @@ def test_outsider_and_readers_without_a_task_get_nothing(
     assert client_for(reader_a).get("/api/v1/series/").json()["count"] == 1
 
 
+def test_a_manager_sees_pixels_of_managed_projects_only(ct_series, project, manager, client_for):
+    from annotation_server.accounts.models import Role
+    from annotation_server.projects.services import grant_role
+
+    other_manager = factories.UserFactory()
+    grant_role(factories.ProjectFactory(slug="other", name="Other"), other_manager, Role.MANAGER)
+    instance = ct_series.instances.first()
+    urls = [pixels_url(instance), f"/api/v1/series/{ct_series.pk}/pixels/"]
+    for url in urls + ["/api/v1/series/abc/pixels/", "/api/v1/instances/0/pixels/"]:
+        assert client_for(other_manager).get(url).status_code == 404, url
+    for url in urls:
+        assert client_for(manager).get(url).status_code == 200, url
+
+
 def test_anonymous_is_refused(ct_series, client):
     assert client.get(pixels_url(ct_series.instances.first())).status_code in (401, 403)
 

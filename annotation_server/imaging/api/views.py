@@ -40,6 +40,7 @@ from annotation_server.imaging.api.serializers import (
     StudySerializer,
 )
 from annotation_server.imaging.models import Instance, Series, Study
+from annotation_server.projects.permissions import MANAGE, project_ids
 
 CACHE_CONTROL = "private, max-age=31536000, immutable"
 MAX_PNG_SIZE = 4096
@@ -168,6 +169,27 @@ def series_records(rows: list[dict[str, Any]]) -> Iterator[bytes]:
 # -- viewsets ---------------------------------------------------------------------
 
 
+def pixel_object(view, queryset, project_of):
+    """The object the URL names, for a pixel endpoint.
+
+    A manager of its project may see it (the first clause of every `visible_to`
+    rule): one permission look-up decides, where `visible_to` evaluates all four
+    role look-ups before it can filter (most of a warm request's time). Everyone
+    else gets `get_object()` and the full rule, so nothing else changes.
+    """
+    user = view.request.user
+    if user.is_authenticated and user.is_active and not user.is_superuser:
+        try:
+            pk = int(view.kwargs["pk"])
+        except (KeyError, TypeError, ValueError):
+            return view.get_object()
+        obj = queryset.filter(pk=pk).first()
+        if obj is not None and project_of(obj) in project_ids(user, MANAGE):
+            view.check_object_permissions(view.request, obj)
+            return obj
+    return view.get_object()
+
+
 class StudyViewSet(viewsets.ReadOnlyModelViewSet):
     """Studies with at least one series visible to you."""
 
@@ -200,7 +222,9 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, url_path="pixels", renderer_classes=[JSONRenderer, PixelsRenderer])
     def pixels(self, request, pk=None):
         """Every frame, decoded and rescaled, as concatenated records in slice order."""
-        series = self.get_object()
+        series = pixel_object(
+            self, Series.objects.select_related("study"), lambda s: s.study.project_id
+        )
         rows, etag = series_rows_and_etag(series)
         cached = not_modified(request, etag)
         if cached:
@@ -258,7 +282,11 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, url_path="pixels", renderer_classes=[JSONRenderer, PixelsRenderer])
     def pixels(self, request, pk=None):
         """One frame record: JSON header then the rescaled pixels (see imaging.pixels)."""
-        instance = self.get_object()
+        instance = pixel_object(
+            self,
+            Instance.objects.select_related("series__study"),
+            lambda i: i.series.study.project_id,
+        )
         row = _row(instance)
         etag = etag_for(
             "instance",
