@@ -7,9 +7,10 @@ stored both in RefSet and in Orthanc 1.10 (tests/orthanc.py: DICOMweb plugin onl
 HttpCompressionEnabled false, private network namespace reached over a veth pair):
 
   (a) ours: GET /api/v1/series/{id}/pixels/ through gunicorn (2 sync workers) on a free
-      loopback port (temporary SQLite database, session cookie; set-up shared with
-      bench/series_fetch.py): time until the first frame record is fully received,
-      and time to the end of the body;
+      loopback port (temporary SQLite database, session cookie of the project's
+      manager; set-up shared with bench/series_fetch.py; both workers warmed up with
+      a few GETs of the series' JSON first): time until the first frame record is
+      fully received, and time to the end of the body;
   (b) Orthanc WADO-RS frames, GET /dicom-web/studies/{s}/series/{se}/instances/{sop}/
       frames/1 (Accept: multipart/related; type="application/octet-stream") for every
       instance in slice order, over 1 keep-alive connection, then over 6 (one thread
@@ -222,6 +223,26 @@ def orthanc_frames(orthanc, paths: list[str], connections: int) -> tuple[float, 
     return done[0] - start, end - start, sum(sizes)
 
 
+def warm_up(port: int, series_pk: str, auth: str, rounds: int = 3) -> None:
+    """Let every gunicorn worker serve requests before anything is timed (Orthanc is
+    warm from the uploads): concurrent connections, so the workers share them."""
+
+    def one() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            for _ in range(rounds):
+                conn.request("GET", f"/api/v1/series/{series_pk}/", headers={"Cookie": auth})
+                conn.getresponse().read()
+        finally:
+            conn.close()
+
+    pool = [threading.Thread(target=one) for _ in range(6)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
 def orthanc_series(orthanc, path: str) -> tuple[float, int]:
     conn = orthanc.connection(timeout=300)
     try:
@@ -284,6 +305,7 @@ def main() -> int:
                 frame_paths = [f"{series_path}/instances/{sop}/frames/1" for sop in sops]
                 auth = f"sessionid={session}"
                 sizes = {}
+                warm_up(port, series_pk, auth)
                 # the first fetch builds the stored stream (decoding every frame)
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
                 try:
