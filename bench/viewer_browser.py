@@ -1,6 +1,7 @@
 """Reading workstation in the browser: time to first image, whole series, scroll frames.
 
     .venv/bin/python bench/viewer_browser.py [--slices 300] [--matrix 512] [--repeat 3]
+    .venv/bin/python bench/viewer_browser.py --xr 2048x2048 --xr 3000x2500 [--repeat 3]
 
 Builds a synthetic CT (fixtures.build_ct_datasets), indexes it into a temporary
 SQLite database as a case in reading with one reader's task, starts `manage.py
@@ -14,11 +15,22 @@ the time to its first chunk. Then it scrolls through every slice, one per
 animation frame, and reports the paint time per slice (window LUT + draw +
 overlays) and the frame interval, against the 16.7 ms budget of a 60 Hz display.
 Only ratios within one run mean anything on a shared machine.
+
+--xr COLSxROWS (repeatable) measures chest radiographs instead: one image from
+fixtures.build_xr_dataset (cropped to ROWS when ROWS < COLS), as a DX case. It
+reports time to first image, then drives the page the way a reader does: a
+window drag (one window change per animation frame, 90 frames), a zoom and a pan
+(90 frames each), and reports per frame the paint time (windowing + putImageData,
+draw, overlays) and the frame interval against the 16.7 ms budget. Its in-page
+baselines, measured in the same page: one putImageData of the full image, and one
+drawImage of the already windowed image at the fitted size (the floors that any
+windowing and any view change cost).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -70,6 +82,108 @@ print(browser.cookies["sessionid"].value)
 print(task.pk, series.pk)
 """
 
+SETUP_XR = """
+import django, fixtures, numpy as np
+django.setup()
+from django.contrib.auth import get_user_model
+from annotation_server.accounts.models import Role
+from annotation_server.projects.models import Case, LabelSchema, Project, ReadingProtocol
+from annotation_server.projects.services import grant_role
+from annotation_server.imaging.services import index_datasets
+from annotation_server.imaging.api.views import build_series_stream
+from annotation_server.reading.models import ReadingTask
+user = get_user_model().objects.create_user({user!r}, password={password!r})
+project = Project.objects.create(slug="bench-xr", name="bench-xr", modality="DX",
+    label_schema=LabelSchema.objects.get(key="chest-radiograph"))
+ReadingProtocol.objects.create(project=project)
+grant_role(project, user, Role.READER)
+for n, (cols, rows) in enumerate({sizes!r}):
+    ds, _ = fixtures.build_xr_dataset(seed=n + 1, size=cols)
+    if rows < cols:
+        ds.PixelData = np.ascontiguousarray(ds.pixel_array[:rows]).tobytes()
+        ds.Rows = rows
+    series = index_datasets(project, [ds]).series[0]
+    build_series_stream(series)
+    case = Case.objects.create(project=project, code=f"X{{n:04d}}", series=series,
+        state="reading", qc_status="pass")
+    task = ReadingTask.objects.create(case=case, reader=user)
+    print("TASK", task.pk, series.pk, cols, rows)
+from django.test import Client
+browser = Client()
+browser.force_login(user)
+print("SESSION", browser.cookies["sessionid"].value)
+"""
+
+# Window drag, zoom and pan as a reader does them: one change per animation frame.
+INTERACT = """
+async () => {
+  const ws = window.__ws;
+  const vp = ws.viewport;
+  const next = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  await next();
+  const cx = vp.cssWidth / 2, cy = vp.cssHeight / 2;
+  const start = { ...ws.window };
+  const out = {};
+  const preview = ws.previewStep.bind(ws);
+  for (const mode of ["window-full", "window", "zoom", "pan"]) {
+    await next();
+    // The baseline: the same drag windowing every source pixel on every frame.
+    ws.previewStep = mode === "window-full" ? () => 1 : preview;
+    ws.paintTimes.length = 0;
+    const render = [], draw = [], frames = [];
+    let last = performance.now();
+    for (let i = 1; i <= 90; i += 1) {
+      if (mode.startsWith("window")) {
+        const sign = mode === "window" ? -1 : 1; // ends on a window the baseline never drew
+        const width = Math.max(1, start.width - i * 5);
+        ws.setWindow(start.center + sign * i * 3, width, { custom: true });
+      } else if (mode === "zoom") {
+        vp.zoomAt(i <= 45 ? 1.03 : 1 / 1.03, cx, cy);
+        ws.redraw();
+      } else {
+        vp.pan(i <= 45 ? 4 : -4, i <= 45 ? 3 : -3);
+        ws.redraw();
+      }
+      await next();
+      frames.push(performance.now() - last);
+      last = performance.now();
+      render.push(ws.renderer.lastMs);
+      draw.push(vp.frameMs);
+      ws.renderer.lastMs = 0;
+    }
+    const steps = mode === "window" ? ws.previewStep(ws.frames[ws.slice]) : 1;
+    let sharp = null;
+    if (mode === "window") {
+      // The drag rests: one full-resolution paint follows.
+      const t = performance.now();
+      while (ws.windowMovingAt) await next();
+      await next();
+      const w = ws.window;
+      const want = `${ws.slice}|${w.center}|${w.width}|${ws.headerInvert !== ws.invert}`;
+      const full = vp.image === ws.renderer.canvas && ws.renderer.key === want;
+      sharp = { after: performance.now() - t, ms: ws.renderer.lastMs, full };
+    }
+    out[mode] = { paint: ws.paintTimes.slice(), render, draw, frames, steps, sharp };
+  }
+  // Floors in the same page: one putImageData of the whole image, one drawImage
+  // of the windowed image at the fitted zoom.
+  const r = ws.renderer;
+  const puts = [], draws = [];
+  for (let i = 0; i < 15; i += 1) {
+    let t = performance.now();
+    r.ctx.putImageData(r.imageData, 0, 0);
+    puts.push(performance.now() - t);
+    vp.fit();
+    t = performance.now();
+    vp.draw(ws.renderer.canvas, null);
+    draws.push(performance.now() - t);
+    await next();
+  }
+  out.floor = { put: puts, draw: draws };
+  return out;
+}
+"""
+
 SCROLL = """
 async () => {
   const ws = window.__ws;
@@ -114,9 +228,110 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serve(env, py):
+    """runserver on a free loopback port; yields its base URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def pct(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    cols, _, rows = text.lower().partition("x")
+    return int(cols), int(rows or cols)
+
+
+def run_xr(args, env, py, base_env_server) -> None:
+    """--xr: first image, window drag, zoom and pan on large radiographs."""
+    from playwright.sync_api import sync_playwright
+
+    script = SETUP_XR.format(user=USER, password=PASSWORD, sizes=args.xr)
+    out = subprocess.run(
+        [py, "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
+    tasks = [line.split()[1:] for line in out.splitlines() if line.startswith("TASK")]
+    session = next(line.split()[1] for line in out.splitlines() if line.startswith("SESSION"))
+    with base_env_server() as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        for task_id, _series_id, cols, rows in tasks:
+            results = []
+            for _ in range(args.repeat):
+                context = browser.new_context(viewport={"width": 1600, "height": 1000})
+                context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
+                page = context.new_page()
+                page.goto(f"{base}/read/{task_id}/")
+                page.wait_for_function(
+                    "performance.getEntriesByName('ws:series-loaded').length", timeout=120_000
+                )
+                marks = page.evaluate(
+                    "({first: performance.getEntriesByName('ws:first-image')[0].startTime,"
+                    " nav: performance.getEntriesByType('navigation')[0].responseEnd})"
+                )
+                results.append((marks, page.evaluate(INTERACT)))
+                context.close()
+            report_xr(int(cols), int(rows), args.repeat, results)
+        browser.close()
+
+
+def report_xr(cols: int, rows: int, repeat: int, results) -> None:
+    def med(values):
+        return statistics.median(values)
+
+    print(f"radiograph {cols} x {rows} int16 ({cols * rows / 1e6:.1f} Mpixel), {repeat} repeats:")
+    print(f"  page HTML received         {med([r[0]['nav'] for r in results]):8.1f} ms")
+    print(f"  first image on the canvas  {med([r[0]['first'] for r in results]):8.1f} ms")
+    put = [v for r in results for v in r[1]["floor"]["put"]]
+    draw = [v for r in results for v in r[1]["floor"]["draw"]]
+    print(
+        f"  floors: putImageData {med(put):.2f} ms, drawImage fitted {med(draw):.2f} ms (same page)"
+    )
+    steps = results[0][1]["window"]["steps"]
+    sharp = [r[1]["window"]["sharp"] for r in results]
+    print(
+        f"  window drag preview step {steps} (every {steps}. pixel and row); at rest one"
+        " full-resolution paint"
+        f" {med([x['ms'] for x in sharp]):.1f} ms,"
+        f" {med([x['after'] for x in sharp]):.0f} ms after the last change"
+        f" (full resolution: {all(x['full'] for x in sharp)})"
+    )
+    full = [v for r in results for v in r[1]["window-full"]["frames"][1:]]
+    part = [v for r in results for v in r[1]["window"]["frames"][1:]]
+    print(
+        f"  window drag frame p95: preview {pct(part, 0.95):.1f} ms vs full-resolution"
+        f" {pct(full, 0.95):.1f} ms = {pct(part, 0.95) / pct(full, 0.95):.2f}x (same run)"
+    )
+    for mode in ("window-full", "window", "zoom", "pan"):
+        paints = [v for r in results for v in r[1][mode]["paint"]]
+        renders = [v for r in results for v in r[1][mode]["render"]]
+        draws = [v for r in results for v in r[1][mode]["draw"]]
+        frames = [v for r in results for v in r[1][mode]["frames"][1:]]
+        print(
+            f"  {mode:11s} paint median {med(paints):6.2f} ms, p95 {pct(paints, 0.95):6.2f} ms"
+            f" (window render p95 {pct(renders, 0.95):6.2f}, draw p95 {pct(draws, 0.95):6.2f});"
+            f" frame median {med(frames):5.1f} ms, p95 {pct(frames, 0.95):5.1f} ms;"
+            f" paint p95 / 16.7 ms = {pct(paints, 0.95) / 16.7:4.2f}"
+        )
 
 
 def main() -> None:
@@ -124,6 +339,13 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--matrix", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--xr",
+        type=size_arg,
+        action="append",
+        metavar="COLSxROWS",
+        help="measure radiographs of this size instead of a CT series (repeatable)",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -139,6 +361,9 @@ def main() -> None:
         env.pop("CELERY_BROKER_URL", None)
         py = sys.executable
         subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        if args.xr:
+            run_xr(args, env, py, lambda: serve(env, py))
+            return
         script = SETUP.format(user=USER, password=PASSWORD, slices=args.slices, matrix=args.matrix)
         out = subprocess.run(
             [py, "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True

@@ -86,8 +86,12 @@ export class Viewport {
     return this.zoom * Math.min(this.sx, this.sy) * this.dpr;
   }
 
-  /** Draw the windowed slice and call `overlay(ctx)` in CSS pixel coordinates. */
-  draw(image, overlay) {
+  /**
+   * Draw the windowed slice and call `overlay(ctx)` in CSS pixel coordinates.
+   * `size` [columns, rows] is the image's size in image pixels when `image` is a
+   * reduced preview of it (default: the image's own size).
+   */
+  draw(image, overlay, size = null) {
     const t0 = performance.now();
     const ctx = this.ctx;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -100,7 +104,8 @@ export class Viewport {
       // Crisp pixels when magnified; smoothing when minified (2k radiographs).
       ctx.imageSmoothingEnabled = this.devicePixelsPerImagePixel < 1;
       ctx.imageSmoothingQuality = "high";
-      ctx.drawImage(image, 0, 0);
+      if (size && (size[0] !== image.width || size[1] !== image.height)) ctx.drawImage(image, 0, 0, size[0], size[1]);
+      else ctx.drawImage(image, 0, 0);
     }
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     if (overlay) overlay(ctx);

@@ -16,6 +16,10 @@ const OWN_COLOURS = ["#ffd54a", "#4fc3f7", "#81c784", "#ff8a65", "#ba68c8", "#f0
 const OTHER_COLOURS = ["#ff5252", "#40c4ff", "#69f0ae", "#ffab40", "#e040fb", "#eeff41"];
 const PROPOSAL_COLOUR = "#00e5ff";
 const PRESET_KEYS = { lung: "1", mediastinum: "2", bone: "3", brain: "4" };
+// A window drag on an image this large and minified paints a reduced preview per
+// frame (lut.js), and the full-resolution image once the drag rests this long.
+const PREVIEW_MIN_PIXELS = 2_000_000;
+const SHARP_AFTER_MS = 160;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -549,9 +553,28 @@ export class Workstation {
   setWindow(center, width, { custom = false, name = "" } = {}) {
     this.window = { center: Math.round(center * 10) / 10, width: Math.max(1, Math.round(width * 10) / 10) };
     this.windowName = custom ? "" : name;
+    if (custom) this._windowMoving();
     this._markPreset();
     this._saveView();
     this.redraw();
+  }
+
+  /** A drag is changing the window: previews until it rests, then one sharp paint. */
+  _windowMoving() {
+    this.windowMovingAt = performance.now();
+    clearTimeout(this._sharpTimer);
+    this._sharpTimer = setTimeout(() => {
+      this.windowMovingAt = 0;
+      this.redraw();
+    }, SHARP_AFTER_MS);
+  }
+
+  /** 1 for a full-resolution paint, k > 1 for every k-th pixel during a window drag. */
+  previewStep(frame) {
+    if (!this.windowMovingAt || frame.header.rgb) return 1;
+    if (frame.header.rows * frame.header.columns < PREVIEW_MIN_PIXELS) return 1;
+    const step = Math.round(1 / this.viewport.devicePixelsPerImagePixel);
+    return step >= 2 ? step : 1;
   }
 
   applyPreset(name) {
@@ -986,7 +1009,9 @@ export class Workstation {
     let image = null;
     if (frame && frame.values && this.window) {
       const invert = this.headerInvert !== this.invert;
-      image = this.renderer.render(frame, this.window.center, this.window.width, invert, this.slice);
+      image = this.renderer.render(frame, this.window.center, this.window.width, invert, this.slice, {
+        step: this.previewStep(frame),
+      });
       if (!this.firstImageAt) {
         this.firstImageAt = performance.now();
         performance.mark("ws:first-image");
@@ -995,7 +1020,8 @@ export class Workstation {
     } else if (!frame) {
       this._fetchSliceSoon();
     }
-    this.viewport.draw(image, (ctx) => this._overlay(ctx, frame));
+    const size = frame && frame.values ? [frame.header.columns, frame.header.rows] : null;
+    this.viewport.draw(image, (ctx) => this._overlay(ctx, frame), size);
     this._overlayText(frame);
     this.paintTimes.push(performance.now() - t0);
     if (this.paintTimes.length > 2000) this.paintTimes.splice(0, 1000);
