@@ -7,13 +7,15 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from annotation_server.imaging.models import Instance
-from annotation_server.projects.models import Case, Project
+from annotation_server.projects.models import Project
 from annotation_server.reading.models import ReadingTask
 
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_seeds_people_projects_and_states_idempotently(settings, tmp_path, capsys):
+def test_demo_seeds_people_projects_and_states_idempotently(
+    settings, tmp_path, capsys, django_capture_on_commit_callbacks
+):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     args = [
         "--ct-cases",
@@ -27,9 +29,11 @@ def test_demo_seeds_people_projects_and_states_idempotently(settings, tmp_path, 
         "--password",
         "demo-pass-123",
     ]
-    call_command("demo", *args)
+    with django_capture_on_commit_callbacks(execute=True):  # its jobs run at commit
+        call_command("demo", *args)
     out = capsys.readouterr().out
-    for username in ("admin", "manager", "reader1", "reader2", "reader3", "arbitrator"):
+    people = ("admin", "manager", "reader1", "reader2", "reader3", "reader4", "arbitrator")
+    for username in (*people, "arbitrator2", "arbitrator3"):
         assert username in out
         assert authenticate(username=username, password="demo-pass-123") is not None
     for slug in ("demo-lung-ct", "demo-chest-xr"):
@@ -39,8 +43,22 @@ def test_demo_seeds_people_projects_and_states_idempotently(settings, tmp_path, 
     reader_tasks = ReadingTask.objects.filter(reader__username="reader1")
     assert reader_tasks.filter(state="in_progress").exists()
     assert reader_tasks.filter(state="submitted").exists()
-    adjudicated = Case.objects.filter(state="adjudicated", project__slug="demo-lung-ct").get()
-    assert adjudicated.reference_findings.filter(is_current=True).count() == 3
+    # The settle job matched the reads: the case everyone agreed on is adjudicated
+    # by auto-consensus; the one with a missed nodule waits for two blind arbitrators.
+    lung = Project.objects.get(slug="demo-lung-ct")
+    adjudicated = lung.cases.get(state="adjudicated")
+    refs = adjudicated.reference_findings.filter(is_current=True)
+    assert refs.count() == len(adjudicated.reading_tasks.filter(phase=2).first().findings.all())
+    assert set(refs.values_list("decision", flat=True)) == {"auto_consensus"}
+    disputed = lung.cases.get(state="arbitration")
+    roles = set(disputed.arbitration_tasks.values_list("role", flat=True))
+    assert roles == {"first", "second"}
+    assert disputed.clusters.filter(verdict="dispute").exists()
+    # reader4 has the qualification test still to take; the others passed it
+    test = lung.qualification_tests.get()
+    assert test.cases.get().reference_findings.exists()
+    assert not lung.memberships.get(user__username="reader4").qualified
+    assert not ReadingTask.objects.filter(reader__username="reader4", case__project=lung).exists()
     assert Instance.objects.filter(series__study__patient_pseudo_id__startswith="P").exists()
     before = Instance.objects.count()
     call_command("demo", *args)  # again: keeps data, resets passwords

@@ -1,6 +1,13 @@
 """Seed a demo: people for every role, a lung-CT and a chest-radiograph project with
 synthetic studies, and cases in every state from imported to adjudicated.
 
+The demo runs the product's own workflows, not hand-made rows: images come in
+through the ingest pipeline, QC runs its rules, the assignment service picks the
+readers, reads are saved and submitted through the reading services (the review
+phase opens itself), and the settle job matches the reads and either accepts them
+or opens arbitration. The lung project has a qualification test that reader4 has
+not taken yet.
+
 Idempotent: running it again keeps existing data and resets the printed passwords.
 """
 
@@ -16,13 +23,15 @@ from django.utils import timezone
 
 import fixtures
 from annotation_server.accounts.models import Role, Site, UserProfile
-from annotation_server.adjudication.models import ArbitrationTask, ReferenceFinding
 from annotation_server.imaging.ingest.pipeline import ingest
 from annotation_server.imaging.ingest.sources import Candidate
+from annotation_server.projects.assignment import assign_project
 from annotation_server.projects.models import Case, LabelSchema, Project
 from annotation_server.projects.qc_service import check_case
 from annotation_server.projects.services import create_project, grant_role, override_qc
-from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+from annotation_server.reading import qualification
+from annotation_server.reading import services as reading
+from annotation_server.reading.models import ReadingTask
 
 PEOPLE = [
     # username, roles, site, title, years, specialty
@@ -31,9 +40,15 @@ PEOPLE = [
     ("reader2", [Role.READER], "S02", "associate_chief", 16, "胸部影像"),
     ("reader3", [Role.READER], "S02", "attending", 6, "放射诊断"),
     ("arbitrator", [Role.ARBITRATOR], "S01", "chief", 28, "胸部影像"),
+    ("reader4", [Role.READER], "S01", "resident", 3, "放射诊断"),
+    ("arbitrator2", [Role.ARBITRATOR], "S02", "chief", 24, "胸部影像"),
+    ("arbitrator3", [Role.ARBITRATOR], "S01", "associate_chief", 19, "胸部影像"),
 ]
+READERS = ("reader1", "reader2", "reader3")
 SITES = [("S01", "华东示范医院", "上海"), ("S02", "华北示范医院", "北京")]
 NODULE_TYPES = {"solid": "solid", "part-solid": "part_solid", "ground-glass": "ground_glass"}
+# The radiograph generator's lesion names -> the chest schema's finding types.
+XR_TYPES = {"effusion": "pleural_effusion"}
 
 
 def _import(project, datasets, *, site, user, prefix: str) -> Case:
@@ -130,11 +145,13 @@ class Command(BaseCommand):
         project.status = Project.Status.ACTIVE
         project.save(update_fields=["status"])
         grant_role(project, people["manager"], Role.MANAGER)
-        for name in ("reader1", "reader2", "reader3"):
+        for name in READERS:  # qualified earlier; reader4 has the test still to take
             membership = grant_role(project, people[name], Role.READER)
             membership.qualified = True
             membership.save()
-        grant_role(project, people["arbitrator"], Role.ARBITRATOR)
+        grant_role(project, people["reader4"], Role.READER)
+        for name in ("arbitrator", "arbitrator2", "arbitrator3"):
+            grant_role(project, people[name], Role.ARBITRATOR)
         return project, True
 
     @transaction.atomic
@@ -150,9 +167,11 @@ class Command(BaseCommand):
             body_part="CHEST",
             protocol={
                 "readers_per_case": 3,
+                "review_phase": True,
                 "match_rule": "distance_or_inside",
                 "match_threshold": 5.0,
                 "auto_accept_min_readers": 3,
+                "drop_below_readers": 1,
                 "arbitration_mode": "two_blind_tiebreak",
             },
             qc_profile={"base": "CT", "min_slices": 16},
@@ -161,17 +180,45 @@ class Command(BaseCommand):
             return project
         plan = self._state_plan(n_cases)
         vendors = list(fixtures.CT_VENDORS)
+        cases = []
         for i, state in enumerate(plan):
             site = sites["S01" if i % 2 == 0 else "S02"]
             datasets, truth = fixtures.build_ct_datasets(
-                slices=slices, seed=100 + i, manufacturer=vendors[i % len(vendors)]
+                slices=slices,
+                seed=100 + i,
+                manufacturer=vendors[i % len(vendors)],
+                # the case waiting in QC is a 5 mm reconstruction the profile rejects
+                defect="thick-slices" if state == "qc" else None,
             )
             case = _import(
                 project, datasets, site=site, user=people["manager"], prefix=f"lung-{i + 1:04d}"
             )
-            self.stdout.write(f"  {case.code}: {len(datasets)} slices, {state}")
-            self._advance(case, state, people, truth)
+            self.stdout.write(f"  {case.code}: {len(datasets)} slices, planned {state}")
+            cases.append((case, state, truth))
+        self._qualification(project, people, sites, slices)
+        self._read_cases(project, cases, people)
         return project
+
+    def _qualification(self, project, people, sites, slices):
+        """One qualification case with its planted nodules as the reference."""
+        manager = people["manager"]
+        datasets, truth = fixtures.build_ct_datasets(slices=slices, seed=900)
+        case = _import(project, datasets, site=sites["S02"], user=manager, prefix="lung-qual")
+        check_case(case)
+        test = qualification.create_test(
+            project,
+            name="肺结节阅片资格考核",
+            by=manager,
+            min_sensitivity=0.85,
+            max_fp_per_case=1.0,
+            max_attempts=3,
+        )
+        qualification.add_case(test, case, by=manager)
+        reference = [
+            {"finding_type": t, "geometry": g, "attributes": a} for t, g, a in self._marks(truth)
+        ]
+        qualification.import_reference(case, reference, by=manager, source="demo: planted truth")
+        self.stdout.write(f"  {case.code}: qualification case, {len(reference)} reference nodules")
 
     @transaction.atomic
     def _chest_project(self, people, sites, n_cases, size):
@@ -193,6 +240,7 @@ class Command(BaseCommand):
         )
         if not new:
             return project
+        cases = []
         for i, state in enumerate(self._state_plan(n_cases)):
             site = sites["S02" if i % 2 == 0 else "S01"]
             ds, truth = fixtures.build_xr_dataset(
@@ -200,12 +248,17 @@ class Command(BaseCommand):
                 size=size,
                 modality="CR" if i % 2 else "DX",
                 photometric="MONOCHROME1" if i % 3 == 2 else "MONOCHROME2",
+                # the case waiting in QC is over-exposed: the profile rejects it
+                defect="over-exposed" if state == "qc" else None,
             )
             case = _import(
                 project, [ds], site=site, user=people["manager"], prefix=f"cxr-{i + 1:04d}"
             )
-            self.stdout.write(f"  {case.code}: {ds.Rows}x{ds.Columns} {ds.Modality}, {state}")
-            self._advance(case, state, people, truth)
+            self.stdout.write(
+                f"  {case.code}: {ds.Rows}x{ds.Columns} {ds.Modality}, planned {state}"
+            )
+            cases.append((case, state, truth))
+        self._read_cases(project, cases, people)
         return project
 
     @staticmethod
@@ -218,52 +271,63 @@ class Command(BaseCommand):
 
     # case states ------------------------------------------------------------
 
-    def _advance(self, case, state, people, truth):
-        if state == "imported":
-            return
-        report = check_case(case)  # the real image-QC rules, under the project's profile
-        if report.status == "fail":
-            override_qc(case, by=people["manager"], reason="demo: accepted for demonstration")
-        if state == "qc":
-            return
-        Case.objects.filter(pk=case.pk).update(state=Case.State.READING)
-        due = timezone.now() + timedelta(days=14)
-        readers = [people[n] for n in ("reader1", "reader2", "reader3")]
-        tasks = [ReadingTask.objects.create(case=case, reader=r, due_at=due) for r in readers]
-        if state == "reading":
-            reading_no = Case.objects.filter(project=case.project, state=Case.State.READING).count()
-            if reading_no % 2 == 1:  # reader1 has started: a draft finding
-                self._read(tasks[0], truth, submit=False, keep=1)
-            if reading_no % 3 == 1:  # reader2 has finished
-                self._read(tasks[1], truth, submit=True)
-            return
-        # every read submitted; arbitration cases carry a real disagreement
-        for i, task in enumerate(tasks):
-            self._read(task, truth, submit=True, keep=None if state == "adjudicated" else 2 - i % 2)
-        if state == "arbitration":
-            Case.objects.filter(pk=case.pk).update(state=Case.State.ARBITRATION)
-            ArbitrationTask.objects.create(
-                case=case,
-                arbitrator=people["arbitrator"],
-                role=ArbitrationTask.Role.FIRST,
-                due_at=due,
+    def _read_cases(self, project, cases, people):
+        """QC, assignment, reads and settling, each through its service."""
+        manager = people["manager"]
+        for case, state, _truth in cases:
+            if state == "imported":
+                continue
+            report = check_case(case)  # the real image-QC rules, under the project's profile
+            if report.status == "fail" and state != "qc":
+                override_qc(case, by=manager, reason="demo: accepted for demonstration")
+        assignment = assign_project(project, by=manager)
+        self.stdout.write(
+            f"  assignment: {len(assignment.filled_cases)} cases given "
+            f"{project.protocol.readers_per_case} readers each"
+        )
+        reading_no = 0
+        for case, state, truth in cases:
+            tasks = list(
+                ReadingTask.objects.filter(case=case, phase=1, attempt__isnull=True)
+                .select_related("reader")
+                .order_by("reader__username")
             )
-            return
-        Case.objects.filter(pk=case.pk).update(state=Case.State.ADJUDICATED)
-        self._reference(case, truth)
+            if state == "reading":
+                reading_no += 1
+                if reading_no % 2 == 1:  # reader1 has started: a draft finding
+                    self._read(tasks[0], truth, submit=False, keep=1)
+                if reading_no % 3 == 1:  # reader2 has finished
+                    self._read(tasks[1], truth, submit=True)
+            elif state in ("arbitration", "adjudicated"):
+                # Every read submitted; arbitration cases carry a real disagreement
+                # (one reader misses a lesion and rates the image differently).
+                disagree = state == "arbitration"
+                for i, task in enumerate(tasks):
+                    self._read(
+                        task,
+                        truth,
+                        submit=True,
+                        keep=(2 - i % 2) if disagree else None,
+                        quality_low=disagree and i == 1,
+                    )
+                # The review phase (if any) opened itself; the readers keep their marks.
+                for task in ReadingTask.objects.filter(case=case, phase=2).select_related("reader"):
+                    reading.submit(task, task.reader, expected_version=None, active_seconds=95)
 
     def _marks(self, truth):
         """(finding_type, geometry, attributes) for each planted lesion."""
         if truth["kind"] == "ct":
             ps = truth["geometry"]["pixel_spacing_mm"][0]
             for nodule in truth["nodules"]:
-                col, row, index = nodule["centre_voxel"]
-                r = max(2.0, nodule["diameter_mm"] / ps / 2)
+                col, row, index = (float(v) for v in nodule["centre_voxel"])
+                index = int(index)
+                diameter = float(nodule["diameter_mm"])
+                r = max(2.0, diameter / ps / 2)
                 yield (
                     "nodule",
                     {
                         "kind": "ellipse",
-                        "centre_mm": nodule["centre_mm"],
+                        "centre_mm": [float(v) for v in nodule["centre_mm"]],
                         "shapes": [
                             {
                                 "slice_index": index,
@@ -273,7 +337,7 @@ class Command(BaseCommand):
                     },
                     {
                         "nodule_type": NODULE_TYPES.get(nodule["type"], "solid"),
-                        "long_axis_mm": round(nodule["diameter_mm"], 1),
+                        "long_axis_mm": round(diameter, 1),
                         "malignancy": 3,
                     },
                 )
@@ -281,7 +345,7 @@ class Command(BaseCommand):
             for finding in truth["findings"]:
                 x0, y0, x1, y1 = finding["box"]
                 yield (
-                    finding["type"],
+                    XR_TYPES.get(finding["type"], finding["type"]),
                     {
                         "kind": "box",
                         "centre_mm": None,
@@ -290,58 +354,26 @@ class Command(BaseCommand):
                     {"confidence": 3},
                 )
 
-    def _case_values(self, truth, n_marks):
+    def _case_values(self, truth, n_marks, quality_low=False):
         if truth["kind"] == "ct":
-            return {"nodules_present": n_marks > 0, "image_quality": 3}
-        found = sorted({f["type"] for f in truth["findings"]})
-        return {"findings": found or ["no_finding"], "image_quality": 2}
+            return {"nodules_present": n_marks > 0, "image_quality": 1 if quality_low else 3}
+        found = sorted({XR_TYPES.get(f["type"], f["type"]) for f in truth["findings"]})
+        return {"findings": found or ["no_finding"], "image_quality": 4 if quality_low else 2}
 
-    def _read(self, task, truth, *, submit: bool, keep: int | None = None):
+    def _read(self, task, truth, *, submit: bool, keep: int | None = None, quality_low=False):
+        reader = task.reader
         marks = list(self._marks(truth))
         if keep is not None:
             marks = marks[:keep]
-        now = timezone.now()
+        reading.start(task, reader)
         for finding_type, geometry, attrs in marks:
-            centre = geometry.get("centre_mm") or [None, None, None]
-            Finding.objects.create(
-                task=task,
-                finding_type=finding_type,
-                geometry=geometry,
-                attributes=attrs,
-                centre_x_mm=centre[0],
-                centre_y_mm=centre[1],
-                centre_z_mm=centre[2],
+            reading.save_finding(
+                task, reader, finding_type=finding_type, geometry=geometry, attributes=attrs
             )
-        CaseLabel.objects.create(task=task, values=self._case_values(truth, len(marks)))
-        ReadingTask.objects.filter(pk=task.pk).update(
-            state=ReadingTask.State.SUBMITTED if submit else ReadingTask.State.IN_PROGRESS,
-            started_at=now - timedelta(minutes=6),
-            submitted_at=now if submit else None,
-            active_seconds=340 if submit else 120,
+        reading.save_case_label(
+            task, reader, self._case_values(truth, len(marks), quality_low), expected_version=None
         )
-
-    def _reference(self, case, truth):
-        project = case.project
-        for finding_type, geometry, attrs in self._marks(truth):
-            centre = geometry.get("centre_mm") or [None, None, None]
-            ref = ReferenceFinding.objects.create(
-                case=case,
-                finding_type=finding_type,
-                geometry=geometry,
-                attributes=attrs,
-                centre_x_mm=centre[0],
-                centre_y_mm=centre[1],
-                centre_z_mm=centre[2],
-                diameter_mm=attrs.get("long_axis_mm"),
-                decision=ReferenceFinding.Decision.AUTO_CONSENSUS,
-                decided_at=timezone.now(),
-                match_rule=project.protocol.match_rule,
-                match_threshold=project.protocol.match_threshold,
-            )
-            ref.supporting_findings.set(
-                Finding.objects.filter(
-                    task__case=case, finding_type=finding_type, centre_x_mm=centre[0]
-                )
-                if centre[0] is not None
-                else Finding.objects.filter(task__case=case, finding_type=finding_type)
-            )
+        if submit:
+            reading.submit(task, reader, expected_version=None, active_seconds=340)
+        else:
+            reading.record_active_time(task, reader, 120)
