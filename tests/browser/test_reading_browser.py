@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import zlib
 
 import pytest
 
@@ -22,12 +23,18 @@ SLICES = 12
 
 
 @pytest.fixture
-def ct_case(project, reader_a, reader_b):
+def ct_case(request, project, reader_a, reader_b):
     """A real 12-slice CT in reading, with a schema whose nodule may also be a box."""
-    return make_ct_case(project, reader_a, reader_b)
+    return make_ct_case(project, reader_a, reader_b, seed=seed_for(request))
 
 
-def make_ct_case(project, reader_a, reader_b, code: str = "CT0001") -> dict:
+def seed_for(request) -> int:
+    """A CT seed of this test's own: tests running at once on other workers then
+    never store the same content-addressed file at the same moment."""
+    return 100 + zlib.crc32(request.node.nodeid.encode()) % 10_000
+
+
+def make_ct_case(project, reader_a, reader_b, code: str = "CT0001", seed: int = 3) -> dict:
     """The case of `ct_case`, for other browser modules to build their own."""
     definition = copy.deepcopy(factories.schema("lung-nodule-ct").definition)
     definition["finding_types"][0]["geometry"] = ["contour", "ellipse", "point", "box", "polygon"]
@@ -35,7 +42,7 @@ def make_ct_case(project, reader_a, reader_b, code: str = "CT0001") -> dict:
         key="lung-nodule-ct-browser", version=1, name="Lung nodule (test)", definition=definition
     )
     project.save()
-    datasets, _ = fixtures.build_ct_datasets(slices=SLICES, seed=3, matrix=256)
+    datasets, _ = fixtures.build_ct_datasets(slices=SLICES, seed=seed, matrix=256)
     series = index_datasets(project, datasets).series[0]
     case = Case.objects.create(
         project=project, code=code, series=series, state=Case.State.READING, qc_status="pass"
@@ -253,3 +260,66 @@ def test_second_reader_sees_nothing_of_the_first(
             assert secret not in text
     assert "结节" in page.locator("[data-testid=finding-type]").inner_text()
     page.screenshot(path=str(artifacts_dir / "workstation-blind-zh.png"))
+
+
+PREVIEW_THEN_SHARP = """
+async () => {
+  const ws = window.__ws;
+  const steps = [];
+  const render = ws.renderer.render.bind(ws.renderer);
+  ws.renderer.render = (frame, c, w, inv, key, opts) => {
+    steps.push((opts && opts.step) || 1);
+    return render(frame, c, w, inv, key, opts);
+  };
+  const start = { ...ws.window };
+  for (let i = 1; i <= 10; i += 1) {
+    ws.setWindow(start.center + 7 * i, start.width + 11 * i, { custom: true });
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+  while (ws.windowMovingAt) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  ws.renderer.render = render;
+  return steps;
+}
+"""
+
+SHARP = (
+    "window.__ws.viewport.image === window.__ws.renderer.canvas"
+    " && window.__ws.renderer.key === [window.__ws.slice, window.__ws.window.center,"
+    " window.__ws.window.width, window.__ws.headerInvert !== window.__ws.invert].join('|')"
+    " && window.__ws.renderer.canvas.width === 2048"
+)
+
+
+def test_large_radiograph_previews_during_a_window_drag_and_rests_sharp(
+    live_server, page, project, reader_a
+):
+    ds, _ = fixtures.build_xr_dataset(seed=5, size=2048)
+    series = index_datasets(project, [ds]).series[0]
+    case = Case.objects.create(
+        project=project, code="DX0001", series=series, state=Case.State.READING, qc_status="pass"
+    )
+    task = ReadingTask.objects.create(case=case, reader=reader_a)
+    login(page, live_server, "reader_a", "en")
+    page.goto(f"{live_server.url}/read/{task.pk}/")
+    page.wait_for_function("document.body.dataset.firstImage === '1'", timeout=30_000)
+    page.wait_for_function(SHARP)
+    assert "2048 × 2048" in page.locator("[data-testid=window-info]").inner_text()
+    steps = page.evaluate(PREVIEW_THEN_SHARP)
+    assert max(steps) >= 2
+    assert steps[-1] == 1
+    assert page.evaluate(SHARP)
+    # A real right-drag ends on the full-resolution image of the new window.
+    before = page.evaluate("window.__ws.window.width")
+    box = canvas_box(page)
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down(button="right")
+    page.mouse.move(cx + 150, cy + 40, steps=12)
+    page.mouse.up(button="right")
+    assert page.evaluate("window.__ws.window.width") > before
+    page.wait_for_function(SHARP)
+    # Magnified past 1:1 there is no preview even while dragging.
+    page.evaluate("window.__ws.viewport.zoomAt(4, 100, 100); window.__ws.redraw()")
+    assert page.evaluate("window.__ws.viewport.devicePixelsPerImagePixel") > 1
+    assert set(page.evaluate(PREVIEW_THEN_SHARP)) == {1}

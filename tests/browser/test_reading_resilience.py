@@ -11,7 +11,13 @@ import pytest
 
 from annotation_server.reading.models import Finding
 from tests import factories
-from tests.browser.test_reading_browser import image_to_page, login, make_ct_case, wait_saved
+from tests.browser.test_reading_browser import (
+    image_to_page,
+    login,
+    make_ct_case,
+    seed_for,
+    wait_saved,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,8 +32,8 @@ def findings_api(url: str) -> bool:
 
 
 @pytest.fixture
-def ct_case(project, reader_a, reader_b):
-    return make_ct_case(project, reader_a, reader_b)
+def ct_case(request, project, reader_a, reader_b):
+    return make_ct_case(project, reader_a, reader_b, seed=seed_for(request))
 
 
 def open_read(page, live_server, task) -> None:

@@ -13,7 +13,13 @@ from django.utils import timezone
 from annotation_server.reading import services
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 from tests import factories
-from tests.browser.test_reading_browser import image_to_page, login, make_ct_case, wait_saved
+from tests.browser.test_reading_browser import (
+    image_to_page,
+    login,
+    make_ct_case,
+    seed_for,
+    wait_saved,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -50,12 +56,12 @@ def box_geometry(points) -> dict:
 
 
 @pytest.fixture
-def review_case(project, reader_a, reader_b):
+def review_case(request, project, reader_a, reader_b):
     protocol = project.protocol
     protocol.review_phase = True
     protocol.readers_per_case = 2
     protocol.save()
-    made = make_ct_case(project, reader_a, reader_b, code="RV0001")
+    made = make_ct_case(project, reader_a, reader_b, code="RV0001", seed=seed_for(request))
     for key, reader, points, kind in (
         ("a", reader_a, OWN_BOX, "solid"),
         ("b", reader_b, OTHER_BOX, "ground_glass"),
