@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from pydicom import Dataset
@@ -34,8 +35,11 @@ from annotation_server.projects.models import Case
 
 logger = logging.getLogger(__name__)
 
-# Files whose storage write may still be running while the next ones are prepared.
+# Files whose storage write may still be running while the next ones are prepared,
+# and the threads writing them (a new file costs the file system about as much as
+# parsing and de-identifying it; remote storage is latency-bound: more threads help).
 MAX_IN_FLIGHT = 8
+STORE_THREADS = 2
 
 
 @dataclass
@@ -326,7 +330,8 @@ class Ingest:
             else:
                 candidates.append(item)
         done = total - len(candidates)
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="refset-store") as writer:
+        threads = getattr(settings, "REFSET_INGEST_STORE_THREADS", STORE_THREADS)
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="refset-store") as writer:
             for prepared in self._prepared(candidates):
                 self._one(prepared, writer)
                 done += 1
