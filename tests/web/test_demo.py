@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from annotation_server.imaging.models import Instance
+from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Project
 from annotation_server.reading.models import ReadingTask
 
-pytestmark = pytest.mark.django_db
+
+def _wait_for_jobs(worker, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while Job.objects.exclude(state__in=(Job.State.SUCCEEDED, Job.State.FAILED)).exists():
+        assert time.monotonic() < deadline, "jobs still queued"
+        assert worker.poll() is None, "the worker died"
+        time.sleep(0.2)
+    assert not Job.objects.filter(state=Job.State.FAILED).exists(), list(
+        Job.objects.filter(state=Job.State.FAILED).values_list("kind", "error")
+    )
 
 
-def test_demo_seeds_people_projects_and_states_idempotently(
-    settings, tmp_path, capsys, django_capture_on_commit_callbacks
-):
+@pytest.fixture
+def media(settings, tmp_path):
+    """Set before the worker starts, so the worker stores and reads the same files."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_seeds_people_projects_and_states_idempotently(media, capsys, celery_worker):
     args = [
         "--ct-cases",
         "5",
@@ -29,9 +45,9 @@ def test_demo_seeds_people_projects_and_states_idempotently(
         "--password",
         "demo-pass-123",
     ]
-    with django_capture_on_commit_callbacks(execute=True):  # its jobs run at commit
-        call_command("demo", *args)
+    call_command("demo", *args)  # its jobs (QC, settling) go to a real worker
     out = capsys.readouterr().out
+    _wait_for_jobs(celery_worker)
     people = ("admin", "manager", "reader1", "reader2", "reader3", "reader4", "arbitrator")
     for username in (*people, "arbitrator2", "arbitrator3"):
         assert username in out
