@@ -1,0 +1,165 @@
+// Painting the view: one paint per animation frame (redraw() coalesces), the
+// windowed slice (a reduced preview while a window drag runs on a large minified
+// image), overlays (others' marks, proposals, own findings, rulers, the shape
+// being drawn) and the corner texts. Installed on Workstation.prototype.
+
+import { $, PROPOSAL_COLOUR, presetLabel } from "./ui.js";
+
+/** Methods of Workstation that paint the canvas and its corner texts. */
+export const paintingMethods = {
+  pointerAt(p) {
+    this.pointer = p;
+    if (this.tool !== "select") return;
+    const hit = this.hitFinding(p);
+    this.canvas.classList.toggle("over-shape", Boolean(hit));
+  },
+
+  redraw() {
+    if (this.needsPaint) return;
+    this.needsPaint = true;
+    requestAnimationFrame(() => this.paint());
+  },
+
+  paint() {
+    this.needsPaint = false;
+    const t0 = performance.now();
+    const frame = this.frames[this.slice];
+    let image = null;
+    if (frame && frame.values && this.window) {
+      const invert = this.headerInvert !== this.invert;
+      image = this.renderer.render(frame, this.window.center, this.window.width, invert, this.slice, {
+        step: this.previewStep(frame),
+      });
+      if (!this.firstImageAt) {
+        this.firstImageAt = performance.now();
+        performance.mark("ws:first-image");
+        document.body.dataset.firstImage = "1";
+      }
+    } else if (!frame) {
+      this._fetchSliceSoon();
+    }
+    const size = frame && frame.values ? [frame.header.columns, frame.header.rows] : null;
+    this.viewport.draw(image, (ctx) => this._overlay(ctx, frame), size);
+    this._overlayText(frame);
+    this.paintTimes.push(performance.now() - t0);
+    if (this.paintTimes.length > 2000) this.paintTimes.splice(0, 1000);
+  },
+
+  _fetchSliceSoon() {
+    clearTimeout(this._sliceTimer);
+    const index = this.slice;
+    // The stream may be about to deliver it: ask for it alone only if it does not.
+    this._sliceTimer = setTimeout(() => {
+      if (!this.frames[index] && index === this.slice) this._fetchSlice(index);
+    }, 150);
+  },
+
+  _overlay(ctx, frame) {
+    const vp = this.viewport;
+    if (!frame) {
+      ctx.fillStyle = "#9aa6bb";
+      ctx.font = "14px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      ctx.fillText(gettext("Loading slice…"), vp.cssWidth / 2, vp.cssHeight / 2);
+      ctx.textAlign = "start";
+    } else if (frame.header.error) {
+      ctx.fillStyle = "#ff8a80";
+      ctx.font = "14px system-ui, sans-serif";
+      ctx.fillText(frame.header.error.detail || "error", 20, vp.cssHeight / 2);
+    }
+    if (this.showOthers) {
+      for (const f of this.store.others) {
+        if (this.hiddenReaders.has(f.reader)) continue;
+        const shape = this._shapeOn(f.geometry, this.slice);
+        if (!shape) continue;
+        const on = this.selected === `other:${f.id}`;
+        vp.drawShape(ctx, f.geometry.kind, shape.points, {
+          color: this._otherColour(f.reader),
+          dash: [6, 4],
+          width: on ? 2.5 : 1.5,
+          label: f.reader,
+        });
+      }
+    }
+    for (const p of this.store.proposals) {
+      const shape = this._shapeOn(p.geometry, this.slice);
+      if (shape) vp.drawShape(ctx, p.geometry.kind, shape.points, { color: PROPOSAL_COLOUR, dash: [2, 3], label: gettext("AI") });
+    }
+    for (const f of this.store.list()) {
+      const shape = this._shapeOn(f.geometry, this.slice);
+      const on = f.uid === this.selected;
+      if (!shape) continue;
+      vp.drawShape(ctx, f.geometry.kind, shape.points, {
+        color: this._colour(f.uid),
+        width: on ? 2.5 : 1.5,
+        fill: on,
+        handles: on && this.writable,
+        label: `#${this._number(f.uid)}`,
+      });
+      const axes = f.geometry.axes;
+      if (axes && axes.slice_index === this.slice) {
+        vp.drawMeasure(ctx, axes.long[0], axes.long[1], this._lengthText(axes.long[0], axes.long[1]), "#fff59d");
+        if (axes.short) vp.drawMeasure(ctx, axes.short[0], axes.short[1], this._lengthText(axes.short[0], axes.short[1]), "#b2ff59");
+      }
+    }
+    for (const m of this.measurements) {
+      if (m.slice_index === this.slice) vp.drawMeasure(ctx, m.a, m.b, this._lengthText(m.a, m.b), "#80deea");
+    }
+    const draft = this.tools.draft;
+    if (draft) {
+      const colour = "#ffffff";
+      if (draft.kind === "line" || draft.kind === "axes") {
+        vp.drawMeasure(ctx, draft.points[0], draft.points[1], this._lengthText(draft.points[0], draft.points[1]), colour);
+      } else {
+        const kind = draft.kind === "freehand" ? "polyline" : draft.kind === "polygon" ? "polyline" : draft.kind;
+        vp.drawShape(ctx, kind, draft.points, { color: colour, dash: [4, 3] });
+      }
+    }
+    vp.drawScaleBar(ctx);
+  },
+
+  _overlayText(frame) {
+    const slice = this.geometry.slices[this.slice];
+    const header = frame ? frame.header : null;
+    const along = slice && slice.along != null ? slice.along : header && header.position_along_normal;
+    const lines = [
+      interpolate(gettext("Slice %s / %s"), [this.slice + 1, this.count]),
+      along != null ? interpolate(gettext("Position %s mm"), [Number(along).toFixed(1)]) : "",
+      this.boot.series.slice_thickness_mm ? interpolate(gettext("Thickness %s mm"), [this.boot.series.slice_thickness_mm]) : "",
+    ];
+    this._setText("#ws-tl", lines.filter(Boolean).join("\n"));
+    const w = this.window;
+    const name = this.windowName && this.windowName !== "file" ? ` · ${presetLabel(this.windowName)}` : "";
+    this._setText(
+      "#ws-tr",
+      [
+        w && !this.rgb ? `W ${Math.round(w.width)}  L ${Math.round(w.center)}${name}${this.invert ? ` · ${gettext("inverted")}` : ""}` : "",
+        `${gettext("Zoom")} ${Math.round(this.viewport.zoom * Math.min(this.viewport.sx, this.viewport.sy) * 100)}%`,
+        header ? `${header.columns} × ${header.rows}${header.photometric ? ` · ${header.photometric}` : ""}` : "",
+      ]
+        .filter(Boolean)
+        .join("\n"),
+    );
+    let value = "";
+    if (this.pointer && frame && frame.values && !frame.header.rgb) {
+      const [c, r] = this.viewport.toImage(this.pointer);
+      const col = Math.floor(c);
+      const row = Math.floor(r);
+      if (col >= 0 && row >= 0 && col < header.columns && row < header.rows) {
+        const v = frame.values[row * header.columns + col];
+        value = `(${col}, ${row})  ${Number.isInteger(v) ? v : v.toFixed(1)}${this.boot.series.modality === "CT" ? " HU" : ""}`;
+      }
+    }
+    this._setText("#ws-bl", value);
+    this.canvas.dataset.slice = String(this.slice);
+    if (this.window) {
+      this.canvas.dataset.windowCenter = String(this.window.center);
+      this.canvas.dataset.windowWidth = String(this.window.width);
+    }
+  },
+
+  _setText(selector, text) {
+    const node = $(selector);
+    if (node.textContent !== text) node.textContent = text;
+  },
+};

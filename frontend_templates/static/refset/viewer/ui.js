@@ -1,0 +1,36 @@
+// Small page helpers and the colours the workstation's modules share.
+
+export const OWN_COLOURS = ["#ffd54a", "#4fc3f7", "#81c784", "#ff8a65", "#ba68c8", "#f06292", "#aed581", "#4db6ac"];
+export const OTHER_COLOURS = ["#ff5252", "#40c4ff", "#69f0ae", "#ffab40", "#e040fb", "#eeff41"];
+export const PROPOSAL_COLOUR = "#00e5ff";
+
+export const $ = (selector) => document.querySelector(selector);
+
+/** A DOM element with properties (class, text, data-*, aria-*, role) and children. */
+export function h(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role") node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+export function presetLabel(name) {
+  const names = {
+    lung: gettext("Lung"),
+    mediastinum: gettext("Mediastinum"),
+    bone: gettext("Bone"),
+    brain: gettext("Brain"),
+  };
+  return names[name] || name;
+}
+
+export function formatTime(seconds) {
+  const m = Math.floor(seconds / 60);
+  const s = seconds % 60;
+  return `${m}:${String(s).padStart(2, "0")}`;
+}
