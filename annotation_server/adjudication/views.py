@@ -113,7 +113,12 @@ def arbitrate(request, task_id: int):
     if task is None:
         raise Http404("No such arbitration task of yours.")
     case = task.case
-    context = {"request": Request(request)}
+    # A DRF Request built by hand has no authenticators: asked for its user, it
+    # would answer AnonymousUser and write that onto `request` too (DRF's user
+    # setter), blinding the serializers and every visible_to() after them.
+    api_request = Request(request)
+    api_request.user = request.user
+    context = {"request": api_request}
     detail = ArbitrationTaskDetailSerializer(task, context=context).data
     slices = Instance.objects.order_by("slice_index", "frame").only(
         "id", "series_id", "slice_index", "position", "position_along_normal", "frame"
@@ -123,12 +128,11 @@ def arbitrate(request, task_id: int):
         .prefetch_related(Prefetch("instances", queryset=slices))
         .get()
     )
-    # All reads overlaid: every cluster of the case, the settled ones too. The task
-    # query above already established that this user arbitrates this case with the
-    # ARBITRATE permission, which is what Cluster.visible_to grants on.
+    # All reads overlaid: every cluster of the case, the settled ones too.
     task_cluster_ids = set(task.items.get("clusters", []))
     others = (
-        Cluster.objects.filter(case=case)
+        Cluster.objects.visible_to(request.user)
+        .filter(case=case)
         .exclude(pk__in=task_cluster_ids)
         .prefetch_related("findings__task__case__project", "findings__task__reader__profile")
         .order_by("number")
@@ -139,15 +143,18 @@ def arbitrate(request, task_id: int):
     if signed:
         keys = [c["ref_key"] for c in detail["clusters"]]
         refs = (
-            ReferenceFinding.objects.filter(case=case, ref_key__in=keys, is_current=True)
+            ReferenceFinding.objects.visible_to(request.user)
+            .filter(case=case, ref_key__in=keys, is_current=True)
             .filter(arbitration_task__round=task.round)
             .prefetch_related("supporting_findings__task__case__project")
             .order_by("ref_key")
         )
         references = ReferenceFindingSerializer(refs, many=True, context=context).data
-        current_labels = ReferenceLabels.objects.filter(
-            case=case, is_current=True, arbitration_task__round=task.round
-        ).first()
+        current_labels = (
+            ReferenceLabels.objects.visible_to(request.user)
+            .filter(case=case, is_current=True, arbitration_task__round=task.round)
+            .first()
+        )
         labels = ReferenceLabelsSerializer(current_labels).data if current_labels else None
     bootstrap = {
         "task": detail,

@@ -16,9 +16,11 @@ import math
 import time
 
 import pytest
+from django.test import Client
 
 import fixtures
 from annotation_server.accounts.models import Role
+from annotation_server.adjudication import services as adjudication
 from annotation_server.adjudication.models import (
     ArbitrationTask,
     Cluster,
@@ -36,18 +38,34 @@ from annotation_server.reading import qualification as q
 from annotation_server.reading.anonymise import ReaderLabeller
 from annotation_server.reading.models import Finding, QualificationAttempt, ReadingTask
 from tests import factories
+from tests.adjudication.conftest import add_finding, ellipse
+from tests.adjudication.test_arbitration import decide, disputed_case
 from tests.browser import conftest as chromium
 from tests.browser.test_arbitration_browser import login, wait_saved
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.celery,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
 
-# The headless Chromium fixtures of tests/browser, for this test outside that folder.
-browser = chromium.browser
-page = chromium.page
+@pytest.fixture
+def page(request):
+    """A page like tests/browser's `page` fixture. Playwright's sync API allows one
+    instance per thread, so when this xdist worker already runs tests/browser's
+    session-wide Chromium, reuse it; otherwise start one just for this test (and
+    close it, so tests/browser can start theirs after)."""
+    running = [
+        fixturedef.cached_result[0]
+        for fixturedef in request._fixturemanager._get_all_fixture_defs()
+        if fixturedef.argname == "browser"
+        and fixturedef.cached_result is not None
+        and fixturedef.cached_result[0] is not None
+    ]
+    if running:
+        yield from chromium.page.__wrapped__(running[0])
+        return
+    own = chromium.browser.__wrapped__()
+    try:
+        yield from chromium.page.__wrapped__(next(own))
+    finally:
+        next(own, None)  # the rest of tests/browser's fixture: close Chromium, stop Playwright
+
 
 SLICES = 16
 MATRIX = 256
@@ -150,6 +168,9 @@ def within(point, planted, mm: float) -> bool:
     return math.dist([float(v) for v in point], planted) <= mm
 
 
+@pytest.mark.browser
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_three_readers_to_a_signed_reference_standard(
     live_server,
     page,
@@ -414,3 +435,44 @@ def test_three_readers_to_a_signed_reference_standard(
     assert not AuditEvent.objects.filter(action="arbitration.signature_refused").exists()
     written = AuditEvent.objects.get(action="adjudication.reference_written")
     assert {f["action"] for f in written.data["findings"]} == {"accept_reader", "reject"}
+
+
+@pytest.mark.django_db
+def test_the_arbitration_page_filters_through_visible_to_for_its_logged_in_user(
+    grid_case, tasks, protocol, arbitrator, reader_a
+):
+    """The page's user (a session login: a lazy request.user) sees through
+    visible_to the same clusters, reference findings and labels as the plain user
+    object: the settled cluster before signing, the references and labels after."""
+    from tests.adjudication.test_arbitration_pages import bootstrap
+
+    for task in tasks.values():  # a nodule all three mark alike: auto-accepted
+        add_finding(task, ellipse(200, 60, [12, 13]), nodule_type="solid")
+    clusters = disputed_case(grid_case, tasks, quality_c=2)
+    task = ArbitrationTask.objects.get(case=grid_case)
+    settled = Cluster.objects.get(case=grid_case, verdict=Cluster.Verdict.ACCEPT)
+    client = Client()
+    assert client.login(username="arbitrator", password=factories.PASSWORD)
+    boot = bootstrap(client.get(f"/arbitrate/{task.pk}/"))
+    assert [c["id"] for c in boot["settled_clusters"]] == [settled.pk]
+    visible = Cluster.objects.visible_to(arbitrator).filter(case=grid_case)
+    assert {settled.pk} | {c["id"] for c in boot["task"]["clusters"]} == set(
+        visible.values_list("pk", flat=True)
+    )
+    decisions = decide(clusters)
+    decisions["labels"] = {"image_quality": {"value": 3, "reason_code": "label_confirmed"}}
+    task = adjudication.save_decisions(task, arbitrator, decisions, expected_version=task.version)
+    adjudication.sign(task, arbitrator, factories.PASSWORD)
+    boot = bootstrap(client.get(f"/arbitrate/{task.pk}/"))
+    refs = ReferenceFinding.objects.visible_to(arbitrator).filter(
+        case=grid_case, arbitration_task=task, is_current=True
+    )
+    assert refs.count() == 2
+    assert {r["ref_key"] for r in boot["references"]} == {
+        str(k) for k in refs.values_list("ref_key", flat=True)
+    }
+    assert {r["status"] for r in boot["references"]} == {"included", "rejected"}
+    assert boot["reference_labels"]["values"]["image_quality"] == 3
+    # Someone outside arbitration sees none of it through the same filters.
+    assert not Cluster.objects.visible_to(reader_a).filter(case=grid_case).exists()
+    assert not ReferenceLabels.objects.visible_to(reader_a).filter(case=grid_case).exists()
