@@ -225,3 +225,43 @@ def test_a_second_tab_gets_a_conflict_and_overwrites_nothing(
     assert second.locator("#ws-attrs select[name=nodule_type]").input_value() == "part_solid"
     assert second.evaluate(SAVE_STATE) == "saved"
     assert json.dumps(buffer(second, task) or {}).count("ground_glass") == 0
+
+
+def test_a_lost_answer_is_retried_without_a_false_conflict(live_server, page, ct_case):
+    """The update arrived but its answer was lost: the retry meets 409, finds its own
+    content on the server and carries on instead of reporting a conflict."""
+    task = ct_case["a"]
+    planted = Finding.objects.create(
+        task=task,
+        finding_type="nodule",
+        geometry=factories.nodule_geometry(slice_index=0, kind="ellipse"),
+        attributes={"nodule_type": "solid"},
+    )
+    login(page, live_server, "reader_a", "en")
+    open_read(page, live_server, task)
+    lost = {"on": True, "count": 0}
+
+    def lose_answer(route):
+        if lost["on"] and route.request.method == "PUT":
+            lost["count"] += 1
+            lost["on"] = False
+            route.fetch()
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    page.route(findings_api, lose_answer)
+    page.click("[data-testid=finding]")
+    page.select_option("#ws-attrs select[name=nodule_type]", "perifissural")
+    page.wait_for_function(f"{SAVE_STATE} === 'retrying'")
+    page.wait_for_function(f"{SAVE_STATE} === 'saved'", timeout=20_000)
+    assert lost["count"] == 1
+    assert page.locator("[data-testid=conflict]").is_hidden()
+    planted.refresh_from_db()
+    assert planted.attributes == {"nodule_type": "perifissural"} and planted.version == 2
+    # The next change is based on the adopted version and saves normally.
+    page.fill("#ws-attrs input[name=long_axis_mm]", "6.5")
+    wait_saved(page)
+    planted.refresh_from_db()
+    assert planted.attributes == {"nodule_type": "perifissural", "long_axis_mm": 6.5}
+    assert planted.version == 3

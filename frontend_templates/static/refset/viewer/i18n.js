@@ -1,5 +1,5 @@
 // Translations come from Django's JavaScript catalogue: the page loads it before
-// the modules, giving the globals gettext() and interpolate() (call them by those
+// the modules, giving the globals gettext(), ngettext() and interpolate() (call them by those
 // names so makemessages -d djangojs finds the strings). Fallbacks keep the
 // English text if the catalogue failed to load.
 
@@ -10,4 +10,7 @@ if (typeof globalThis.interpolate !== "function") {
     let i = 0;
     return text.replace(/%s/g, () => String(values[i++]));
   };
+}
+if (typeof globalThis.ngettext !== "function") {
+  globalThis.ngettext = (singular, plural, count) => (count === 1 ? singular : plural);
 }

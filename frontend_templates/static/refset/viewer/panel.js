@@ -83,7 +83,7 @@ export const panelMethods = {
       const row = h("label", { class: "ws-reader" }, [
         h("input", { type: "checkbox", checked: !this.hiddenReaders.has(reader), "data-reader": reader }),
         h("span", { class: "ws-swatch", style: `background:${this._otherColour(reader)}` }),
-        document.createTextNode(`${reader} · ${interpolate(gettext("%s marks"), [n])}`),
+        document.createTextNode(`${reader} · ${interpolate(ngettext("%s mark", "%s marks", n), [n])}`),
       ]);
       row.querySelector("input").addEventListener("change", (e) => {
         if (e.target.checked) this.hiddenReaders.delete(reader);
