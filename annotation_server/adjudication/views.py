@@ -14,9 +14,7 @@ from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
-from rest_framework.request import Request
 
 from annotation_server.adjudication.api.serializers import (
     ArbitrationTaskDetailSerializer,
@@ -35,6 +33,7 @@ from annotation_server.imaging.models import Instance, Series
 from annotation_server.projects.permissions import ARBITRATE, project_ids
 from annotation_server.reading.anonymise import ReaderLabeller
 from annotation_server.reading.models import ReadingTask
+from annotation_server.web.pages import schema_language, serializer_context
 
 
 def _own_tasks(user):
@@ -85,10 +84,6 @@ def queue(request):
     )
 
 
-def _lang() -> str:
-    return "zh-hans" if (get_language() or "").lower().startswith("zh") else "en"
-
-
 def _readers(case, user) -> list[dict]:
     """Every read of the case's last phase as R1..RN (also reads that marked nothing)."""
     labeller = ReaderLabeller(user)
@@ -116,9 +111,7 @@ def arbitrate(request, task_id: int):
     # A DRF Request built by hand has no authenticators: asked for its user, it
     # would answer AnonymousUser and write that onto `request` too (DRF's user
     # setter), blinding the serializers and every visible_to() after them.
-    api_request = Request(request)
-    api_request.user = request.user
-    context = {"request": api_request}
+    context = serializer_context(request)
     detail = ArbitrationTaskDetailSerializer(task, context=context).data
     slices = Instance.objects.order_by("slice_index", "frame").only(
         "id", "series_id", "slice_index", "position", "position_along_normal", "frame"
@@ -167,7 +160,7 @@ def arbitrate(request, task_id: int):
         "writable": not signed and case.state == case.State.ARBITRATION,
         "references": references,
         "reference_labels": labels,
-        "lang": _lang(),
+        "lang": schema_language(),
         "urls": {"api": "/api/v1/", "queue": reverse("arbitration-queue")},
     }
     return render(

@@ -16,10 +16,8 @@ from django.db.models import Case as Case_
 from django.db.models import Prefetch, When
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from rest_framework.request import Request
 
 from annotation_server.imaging.api.serializers import SeriesDetailSerializer
 from annotation_server.imaging.models import Instance, Series
@@ -31,6 +29,7 @@ from annotation_server.reading.api.serializers import (
     ReadingTaskSerializer,
 )
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+from annotation_server.web.pages import schema_language, serializer_context
 
 
 def open_tasks(user, project: str | None = None):
@@ -71,10 +70,6 @@ def next_task(request):
     return redirect("workstation", task_id=task.pk)
 
 
-def _schema_language() -> str:
-    return "zh-hans" if (get_language() or "").lower().startswith("zh") else "en"
-
-
 @never_cache
 @login_required
 def workstation(request, task_id: int):
@@ -88,8 +83,7 @@ def workstation(request, task_id: int):
     case = task.case
     project = case.project
     protocol = getattr(project, "protocol", None)
-    api_request = Request(request)
-    context = {"request": api_request}
+    context = serializer_context(request)
     slices = Instance.objects.order_by("slice_index", "frame").only(
         "id", "series_id", "slice_index", "position", "position_along_normal", "frame"
     )
@@ -118,11 +112,14 @@ def workstation(request, task_id: int):
         "proposals_enabled": bool(
             protocol and protocol.prelabel_visibility == protocol.PrelabelVisibility.SHOWN
         ),
-        "lang": _schema_language(),
+        "lang": schema_language(),
         "urls": {
             "api": "/api/v1/",
             "worklist": reverse("worklist"),
-            "next": f"{reverse('worklist-next')}?after={task.pk}",
+            # a qualification read goes on within its attempt, on the qualification page
+            "next": reverse("qualification", args=[project.slug])
+            if task.attempt_id
+            else f"{reverse('worklist-next')}?after={task.pk}",
         },
     }
     return render(

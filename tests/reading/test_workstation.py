@@ -87,6 +87,42 @@ def test_workstation_page_carries_only_the_readers_own_read(case, tasks, reader_
     assert data["schema"]["finding_types"][0]["key"] == "nodule"
 
 
+def test_the_page_knows_its_reader(tasks, reader_a):
+    """The start-up data is serialised for the logged-in reader, not an anonymous
+    user: their own read is "me" and keeps its timings, and the findings query
+    after the serializers still sees them."""
+    task = tasks["reader_a"]
+    ReadingTask.objects.filter(pk=task.pk).update(active_seconds=77)
+    mine = Finding.objects.create(
+        task=task, finding_type="nodule", geometry=factories.nodule_geometry()
+    )
+    data = bootstrap(browser_for(reader_a).get(f"/read/{task.pk}/"))
+    assert data["task"]["reader"] == "me"
+    assert data["task"]["active_seconds"] == 77
+    assert [f["reader"] for f in data["findings"]] == ["me"]
+    assert data["findings"][0]["uid"] == str(mine.uid)
+    assert data["urls"]["next"].startswith("/worklist/next/")
+
+
+def test_a_qualification_read_goes_on_to_the_qualification_page(project, reader_a, manager):
+    from annotation_server.reading import qualification
+
+    case = factories.CaseFactory(project=project, state="qc")
+    test = qualification.create_test(project, name="Q", by=manager)
+    qualification.add_case(test, case, by=manager)
+    reference = {
+        "finding_type": "nodule",
+        "geometry": factories.nodule_geometry(),
+        "attributes": {"nodule_type": "solid", "long_axis_mm": 6.0, "malignancy": 3},
+    }
+    qualification.import_reference(case, [reference], by=manager)
+    attempt = qualification.start_attempt(test, reader_a)
+    task = attempt.tasks.get()
+    data = bootstrap(browser_for(reader_a).get(f"/read/{task.pk}/"))
+    assert data["writable"] is True
+    assert data["urls"]["next"] == f"/projects/{project.slug}/qualification/"
+
+
 def test_a_reader_cannot_open_another_readers_task(tasks, reader_a, outsider):
     assert browser_for(reader_a).get(f"/read/{tasks['reader_b'].pk}/").status_code == 404
     assert browser_for(outsider).get(f"/read/{tasks['reader_b'].pk}/").status_code == 404
