@@ -175,3 +175,43 @@ def celery_worker(transactional_db, settings):
     except subprocess.TimeoutExpired:
         proc.kill()
     app.conf.task_default_queue = "celery"
+
+
+# ------------------------------------------------------------------ browser
+# Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright. Here, not in
+# tests/browser/, because the end-to-end tests elsewhere drive the browser too, and
+# Playwright's sync API allows one instance per process (per xdist worker).
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    assert os.path.exists(CHROMIUM), "Chromium missing: make test installs Debian's chromium"
+    assert os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"), "run through make test (tests.harness)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()

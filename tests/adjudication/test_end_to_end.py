@@ -40,32 +40,7 @@ from annotation_server.reading.models import Finding, QualificationAttempt, Read
 from tests import factories
 from tests.adjudication.conftest import add_finding, ellipse
 from tests.adjudication.test_arbitration import decide, disputed_case
-from tests.browser import conftest as chromium
 from tests.browser.test_arbitration_browser import login, wait_saved
-
-
-@pytest.fixture
-def page(request):
-    """A page like tests/browser's `page` fixture. Playwright's sync API allows one
-    instance per thread, so when this xdist worker already runs tests/browser's
-    session-wide Chromium, reuse it; otherwise start one just for this test (and
-    close it, so tests/browser can start theirs after)."""
-    running = [
-        fixturedef.cached_result[0]
-        for fixturedef in request._fixturemanager._get_all_fixture_defs()
-        if fixturedef.argname == "browser"
-        and fixturedef.cached_result is not None
-        and fixturedef.cached_result[0] is not None
-    ]
-    if running:
-        yield from chromium.page.__wrapped__(running[0])
-        return
-    own = chromium.browser.__wrapped__()
-    try:
-        yield from chromium.page.__wrapped__(next(own))
-    finally:
-        next(own, None)  # the rest of tests/browser's fixture: close Chromium, stop Playwright
-
 
 SLICES = 16
 MATRIX = 256
