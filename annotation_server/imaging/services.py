@@ -17,6 +17,7 @@ from django.db import transaction
 from pydicom.dataset import Dataset
 
 from annotation_server.imaging import storage
+from annotation_server.imaging.deid.engine import peek
 from annotation_server.imaging.ingest.prepare import encode
 from annotation_server.imaging.models import Instance, Series, Study
 
@@ -72,8 +73,8 @@ def _date(value: str | None) -> date | None:
 
 
 def window_presets(ds: Dataset) -> list[dict]:
-    centres = ds.get("WindowCenter")
-    widths = ds.get("WindowWidth")
+    centres = peek(ds, "WindowCenter")
+    widths = peek(ds, "WindowWidth")
     if centres is None or widths is None:
         return []
     centres = list(centres) if isinstance(centres, pydicom.multival.MultiValue) else [centres]
@@ -106,15 +107,15 @@ def _functional(ds: Dataset, index: int, sequence: str, attr: str):
 def frames_of(ds: Dataset) -> list[dict]:
     """Geometry and rescale for each frame: one entry for single-frame images,
     one per frame for multi-frame (enhanced CT/MR and the like)."""
-    n = int(ds.get("NumberOfFrames", 1) or 1)
+    n = int(peek(ds, "NumberOfFrames", 1) or 1)
     if n <= 1:
         return [
             {
                 "frame": 0,
-                "position": _float_list(ds.get("ImagePositionPatient")),
-                "orientation": _float_list(ds.get("ImageOrientationPatient")),
-                "slope": _num(ds.get("RescaleSlope")) or 1.0,
-                "intercept": _num(ds.get("RescaleIntercept")) or 0.0,
+                "position": _float_list(peek(ds, "ImagePositionPatient")),
+                "orientation": _float_list(peek(ds, "ImageOrientationPatient")),
+                "slope": _num(peek(ds, "RescaleSlope")) or 1.0,
+                "intercept": _num(peek(ds, "RescaleIntercept")) or 0.0,
             }
         ]
     frames = []

@@ -241,13 +241,29 @@ def peek(ds: Dataset, keyword: str, default: Any = None) -> Any:
     if elem.is_raw:
         if elem.VR in (None, "UN", "SQ") or elem.value is None:
             return ds.get(keyword, default)  # decoded in place, as pydicom does
+        key = None
+        if elem.VR in _PEEK_MEMO_VRS and len(elem.value) <= 64:
+            key = (int(tag), elem.VR, elem.value, elem.is_little_endian)
+            if key in _peek_memo:
+                return _peek_memo[key]
         charset = (
             default_encoding
             if tag == 0x00080005
             else ds.original_character_set or ds._character_set
         )
         elem = convert_raw_data_element(elem, encoding=charset, ds=ds)
+        if key is not None:
+            if len(_peek_memo) >= 4096:
+                _peek_memo.clear()
+            _peek_memo[key] = elem.value
     return elem.value
+
+
+# Numbers and codes (not text: no character set, nothing identifying) that a
+# series repeats slice after slice, decoded once: geometry, rescale, windows, sizes.
+# Callers only read what peek returns.
+_PEEK_MEMO_VRS = frozenset({"DS", "IS", "CS", "US", "SS", "UL", "SL", "FL", "FD"})
+_peek_memo: dict[tuple, Any] = {}
 
 
 def _element(ds: Dataset, tag: BaseTag) -> tuple[DataElement | RawDataElement, str]:

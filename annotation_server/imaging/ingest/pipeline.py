@@ -24,6 +24,7 @@ from pydicom import Dataset
 from annotation_server.audit import services as audit
 from annotation_server.imaging import services as imaging
 from annotation_server.imaging.deid import Deidentifier, DeidOptions
+from annotation_server.imaging.deid.engine import peek
 from annotation_server.imaging.ingest import keys
 from annotation_server.imaging.ingest.prepare import (
     Prepared,
@@ -85,11 +86,11 @@ class ImportReport:
 
 
 def _geometry_key(ds: Dataset) -> tuple:
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or ()
-    orientation = ds.get("ImageOrientationPatient") or ()
+    spacing = peek(ds, "PixelSpacing") or peek(ds, "ImagerPixelSpacing") or ()
+    orientation = peek(ds, "ImageOrientationPatient") or ()
     return (
-        int(ds.Rows),
-        int(ds.Columns),
+        int(peek(ds, "Rows")),
+        int(peek(ds, "Columns")),
         tuple(round(float(v), 3) for v in spacing),
         tuple(round(float(v), 2) for v in orientation),
     )
