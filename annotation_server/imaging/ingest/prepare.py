@@ -124,14 +124,17 @@ def encode(ds: pydicom.Dataset) -> bytes:
         value = peek(ds, ds_kw)
         if meta_kw not in meta or (value and value != meta[meta_kw].value):
             setattr(meta, meta_kw, value)
-    fp = DicomBytesIO()
-    fp.write(b"\0" * 128 + b"DICM")
-    write_file_meta_info(fp, meta, enforce_standard=True)
-    fp.is_implicit_VR, fp.is_little_endian = ts.is_implicit_VR, True
-    if "PixelData" in ds:  # PS3.5 A.4: encapsulated pixel data has undefined length
+    head = DicomBytesIO()
+    head.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(head, meta, enforce_standard=True)
+    pixels = ds.get_item(0x7FE00010)
+    if pixels is not None and (
+        not pixels.is_raw or (pixels.length == 0xFFFFFFFF) != ts.is_compressed
+    ):  # PS3.5 A.4: encapsulated pixel data has undefined length (as dcmwrite sets it)
         ds["PixelData"].is_undefined_length = ts.is_compressed
-    _write_body(fp, ds, ts.is_implicit_VR)
-    return fp.getvalue()
+    parts = [head.getvalue()]
+    _write_body(parts, ds, ts.is_implicit_VR)
+    return b"".join(parts)  # the one copy of the pixel data
 
 
 def _encode_pydicom(ds: pydicom.Dataset) -> bytes:
@@ -150,10 +153,11 @@ _HEADER_16 = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
 _HEADER_IMPLICIT = struct.Struct("<HHL")
 
 
-def _write_body(fp: DicomBytesIO, ds: pydicom.Dataset, implicit: bool) -> None:
-    """pydicom's write_dataset, with a fast path for raw elements of defined length."""
+def _write_body(parts: list[bytes], ds: pydicom.Dataset, implicit: bool) -> None:
+    """pydicom's write_dataset into ``parts``, with a fast path for raw elements of
+    defined length (their bytes are appended as they are, not copied)."""
     charset = peek(ds, "SpecificCharacterSet", default_encoding)
-    write = fp.write
+    append = parts.append
     for tag in sorted(ds.keys()):
         if tag.element == 0 and tag.group > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
@@ -169,18 +173,21 @@ def _write_body(fp: DicomBytesIO, ds: pydicom.Dataset, implicit: bool) -> None:
             vr = elem.VR
             length = len(value)
             if implicit:
-                write(_HEADER_IMPLICIT.pack(tag.group, tag.element, length))
-                write(value)
+                append(_HEADER_IMPLICIT.pack(tag.group, tag.element, length))
+                append(value)
                 continue
             if vr in EXPLICIT_VR_LENGTH_32:
-                write(_HEADER_32.pack(tag.group, tag.element, vr.encode(), 0, length))
-                write(value)
+                append(_HEADER_32.pack(tag.group, tag.element, vr.encode(), 0, length))
+                append(value)
                 continue
             if vr and length <= 0xFFFF:
-                write(_HEADER_16.pack(tag.group, tag.element, vr.encode(), length))
-                write(value)
+                append(_HEADER_16.pack(tag.group, tag.element, vr.encode(), length))
+                append(value)
                 continue
+        fp = DicomBytesIO()
+        fp.is_implicit_VR, fp.is_little_endian = implicit, True
         write_data_element(fp, elem, charset)
+        append(fp.getvalue())
 
 
 def prepare(deid: Deidentifier, name: str, data: bytes) -> Prepared:
