@@ -147,6 +147,8 @@ def manage(request, slug: str):
             adjudicated=Case.objects.filter(
                 state__in=(Case.State.ADJUDICATED, Case.State.FROZEN),
                 project_id__in=_managed_ids(request.user),
+                # a reference only carries over between projects labelling alike
+                project__label_schema__key=project.label_schema.key,
             )
             .select_related("project")
             .order_by("project__slug", "code"),
