@@ -208,6 +208,17 @@ class ReadingProtocol(models.Model):
     drop_below_readers = models.PositiveSmallIntegerField(
         _("drop clusters marked by fewer than"), default=0
     )
+    size_tolerance_mm = models.FloatField(
+        _("sizes may differ by (mm)"),
+        null=True,
+        blank=True,
+        default=3.0,
+        validators=[MinValueValidator(0.0)],
+        help_text=_(
+            "Readers' sizes of one finding may differ by this much before the size alone "
+            "sends it to arbitration. Empty: sizes are not compared."
+        ),
+    )
     arbitration_mode = models.CharField(
         _("arbitration mode"),
         max_length=32,

@@ -23,7 +23,6 @@ from annotation_server.adjudication.services.arbitration import (
 from annotation_server.adjudication.services.common import (
     ACTIONS,
     REASON_CODES,
-    SIZE_TOLERANCE_MM,
     ArbitrationError,
     SettleError,
     SignatureError,
@@ -40,7 +39,6 @@ from annotation_server.adjudication.services.settle import (
 __all__ = [
     "ACTIONS",
     "REASON_CODES",
-    "SIZE_TOLERANCE_MM",
     "ArbitrationError",
     "SettleError",
     "SignatureError",

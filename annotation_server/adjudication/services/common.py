@@ -13,10 +13,6 @@ from annotation_server.adjudication.models import (
     ReferenceLabels,
 )
 
-# Sizes of one lesion as measured by different readers may differ by this much
-# before the size alone sends a cluster to arbitration. The protocol model has
-# no field for it yet; None would switch the check off.
-SIZE_TOLERANCE_MM = 3.0
 # The geometry written for auto-accepted clusters.
 AUTO_CONSENSUS_METHOD = "majority"
 

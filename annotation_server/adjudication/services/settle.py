@@ -17,7 +17,6 @@ from annotation_server.adjudication.models import (
 )
 from annotation_server.adjudication.services.common import (
     AUTO_CONSENSUS_METHOD,
-    SIZE_TOLERANCE_MM,
     ArbitrationError,
     SettleError,
     write_labels,
@@ -69,7 +68,7 @@ def consensus_rule(protocol: ReadingProtocol) -> qc_consensus.ConsensusRule:
         drop_below_readers=protocol.drop_below_readers,
         same_type=protocol.auto_accept_same_type,
         ordinal_tolerance=protocol.auto_accept_ordinal_tolerance,
-        size_tolerance_mm=SIZE_TOLERANCE_MM,
+        size_tolerance_mm=protocol.size_tolerance_mm,
         attribute_kinds=kinds,
         case_field_kinds={f["key"]: f["kind"] for f in definition.get("case_fields", [])},
     )
@@ -85,7 +84,7 @@ def protocol_snapshot(protocol: ReadingProtocol) -> dict:
         "auto_accept_same_type": protocol.auto_accept_same_type,
         "auto_accept_ordinal_tolerance": protocol.auto_accept_ordinal_tolerance,
         "drop_below_readers": protocol.drop_below_readers,
-        "size_tolerance_mm": SIZE_TOLERANCE_MM,
+        "size_tolerance_mm": protocol.size_tolerance_mm,
         "arbitration_mode": protocol.arbitration_mode,
         "consensus_method": AUTO_CONSENSUS_METHOD,
     }
