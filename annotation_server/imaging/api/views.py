@@ -225,7 +225,7 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
         series = pixel_object(
             self, Series.objects.select_related("study"), lambda s: s.study.project_id
         )
-        rows, etag = series_rows_and_etag(series)
+        etag, count = series_etag(series)
         cached = not_modified(request, etag)
         if cached:
             return cached
@@ -235,25 +235,36 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
             response = FileResponse(stored, content_type=pixels.MEDIA_TYPE)
             response["X-Refset-Stream"] = "stored"
         else:
+            rows, etag_now = series_rows_and_etag(series)
+            if etag_now != etag:  # changed in between: serve (and store) what is there now
+                etag, key = etag_now, stream_cache.key_for(etag_now)
+            count = len(rows)
             body = stream_cache.tee_to_storage(series_records(rows), key)
             response = StreamingHttpResponse(body, content_type=pixels.MEDIA_TYPE)
             response["X-Refset-Stream"] = "built"
-        response["X-Refset-Frames"] = str(len(rows))
+        response["X-Refset-Frames"] = str(count)
         return cacheable(response, etag)
+
+
+ETAG_FIELDS = ("id", "sha256", "frame", "slice_index", "position_along_normal")
+
+
+def series_etag(series: Series) -> tuple[str, int]:
+    """The strong ETag of the series' stream and its frame count, from the few
+    columns it covers (tuples: a stored stream needs nothing else)."""
+    rows = series.instances.order_by("slice_index", "frame").values_list(*ETAG_FIELDS)
+    parts = [f"{i}:{sha}:{frame}:{index}:{along}" for i, sha, frame, index, along in rows]
+    return etag_for("series", series.pk, *parts), len(parts)
+
+
+def series_rows(series: Series) -> list[dict[str, Any]]:
+    """The series' frame rows in slice order (what building its stream needs)."""
+    return list(series.instances.order_by("slice_index", "frame").values(*ROW_FIELDS))
 
 
 def series_rows_and_etag(series: Series) -> tuple[list[dict[str, Any]], str]:
     """The series' frame rows in slice order and the strong ETag of its stream."""
-    rows = list(series.instances.order_by("slice_index", "frame").values(*ROW_FIELDS))
-    etag = etag_for(
-        "series",
-        series.pk,
-        *(
-            f"{r['id']}:{r['sha256']}:{r['frame']}:{r['slice_index']}:{r['position_along_normal']}"
-            for r in rows
-        ),
-    )
-    return rows, etag
+    return series_rows(series), series_etag(series)[0]
 
 
 def build_series_stream(series: Series) -> bool:
