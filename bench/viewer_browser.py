@@ -41,18 +41,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.chromium import launch  # noqa: E402
+
 USER, PASSWORD = "bench-reader", "bench-password-1"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 SETUP = """
 import django, fixtures
@@ -273,7 +266,7 @@ def run_xr(args, env, py, base_env_server) -> None:
     tasks = [line.split()[1:] for line in out.splitlines() if line.startswith("TASK")]
     session = next(line.split()[1] for line in out.splitlines() if line.startswith("SESSION"))
     with base_env_server() as base, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = launch(pw)
         for task_id, _series_id, cols, rows in tasks:
             results = []
             for _ in range(args.repeat):
@@ -388,7 +381,7 @@ def main() -> None:
                     time.sleep(0.1)
             results = []
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+                browser = launch(pw)
                 for _ in range(args.repeat):
                     context = browser.new_context(viewport={"width": 1600, "height": 1000})
                     context.add_cookies([{"name": "sessionid", "value": session, "url": base}])

@@ -182,28 +182,17 @@ def celery_worker(transactional_db, settings):
 # tests/browser/, because the end-to-end tests elsewhere drive the browser too, and
 # Playwright's sync API allows one instance per process (per xdist worker).
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-
 
 @pytest.fixture(scope="session")
 def browser():
+    from tests.chromium import CHROMIUM, launch
+
     assert os.path.exists(CHROMIUM), "Chromium missing: make test installs Debian's chromium"
     assert os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"), "run through make test (tests.harness)"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = launch(pw)
         yield browser
         browser.close()
 

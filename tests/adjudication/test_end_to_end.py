@@ -40,7 +40,8 @@ from annotation_server.reading.models import Finding, QualificationAttempt, Read
 from tests import factories
 from tests.adjudication.conftest import add_finding, ellipse
 from tests.adjudication.test_arbitration import decide, disputed_case
-from tests.browser.test_arbitration_browser import login, wait_saved
+from tests.browser.helpers import login, open_from_arbitration_queue, wait_first_image
+from tests.browser.test_arbitration_browser import wait_saved
 
 SLICES = 16
 MATRIX = 256
@@ -306,12 +307,8 @@ def test_three_readers_to_a_signed_reference_standard(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     login(page, live_server, "arbitrator")
-    page.click("[data-testid=nav-arbitration]")
-    page.wait_for_url(f"{live_server.url}/arbitrate/")
-    assert "2 disputed clusters" in page.locator("[data-testid=queue-summary]").inner_text()
-    page.click(f"[data-task='{task.pk}'] [data-testid=open-task]")
-    page.wait_for_url(f"{live_server.url}/arbitrate/{task.pk}/")
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    summary = open_from_arbitration_queue(page, live_server, task)
+    assert "2 disputed clusters" in summary
     assert page.locator("[data-testid=cluster]").count() == 2
     assert page.locator("[data-testid=settled-cluster]").count() == 1
     # Nodule B: R(reader_a)'s contour, but the type the arbitrator sees: part-solid.
@@ -334,7 +331,7 @@ def test_three_readers_to_a_signed_reference_standard(
     page.fill("[data-testid=sign-password]", factories.PASSWORD)
     with page.expect_navigation():
         page.click("[data-testid=sign-submit]")
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    wait_first_image(page)
     assert page.locator("[data-testid=signed-note]").is_visible()
     page.screenshot(path=str(artifacts_dir / "end-to-end-signed.png"))
     assert errors == []

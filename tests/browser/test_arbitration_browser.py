@@ -17,6 +17,13 @@ from annotation_server.projects.models import Case
 from annotation_server.reading import services as reading
 from annotation_server.reading.models import ReadingTask
 from tests import factories
+from tests.browser import helpers
+from tests.browser.helpers import (
+    login,
+    open_arbitration,
+    open_from_arbitration_queue,
+    wait_first_image,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -108,26 +115,9 @@ def disputed(project, reader_a, reader_b, reader_c):
     }
 
 
-def login(page, live_server, username: str, language: str = "en") -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", factories.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    page.select_option("[data-testid=language-select]", language)
-    page.wait_for_load_state("networkidle")
-
-
 def wait_saved(page) -> None:
-    page.wait_for_function(
-        "document.querySelector('[data-testid=save-state]').dataset.state === 'saved'"
-        " && window.__arb.saver.idle"
-    )
-
-
-def open_task(page, live_server, task) -> None:
-    page.goto(f"{live_server.url}/arbitrate/{task.pk}/")
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    """The arbitration's drafts are saved and its saver has nothing in flight."""
+    helpers.wait_saved(page, helpers.ARBITRATION_SAVER)
 
 
 def test_arbitrator_decides_and_signs_a_case_in_the_browser(
@@ -137,12 +127,8 @@ def test_arbitrator_decides_and_signs_a_case_in_the_browser(
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     task = disputed["task"]
     login(page, live_server, "arbitrator")
-    page.click("[data-testid=nav-arbitration]")
-    page.wait_for_url(f"{live_server.url}/arbitrate/")
-    assert "2 disputed clusters" in page.locator("[data-testid=queue-summary]").inner_text()
-    page.click(f"[data-task='{task.pk}'] [data-testid=open-task]")
-    page.wait_for_url(f"{live_server.url}/arbitrate/{task.pk}/")
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    summary = open_from_arbitration_queue(page, live_server, task)
+    assert "2 disputed clusters" in summary
     page.wait_for_function(
         "document.querySelector('.ws-load').dataset.state === 'done'", timeout=30_000
     )
@@ -214,7 +200,7 @@ def test_arbitrator_decides_and_signs_a_case_in_the_browser(
     page.fill("[data-testid=sign-password]", factories.PASSWORD)
     with page.expect_navigation():
         page.click("[data-testid=sign-submit]")
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    wait_first_image(page)
 
     # Read-only, with the resulting reference findings.
     assert page.locator("[data-testid=signed-note]").is_visible()
@@ -252,8 +238,8 @@ def test_a_stale_tab_gets_a_conflict_and_nothing_is_lost(
             p.set_default_timeout(15_000)
         login(first, live_server, "arbitrator")
         task = disputed["task"]
-        open_task(first, live_server, task)
-        open_task(second, live_server, task)
+        open_arbitration(first, live_server, task)
+        open_arbitration(second, live_server, task)
         # Tab 1 saves a decision on B; tab 2 still holds the old version.
         first.click(f"[data-testid=cluster][data-cluster='{disputed['B'].pk}']")
         first.click("#arb-decision [data-testid=action-exclude]")
@@ -286,7 +272,7 @@ def test_a_stale_tab_gets_a_conflict_and_nothing_is_lost(
 def test_arbitrator_edits_a_finding_by_drawing_it(live_server, page, disputed, arbitrator):
     login(page, live_server, "arbitrator")
     task = disputed["task"]
-    open_task(page, live_server, task)
+    open_arbitration(page, live_server, task)
     page.click(f"[data-testid=cluster][data-cluster='{disputed['B'].pk}']")
     page.click("#arb-decision [data-testid=action-edit]")
     assert page.locator("[data-testid=edit-hint]").is_visible()

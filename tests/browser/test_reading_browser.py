@@ -2,83 +2,37 @@
 
 from __future__ import annotations
 
-import copy
 import json
-import zlib
 
 import pytest
 
 import fixtures
 from annotation_server.imaging.services import index_datasets
-from annotation_server.projects.models import Case, LabelSchema
+from annotation_server.projects.models import Case
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 from tests import factories
+from tests.browser.helpers import (
+    SLICES,
+    canvas_box,
+    image_to_page,
+    login,
+    make_ct_case,
+    open_read,
+    seed_for,
+    wait_first_image,
+    wait_saved,
+)
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-SLICES = 12
-
 
 @pytest.fixture
 def ct_case(request, project, reader_a, reader_b):
     """A real 12-slice CT in reading, with a schema whose nodule may also be a box."""
     return make_ct_case(project, reader_a, reader_b, seed=seed_for(request))
-
-
-def seed_for(request) -> int:
-    """A CT seed of this test's own: tests running at once on other workers then
-    never store the same content-addressed file at the same moment."""
-    return 100 + zlib.crc32(request.node.nodeid.encode()) % 10_000
-
-
-def make_ct_case(project, reader_a, reader_b, code: str = "CT0001", seed: int = 3) -> dict:
-    """The case of `ct_case`, for other browser modules to build their own."""
-    definition = copy.deepcopy(factories.schema("lung-nodule-ct").definition)
-    definition["finding_types"][0]["geometry"] = ["contour", "ellipse", "point", "box", "polygon"]
-    project.label_schema = LabelSchema.objects.create(
-        key="lung-nodule-ct-browser", version=1, name="Lung nodule (test)", definition=definition
-    )
-    project.save()
-    datasets, _ = fixtures.build_ct_datasets(slices=SLICES, seed=seed, matrix=256)
-    series = index_datasets(project, datasets).series[0]
-    case = Case.objects.create(
-        project=project, code=code, series=series, state=Case.State.READING, qc_status="pass"
-    )
-    return {
-        "case": case,
-        "a": ReadingTask.objects.create(case=case, reader=reader_a),
-        "b": ReadingTask.objects.create(case=case, reader=reader_b),
-    }
-
-
-def login(page, live_server, username: str, language: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", factories.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    page.select_option("[data-testid=language-select]", language)
-    page.wait_for_load_state("networkidle")
-
-
-def wait_saved(page) -> None:
-    page.wait_for_function(
-        "document.querySelector('[data-testid=save-state]').dataset.state === 'saved'"
-        " && window.__ws.queue.idle"
-    )
-
-
-def canvas_box(page):
-    return page.locator("[data-testid=viewer]").bounding_box()
-
-
-def image_to_page(page, col: float, row: float) -> tuple[float, float]:
-    box = canvas_box(page)
-    x, y = page.evaluate(f"window.__ws.viewport.toScreen([{col}, {row}])")
-    return box["x"] + x, box["y"] + y
 
 
 def test_reader_reads_a_case_end_to_end(live_server, page, ct_case, reader_a, artifacts_dir):
@@ -89,7 +43,7 @@ def test_reader_reads_a_case_end_to_end(live_server, page, ct_case, reader_a, ar
     assert "0 of 1 submitted" in page.locator("[data-testid=progress]").inner_text()
     page.keyboard.press("n")
     page.wait_for_url(f"{live_server.url}/read/{ct_case['a'].pk}/")
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    wait_first_image(page)
     page.wait_for_function(
         "document.querySelector('.ws-load').dataset.state === 'done'", timeout=30_000
     )
@@ -188,7 +142,7 @@ def test_reader_reads_a_case_end_to_end(live_server, page, ct_case, reader_a, ar
         "image_quality": 3,
     }
     page.reload()
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    wait_first_image(page)
     assert page.locator("[data-testid=finding]").count() == 2
     assert page.evaluate("window.__ws.slice") == 6
     assert page.locator("#ws-caseform [data-key=image_quality] button.on").inner_text() == "3"
@@ -202,7 +156,7 @@ def test_reader_reads_a_case_end_to_end(live_server, page, ct_case, reader_a, ar
     assert ct_case["a"].state == ReadingTask.State.SUBMITTED
     page.screenshot(path=str(artifacts_dir / "workstation-submitted-en.png"))
     page.reload()
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    wait_first_image(page)
     assert page.locator("[data-testid=locked]").is_visible()
     assert page.locator("[data-testid=submit]").is_hidden()
     assert page.locator("#ws-caseform button").first.is_disabled()
@@ -230,8 +184,7 @@ def test_second_reader_sees_nothing_of_the_first(
 
     page.on("response", keep)
     login(page, live_server, "reader_b", "zh-hans")
-    page.goto(f"{live_server.url}/read/{ct_case['b'].pk}/")
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    open_read(page, live_server, ct_case["b"])
     page.wait_for_function(
         "document.querySelector('.ws-load').dataset.state === 'done'", timeout=30_000
     )
@@ -302,7 +255,7 @@ def test_large_radiograph_previews_during_a_window_drag_and_rests_sharp(
     task = ReadingTask.objects.create(case=case, reader=reader_a)
     login(page, live_server, "reader_a", "en")
     page.goto(f"{live_server.url}/read/{task.pk}/")
-    page.wait_for_function("document.body.dataset.firstImage === '1'", timeout=30_000)
+    wait_first_image(page, timeout=30_000)
     page.wait_for_function(SHARP)
     assert "2048 × 2048" in page.locator("[data-testid=window-info]").inner_text()
     steps = page.evaluate(PREVIEW_THEN_SHARP)

@@ -11,11 +11,14 @@ import pytest
 
 from annotation_server.reading.models import Finding
 from tests import factories
-from tests.browser.test_reading_browser import (
+from tests.browser.helpers import (
+    SAVE_STATE,
     image_to_page,
     login,
     make_ct_case,
+    open_read,
     seed_for,
+    wait_first_image,
     wait_saved,
 )
 
@@ -23,8 +26,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-SAVE_STATE = "document.querySelector('[data-testid=save-state]').dataset.state"
 
 
 def findings_api(url: str) -> bool:
@@ -36,9 +37,14 @@ def ct_case(request, project, reader_a, reader_b):
     return make_ct_case(project, reader_a, reader_b, seed=seed_for(request))
 
 
-def open_read(page, live_server, task) -> None:
-    page.goto(f"{live_server.url}/read/{task.pk}/")
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+def plant_solid_nodule(task) -> Finding:
+    """A saved ellipse finding on the first slice, version 1, for two views to edit."""
+    return Finding.objects.create(
+        task=task,
+        finding_type="nodule",
+        geometry=factories.nodule_geometry(slice_index=0, kind="ellipse"),
+        attributes={"nodule_type": "solid"},
+    )
 
 
 def draw_box(page, c0: float, r0: float, c1: float, r1: float) -> None:
@@ -179,12 +185,7 @@ def test_a_second_tab_gets_a_conflict_and_overwrites_nothing(
     live_server, page, ct_case, artifacts_dir
 ):
     task = ct_case["a"]
-    planted = Finding.objects.create(
-        task=task,
-        finding_type="nodule",
-        geometry=factories.nodule_geometry(slice_index=0, kind="ellipse"),
-        attributes={"nodule_type": "solid"},
-    )
+    planted = plant_solid_nodule(task)
     login(page, live_server, "reader_a", "en")
     first = page
     second = page.context.new_page()
@@ -220,7 +221,7 @@ def test_a_second_tab_gets_a_conflict_and_overwrites_nothing(
 
     # "Reload the newest version" shows the first tab's save.
     second.click("#ws-reload")
-    second.wait_for_function("document.body.dataset.firstImage === '1'")
+    wait_first_image(second)
     second.click("[data-testid=finding]")
     assert second.locator("#ws-attrs select[name=nodule_type]").input_value() == "part_solid"
     assert second.evaluate(SAVE_STATE) == "saved"
@@ -231,12 +232,7 @@ def test_a_lost_answer_is_retried_without_a_false_conflict(live_server, page, ct
     """The update arrived but its answer was lost: the retry meets 409, finds its own
     content on the server and carries on instead of reporting a conflict."""
     task = ct_case["a"]
-    planted = Finding.objects.create(
-        task=task,
-        finding_type="nodule",
-        geometry=factories.nodule_geometry(slice_index=0, kind="ellipse"),
-        attributes={"nodule_type": "solid"},
-    )
+    planted = plant_solid_nodule(task)
     login(page, live_server, "reader_a", "en")
     open_read(page, live_server, task)
     lost = {"on": True, "count": 0}

@@ -13,10 +13,11 @@ from django.utils import timezone
 from annotation_server.reading import services
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 from tests import factories
-from tests.browser.test_reading_browser import (
+from tests.browser.helpers import (
     image_to_page,
     login,
     make_ct_case,
+    open_read,
     seed_for,
     wait_saved,
 )
@@ -115,8 +116,7 @@ def test_review_phase_shows_others_anonymised_toggleable_and_read_only(
         ),
     )
     login(page, live_server, "reader_a", "en")
-    page.goto(f"{live_server.url}/read/{a2.pk}/")
-    page.wait_for_function("document.body.dataset.firstImage === '1'")
+    open_read(page, live_server, a2)
     page.wait_for_function("window.__ws.store.others.length === 1")
     assert "Phase 2" in page.locator(".ws-phase").inner_text()
 

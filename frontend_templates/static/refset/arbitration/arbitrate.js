@@ -2,23 +2,24 @@
 // the disputed clusters with their reasons, a decision per cluster and per
 // disputed case-level field, drafts saved with optimistic locking, and the
 // signature with the password re-entered. Pixels, rendering, the viewport, shape
-// math, schema forms and the pointer tools are the reading workstation's modules.
+// math, schema forms, the pointer tools and the slice view (sliceview.js: frames,
+// progress, presets, save indicator) are the reading workstation's modules.
 
 import "../viewer/i18n.js";
 import { api, HttpError } from "../viewer/autosave.js";
 import { buildForm, label } from "../viewer/forms.js";
 import { findingCentreMm, hitShape, round2, SeriesGeometry, shapeCentre } from "../viewer/geometry.js";
 import { SliceRenderer } from "../viewer/lut.js";
-import { fetchInstance, streamSeries } from "../viewer/pixels.js";
 import { comboOf } from "../viewer/shortcuts.js";
+import { sliceViewMethods } from "../viewer/sliceview.js";
 import { DRAW_TOOLS, ToolController } from "../viewer/tools.js";
+import { $, h, readerNumber } from "../viewer/ui.js";
 import { Viewport } from "../viewer/viewport.js";
 import { ACTION_NAMES, describe, fieldText, methodName, problems, resultingAttributes, typeOf } from "./decisions.js";
 import { DraftSaver } from "./draft.js";
 
 const READER_COLOURS = ["#ff5252", "#40c4ff", "#69f0ae", "#ffab40", "#e040fb", "#eeff41", "#f48fb1", "#80cbc4"];
 const DECISION_COLOUR = "#ffd54a";
-const PRESET_KEYS = { lung: "1", mediastinum: "2", bone: "3", brain: "4" };
 const KEYS = {
   "]": "cluster:1",
   "[": "cluster:-1",
@@ -45,29 +46,6 @@ const KEYS = {
   escape: "escape",
   "ctrl+s": "save",
 };
-
-const $ = (selector) => document.querySelector(selector);
-
-function h(tag, props = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role" || k === "for") node.setAttribute(k, v);
-    else node[k] = v;
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
-function presetLabel(name) {
-  const names = { lung: gettext("Lung"), mediastinum: gettext("Mediastinum"), bone: gettext("Bone"), brain: gettext("Brain") };
-  return names[name] || name;
-}
-
-function readerNumber(reader) {
-  return Number(String(reader).replace(/\D/g, "")) || 1;
-}
 
 export class Arbitration {
   constructor(boot) {
@@ -131,107 +109,32 @@ export class Arbitration {
 
   // -- pixels ------------------------------------------------------------------------
 
-  _acceptFrame(frame) {
-    const index = frame.header.index;
-    const at = Number.isInteger(frame.header.slice_index) ? frame.header.slice_index : index;
-    if (at == null || at < 0 || at >= this.count || this.frames[at]) return;
-    this.frames[at] = frame;
-    this.loadedCount += 1;
-    if (!this.defaultWindow && frame.values) this._initWindow(frame.header);
-    if (at === this.slice) this.redraw();
-  }
-
   _initWindow(header) {
-    this.geometry.setSpacingFromFrame(header.pixel_spacing);
-    if (!this.geometry.rows) {
-      this.geometry.rows = header.rows;
-      this.geometry.columns = header.columns;
-    }
+    this._adoptHeader(header);
     const centre = this._clusterCentre(this.selected());
-    this.viewport.fitted = false;
-    this.viewport.resize();
     if (centre) this.viewport.centreOn(centre);
-    this.defaultWindow = header.default_window || { center: 0, width: 1 };
-    this.headerInvert = Boolean(header.invert);
-    this.rgb = Boolean(header.rgb);
-    this.presets = header.window_presets || [];
     const lung = this.presets.find((p) => p.name === "lung");
     if (lung) this.setWindow(lung.center, lung.width, { name: "lung" });
     else this.setWindow(this.defaultWindow.center, this.defaultWindow.width, { name: "file" });
-    this._buildPresets();
+    this._buildPresets(gettext("File"));
   }
 
   async _load() {
     if (this.slice > 0) this._fetchSlice(this.slice);
     try {
-      await streamSeries(this.apiRoot, this.boot.series.id, {
-        onFrame: (frame) => this._acceptFrame(frame),
-        onProgress: ({ frames, expected, bytes, total }) => {
-          const of = expected || this.count;
-          const pct = total ? Math.round((100 * bytes) / total) : Math.round((100 * frames) / of);
-          this._progress(pct, frames, of);
-        },
-      });
+      await this._streamFrames();
       this._progress(100, this.loadedCount, this.count, true);
     } catch (error) {
       this._progress(null, this.loadedCount, this.count, false, error.message);
     }
   }
 
-  async _fetchSlice(index) {
-    const slice = this.geometry.slices[index];
-    if (!slice || this.requested.has(index) || this.frames[index]) return;
-    this.requested.add(index);
-    try {
-      const frame = await fetchInstance(this.apiRoot, slice.id);
-      frame.header.slice_index = index;
-      this._acceptFrame(frame);
-    } catch {
-      this.requested.delete(index);
-    }
-  }
-
-  _progress(pct, frames, of, done = false, error = "") {
-    const text = $("#ws-progress");
-    if (error) {
-      text.textContent = interpolate(gettext("Series loading failed: %s"), [error]);
-      text.classList.add("bad");
-      return;
-    }
-    $("#ws-progress-bar").style.width = `${pct}%`;
-    text.textContent = done ? interpolate(gettext("%s slices loaded"), [frames]) : interpolate(gettext("Loading %s%% (%s / %s)"), [pct, frames, of]);
-    text.parentElement.dataset.state = done ? "done" : "loading";
-  }
-
-  _buildPresets() {
-    const box = $("#ws-presets");
-    box.textContent = "";
-    if (this.rgb) return;
-    const add = (name, text, key) => {
-      const b = h("button", { type: "button", class: "ws-preset", text, title: key ? `${text} (${key})` : text, "data-preset": name });
-      b.addEventListener("click", () => this.applyPreset(name));
-      box.append(b);
-    };
-    add("file", gettext("File"), "0");
-    for (const p of this.presets.filter((x) => x.source === "modality")) add(p.name, presetLabel(p.name), PRESET_KEYS[p.name]);
-    this._markPreset();
-  }
-
-  _markPreset() {
-    for (const b of document.querySelectorAll(".ws-preset")) b.classList.toggle("on", b.dataset.preset === this.windowName);
-  }
-
   // -- chrome and events ---------------------------------------------------------------
 
   _bind() {
-    this.slider = $("#ws-slider");
-    this.slider.max = String(this.count - 1);
-    new ResizeObserver(() => {
-      this.viewport.resize();
-      this.redraw();
-    }).observe(this.canvas);
-    this.slider.addEventListener("input", () => this.goToSlice(Number(this.slider.value)));
-    for (const b of document.querySelectorAll(".ws-tool")) b.addEventListener("click", () => this.setTool(b.dataset.tool));
+    this.sliderEl = $("#ws-slider");
+    this.sliderEl.max = String(this.count - 1);
+    this._bindView();
     $("#arb-invert").addEventListener("click", () => this.command("invert"));
     $("#arb-reset").addEventListener("click", () => this.command("reset"));
     $("#arb-sign-open").addEventListener("click", () => this.openSign());
@@ -307,27 +210,8 @@ export class Arbitration {
   }
 
   _setSaveState(state, message) {
-    const texts = {
-      saved: gettext("All decisions saved"),
-      pending: gettext("Unsaved changes…"),
-      saving: gettext("Saving…"),
-      retrying: gettext("Saving… retrying"),
-      error: gettext("Not saved: error"),
-      conflict: gettext("Conflict: not saved"),
-      locked: gettext("Read-only"),
-    };
-    const el = $("#arb-save");
-    el.textContent = texts[state] || state;
-    el.dataset.state = state;
-    el.title = message || "";
-    const banner = $("#arb-conflict");
-    if (state === "conflict" || state === "error") {
-      banner.hidden = false;
-      banner.dataset.kind = state;
-      banner.querySelector(".ws-conflict-text").textContent = message;
-      $("#arb-merge").hidden = state !== "conflict";
-    } else if (state !== "retrying") banner.hidden = true;
-    if (state === "retrying") this.flash(message);
+    this._showSaveState($("#arb-save"), $("#arb-conflict"), state, message, gettext("All decisions saved"));
+    if (state === "conflict" || state === "error") $("#arb-merge").hidden = state !== "conflict";
   }
 
   async mergeConflict() {
@@ -343,15 +227,6 @@ export class Arbitration {
     }
   }
 
-  flash(text) {
-    if (!text) return;
-    const el = $("#ws-flash");
-    el.textContent = text;
-    el.hidden = false;
-    clearTimeout(this._flashTimer);
-    this._flashTimer = setTimeout(() => (el.hidden = true), 4000);
-  }
-
   // -- tools (the workstation's ToolController drives these) ------------------------------
 
   setTool(tool) {
@@ -359,10 +234,7 @@ export class Arbitration {
       this.flash(this.whyCannotDraw(tool));
       return;
     }
-    this.tools.cancel();
-    this.tool = tool;
-    for (const b of document.querySelectorAll(".ws-tool")) b.classList.toggle("on", b.dataset.tool === tool);
-    this.canvas.dataset.tool = tool;
+    this._useTool(tool);
   }
 
   _editing() {
@@ -415,12 +287,9 @@ export class Arbitration {
   }
 
   commitShape(tool, points) {
-    const kind = this.kindFor(tool);
-    if (!kind) {
-      this.flash(this.whyCannotDraw(tool));
-      return;
-    }
-    const shape = { slice_index: this.slice, points: round2(points) };
+    const drawn = this._drawnShape(tool, points);
+    if (!drawn) return;
+    const { kind, shape } = drawn;
     this._saveEdit((d) => {
       if (!d.geometry || d.geometry.kind !== kind) d.geometry = { kind, shapes: [] };
       d.geometry.shapes = d.geometry.shapes.filter((s) => s.slice_index !== this.slice);
@@ -462,18 +331,13 @@ export class Arbitration {
     if (this.clusters.some((c) => c.id === id)) this.selectCluster(id, { jump: false });
   }
 
-  pointerAt(p) {
-    this.pointer = p;
-    if (this.tool === "select") this.canvas.classList.toggle("over-shape", Boolean(this.hitFinding(p)));
-  }
-
   // -- slices and window -------------------------------------------------------------------
 
   goToSlice(index) {
     const next = Math.min(Math.max(Math.round(index), 0), this.count - 1);
     if (next === this.slice) return;
     this.slice = next;
-    this.slider.value = String(next);
+    this.sliderEl.value = String(next);
     this.redraw();
   }
 
@@ -624,11 +488,7 @@ export class Arbitration {
         h("span", { class: "ws-swatch", style: `background:${this.readerColour(reader)}` }),
         document.createTextNode(`${reader} · ${interpolate(gettext("%s marks"), [marks])}`),
       ]);
-      row.querySelector("input").addEventListener("change", (e) => {
-        if (e.target.checked) this.hiddenReaders.delete(reader);
-        else this.hiddenReaders.add(reader);
-        this.redraw();
-      });
+      row.querySelector("input").addEventListener("change", (e) => this._toggleReader(reader, e.target.checked));
       box.append(row);
     }
     const settled = h("label", { class: "ws-reader" }, [
@@ -950,12 +810,6 @@ export class Arbitration {
 
   // -- drawing ---------------------------------------------------------------------------------
 
-  redraw() {
-    if (this.needsPaint) return;
-    this.needsPaint = true;
-    requestAnimationFrame(() => this.paint());
-  }
-
   paint() {
     this.needsPaint = false;
     const frame = this.frames[this.slice];
@@ -964,11 +818,7 @@ export class Arbitration {
       image = this.renderer.render(frame, this.window.center, this.window.width, this.headerInvert !== this.invert, this.slice);
       document.body.dataset.firstImage = "1";
     } else if (!frame) {
-      clearTimeout(this._sliceTimer);
-      const index = this.slice;
-      this._sliceTimer = setTimeout(() => {
-        if (!this.frames[index] && index === this.slice) this._fetchSlice(index);
-      }, 150);
+      this._fetchSliceSoon();
     }
     this.viewport.draw(image, (ctx) => this._overlay(ctx, frame));
     const lines = [interpolate(gettext("Slice %s / %s"), [this.slice + 1, this.count])];
@@ -981,13 +831,7 @@ export class Arbitration {
 
   _overlay(ctx, frame) {
     const vp = this.viewport;
-    if (!frame) {
-      ctx.fillStyle = "#9aa6bb";
-      ctx.font = "14px system-ui, sans-serif";
-      ctx.textAlign = "center";
-      ctx.fillText(gettext("Loading slice…"), vp.cssWidth / 2, vp.cssHeight / 2);
-      ctx.textAlign = "start";
-    }
+    if (!frame) this._paintLoading(ctx);
     const drawMembers = (cluster, style) => {
       for (const m of cluster.members) {
         if (this.hiddenReaders.has(m.reader)) continue;
@@ -1029,6 +873,8 @@ export class Arbitration {
     vp.drawScaleBar(ctx);
   }
 }
+
+Object.assign(Arbitration.prototype, sliceViewMethods);
 
 const boot = JSON.parse(document.getElementById("arb-bootstrap").textContent);
 window.__arb = new Arbitration(boot);

@@ -3,7 +3,7 @@
 // next slice, rulers and long/short axes. Installed on Workstation.prototype.
 
 import { findingCentreMm, hitShape, round2 } from "./geometry.js";
-import { OTHER_COLOURS, OWN_COLOURS } from "./ui.js";
+import { OTHER_COLOURS, OWN_COLOURS, readerNumber } from "./ui.js";
 
 /** Methods of Workstation that edit findings on the image. */
 export const editingMethods = {
@@ -17,8 +17,7 @@ export const editingMethods = {
   },
 
   _otherColour(reader) {
-    const n = Number(String(reader).replace(/\D/g, "")) || 1;
-    return OTHER_COLOURS[(n - 1) % OTHER_COLOURS.length];
+    return OTHER_COLOURS[(readerNumber(reader) - 1) % OTHER_COLOURS.length];
   },
 
   isOwn(uid) {
@@ -65,12 +64,9 @@ export const editingMethods = {
   },
 
   commitShape(tool, points) {
-    const kind = this.kindFor(tool);
-    if (!kind) {
-      this.flash(this.whyCannotDraw(tool));
-      return;
-    }
-    const shape = { slice_index: this.slice, points: round2(points) };
+    const drawn = this._drawnShape(tool, points);
+    if (!drawn) return;
+    const { kind, shape } = drawn;
     const current = this.store.get(this.selected);
     if (current && current.geometry.kind === kind && !this._shapeOn(current.geometry, this.slice)) {
       this.store.update(current.uid, (f) => {

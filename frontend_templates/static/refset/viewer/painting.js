@@ -3,22 +3,18 @@
 // image), overlays (others' marks, proposals, own findings, rulers, the shape
 // being drawn) and the corner texts. Installed on Workstation.prototype.
 
+import { sliceViewMethods } from "./sliceview.js";
 import { $, PROPOSAL_COLOUR, presetLabel } from "./ui.js";
+
+// Shared with the arbitration view (sliceview.js); listed here as well so that
+// paintingMethods stays complete on its own.
+const { pointerAt, redraw, _fetchSliceSoon } = sliceViewMethods;
 
 /** Methods of Workstation that paint the canvas and its corner texts. */
 export const paintingMethods = {
-  pointerAt(p) {
-    this.pointer = p;
-    if (this.tool !== "select") return;
-    const hit = this.hitFinding(p);
-    this.canvas.classList.toggle("over-shape", Boolean(hit));
-  },
-
-  redraw() {
-    if (this.needsPaint) return;
-    this.needsPaint = true;
-    requestAnimationFrame(() => this.paint());
-  },
+  pointerAt,
+  redraw,
+  _fetchSliceSoon,
 
   paint() {
     this.needsPaint = false;
@@ -45,23 +41,10 @@ export const paintingMethods = {
     if (this.paintTimes.length > 2000) this.paintTimes.splice(0, 1000);
   },
 
-  _fetchSliceSoon() {
-    clearTimeout(this._sliceTimer);
-    const index = this.slice;
-    // The stream may be about to deliver it: ask for it alone only if it does not.
-    this._sliceTimer = setTimeout(() => {
-      if (!this.frames[index] && index === this.slice) this._fetchSlice(index);
-    }, 150);
-  },
-
   _overlay(ctx, frame) {
     const vp = this.viewport;
     if (!frame) {
-      ctx.fillStyle = "#9aa6bb";
-      ctx.font = "14px system-ui, sans-serif";
-      ctx.textAlign = "center";
-      ctx.fillText(gettext("Loading slice…"), vp.cssWidth / 2, vp.cssHeight / 2);
-      ctx.textAlign = "start";
+      this._paintLoading(ctx);
     } else if (frame.header.error) {
       ctx.fillStyle = "#ff8a80";
       ctx.font = "14px system-ui, sans-serif";

@@ -85,11 +85,7 @@ export const panelMethods = {
         h("span", { class: "ws-swatch", style: `background:${this._otherColour(reader)}` }),
         document.createTextNode(`${reader} · ${interpolate(ngettext("%s mark", "%s marks", n), [n])}`),
       ]);
-      row.querySelector("input").addEventListener("change", (e) => {
-        if (e.target.checked) this.hiddenReaders.delete(reader);
-        else this.hiddenReaders.add(reader);
-        this.redraw();
-      });
+      row.querySelector("input").addEventListener("change", (e) => this._toggleReader(reader, e.target.checked));
       list.append(row);
     }
   },

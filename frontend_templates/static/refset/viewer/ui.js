@@ -6,13 +6,13 @@ export const PROPOSAL_COLOUR = "#00e5ff";
 
 export const $ = (selector) => document.querySelector(selector);
 
-/** A DOM element with properties (class, text, data-*, aria-*, role) and children. */
+/** A DOM element with properties (class, text, data-*, aria-*, role, for) and children. */
 export function h(tag, props = {}, children = []) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
     if (k === "class") node.className = v;
     else if (k === "text") node.textContent = v;
-    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role") node.setAttribute(k, v);
+    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role" || k === "for") node.setAttribute(k, v);
     else node[k] = v;
   }
   for (const child of children) if (child != null) node.append(child);
@@ -27,6 +27,11 @@ export function presetLabel(name) {
     brain: gettext("Brain"),
   };
   return names[name] || name;
+}
+
+/** A reader label's number ("R2" → 2; 1 where it has none): picks the reader's colour. */
+export function readerNumber(reader) {
+  return Number(String(reader).replace(/\D/g, "")) || 1;
 }
 
 export function formatTime(seconds) {

@@ -6,6 +6,7 @@
 //   panel.js       the findings / other readers / proposals / attributes panel
 //   painting.js    one paint per frame: slice, overlays, corner texts
 //   submission.js  reading time, completeness check, submit and lock
+//   sliceview.js   what the arbitration view shares: frames, progress, presets, paints
 
 import "./i18n.js";
 import { api, SaveQueue } from "./autosave.js";
@@ -15,15 +16,14 @@ import { SeriesGeometry } from "./geometry.js";
 import { SliceRenderer } from "./lut.js";
 import { paintingMethods } from "./painting.js";
 import { panelMethods } from "./panel.js";
-import { fetchInstance, streamSeries } from "./pixels.js";
 import { buildHelp, comboOf, keymap } from "./shortcuts.js";
+import { sliceViewMethods } from "./sliceview.js";
 import { FindingStore } from "./store.js";
 import { submissionMethods } from "./submission.js";
 import { DRAW_TOOLS, ToolController } from "./tools.js";
-import { $, h, presetLabel } from "./ui.js";
+import { $, h } from "./ui.js";
 import { Viewport } from "./viewport.js";
 
-const PRESET_KEYS = { lung: "1", mediastinum: "2", bone: "3", brain: "4" };
 // A window drag on an image this large and minified paints a reduced preview per
 // frame (lut.js), and the full-resolution image once the drag rests this long.
 const PREVIEW_MIN_PIXELS = 2_000_000;
@@ -139,69 +139,28 @@ export class Workstation {
     }
   }
 
-  _acceptFrame(frame) {
-    const index = frame.header.index;
-    const at = Number.isInteger(frame.header.slice_index) ? frame.header.slice_index : index;
-    if (at == null || at < 0 || at >= this.count || this.frames[at]) return;
-    this.frames[at] = frame;
-    this.loadedCount += 1;
-    if (!this.defaultWindow && frame.values) this._initWindow(frame.header);
-    if (at === this.slice) this.redraw();
-  }
-
   _initWindow(header) {
-    this.geometry.setSpacingFromFrame(header.pixel_spacing);
-    if (!this.geometry.rows) {
-      this.geometry.rows = header.rows;
-      this.geometry.columns = header.columns;
-    }
-    this.viewport.fitted = false;
-    this.viewport.resize();
-    this.defaultWindow = header.default_window || { center: 0, width: 1 };
-    this.headerInvert = Boolean(header.invert);
-    this.rgb = Boolean(header.rgb);
-    this.presets = header.window_presets || [];
+    this._adoptHeader(header);
     if (!this.window) {
       this.window = { ...this.defaultWindow };
       this.windowName = this.presets.length ? this.presets[0].name : "";
     }
-    this._buildPresets();
+    this._buildPresets(this.presets.some((p) => p.source === "file") ? gettext("File") : gettext("Auto"));
   }
 
   async _load() {
-    const seriesId = this.boot.series.id;
     const first = this.slice;
     // The slice the reader starts on comes alone first unless the stream starts there.
     if (first > 0) this._fetchSlice(first);
     const t0 = performance.now();
     try {
-      await streamSeries(this.apiRoot, seriesId, {
-        onFrame: (frame) => this._acceptFrame(frame),
-        onProgress: ({ frames, expected, bytes, total }) => {
-          const of = expected || this.count;
-          const pct = total ? Math.round((100 * bytes) / total) : Math.round((100 * frames) / of);
-          this._progress(pct, frames, of);
-        },
-      });
+      await this._streamFrames();
       this.seriesDone = true;
       performance.mark("ws:series-loaded");
       this.seriesMs = performance.now() - t0;
       this._progress(100, this.loadedCount, this.count, true);
     } catch (error) {
       this._progress(null, this.loadedCount, this.count, false, error.message);
-    }
-  }
-
-  async _fetchSlice(index) {
-    const slice = this.geometry.slices[index];
-    if (!slice || this.requested.has(index) || this.frames[index]) return;
-    this.requested.add(index);
-    try {
-      const frame = await fetchInstance(this.apiRoot, slice.id);
-      frame.header.slice_index = index;
-      this._acceptFrame(frame);
-    } catch {
-      this.requested.delete(index);
     }
   }
 
@@ -227,12 +186,9 @@ export class Workstation {
 
   _buildChrome() {
     this.statusEl = $("#ws-save");
-    this.progressEl = $("#ws-progress");
-    this.progressBar = $("#ws-progress-bar");
     this.sliderEl = $("#ws-slider");
     this.sliderEl.max = String(this.count - 1);
     this.sliderEl.value = String(this.slice);
-    this.flashEl = $("#ws-flash");
     this.findingsEl = $("#ws-findings");
     this.attrsEl = $("#ws-attrs");
     this.caseFormEl = $("#ws-caseform");
@@ -261,26 +217,6 @@ export class Workstation {
     this._markAllowedTools();
   }
 
-  _buildPresets() {
-    const box = $("#ws-presets");
-    box.textContent = "";
-    if (this.rgb) return;
-    const add = (name, text, key, window) => {
-      const b = h("button", { type: "button", class: "ws-preset", text, title: key ? `${text} (${key})` : text, "data-preset": name });
-      b.addEventListener("click", () => this.applyPreset(name));
-      box.append(b);
-      return window;
-    };
-    const own = this.presets.filter((p) => p.source === "file");
-    add("file", own.length ? gettext("File") : gettext("Auto"), "0");
-    for (const p of this.presets.filter((x) => x.source === "modality")) add(p.name, presetLabel(p.name), PRESET_KEYS[p.name]);
-    this._markPreset();
-  }
-
-  _markPreset() {
-    for (const b of document.querySelectorAll(".ws-preset")) b.classList.toggle("on", b.dataset.preset === this.windowName || (b.dataset.preset === "file" && this.windowName === "file"));
-  }
-
   _applyWritable() {
     document.body.classList.toggle("ws-readonly", !this.writable);
     $("#ws-submit").hidden = !this.writable;
@@ -290,61 +226,14 @@ export class Workstation {
     for (const b of document.querySelectorAll(".ws-tool[data-draw]")) b.disabled = !this.writable;
   }
 
-  _progress(pct, frames, of, done = false, error = "") {
-    if (error) {
-      this.progressEl.textContent = interpolate(gettext("Series loading failed: %s"), [error]);
-      this.progressEl.classList.add("bad");
-      return;
-    }
-    this.progressBar.style.width = `${pct}%`;
-    this.progressEl.textContent = done
-      ? interpolate(gettext("%s slices loaded"), [frames])
-      : interpolate(gettext("Loading %s%% (%s / %s)"), [pct, frames, of]);
-    this.progressEl.parentElement.classList.toggle("done", done);
-    this.progressEl.parentElement.dataset.state = done ? "done" : "loading";
-  }
-
   _setSaveState(state, message) {
-    const texts = {
-      saved: gettext("All changes saved"),
-      pending: gettext("Unsaved changes…"),
-      saving: gettext("Saving…"),
-      retrying: gettext("Saving… retrying"),
-      error: gettext("Not saved: error"),
-      conflict: gettext("Conflict: not saved"),
-      locked: gettext("Read-only"),
-    };
-    this.statusEl.textContent = texts[state] || state;
-    this.statusEl.dataset.state = state;
-    this.statusEl.title = message || "";
-    const banner = $("#ws-conflict");
-    if (state === "conflict" || state === "error") {
-      banner.hidden = false;
-      banner.querySelector(".ws-conflict-text").textContent = message;
-      banner.dataset.kind = state;
-    } else if (state !== "retrying") {
-      banner.hidden = true;
-    }
-    if (state === "retrying") this.flash(message);
-  }
-
-  flash(text) {
-    if (!text) return;
-    this.flashEl.textContent = text;
-    this.flashEl.hidden = false;
-    clearTimeout(this._flashTimer);
-    this._flashTimer = setTimeout(() => (this.flashEl.hidden = true), 4000);
+    this._showSaveState(this.statusEl, $("#ws-conflict"), state, message, gettext("All changes saved"));
   }
 
   // -- events --------------------------------------------------------------------
 
   _bind() {
-    new ResizeObserver(() => {
-      this.viewport.resize();
-      this.redraw();
-    }).observe(this.canvas);
-    this.sliderEl.addEventListener("input", () => this.goToSlice(Number(this.sliderEl.value)));
-    for (const b of document.querySelectorAll(".ws-tool")) b.addEventListener("click", () => this.setTool(b.dataset.tool));
+    this._bindView();
     $("#ws-undo").addEventListener("click", () => this.command("undo"));
     $("#ws-redo").addEventListener("click", () => this.command("redo"));
     $("#ws-reset").addEventListener("click", () => this.command("reset"));
@@ -460,10 +349,7 @@ export class Workstation {
       this.flash(this.whyCannotDraw(tool));
       return;
     }
-    this.tools.cancel();
-    this.tool = tool;
-    for (const b of document.querySelectorAll(".ws-tool")) b.classList.toggle("on", b.dataset.tool === tool);
-    this.canvas.dataset.tool = tool;
+    this._useTool(tool);
   }
 
   setType(key) {
@@ -570,7 +456,7 @@ export class Workstation {
   }
 }
 
-Object.assign(Workstation.prototype, editingMethods, panelMethods, paintingMethods, submissionMethods);
+Object.assign(Workstation.prototype, sliceViewMethods, editingMethods, panelMethods, paintingMethods, submissionMethods);
 
 const boot = JSON.parse(document.getElementById("ws-bootstrap").textContent);
 window.__ws = new Workstation(boot);
