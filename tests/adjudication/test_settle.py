@@ -164,6 +164,7 @@ def test_arbitrators_never_read_the_case_and_are_load_balanced(
     assert set(chosen.values()) == {arbitrator_b, arbitrator_c}
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_reads_complete_queues_the_settle_job_which_a_worker_runs(
     celery_worker, grid_case, tasks, protocol, manager
 ):

@@ -31,7 +31,7 @@ def media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the shipped schemas
 def test_demo_seeds_people_projects_and_states_idempotently(media, capsys, celery_worker):
     args = [
         "--ct-cases",
