@@ -133,8 +133,13 @@ def client_for():
 
 
 @pytest.fixture
-def celery_worker(transactional_db, settings):
+def celery_worker(request, transactional_db, settings):
     """A real worker process on this test's database and its own Redis queue."""
+    marker = request.node.get_closest_marker("django_db")
+    assert marker and marker.kwargs.get("serialized_rollback"), (
+        "mark the test django_db(transaction=True, serialized_rollback=True): its flush "
+        "would otherwise drop the rows migrations ship (schemas) for the tests after it"
+    )
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "make test provides Redis"
     db = connection.settings_dict
     url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
