@@ -9,10 +9,11 @@ On a synthetic chest CT (``python -m fixtures ct --slices 300``, 512x512, 16-bit
   (b) Orthanc 1.10 REST ingest (POST /instances) with 1 and 4 client threads over
       http.client, a fresh Orthanc (DICOMweb plugin only, HttpCompressionEnabled
       false) for each run, in a private network namespace (tests/orthanc.py);
-  (c) our ingest(): validate, de-identify, store, index, in-process, against a
+  (c) our ingest(): validate, de-identify, store, index, against a
       temporary SQLite database and media folder (fresh project per run), without
       the follow-up jobs (the series pixel stream pre-build and image QC, which
-      run on workers after the import; bench/qc_vs_ingest.py times QC);
+      run on workers after the import; bench/qc_vs_ingest.py times QC); twice:
+      serially (1 process) and with its pool of worker processes (--workers);
   (d) our pull(): WADO-RS retrieve of the study from Orthanc + ingest().
 
 Prints the median over --repeat runs in files/s and MB/s, the ratios
@@ -27,6 +28,7 @@ import argparse
 import base64
 import http.client
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -64,7 +66,9 @@ def new_project(n: int):
     return ProjectFactory(slug=f"bench-{n}", name=f"Bench {n}")
 
 
-CPU: dict[str, list[float]] = {"pydicom": [], "ours": []}  # process CPU seconds per run
+# CPU seconds per run: the process, plus its worker processes for ours
+CPU: dict[str, list[float]] = {"pydicom": [], "ours1": [], "ours": []}
+WORKERS: dict[str, int] = {}  # worker processes each of our variants used
 
 
 def bench_pydicom(files: list[Path], out: Path) -> float:
@@ -111,21 +115,28 @@ def bench_orthanc(blobs: list[bytes], threads: int, tmp: Path) -> tuple[float, d
         return elapsed, orthanc.config
 
 
-def bench_ours(folder: Path, n: int) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_ours(folder: Path, n: int, workers: int | None, label: str) -> float:
     from annotation_server.imaging.ingest.pipeline import ingest
     from annotation_server.imaging.ingest.sources import Limits, from_paths
 
     project = new_project(n)
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
     report = ingest(
         project,
         from_paths([folder], Limits()),
         source="bench",
         prebuild_streams=False,
         run_qc=False,
+        workers=workers,
     )
     elapsed = time.perf_counter() - t0
-    CPU["ours"].append(time.process_time() - c0)
+    CPU[label].append(time.process_time() - c0 + _children_cpu() - k0)
+    WORKERS[label] = report.workers
     s = report.summary()
     assert s["rejected"] == 0 and s["imported"] > 0, s
     return elapsed
@@ -155,6 +166,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="ingest worker processes (default: the REFSET_INGEST_WORKERS setting, "
+        "else one per CPU); a serial run (1) is always measured alongside",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="refset-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -170,7 +188,7 @@ def main() -> None:
         )
         setup_django(tmp / "var")
         times: dict[str, list[float]] = {
-            k: [] for k in ("pydicom", "orthanc1", "orthanc4", "ours", "pull")
+            k: [] for k in ("pydicom", "orthanc1", "orthanc4", "ours1", "ours", "pull")
         }
         config = {}
         for i in range(args.repeat):
@@ -180,7 +198,8 @@ def main() -> None:
             for threads in (1, 4):
                 elapsed, config = bench_orthanc(blobs, threads, tmp / f"orthanc{i}-{threads}")
                 times[f"orthanc{threads}"].append(elapsed)
-            times["ours"].append(bench_ours(tmp / "ct", i))
+            times["ours1"].append(bench_ours(tmp / "ct", 200 + i, 1, "ours1"))
+            times["ours"].append(bench_ours(tmp / "ct", i, args.workers, "ours"))
             times["pull"].append(
                 bench_pull(blobs, truth["study_instance_uid"], 100 + i, tmp / f"pull{i}")
             )
@@ -201,7 +220,8 @@ def main() -> None:
             "pydicom": "(a) pydicom read+write",
             "orthanc1": "(b) Orthanc POST /instances, 1 thread",
             "orthanc4": "(b) Orthanc POST /instances, 4 threads",
-            "ours": "(c) our ingest() (deid+store+index, SQLite)",
+            "ours1": "(c) our ingest(), serial (1 process)",
+            "ours": f"(c) our ingest(), {WORKERS['ours']} worker processes",
             "pull": "(d) our pull() from Orthanc (WADO-RS + ingest)",
         }
         med = {k: statistics.median(v) for k, v in times.items()}
@@ -210,15 +230,22 @@ def main() -> None:
             print(f"  {label:50s} {len(files) / med[k]:7.1f} files/s {mb / med[k]:7.1f} MB/s")
         rate = {k: len(files) / v for k, v in med.items()}
         print(
-            f"\nratios (throughput): ours/pydicom {rate['ours'] / rate['pydicom']:.2f}, "
+            f"\nratios (throughput), ours with {WORKERS['ours']} worker processes: "
+            f"ours/pydicom {rate['ours'] / rate['pydicom']:.2f}, "
             f"ours/Orthanc-1 {rate['ours'] / rate['orthanc1']:.2f}, "
             f"ours/Orthanc-4 {rate['ours'] / rate['orthanc4']:.2f}, "
-            f"pull/Orthanc-1 {rate['pull'] / rate['orthanc1']:.2f}"
+            f"ours/ours-serial {rate['ours'] / rate['ours1']:.2f}, "
+            f"pull/Orthanc-1 {rate['pull'] / rate['orthanc1']:.2f}\n"
+            f"serial (1 process): ours/pydicom {rate['ours1'] / rate['pydicom']:.2f}, "
+            f"ours/Orthanc-1 {rate['ours1'] / rate['orthanc1']:.2f}, "
+            f"ours/Orthanc-4 {rate['ours1'] / rate['orthanc4']:.2f}"
         )
         cpu = {k: statistics.median(v) * 1000 / len(files) for k, v in CPU.items()}
         print(
-            f"CPU per file (this process, all threads; less sensitive to the machine's load "
-            f"than wall time): pydicom {cpu['pydicom']:.2f} ms, ours {cpu['ours']:.2f} ms; "
+            f"CPU per file (the process, all threads, and for ours its worker processes; "
+            f"less sensitive to the machine's load than wall time): pydicom "
+            f"{cpu['pydicom']:.2f} ms, ours serial {cpu['ours1']:.2f} ms, ours with "
+            f"{WORKERS['ours']} workers {cpu['ours']:.2f} ms; "
             f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
 

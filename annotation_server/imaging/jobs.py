@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 
 from annotation_server.accounts.models import Site
@@ -37,16 +38,28 @@ def import_uploads(ctx) -> dict:
             user=user,
             source="upload",
             progress=lambda done, total: ctx.progress(95 * done / max(total, 1)),
+            workers=_workers(),
         )
     finally:
         for upload in uploads:
             default_storage.delete(upload["key"])
+    _log_report(ctx, report)
+    return report.as_dict()
+
+
+def _workers() -> int | None:
+    """Worker processes for an import job: the setting's, except where jobs run
+    inside the web process (the embedded demo), which is never forked."""
+    return 1 if settings.IN_PROCESS_JOBS else None
+
+
+def _log_report(ctx, report) -> None:
     s = report.summary()
     ctx.log(
         f"{s['imported']} imported, {s['duplicates']} duplicates, "
-        f"{s['quarantined']} quarantined, {s['rejected']} rejected"
+        f"{s['quarantined']} quarantined, {s['rejected']} rejected "
+        f"(prepared in {report.workers} process{'es' if report.workers > 1 else ''})"
     )
-    return report.as_dict()
 
 
 def pull_pacs(ctx) -> dict:
@@ -67,12 +80,9 @@ def pull_pacs(ctx) -> dict:
         user=user,
         site=connection.site,
         progress=lambda done, total: ctx.progress(95 * done / max(total, 1)),
+        workers=_workers(),
     )
-    s = report.summary()
-    ctx.log(
-        f"{s['imported']} imported, {s['duplicates']} duplicates, "
-        f"{s['quarantined']} quarantined, {s['rejected']} rejected"
-    )
+    _log_report(ctx, report)
     return report.as_dict()
 
 

@@ -387,6 +387,7 @@ def pull(
     progress: Callable[[int, int], None] | None = None,
     prebuild_streams: bool = True,
     run_qc: bool = True,
+    workers: int | None = None,
 ) -> ImportReport:
     """Retrieve each study and import it (de-identified) into ``project``.
 
@@ -437,7 +438,9 @@ def pull(
             progress=step,
             prebuild_streams=prebuild_streams,
             run_qc=run_qc,
+            workers=workers,
         )
+        total.workers = max(total.workers, report.workers)
         done_before += len(items)
         del items
         total.files.extend(report.files)

@@ -33,6 +33,12 @@ def ct_dir(tmp_path) -> tuple[Path, dict]:
 DEFAULT_LIMITS = Limits()
 
 
+@pytest.fixture(autouse=True, params=[1, 2], ids=["serial", "workers"])
+def _ingest_workers(request, settings):
+    """Every test here runs with files prepared in this process and in two workers."""
+    settings.REFSET_INGEST_WORKERS = request.param
+
+
 def _run(project, *paths, limits=DEFAULT_LIMITS):
     return ingest(project, from_paths(paths, limits), source="test")
 

@@ -10,9 +10,8 @@ are removed again, so a failure leaves no half-written instance and no orphan.
 from __future__ import annotations
 
 import logging
-import zipfile
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -25,11 +24,7 @@ from annotation_server.audit import services as audit
 from annotation_server.imaging import services as imaging
 from annotation_server.imaging.deid import Deidentifier, DeidOptions
 from annotation_server.imaging.deid.engine import peek
-from annotation_server.imaging.ingest import keys
-from annotation_server.imaging.ingest.prepare import (
-    Prepared,
-    prepare,
-)
+from annotation_server.imaging.ingest import keys, parallel
 from annotation_server.imaging.ingest.sources import Candidate, Item, Limits, Rejection
 from annotation_server.imaging.models import Instance, Quarantine
 from annotation_server.projects.models import Case
@@ -60,6 +55,7 @@ class ImportReport:
     series: int = 0
     cases: list[str] = field(default_factory=list)
     patients: int = 0
+    workers: int = 1  # processes the files were prepared in (not part of the summary)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -112,6 +108,7 @@ class Ingest:
         progress: Callable[[int, int], None] | None = None,
         prebuild_streams: bool = True,
         run_qc: bool = True,
+        workers: int | None = None,
     ):
         self.project = project
         self.site = site
@@ -132,45 +129,41 @@ class Ingest:
         self.new_case_ids: list[int] = []
         self.prebuild_streams = prebuild_streams
         self.run_qc = run_qc
+        self.workers = workers
+        self.workers_used = 1  # worker processes the files were prepared in (1: this one)
         self._entries: dict[str, list[tuple[str, imaging.StoredEntry, bool]]] = defaultdict(list)
-        self._in_flight: deque[tuple[str, Dataset, int, Future]] = deque()
+        self._current: parallel.Stored | None = None  # the file being filed
+        self._abandoned: list[parallel.Stored] = []  # stored, never filed (a failed import)
 
     # one file ------------------------------------------------------------------
 
-    def _one(self, prepared: Prepared, writer: ThreadPoolExecutor) -> None:
-        """Store one prepared file (or report why it was rejected).
-
-        Hashing and writing run on `writer` threads (both release the GIL), so
-        they overlap the next file's parsing and de-identification; a bounded
-        number of files is in flight, so memory stays small on large imports.
-        """
+    def _take(self, stored: parallel.Stored) -> None:
+        """File one handled file: its report line, key-store mappings, quarantine
+        row or index entry (the database half of a file's work, always here)."""
+        prepared = stored.prepared
         if prepared.rejected:
+            if stored.created:  # stored, then refused (its result could not be sent)
+                self._discard(imaging.StoredEntry(None, stored.sha256, stored.key, 0), True)
             self.report.files.append(FileResult(prepared.name, "rejected", prepared.reason))
             return
         clean = prepared.header
         self.mappings.add(prepared.mappings)
+        entry = imaging.StoredEntry(clean, stored.sha256, stored.key, stored.size)
         if not prepared.quarantine_reason:
-            while len(self._in_flight) >= MAX_IN_FLIGHT:
-                self._settle(self._in_flight.popleft())
-            stored = (
-                prepared.name,
-                clean,
-                len(prepared.data),
-                writer.submit(imaging.storage.put, prepared.data),
+            self._entries[str(clean.SeriesInstanceUID)].append(
+                (prepared.name, entry, stored.created)
             )
-            self._in_flight.append(stored)
             return
-        digest, key, created = imaging.storage.put(prepared.data)
         series_uid = str(clean.SeriesInstanceUID)
         Quarantine.objects.get_or_create(
             project=self.project,
-            sha256=digest,
+            sha256=stored.sha256,
             defaults={
                 "reason": prepared.quarantine_reason[:200],
                 "sop_instance_uid": str(clean.SOPInstanceUID),
                 "series_uid": series_uid,
                 "modality": str(clean.get("Modality", ""))[:16],
-                "file": key,
+                "file": stored.key,
             },
         )
         self.report.files.append(
@@ -184,37 +177,61 @@ class Ingest:
             )
         )
 
-    def _settle(self, stored: tuple[str, Dataset, int, Future]) -> None:
-        """Wait for one file's write and file its entry under its series."""
-        name, clean, size, future = stored
-        digest, key, created = future.result()
-        entry = imaging.StoredEntry(clean, digest, key, size)
-        self._entries[str(clean.SeriesInstanceUID)].append((name, entry, created))
-
-    def _read(self, candidate: Candidate) -> tuple[str, bytes | None, str]:
+    def _serial(self, candidates: list[Candidate], tick: Callable[[], None]) -> None:
+        """Every file in this process. Hashing and writing run on writer threads
+        (both release the GIL), so they overlap the next file's parsing and
+        de-identification; a bounded number of files is in flight, so memory stays
+        small on large imports."""
+        threads = getattr(settings, "REFSET_INGEST_STORE_THREADS", STORE_THREADS)
+        in_flight: deque[Future] = deque()
         try:
-            return candidate.name, candidate.read(), ""
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            return candidate.name, None, f"could not read the file ({exc})"
+            with ThreadPoolExecutor(threads, thread_name_prefix="refset-store") as writer:
+                for candidate in candidates:
+                    prepared = parallel.prepare_candidate(self.deid, candidate)
+                    if prepared.rejected or prepared.quarantine_reason:
+                        self._take_one(parallel.store(prepared))
+                    else:
+                        while len(in_flight) >= MAX_IN_FLIGHT:
+                            self._take_one(in_flight.popleft().result())
+                        in_flight.append(writer.submit(parallel.store, prepared))
+                    tick()
+                while in_flight:
+                    self._take_one(in_flight.popleft().result())
+        except BaseException:
+            for future in in_flight:  # the writer threads have finished them
+                if not future.cancelled() and future.exception() is None:
+                    self._abandoned.append(future.result())
+            raise
 
-    def _prepared(self, candidates: list[Candidate]) -> Iterator[Prepared]:
-        """Parse, check, de-identify and encode each file, in this process.
-        (A process pool was measured and lost on these 2-core machines: shipping
-        each file to a worker and back cost more than the parallel work gained;
-        bench/ingest.py, see the closing note.)"""
-        for candidate in candidates:
-            name, data, problem = self._read(candidate)
-            if problem:
-                yield Prepared(name, reason=problem)
-            else:
-                yield self._safe(prepare, self.deid, name, data)
-
-    def _safe(self, fn, *args) -> Prepared:
+    def _parallel(self, candidates: list[Candidate], workers: int, tick) -> None:
+        """Every file in a pool of forked workers (see parallel.py); only headers,
+        mappings, verdicts and storage facts come back."""
+        pool = parallel.Pool(self.deid, candidates, workers)
         try:
-            return fn(*args)
-        except Exception as exc:  # a reader's bug must not cost the batch
-            logger.exception("preparing %s failed", args[1])
-            return Prepared(args[1], reason=f"could not process: {exc}")
+            for stored in pool.results():
+                self._take_one(stored)
+                tick()
+        except BaseException:
+            self._abandoned.extend(pool.close(abandon=True))
+            raise
+        pool.close()
+
+    def _take_one(self, stored: parallel.Stored) -> None:
+        self._current = stored
+        self._take(stored)
+        self._current = None
+
+    def _abandon(self) -> None:
+        """The import failed before indexing: remove what it stored that nothing
+        references (its files are in no index; a re-import stores them again)."""
+        stored = [*self._abandoned, *([self._current] if self._current else [])]
+        for s in stored:
+            if s.created and not s.prepared.rejected:
+                self._discard(imaging.StoredEntry(None, s.sha256, s.key, s.size), True)
+        for entries in self._entries.values():
+            for _, entry, created in entries:
+                self._discard(entry, created)
+        self._entries.clear()
 
     # one series ----------------------------------------------------------------
 
@@ -331,15 +348,25 @@ class Ingest:
             else:
                 candidates.append(item)
         done = total - len(candidates)
-        threads = getattr(settings, "REFSET_INGEST_STORE_THREADS", STORE_THREADS)
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="refset-store") as writer:
-            for prepared in self._prepared(candidates):
-                self._one(prepared, writer)
-                done += 1
-                if self.progress and (done % 10 == 0 or done == total):
-                    self.progress(done, total)
-            while self._in_flight:
-                self._settle(self._in_flight.popleft())
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if self.progress and (done % 10 == 0 or done == total):
+                self.progress(done, total)
+
+        wanted = self.workers if self.workers is not None else parallel.configured_workers()
+        workers, why = parallel.usable_workers(wanted, len(candidates))
+        logger.info("importing %d file(s) into %s: %s", total, self.project.slug, why)
+        self.workers_used = self.report.workers = workers
+        try:
+            if workers > 1:
+                self._parallel(candidates, workers, tick)
+            else:
+                self._serial(candidates, tick)
+        except BaseException:
+            self._abandon()
+            raise
         self.mappings.flush()  # the key before the images it unlocks are indexed
         for series_uid, entries in self._entries.items():
             self._index(series_uid, entries)
@@ -383,10 +410,13 @@ def ingest(
     progress: Callable[[int, int], None] | None = None,
     prebuild_streams: bool = True,
     run_qc: bool = True,
+    workers: int | None = None,
 ) -> ImportReport:
     """Import `items`; then (unless told not to) queue the follow-up jobs: one that
     builds the new series' pixel streams, so a reader's first open is already
-    fast, and the image-QC check of the new cases."""
+    fast, and the image-QC check of the new cases. `workers`: processes that
+    prepare and store the files (default: the REFSET_INGEST_WORKERS setting;
+    1: this process only, as a web request must)."""
     return Ingest(
         project,
         site=site,
@@ -395,6 +425,7 @@ def ingest(
         progress=progress,
         prebuild_streams=prebuild_streams,
         run_qc=run_qc,
+        workers=workers,
     ).run(items)
 
 

@@ -204,6 +204,7 @@ def prepare(deid: Deidentifier, name: str, data: bytes) -> Prepared:
     for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
         if keyword in clean:
             delattr(clean, keyword)  # keep only the header in memory
+    clean.buffer = None  # pydicom keeps the buffer it read: the whole original file
     return Prepared(
         name,
         data=encoded,

@@ -86,7 +86,8 @@ class StowView(APIView):
                 items.append(Rejection(name, "part exceeds the file size limit"))
             else:
                 items.append(Candidate(name, len(payload), lambda p=payload: p))
-        report = ingest(project, items, user=request.user, source="stow")
+        # In the web process: never forked (a request's files are few anyway).
+        report = ingest(project, items, user=request.user, source="stow", workers=1)
         stored, failed = [], []
         for result in report.files:
             if result.status in ("imported", "duplicate"):
