@@ -195,7 +195,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("REFSET_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # "Task refset.run_job[...] succeeded" per job: the Job row records that.
+        "celery.app.trace": {"level": "WARNING"},
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True
