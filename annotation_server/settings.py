@@ -164,6 +164,12 @@ REFSET_KEY_ENCRYPTION_KEY = env_str("REFSET_KEY_ENCRYPTION_KEY", "")
 REFSET_MAX_FILE_MB = env_int("REFSET_MAX_FILE_MB", 512)
 REFSET_ZIP_MAX_TOTAL_MB = env_int("REFSET_ZIP_MAX_TOTAL_MB", 20_000)
 REFSET_ZIP_MAX_RATIO = env_int("REFSET_ZIP_MAX_RATIO", 200)
+# Ingest parallelism. REFSET_INGEST_WORKERS: forked processes that read, de-identify,
+# encode and store files (0: one per CPU; 1: in the importing process); the embedded
+# demo always imports serially. REFSET_INGEST_STORE_THREADS: storage writer threads
+# of the serial path.
+REFSET_INGEST_WORKERS = env_int("REFSET_INGEST_WORKERS", 0)
+REFSET_INGEST_STORE_THREADS = env_int("REFSET_INGEST_STORE_THREADS", 2)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("REFSET_UPLOAD_MAX_FILES", 5000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
