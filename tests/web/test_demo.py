@@ -12,6 +12,7 @@ from annotation_server.imaging.models import Instance
 from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Project
 from annotation_server.reading.models import ReadingTask
+from tests import factories
 
 
 def _wait_for_jobs(worker, timeout: float = 120) -> None:
@@ -45,6 +46,8 @@ def test_demo_seeds_people_projects_and_states_idempotently(media, capsys, celer
         "--password",
         "demo-pass-123",
     ]
+    for key in ("lung-nodule-ct", "chest-radiograph"):
+        factories.schema(key)  # shipped by migrations; an earlier flush may have emptied them
     call_command("demo", *args)  # its jobs (QC, settling) go to a real worker
     out = capsys.readouterr().out
     _wait_for_jobs(celery_worker)
