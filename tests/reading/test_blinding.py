@@ -28,7 +28,9 @@ def _plant(task, x, seconds=98765):
 
 
 def _crawl(client, project, case) -> str:
-    """Every read endpoint a reader can reach, concatenated."""
+    """Every read endpoint a reader can reach, concatenated (the client is logged in
+    for the API and for the pages alike)."""
+    client.force_login(client.handler._force_user)
     urls = [
         "/api/v1/",
         "/api/v1/me/",
@@ -47,13 +49,29 @@ def _crawl(client, project, case) -> str:
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
         bodies.append(json.dumps(response.json()))
+    # every list the API has, and the case-scoped views of matching and arbitration
+    from annotation_server.api_urls import router
+
+    for prefix, _viewset, _basename in router.registry:
+        response = client.get(f"/api/v1/{prefix}/")
+        bodies.append(f"{prefix} {response.status_code} {response.content.decode()}")
+    for url in (
+        f"/api/v1/findings/?task__case={case.pk}",
+        f"/api/v1/clusters/?case={case.pk}",
+        f"/api/v1/reference-findings/?case={case.pk}",
+        f"/api/v1/adjudication/{case.pk}/",
+        f"/api/v1/projects/{project.slug}/assignments/",
+    ):
+        response = client.get(url)
+        bodies.append(f"{url} {response.status_code} {response.content.decode()}")
     for task in ReadingTask.objects.filter(case=case):
         for url in (
             f"/api/v1/reading-tasks/{task.pk}/",
             f"/api/v1/reading-tasks/{task.pk}/case-label/",
+            f"/read/{task.pk}/",  # the workstation page itself
         ):
-            response = client.get(url)
-            bodies.append(f"{url} {response.status_code} {json.dumps(response.json())}")
+            response = client.get(url, follow=False)
+            bodies.append(f"{url} {response.status_code} {response.content.decode()}")
     return "\n".join(bodies)
 
 
@@ -62,6 +80,7 @@ def test_reader_cannot_see_other_reads_while_blind(project, case, tasks, reader_
     theirs = [_plant(tasks[name], 55.5) for name in ("reader_b", "reader_c")]
     text = _crawl(client_for(reader_a), project, case)
     assert str(mine.uid) in text
+    assert f"/read/{tasks['reader_a'].pk}/ 200" in text  # the crawl saw the workstation page
     for finding in theirs:
         assert str(finding.uid) not in text
     assert "55.5" not in text
@@ -71,6 +90,15 @@ def test_reader_cannot_see_other_reads_while_blind(project, case, tasks, reader_
     assert "98765" not in text
     listed = client_for(reader_a).get("/api/v1/reading-tasks/").json()
     assert listed["count"] == 1
+
+
+def test_the_crawl_would_see_another_read_that_is_visible(
+    project, case, tasks, manager, client_for
+):
+    """The crawl above can catch a leak: a manager (not reading) sees the reads."""
+    theirs = _plant(tasks["reader_b"], 55.5)
+    text = _crawl(client_for(manager), project, case)
+    assert str(theirs.uid) in text and "55.5" in text
 
 
 def test_reader_stays_blind_after_submitting_while_others_read(
