@@ -122,19 +122,28 @@ export class Viewport {
     const x1 = this.cssWidth - 24;
     const x0 = x1 - len;
     const y = this.cssHeight - 22;
-    ctx.strokeStyle = "#e8e8e8";
-    ctx.lineWidth = 2;
-    ctx.beginPath();
-    ctx.moveTo(x0, y - 5);
-    ctx.lineTo(x0, y);
-    ctx.lineTo(x1, y);
-    ctx.lineTo(x1, y - 5);
-    ctx.stroke();
-    ctx.fillStyle = "#e8e8e8";
+    const label = this.geometry.hasSpacing ? `${mm} mm` : `${mm} px`;
+    ctx.save();
     ctx.font = "12px system-ui, sans-serif";
     ctx.textAlign = "center";
-    ctx.fillText(this.geometry.hasSpacing ? `${mm} mm` : `${mm} px`, (x0 + x1) / 2, y - 7);
-    ctx.textAlign = "start";
+    ctx.lineJoin = "round";
+    // a dark outline under the light bar and label keeps them legible on bright anatomy
+    for (const [colour, width] of [["rgba(0,0,0,0.85)", 4], ["#e8e8e8", 2]]) {
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = width;
+      ctx.beginPath();
+      ctx.moveTo(x0, y - 5);
+      ctx.lineTo(x0, y);
+      ctx.lineTo(x1, y);
+      ctx.lineTo(x1, y - 5);
+      ctx.stroke();
+    }
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = "rgba(0,0,0,0.85)";
+    ctx.strokeText(label, (x0 + x1) / 2, y - 7);
+    ctx.fillStyle = "#e8e8e8";
+    ctx.fillText(label, (x0 + x1) / 2, y - 7);
+    ctx.restore();
   }
 
   /** Draw one shape; style {color, width, dash, fill, selected, handles, label}. */
