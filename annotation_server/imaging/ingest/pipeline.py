@@ -8,7 +8,7 @@ are removed again, so a failure leaves no half-written instance and no orphan.
 
 The per-file work (read, parse, de-identify, encode, hash, store) runs in a pool
 of forked worker processes when REFSET_INGEST_WORKERS allows (parallel.py); only
-headers and verdicts come back, and every database write stays in this process.
+index facts and verdicts come back, and every database write stays in this process.
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ from dataclasses import asdict, dataclass, field
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from pydicom import Dataset
 
 from annotation_server.audit import services as audit
 from annotation_server.imaging import services as imaging
 from annotation_server.imaging.deid import Deidentifier, DeidOptions
-from annotation_server.imaging.deid.engine import peek
 from annotation_server.imaging.ingest import keys, parallel
 from annotation_server.imaging.ingest.sources import Candidate, Item, Limits, Rejection
 from annotation_server.imaging.models import Instance, Quarantine
@@ -40,6 +38,9 @@ logger = logging.getLogger(__name__)
 # parsing and de-identifying it; remote storage is latency-bound: more threads help).
 MAX_IN_FLIGHT = 8
 STORE_THREADS = 2
+# Identity mappings written at a time (about one per file: its SOP Instance UID),
+# so the key store is written while the files are still being prepared.
+MAPPING_BATCH = 64
 
 
 @dataclass
@@ -83,17 +84,6 @@ class ImportReport:
 
     def as_dict(self) -> dict:
         return {"summary": self.summary(), "files": [asdict(f) for f in self.files]}
-
-
-def _geometry_key(ds: Dataset) -> tuple:
-    spacing = peek(ds, "PixelSpacing") or peek(ds, "ImagerPixelSpacing") or ()
-    orientation = peek(ds, "ImageOrientationPatient") or ()
-    return (
-        int(peek(ds, "Rows")),
-        int(peek(ds, "Columns")),
-        tuple(round(float(v), 3) for v in spacing),
-        tuple(round(float(v), 2) for v in orientation),
-    )
 
 
 def _describe(key: tuple) -> str:
@@ -150,23 +140,22 @@ class Ingest:
                 self._discard(imaging.StoredEntry(None, stored.sha256, stored.key, 0), True)
             self.report.files.append(FileResult(prepared.name, "rejected", prepared.reason))
             return
-        clean = prepared.header
+        facts = prepared.facts
         self.mappings.add(prepared.mappings)
-        entry = imaging.StoredEntry(clean, stored.sha256, stored.key, stored.size)
+        if len(self.mappings.pending) >= MAPPING_BATCH:
+            self.mappings.flush()  # while the workers still run
+        entry = imaging.StoredEntry(None, stored.sha256, stored.key, stored.size, facts)
         if not prepared.quarantine_reason:
-            self._entries[str(clean.SeriesInstanceUID)].append(
-                (prepared.name, entry, stored.created)
-            )
+            self._entries[facts.series_uid].append((prepared.name, entry, stored.created))
             return
-        series_uid = str(clean.SeriesInstanceUID)
         Quarantine.objects.get_or_create(
             project=self.project,
             sha256=stored.sha256,
             defaults={
                 "reason": prepared.quarantine_reason[:200],
-                "sop_instance_uid": str(clean.SOPInstanceUID),
-                "series_uid": series_uid,
-                "modality": str(clean.get("Modality", ""))[:16],
+                "sop_instance_uid": facts.sop_instance_uid,
+                "series_uid": facts.series_uid,
+                "modality": facts.modality[:16],
                 "file": stored.key,
             },
         )
@@ -175,9 +164,9 @@ class Ingest:
                 prepared.name,
                 "quarantined",
                 f"held for manager review: {prepared.quarantine_reason}",
-                series_uid,
-                str(clean.SOPInstanceUID),
-                str(clean.SOPClassUID),
+                facts.series_uid,
+                facts.sop_instance_uid,
+                facts.sop_class_uid,
             )
         )
 
@@ -208,7 +197,7 @@ class Ingest:
             raise
 
     def _parallel(self, candidates: list[Candidate], workers: int, tick) -> None:
-        """Every file in a pool of forked workers (see parallel.py); only headers,
+        """Every file in a pool of forked workers (see parallel.py); only index facts,
         mappings, verdicts and storage facts come back."""
         pool = parallel.Pool(self.deid, candidates, workers)
         try:
@@ -243,8 +232,8 @@ class Ingest:
         """Drop files that disagree with the series' majority (geometry, patient)."""
         keep = items
         for what, key_of, describe in (
-            ("patient", lambda e: str(e.header.get("PatientID", "")), lambda k: "another"),
-            ("geometry", lambda e: _geometry_key(e.header), _describe),
+            ("patient", lambda e: e.facts.patient_id, lambda k: "another"),
+            ("geometry", lambda e: e.facts.geometry, _describe),
         ):
             counts = Counter(key_of(entry) for _, entry, _ in keep)
             if len(counts) <= 1:
@@ -308,16 +297,16 @@ class Ingest:
         self.report.studies += index.studies
         self.report.series += len(index.new_series)
         for name, entry, _ in items:
-            duplicate = str(entry.header.SOPInstanceUID) in known
-            known.add(str(entry.header.SOPInstanceUID))
+            duplicate = entry.facts.sop_instance_uid in known
+            known.add(entry.facts.sop_instance_uid)
             self.report.files.append(
                 FileResult(
                     name,
                     "duplicate" if duplicate else "imported",
                     "already in the project" if duplicate else "",
                     series_uid,
-                    str(entry.header.SOPInstanceUID),
-                    str(entry.header.SOPClassUID),
+                    entry.facts.sop_instance_uid,
+                    entry.facts.sop_class_uid,
                 )
             )
 
@@ -393,7 +382,7 @@ class Ingest:
                 params={"case_ids": self.new_case_ids},
             )
         self.report.patients = len(
-            {str(e.header.get("PatientID", "")) for es in self._entries.values() for _, e, _ in es}
+            {e.facts.patient_id for es in self._entries.values() for _, e, _ in es}
         )
         audit.record(
             "imaging.imported",

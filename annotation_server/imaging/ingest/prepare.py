@@ -20,6 +20,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from annotation_server.imaging.deid import Deidentifier, Mapping
 from annotation_server.imaging.deid.engine import peek
+from annotation_server.imaging.headers import IndexFacts, index_facts
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
@@ -35,6 +36,7 @@ class Prepared:
     reason: str = ""  # set when the file is rejected
     data: bytes = b""  # the de-identified file, encoded
     header: pydicom.Dataset | None = None  # its header, without pixel data
+    facts: IndexFacts | None = None  # what the index records about it
     mappings: list[Mapping] = field(default_factory=list)
     quarantine_reason: str | None = None
 
@@ -197,6 +199,7 @@ def prepare(deid: Deidentifier, name: str, data: bytes) -> Prepared:
         result = deid.apply(ds, in_place=True)
         clean = result.dataset
         encoded = encode(clean)
+        facts = index_facts(clean)
     except FileRejected as exc:
         return Prepared(name, reason=str(exc))
     except (ValueError, TypeError, KeyError) as exc:
@@ -209,6 +212,7 @@ def prepare(deid: Deidentifier, name: str, data: bytes) -> Prepared:
         name,
         data=encoded,
         header=clean,
+        facts=facts,
         mappings=result.mappings,
         quarantine_reason=result.quarantine_reason,
     )

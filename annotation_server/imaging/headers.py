@@ -1,0 +1,206 @@
+"""What the index records about one de-identified header: study and series
+fields, per-frame geometry and rescale, window presets (`IndexFacts`).
+
+No Django here: ingest workers compute these next to the de-identification, so
+only a few plain values (not the pydicom header) travel back to the importing
+process, which writes the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from annotation_server.imaging.deid.engine import peek
+
+
+def _float_list(value) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+
+
+def _num(value) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _age_years(value: str | None) -> int | None:
+    if not value or len(value) != 4 or not value[:3].isdigit():
+        return None
+    n, unit = int(value[:3]), value[3].upper()
+    return {"Y": n, "M": n // 12, "W": n // 52, "D": n // 365}.get(unit)
+
+
+def _date(value: str | None) -> date | None:
+    if not value or len(value) != 8 or not value.isdigit():
+        return None
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return None
+
+
+def window_presets(ds: Dataset) -> list[dict]:
+    centres = peek(ds, "WindowCenter")
+    widths = peek(ds, "WindowWidth")
+    if centres is None or widths is None:
+        return []
+    centres = list(centres) if isinstance(centres, pydicom.multival.MultiValue) else [centres]
+    widths = list(widths) if isinstance(widths, pydicom.multival.MultiValue) else [widths]
+    explanations = ds.get("WindowCenterWidthExplanation")
+    if explanations is not None and not isinstance(explanations, pydicom.multival.MultiValue):
+        explanations = [explanations]
+    presets = []
+    for i, (c, w) in enumerate(zip(centres, widths, strict=False)):
+        name = str(explanations[i]) if explanations and i < len(explanations) else f"file {i + 1}"
+        presets.append({"name": name, "center": float(c), "width": float(w)})
+    return presets
+
+
+def _functional(ds: Dataset, index: int, sequence: str, attr: str):
+    """An attribute from frame `index`'s functional group, else from the shared group."""
+    for groups, idx in (
+        ("PerFrameFunctionalGroupsSequence", index),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
+        seq = ds.get(groups)
+        if not seq or idx >= len(seq):
+            continue
+        group = seq[idx].get(sequence)
+        if group and attr in group[0]:
+            return group[0].get(attr)
+    return None
+
+
+def frames_of(ds: Dataset) -> list[dict]:
+    """Geometry and rescale for each frame: one entry for single-frame images,
+    one per frame for multi-frame (enhanced CT/MR and the like)."""
+    n = int(peek(ds, "NumberOfFrames", 1) or 1)
+    if n <= 1:
+        return [
+            {
+                "frame": 0,
+                "position": _float_list(peek(ds, "ImagePositionPatient")),
+                "orientation": _float_list(peek(ds, "ImageOrientationPatient")),
+                "slope": _num(peek(ds, "RescaleSlope")) or 1.0,
+                "intercept": _num(peek(ds, "RescaleIntercept")) or 0.0,
+            }
+        ]
+    frames = []
+    for i in range(n):
+
+        def get(sequence, attr, i=i):
+            return _functional(ds, i, sequence, attr)
+
+        frames.append(
+            {
+                "frame": i,
+                "position": _float_list(get("PlanePositionSequence", "ImagePositionPatient")),
+                "orientation": _float_list(
+                    get("PlaneOrientationSequence", "ImageOrientationPatient")
+                )
+                or _float_list(ds.get("ImageOrientationPatient")),
+                "slope": _num(get("PixelValueTransformationSequence", "RescaleSlope"))
+                or _num(ds.get("RescaleSlope"))
+                or 1.0,
+                "intercept": _num(get("PixelValueTransformationSequence", "RescaleIntercept"))
+                or _num(ds.get("RescaleIntercept"))
+                or 0.0,
+            }
+        )
+    return frames
+
+
+def _series_fields(ds: Dataset) -> dict:
+    spacing = (
+        _float_list(ds.get("PixelSpacing"))
+        or _float_list(_functional(ds, 0, "PixelMeasuresSequence", "PixelSpacing"))
+        or _float_list(ds.get("ImagerPixelSpacing"))
+    )
+    orientation = frames_of(ds)[0]["orientation"] if "NumberOfFrames" in ds else None
+    return {
+        "modality": str(ds.get("Modality", "")),
+        "body_part": str(ds.get("BodyPartExamined", "")),
+        "description": str(ds.get("SeriesDescription", ""))[:200],
+        "manufacturer": str(ds.get("Manufacturer", ""))[:64],
+        "model_name": str(ds.get("ManufacturerModelName", ""))[:64],
+        "kernel": str(ds.get("ConvolutionKernel", ""))[:64],
+        "kvp": _num(ds.get("KVP")),
+        "contrast": str(ds.get("ContrastBolusAgent", ""))[:64],
+        "slice_thickness_mm": _num(ds.get("SliceThickness")),
+        "pixel_spacing_mm": spacing,
+        "orientation": orientation or _float_list(ds.get("ImageOrientationPatient")),
+        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
+        "rows": int(ds.Rows) if "Rows" in ds else None,
+        "columns": int(ds.Columns) if "Columns" in ds else None,
+    }
+
+
+def geometry_key(ds: Dataset) -> tuple:
+    """What every file of one series must agree on: matrix, spacing, orientation."""
+    spacing = peek(ds, "PixelSpacing") or peek(ds, "ImagerPixelSpacing") or ()
+    orientation = peek(ds, "ImageOrientationPatient") or ()
+    return (
+        int(peek(ds, "Rows")),
+        int(peek(ds, "Columns")),
+        tuple(round(float(v), 3) for v in spacing),
+        tuple(round(float(v), 2) for v in orientation),
+    )
+
+
+@dataclass
+class IndexFacts:
+    """Everything the index and the import report need from one header, in plain
+    values (cheap to pickle, unlike a pydicom Dataset)."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    patient_id: str
+    modality: str
+    study: dict  # Study defaults (taken from the first file of a new study)
+    series: dict  # Series defaults (taken from the first file of a new series)
+    instance: dict  # Instance fields shared by the file's frames
+    frames: list[dict]  # frames_of()
+    geometry: tuple  # geometry_key()
+
+
+def index_facts(ds: Dataset) -> IndexFacts:
+    """Raises ValueError/TypeError on values that cannot be read as numbers."""
+    return IndexFacts(
+        study_uid=str(ds.StudyInstanceUID),
+        series_uid=str(ds.SeriesInstanceUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        sop_class_uid=str(ds.SOPClassUID),
+        patient_id=str(ds.get("PatientID", "")),
+        modality=str(ds.get("Modality", "")),
+        study={
+            "patient_pseudo_id": str(ds.get("PatientID", "")),
+            "study_date": _date(ds.get("StudyDate")),
+            "patient_age_years": _age_years(ds.get("PatientAge")),
+            "patient_sex": str(ds.get("PatientSex", ""))[:1],
+            "description": str(ds.get("StudyDescription", ""))[:200],
+        },
+        series=_series_fields(ds),
+        instance={
+            "sop_class_uid": str(ds.SOPClassUID),
+            "instance_number": int(ds.get("InstanceNumber", 0) or 0),
+            "rows": int(ds.Rows),
+            "columns": int(ds.Columns),
+            "window_presets": window_presets(ds),
+            "photometric": str(ds.get("PhotometricInterpretation", "")),
+            "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
+        },
+        frames=frames_of(ds),
+        geometry=geometry_key(ds),
+    )
