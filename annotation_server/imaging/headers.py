@@ -10,11 +10,56 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from annotation_server.imaging.deid.engine import peek
+
+# Decoded values of the raw bytes last seen, by tag, VR, bytes and character set:
+# a series repeats its UIDs, codes and descriptions on every slice, and decoding
+# them (pydicom's per-element machinery) cost more than the rest of the index
+# facts. Only de-identified headers come here: nothing identifying is remembered.
+_decoded: dict[tuple, Any] = {}
+_MISSING = object()
+
+
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """``ds.get(keyword, default)`` without decoding in place (`peek`), each value
+    of a given encoding decoded once per process. Callers only read the value."""
+    elem = ds.get_item(tag_for_keyword(keyword))
+    if elem is None:
+        return default
+    raw = elem.value if elem.is_raw else None
+    if not isinstance(raw, bytes) or elem.VR in (None, "UN", "SQ") or len(raw) > 256:
+        return peek(ds, keyword, default)
+    charset = ds.original_character_set or ds._character_set
+    key = (
+        elem.tag,
+        elem.VR,
+        raw,
+        elem.is_little_endian,
+        tuple(charset) if isinstance(charset, list) else charset,
+    )
+    try:
+        return _decoded[key]
+    except KeyError:
+        pass
+    value = peek(ds, keyword, default)
+    if len(_decoded) >= 4096:
+        _decoded.clear()
+    _decoded[key] = value
+    return value
+
+
+def _required(ds: Dataset, keyword: str) -> Any:
+    """``getattr(ds, keyword)``: AttributeError when it is missing."""
+    value = _get(ds, keyword, _MISSING)
+    if value is _MISSING:
+        raise AttributeError(keyword)
+    return value
 
 
 def _float_list(value) -> list[float] | None:
@@ -56,7 +101,7 @@ def window_presets(ds: Dataset) -> list[dict]:
         return []
     centres = list(centres) if isinstance(centres, pydicom.multival.MultiValue) else [centres]
     widths = list(widths) if isinstance(widths, pydicom.multival.MultiValue) else [widths]
-    explanations = ds.get("WindowCenterWidthExplanation")
+    explanations = _get(ds, "WindowCenterWidthExplanation")
     if explanations is not None and not isinstance(explanations, pydicom.multival.MultiValue):
         explanations = [explanations]
     presets = []
@@ -108,12 +153,12 @@ def frames_of(ds: Dataset) -> list[dict]:
                 "orientation": _float_list(
                     get("PlaneOrientationSequence", "ImageOrientationPatient")
                 )
-                or _float_list(ds.get("ImageOrientationPatient")),
+                or _float_list(_get(ds, "ImageOrientationPatient")),
                 "slope": _num(get("PixelValueTransformationSequence", "RescaleSlope"))
-                or _num(ds.get("RescaleSlope"))
+                or _num(_get(ds, "RescaleSlope"))
                 or 1.0,
                 "intercept": _num(get("PixelValueTransformationSequence", "RescaleIntercept"))
-                or _num(ds.get("RescaleIntercept"))
+                or _num(_get(ds, "RescaleIntercept"))
                 or 0.0,
             }
         )
@@ -122,26 +167,26 @@ def frames_of(ds: Dataset) -> list[dict]:
 
 def _series_fields(ds: Dataset) -> dict:
     spacing = (
-        _float_list(ds.get("PixelSpacing"))
+        _float_list(_get(ds, "PixelSpacing"))
         or _float_list(_functional(ds, 0, "PixelMeasuresSequence", "PixelSpacing"))
-        or _float_list(ds.get("ImagerPixelSpacing"))
+        or _float_list(_get(ds, "ImagerPixelSpacing"))
     )
     orientation = frames_of(ds)[0]["orientation"] if "NumberOfFrames" in ds else None
     return {
-        "modality": str(ds.get("Modality", "")),
-        "body_part": str(ds.get("BodyPartExamined", "")),
-        "description": str(ds.get("SeriesDescription", ""))[:200],
-        "manufacturer": str(ds.get("Manufacturer", ""))[:64],
-        "model_name": str(ds.get("ManufacturerModelName", ""))[:64],
-        "kernel": str(ds.get("ConvolutionKernel", ""))[:64],
-        "kvp": _num(ds.get("KVP")),
-        "contrast": str(ds.get("ContrastBolusAgent", ""))[:64],
-        "slice_thickness_mm": _num(ds.get("SliceThickness")),
+        "modality": str(_get(ds, "Modality", "")),
+        "body_part": str(_get(ds, "BodyPartExamined", "")),
+        "description": str(_get(ds, "SeriesDescription", ""))[:200],
+        "manufacturer": str(_get(ds, "Manufacturer", ""))[:64],
+        "model_name": str(_get(ds, "ManufacturerModelName", ""))[:64],
+        "kernel": str(_get(ds, "ConvolutionKernel", ""))[:64],
+        "kvp": _num(_get(ds, "KVP")),
+        "contrast": str(_get(ds, "ContrastBolusAgent", ""))[:64],
+        "slice_thickness_mm": _num(_get(ds, "SliceThickness")),
         "pixel_spacing_mm": spacing,
-        "orientation": orientation or _float_list(ds.get("ImageOrientationPatient")),
-        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
-        "rows": int(ds.Rows) if "Rows" in ds else None,
-        "columns": int(ds.Columns) if "Columns" in ds else None,
+        "orientation": orientation or _float_list(_get(ds, "ImageOrientationPatient")),
+        "frame_of_reference_uid": str(_get(ds, "FrameOfReferenceUID", "")),
+        "rows": int(_required(ds, "Rows")) if "Rows" in ds else None,
+        "columns": int(_required(ds, "Columns")) if "Columns" in ds else None,
     }
 
 
@@ -178,27 +223,27 @@ class IndexFacts:
 def index_facts(ds: Dataset) -> IndexFacts:
     """Raises ValueError/TypeError on values that cannot be read as numbers."""
     return IndexFacts(
-        study_uid=str(ds.StudyInstanceUID),
-        series_uid=str(ds.SeriesInstanceUID),
-        sop_instance_uid=str(ds.SOPInstanceUID),
-        sop_class_uid=str(ds.SOPClassUID),
-        patient_id=str(ds.get("PatientID", "")),
-        modality=str(ds.get("Modality", "")),
+        study_uid=str(_required(ds, "StudyInstanceUID")),
+        series_uid=str(_required(ds, "SeriesInstanceUID")),
+        sop_instance_uid=str(_required(ds, "SOPInstanceUID")),
+        sop_class_uid=str(_required(ds, "SOPClassUID")),
+        patient_id=str(_get(ds, "PatientID", "")),
+        modality=str(_get(ds, "Modality", "")),
         study={
-            "patient_pseudo_id": str(ds.get("PatientID", "")),
-            "study_date": _date(ds.get("StudyDate")),
-            "patient_age_years": _age_years(ds.get("PatientAge")),
-            "patient_sex": str(ds.get("PatientSex", ""))[:1],
-            "description": str(ds.get("StudyDescription", ""))[:200],
+            "patient_pseudo_id": str(_get(ds, "PatientID", "")),
+            "study_date": _date(_get(ds, "StudyDate")),
+            "patient_age_years": _age_years(_get(ds, "PatientAge")),
+            "patient_sex": str(_get(ds, "PatientSex", ""))[:1],
+            "description": str(_get(ds, "StudyDescription", ""))[:200],
         },
         series=_series_fields(ds),
         instance={
-            "sop_class_uid": str(ds.SOPClassUID),
-            "instance_number": int(ds.get("InstanceNumber", 0) or 0),
-            "rows": int(ds.Rows),
-            "columns": int(ds.Columns),
+            "sop_class_uid": str(_required(ds, "SOPClassUID")),
+            "instance_number": int(_get(ds, "InstanceNumber", 0) or 0),
+            "rows": int(_required(ds, "Rows")),
+            "columns": int(_required(ds, "Columns")),
             "window_presets": window_presets(ds),
-            "photometric": str(ds.get("PhotometricInterpretation", "")),
+            "photometric": str(_get(ds, "PhotometricInterpretation", "")),
             "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
         },
         frames=frames_of(ds),

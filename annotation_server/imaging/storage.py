@@ -10,9 +10,11 @@ imports of one delivery): the one that loses the race keeps nothing of its own.
 from __future__ import annotations
 
 import hashlib
+import os
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.utils._os import safe_makedirs
 
 
 def key_for(sha256: str) -> str:
@@ -32,16 +34,65 @@ def put(data: bytes, *, verify: bool = False) -> tuple[str, str, bool]:
         if not verify or default_storage.size(key) == len(data):
             return digest, key, False
         default_storage.delete(key)
-    saved = default_storage.save(key, ContentFile(data))
+    backend = default_storage._wrapped
+    if type(backend) is FileSystemStorage and not backend._allow_overwrite:
+        if _save_local(backend, key, data):
+            return digest, key, True
+        saved = None  # the key exists now: another process stored the same bytes
+    else:
+        saved = default_storage.save(key, ContentFile(data))
     if saved != key:
         # The backend gave the file another name because the key exists now:
         # another process stored the same bytes between our check and our save.
         # Its copy is the content-addressed one; ours is a stray duplicate.
-        default_storage.delete(saved)
+        if saved is not None:
+            default_storage.delete(saved)
         if default_storage.exists(key):
             return digest, key, False
         raise OSError(f"storage renamed {key} to {saved}")  # the key must stay content-derived
     return digest, key, True
+
+
+# Directories this process has made (or found) for the local backend: the
+# content-addressed layout spreads files over 65,536 of them, and Django's save
+# makes the whole path again on every file.
+_made_dirs: set[str] = set()
+
+
+def _save_local(backend: FileSystemStorage, key: str, data: bytes) -> bool:
+    """What FileSystemStorage.save does for a new name (same directory and file
+    permissions, O_EXCL), without its per-file name checks and makedirs: False
+    when the file exists (it is never replaced here). A write that fails removes
+    its partial file, which would otherwise pass for the stored content."""
+    path = backend.path(key)
+    directory = os.path.dirname(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for attempt in (0, 1):
+        if directory not in _made_dirs or attempt:
+            mode = backend.directory_permissions_mode
+            if mode is not None:
+                safe_makedirs(directory, mode, exist_ok=True)
+            else:
+                os.makedirs(directory, exist_ok=True)
+            _made_dirs.add(directory)
+        try:
+            fd = os.open(path, flags, 0o666)
+            break
+        except FileExistsError:
+            return False
+        except FileNotFoundError:  # removed since this process made it
+            _made_dirs.discard(directory)
+            if attempt:
+                raise
+    try:
+        with os.fdopen(fd, "wb", closefd=True) as fh:
+            fh.write(data)
+    except BaseException:
+        os.unlink(path)
+        raise
+    if backend.file_permissions_mode is not None:
+        os.chmod(path, backend.file_permissions_mode)
+    return True
 
 
 def open_instance(key: str):
