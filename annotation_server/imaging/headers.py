@@ -16,7 +16,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from annotation_server.imaging.deid.engine import peek
+from annotation_server.imaging.deid.engine import get_item, peek
 
 # Decoded values of the raw bytes last seen, by tag, VR, bytes and character set:
 # a series repeats its UIDs, codes and descriptions on every slice, and decoding
@@ -29,7 +29,7 @@ _MISSING = object()
 def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
     """``ds.get(keyword, default)`` without decoding in place (`peek`), each value
     of a given encoding decoded once per process. Callers only read the value."""
-    elem = ds.get_item(tag_for_keyword(keyword))
+    elem = get_item(ds, tag_for_keyword(keyword))
     if elem is None:
         return default
     raw = elem.value if elem.is_raw else None

@@ -225,6 +225,15 @@ def _tag(elem: DataElement) -> Tag:
     return (elem.tag.group, elem.tag.element)
 
 
+def get_item(ds: Dataset, tag: int) -> DataElement | RawDataElement | None:
+    """``ds.get_item(tag)`` for a tag already an int or BaseTag, without pydicom's
+    ``Tag()`` conversion: the walks over every element of every file call it most."""
+    elem = ds._dict.get(tag)
+    if elem is not None and isinstance(elem, RawDataElement) and elem.value is None:
+        return ds.get_item(tag)  # deferred or empty: pydicom's own handling
+    return elem
+
+
 def peek(ds: Dataset, keyword: str, default: Any = None) -> Any:
     """``ds.get(keyword, default)`` that leaves a raw element raw in ``ds``.
 
@@ -235,7 +244,7 @@ def peek(ds: Dataset, keyword: str, default: Any = None) -> Any:
     tag = tag_for_keyword(keyword)
     if tag is None:
         return ds.get(keyword, default)
-    elem = ds.get_item(tag)
+    elem = get_item(ds, tag)
     if elem is None:
         return default
     if elem.is_raw:
@@ -274,7 +283,7 @@ def _element(ds: Dataset, tag: BaseTag) -> tuple[DataElement | RawDataElement, s
     would use) or UN (which pydicom replaces with the dictionary's VR): the rest
     are decoded here, so the VR that picks the action is the same either way.
     """
-    elem = ds.get_item(tag)
+    elem = get_item(ds, tag)
     vr = elem.VR
     if elem.is_raw and vr is None and not tag.is_private and tag.element != 0:
         try:  # implicit VR: what pydicom's decoding would look up (unambiguous VRs only)

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 import pydicom
 from pydicom.charset import default_encoding
-from pydicom.dataset import FileMetaDataset
+from pydicom.dataset import FileMetaDataset, validate_file_meta
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.filewriter import write_data_element
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from annotation_server.imaging.deid import Deidentifier, Mapping
-from annotation_server.imaging.deid.engine import peek
+from annotation_server.imaging.deid.engine import get_item, peek
 from annotation_server.imaging.headers import IndexFacts, index_facts
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
@@ -126,15 +126,13 @@ def encode(ds: pydicom.Dataset) -> bytes:
         value = peek(ds, ds_kw)
         if meta_kw not in meta or (value and value != meta[meta_kw].value):
             setattr(meta, meta_kw, value)
-    head = DicomBytesIO()
-    head.write(b"\0" * 128 + b"DICM")
-    write_file_meta_info(head, meta, enforce_standard=True)
+    head = _file_meta(meta)
     pixels = ds.get_item(0x7FE00010)
     if pixels is not None and (
         not pixels.is_raw or (pixels.length == 0xFFFFFFFF) != ts.is_compressed
     ):  # PS3.5 A.4: encapsulated pixel data has undefined length (as dcmwrite sets it)
         ds["PixelData"].is_undefined_length = ts.is_compressed
-    parts = [head.getvalue()]
+    parts = [head]
     _write_body(parts, ds, ts.is_implicit_VR)
     return b"".join(parts)  # the one copy of the pixel data
 
@@ -150,6 +148,41 @@ def _encode_pydicom(ds: pydicom.Dataset) -> bytes:
     return buffer.getvalue()
 
 
+def _file_meta(meta: FileMetaDataset) -> bytes:
+    """Preamble, "DICM" and pydicom's ``write_file_meta_info(enforce_standard=True)``
+    of ``meta``, each element encoded once per process: every file of a batch
+    repeats all of them but its SOP instance UID."""
+    validate_file_meta(meta, enforce_standard=True)  # adds what the standard requires
+    parts = []
+    for tag in sorted(meta.keys()):
+        if tag == 0x00020000:
+            continue  # the group length, written last, first
+        elem = meta.get_item(tag)
+        value = elem.value
+        key = None
+        if isinstance(value, (str, bytes)):
+            raw = (elem.is_implicit_VR, elem.is_little_endian) if elem.is_raw else None
+            key = (tag, elem.VR, raw, value)
+        encoded = _meta_memo.get(key) if key is not None else None
+        if encoded is None:
+            fp = DicomBytesIO()
+            fp.is_implicit_VR, fp.is_little_endian = False, True
+            write_data_element(fp, elem)
+            encoded = fp.getvalue()
+            if key is not None and tag != 0x00020003:  # instance UIDs never repeat
+                if len(_meta_memo) >= 256:
+                    _meta_memo.clear()
+                _meta_memo[key] = encoded
+        parts.append(encoded)
+    length = sum(len(p) for p in parts)
+    meta.FileMetaInformationGroupLength = length
+    return b"".join([_PREAMBLE, _GROUP_LENGTH.pack(2, 0, b"UL", 4, length), *parts])
+
+
+_PREAMBLE = b"\0" * 128 + b"DICM"
+_GROUP_LENGTH = struct.Struct("<HH2sHL")
+_meta_memo: dict[tuple, bytes] = {}
+
 _HEADER_32 = struct.Struct("<HH2sHL")  # tag, VR, reserved, 4-byte length
 _HEADER_16 = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
 _HEADER_IMPLICIT = struct.Struct("<HHL")
@@ -163,7 +196,7 @@ def _write_body(parts: list[bytes], ds: pydicom.Dataset, implicit: bool) -> None
     for tag in sorted(ds.keys()):
         if tag.element == 0 and tag.group > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
-        elem = ds.get_item(tag)
+        elem = get_item(ds, tag)
         value = elem.value if elem.is_raw else None
         if value is not None and (
             elem.is_implicit_VR != implicit
