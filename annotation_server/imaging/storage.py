@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -61,12 +62,17 @@ _made_dirs: set[str] = set()
 
 def _save_local(backend: FileSystemStorage, key: str, data: bytes) -> bool:
     """What FileSystemStorage.save does for a new name (same directory and file
-    permissions, O_EXCL), without its per-file name checks and makedirs: False
-    when the file exists (it is never replaced here). A write that fails removes
-    its partial file, which would otherwise pass for the stored content."""
+    permissions, never replacing a file), without its per-file name checks and
+    makedirs: False when the file exists.
+
+    The bytes go to a temporary file beside the key, which is then hard-linked to
+    the key (fails if the key exists) and removed: a file at a content key is
+    always complete, even when the writer is killed mid-write, so a later import
+    that finds the key can trust it."""
     path = backend.path(key)
     directory = os.path.dirname(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    temporary = f"{path}.part-{os.getpid()}-{secrets.token_hex(4)}"
     for attempt in (0, 1):
         if directory not in _made_dirs or attempt:
             mode = backend.directory_permissions_mode
@@ -76,10 +82,8 @@ def _save_local(backend: FileSystemStorage, key: str, data: bytes) -> bool:
                 os.makedirs(directory, exist_ok=True)
             _made_dirs.add(directory)
         try:
-            fd = os.open(path, flags, 0o666)
+            fd = os.open(temporary, flags, 0o666)
             break
-        except FileExistsError:
-            return False
         except FileNotFoundError:  # removed since this process made it
             _made_dirs.discard(directory)
             if attempt:
@@ -87,12 +91,15 @@ def _save_local(backend: FileSystemStorage, key: str, data: bytes) -> bool:
     try:
         with os.fdopen(fd, "wb", closefd=True) as fh:
             fh.write(data)
-    except BaseException:
-        os.unlink(path)
-        raise
-    if backend.file_permissions_mode is not None:
-        os.chmod(path, backend.file_permissions_mode)
-    return True
+        if backend.file_permissions_mode is not None:
+            os.chmod(temporary, backend.file_permissions_mode)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(temporary)
 
 
 def open_instance(key: str):

@@ -300,6 +300,47 @@ def test_writers_in_several_processes_store_identical_bytes_once(settings):
     assert len(_stored_files(settings)) == len(blobs)
 
 
+def test_a_writer_killed_mid_write_leaves_nothing_at_the_key(settings):
+    """The bytes are published at the content key only once complete: a writer
+    killed halfway (SIGKILL: no clean-up runs) leaves no file at the key, so the
+    next import stores the file instead of trusting a truncated one."""
+    import signal
+
+    data = os.urandom(200 * 1024)
+    digest = hashlib.sha256(data).hexdigest()
+    key = storage.key_for(digest)
+    pid = os.fork()
+    if pid == 0:  # the writer: dies after writing half of the bytes
+        real_fdopen = os.fdopen
+
+        class Dying:
+            def __init__(self, fh):
+                self.fh = fh
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def write(self, chunk):
+                self.fh.write(chunk[: len(chunk) // 2])
+                self.fh.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        os.fdopen = lambda *a, **k: Dying(real_fdopen(*a, **k))
+        try:
+            storage.put(data)
+        finally:
+            os._exit(3)  # not reached: the kill comes first
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert not default_storage.exists(key)
+    assert storage.put(data) == (digest, key, True)
+    with default_storage.open(key) as fh:
+        assert fh.read() == data
+
+
 def _put_at(args):
     blob, when = args
     time.sleep(max(0.0, when - time.time()))
