@@ -10,7 +10,6 @@ are then saved and signed through the API (/api/v1/arbitration-tasks/...).
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -29,11 +28,10 @@ from annotation_server.adjudication.models import (
     ReferenceLabels,
 )
 from annotation_server.imaging.api.serializers import SeriesDetailSerializer
-from annotation_server.imaging.models import Instance, Series
 from annotation_server.projects.permissions import ARBITRATE, project_ids
 from annotation_server.reading.anonymise import ReaderLabeller
 from annotation_server.reading.models import ReadingTask
-from annotation_server.web.pages import schema_language, serializer_context
+from annotation_server.web.pages import schema_language, serializer_context, series_with_slices
 
 
 def _own_tasks(user):
@@ -108,19 +106,9 @@ def arbitrate(request, task_id: int):
     if task is None:
         raise Http404("No such arbitration task of yours.")
     case = task.case
-    # A DRF Request built by hand has no authenticators: asked for its user, it
-    # would answer AnonymousUser and write that onto `request` too (DRF's user
-    # setter), blinding the serializers and every visible_to() after them.
     context = serializer_context(request)
     detail = ArbitrationTaskDetailSerializer(task, context=context).data
-    slices = Instance.objects.order_by("slice_index", "frame").only(
-        "id", "series_id", "slice_index", "position", "position_along_normal", "frame"
-    )
-    series = (
-        Series.objects.filter(pk=case.series_id)
-        .prefetch_related(Prefetch("instances", queryset=slices))
-        .get()
-    )
+    series = series_with_slices(case.series_id)
     # All reads overlaid: every cluster of the case, the settled ones too.
     task_cluster_ids = set(task.items.get("clusters", []))
     others = (

@@ -29,14 +29,7 @@ from annotation_server.reading.models import QualificationAttempt, Qualification
 class ThresholdForm(forms.ModelForm):
     class Meta:
         model = QualificationTest
-        fields = [
-            "name",
-            "min_sensitivity",
-            "max_fp_per_case",
-            "min_kappa",
-            "max_attempts",
-            "active",
-        ]
+        fields = ["name", *q.THRESHOLD_FIELDS]
 
     def clean_max_fp_per_case(self):
         value = self.cleaned_data["max_fp_per_case"]

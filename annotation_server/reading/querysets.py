@@ -12,6 +12,18 @@ from django.db import models
 
 
 class ReadingTaskQuerySet(models.QuerySet):
+    def in_worklist_order(self):
+        """In progress first, then assigned, then the rest; earliest due first."""
+        from annotation_server.reading.models import ReadingTask
+
+        return self.annotate(
+            state_rank=models.Case(
+                models.When(state=ReadingTask.State.IN_PROGRESS, then=0),
+                models.When(state=ReadingTask.State.ASSIGNED, then=1),
+                default=2,
+            )
+        ).order_by("state_rank", "due_at", "id")
+
     def visible_to(self, user):
         from annotation_server.projects.permissions import ARBITRATE, MANAGE, READ, project_ids
         from annotation_server.reading.models import ReadingTask

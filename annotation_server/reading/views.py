@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Case as Case_
-from django.db.models import Prefetch, When
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from annotation_server.imaging.api.serializers import SeriesDetailSerializer
-from annotation_server.imaging.models import Instance, Series
 from annotation_server.projects.api.serializers import CaseSerializer
 from annotation_server.projects.models import Case
 from annotation_server.reading.api.serializers import (
@@ -29,7 +26,7 @@ from annotation_server.reading.api.serializers import (
     ReadingTaskSerializer,
 )
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
-from annotation_server.web.pages import schema_language, serializer_context
+from annotation_server.web.pages import schema_language, serializer_context, series_with_slices
 
 
 def open_tasks(user, project: str | None = None):
@@ -40,14 +37,7 @@ def open_tasks(user, project: str | None = None):
             reader=user, attempt__isnull=True, case__state=Case.State.READING
         )
         .exclude(state=ReadingTask.State.SUBMITTED)
-        .annotate(
-            state_rank=Case_(
-                When(state=ReadingTask.State.IN_PROGRESS, then=0),
-                When(state=ReadingTask.State.ASSIGNED, then=1),
-                default=2,
-            )
-        )
-        .order_by("state_rank", "due_at", "id")
+        .in_worklist_order()
     )
     if project:
         tasks = tasks.filter(case__project__slug=project)
@@ -84,14 +74,7 @@ def workstation(request, task_id: int):
     project = case.project
     protocol = getattr(project, "protocol", None)
     context = serializer_context(request)
-    slices = Instance.objects.order_by("slice_index", "frame").only(
-        "id", "series_id", "slice_index", "position", "position_along_normal", "frame"
-    )
-    series = (
-        Series.objects.filter(pk=case.series_id)
-        .prefetch_related(Prefetch("instances", queryset=slices))
-        .get()
-    )
+    series = series_with_slices(case.series_id)
     findings = Finding.objects.visible_to(request.user).filter(task=task).order_by("created_at")
     label = CaseLabel.objects.visible_to(request.user).filter(task=task).first()
     writable = task.state != ReadingTask.State.SUBMITTED and (

@@ -1,5 +1,5 @@
 """Helpers for pages that embed API data as their start-up state (workstation,
-arbitration view): one way to build the serializer context, one way to pick the
+arbitration view): the serializer context, the series with its slices, and the
 label-schema language."""
 
 from __future__ import annotations
@@ -20,6 +20,23 @@ def serializer_context(request: HttpRequest) -> dict:
     api_request = Request(request)
     api_request.user = request.user
     return {"request": api_request}
+
+
+def series_with_slices(series_id: int):
+    """The series for a viewer page: its detail (SeriesDetailSerializer) with the
+    per-slice rows the viewer needs, in slice order, in two queries."""
+    from django.db.models import Prefetch
+
+    from annotation_server.imaging.models import Instance, Series
+
+    slices = Instance.objects.order_by("slice_index", "frame").only(
+        "id", "series_id", "slice_index", "position", "position_along_normal", "frame"
+    )
+    return (
+        Series.objects.filter(pk=series_id)
+        .prefetch_related(Prefetch("instances", queryset=slices))
+        .get()
+    )
 
 
 def schema_language() -> str:

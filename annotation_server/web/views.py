@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Case as Case_
-from django.db.models import When
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -65,14 +63,7 @@ def worklist(request):
     tasks = (
         ReadingTask.objects.filter(reader=request.user, attempt__isnull=True)
         .select_related("case__project", "case__series")
-        .annotate(
-            state_rank=Case_(
-                When(state=ReadingTask.State.IN_PROGRESS, then=0),
-                When(state=ReadingTask.State.ASSIGNED, then=1),
-                default=2,
-            )
-        )
-        .order_by("state_rank", "due_at", "id")
+        .in_worklist_order()
     )
     state = request.GET.get("state", "open")
     if state == "open":
