@@ -13,7 +13,6 @@ is transactional), so every job runs for real, nothing through a shortcut.
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 from django.test import Client
@@ -42,6 +41,7 @@ from tests.adjudication.conftest import add_finding, ellipse
 from tests.adjudication.test_arbitration import decide, disputed_case
 from tests.browser.helpers import login, open_from_arbitration_queue, wait_first_image
 from tests.browser.test_arbitration_browser import wait_saved
+from tests.worker import wait_for_job
 
 SLICES = 16
 MATRIX = 256
@@ -127,19 +127,6 @@ def api_read(client, task_id: int, marks: list[dict], labels: dict) -> list[str]
     return uids
 
 
-def wait_for(job: Job, worker) -> Job:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.finished_at:
-            break
-        assert worker.poll() is None, "the worker died"
-        time.sleep(0.2)
-    assert job.state == Job.State.SUCCEEDED, (job.kind, job.state, job.error)
-    assert job.worker, "ran in the worker, not in-process"
-    return job
-
-
 def within(point, planted, mm: float) -> bool:
     return math.dist([float(v) for v in point], planted) <= mm
 
@@ -221,7 +208,7 @@ def test_three_readers_to_a_signed_reference_standard(
     assert qualified == {"reader_a", "reader_b", "reader_c"}
 
     # ------------------------------------------------------------ 3. assignment job
-    job = wait_for(assignment.enqueue_assignment(project, by=manager), celery_worker)
+    job = wait_for_job(assignment.enqueue_assignment(project, by=manager), celery_worker)
     assert sorted(job.result["filled_cases"]) == ["CT01", "CT02"]
     assert job.result["qualification_required"] and job.result["eligible_readers"] == 3
     reads = {}
@@ -265,7 +252,7 @@ def test_three_readers_to_a_signed_reference_standard(
         for code in ("CT01", "CT02")
     }
     for code, job in settle_jobs.items():
-        settle_jobs[code] = wait_for(job, celery_worker)
+        settle_jobs[code] = wait_for_job(job, celery_worker)
     assert settle_jobs["CT01"].result["outcome"] == "arbitration"
     assert settle_jobs["CT01"].result["label_disputes"] == 1
     assert settle_jobs["CT02"].result["outcome"] == "adjudicated"

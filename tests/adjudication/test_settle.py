@@ -3,8 +3,6 @@ the case goes next."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from annotation_server.adjudication import services
@@ -16,9 +14,9 @@ from annotation_server.adjudication.models import (
     Settlement,
 )
 from annotation_server.audit.models import AuditEvent
-from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Case
 from tests.adjudication.conftest import add_finding, ellipse, submit_all
+from tests.worker import wait_for_job
 
 AGREED = {"nodules_present": True, "image_quality": 3}
 
@@ -173,14 +171,7 @@ def test_reads_complete_queues_the_settle_job_which_a_worker_runs(
     submit_all(tasks, labels_all())
     job = services.reads_complete(grid_case, manager)  # autocommit: dispatched now
     assert job.params == {"case_id": grid_case.pk}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.finished_at:
-            break
-        assert celery_worker.poll() is None, "the worker died"
-        time.sleep(0.2)
-    assert job.state == Job.State.SUCCEEDED, (job.state, job.error)
+    wait_for_job(job, celery_worker)
     assert job.result["outcome"] == "adjudicated"
     grid_case.refresh_from_db()
     assert grid_case.state == Case.State.ADJUDICATED

@@ -29,6 +29,7 @@ from annotation_server.imaging.models import (
     Series,
 )
 from tests import factories
+from tests.worker import wait_for_job
 
 
 @pytest.fixture(autouse=True)
@@ -405,12 +406,7 @@ def test_the_import_job_prepares_in_worker_processes(
     )
     assert response.status_code == 202, response.content
     job = Job.objects.get(pk=response.json()["id"])
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not job.finished:
-        assert worker.poll() is None, "the worker died"
-        time.sleep(0.3)
-        job.refresh_from_db()
-    assert job.state == Job.State.SUCCEEDED, (job.state, job.error, job.log)
+    wait_for_job(job, worker, timeout=120)
     assert job.result["summary"]["imported"] == 6
     workers = min(parallel.cpu_count(), 6 // parallel.MIN_FILES_PER_WORKER)  # the default
     assert f"prepared in {workers} process" in job.log, job.log

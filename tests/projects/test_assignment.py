@@ -4,7 +4,6 @@ reassignment, the job (also through a real Celery worker), page and API."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -20,6 +19,7 @@ from annotation_server.projects.models import Case, Membership
 from annotation_server.projects.services import grant_role
 from annotation_server.reading.models import CaseLabel, Finding, QualificationTest, ReadingTask
 from tests import factories
+from tests.worker import wait_for_job
 
 pytestmark = pytest.mark.django_db
 
@@ -269,14 +269,7 @@ def test_assign_job_reports_and_moves_cases(project, manager):
 def test_assignment_job_runs_in_a_real_worker(celery_worker, project, manager):
     cases = [_qc_case(project, f"W{i}") for i in range(2)]
     job = assignment.enqueue_assignment(project, by=manager)  # autocommit: dispatched now
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.finished_at:
-            break
-        assert celery_worker.poll() is None, "the worker died"
-        time.sleep(0.2)
-    assert job.state == Job.State.SUCCEEDED, (job.state, job.error)
+    wait_for_job(job, celery_worker)
     assert job.worker
     assert sorted(job.result["filled_cases"]) == ["W0", "W1"]
     for case in cases:
