@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "annotation_server.errors.DomainErrorMiddleware",
 ]
 
 ROOT_URLCONF = "annotation_server.urls"
@@ -183,7 +184,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": env_int("REFSET_API_PAGE_SIZE", 100),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "annotation_server.web.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "annotation_server.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RefSet API",

@@ -144,9 +144,6 @@ class Grid:
         row = float(d @ cc) / self.pixel_spacing[0]
         return (s, col, row)
 
-    def nearest_slice(self, x: float, y: float, z: float) -> int:
-        return int(round(self.to_index(x, y, z)[0]))
-
 
 @dataclass(frozen=True)
 class Mark:

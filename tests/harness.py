@@ -5,8 +5,9 @@ failure or Ctrl-C.
     python -m tests.harness [pytest args...]
 
 Steps: manage.py check, makemigrations --check, ruff check, ruff format --check,
-pytest (xdist). The suite's own fixtures start a Celery worker and headless
-Chromium where a test needs them. Every step runs; the exit status is the first failing step's.
+lint-imports (the app layering contract), pytest (xdist). The suite's own
+fixtures start a Celery worker and headless Chromium where a test needs them.
+Every step runs; the exit status is the first failing step's.
 """
 
 from __future__ import annotations
@@ -208,6 +209,8 @@ def main(argv: list[str]) -> int:
             ("migrations", [PY, "manage.py", "makemigrations", "--check", "--dry-run"]),
             ("ruff", [ruff, "check", "."]),
             ("ruff format", [ruff, "format", "--check", "."]),
+            # The layering contract (pyproject.toml [tool.importlinter]).
+            ("import layers", [str(Path(PY).parent / "lint-imports"), "--no-cache"]),
             (
                 "pytest",
                 [

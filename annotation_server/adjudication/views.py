@@ -28,10 +28,11 @@ from annotation_server.adjudication.models import (
     ReferenceLabels,
 )
 from annotation_server.imaging.api.serializers import SeriesDetailSerializer
+from annotation_server.imaging.delivery import series_with_slices
 from annotation_server.projects.permissions import ARBITRATE, project_ids
 from annotation_server.reading.anonymise import ReaderLabeller
 from annotation_server.reading.models import ReadingTask
-from annotation_server.web.pages import schema_language, serializer_context, series_with_slices
+from annotation_server.reading.pages import schema_language, serializer_context
 
 
 def _own_tasks(user):
@@ -86,8 +87,10 @@ def _readers(case, user) -> list[dict]:
     """Every read of the case's last phase as R1..RN (also reads that marked nothing)."""
     labeller = ReaderLabeller(user)
     phase = max(case.project.protocol.phases)
-    tasks = ReadingTask.objects.filter(case=case, phase=phase, attempt__isnull=True).select_related(
-        "case__project", "reader__profile"
+    tasks = (
+        ReadingTask.objects.operational()
+        .filter(case=case, phase=phase)
+        .select_related("case__project", "reader__profile")
     )
     labels = sorted({labeller.label(t) for t in tasks}, key=lambda s: (len(s), s))
     return [{"label": label} for label in labels]

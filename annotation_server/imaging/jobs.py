@@ -89,7 +89,7 @@ def pull_pacs(ctx) -> dict:
 def build_series_streams(ctx) -> dict:
     """Decode new series once, right after import, so the viewer's first fetch
     is already a stored stream."""
-    from annotation_server.imaging.api.views import build_series_stream
+    from annotation_server.imaging.delivery import build_series_stream
     from annotation_server.imaging.models import Series
 
     ids = ctx.params["series_ids"]

@@ -15,8 +15,8 @@ from annotation_server.audit import services as audit
 from annotation_server.imaging.ingest.keys import _fernet
 from annotation_server.imaging.models import PacsConnection
 from annotation_server.imaging.pacs import PacsClient, PacsError
-from annotation_server.imaging.views import managed_project
 from annotation_server.jobs import services as jobs
+from annotation_server.projects.permissions import managed_project_or_404
 
 
 class PacsConnectionForm(forms.ModelForm):
@@ -54,7 +54,7 @@ class QueryForm(forms.Form):
 @login_required
 @require_POST
 def add_connection(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     form = PacsConnectionForm(request.POST)
     if form.is_valid():
         connection = form.save(commit=False)
@@ -79,7 +79,7 @@ def add_connection(request, slug: str):
 
 @login_required
 def search(request, slug: str, pk: int):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     connection = get_object_or_404(PacsConnection, pk=pk, project=project)
     form = QueryForm(request.GET or None)
     studies, error = [], ""
@@ -105,7 +105,7 @@ def search(request, slug: str, pk: int):
 @login_required
 @require_POST
 def pull(request, slug: str, pk: int):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     connection = get_object_or_404(PacsConnection, pk=pk, project=project)
     study_uids = [uid for uid in request.POST.getlist("study") if uid.strip()]
     if not study_uids:

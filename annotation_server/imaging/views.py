@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from annotation_server.accounts.models import Site
 from annotation_server.imaging.models import Quarantine
 from annotation_server.jobs.models import Job
-from annotation_server.projects.models import Project
-from annotation_server.projects.permissions import MANAGE, has_project_perm
-
-
-def managed_project(request, slug: str) -> Project:
-    project = get_object_or_404(Project.objects.visible_to(request.user), slug=slug)
-    if not has_project_perm(request.user, project, MANAGE):
-        raise PermissionDenied("Only the project's dataset managers can import.")
-    return project
+from annotation_server.projects.permissions import managed_project_or_404
 
 
 @login_required
 def import_page(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     return render(
         request,
         "imaging/import.html",

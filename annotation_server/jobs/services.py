@@ -1,6 +1,7 @@
 """Queueing jobs and driving their Job rows.
 
-A job is a Job row plus a plain function registered in JOB_HANDLERS. `enqueue`
+A job is a Job row plus a plain function named in the project-level registry
+(annotation_server/registry.py, JOB_HANDLERS). `enqueue`
 creates the row and dispatches the Celery task after the surrounding
 transaction commits, passing only the row's id. The worker claims the row with
 a conditional UPDATE (queued -> running), so a job delivered twice runs once.
@@ -12,13 +13,16 @@ import logging
 import socket
 import traceback
 from collections.abc import Callable
+from functools import cache
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
+from annotation_server import registry
 from annotation_server.jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -47,27 +51,10 @@ class JobContext:
 Handler = Callable[[JobContext], dict | None]
 
 
+@cache
 def _handlers() -> dict[str, Handler]:
-    # Explicit registry: every job kind and the plain function that runs it.
-    from annotation_server.adjudication.services import settle_job
-    from annotation_server.audit.jobs import verify_audit_chain
-    from annotation_server.imaging.jobs import (
-        build_series_streams,
-        check_cases,
-        import_uploads,
-        pull_pacs,
-    )
-    from annotation_server.projects.assignment import assign_job
-
-    return {
-        "adjudication.settle": settle_job,
-        "audit.verify_chain": verify_audit_chain,
-        "imaging.import": import_uploads,
-        "imaging.pull_pacs": pull_pacs,
-        "imaging.build_series_streams": build_series_streams,
-        "qc.check_cases": check_cases,
-        "projects.assign": assign_job,
-    }
+    """Every job kind and its function, from the project-level registry."""
+    return {kind: import_string(path) for kind, path in registry.JOB_HANDLERS.items()}
 
 
 def job_kinds() -> list[str]:
@@ -123,15 +110,6 @@ def execute(job_id: int) -> str:
         state=Job.State.SUCCEEDED, progress=100, result=result, finished_at=timezone.now()
     )
     return Job.State.SUCCEEDED
-
-
-def cancel(job: Job) -> bool:
-    return (
-        Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
-            state=Job.State.CANCELLED, finished_at=timezone.now()
-        )
-        == 1
-    )
 
 
 def mode_description() -> str:

@@ -59,9 +59,7 @@ class LabelSchema(models.Model):
     @property
     def in_use(self) -> bool:
         """True once any read of any project using this schema exists."""
-        from annotation_server.reading.models import ReadingTask
-
-        return ReadingTask.objects.filter(case__project__label_schema=self).exists()
+        return self.projects.filter(cases__reading_tasks__isnull=False).exists()
 
 
 class Project(models.Model):

@@ -64,3 +64,19 @@ def has_project_perm(user, project, perm: str) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     return user.is_superuser or user.has_perm(f"projects.{perm}", project)
+
+
+def managed_project_or_404(request, slug: str):
+    """The project `slug` for a manager's page or API call. 404 when the user may
+    not see it (they need not learn it exists), 403 when they see it but do not
+    manage it."""
+    from django.core.exceptions import PermissionDenied
+    from django.shortcuts import get_object_or_404
+    from django.utils.translation import gettext
+
+    from annotation_server.projects.models import Project
+
+    project = get_object_or_404(Project.objects.visible_to(request.user), slug=slug)
+    if not has_project_perm(request.user, project, MANAGE):
+        raise PermissionDenied(gettext("Only the project's dataset managers can do this."))
+    return project

@@ -17,7 +17,6 @@ class CaseQuerySet(models.QuerySet):
         """Managers: every case. Arbitrators: cases at or past arbitration.
         Readers: the cases they hold a reading task for. Nobody else: nothing."""
         from annotation_server.projects.permissions import ARBITRATE, MANAGE, READ, project_ids
-        from annotation_server.reading.models import ReadingTask
 
         if not user.is_authenticated or not user.is_active:
             return self.none()
@@ -31,6 +30,8 @@ class CaseQuerySet(models.QuerySet):
             state__in=("arbitration", "adjudicated", "frozen"),
             is_qualification=False,
         )
-        own_task = ReadingTask.objects.filter(case=models.OuterRef("pk"), reader=user)
+        # The reading tasks, through the reverse relation (reading sits above projects).
+        reading_task = self.model._meta.get_field("reading_tasks").related_model
+        own_task = reading_task.objects.filter(case=models.OuterRef("pk"), reader=user)
         visible |= models.Q(models.Exists(own_task), project_id__in=project_ids(user, READ))
         return self.filter(visible)

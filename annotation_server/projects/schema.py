@@ -30,18 +30,32 @@ import math
 import re
 from typing import Any
 
+from django.utils.translation import gettext
+
+from annotation_server.errors import DomainError
+
 GEOMETRY_KINDS = ("point", "line", "box", "ellipse", "polygon", "contour", "polyline", "mask")
 ATTRIBUTE_KINDS = ("enum", "ordinal", "number", "boolean", "text")
 LANGS = ("en", "zh-hans")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
-class SchemaError(ValueError):
+class SchemaError(DomainError, ValueError):
     """A definition or a set of answers does not fit; `errors` lists every problem."""
+
+    status = 400
+    code = "schema"
 
     def __init__(self, errors: list[str]):
         super().__init__("; ".join(errors))
         self.errors = errors
+
+    def payload(self) -> dict:
+        return {
+            "detail": gettext("The data does not fit the label schema."),
+            "code": self.code,
+            "errors": self.errors,
+        }
 
 
 def _check_label(where: str, label: Any, errors: list[str]) -> None:

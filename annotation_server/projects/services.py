@@ -8,11 +8,14 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from annotation_server.audit import services as audit
+from annotation_server.errors import DomainError
 from annotation_server.projects.models import Case, Membership, Project, ReadingProtocol
 
 
-class TransitionError(Exception):
+class TransitionError(DomainError):
     """The case cannot move to that state from where it is."""
+
+    code = "invalid_transition"
 
 
 @transaction.atomic
@@ -129,17 +132,17 @@ def case_state_counts(project_ids) -> dict[int, dict[str, int]]:
 
 
 def reader_task_counts(user, project_ids) -> dict[int, dict[str, int]]:
-    """A reader's own task counts per project: only their own, never others'."""
-    from annotation_server.reading.models import ReadingTask
-
+    """A reader's own task counts per project: only their own, never others', and
+    only real reads (not qualification attempts). Reached through the cases'
+    reverse relation: projects sits below reading and does not import it."""
+    own = Q(reading_tasks__reader=user, reading_tasks__attempt__isnull=True)
     rows = (
-        ReadingTask.objects.filter(
-            reader=user, case__project_id__in=project_ids, attempt__isnull=True
-        )
-        .values("case__project_id")
+        Case.objects.filter(project_id__in=project_ids)
+        .filter(own)
+        .values("project_id")
         .annotate(
-            total=Count("id"),
-            submitted=Count("id", filter=Q(state=ReadingTask.State.SUBMITTED)),
+            total=Count("reading_tasks"),
+            submitted=Count("reading_tasks", filter=Q(reading_tasks__state="submitted")),
         )
     )
-    return {r["case__project_id"]: {"total": r["total"], "submitted": r["submitted"]} for r in rows}
+    return {r["project_id"]: {"total": r["total"], "submitted": r["submitted"]} for r in rows}

@@ -27,7 +27,8 @@ class ReaderLabeller:
         numbers = self._numbers.get(task.case_id)
         if numbers is None:
             readers = (
-                ReadingTask.objects.filter(case_id=task.case_id, attempt__isnull=True)
+                ReadingTask.objects.operational()
+                .filter(case_id=task.case_id)
                 .order_by("id")
                 .values_list("reader_id", flat=True)
             )

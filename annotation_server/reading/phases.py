@@ -16,12 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation_server.audit import services as audit
+from annotation_server.jobs import hooks
+from annotation_server.jobs import services as jobs
 from annotation_server.projects.models import Case
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 
 
 def _real_tasks(case: Case, phase: int):
-    return ReadingTask.objects.filter(case=case, phase=phase, attempt__isnull=True)
+    return ReadingTask.objects.operational().filter(case=case, phase=phase)
 
 
 def phase_complete(case: Case, phase: int, readers_needed: int) -> bool:
@@ -37,9 +39,7 @@ def phase_complete(case: Case, phase: int, readers_needed: int) -> bool:
 def after_submit(task: ReadingTask, actor) -> None:
     """Called by reading.services.submit once the read is locked (same transaction)."""
     if task.attempt_id is not None:
-        from annotation_server.reading import qualification
-
-        qualification.after_submit(task, actor)
+        hooks.run("reading.attempt_read_submitted", task, actor)  # qualification scores the attempt
         return
     case = (
         Case.objects.select_for_update(of=("self",))
@@ -104,9 +104,15 @@ def open_review_phase(case: Case, actor) -> list[ReadingTask]:
     return created
 
 
-def _reads_complete(case: Case, actor) -> None:
-    """Hand the case to matching (adjudication app, which audits it). Its job row
-    is written in this transaction and dispatched after commit (jobs.enqueue)."""
-    from annotation_server.adjudication.services import reads_complete
+def reads_complete(case: Case, actor=None):
+    """Every read of the case's last phase is in: queue matching and settling (the
+    "adjudication.settle" job, by kind). Its job row is written in this
+    transaction and dispatched after commit."""
+    audit.record("adjudication.reads_complete", actor=actor, obj=case, project_id=case.project_id)
+    return jobs.enqueue(
+        "adjudication.settle", params={"case_id": case.pk}, project=case.project, user=actor
+    )
 
+
+def _reads_complete(case: Case, actor) -> None:
     reads_complete(case, actor)

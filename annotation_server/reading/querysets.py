@@ -12,6 +12,11 @@ from django.db import models
 
 
 class ReadingTaskQuerySet(models.QuerySet):
+    def operational(self):
+        """The reads that make the dataset: every reading task except the reads of
+        qualification attempts (those only score a reader)."""
+        return self.filter(attempt__isnull=True)
+
     def in_worklist_order(self):
         """In progress first, then assigned, then the rest; earliest due first."""
         from annotation_server.reading.models import ReadingTask
@@ -43,8 +48,8 @@ class ReadingTaskQuerySet(models.QuerySet):
         still_reading = ReadingTask.objects.filter(
             case=models.OuterRef("case"), reader=user
         ).exclude(state=ReadingTask.State.SUBMITTED)
-        in_review = ReadingTask.objects.filter(
-            case=models.OuterRef("case"), reader=user, phase=2, attempt__isnull=True
+        in_review = ReadingTask.objects.operational().filter(
+            case=models.OuterRef("case"), reader=user, phase=2
         )
         review = models.Q(
             models.Exists(in_review),

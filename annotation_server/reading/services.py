@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation_server.audit import services as audit
+from annotation_server.errors import DomainError
 from annotation_server.projects import schema as schema_rules
 from annotation_server.projects.models import Case
 from annotation_server.projects.permissions import READ, has_project_perm
@@ -20,15 +21,19 @@ from annotation_server.reading.geometry import validate_geometry
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 
 
-class ReadLockedError(Exception):
+class ReadLockedError(DomainError):
     """The read is submitted (or its case has left reading): it is read-only."""
 
+    code = "read_locked"
 
-class VersionConflict(Exception):
+
+class VersionConflict(DomainError):
     """Someone (another tab, another person) saved a newer version first."""
 
+    code = "version_conflict"
+
     def __init__(self, message: str, current_version: int | None = None):
-        super().__init__(message)
+        super().__init__(message, current_version=current_version)
         self.current_version = current_version
 
 

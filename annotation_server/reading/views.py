@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from annotation_server.imaging.api.serializers import SeriesDetailSerializer
+from annotation_server.imaging.delivery import series_with_slices
 from annotation_server.projects.api.serializers import CaseSerializer
 from annotation_server.projects.models import Case
 from annotation_server.reading.api.serializers import (
@@ -26,16 +27,15 @@ from annotation_server.reading.api.serializers import (
     ReadingTaskSerializer,
 )
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
-from annotation_server.web.pages import schema_language, serializer_context, series_with_slices
+from annotation_server.reading.pages import schema_language, serializer_context
 
 
 def open_tasks(user, project: str | None = None):
     """The reader's open real reads in worklist order: in progress, then assigned,
     earliest due first; only cases still open for reading."""
     tasks = (
-        ReadingTask.objects.filter(
-            reader=user, attempt__isnull=True, case__state=Case.State.READING
-        )
+        ReadingTask.objects.operational()
+        .filter(reader=user, case__state=Case.State.READING)
         .exclude(state=ReadingTask.State.SUBMITTED)
         .in_worklist_order()
     )

@@ -61,7 +61,8 @@ def home(request):
 @login_required
 def worklist(request):
     tasks = (
-        ReadingTask.objects.filter(reader=request.user, attempt__isnull=True)
+        ReadingTask.objects.operational()
+        .filter(reader=request.user)
         .select_related("case__project", "case__series")
         .in_worklist_order()
     )

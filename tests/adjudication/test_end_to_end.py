@@ -30,9 +30,9 @@ from annotation_server.adjudication.models import (
 from annotation_server.audit.models import AuditEvent
 from annotation_server.imaging.services import index_datasets
 from annotation_server.jobs.models import Job
-from annotation_server.projects import assignment
 from annotation_server.projects.models import Case, Membership
 from annotation_server.projects.services import grant_role
+from annotation_server.reading import assignment
 from annotation_server.reading import qualification as q
 from annotation_server.reading.anonymise import ReaderLabeller
 from annotation_server.reading.models import Finding, QualificationAttempt, ReadingTask

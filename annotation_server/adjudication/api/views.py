@@ -3,9 +3,8 @@ reference standard of a case, and the manager's settle / reopen actions."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
@@ -30,18 +29,6 @@ from annotation_server.adjudication.models import (
     Settlement,
 )
 from annotation_server.projects.models import Case
-
-
-def _domain_errors(call):
-    """Run a service call, turning its domain errors into API errors."""
-    try:
-        return call()
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError({"detail": exc.messages}) from None
-    except (services.ArbitrationError, services.SettleError) as exc:
-        return Response(
-            {"detail": str(exc), "code": "not_possible"}, status=status.HTTP_409_CONFLICT
-        )
 
 
 class ArbitrationTaskViewSet(viewsets.ReadOnlyModelViewSet):
@@ -70,16 +57,12 @@ class ArbitrationTaskViewSet(viewsets.ReadOnlyModelViewSet):
         task = self.get_object()
         body = DecisionsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = _domain_errors(
-            lambda: services.save_decisions(
-                task,
-                request.user,
-                body.validated_data["decisions"],
-                expected_version=body.validated_data["version"],
-            )
+        result = services.save_decisions(
+            task,
+            request.user,
+            body.validated_data["decisions"],
+            expected_version=body.validated_data["version"],
         )
-        if isinstance(result, Response):
-            return result
         return Response(
             ArbitrationTaskDetailSerializer(result, context=self.get_serializer_context()).data
         )
@@ -90,16 +73,12 @@ class ArbitrationTaskViewSet(viewsets.ReadOnlyModelViewSet):
         task = self.get_object()
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = _domain_errors(
-            lambda: services.sign(
-                task,
-                request.user,
-                body.validated_data["password"],
-                expected_version=body.validated_data.get("version"),
-            )
+        result = services.sign(
+            task,
+            request.user,
+            body.validated_data["password"],
+            expected_version=body.validated_data.get("version"),
         )
-        if isinstance(result, Response):
-            return result
         return Response(
             ArbitrationTaskDetailSerializer(result, context=self.get_serializer_context()).data
         )
@@ -202,17 +181,13 @@ class CaseAdjudicationViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet
         body = ReopenSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        result = _domain_errors(
-            lambda: services.reopen(
-                case,
-                by=request.user,
-                reason=data["reason"],
-                clusters=data.get("clusters"),
-                labels=data.get("labels"),
-            )
+        result = services.reopen(
+            case,
+            by=request.user,
+            reason=data["reason"],
+            clusters=data.get("clusters"),
+            labels=data.get("labels"),
         )
-        if isinstance(result, Response):
-            return result
         return Response(
             ArbitrationTaskSerializer(
                 result, many=True, context=self.get_serializer_context()

@@ -1,15 +1,16 @@
 """Settling a case's reads and arbitrating what the protocol cannot settle.
 
-`reads_complete` (called when the last phase's reads are all in) queues the
-"adjudication.settle" job. `settle_case` matches the final-phase reads
-(qc.matching), applies the protocol's auto-consensus rule (qc.consensus),
-writes the auto-accepted reference findings and either closes the case
-(adjudicated) or opens arbitration tasks. Arbitrators save draft decisions
-with optimistic locking and sign with their password; signing writes the
-reference standard, as new revisions, never overwrites.
+`reads_complete` (reading.phases, called when the last phase's reads are all
+in) queues the "adjudication.settle" job (adjudication.jobs). `settle_case`
+matches the final-phase reads (qc.matching), applies the protocol's
+auto-consensus rule (qc.consensus), writes the auto-accepted reference findings
+and either closes the case (adjudicated) or opens arbitration tasks. Arbitrators
+save draft decisions with optimistic locking and sign with their password;
+signing writes the reference standard, as new revisions, never overwrites.
 
 settle.py holds the settling, arbitration.py the decisions and signatures,
-common.py the constants, errors and the reference writers both use.
+common.py the constants and errors, reference.py every write of the reference
+standard.
 """
 
 from annotation_server.adjudication.services.arbitration import (
@@ -31,10 +32,9 @@ from annotation_server.adjudication.services.settle import (
     arbitrator_candidates,
     final_reads,
     open_arbitration,
-    reads_complete,
     settle_case,
-    settle_job,
 )
+from annotation_server.reading.phases import reads_complete
 
 __all__ = [
     "ACTIONS",
@@ -50,7 +50,6 @@ __all__ = [
     "reopen",
     "save_decisions",
     "settle_case",
-    "settle_job",
     "sign",
     "task_clusters",
     "validate_decisions",

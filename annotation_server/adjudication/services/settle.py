@@ -30,32 +30,6 @@ from qc import consensus as qc_consensus
 from qc import matching as qc_matching
 
 
-def reads_complete(case: Case, actor=None):
-    """Every read of the case's last phase is in: queue matching and settling."""
-    from annotation_server.jobs.services import enqueue
-
-    audit.record("adjudication.reads_complete", actor=actor, obj=case, project_id=case.project_id)
-    return enqueue(
-        "adjudication.settle", params={"case_id": case.pk}, project=case.project, user=actor
-    )
-
-
-def settle_job(ctx) -> dict:
-    """Job handler "adjudication.settle"."""
-    settlement = settle_case(ctx.params["case_id"])
-    counts = dict(
-        settlement.clusters.values_list("verdict").annotate(n=Count("id")).order_by("verdict")
-    )
-    ctx.log(f"case {settlement.case_id}: {counts}, outcome {settlement.outcome}")
-    return {
-        "case_id": settlement.case_id,
-        "settlement_id": settlement.pk,
-        "outcome": settlement.outcome,
-        "clusters": counts,
-        "label_disputes": len(settlement.label_disputes),
-    }
-
-
 def consensus_rule(protocol: ReadingProtocol) -> qc_consensus.ConsensusRule:
     definition = protocol.project.label_schema.definition
     kinds = {
@@ -93,9 +67,7 @@ def protocol_snapshot(protocol: ReadingProtocol) -> dict:
 def final_reads(case: Case) -> list[ReadingTask]:
     """The reads of the protocol's last phase (not qualification reads)."""
     phase = max(case.project.protocol.phases)
-    return list(
-        ReadingTask.objects.filter(case=case, phase=phase, attempt__isnull=True).order_by("id")
-    )
+    return list(ReadingTask.objects.operational().filter(case=case, phase=phase).order_by("id"))
 
 
 @transaction.atomic

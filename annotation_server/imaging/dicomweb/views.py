@@ -27,7 +27,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from annotation_server.imaging import pixels
-from annotation_server.imaging.api.views import (
+from annotation_server.imaging.delivery import (
     cacheable,
     etag_for,
     load_dataset,

@@ -25,12 +25,12 @@ import fixtures
 from annotation_server.accounts.models import Role, Site, UserProfile
 from annotation_server.imaging.ingest.pipeline import ingest
 from annotation_server.imaging.ingest.sources import Candidate
-from annotation_server.projects.assignment import assign_project
 from annotation_server.projects.models import Case, LabelSchema, Project
 from annotation_server.projects.qc_service import check_case
 from annotation_server.projects.services import create_project, grant_role, override_qc
 from annotation_server.reading import qualification
 from annotation_server.reading import services as reading
+from annotation_server.reading.assignment import assign_project
 from annotation_server.reading.models import ReadingTask
 
 PEOPLE = [
@@ -288,7 +288,8 @@ class Command(BaseCommand):
         reading_no = 0
         for case, state, truth in cases:
             tasks = list(
-                ReadingTask.objects.filter(case=case, phase=1, attempt__isnull=True)
+                ReadingTask.objects.operational()
+                .filter(case=case, phase=1)
                 .select_related("reader")
                 .order_by("reader__username")
             )

@@ -11,15 +11,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from annotation_server.imaging.views import managed_project
 from annotation_server.jobs.models import Job
-from annotation_server.projects import assignment
+from annotation_server.projects.permissions import managed_project_or_404
+from annotation_server.reading import assignment
 from annotation_server.reading.models import ReadingTask
 
 
 @login_required
 def assignments_page(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     data = assignment.overview(project)
     options = assignment.reassign_options(project)
     for case in data["cases"]:
@@ -28,7 +28,7 @@ def assignments_page(request, slug: str):
     last_job = Job.objects.filter(project=project, kind="projects.assign").first()
     return render(
         request,
-        "projects/assignments.html",
+        "reading/assignments.html",
         {"project": project, "data": data, "last_job": last_job},
     )
 
@@ -36,7 +36,7 @@ def assignments_page(request, slug: str):
 @login_required
 @require_POST
 def run(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     job = assignment.enqueue_assignment(project, by=request.user)
     messages.success(request, _("Assignment queued (job %(id)s).") % {"id": job.pk})
     return redirect("assignments", slug=slug)
@@ -45,7 +45,7 @@ def run(request, slug: str):
 @login_required
 @require_POST
 def reassign(request, slug: str, task_id: int):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     task = get_object_or_404(ReadingTask, pk=task_id, case__project=project)
     new_reader = get_user_model().objects.filter(pk=request.POST.get("reader") or 0).first()
     if new_reader is None:

@@ -50,9 +50,8 @@ class AssignmentReport:
 
 def qualification_required(project: Project) -> bool:
     """Readers must be qualified when the project has an active qualification test."""
-    from annotation_server.reading.models import QualificationTest
-
-    return QualificationTest.objects.filter(project=project, active=True).exists()
+    # Through the reverse relation: qualification sits above reading.
+    return project.qualification_tests.filter(active=True).exists()
 
 
 def eligible_readers(project: Project) -> list:
@@ -75,12 +74,12 @@ def _arbitrator_ids(project: Project) -> set[int]:
 
 
 def _case_arbitrator_ids(case_ids) -> dict[int, set[int]]:
-    from annotation_server.adjudication.models import ArbitrationTask
-
+    # Through the cases' reverse relation: adjudication sits above reading.
     out: dict[int, set[int]] = {}
-    for case_id, user_id in ArbitrationTask.objects.filter(case_id__in=case_ids).values_list(
-        "case_id", "arbitrator_id"
-    ):
+    rows = Case.objects.filter(pk__in=case_ids, arbitration_tasks__isnull=False).values_list(
+        "pk", "arbitration_tasks__arbitrator_id"
+    )
+    for case_id, user_id in rows:
         out.setdefault(case_id, set()).add(user_id)
     return out
 
@@ -90,7 +89,8 @@ def open_loads(project: Project) -> dict[int, int]:
     from annotation_server.reading.models import ReadingTask
 
     rows = (
-        ReadingTask.objects.filter(case__project=project, attempt__isnull=True)
+        ReadingTask.objects.operational()
+        .filter(case__project=project)
         .exclude(state=ReadingTask.State.SUBMITTED)
         .values("reader_id")
         .annotate(n=Count("id"))
@@ -151,7 +151,7 @@ def assign_project(project: Project, *, by=None, progress=None) -> AssignmentRep
             locked = Case.objects.select_for_update().get(pk=case.pk)
             if locked.state not in (Case.State.QC, Case.State.READING):
                 continue
-            tasks = ReadingTask.objects.filter(case=locked, attempt__isnull=True)
+            tasks = ReadingTask.objects.operational().filter(case=locked)
             if tasks.filter(phase__gt=1).exists():
                 continue  # in the review phase: nothing to add
             current = set(tasks.filter(phase=1).values_list("reader_id", flat=True))
@@ -221,22 +221,6 @@ def _unfilled_reason(n_readers: int, gated: bool, reasons: dict[str, int]) -> st
     return base + (": " + ", ".join(parts) if parts else "")
 
 
-def assign_job(ctx) -> dict:
-    """Job "projects.assign": params {"project_id": id}."""
-    by = None
-    if ctx.created_by_id:
-        by = get_user_model().objects.filter(pk=ctx.created_by_id).first()
-    project = Project.objects.get(pk=ctx.params.get("project_id") or ctx.project_id)
-    report = assign_project(project, by=by, progress=ctx.progress)
-    ctx.log(
-        f"{report.assigned_tasks} reads assigned on {len(report.filled_cases)} cases; "
-        f"{report.already_full} already full; {len(report.unfilled)} could not be filled"
-    )
-    for item in report.unfilled:
-        ctx.log(f"{item['case']}: {item['reason']}")
-    return report.as_dict()
-
-
 def enqueue_assignment(project: Project, *, by=None):
     from annotation_server.jobs import services as jobs
 
@@ -252,9 +236,7 @@ def reassign_candidates(task) -> list:
     case = task.case
     project = case.project
     current = set(
-        ReadingTask.objects.filter(case=case, attempt__isnull=True).values_list(
-            "reader_id", flat=True
-        )
+        ReadingTask.objects.operational().filter(case=case).values_list("reader_id", flat=True)
     )
     excluded = _arbitrator_ids(project) | _case_arbitrator_ids([case.pk]).get(case.pk, set())
     return [
@@ -277,9 +259,8 @@ def reassign_options(project: Project) -> dict[int, list]:
     from annotation_server.reading.models import ReadingTask
 
     tasks = list(
-        ReadingTask.objects.filter(
-            case__project=project, attempt__isnull=True, phase=1, case__state=Case.State.READING
-        )
+        ReadingTask.objects.operational()
+        .filter(case__project=project, phase=1, case__state=Case.State.READING)
         .exclude(state=ReadingTask.State.SUBMITTED)
         .select_related("case")
     )
@@ -290,9 +271,11 @@ def reassign_options(project: Project) -> dict[int, list]:
     case_ids = {t.case_id for t in tasks}
     case_arbitrators = _case_arbitrator_ids(case_ids)
     current: dict[int, set[int]] = {}
-    for case_id, reader_id in ReadingTask.objects.filter(
-        case_id__in=case_ids, attempt__isnull=True
-    ).values_list("case_id", "reader_id"):
+    for case_id, reader_id in (
+        ReadingTask.objects.operational()
+        .filter(case_id__in=case_ids)
+        .values_list("case_id", "reader_id")
+    ):
         current.setdefault(case_id, set()).add(reader_id)
     own_site = project.protocol.exclude_own_site
     options = {}
@@ -370,12 +353,14 @@ def overview(project: Project) -> dict:
 
     now = timezone.now()
     tasks = (
-        ReadingTask.objects.filter(case__project=project, attempt__isnull=True)
+        ReadingTask.objects.operational()
+        .filter(case__project=project)
         .select_related("reader__profile", "case")
         .order_by("case__code", "phase", "id")
     )
     per_reader = (
-        ReadingTask.objects.filter(case__project=project, attempt__isnull=True)
+        ReadingTask.objects.operational()
+        .filter(case__project=project)
         .values("reader_id")
         .annotate(
             assigned=Count("id", filter=Q(state=ReadingTask.State.ASSIGNED)),

@@ -1,6 +1,7 @@
-"""Helpers for pages that embed API data as their start-up state (workstation,
-arbitration view): the serializer context, the series with its slices, and the
-label-schema language."""
+"""Helpers for the viewer pages that embed API data as their start-up state (the
+reading workstation here, the arbitration view in adjudication): the serializer
+context and the label-schema language. The series with its slices is
+imaging.delivery.series_with_slices."""
 
 from __future__ import annotations
 
@@ -20,23 +21,6 @@ def serializer_context(request: HttpRequest) -> dict:
     api_request = Request(request)
     api_request.user = request.user
     return {"request": api_request}
-
-
-def series_with_slices(series_id: int):
-    """The series for a viewer page: its detail (SeriesDetailSerializer) with the
-    per-slice rows the viewer needs, in slice order, in two queries."""
-    from django.db.models import Prefetch
-
-    from annotation_server.imaging.models import Instance, Series
-
-    slices = Instance.objects.order_by("slice_index", "frame").only(
-        "id", "series_id", "slice_index", "position", "position_along_normal", "frame"
-    )
-    return (
-        Series.objects.filter(pk=series_id)
-        .prefetch_related(Prefetch("instances", queryset=slices))
-        .get()
-    )
 
 
 def schema_language() -> str:

@@ -18,9 +18,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation_server.jobs.api.serializers import JobSerializer
-from annotation_server.projects import assignment
 from annotation_server.projects.models import Project
 from annotation_server.projects.permissions import MANAGE, has_project_perm
+from annotation_server.reading import assignment
 from annotation_server.reading.models import ReadingTask
 
 

@@ -1,0 +1,66 @@
+"""One path for domain errors: what a service raises when a request cannot be
+done, and the one place that turns it into an API or a page response.
+
+A service raises a `DomainError` subclass with a translatable message. Its class
+says the HTTP status and a stable machine-readable `code`; extra fields (for
+example the current version after a conflict) travel in `extra`. The DRF
+exception handler (`api_exception_handler`, settings.REST_FRAMEWORK) answers
+the API with `{"detail": ..., "code": ..., **extra}`; the middleware
+(`DomainErrorMiddleware`) answers a page with the same message in the site's
+layout. Views never catch domain errors themselves.
+
+This module imports no app: every app may use it.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import render
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class DomainError(Exception):
+    """A request the domain refuses. Subclasses set `status` and `code`."""
+
+    status: int = status.HTTP_409_CONFLICT
+    code: str = "not_possible"
+
+    def __init__(self, message: str = "", **extra):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def payload(self) -> dict:
+        return {"detail": str(self.message), "code": self.code, **self.extra}
+
+
+def api_exception_handler(exc, context):
+    """DRF's handler, plus domain errors and Django's ValidationError."""
+    if isinstance(exc, DomainError):
+        return Response(exc.payload(), status=exc.status)
+    if isinstance(exc, DjangoValidationError):
+        exc = ValidationError({"detail": exc.messages})
+    return drf_exception_handler(exc, context)
+
+
+class DomainErrorMiddleware:
+    """Pages: a domain error raised by a view is shown as a page with its message."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exc):
+        if not isinstance(exc, DomainError):
+            return None
+        return render(
+            request,
+            "domain_error.html",
+            {"message": exc.message, "code": exc.code},
+            status=exc.status,
+        )

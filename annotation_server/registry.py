@@ -1,0 +1,30 @@
+"""The project-level registries: every job kind and every cross-app hook.
+
+Apps sit in layers (see the import contract in pyproject.toml): a lower app
+never imports a higher one. When something in a lower app must make a higher
+one act — a read is submitted, so the case may be settled or a qualification
+attempt scored — it enqueues a job by kind or calls the hooks listed here.
+Both lists name functions by dotted path, so this module imports no app and
+every app may read it; `jobs.services` and `hooks.run` resolve the paths.
+
+Explicit on purpose: nothing registers itself by being imported.
+"""
+
+from __future__ import annotations
+
+# Job kind -> the plain function that runs it (takes a jobs.services.JobContext).
+JOB_HANDLERS: dict[str, str] = {
+    "adjudication.settle": "annotation_server.adjudication.jobs.settle_job",
+    "audit.verify_chain": "annotation_server.audit.jobs.verify_audit_chain",
+    "imaging.import": "annotation_server.imaging.jobs.import_uploads",
+    "imaging.pull_pacs": "annotation_server.imaging.jobs.pull_pacs",
+    "imaging.build_series_streams": "annotation_server.imaging.jobs.build_series_streams",
+    "qc.check_cases": "annotation_server.imaging.jobs.check_cases",
+    "projects.assign": "annotation_server.reading.jobs.assign_job",
+}
+
+# Hook name -> the functions called, in order, with the hook's arguments.
+HOOKS: dict[str, tuple[str, ...]] = {
+    # (task, actor) after a qualification read is submitted, inside its transaction.
+    "reading.attempt_read_submitted": ("annotation_server.reading.qualification.after_submit",),
+}
