@@ -16,7 +16,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from annotation_server.imaging.deid.engine import get_item, peek
+from annotation_server.imaging.deid.elements import get_item, peek
 
 # Decoded values of the raw bytes last seen, by tag, VR, bytes and character set:
 # a series repeats its UIDs, codes and descriptions on every slice, and decoding

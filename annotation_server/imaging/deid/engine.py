@@ -7,13 +7,16 @@ database is needed to stay consistent across files, imports and workers:
 - UIDs: ``2.25.<decimal>`` of a 128-bit value shaped like an RFC 9562 version-8 UUID;
 - patient pseudonyms: ``P`` + 10 base32 characters;
 - date offsets: whole days in ``-3650..-1`` per patient (times are kept).
+
+Beside it: profile.py (the PS3.15 rule table), elements.py (reading elements
+without decoding them in place), values.py (replacement values, re-encoding),
+burned_in.py (which images may show identifying pixels).
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import datetime as dt
 import functools
 import hashlib
 import hmac
@@ -22,17 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.charset import default_encoding
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, UID_dictionary
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
+from .burned_in import burned_in_risk
+from .elements import as_list, element_and_vr, peek, tag_pair, text_of
 from .profile import (
     CODE_BASIC_PROFILE,
     CODE_CLEAN_DESCRIPTORS,
@@ -41,6 +43,16 @@ from .profile import (
     Tag,
     is_curve_or_overlay,
     resolve_action,
+)
+from .values import (
+    TEXT_VRS,
+    age_string,
+    dummy_value,
+    empty_value,
+    encode_value,
+    parse_date,
+    shift_date_string,
+    tokens_of,
 )
 
 __all__ = [
@@ -56,27 +68,6 @@ __all__ = [
 MIN_SHIFT_DAYS = 1
 MAX_SHIFT_DAYS = 3650
 
-TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"})
-BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
-DUMMY_TEXT = "ANONYMIZED"
-DUMMY_VALUES: dict[str, Any] = {
-    "AE": DUMMY_TEXT,
-    "AS": "000Y",
-    "CS": DUMMY_TEXT,
-    "DA": "19000101",
-    "DS": "0",
-    "DT": "19000101000000",
-    "IS": "0",
-    "LO": DUMMY_TEXT,
-    "LT": DUMMY_TEXT,
-    "PN": DUMMY_TEXT,
-    "SH": DUMMY_TEXT,
-    "ST": DUMMY_TEXT,
-    "TM": "000000",
-    "UC": DUMMY_TEXT,
-    "UR": "",
-    "UT": DUMMY_TEXT,
-}
 SCRUB_MARK = "***"
 
 # UI attributes that name a class, a syntax or an organisation's scheme, not an instance.
@@ -96,42 +87,6 @@ STUDY_UID: Tag = (0x0020, 0x000D)
 SERIES_UID: Tag = (0x0020, 0x000E)
 SOP_UID: Tag = (0x0008, 0x0018)
 UID_KINDS: dict[Tag, str] = {STUDY_UID: "study_uid", SERIES_UID: "series_uid", SOP_UID: "sop_uid"}
-
-# SOP classes that usually carry burned-in text or a recognisable face.
-_SC = "1.2.840.10008.5.1.4.1.1.7"
-RISKY_SOP_CLASSES: dict[str, str] = {
-    _SC: "Secondary Capture",
-    _SC + ".1": "Multi-frame Single Bit Secondary Capture",
-    _SC + ".2": "Multi-frame Grayscale Byte Secondary Capture",
-    _SC + ".3": "Multi-frame Grayscale Word Secondary Capture",
-    _SC + ".4": "Multi-frame True Color Secondary Capture",
-    "1.2.840.10008.5.1.4.1.1.6": "Ultrasound (retired)",
-    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound",
-    "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced Ultrasound Volume",
-    "1.2.840.10008.5.1.4.1.1.6.3": "Photoacoustic",
-    "1.2.840.10008.5.1.4.1.1.3": "Ultrasound Multi-frame (retired)",
-    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame",
-    "1.2.840.10008.5.1.4.1.1.14.1": "Intravascular OCT (presentation)",
-    "1.2.840.10008.5.1.4.1.1.14.2": "Intravascular OCT (processing)",
-    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF",
-    "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA",
-}
-RISKY_SOP_PREFIXES: dict[str, str] = {
-    "1.2.840.10008.5.1.4.1.1.77.1": "Visible Light (photograph / video)",
-}
-RISKY_MODALITIES: dict[str, str] = {
-    "US": "ultrasound",
-    "IVUS": "intravascular ultrasound",
-    "SC": "secondary capture",
-    "XC": "external camera photograph",
-    "ES": "endoscopy",
-    "GM": "general microscopy",
-    "OP": "ophthalmic photograph",
-    "DOC": "document",
-    "VIDEO": "video",
-}
-SCREEN_IMAGE_TYPES = ("SCREEN SAVE", "SCREENSHOT", "SCREEN CAPTURE", "CAPTURE", "DOSE REPORT")
-SCREEN_DESCRIPTIONS = ("dose report", "screen save", "screen capture", "patient protocol")
 
 
 class DeidError(ValueError):
@@ -170,242 +125,6 @@ def keeps_uid(keyword: str, value: str) -> bool:
         or keyword.endswith("ClassUID")
         or keyword.endswith("TransferSyntaxUID")
     )
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def burned_in_risk(ds: Dataset) -> str | None:
-    """Why pixel data may show identifying text or features, or None.
-
-    Flags BurnedInAnnotation / RecognizableVisualFeatures YES, SOP classes and modalities
-    that usually carry burned-in text (secondary capture, ultrasound, video and photographs,
-    documents) and screen captures (ImageType SCREEN SAVE-like values, SECONDARY/DERIVED
-    images with a capture ConversionType, dose-report descriptions).
-    """
-    if _text(peek(ds, "BurnedInAnnotation", "")).upper() == "YES":
-        return "BurnedInAnnotation is YES"
-    if _text(peek(ds, "RecognizableVisualFeatures", "")).upper() == "YES":
-        return "RecognizableVisualFeatures is YES"
-    sop_class = _text(peek(ds, "SOPClassUID", ""))
-    if sop_class in RISKY_SOP_CLASSES:
-        return f"SOP class {RISKY_SOP_CLASSES[sop_class]} often carries burned-in text"
-    for prefix, name in RISKY_SOP_PREFIXES.items():
-        if sop_class.startswith(prefix + "."):
-            return f"SOP class {name} often shows identifying text or features"
-    modality = _text(peek(ds, "Modality", "")).upper()
-    if modality in RISKY_MODALITIES:
-        return f"modality {modality} ({RISKY_MODALITIES[modality]}) often carries burned-in text"
-    image_type = [str(v).upper() for v in _as_list(peek(ds, "ImageType", []))]
-    for marker in SCREEN_IMAGE_TYPES:
-        if any(marker in v for v in image_type):
-            return f"ImageType {marker} is a screen capture"
-    conversion = _text(peek(ds, "ConversionType", "")).upper()
-    if conversion and ("SECONDARY" in image_type or "DERIVED" in image_type or not image_type):
-        return f"secondary image with ConversionType {conversion}"
-    descriptions = " ".join(
-        _text(peek(ds, k, "")).lower() for k in ("SeriesDescription", "StudyDescription")
-    )
-    for marker in SCREEN_DESCRIPTIONS:
-        if marker in descriptions:
-            return f"description mentions {marker!r} (screen capture)"
-    return None
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, (list, tuple, MultiValue)):
-        return list(value)
-    return [value]
-
-
-def _tag(elem: DataElement) -> Tag:
-    return (elem.tag.group, elem.tag.element)
-
-
-def get_item(ds: Dataset, tag: int) -> DataElement | RawDataElement | None:
-    """``ds.get_item(tag)`` for a tag already an int or BaseTag, without pydicom's
-    ``Tag()`` conversion: the walks over every element of every file call it most."""
-    elem = ds._dict.get(tag)
-    if elem is not None and isinstance(elem, RawDataElement) and elem.value is None:
-        return ds.get_item(tag)  # deferred or empty: pydicom's own handling
-    return elem
-
-
-def peek(ds: Dataset, keyword: str, default: Any = None) -> Any:
-    """``ds.get(keyword, default)`` that leaves a raw element raw in ``ds``.
-
-    Reading an attribute through pydicom decodes it for good, and a decoded
-    element is re-encoded when the file is written; de-identification and ingest
-    only look at most of what they read, so they decode a copy.
-    """
-    tag = tag_for_keyword(keyword)
-    if tag is None:
-        return ds.get(keyword, default)
-    elem = get_item(ds, tag)
-    if elem is None:
-        return default
-    if elem.is_raw:
-        if elem.VR in (None, "UN", "SQ") or elem.value is None:
-            return ds.get(keyword, default)  # decoded in place, as pydicom does
-        key = None
-        if elem.VR in _PEEK_MEMO_VRS and len(elem.value) <= 64:
-            key = (int(tag), elem.VR, elem.value, elem.is_little_endian)
-            if key in _peek_memo:
-                return _peek_memo[key]
-        charset = (
-            default_encoding
-            if tag == 0x00080005
-            else ds.original_character_set or ds._character_set
-        )
-        elem = convert_raw_data_element(elem, encoding=charset, ds=ds)
-        if key is not None:
-            if len(_peek_memo) >= 4096:
-                _peek_memo.clear()
-            _peek_memo[key] = elem.value
-    return elem.value
-
-
-# Numbers and codes (not text: no character set, nothing identifying) that a
-# series repeats slice after slice, decoded once: geometry, rescale, windows, sizes.
-# Callers only read what peek returns.
-_PEEK_MEMO_VRS = frozenset({"DS", "IS", "CS", "US", "SS", "UL", "SL", "FL", "FD"})
-_peek_memo: dict[tuple, Any] = {}
-
-
-def _element(ds: Dataset, tag: BaseTag) -> tuple[DataElement | RawDataElement, str]:
-    """The element at ``tag``, still raw when its VR is known without decoding it.
-
-    A raw element's VR is what decoding would give, except when it is unknown
-    (implicit VR: the data dictionary's VR, when it is one VR, is what decoding
-    would use) or UN (which pydicom replaces with the dictionary's VR): the rest
-    are decoded here, so the VR that picks the action is the same either way.
-    """
-    elem = get_item(ds, tag)
-    vr = elem.VR
-    if elem.is_raw and vr is None and not tag.is_private and tag.element != 0:
-        try:  # implicit VR: what pydicom's decoding would look up (unambiguous VRs only)
-            known = dictionary_VR(tag)
-        except KeyError:
-            known = None
-        if known is not None and len(known) == 2 and known != "UN":
-            return elem._replace(VR=known), known
-    if elem.is_raw and (vr is None or vr == "UN"):
-        elem = ds[tag]
-        vr = elem.VR
-    return elem, vr
-
-
-def _empty_value(vr: str) -> Any:
-    if vr == "SQ":
-        return Sequence([])
-    if vr in BYTES_VRS:
-        return b""
-    if vr in TEXT_VRS or vr in {"AS", "DA", "DS", "DT", "IS", "TM", "UI"}:
-        return ""
-    return None
-
-
-def _dummy_value(vr: str) -> Any:
-    if vr in DUMMY_VALUES:
-        return DUMMY_VALUES[vr]
-    if vr in BYTES_VRS:
-        return b"\x00\x00"
-    if vr == "SQ":
-        item = Dataset()
-        item.CodeValue = "ANONYMIZED"
-        item.CodingSchemeDesignator = "99REFSET"
-        item.CodeMeaning = "Anonymized"
-        return Sequence([item])
-    return 0
-
-
-def _shift_date_string(value: str, days: int) -> str | None:
-    """Shift the YYYYMMDD part of a DA or DT value; None when it is not a full date."""
-    v = value.strip()
-    if len(v) == 10 and v[4] == "." and v[7] == ".":  # ACR-NEMA style YYYY.MM.DD
-        v = v.replace(".", "")
-    head, rest = v[:8], v[8:]
-    if len(head) != 8 or not head.isdigit():
-        return None
-    try:
-        day = dt.datetime.strptime(head, "%Y%m%d").date()
-        shifted = day + dt.timedelta(days=days)
-    except (ValueError, OverflowError):
-        return None
-    return shifted.strftime("%Y%m%d") + rest
-
-
-def _parse_date(value: Any) -> dt.date | None:
-    v = _text(value)[:8]
-    if len(v) != 8 or not v.isdigit():
-        return None
-    try:
-        return dt.datetime.strptime(v, "%Y%m%d").date()
-    except ValueError:
-        return None
-
-
-def _age_string(birth: dt.date, at: dt.date) -> str | None:
-    if at < birth:
-        return None
-    years = at.year - birth.year - ((at.month, at.day) < (birth.month, birth.day))
-    if years >= 1:
-        return f"{min(years, 999):03d}Y"
-    months = (at.year - birth.year) * 12 + at.month - birth.month - (at.day < birth.day)
-    if months >= 1:
-        return f"{months:03d}M"
-    return f"{(at - birth).days:03d}D"
-
-
-def _encode_value(
-    elem: DataElement, like: RawDataElement, charset: Any
-) -> tuple[str, bytes] | None:
-    """(VR, value bytes) of ``elem`` encoded as ``like`` was; None when pydicom would
-    not write it as a plain defined-length value of that VR. (A sequence's value
-    is its items, encoded like the rest of the file.)"""
-    buffer = DicomBytesIO()
-    buffer.is_implicit_VR = like.is_implicit_VR
-    buffer.is_little_endian = like.is_little_endian
-    write_data_element(buffer, elem, charset)
-    data = buffer.getvalue()
-    if elem.is_undefined_length:
-        return None
-    if like.is_implicit_VR:
-        header = 8
-    elif data[4:6] != elem.VR.encode() or not like.is_little_endian:
-        return None
-    else:
-        header = 12 if elem.VR in EXPLICIT_VR_LENGTH_32 else 8
-    value = data[header:]
-    length = int.from_bytes(
-        data[header - 4 : header] if header == 12 or like.is_implicit_VR else data[6:8], "little"
-    )
-    if length != len(value):
-        return None
-    return elem.VR, value
-
-
-def _tokens_of(value: Any, vr: str) -> set[str]:
-    """The identifying strings one element contributes (names split into parts)."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "ignore")
-    tokens = set()
-    for item in _as_list(value):
-        text = _text(item)
-        parts = {text}
-        if vr == "PN":
-            for group in text.split("="):
-                parts.add(group)
-                parts.update(group.split("^"))
-                parts.add(" ".join(p for p in group.split("^") if p))
-        for part in parts:
-            part = part.strip()
-            if (part.isascii() and len(part) >= 3) or (not part.isascii() and len(part) >= 2):
-                tokens.add(part)
-    return tokens
 
 
 MEMO_MAX_VALUE = 1024  # bytes: longer values are processed every time, not remembered
@@ -510,13 +229,13 @@ class Deidentifier:
 
     def patient_key(self, ds: Dataset) -> str:
         """What pseudonym and date shift derive from: PatientID, else the study UID."""
-        pid = _text(peek(ds, "PatientID", ""))
+        pid = text_of(peek(ds, "PatientID", ""))
         if pid:
             return pid
-        study = _text(peek(ds, "StudyInstanceUID", ""))
+        study = text_of(peek(ds, "StudyInstanceUID", ""))
         if study:
             return "study:" + study
-        return "sop:" + _text(peek(ds, "SOPInstanceUID", ""))
+        return "sop:" + text_of(peek(ds, "SOPInstanceUID", ""))
 
     # -- the profile -----------------------------------------------------------------------
 
@@ -543,15 +262,15 @@ class Deidentifier:
             shift_days=self.date_shift_days(key),
             scrub_tokens=self._scrub_tokens(out) if self.options.clean_descriptors else [],
         )
-        ctx.record("patient_id", _text(peek(out, "PatientID", "")), ctx.pseudonym)
-        ctx.record("patient_name", _text(peek(out, "PatientName", "")), ctx.pseudonym)
+        ctx.record("patient_id", text_of(peek(out, "PatientID", "")), ctx.pseudonym)
+        ctx.record("patient_name", text_of(peek(out, "PatientName", "")), ctx.pseudonym)
         if self.options.retain_longitudinal_modified_dates:
             ctx.record("date_shift", key, str(ctx.shift_days))
         self._fill_patient_age(out)
-        old_sop = _text(peek(out, "SOPInstanceUID", ""))
+        old_sop = text_of(peek(out, "SOPInstanceUID", ""))
         self._process(out, ctx, scrub_all=False, memo=self._memo_for(out, ctx))
         for keyword in ("PatientID", "PatientName"):  # Type 2: always present, pseudonymous
-            if keyword not in out or not _text(peek(out, keyword)):
+            if keyword not in out or not text_of(peek(out, keyword)):
                 setattr(out, keyword, ctx.pseudonym)
         self._process_file_meta(out, old_sop, ctx)
         self._mark_raw(out)
@@ -575,15 +294,15 @@ class Deidentifier:
         return memo
 
     def _fill_patient_age(self, ds: Dataset) -> None:
-        if _text(peek(ds, "PatientAge", "")):
+        if text_of(peek(ds, "PatientAge", "")):
             return
-        birth = _parse_date(peek(ds, "PatientBirthDate", ""))
+        birth = parse_date(peek(ds, "PatientBirthDate", ""))
         if birth is None:
             return
         for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
-            at = _parse_date(peek(ds, keyword, ""))
+            at = parse_date(peek(ds, keyword, ""))
             if at is not None:
-                age = _age_string(birth, at)
+                age = age_string(birth, at)
                 if age is not None:
                     ds.PatientAge = age
                 return
@@ -605,7 +324,7 @@ class Deidentifier:
             charsets = peek(ds, "SpecificCharacterSet", default_encoding)
             marks = []
             for elem in scratch:
-                encoded = _encode_value(elem, like, charsets)
+                encoded = encode_value(elem, like, charsets)
                 if encoded is None:
                     self._mark(ds)
                     return
@@ -643,7 +362,7 @@ class Deidentifier:
         if meta is None:
             return
         for elem in list(meta):
-            tag = _tag(elem)
+            tag = tag_pair(elem)
             if tag == (0x0002, 0x0003):
                 continue
             action = resolve_action(tag, elem.VR, self.options)
@@ -651,9 +370,9 @@ class Deidentifier:
                 del meta[elem.tag]
                 ctx.removed += 1
         if "MediaStorageSOPInstanceUID" in meta:
-            old = _text(meta.MediaStorageSOPInstanceUID)
+            old = text_of(meta.MediaStorageSOPInstanceUID)
             if "SOPInstanceUID" in ds and old_sop:
-                new = _text(peek(ds, "SOPInstanceUID"))
+                new = text_of(peek(ds, "SOPInstanceUID"))
             else:
                 new = self.uid(old) if old else ""
             if new and new != old:
@@ -686,7 +405,7 @@ class Deidentifier:
                 continue
             if group == 0x0002:  # File Meta in the body (malformed files): handled like meta
                 continue
-            elem, vr = _element(ds, tag)
+            elem, vr = element_and_vr(ds, tag)
             action = self._action((group, element), vr)
             if vr == "UI" and action == "K":
                 action = "U"  # every instance UID is replaced (keeps_uid spares the rest)
@@ -754,7 +473,7 @@ class Deidentifier:
             ctx.mappings = mappings
         if tag not in ds:
             return _Outcome(None, recorded, added)
-        encoded = _encode_value(ds[tag], raw, peek(ds, "SpecificCharacterSet", default_encoding))
+        encoded = encode_value(ds[tag], raw, peek(ds, "SpecificCharacterSet", default_encoding))
         if encoded is None:
             return None
         return _Outcome(encoded, recorded, added)
@@ -780,10 +499,10 @@ class Deidentifier:
             ctx.removed += 1
         elif action == "Z":
             if has_value:
-                elem.value = _empty_value(vr)
+                elem.value = empty_value(vr)
                 ctx.removed += 1
         elif action == "D":
-            elem.value = _dummy_value(vr)
+            elem.value = dummy_value(vr)
             ctx.removed += 1
         elif action == "U":
             self._replace_uids(elem, tag, ctx)
@@ -814,8 +533,8 @@ class Deidentifier:
         multi = isinstance(values, (list, tuple, MultiValue))
         new_values = []
         changed = False
-        for value in _as_list(values):
-            old = _text(value).rstrip("\x00")
+        for value in as_list(values):
+            old = text_of(value).rstrip("\x00")
             if not old or keeps_uid(keyword, old):
                 new_values.append(old)
                 continue
@@ -829,14 +548,14 @@ class Deidentifier:
 
     def _pseudonymise(self, ds: Dataset, elem: DataElement, tag: Tag, ctx: _Context) -> None:
         if tag == PATIENT_ID:
-            own = _text(elem.value)
+            own = text_of(elem.value)
             new = self.pseudonym(own) if own else ctx.pseudonym
             if own and own != ctx.patient_key:  # a nested record of another patient
                 ctx.record("patient_id", own, new)
         else:
-            item_id = _text(peek(ds, "PatientID", ""))
+            item_id = text_of(peek(ds, "PatientID", ""))
             new = self.pseudonym(item_id) if item_id else ctx.pseudonym
-        if _text(elem.value) != new:
+        if text_of(elem.value) != new:
             elem.value = new
             ctx.removed += 1
 
@@ -846,10 +565,10 @@ class Deidentifier:
         values = elem.value
         multi = isinstance(values, (list, tuple, MultiValue))
         shifted = []
-        for value in _as_list(values):
-            new = _shift_date_string(_text(value), ctx.shift_days)
+        for value in as_list(values):
+            new = shift_date_string(text_of(value), ctx.shift_days)
             if new is None:  # not a full date: cannot be shifted, so it goes
-                elem.value = _empty_value(elem.VR)
+                elem.value = empty_value(elem.VR)
                 ctx.removed += 1
                 return
             shifted.append(new)
@@ -870,7 +589,7 @@ class Deidentifier:
     def _collect_tokens(self, ds: Dataset, tokens: set[str]) -> None:
         charset = _charset_key(ds)
         for tag in ds.keys():  # noqa: SIM118 (iterating a Dataset decodes each element)
-            elem, vr = _element(ds, tag)
+            elem, vr = element_and_vr(ds, tag)
             if vr == "SQ":
                 memo_key = _memo_key(charset, tag, vr, elem)
                 found = self._token_memo.get(memo_key) if memo_key else None
@@ -897,7 +616,7 @@ class Deidentifier:
             if found is None:
                 if elem.is_raw:
                     elem = ds[tag]
-                found = () if elem.is_empty else tuple(_tokens_of(elem.value, vr))
+                found = () if elem.is_empty else tuple(tokens_of(elem.value, vr))
                 if memo_key:
                     self._remember(self._token_memo, memo_key, found)
             tokens.update(found)
@@ -909,7 +628,7 @@ class Deidentifier:
         multi = isinstance(values, (list, tuple, MultiValue))
         cleaned = []
         changed = False
-        for value in _as_list(values):
+        for value in as_list(values):
             text = str(value)
             for token, pattern in ctx.scrub_tokens:
                 if token.lower() in text.lower():

@@ -19,7 +19,7 @@ from pydicom.filewriter import write_data_element
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from annotation_server.imaging.deid import Deidentifier, Mapping
-from annotation_server.imaging.deid.engine import get_item, peek
+from annotation_server.imaging.deid.elements import get_item, peek
 from annotation_server.imaging.headers import IndexFacts, index_facts
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
