@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annotation_server.audit import services as audit
 from annotation_server.errors import DomainError
@@ -76,17 +77,23 @@ def revoke_role(project: Project, user, role: str, *, by=None) -> None:
 def transition(case: Case, to: str, *, by=None, reason: str = "") -> Case:
     """Move a case along its life cycle; refuses illegal moves and lost races."""
     if not case.can_transition(to):
-        raise TransitionError(f"Case {case} cannot go from {case.state} to {to}.")
+        raise TransitionError(
+            gettext("Case %(case)s cannot go from %(from)s to %(to)s.")
+            % {"case": case, "from": case.state, "to": to}
+        )
     readable = (Case.QcStatus.PASS, Case.QcStatus.WARN, Case.QcStatus.OVERRIDDEN)
     if case.state == Case.State.QC and to == Case.State.READING and case.qc_status not in readable:
         raise TransitionError(
-            f"Case {case} has QC status {case.qc_status}: it must pass QC or be overridden."
+            gettext("Case %(case)s has QC status %(status)s: it must pass QC or be overridden.")
+            % {"case": case, "status": case.qc_status}
         )
     changed = Case.objects.filter(pk=case.pk, state=case.state, version=case.version).update(
         state=to, state_changed_at=timezone.now(), version=case.version + 1
     )
     if changed != 1:
-        raise TransitionError(f"Case {case} was changed by someone else; reload and retry.")
+        raise TransitionError(
+            gettext("Case %(case)s was changed by someone else; reload and retry.") % {"case": case}
+        )
     audit.record(
         "case.state_changed",
         actor=by,
@@ -103,7 +110,10 @@ def override_qc(case: Case, *, by, reason: str) -> Case:
     if not reason.strip():
         raise ValidationError("A QC override needs a reason.")
     if case.qc_status != Case.QcStatus.FAIL:
-        raise TransitionError(f"Case {case} did not fail QC (status {case.qc_status}).")
+        raise TransitionError(
+            gettext("Case %(case)s did not fail QC (status %(status)s).")
+            % {"case": case, "status": case.qc_status}
+        )
     Case.objects.filter(pk=case.pk).update(qc_status=Case.QcStatus.OVERRIDDEN)
     audit.record(
         "case.qc_overridden",

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annotation_server.audit import services as audit
 from annotation_server.errors import DomainError
@@ -39,13 +40,16 @@ class VersionConflict(DomainError):
 
 def _check_writable(task: ReadingTask, user) -> None:
     if task.reader_id != user.pk:
-        raise PermissionDenied("Only the task's reader can change this read.")
+        raise PermissionDenied(gettext("Only the task's reader can change this read."))
     if not has_project_perm(user, task.case.project, READ):
-        raise PermissionDenied("You no longer hold the reader role in this project.")
+        raise PermissionDenied(gettext("You no longer hold the reader role in this project."))
     if task.state == ReadingTask.State.SUBMITTED:
-        raise ReadLockedError("This read is submitted and read-only.")
+        raise ReadLockedError(gettext("This read is submitted and read-only."))
     if not task.case.is_qualification and task.case.state != Case.State.READING:
-        raise ReadLockedError(f"The case is in {task.case.state}, no longer open for reading.")
+        raise ReadLockedError(
+            gettext("The case is in %(state)s, no longer open for reading.")
+            % {"state": task.case.state}
+        )
 
 
 def _lock_task(task: ReadingTask) -> ReadingTask:
@@ -109,9 +113,9 @@ def save_finding(
         )
     else:
         if finding.task_id != task.pk:
-            raise PermissionDenied("That finding belongs to another read.")
+            raise PermissionDenied(gettext("That finding belongs to another read."))
         if expected_version is None:
-            raise VersionConflict("Send the version you edited.", finding.version)
+            raise VersionConflict(gettext("Send the version you edited."), finding.version)
         changed = Finding.objects.filter(pk=finding.pk, version=expected_version).update(
             finding_type=finding_type,
             geometry=geometry,
@@ -128,8 +132,11 @@ def save_finding(
                 Finding.objects.filter(pk=finding.pk).values_list("version", flat=True).first()
             )
             raise VersionConflict(
-                f"This finding was saved elsewhere (version {current}, you edited "
-                f"{expected_version}). Reload to see the newer version.",
+                gettext(
+                    "This finding was saved elsewhere (version %(current)s, you edited "
+                    "%(edited)s). Reload to see the newer version."
+                )
+                % {"current": current, "edited": expected_version},
                 current,
             )
         finding.refresh_from_db()
@@ -144,7 +151,7 @@ def delete_finding(finding: Finding, user, *, expected_version: int | None) -> N
     deleted, _ = Finding.objects.filter(pk=finding.pk, version=expected_version).delete()
     if not deleted:
         current = Finding.objects.filter(pk=finding.pk).values_list("version", flat=True).first()
-        raise VersionConflict("This finding changed since you loaded it.", current)
+        raise VersionConflict(gettext("This finding changed since you loaded it."), current)
     _touch(task)
 
 
@@ -162,7 +169,7 @@ def save_case_label(
             values=values, version=F("version") + 1, updated_at=timezone.now()
         )
         if changed != 1:
-            raise VersionConflict("The case labels were saved elsewhere.", label.version)
+            raise VersionConflict(gettext("The case labels were saved elsewhere."), label.version)
         label.refresh_from_db()
     _touch(task)
     return label
@@ -176,7 +183,7 @@ def submit(
     task = _lock_task(task)
     _check_writable(task, user)
     if expected_version is not None and expected_version != task.version:
-        raise VersionConflict("The read changed since you loaded it.", task.version)
+        raise VersionConflict(gettext("The read changed since you loaded it."), task.version)
     definition = task.case.project.label_schema.definition
     errors: list[str] = []
     for finding in task.findings.all():
@@ -231,9 +238,9 @@ def record_active_time(task: ReadingTask, user, seconds: int) -> ReadingTask:
     """Add reading time reported by the workstation (capped per report, so a stuck
     tab cannot inflate it). Does not bump the task version: time is not an edit."""
     if task.reader_id != user.pk:
-        raise PermissionDenied("Only the task's reader reports reading time.")
+        raise PermissionDenied(gettext("Only the task's reader reports reading time."))
     if task.state == ReadingTask.State.SUBMITTED:
-        raise ReadLockedError("This read is submitted and read-only.")
+        raise ReadLockedError(gettext("This read is submitted and read-only."))
     seconds = max(0, min(int(seconds), MAX_HEARTBEAT_SECONDS))
     if seconds:
         ReadingTask.objects.filter(pk=task.pk).update(active_seconds=F("active_seconds") + seconds)

@@ -186,3 +186,25 @@ def test_project_prefix_filters_to_one_project(live_server, manager, data):
     with pytest.raises(HTTPError) as info:
         web_client(live_server, manager, "/projects/nope").search_for_studies()
     assert info.value.response.status_code == 404
+
+
+def test_frame_lists_are_bounded_and_the_frames_are_streamed(live_server, manager, data):
+    """2,000 repeats of frame 1 once built a 1 GB body in memory: repeats, lists
+    over the cap and frames out of range are refused before anything is read."""
+    _, mf, _ = data["mf"]
+    session = requests.Session()
+    session.auth = (manager.username, factories.PASSWORD)
+    base = (
+        f"{live_server.url}/dicomweb/studies/{mf.StudyInstanceUID}/series/"
+        f"{mf.SeriesInstanceUID}/instances/{mf.SOPInstanceUID}/frames/"
+    )
+    repeated = session.get(base + ",".join(["1"] * 2000))
+    assert repeated.status_code == 400 and "at most 512 frames" in repeated.json()["detail"]
+    twice = session.get(base + "1,2,1")
+    assert twice.status_code == 400 and "only once" in twice.json()["detail"]
+    beyond = session.get(base + "1,11")
+    assert beyond.status_code == 404 and "10 frame(s)" in beyond.json()["detail"]
+    ok = session.get(base + "10,1,2", stream=True)
+    assert ok.status_code == 200 and "Content-Length" not in ok.headers  # streamed
+    parts = multipart.parse(ok.content, ok.headers["Content-Type"])
+    assert len(parts) == 3

@@ -376,10 +376,27 @@ class Metadata(DicomWebView):
         return dicom_json(out)
 
 
+# At most this many frames per WADO-RS frames request: a client asks in batches.
+MAX_FRAMES_PER_REQUEST = 512
+
+
 def _frame_numbers(text: str) -> list[int]:
-    numbers = [int(part) for part in text.split(",") if part.strip()]
+    """The 1-based frame list of a WADO-RS frames URL, bounded before anything is
+    read: at most MAX_FRAMES_PER_REQUEST numbers, each >= 1, none repeated (the
+    range check against the instance comes once its frame count is known)."""
+    parts = text.split(",")
+    if len(parts) > MAX_FRAMES_PER_REQUEST:
+        raise ValueError(
+            f"Ask for at most {MAX_FRAMES_PER_REQUEST} frames per request, in batches."
+        )
+    try:
+        numbers = [int(part) for part in parts if part.strip()]
+    except ValueError:
+        raise ValueError("Frame numbers are a comma-separated list of integers >= 1.") from None
     if not numbers or min(numbers) < 1:
-        raise ValueError(text)
+        raise ValueError("Frame numbers are a comma-separated list of integers >= 1.")
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("Each frame number may appear only once.")
     return numbers
 
 
@@ -396,8 +413,8 @@ class Frames(DicomWebView):
             )
         try:
             numbers = _frame_numbers(kwargs["frames"])
-        except ValueError:
-            return _bad_request("Frame numbers are a comma-separated list of integers >= 1.")
+        except ValueError as error:
+            return _bad_request(str(error))
         row = self.files()[0]
         etag = etag_for("wado-frames", row["sha256"], *numbers)
         cached = not_modified(request, etag)
@@ -412,16 +429,20 @@ class Frames(DicomWebView):
         except pixels.PixelError as error:
             return pixel_error_response(error)
         part = f"application/octet-stream; transfer-syntax={ExplicitVRLittleEndian}"
-        parts = []
-        for f in numbers:
-            arr = stored[f - 1]
-            parts.append((part, arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()))
+
+        def parts():  # one frame's bytes at a time: the body is streamed, never joined
+            for f in numbers:
+                arr = stored[f - 1]
+                yield part, arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+
         boundary = multipart.new_boundary()
-        body = b"".join(multipart.iter_body(parts, boundary))
         content_type = multipart.content_type(
             "application/octet-stream", boundary, str(ExplicitVRLittleEndian)
         )
-        return cacheable(HttpResponse(body, content_type=content_type), etag)
+        response = StreamingHttpResponse(
+            multipart.iter_body(parts(), boundary), content_type=content_type
+        )
+        return cacheable(response, etag)
 
 
 class Rendered(DicomWebView):
