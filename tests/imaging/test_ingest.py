@@ -200,6 +200,24 @@ def test_cli_imports_and_reports(project, ct_dir, tmp_path, capsys):
     assert "1 duplicates skipped" in capsys.readouterr().out
 
 
+def test_cli_report_cannot_be_forged_by_a_file_name(project, tmp_path, capsys):
+    """A file name with a carriage return and a newline once printed a fake
+    summary line; names (and reasons) are shown with control characters escaped."""
+    from django.core.management import call_command
+
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    (folder / "x\rFAKE: 999 instances imported\n\x1b[2K王.dcm").write_bytes(b"junk")
+    with pytest.raises(SystemExit):
+        call_command("import_dicom", str(folder), "--project", project.slug, "--quiet")
+    out, err = capsys.readouterr()
+    rejected = [line for line in err.splitlines() if line.startswith("REJECTED")]
+    assert len(rejected) == 1
+    assert "x\\x0dFAKE: 999 instances imported\\x0a\\x1b[2K王.dcm" in rejected[0]
+    assert not any(line.startswith("FAKE") for line in (out + err).splitlines())
+    assert "\r" not in err and "\x1b" not in err
+
+
 def test_every_real_dicom_file_is_imported_or_rejected_with_a_reason(project):
     from tests.real_dicom import real_dicom_files
 

@@ -3,7 +3,23 @@ the report's summary, quarantined and rejected files."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
+
+
+def printable(text: object) -> str:
+    """`text` safe for a terminal: control and format characters (carriage
+    return, newline, escape sequences, bidi overrides...) are shown escaped, so a
+    file name cannot forge or erase a line of the report. Other scripts (Chinese
+    names included) pass unchanged."""
+    out = []
+    for char in str(text):
+        if unicodedata.category(char)[0] == "C":
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def progress_bar(command, show: bool) -> Callable[[int, int], None]:
@@ -29,10 +45,10 @@ def print_report(command, report, elapsed: float, *, where: Callable[[str], str]
         f"{s['rejected']} rejected; {elapsed:.1f} s"
     )
     if s["cases"]:
-        command.stdout.write(f"new cases: {', '.join(s['cases'])}")
+        command.stdout.write(f"new cases: {printable(', '.join(s['cases']))}")
     for f in report.files:
         if f.status == "quarantined":
-            command.stdout.write(f"QUARANTINED {f.name}: {f.reason}")
+            command.stdout.write(f"QUARANTINED {printable(f.name)}: {printable(f.reason)}")
     for f in report.files:
         if f.status == "rejected":
-            command.stderr.write(f"REJECTED {where(f.name)}: {f.reason}")
+            command.stderr.write(f"REJECTED {printable(where(f.name))}: {printable(f.reason)}")
