@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "annotation_server.projects",
     "annotation_server.reading",
     "annotation_server.adjudication",
+    "annotation_server.qualification",
     "annotation_server.datasets",
     "annotation_server.web",
 ]
@@ -181,7 +182,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "annotation_server.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": env_int("REFSET_API_PAGE_SIZE", 100),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "annotation_server.errors.api_exception_handler",

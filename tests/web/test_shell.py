@@ -149,3 +149,18 @@ def test_every_javascript_string_is_in_the_catalogue():
                 missing.append(f"{module.relative_to(static)}: {msgid}")
     assert found > 50, "the viewer's strings go through gettext()"
     assert not missing, "run make messages: " + "; ".join(missing[:20])
+
+
+def test_huge_limit_and_offset_are_bounded_not_500(reader_a, project):
+    """A 40-digit limit or offset once reached the database (500)."""
+    client = Client()
+    assert client.login(username=reader_a.username, password=factories.PASSWORD)
+    huge = "9" * 40
+    page = client.get(f"/api/v1/projects/?limit={huge}")
+    assert page.status_code == 200 and "results" in page.json()
+    refused = client.get(f"/api/v1/projects/?offset={huge}")
+    assert refused.status_code == 400
+    assert "offset must be at most" in refused.json()["offset"][0]
+    assert client.get("/api/v1/projects/?offset=-1").status_code == 400
+    qido = client.get(f"/dicomweb/studies?limit={huge}")
+    assert qido.status_code == 400 and "limit must be at most" in qido.json()["detail"]

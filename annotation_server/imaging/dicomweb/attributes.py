@@ -10,6 +10,8 @@ from typing import Any
 
 from django.db.models import Q
 
+from annotation_server.pagination import MAX_OFFSET, bounded_int
+
 # Query keys (keyword or tag) -> the index field each level matches on.
 KEYWORDS = {
     "0020000D": "StudyInstanceUID",
@@ -130,11 +132,11 @@ def filter_by(terms: dict[str, list[str]], fields: dict[str, str]) -> Q:
 
 
 def paging(params) -> tuple[int, int | None]:
+    """QIDO-RS offset and limit: non-negative integers, bounded (a 40-digit value
+    once reached the database and answered 500)."""
     try:
-        offset = int(params.get("offset") or 0)
-        limit = int(params["limit"]) if params.get("limit") else None
+        offset = bounded_int(params.get("offset") or "0", "offset", MAX_OFFSET)
+        limit = bounded_int(params["limit"], "limit", MAX_OFFSET) if params.get("limit") else None
     except ValueError as exc:
-        raise QueryError("limit and offset must be integers") from exc
-    if offset < 0 or (limit is not None and limit < 0):
-        raise QueryError("limit and offset must not be negative")
+        raise QueryError(str(exc)) from exc
     return offset, limit
