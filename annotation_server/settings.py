@@ -166,6 +166,12 @@ REFSET_KEY_ENCRYPTION_KEY = env_str("REFSET_KEY_ENCRYPTION_KEY", "")
 REFSET_MAX_FILE_MB = env_int("REFSET_MAX_FILE_MB", 512)
 REFSET_ZIP_MAX_TOTAL_MB = env_int("REFSET_ZIP_MAX_TOTAL_MB", 20_000)
 REFSET_ZIP_MAX_RATIO = env_int("REFSET_ZIP_MAX_RATIO", 200)
+
+# PACS destinations a manager may save and the server may connect to (the token
+# or password is sent there). Comma-separated: host names ("pacs.hospital.cn",
+# any port), host:port ("10.2.3.4:8042", "[fd00::5]:8042") or networks in CIDR
+# form ("10.2.0.0/16": a host name must resolve only inside it). Empty: none.
+REFSET_PACS_ALLOWED_HOSTS = env_list("REFSET_PACS_ALLOWED_HOSTS", [])
 # Ingest parallelism. REFSET_INGEST_WORKERS: forked processes that read, de-identify,
 # encode and store files (0: one per CPU; 1: in the importing process); the embedded
 # demo always imports serially. REFSET_INGEST_STORE_THREADS: storage writer threads

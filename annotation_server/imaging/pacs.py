@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import ipaddress
 import json
 import logging
 import socket
@@ -54,6 +55,60 @@ MULTI_VALUED = {"ModalitiesInStudy"}
 ACCEPT_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 ACCEPT_DICOM_FALLBACK = 'multipart/related; type="application/dicom"'
 CHUNK = 256 * 1024
+
+
+def destination_refusal(url: str, allowed: Iterable[str]) -> str | None:
+    """Why the server may not connect to `url`, or None when an entry of the
+    operator's allowlist (settings.REFSET_PACS_ALLOWED_HOSTS) covers it.
+
+    A saved connection carries a password or token that the server sends to that
+    address, and a manager is not an operator: without this a manager could
+    point it at loopback or an internal service (SSRF)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"not a DICOMweb URL (http or https expected): {url!r}"
+    host = parts.hostname.lower()
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return f"not a valid port in {url!r}"
+    for entry in allowed:
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if "/" in entry:
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                continue
+            addresses = _addresses(host)
+            if addresses and all(a in network for a in addresses):
+                return None
+            continue
+        entry_host, entry_port = entry, None
+        if entry.startswith("["):
+            entry_host, _, rest = entry[1:].partition("]")
+            entry_port = rest.removeprefix(":") or None
+        elif entry.count(":") == 1:
+            entry_host, entry_port = entry.split(":")
+        if entry_host == host and (entry_port is None or entry_port == str(port)):
+            return None
+    return (
+        f"{host}:{port} is not an allowed PACS destination; the operator lists the "
+        "allowed ones in REFSET_PACS_ALLOWED_HOSTS"
+    )
+
+
+def _addresses(host: str) -> list:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return []
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
 class PacsError(Exception):
@@ -247,8 +302,15 @@ class PacsClient:
 
     @classmethod
     def from_connection(cls, connection, *, timeout: float = 60.0) -> PacsClient:
-        """A client for a stored PacsConnection (the secret decrypted here, never logged)."""
+        """A client for a stored PacsConnection (the secret decrypted here, never
+        logged), only while its address is on the operator's allowlist."""
+        from django.conf import settings
+
         from annotation_server.imaging.ingest.keys import _fernet
+
+        refusal = destination_refusal(connection.base_url, settings.REFSET_PACS_ALLOWED_HOSTS)
+        if refusal:
+            raise PacsError(refusal)
 
         secret = ""
         if connection.secret_encrypted:
@@ -292,12 +354,15 @@ class PacsClient:
             conn.close()
             raise PacsNotFound(f"the PACS at {self.base_url} has no {url} (HTTP 404)")
         if resp.status >= 300:
+            # The body goes to the log, never into a message a page shows.
             detail = resp.read(300).decode("utf-8", "replace").strip()
             conn.close()
+            logger.warning(
+                "PACS %s answered %s for GET %s: %r", self.base_url, resp.status, url, detail
+            )
             hint = " (check the user name and password)" if resp.status in (401, 403) else ""
             raise PacsError(
-                f"the PACS at {self.base_url} answered HTTP {resp.status} {resp.reason} "
-                f"for GET {url}{hint}" + (f": {detail}" if detail else "")
+                f"the PACS at {self.base_url} answered HTTP {resp.status} for GET {url}{hint}"
             )
         return conn, resp
 

@@ -4,6 +4,7 @@ selected studies (WADO-RS) into the project through a job."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,7 +15,7 @@ from django.views.decorators.http import require_POST
 from annotation_server.audit import services as audit
 from annotation_server.imaging.ingest.keys import _fernet
 from annotation_server.imaging.models import PacsConnection
-from annotation_server.imaging.pacs import PacsClient, PacsError
+from annotation_server.imaging.pacs import PacsClient, PacsError, destination_refusal
 from annotation_server.jobs import services as jobs
 from annotation_server.projects.permissions import managed_project_or_404
 
@@ -30,6 +31,19 @@ class PacsConnectionForm(forms.ModelForm):
     class Meta:
         model = PacsConnection
         fields = ["name", "base_url", "auth", "username", "site"]
+
+    def clean_base_url(self):
+        url = self.cleaned_data["base_url"]
+        refusal = destination_refusal(url, settings.REFSET_PACS_ALLOWED_HOSTS)
+        if refusal:
+            raise forms.ValidationError(
+                _(
+                    "%(url)s is not an allowed PACS address. The server's operator lists "
+                    "the allowed ones in REFSET_PACS_ALLOWED_HOSTS."
+                )
+                % {"url": url}
+            )
+        return url
 
     def clean(self):
         data = super().clean()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -26,6 +27,7 @@ def import_page(request, slug: str):
             )[:10],
             "connections": project.pacs_connections.all(),
             "pacs_form": _pacs_form(),
+            "pacs_allowed": settings.REFSET_PACS_ALLOWED_HOSTS,
             "quarantined": Quarantine.objects.filter(
                 project=project, status=Quarantine.Status.PENDING
             ).count(),

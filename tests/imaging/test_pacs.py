@@ -145,7 +145,8 @@ def test_pull_imports_deidentified_and_a_second_pull_is_duplicates(project, clie
     assert Instance.objects.filter(series__study__project=project).count() == 5
 
 
-def test_pull_through_a_stored_connection(project, orthanc, delivery):
+def test_pull_through_a_stored_connection(project, orthanc, delivery, settings):
+    settings.REFSET_PACS_ALLOWED_HOSTS = [orthanc.host]
     connection = PacsConnection.objects.create(
         project=project, name="Orthanc", base_url=orthanc.dicomweb_url
     )

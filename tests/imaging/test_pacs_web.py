@@ -15,10 +15,11 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
 
 def test_manager_saves_queries_and_pulls_from_a_pacs(
-    project, manager, reader_a, tmp_path, django_capture_on_commit_callbacks
+    project, manager, reader_a, tmp_path, django_capture_on_commit_callbacks, settings
 ):
     truth = fixtures.generate_ct(tmp_path / "ct", slices=3, seed=31, matrix=64)
     with run_orthanc(tmp_path / "orthanc") as orthanc:
+        settings.REFSET_PACS_ALLOWED_HOSTS = [orthanc.host]  # the operator's allowlist
         for path in sorted((tmp_path / "ct").glob("*.dcm")):
             orthanc.upload(path)
         web = Client(HTTP_ACCEPT_LANGUAGE="en")
@@ -59,7 +60,8 @@ def test_manager_saves_queries_and_pulls_from_a_pacs(
     assert not Study.objects.filter(study_uid=truth["study_instance_uid"]).exists()
 
 
-def test_unreachable_pacs_shows_an_error_naming_it(project, manager):
+def test_unreachable_pacs_shows_an_error_naming_it(project, manager, settings):
+    settings.REFSET_PACS_ALLOWED_HOSTS = ["127.0.0.1:9"]
     connection = PacsConnection.objects.create(
         project=project, name="down", base_url="http://127.0.0.1:9/dicom-web"
     )
@@ -67,3 +69,70 @@ def test_unreachable_pacs_shows_an_error_naming_it(project, manager):
     web.force_login(manager)
     page = web.get(f"/projects/{project.slug}/pacs/{connection.pk}/", {"PatientID": "x", "go": 1})
     assert "127.0.0.1:9" in page.content.decode()
+
+
+def test_a_manager_cannot_point_a_connection_outside_the_operators_allowlist(
+    project, manager, settings
+):
+    """SSRF: the saved token would be sent to any address, loopback included."""
+    settings.REFSET_PACS_ALLOWED_HOSTS = ["pacs.hospital.example:8042", "10.20.0.0/16"]
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    web.force_login(manager)
+    base = f"/projects/{project.slug}"
+    for url in (
+        "http://127.0.0.1:8000/dicom-web",
+        "http://169.254.169.254/latest",
+        "http://pacs.hospital.example:9999/dicom-web",
+        "http://10.21.0.1/dicom-web",
+    ):
+        page = web.post(
+            f"{base}/pacs/", {"name": "x", "base_url": url, "auth": "none"}, follow=True
+        )
+        assert "is not an allowed PACS address" in page.content.decode(), url
+    assert not PacsConnection.objects.exists()
+    for url in ("http://pacs.hospital.example:8042/dicom-web", "http://10.20.3.4/dicom-web"):
+        web.post(f"{base}/pacs/", {"name": url, "base_url": url, "auth": "none"})
+    assert PacsConnection.objects.count() == 2
+    # A connection saved before the allowlist changed is refused before any request.
+    stale = PacsConnection.objects.create(
+        project=project, name="stale", base_url="http://127.0.0.1:8000/dicom-web"
+    )
+    page = web.get(f"{base}/pacs/{stale.pk}/", {"PatientID": "x", "go": 1}).content.decode()
+    assert "not an allowed PACS destination" in page
+
+
+def test_an_upstream_error_body_is_logged_not_shown(project, manager, settings, caplog):
+    """The reply of whatever answered never reaches the page (it may be an internal
+    service's data); the log keeps it for the operator."""
+    import http.server
+    import threading
+
+    class Teapot(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"INTERNAL-SECRET-42"
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Teapot)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        settings.REFSET_PACS_ALLOWED_HOSTS = [f"127.0.0.1:{port}"]
+        connection = PacsConnection.objects.create(
+            project=project, name="odd", base_url=f"http://127.0.0.1:{port}/dicom-web"
+        )
+        web = Client()
+        web.force_login(manager)
+        with caplog.at_level("WARNING", logger="annotation_server.imaging.pacs"):
+            page = web.get(
+                f"/projects/{project.slug}/pacs/{connection.pk}/", {"PatientID": "x", "go": 1}
+            ).content.decode()
+    finally:
+        server.shutdown()
+    assert "HTTP 500" in page and "INTERNAL-SECRET-42" not in page
+    assert "INTERNAL-SECRET-42" in caplog.text
