@@ -1,5 +1,8 @@
-"""Reads: a reading task per case, reader and phase; its findings and case labels;
-qualification tests and attempts."""
+"""Reads: a reading task per case, reader and phase; its findings and case labels.
+
+A qualification read is a ReadingTask with an `attempt`: that foreign key points
+up to qualification.QualificationAttempt by string (the qualification app sits
+above reading, which never imports it)."""
 
 from __future__ import annotations
 
@@ -11,66 +14,6 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from annotation_server.reading.querysets import ReadingTaskQuerySet, ReadQuerySet
-
-
-class QualificationTest(models.Model):
-    """A project's qualification set: cases with a known reference, read blind."""
-
-    project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="qualification_tests"
-    )
-    name = models.CharField(_("name"), max_length=200)
-    cases = models.ManyToManyField(
-        "projects.Case", related_name="qualification_tests", verbose_name=_("cases")
-    )
-    min_sensitivity = models.FloatField(
-        _("minimum sensitivity"),
-        default=0.85,
-        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-    )
-    max_fp_per_case = models.FloatField(_("maximum false positives per case"), default=1.0)
-    min_kappa = models.FloatField(
-        _("minimum attribute kappa"), null=True, blank=True, help_text=_("Empty: not gated.")
-    )
-    max_attempts = models.PositiveSmallIntegerField(_("attempts allowed"), default=3)
-    active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
-
-    class Meta:
-        ordering = ["project", "name"]
-        verbose_name = _("qualification test")
-        verbose_name_plural = _("qualification tests")
-
-    def __str__(self) -> str:
-        return f"{self.project}: {self.name}"
-
-
-class QualificationAttempt(models.Model):
-    test = models.ForeignKey(QualificationTest, on_delete=models.PROTECT, related_name="attempts")
-    reader = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="qualification_attempts"
-    )
-    number = models.PositiveSmallIntegerField(_("attempt"))
-    started_at = models.DateTimeField(_("started"), auto_now_add=True)
-    submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
-    sensitivity = models.FloatField(null=True, blank=True)
-    fp_per_case = models.FloatField(null=True, blank=True)
-    kappa = models.FloatField(null=True, blank=True)
-    passed = models.BooleanField(null=True, blank=True)
-    details = models.JSONField(default=dict, blank=True, help_text=_("Misses and false positives."))
-
-    class Meta:
-        ordering = ["test", "reader", "number"]
-        verbose_name = _("qualification attempt")
-        verbose_name_plural = _("qualification attempts")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["test", "reader", "number"], name="qualification_attempt_number"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.reader} — {self.test} #{self.number}"
 
 
 class ReadingTask(models.Model):
@@ -94,7 +37,7 @@ class ReadingTask(models.Model):
         _("state"), max_length=16, choices=State.choices, default=State.ASSIGNED, db_index=True
     )
     attempt = models.ForeignKey(
-        QualificationAttempt,
+        "qualification.QualificationAttempt",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -106,6 +49,7 @@ class ReadingTask(models.Model):
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
     active_seconds = models.PositiveIntegerField(_("time spent (s)"), default=0)
+    last_heartbeat_at = models.DateTimeField(_("last reading-time report"), null=True, blank=True)
     version = models.PositiveIntegerField(_("version"), default=1)
 
     objects = ReadingTaskQuerySet.as_manager()

@@ -107,11 +107,13 @@ def open_review_phase(case: Case, actor) -> list[ReadingTask]:
 def reads_complete(case: Case, actor=None):
     """Every read of the case's last phase is in: queue matching and settling (the
     "adjudication.settle" job, by kind). Its job row is written in this
-    transaction and dispatched after commit."""
+    transaction and dispatched after commit.
+
+    The job is the system's, not the actor's: the audit row names who completed
+    the reads, while the job (whose result counts the disputes) stays out of the
+    submitting reader's job list; the project's managers see it."""
     audit.record("adjudication.reads_complete", actor=actor, obj=case, project_id=case.project_id)
-    return jobs.enqueue(
-        "adjudication.settle", params={"case_id": case.pk}, project=case.project, user=actor
-    )
+    return jobs.enqueue("adjudication.settle", params={"case_id": case.pk}, project=case.project)
 
 
 def _reads_complete(case: Case, actor) -> None:

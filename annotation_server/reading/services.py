@@ -215,7 +215,11 @@ def submit(
         submitted_at=now,
         started_at=task.started_at or now,
         version=F("version") + 1,
-        active_seconds=max(task.active_seconds, active_seconds or 0),
+        # The client's total counts only up to the wall time since assignment.
+        active_seconds=max(
+            task.active_seconds,
+            min(active_seconds or 0, _wall_seconds_since(task.assigned_at)),
+        ),
     )
     audit.record(
         "read.submitted",
@@ -234,15 +238,26 @@ def submit(
 MAX_HEARTBEAT_SECONDS = 120
 
 
+def _wall_seconds_since(moment) -> int:
+    return max(0, int((timezone.now() - moment).total_seconds())) if moment else 0
+
+
+@transaction.atomic
 def record_active_time(task: ReadingTask, user, seconds: int) -> ReadingTask:
-    """Add reading time reported by the workstation (capped per report, so a stuck
-    tab cannot inflate it). Does not bump the task version: time is not an edit."""
+    """Add reading time reported by the workstation. A report counts at most
+    MAX_HEARTBEAT_SECONDS and never more than the wall time since the previous
+    report (or since the task was assigned), so neither a stuck tab nor a client
+    that reports 120 s every second can inflate it. Does not bump the task
+    version: time is not an edit."""
     if task.reader_id != user.pk:
         raise PermissionDenied(gettext("Only the task's reader reports reading time."))
+    task = ReadingTask.objects.select_for_update().get(pk=task.pk)
     if task.state == ReadingTask.State.SUBMITTED:
         raise ReadLockedError(gettext("This read is submitted and read-only."))
-    seconds = max(0, min(int(seconds), MAX_HEARTBEAT_SECONDS))
-    if seconds:
-        ReadingTask.objects.filter(pk=task.pk).update(active_seconds=F("active_seconds") + seconds)
-    task.refresh_from_db(fields=["active_seconds"])
+    since = _wall_seconds_since(task.last_heartbeat_at or task.assigned_at)
+    seconds = max(0, min(int(seconds), MAX_HEARTBEAT_SECONDS, since))
+    ReadingTask.objects.filter(pk=task.pk).update(
+        active_seconds=F("active_seconds") + seconds, last_heartbeat_at=timezone.now()
+    )
+    task.refresh_from_db(fields=["active_seconds", "last_heartbeat_at"])
     return task

@@ -156,3 +156,46 @@ def test_manager_who_is_also_reading_a_case_is_blind_on_it(
     assert str(theirs.uid) not in {f["uid"] for f in findings}
     manager_view = client_for(reader_a).get(f"/api/v1/reading-tasks/{tasks['reader_b'].pk}/")
     assert manager_view.status_code == 404
+
+
+def test_review_phase_findings_of_others_carry_no_timestamps(project, case, tasks, reader_a):
+    """When each mark was drawn and changed tells another reader's pace."""
+    from django.test import Client
+
+    project.protocol.review_phase = True
+    project.protocol.save()
+    for i, task in enumerate(tasks.values()):
+        _plant(task, 20.0 + i)
+        services.submit(task, task.reader, expected_version=None)
+    web = Client()
+    assert web.login(username=reader_a.username, password=factories.PASSWORD)
+    findings = web.get("/api/v1/findings/").json()["results"]
+    others = [f for f in findings if f["reader"] not in ("me",)]
+    mine = [f for f in findings if f["reader"] == "me"]
+    assert others and mine
+    assert all(f["created_at"] is None and f["updated_at"] is None for f in others)
+    assert all(f["created_at"] and f["updated_at"] for f in mine)
+
+
+def test_someone_elses_task_answers_like_a_task_that_does_not_exist(tasks, reader_a):
+    from django.test import Client
+
+    web = Client()
+    assert web.login(username=reader_a.username, password=factories.PASSWORD)
+    body = {
+        "finding_type": "nodule",
+        "geometry": factories.nodule_geometry(),
+        "attributes": {"nodule_type": "solid"},
+    }
+    missing_id = ReadingTask.objects.order_by("-pk").first().pk + 1000
+    theirs = web.post(
+        "/api/v1/findings/",
+        {**body, "task": tasks["reader_b"].pk},
+        content_type="application/json",
+    )
+    missing = web.post(
+        "/api/v1/findings/", {**body, "task": missing_id}, content_type="application/json"
+    )
+    assert theirs.status_code == missing.status_code == 400
+    shape = theirs.json()["task"][0].replace(str(tasks["reader_b"].pk), "N")
+    assert shape == missing.json()["task"][0].replace(str(missing_id), "N")

@@ -192,3 +192,20 @@ def test_simultaneous_last_submits_open_the_review_phase_exactly_once(project, c
     assert ReadingTask.objects.filter(case=case, state="submitted", phase=1).count() == 3
     assert ReadingTask.objects.filter(case=case, phase=2).count() == 3
     assert AuditEvent.objects.filter(action="case.review_phase_opened").count() == 1
+
+
+def test_the_last_submitting_reader_does_not_see_the_settle_job(case, tasks, manager):
+    """Its result (outcome, dispute counts) would tell a blind reader how the others read."""
+    from django.test import Client
+
+    for name, x in (("reader_a", 10.0), ("reader_b", 11.0), ("reader_c", 12.0)):
+        _read(tasks[name], x)
+    job = _settle_jobs(case).get()
+    last = Client()
+    assert last.login(username=tasks["reader_c"].reader.username, password=factories.PASSWORD)
+    listed = last.get("/api/v1/jobs/").json()["results"]
+    assert job.pk not in [j["id"] for j in listed]
+    assert last.get(f"/api/v1/jobs/{job.pk}/").status_code == 404
+    boss = Client()
+    assert boss.login(username=manager.username, password=factories.PASSWORD)
+    assert boss.get(f"/api/v1/jobs/{job.pk}/").status_code == 200

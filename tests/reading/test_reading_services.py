@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from annotation_server.reading.models import ReadingTask
+import pytest
+from django.utils import timezone
+
+from annotation_server.reading.models import Finding, ReadingTask
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +117,8 @@ def test_submit_requires_required_fields_then_locks_the_read(tasks, reader_a, cl
         format="json",
     )
     assert label.status_code == 200, label.json()
+    an_hour_ago = timezone.now() - timedelta(hours=1)  # the client's total is capped by it
+    ReadingTask.objects.filter(pk=task.pk).update(assigned_at=an_hour_ago)
     submitted = client.post(
         f"/api/v1/reading-tasks/{task.pk}/submit/", {"active_seconds": 95}, format="json"
     )
@@ -143,3 +148,33 @@ def test_reader_cannot_write_into_another_readers_task(tasks, reader_a, client_f
     response = _add(client_for(reader_a), tasks["reader_b"])
     assert response.status_code == 400
     assert tasks["reader_b"].findings.count() == 0
+
+
+def test_a_reader_cannot_claim_a_finding_came_from_a_model(tasks, reader_a):
+    """The origin of a finding is the server's: no model proposal, no model finding
+    (a reader once created source "model_accepted" findings at will)."""
+    from django.test import Client
+
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    assert web.login(username=reader_a.username, password=factories.PASSWORD)
+    body = {
+        "task": tasks["reader_a"].pk,
+        "finding_type": "nodule",
+        "geometry": factories.nodule_geometry(),
+        "attributes": {"nodule_type": "solid"},
+    }
+    for source in ("model_accepted", "model_edited"):
+        refused = web.post(
+            "/api/v1/findings/", {**body, "source": source}, content_type="application/json"
+        )
+        assert refused.status_code == 400
+        assert "set by the server" in refused.json()["source"][0]
+    created = web.post("/api/v1/findings/", body, content_type="application/json").json()
+    assert created["source"] == "manual"
+    relabel = web.patch(
+        f"/api/v1/findings/{created['id']}/",
+        {"source": "model_accepted", "version": created["version"]},
+        content_type="application/json",
+    )
+    assert relabel.status_code == 400
+    assert Finding.objects.get(pk=created["id"]).source == "manual"

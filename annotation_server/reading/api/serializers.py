@@ -1,3 +1,4 @@
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
@@ -45,8 +46,16 @@ class ReadingTaskSerializer(serializers.ModelSerializer):
         return data
 
 
+class OwnTaskField(serializers.PrimaryKeyRelatedField):
+    """A reading task of the requesting reader. Someone else's task answers exactly
+    as a task that does not exist: the error must not tell that it does."""
+
+    def get_queryset(self):
+        return ReadingTask.objects.filter(reader=self.context["request"].user)
+
+
 class FindingSerializer(serializers.ModelSerializer):
-    task = serializers.PrimaryKeyRelatedField(queryset=ReadingTask.objects.all())
+    task = OwnTaskField()
     reader = serializers.SerializerMethodField()
     version = serializers.IntegerField(required=False)
     # The workstation names a new finding itself, so a create retried after a lost
@@ -73,11 +82,28 @@ class FindingSerializer(serializers.ModelSerializer):
     def get_reader(self, finding) -> str:
         return _labeller(self.context).label(finding.task)
 
-    def validate_task(self, task):
-        request = self.context["request"]
-        if task.reader_id != request.user.pk:
-            raise serializers.ValidationError("You can only add findings to your own reads.")
-        return task
+    def validate_source(self, value):
+        """A finding's origin is the server's to set: a new finding is the reader's
+        own ("manual"); a model finding keeps its origin, and editing it makes it
+        "model_edited". Model findings only come from accepted proposals."""
+        current = self.instance.source if self.instance is not None else None
+        allowed = {current or Finding.Source.MANUAL}
+        if current in (Finding.Source.MODEL_ACCEPTED, Finding.Source.MODEL_EDITED):
+            allowed.add(Finding.Source.MODEL_EDITED)
+        if value not in allowed:
+            raise serializers.ValidationError(
+                gettext(
+                    "A finding's origin is set by the server: a model finding comes only "
+                    "from accepting a model proposal."
+                )
+            )
+        return value
+
+    def to_representation(self, finding):
+        data = super().to_representation(finding)
+        if not _labeller(self.context).shows_timings(finding.task):
+            data["created_at"] = data["updated_at"] = None  # another reader's pace
+        return data
 
 
 class CaseLabelSerializer(serializers.ModelSerializer):
