@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reading', '0002_qualification_moved_out'),
+        ("reading", "0002_qualification_moved_out"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='readingtask',
-            name='last_heartbeat_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='last reading-time report'),
+            model_name="readingtask",
+            name="last_heartbeat_at",
+            field=models.DateTimeField(
+                blank=True, null=True, verbose_name="last reading-time report"
+            ),
         ),
     ]
