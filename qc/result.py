@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +20,17 @@ def worst(statuses: list[str]) -> str:
         if _SEVERITY[s] > _SEVERITY[out]:
             out = s
     return out
+
+
+def reader_warnings(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What the people reading a case are shown of a stored report's results
+    (``RuleResult.to_dict()`` rows): each warn or fail as its rule and its English
+    and Chinese message, in report order."""
+    return [
+        {"rule": r["rule"], "en": r["message_en"], "zh": r["message_zh"]}
+        for r in results
+        if r["status"] in (WARN, FAIL)
+    ]
 
 
 @dataclass(frozen=True)

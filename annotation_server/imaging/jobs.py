@@ -99,25 +99,3 @@ def build_series_streams(ctx) -> dict:
         ctx.progress(100 * done / max(len(ids), 1))
     ctx.log(f"{built} series stream(s) built, {len(ids) - built} already stored")
     return {"built": built, "series": len(ids)}
-
-
-def check_cases(ctx) -> dict:
-    """Image QC for the cases of newly imported series (or a re-run for a project)."""
-    from annotation_server.projects.models import Case, QcReport
-    from annotation_server.projects.qc_service import check_case
-
-    cases = Case.objects.filter(pk__in=ctx.params["case_ids"]).select_related("project")
-    counts: dict[str, int] = {}
-    changed = []
-    total = len(ctx.params["case_ids"])
-    for done, case in enumerate(cases, 1):
-        before = QcReport.objects.filter(case=case).order_by("-created_at").first()
-        report = check_case(case)
-        counts[report.status] = counts.get(report.status, 0) + 1
-        if before is not None and before.status != report.status:
-            changed.append({"case": case.code, "from": before.status, "to": report.status})
-        ctx.progress(100 * done / max(total, 1))
-    ctx.log(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no cases")
-    for change in changed:
-        ctx.log(f"{change['case']}: {change['from']} -> {change['to']}")
-    return {"checked": sum(counts.values()), "by_status": counts, "changed": changed}

@@ -5,7 +5,6 @@ from annotation_server.projects.models import (
     LabelSchema,
     Membership,
     Project,
-    QcReport,
     ReadingProtocol,
 )
 
@@ -53,10 +52,3 @@ class CaseAdmin(admin.ModelAdmin):
     list_filter = ("project", "state", "qc_status", "is_qualification")
     search_fields = ("code",)
     raw_id_fields = ("series",)
-
-
-@admin.register(QcReport)
-class QcReportAdmin(admin.ModelAdmin):
-    list_display = ("case", "status", "created_at")
-    list_filter = ("status", "case__project")
-    readonly_fields = ("case", "status", "profile", "results", "created_at")

@@ -381,25 +381,3 @@ class Case(models.Model):
     def clean(self):
         if self.series_id and self.project_id and self.series.study.project_id != self.project_id:
             raise ValidationError({"series": _("The series belongs to another project.")})
-
-
-class QcReport(models.Model):
-    """The image-QC result of one series under the project's profile at the time."""
-
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="qc_reports")
-    status = models.CharField(_("status"), max_length=8)
-    profile_version = models.PositiveIntegerField(_("QC profile version"), default=1)
-    profile = models.JSONField(_("profile used"))
-    results = models.JSONField(_("rule results"))
-    created_at = models.DateTimeField(_("checked"), auto_now_add=True)
-
-    class Meta:
-        ordering = ["case", "-created_at"]
-        verbose_name = _("QC report")
-        verbose_name_plural = _("QC reports")
-
-    def __str__(self) -> str:
-        return f"QC {self.status} · {self.case}"
-
-    def failing(self) -> list[dict]:
-        return [r for r in self.results if r["status"] in ("fail", "warn")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -100,27 +99,6 @@ def transition(case: Case, to: str, *, by=None, reason: str = "") -> Case:
         obj=case,
         project_id=case.project_id,
         data={"from": case.state, "to": to, "reason": reason},
-    )
-    case.refresh_from_db()
-    return case
-
-
-@transaction.atomic
-def override_qc(case: Case, *, by, reason: str) -> Case:
-    if not reason.strip():
-        raise ValidationError("A QC override needs a reason.")
-    if case.qc_status != Case.QcStatus.FAIL:
-        raise TransitionError(
-            gettext("Case %(case)s did not fail QC (status %(status)s).")
-            % {"case": case, "status": case.qc_status}
-        )
-    Case.objects.filter(pk=case.pk).update(qc_status=Case.QcStatus.OVERRIDDEN)
-    audit.record(
-        "case.qc_overridden",
-        actor=by,
-        obj=case,
-        project_id=case.project_id,
-        data={"reason": reason},
     )
     case.refresh_from_db()
     return case

@@ -1,6 +1,7 @@
 """Running the image-QC rules (qc/, framework-free) on a case's series and gating
 the case on the result: a failing series does not become readable unless a
-manager overrides it with a reason (projects.services.override_qc)."""
+manager overrides it with a reason (override_qc). The gate itself is the case
+state machine's (projects.services.transition)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import io
 import pydicom
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 import qc
 from annotation_server.audit import services as audit
 from annotation_server.imaging import storage
-from annotation_server.projects.models import Case, Project, QcReport
+from annotation_server.projects.models import Case, Project
+from annotation_server.projects.services import TransitionError
+from annotation_server.quality.models import QcReport
+from qc.result import reader_warnings as _reader_warnings
 
 
 def profile_for(project) -> qc.Profile:
@@ -86,16 +91,7 @@ def check_case(case: Case, *, by=None) -> QcReport:
 def warnings_of(report: QcReport | None) -> list[dict]:
     if report is None:
         return []
-    return [
-        {"rule": r["rule"], "en": r["message_en"], "zh": r["message_zh"]}
-        for r in report.results
-        if r["status"] in ("warn", "fail")
-    ]
-
-
-def reader_warnings(case: Case) -> list[dict]:
-    """QC warnings of the case's latest report, for the people reading it."""
-    return warnings_of(case.qc_reports.order_by("-created_at").first())
+    return _reader_warnings(report.results)
 
 
 def latest_reports(case_ids) -> dict[int, QcReport]:
@@ -104,3 +100,24 @@ def latest_reports(case_ids) -> dict[int, QcReport]:
     for report in QcReport.objects.filter(case_id__in=case_ids).order_by("case_id", "-created_at"):
         latest.setdefault(report.case_id, report)
     return latest
+
+
+@transaction.atomic
+def override_qc(case: Case, *, by, reason: str) -> Case:
+    if not reason.strip():
+        raise ValidationError("A QC override needs a reason.")
+    if case.qc_status != Case.QcStatus.FAIL:
+        raise TransitionError(
+            gettext("Case %(case)s did not fail QC (status %(status)s).")
+            % {"case": case, "status": case.qc_status}
+        )
+    Case.objects.filter(pk=case.pk).update(qc_status=Case.QcStatus.OVERRIDDEN)
+    audit.record(
+        "case.qc_overridden",
+        actor=by,
+        obj=case,
+        project_id=case.project_id,
+        data={"reason": reason},
+    )
+    case.refresh_from_db()
+    return case

@@ -17,10 +17,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from annotation_server.imaging.views import managed_project
 from annotation_server.jobs import services as jobs
-from annotation_server.projects.models import Case, QcReport
-from annotation_server.projects.services import TransitionError, override_qc
+from annotation_server.projects.models import Case
+from annotation_server.projects.permissions import managed_project_or_404
+from annotation_server.projects.services import TransitionError
+from annotation_server.quality.models import QcReport
+from annotation_server.quality.services import override_qc
 
 DIMENSIONS = [
     ("site", gettext_lazy("site")),
@@ -99,7 +101,7 @@ def _distribution(rows) -> list[dict]:
 
 @login_required
 def qc_page(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     rows = _rows(project)
     status = request.GET.get("status", "")
     rule = request.GET.get("rule", "")
@@ -112,7 +114,7 @@ def qc_page(request, slug: str):
     rules = sorted({f["rule"] for r in rows for f in r["failing"]})
     return render(
         request,
-        "projects/qc.html",
+        "quality/qc.html",
         {
             "project": project,
             "rows": shown,
@@ -128,7 +130,7 @@ def qc_page(request, slug: str):
 
 @login_required
 def distribution_csv(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     rows = _rows(project)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.slug}-distribution.csv"'
@@ -143,7 +145,7 @@ def distribution_csv(request, slug: str):
 @login_required
 @require_POST
 def override(request, slug: str, case_id: int):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     case = get_object_or_404(Case, pk=case_id, project=project)
     try:
         override_qc(case, by=request.user, reason=request.POST.get("reason", ""))
@@ -156,7 +158,7 @@ def override(request, slug: str, case_id: int):
 @login_required
 @require_POST
 def rerun(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     ids = list(
         Case.objects.filter(project=project, is_qualification=False)
         .exclude(state=Case.State.FROZEN)

@@ -9,9 +9,10 @@ from annotation_server.imaging.ingest.pipeline import ingest
 from annotation_server.imaging.ingest.sources import Limits, from_paths
 from annotation_server.jobs import services as jobs
 from annotation_server.jobs.models import Job
-from annotation_server.projects.models import Case, QcReport
-from annotation_server.projects.qc_service import check_case
-from annotation_server.projects.services import TransitionError, override_qc, transition
+from annotation_server.projects.models import Case
+from annotation_server.projects.services import TransitionError, transition
+from annotation_server.quality.models import QcReport
+from annotation_server.quality.services import check_case, override_qc
 
 pytestmark = pytest.mark.django_db
 

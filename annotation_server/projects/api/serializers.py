@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from annotation_server.projects.models import Case, LabelSchema, Project, ReadingProtocol
+from qc.result import reader_warnings
 
 
 class LabelSchemaSerializer(serializers.ModelSerializer):
@@ -61,7 +62,9 @@ class CaseSerializer(serializers.ModelSerializer):
         ]
 
     def get_qc_warnings(self, case) -> list[dict]:
-        """The image-QC warnings a reader should see (the viewer shows them as a banner)."""
-        from annotation_server.projects.qc_service import reader_warnings
-
-        return reader_warnings(case)
+        """The image-QC warnings a reader should see (the viewer shows them as a banner):
+        those of the case's latest report. The reports belong to the quality app, above
+        this one, so they are reached through the relation, not imported; the rule of
+        what readers see is qc's, shared with the quality app."""
+        latest = case.qc_reports.order_by("-created_at").values_list("results", flat=True)
+        return reader_warnings(latest.first() or [])
