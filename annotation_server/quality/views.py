@@ -4,7 +4,6 @@ kernel, age band, sex) as tables and CSV."""
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 
 from django.contrib import messages
@@ -23,6 +22,7 @@ from annotation_server.projects.permissions import managed_project_or_404
 from annotation_server.projects.services import TransitionError
 from annotation_server.quality.models import QcReport
 from annotation_server.quality.services import override_qc
+from export.tables import csv_writer
 
 DIMENSIONS = [
     ("site", gettext_lazy("site")),
@@ -134,7 +134,7 @@ def distribution_csv(request, slug: str):
     rows = _rows(project)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.slug}-distribution.csv"'
-    writer = csv.writer(response)
+    writer = csv_writer(response)
     writer.writerow(["dimension", "value", "cases", "percent"])
     for dim in _distribution(rows):
         for item in dim["items"]:

@@ -165,3 +165,25 @@ def test_profile_versions_and_readers_see_the_warnings(
     manager_web = Client()
     manager_web.force_login(manager)
     assert '<img class="thumb"' in manager_web.get(f"/projects/{project.slug}/qc/").content.decode()
+
+
+def test_distribution_csv_neutralises_header_values_that_look_like_formulas(
+    project, manager, tmp_path
+):
+    """A scanner's Manufacturer or Model field is data from outside: written as is,
+    "=HYPERLINK(...)" ran in the manager's spreadsheet."""
+    from django.test import Client
+
+    from annotation_server.imaging.models import Series
+
+    fixtures.generate_ct(tmp_path / "ct", slices=4, seed=57, matrix=64, pixel_spacing=3.0)
+    _import(project, tmp_path / "ct", run_qc=False, prebuild_streams=False)
+    Series.objects.filter(study__project=project).update(
+        manufacturer='=HYPERLINK("http://evil.example","x")', model_name="@SUM(1+1)"
+    )
+    web = Client()
+    web.force_login(manager)
+    csv_text = web.get(f"/projects/{project.slug}/qc/distribution.csv").content.decode()
+    assert "manufacturer,\"'=HYPERLINK(" in csv_text
+    assert "model,'@SUM(1+1)" in csv_text
+    assert ",=HYPERLINK" not in csv_text and ",@SUM" not in csv_text
