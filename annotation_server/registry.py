@@ -15,16 +15,17 @@ from __future__ import annotations
 # Job kind -> the plain function that runs it (takes a jobs.services.JobContext).
 JOB_HANDLERS: dict[str, str] = {
     "adjudication.settle": "annotation_server.adjudication.jobs.settle_job",
+    "audit.anchor": "annotation_server.audit.jobs.anchor_audit_chain",
     "audit.verify_chain": "annotation_server.audit.jobs.verify_audit_chain",
     "imaging.import": "annotation_server.imaging.jobs.import_uploads",
     "imaging.pull_pacs": "annotation_server.imaging.jobs.pull_pacs",
     "imaging.build_series_streams": "annotation_server.imaging.jobs.build_series_streams",
-    "qc.check_cases": "annotation_server.imaging.jobs.check_cases",
+    "qc.check_cases": "annotation_server.quality.jobs.check_cases",
     "projects.assign": "annotation_server.reading.jobs.assign_job",
 }
 
 # Hook name -> the functions called, in order, with the hook's arguments.
 HOOKS: dict[str, tuple[str, ...]] = {
     # (task, actor) after a qualification read is submitted, inside its transaction.
-    "reading.attempt_read_submitted": ("annotation_server.reading.qualification.after_submit",),
+    "reading.attempt_read_submitted": ("annotation_server.qualification.services.after_submit",),
 }

@@ -17,12 +17,18 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # REFSET_VAR_DIR: where the embedded database, stored files and logs live.
 VAR_DIR = Path(env_str("REFSET_VAR_DIR", str(BASE_DIR / "var")))
 
+# DJANGO_DEBUG: 0 in production. REFSET_DEMO: 1 for the embedded demo's server
+# (`manage.py serve`, `make demo`, sets it with DJANGO_DEBUG=0 for the gunicorn it
+# starts): DEBUG off, friendly error pages, but plain HTTP on loopback, the demo
+# keys, and a banner on every page. PRODUCTION: DEBUG off and not the demo.
 # DJANGO_SECRET_KEY: signing key. The default is for the demo only; production
-# (DJANGO_DEBUG=0) refuses to start without one.
+# refuses to start without one.
 DEBUG = env_bool("DJANGO_DEBUG", True)
+DEMO = env_bool("REFSET_DEMO", False)
+PRODUCTION = not DEBUG and not DEMO
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG:
+    if PRODUCTION:
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=0.")
@@ -38,7 +44,14 @@ _db, EMBEDDED_DATABASE = env_database("DATABASE_URL", str(VAR_DIR / "refset.sqli
 DATABASES = {"default": _db}
 if EMBEDDED_DATABASE:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+# REFSET_SQLITE_TIMEOUT: on SQLite (embedded, or DATABASE_URL=sqlite:///...) every
+# transaction takes the write lock when it begins (BEGIN IMMEDIATE) and waits up to
+# this many seconds for it (default 60), so concurrent writers queue instead of
+# failing with "database is locked" and losing their audit events.
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db.setdefault("OPTIONS", {}).update(
+        transaction_mode="IMMEDIATE", timeout=env_int("REFSET_SQLITE_TIMEOUT", 60)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # CELERY_BROKER_URL: redis://127.0.0.1:6379/0. Unset: jobs run in-process right
@@ -73,6 +86,7 @@ INSTALLED_APPS = [
     "annotation_server.audit",
     "annotation_server.jobs",
     "annotation_server.imaging",
+    "annotation_server.quality",
     "annotation_server.projects",
     "annotation_server.reading",
     "annotation_server.adjudication",
@@ -83,6 +97,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "annotation_server.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -119,10 +134,13 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+# Passwords: not like the username/e-mail, at least 8 characters, not a common
+# password, not all digits (a phone number or a date of birth).
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -142,6 +160,10 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "frontend_templates" / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# WhiteNoise serves static files in every mode, DEBUG or not, straight from the
+# finders (frontend_templates/static and the apps' static/), indexed once at
+# start-up: the embedded demo needs no collectstatic step and never serves a stale
+# copy. Files a deployment collects into STATIC_ROOT are served as well.
 WHITENOISE_USE_FINDERS = True
 
 # Stored files (DICOM, exports) go through Django's storage API.
@@ -159,13 +181,35 @@ STORAGES = {
 # REFSET_KEY_ENCRYPTION_KEY: Fernet key that encrypts the de-identification key
 # store (project secrets, original identifiers). Required when DJANGO_DEBUG=0.
 REFSET_KEY_ENCRYPTION_KEY = env_str("REFSET_KEY_ENCRYPTION_KEY", "")
+if DEMO and not DEBUG and not REFSET_KEY_ENCRYPTION_KEY:
+    # The demo's server runs with DEBUG off: give it the key the demo seeding
+    # (DEBUG on) derives from the demo secret key, so both read the same key store.
+    import base64
+    import hashlib
 
-# Ingest limits. REFSET_MAX_FILE_MB: largest single file accepted;
-# REFSET_ZIP_MAX_TOTAL_MB / REFSET_ZIP_MAX_RATIO: zip-bomb guards (total
-# uncompressed size of one archive, and uncompressed/compressed ratio per member).
+    REFSET_KEY_ENCRYPTION_KEY = base64.urlsafe_b64encode(
+        hashlib.sha256(SECRET_KEY.encode()).digest()
+    ).decode()
+
+# REFSET_AUDIT_ANCHOR_KEY: HMAC-SHA256 key that signs the audit-chain anchors
+# (checkpoints of the chain's head kept in storage under audit/anchors/ and in the
+# log; `manage.py anchor_audit`, `verify_audit`). Unset: a key derived from
+# DJANGO_SECRET_KEY with its own salt. Set it (and keep it away from the database
+# and the storage) so that someone who can rewrite both cannot forge anchors.
+REFSET_AUDIT_ANCHOR_KEY = env_str("REFSET_AUDIT_ANCHOR_KEY", "")
+
+# Ingest limits, on uploads, STOW-RS and import_dicom.
+# REFSET_MAX_FILE_MB: largest single file accepted (a zip, a zip member, a STOW
+# part); REFSET_ZIP_MAX_TOTAL_MB / REFSET_ZIP_MAX_RATIO: zip-bomb guards (total
+# uncompressed size of one archive, and uncompressed/compressed ratio of each
+# member of 1 MiB or more); REFSET_IMPORT_MAX_TOTAL_MB: expanded bytes one import
+# (one upload, one STOW request) may take in all, files and zip members together.
+# A file over a limit is refused with a reason naming the setting; the rest of the
+# import goes on.
 REFSET_MAX_FILE_MB = env_int("REFSET_MAX_FILE_MB", 512)
 REFSET_ZIP_MAX_TOTAL_MB = env_int("REFSET_ZIP_MAX_TOTAL_MB", 20_000)
 REFSET_ZIP_MAX_RATIO = env_int("REFSET_ZIP_MAX_RATIO", 200)
+REFSET_IMPORT_MAX_TOTAL_MB = env_int("REFSET_IMPORT_MAX_TOTAL_MB", 50_000)
 
 # PACS destinations a manager may save and the server may connect to (the token
 # or password is sent there). Comma-separated: host names ("pacs.hospital.cn",
@@ -201,6 +245,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # `check --deploy` is about the deployment; schema warnings are the API's
+    # documentation quality (see them with `manage.py spectacular --validate`).
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 
 LOGGING = {
@@ -219,3 +266,49 @@ LOGGING = {
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
+
+# HTTPS. In production (DJANGO_DEBUG=0, not the demo) each defaults to on; the
+# demo and development serve plain HTTP on loopback.
+# DJANGO_SECURE_SSL_REDIRECT: redirect http:// to https:// (off when the proxy in
+# front already does it and you prefer it there).
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", PRODUCTION)
+# DJANGO_SECURE_COOKIES: session and CSRF cookies only over HTTPS.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", PRODUCTION)
+# DJANGO_HSTS_SECONDS: Strict-Transport-Security max-age (production default one
+# year; 0 turns HSTS off). DJANGO_HSTS_INCLUDE_SUBDOMAINS, DJANGO_HSTS_PRELOAD: the
+# header's includeSubDomains and preload (default on with HSTS). Turning one off is a
+# deliberate choice, so its `check --deploy` warning (W005, W021) is then silenced.
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", PRODUCTION)
+SILENCED_SYSTEM_CHECKS = [
+    check
+    for check, chosen in (
+        ("security.W005", "DJANGO_HSTS_INCLUDE_SUBDOMAINS"),
+        ("security.W021", "DJANGO_HSTS_PRELOAD"),
+    )
+    if PRODUCTION and not env_bool(chosen, True)
+]
+# DJANGO_SECURE_PROXY_SSL_HEADER: 1 when RefSet runs behind a TLS-terminating proxy
+# that sets X-Forwarded-Proto (and strips it from clients): requests it marks
+# "https" count as secure. Never set it without such a proxy.
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy on every response (annotation_server/csp.py): scripts and
+# styles from this origin only (inline style attributes allowed: progress bars and
+# DRF's pages use them; inline scripts never), images also from data: and blob:
+# URLs, no plugins, no framing, forms post only here.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "worker-src": ["'self'", "blob:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}

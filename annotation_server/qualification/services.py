@@ -8,7 +8,12 @@ The reference of a qualification case is its current included ReferenceFindings.
 Managers give it one by importing JSON (`import_reference`, also the
 `import_qualification_reference` command) or by copying an adjudicated case's
 reference standard (`copy_reference`). The reference reaches a reader only as
-the misses of their own submitted attempt.
+the misses of their own submitted attempt. Every write of that reference goes
+through adjudication.services.reference, the one module that writes the
+reference standard.
+
+Reading calls back into this module only through the project-level hook
+"reading.attempt_read_submitted" (annotation_server.registry): `after_submit`.
 """
 
 from __future__ import annotations
@@ -18,27 +23,43 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from annotation_server.accounts.models import Role
+from annotation_server.adjudication.marks import (
+    grid_for_series,
+    marks_for_reference,
+    marks_for_tasks,
+)
+from annotation_server.adjudication.models import ReferenceFinding
+from annotation_server.adjudication.services import reference as reference_standard
 from annotation_server.audit import services as audit
+from annotation_server.errors import DomainError
 from annotation_server.projects import schema as schema_rules
 from annotation_server.projects.models import Case, Membership, Project
 from annotation_server.projects.permissions import MANAGE, READ, has_project_perm
+from annotation_server.qualification.models import QualificationAttempt, QualificationTest
 from annotation_server.reading.geometry import validate_geometry
-from annotation_server.reading.models import (
-    QualificationAttempt,
-    QualificationTest,
-    ReadingTask,
-)
+from annotation_server.reading.models import ReadingTask
+from qc.scoring import CaseRead, score_qualification
 
 THRESHOLD_FIELDS = ("min_sensitivity", "max_fp_per_case", "min_kappa", "max_attempts", "active")
 
 
-class QualificationError(Exception):
-    """The attempt cannot start or the reference cannot be set; the message says why."""
+class QualificationError(DomainError):
+    """The attempt cannot start or the case cannot join the set; the message says why."""
+
+    status = 409  # the test's or the reader's state does not allow it
+    code = "qualification"
+
+
+class ReferenceImportError(QualificationError):
+    """The reference given for qualification cases (imported or copied) is refused."""
+
+    status = 400  # the reference sent is wrong
+    code = "invalid_reference"
 
 
 # ---------------------------------------------------------------- manager side
@@ -135,18 +156,12 @@ def remove_case(test: QualificationTest, case: Case, *, by=None) -> None:
 
 
 def _reference_rows(case: Case):
-    from annotation_server.adjudication.models import ReferenceFinding
-
     return ReferenceFinding.objects.filter(
         case=case, is_current=True, status=ReferenceFinding.Status.INCLUDED
     )
 
 
 def reference_counts(cases) -> dict[int, int]:
-    from django.db.models import Count
-
-    from annotation_server.adjudication.models import ReferenceFinding
-
     rows = (
         ReferenceFinding.objects.filter(
             case__in=cases, is_current=True, status=ReferenceFinding.Status.INCLUDED
@@ -164,31 +179,22 @@ def _centre(geometry: dict) -> tuple[float | None, float | None, float | None]:
     return tuple(float(v) for v in centre)
 
 
-def _withdraw_current(case: Case) -> int:
-    """A new reference replaces the old one; the old rows stay, no longer current."""
-    from annotation_server.adjudication.models import ReferenceFinding
-
-    return ReferenceFinding.objects.filter(case=case, is_current=True).update(is_current=False)
-
-
 @transaction.atomic
 def import_reference(case: Case, findings: list[dict], *, by=None, source: str = "") -> int:
     """Set a qualification case's reference from plain data: a list of
     {"finding_type", "geometry", "attributes"?, "diameter_mm"?}. An empty list
     is a valid reference (a normal case: every mark on it is a false positive).
     Replaces the case's previous reference. Returns the number of findings."""
-    from annotation_server.adjudication.models import ReferenceFinding
-
     _require_manager(by, case.project)
     if not case.is_qualification:
-        raise QualificationError(
+        raise ReferenceImportError(
             gettext(
                 "Case %(code)s is not a qualification case; its reference comes from arbitration."
             )
             % {"code": case.code}
         )
     if not isinstance(findings, list):
-        raise QualificationError(gettext("The reference of a case is a list of findings."))
+        raise ReferenceImportError(gettext("The reference of a case is a list of findings."))
     definition = case.project.label_schema.definition
     errors: list[str] = []
     rows = []
@@ -211,40 +217,35 @@ def import_reference(case: Case, findings: list[dict], *, by=None, source: str =
             continue
         x, y, z = _centre(item["geometry"])
         rows.append(
-            ReferenceFinding(
-                case=case,
-                finding_type=item["finding_type"],
-                geometry=item["geometry"],
-                centre_x_mm=x,
-                centre_y_mm=y,
-                centre_z_mm=z,
-                diameter_mm=item.get("diameter_mm"),
-                attributes=item.get("attributes") or {},
-                decision=ReferenceFinding.Decision.IMPORTED,
-                decided_by=by,
-                decided_at=now,
-                reason_text=source,
-            )
+            {
+                "finding_type": item["finding_type"],
+                "geometry": item["geometry"],
+                "centre_x_mm": x,
+                "centre_y_mm": y,
+                "centre_z_mm": z,
+                "diameter_mm": item.get("diameter_mm"),
+                "attributes": item.get("attributes") or {},
+                "reason_text": source,
+            }
         )
     if errors:
         raise schema_rules.SchemaError(errors)
-    withdrawn = _withdraw_current(case)
-    ReferenceFinding.objects.bulk_create(rows)
+    written, withdrawn = reference_standard.replace_with_imported(case, rows, by=by, when=now)
     audit.record(
         "qualification.reference_imported",
         actor=by,
         obj=case,
         project_id=case.project_id,
-        data={"findings": len(rows), "replaced": withdrawn, "source": source},
+        data={"findings": written, "replaced": withdrawn, "source": source},
     )
-    return len(rows)
+    return written
 
 
 def import_reference_payload(project: Project, payload, *, by=None, source: str = "") -> int:
     """Import {"cases": {code: [finding, ...]}} into the project's qualification
     cases, all or nothing."""
     if not isinstance(payload, dict) or not isinstance(payload.get("cases"), dict):
-        raise QualificationError(
+        raise ReferenceImportError(
             gettext('Expected a JSON object {"cases": {"<case code>": [...]}}.')
         )
     total = 0
@@ -252,7 +253,7 @@ def import_reference_payload(project: Project, payload, *, by=None, source: str 
         for code, findings in payload["cases"].items():
             case = Case.objects.filter(project=project, code=code).first()
             if case is None:
-                raise QualificationError(
+                raise ReferenceImportError(
                     gettext("No case %(code)s in this project.") % {"code": code}
                 )
             total += import_reference(case, findings, by=by, source=source)
@@ -279,23 +280,21 @@ def _geometry_signature(series) -> tuple:
 def copy_reference(source: Case, target: Case, *, by=None) -> int:
     """Give a qualification case the reference standard of an adjudicated case
     showing the same images (same grid: size, spacing, orientation, positions)."""
-    from annotation_server.adjudication.models import ReferenceFinding
-
     _require_manager(by, target.project)
     if by is not None and not has_project_perm(by, source.project, MANAGE):
         raise PermissionDenied("You do not manage the source case's project.")
     if source.state not in (Case.State.ADJUDICATED, Case.State.FROZEN):
-        raise QualificationError(
+        raise ReferenceImportError(
             gettext("Case %(code)s is not adjudicated.") % {"code": source.code}
         )
     if not target.is_qualification:
-        raise QualificationError(
+        raise ReferenceImportError(
             gettext("Case %(code)s is not a qualification case.") % {"code": target.code}
         )
     if source.pk == target.pk:
-        raise QualificationError(gettext("Source and target are the same case."))
+        raise ReferenceImportError(gettext("Source and target are the same case."))
     if _geometry_signature(source.series) != _geometry_signature(target.series):
-        raise QualificationError(
+        raise ReferenceImportError(
             gettext(
                 "Cases %(source)s and %(target)s do not show the same images "
                 "(their series' geometry differs)."
@@ -305,26 +304,21 @@ def copy_reference(source: Case, target: Case, *, by=None) -> int:
     now = timezone.now()
     originals = list(_reference_rows(source).order_by("pk"))
     rows = [
-        ReferenceFinding(
-            case=target,
-            finding_type=r.finding_type,
-            geometry=r.geometry,
-            centre_x_mm=r.centre_x_mm,
-            centre_y_mm=r.centre_y_mm,
-            centre_z_mm=r.centre_z_mm,
-            diameter_mm=r.diameter_mm,
-            attributes=r.attributes,
-            decision=ReferenceFinding.Decision.IMPORTED,
-            decided_by=by,
-            decided_at=now,
-            reason_text=f"copied from {source} reference {r.ref_key} r{r.revision}",
-            match_rule=r.match_rule,
-            match_threshold=r.match_threshold,
-        )
+        {
+            "finding_type": r.finding_type,
+            "geometry": r.geometry,
+            "centre_x_mm": r.centre_x_mm,
+            "centre_y_mm": r.centre_y_mm,
+            "centre_z_mm": r.centre_z_mm,
+            "diameter_mm": r.diameter_mm,
+            "attributes": r.attributes,
+            "reason_text": f"copied from {source} reference {r.ref_key} r{r.revision}",
+            "match_rule": r.match_rule,
+            "match_threshold": r.match_threshold,
+        }
         for r in originals
     ]
-    withdrawn = _withdraw_current(target)
-    ReferenceFinding.objects.bulk_create(rows)
+    written, withdrawn = reference_standard.replace_with_imported(target, rows, by=by, when=now)
     audit.record(
         "qualification.reference_copied",
         actor=by,
@@ -333,11 +327,11 @@ def copy_reference(source: Case, target: Case, *, by=None) -> int:
         data={
             "from_case": source.pk,
             "from_refs": [str(r.ref_key) for r in originals],
-            "findings": len(rows),
+            "findings": written,
             "replaced": withdrawn,
         },
     )
-    return len(rows)
+    return written
 
 
 # ----------------------------------------------------------------- reader side
@@ -495,13 +489,6 @@ def passes(test: QualificationTest, sensitivity, fp_per_case, kappa) -> dict[str
 def score_attempt(attempt: QualificationAttempt, *, actor=None) -> QualificationAttempt:
     """Score a finished attempt against the reference; store scores, misses and
     false positives; qualify the reader if they pass."""
-    from annotation_server.adjudication.marks import (
-        grid_for_series,
-        marks_for_reference,
-        marks_for_tasks,
-    )
-    from qc.scoring import CaseRead, score_qualification
-
     test = attempt.test
     project = Project.objects.select_related("protocol", "label_schema").get(pk=test.project_id)
     protocol = project.protocol

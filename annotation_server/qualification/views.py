@@ -1,7 +1,12 @@
 """Qualification pages. Readers: "my qualification" (start or continue an
 attempt; its reads open in the normal workstation at /read/<task_id>/) and the
 result of a submitted attempt with its misses. Managers: the test's thresholds,
-its cases and their reference, and every reader's attempts."""
+its cases and their reference, and every reader's attempts.
+
+The POST views are form handling: a refused start, case or reference goes back to
+the form's page as a message (post, redirect, get), so they catch the service's
+errors themselves; anything else takes the one domain-error path.
+URLs: qualification/urls.py."""
 
 from __future__ import annotations
 
@@ -18,12 +23,17 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from annotation_server.imaging.views import managed_project
 from annotation_server.projects.models import Case, Project
-from annotation_server.projects.permissions import MANAGE, READ, has_project_perm
+from annotation_server.projects.permissions import (
+    MANAGE,
+    READ,
+    has_project_perm,
+    managed_project_or_404,
+)
 from annotation_server.projects.schema import SchemaError
-from annotation_server.reading import qualification as q
-from annotation_server.reading.models import QualificationAttempt, QualificationTest, ReadingTask
+from annotation_server.qualification import services as q
+from annotation_server.qualification.models import QualificationAttempt, QualificationTest
+from annotation_server.reading.models import ReadingTask
 
 
 class ThresholdForm(forms.ModelForm):
@@ -62,7 +72,7 @@ def my_qualification(request, slug: str):
         if has_project_perm(request.user, project, MANAGE):
             return redirect("qualification-manage", slug=slug)
         return render(
-            request, "reading/qualification.html", {"project": project, "not_reader": True}
+            request, "qualification/qualification.html", {"project": project, "not_reader": True}
         )
     test = q.active_test(project)
     status = q.status_for(test, request.user) if test else None
@@ -71,7 +81,7 @@ def my_qualification(request, slug: str):
         tasks = list(status["open"].tasks.select_related("case").order_by("case__code", "pk"))
     return render(
         request,
-        "reading/qualification.html",
+        "qualification/qualification.html",
         {"project": project, "test": test, "status": status, "tasks": tasks},
     )
 
@@ -107,7 +117,7 @@ def attempt_result(request, slug: str, attempt_id: int):
         raise Http404("No such attempt.")
     return render(
         request,
-        "reading/qualification_result.html",
+        "qualification/qualification_result.html",
         {
             "project": project,
             "attempt": attempt,
@@ -121,7 +131,7 @@ def attempt_result(request, slug: str, attempt_id: int):
 
 @login_required
 def manage(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     tests = list(_tests(project))
     test = tests[0] if tests else None
     context = {"project": project, "tests": tests, "test": test}
@@ -148,7 +158,7 @@ def manage(request, slug: str):
         )
     else:
         context["form"] = ThresholdForm(initial={"name": _("Qualification set")})
-    return render(request, "reading/qualification_manage.html", context)
+    return render(request, "qualification/qualification_manage.html", context)
 
 
 def _managed_ids(user) -> set[int]:
@@ -160,7 +170,7 @@ def _managed_ids(user) -> set[int]:
 @login_required
 @require_POST
 def save_settings(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     test = _tests(project).first()
     form = ThresholdForm(request.POST, instance=test)
     if not form.is_valid():
@@ -184,7 +194,7 @@ def save_settings(request, slug: str):
 @login_required
 @require_POST
 def edit_cases(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     test = get_object_or_404(_tests(project), pk=request.POST.get("test") or 0)
     case = get_object_or_404(Case, project=project, pk=request.POST.get("case") or 0)
     try:
@@ -201,8 +211,8 @@ def edit_cases(request, slug: str):
 @require_POST
 def upload_reference(request, slug: str):
     """A JSON file {"cases": {"<case code>": [finding, ...], ...}} (see
-    qualification.import_reference for a finding's fields)."""
-    project = managed_project(request, slug)
+    services.import_reference for a finding's fields)."""
+    project = managed_project_or_404(request, slug)
     upload = request.FILES.get("reference")
     try:
         payload = json.loads(upload.read().decode("utf-8")) if upload else None
@@ -219,7 +229,7 @@ def upload_reference(request, slug: str):
 @login_required
 @require_POST
 def copy_reference(request, slug: str):
-    project = managed_project(request, slug)
+    project = managed_project_or_404(request, slug)
     target = get_object_or_404(Case, project=project, pk=request.POST.get("target") or 0)
     source = get_object_or_404(
         Case, pk=request.POST.get("source") or 0, project_id__in=_managed_ids(request.user)

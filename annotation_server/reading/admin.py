@@ -1,12 +1,6 @@
 from django.contrib import admin
 
-from annotation_server.reading.models import (
-    CaseLabel,
-    Finding,
-    QualificationAttempt,
-    QualificationTest,
-    ReadingTask,
-)
+from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 
 
 @admin.register(ReadingTask)
@@ -27,15 +21,3 @@ class FindingAdmin(admin.ModelAdmin):
 class CaseLabelAdmin(admin.ModelAdmin):
     list_display = ("task", "version", "updated_at")
     raw_id_fields = ("task",)
-
-
-@admin.register(QualificationTest)
-class QualificationTestAdmin(admin.ModelAdmin):
-    list_display = ("name", "project", "min_sensitivity", "max_fp_per_case", "active")
-    filter_horizontal = ("cases",)
-
-
-@admin.register(QualificationAttempt)
-class QualificationAttemptAdmin(admin.ModelAdmin):
-    list_display = ("test", "reader", "number", "sensitivity", "fp_per_case", "passed")
-    list_filter = ("passed",)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from annotation_server.accounts.models import Role
 from annotation_server.imaging.models import Instance
+from annotation_server.projects.services import grant_role
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 from tests import factories
 
@@ -93,3 +95,12 @@ def protocol(project):
     p.match_threshold = 5.0
     p.save()
     return p
+
+
+@pytest.fixture
+def two_blind(protocol, project, arbitrator_b, arbitrator_c):
+    protocol.arbitration_mode = "two_blind_tiebreak"
+    protocol.save()
+    grant_role(project, arbitrator_b, Role.ARBITRATOR)
+    grant_role(project, arbitrator_c, Role.ARBITRATOR)
+    return protocol

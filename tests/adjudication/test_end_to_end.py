@@ -32,10 +32,11 @@ from annotation_server.imaging.services import index_datasets
 from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Case, Membership
 from annotation_server.projects.services import grant_role
+from annotation_server.qualification import services as q
+from annotation_server.qualification.models import QualificationAttempt
 from annotation_server.reading import assignment
-from annotation_server.reading import qualification as q
 from annotation_server.reading.anonymise import ReaderLabeller
-from annotation_server.reading.models import Finding, QualificationAttempt, ReadingTask
+from annotation_server.reading.models import Finding, ReadingTask
 from tests import factories
 from tests.adjudication.conftest import add_finding, ellipse
 from tests.adjudication.test_arbitration import decide, disputed_case

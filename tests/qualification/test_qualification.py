@@ -11,12 +11,12 @@ from django.core.management import CommandError, call_command
 
 from annotation_server.adjudication.models import ReferenceFinding
 from annotation_server.audit.models import AuditEvent
-from annotation_server.projects import assignment
 from annotation_server.projects.models import Case, Membership
 from annotation_server.projects.schema import SchemaError
-from annotation_server.reading import phases, services
-from annotation_server.reading import qualification as q
-from annotation_server.reading.models import QualificationAttempt, ReadingTask
+from annotation_server.qualification import services as q
+from annotation_server.qualification.models import QualificationAttempt
+from annotation_server.reading import assignment, phases, services
+from annotation_server.reading.models import ReadingTask
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -16,8 +16,9 @@ from annotation_server.audit.models import AuditEvent
 from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Case, Membership
 from annotation_server.projects.services import grant_role
+from annotation_server.qualification.models import QualificationTest
 from annotation_server.reading import assignment
-from annotation_server.reading.models import CaseLabel, Finding, QualificationTest, ReadingTask
+from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 from tests import factories
 from tests.worker import wait_for_job
 

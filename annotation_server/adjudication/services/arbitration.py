@@ -26,9 +26,8 @@ from annotation_server.adjudication.services.common import (
     SignatureError,
     reference_centre,
     shapes_for,
-    write_labels,
-    write_reference,
 )
+from annotation_server.adjudication.services.reference import write_labels, write_reference
 from annotation_server.adjudication.services.settle import (
     arbitrator_candidates,
     consensus_rule,

@@ -1,4 +1,5 @@
-"""Constants, errors and the reference writers shared by settling and arbitration."""
+"""Constants, errors and the geometry helpers shared by settling and arbitration
+(the reference writers are in reference.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 
-from annotation_server.adjudication.models import (
-    Cluster,
-    ReferenceFinding,
-    ReferenceLabels,
-)
+from annotation_server.adjudication.models import Cluster
+from annotation_server.errors import DomainError
 
 # The geometry written for auto-accepted clusters.
 AUTO_CONSENSUS_METHOD = "majority"
@@ -34,11 +32,11 @@ REASON_CODES: dict[str, Any] = {
 }
 
 
-class SettleError(Exception):
+class SettleError(DomainError):
     """The case cannot be settled now (reads missing, no grid for the rule...)."""
 
 
-class ArbitrationError(Exception):
+class ArbitrationError(DomainError):
     """An arbitration step is not possible (no arbitrator, incomplete decisions...)."""
 
 
@@ -62,77 +60,3 @@ def reference_centre(geometry: dict, cluster: Cluster, grid) -> tuple:
     if centre is None:
         return (cluster.centre_x_mm, cluster.centre_y_mm, cluster.centre_z_mm)
     return centre
-
-
-def write_reference(
-    cluster: Cluster,
-    *,
-    status,
-    decision,
-    finding_type,
-    geometry,
-    attributes,
-    diameter_mm,
-    supporting,
-    when,
-    task=None,
-    by=None,
-    reason_code="",
-    reason_text="",
-    grid_centre=None,
-) -> ReferenceFinding:
-    """A new revision of the cluster's reference finding (the first, or superseding)."""
-    current = (
-        ReferenceFinding.objects.select_for_update()
-        .filter(ref_key=cluster.ref_key, is_current=True)
-        .first()
-    )
-    if current is not None:
-        ReferenceFinding.objects.filter(pk=current.pk).update(is_current=False)
-    centre = grid_centre or (cluster.centre_x_mm, cluster.centre_y_mm, cluster.centre_z_mm)
-    ref = ReferenceFinding.objects.create(
-        case=cluster.case,
-        ref_key=cluster.ref_key,
-        revision=(current.revision + 1) if current else 1,
-        is_current=True,
-        supersedes=current,
-        status=status,
-        finding_type=finding_type,
-        geometry=geometry,
-        centre_x_mm=centre[0],
-        centre_y_mm=centre[1],
-        centre_z_mm=centre[2],
-        diameter_mm=diameter_mm,
-        attributes=attributes,
-        decision=decision,
-        arbitration_task=task,
-        decided_by=by,
-        decided_at=when,
-        reason_code=reason_code,
-        reason_text=reason_text,
-        match_rule=cluster.match_rule,
-        match_threshold=cluster.match_threshold,
-    )
-    ref.supporting_findings.set(supporting)
-    return ref
-
-
-def write_labels(case, values, provenance, decision, when, task=None) -> ReferenceLabels:
-    current = ReferenceLabels.objects.select_for_update().filter(case=case, is_current=True).first()
-    if current is not None:
-        ReferenceLabels.objects.filter(pk=current.pk).update(is_current=False)
-    return ReferenceLabels.objects.create(
-        case=case,
-        revision=(current.revision + 1) if current else 1,
-        is_current=True,
-        supersedes=current,
-        values=values,
-        provenance=provenance,
-        decision=decision,
-        arbitration_task=task,
-        decided_by=task.arbitrator if task else None,
-        decided_at=when,
-    )
-
-
-# ---------------------------------------------------------------- re-arbitration

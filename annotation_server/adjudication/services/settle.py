@@ -19,9 +19,8 @@ from annotation_server.adjudication.services.common import (
     AUTO_CONSENSUS_METHOD,
     ArbitrationError,
     SettleError,
-    write_labels,
-    write_reference,
 )
+from annotation_server.adjudication.services.reference import write_labels, write_reference
 from annotation_server.audit import services as audit
 from annotation_server.projects.models import Case, Membership, ReadingProtocol
 from annotation_server.projects.services import transition

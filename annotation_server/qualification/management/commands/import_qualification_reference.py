@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation_server.projects.models import Project
 from annotation_server.projects.schema import SchemaError
-from annotation_server.reading import qualification as q
+from annotation_server.qualification import services as q
 
 
 class Command(BaseCommand):

@@ -26,9 +26,9 @@ from annotation_server.accounts.models import Role, Site, UserProfile
 from annotation_server.imaging.ingest.pipeline import ingest
 from annotation_server.imaging.ingest.sources import Candidate
 from annotation_server.projects.models import Case, LabelSchema, Project
-from annotation_server.projects.qc_service import check_case
-from annotation_server.projects.services import create_project, grant_role, override_qc
-from annotation_server.reading import qualification
+from annotation_server.projects.services import create_project, grant_role
+from annotation_server.qualification import services as qualification
+from annotation_server.quality.services import check_case, override_qc
 from annotation_server.reading import services as reading
 from annotation_server.reading.assignment import assign_project
 from annotation_server.reading.models import ReadingTask
