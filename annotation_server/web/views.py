@@ -74,7 +74,7 @@ def worklist(request):
     project = request.GET.get("project")
     if project:
         tasks = tasks.filter(case__project__slug=project)
-    from annotation_server.projects.qc_service import latest_reports, warnings_of
+    from annotation_server.quality.services import latest_reports, warnings_of
 
     tasks = list(tasks)
     reports = latest_reports([t.case_id for t in tasks])
