@@ -1,8 +1,10 @@
 """Append-only audit log with a hash chain.
 
 Every row carries the SHA-256 of the previous row, so removing or editing a row
-anywhere breaks the chain from that point on (`services.verify_chain`). On
-PostgreSQL a trigger also refuses UPDATE and DELETE on the table.
+anywhere breaks the chain from that point on (`services.verify_chain`), and
+signed anchors of the chain's head, kept outside the table, expose truncation and
+re-hashing (`services.write_anchor`). Database triggers refuse UPDATE and DELETE
+on the table (PostgreSQL: migration 0002; SQLite: 0003).
 """
 
 from __future__ import annotations

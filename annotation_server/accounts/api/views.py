@@ -1,3 +1,4 @@
+from django.contrib.auth import get_user_model
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAdminUser
 
@@ -19,4 +20,6 @@ class MeViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = MeSerializer
 
     def get_queryset(self):
-        return type(self.request.user).objects.filter(pk=self.request.user.pk)
+        # Not type(request.user): under session authentication that is Django's
+        # lazy wrapper, and /me/ answered 500 to every browser.
+        return get_user_model().objects.filter(pk=self.request.user.pk)
