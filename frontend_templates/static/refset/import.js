@@ -1,6 +1,8 @@
 // Import page: collect files from drops (folders walked recursively) or pickers,
 // upload them with progress, then follow the import job and show its report.
 
+import { api } from "./common/http.js";
+
 const form = document.getElementById("import-form");
 const T = JSON.parse(document.getElementById("import-strings").textContent);
 const picked = [];  // [{file, path}]
@@ -110,8 +112,7 @@ function report(job) {
 
 async function follow(job) {
   for (;;) {
-    const response = await fetch(`${form.dataset.jobs}${job.id}/`, { headers: { Accept: "application/json" } });
-    job = await response.json();
+    ({ data: job } = await api("GET", `${form.dataset.jobs}${job.id}/`));
     bar("job-progress", job.progress);
     if (["succeeded", "failed", "cancelled"].includes(job.state)) break;
     await new Promise((r) => setTimeout(r, 800));

@@ -5,37 +5,25 @@
 // based on. If someone saved a newer version first (another tab, another session)
 // the server answers 409: the queue stops, keeps the local decisions, and offers to
 // merge them onto the newer version (the items changed here win) or to discard them.
-//
-// States: "saved", "pending", "saving", "retrying", "error", "conflict", "locked".
+// Debounce, retries with backoff (and at once when the browser is online again) and
+// the visible state are the shared save queue's (common/savequeue.js).
 
-import { api, HttpError } from "../viewer/autosave.js";
-
-const DEBOUNCE_MS = 600;
+import { api, HttpError } from "../common/http.js";
+import { SaveQueueCore } from "../common/savequeue.js";
 
 function copy(value) {
   return JSON.parse(JSON.stringify(value));
 }
 
-export class DraftSaver extends EventTarget {
+export class DraftSaver extends SaveQueueCore {
   constructor({ apiRoot, taskId, version, decisions }) {
-    super();
+    super({ debounceMs: 600, firstRetryMs: 2000, maxBackoffMs: 30000 });
     this.url = `${apiRoot}arbitration-tasks/${taskId}/`;
     this.key = `refset.arbitration.${taskId}`;
     this.version = version;
     this.local = { clusters: {}, labels: {}, ...copy(decisions || {}) };
     this.dirty = new Set();
     this.changes = 0;
-    this.state = "saved";
-    this.message = "";
-    this.timer = null;
-    this.running = null;
-    this.failures = 0;
-  }
-
-  _setState(state, message = "") {
-    this.state = state;
-    this.message = message;
-    this.dispatchEvent(new CustomEvent("state", { detail: { state, message } }));
   }
 
   _persist() {
@@ -80,7 +68,7 @@ export class DraftSaver extends EventTarget {
       );
       return true;
     }
-    this._schedule();
+    this.changed();
     return true;
   }
 
@@ -97,73 +85,41 @@ export class DraftSaver extends EventTarget {
     this.dirty.add(`${kind}:${id}`);
     this.changes += 1;
     this._persist();
-    if (this.state !== "conflict") this._schedule();
+    this.changed();
   }
 
-  _schedule(delay = DEBOUNCE_MS) {
-    clearTimeout(this.timer);
-    if (this.state !== "saving" && this.state !== "retrying") this._setState("pending");
-    this.timer = setTimeout(() => this.flush(), delay);
+  get pending() {
+    return this.dirty.size > 0;
   }
 
-  get idle() {
-    return !this.running && !this.dirty.size;
-  }
-
-  /** Save now; resolves when this save (or the one running) is done. */
-  async flush() {
-    clearTimeout(this.timer);
-    if (this.running) {
-      await this.running;
-      if (this.dirty.size && this.state !== "conflict" && this.state !== "error") return this.flush();
-      return;
-    }
-    if (!this.dirty.size || this.state === "conflict" || this.state === "locked") return;
-    this.running = this._send().finally(() => (this.running = null));
-    await this.running;
-  }
-
-  async _send() {
+  async _save() {
     const sentAt = this.changes;
-    const body = { decisions: copy(this.local), version: this.version };
-    this._setState("saving");
-    try {
-      const { data } = await api("PUT", `${this.url}decisions/`, body);
-      this.version = data.version;
-      this.failures = 0;
-      if (this.changes === sentAt) {
-        this.dirty.clear();
-        this._persist();
-        this._setState("saved");
-      } else {
-        this._persist();
-        this._schedule();
-      }
-      this.dispatchEvent(new CustomEvent("saved", { detail: data }));
-    } catch (error) {
-      if (error instanceof HttpError && error.status === 409) {
-        this._setState(
-          "conflict",
-          error.body.code === "version_conflict"
-            ? interpolate(
-                gettext("Someone saved these decisions elsewhere first (version %s; you edited version %s). Nothing was overwritten and your changes are kept here."),
-                [error.body.current_version, this.version],
-              )
-            : error.message,
-        );
-      } else if (error instanceof HttpError && error.status === 400) {
-        const detail = error.body.detail;
-        this._setState("error", Array.isArray(detail) ? detail.join("; ") : error.message);
-      } else if (error instanceof HttpError && error.status === 403) {
-        this._setState("locked", error.message);
-      } else {
-        this.failures += 1;
-        const wait = Math.min(30000, 1000 * 2 ** Math.min(this.failures, 5));
-        this._setState("retrying", interpolate(gettext("Saving failed (%s); retrying…"), [error.message]));
-        clearTimeout(this.timer);
-        this.timer = setTimeout(() => this.flush(), wait);
-      }
+    const { data } = await api("PUT", `${this.url}decisions/`, { decisions: copy(this.local), version: this.version });
+    this.version = data.version;
+    if (this.changes === sentAt) this.dirty.clear();
+    this._persist();
+    this.dispatchEvent(new CustomEvent("saved", { detail: data }));
+  }
+
+  /** 409: saved elsewhere first; 403: no longer this arbitrator's to change. */
+  _stopFor(error) {
+    if (error instanceof HttpError && error.status === 409) {
+      return [
+        "conflict",
+        error.body.code === "version_conflict"
+          ? interpolate(
+              gettext("Someone saved these decisions elsewhere first (version %s; you edited version %s). Nothing was overwritten and your changes are kept here."),
+              [error.body.current_version, this.version],
+            )
+          : error.message,
+      ];
     }
+    if (error instanceof HttpError && error.status === 403) return ["locked", error.message];
+    return super._stopFor(error);
+  }
+
+  _retryText(error) {
+    return interpolate(gettext("Saving failed (%s); retrying…"), [error.message]);
   }
 
   /** After a conflict: load the newest version, re-apply the items changed here, save. */

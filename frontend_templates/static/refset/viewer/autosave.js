@@ -2,17 +2,16 @@
 // tab or a network failure loses nothing), then sent after a short pause. Each
 // update or delete carries the version it was based on; the server answers 409 if
 // another tab or window saved first, and the queue stops with a clear message
-// instead of overwriting. Network failures retry with backoff (and at once when
-// the browser says it is online again).
+// instead of overwriting. Debounce, retries with backoff (and at once when the
+// browser says it is online again) and the visible state are the shared save
+// queue's (common/savequeue.js); this module knows what a read sends.
 //
 // The buffer is one localStorage entry per task holding one record per finding
 // uid; a queue only writes or removes the records it made, so two tabs of the
 // same read never wipe each other's unsaved changes.
-//
-// States: "saved", "pending", "saving", "retrying", "error", "conflict", "locked".
 
-const DEBOUNCE_MS = 700;
-const MAX_BACKOFF_MS = 10000;
+import { api, HttpError } from "../common/http.js";
+import { SaveQueueCore } from "../common/savequeue.js";
 
 /** JSON with sorted keys: the server (PostgreSQL jsonb) does not keep key order. */
 export function canonical(value) {
@@ -29,50 +28,13 @@ export function canonical(value) {
 
 const same = (a, b) => canonical(a) === canonical(b);
 
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-export class HttpError extends Error {
-  constructor(status, body) {
-    super(body && body.detail ? body.detail : `HTTP ${status}`);
-    this.status = status;
-    this.body = body || {};
-  }
-}
-
-export async function api(method, url, body, { keepalive = false } = {}) {
-  const response = await fetch(url, {
-    method,
-    credentials: "same-origin",
-    keepalive,
-    headers: {
-      Accept: "application/json",
-      "Content-Type": "application/json",
-      "X-CSRFToken": csrfToken(),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  let data = null;
-  if (response.status !== 204) {
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-  }
-  if (!response.ok) throw new HttpError(response.status, data);
-  return { status: response.status, data };
-}
-
-export class SaveQueue extends EventTarget {
+export class SaveQueue extends SaveQueueCore {
   /**
    * server: {uid: {id, version}} for findings the server has; caseLabel: {values, version}.
    * taskVersion: the task's version as loaded; it rises by one with each of our writes.
    */
   constructor({ apiRoot, taskId, store, server, caseLabel, taskVersion }) {
-    super();
+    super({ debounceMs: 700, firstRetryMs: 1000, maxBackoffMs: 10000 });
     this.apiRoot = apiRoot;
     this.taskId = taskId;
     this.store = store;
@@ -81,22 +43,12 @@ export class SaveQueue extends EventTarget {
     this.caseLabelDirty = false;
     this.taskVersion = taskVersion;
     this.dirty = new Set();
-    this.state = "saved";
-    this.message = "";
-    this.timer = null;
-    this.running = null;
-    this.failures = 0;
     this.key = `refset.read.${taskId}`;
     this.mine = new Set();
     this.caseLabelMine = false;
     store.addEventListener("change", (e) => {
       if (e.detail.why !== "restore") this.touch(e.detail.uid);
     });
-    if (typeof window !== "undefined") {
-      window.addEventListener("online", () => {
-        if (!this.idle && (this.state === "retrying" || this.state === "pending")) this.schedule(0);
-      });
-    }
   }
 
   // -- local buffer ------------------------------------------------------------
@@ -179,83 +131,43 @@ export class SaveQueue extends EventTarget {
 
   // -- queue ---------------------------------------------------------------------
 
-  _setState(state, message = "") {
-    this.state = state;
-    this.message = message;
-    this.dispatchEvent(new CustomEvent("state", { detail: { state, message } }));
-  }
-
   touch(uid) {
-    if (this.state === "conflict" || this.state === "locked") return;
+    if (this.stopped) return;
     this.dirty.add(uid);
     this.mine.add(uid);
     this._persist();
-    this._setState("pending");
-    this.schedule(DEBOUNCE_MS);
+    this.changed();
   }
 
   setCaseLabel(values) {
-    if (this.state === "conflict" || this.state === "locked") return;
+    if (this.stopped) return;
     this.caseLabel = { ...this.caseLabel, values };
     this.caseLabelDirty = true;
     this._persist();
-    this._setState("pending");
-    this.schedule(DEBOUNCE_MS);
+    this.changed();
   }
 
-  schedule(ms) {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.flush(), ms);
+  get pending() {
+    return this.dirty.size > 0 || this.caseLabelDirty;
   }
 
-  get idle() {
-    return !this.dirty.size && !this.caseLabelDirty;
-  }
-
-  /** Send everything pending; resolves when done (or stopped by an error). */
-  async flush() {
-    clearTimeout(this.timer);
-    if (this.running) {
-      await this.running;
-      if (this.idle || this.state === "conflict" || this.state === "locked") return;
+  async _save() {
+    for (const uid of [...this.dirty]) {
+      await this._sendFinding(uid);
+      this.dirty.delete(uid);
+      this._persist();
     }
-    this.running = this._run();
-    try {
-      await this.running;
-    } finally {
-      this.running = null;
-    }
-  }
-
-  async _run() {
-    if (this.idle) {
-      if (this.state !== "conflict" && this.state !== "locked") this._setState("saved");
-      return;
-    }
-    this._setState(this.failures ? "retrying" : "saving");
-    try {
-      for (const uid of [...this.dirty]) {
-        await this._sendFinding(uid);
-        this.dirty.delete(uid);
-        this._persist();
-      }
-      if (this.caseLabelDirty) {
-        const sent = this.caseLabel.values;
-        const { data } = await api("PUT", `${this.apiRoot}reading-tasks/${this.taskId}/case-label/`, {
-          values: sent,
-          version: this.caseLabel.version,
-        });
-        this.taskVersion += 1;
-        const changedMeanwhile = this.caseLabel.values !== sent;
-        this.caseLabel = { values: this.caseLabel.values, version: data.version };
-        this.caseLabelDirty = changedMeanwhile;
-        this._persist();
-      }
-      this.failures = 0;
-      if (this.idle) this._setState("saved");
-      else this.schedule(0);
-    } catch (error) {
-      this._failed(error);
+    if (this.caseLabelDirty) {
+      const sent = this.caseLabel.values;
+      const { data } = await api("PUT", `${this.apiRoot}reading-tasks/${this.taskId}/case-label/`, {
+        values: sent,
+        version: this.caseLabel.version,
+      });
+      this.taskVersion += 1;
+      const changedMeanwhile = this.caseLabel.values !== sent;
+      this.caseLabel = { values: this.caseLabel.values, version: data.version };
+      this.caseLabelDirty = changedMeanwhile;
+      this._persist();
     }
   }
 
@@ -305,39 +217,25 @@ export class SaveQueue extends EventTarget {
     this.server[uid] = { id: data.id, version: data.version };
   }
 
-  _failed(error) {
-    if (error instanceof HttpError) {
-      if (error.status === 409 && error.body.code === "read_locked") {
-        this._setState("locked", error.message);
-        return;
-      }
-      if (error.status === 409 || error.status === 404) {
-        this._setState(
-          "conflict",
-          gettext(
-            "This read was changed in another tab or window. Your last change was not saved over it: reload the page to continue from the newest version.",
-          ),
-        );
-        return;
-      }
-      if (error.status === 400) {
-        const details = (error.body.errors || []).join("; ") || error.message;
-        this._setState("error", details);
-        return;
-      }
-      if (error.status === 403) {
-        this._setState("error", gettext("You are logged out or no longer allowed to change this read."));
-        return;
-      }
+  /** A lock, a conflict (404: deleted elsewhere) or a refusal stops the queue. */
+  _stopFor(error) {
+    if (!(error instanceof HttpError)) return null;
+    if (error.status === 409 && error.body.code === "read_locked") return ["locked", error.message];
+    if (error.status === 409 || error.status === 404) {
+      return [
+        "conflict",
+        gettext(
+          "This read was changed in another tab or window. Your last change was not saved over it: reload the page to continue from the newest version.",
+        ),
+      ];
     }
-    this.failures += 1;
-    const wait = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(this.failures - 1, 5));
-    this._setState(
-      "retrying",
-      interpolate(gettext("Not saved yet (network): retrying in %s s. Your work is kept in this browser."), [
-        Math.round(wait / 1000),
-      ]),
-    );
-    this.schedule(wait);
+    if (error.status === 403) return ["error", gettext("You are logged out or no longer allowed to change this read.")];
+    return super._stopFor(error);
+  }
+
+  _retryText(error, wait) {
+    return interpolate(gettext("Not saved yet (network): retrying in %s s. Your work is kept in this browser."), [
+      Math.round(wait / 1000),
+    ]);
   }
 }

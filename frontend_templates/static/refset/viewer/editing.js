@@ -3,7 +3,7 @@
 // next slice, rulers and long/short axes. Installed on Workstation.prototype.
 
 import { findingCentreMm, hitShape, round2 } from "./geometry.js";
-import { OTHER_COLOURS, OWN_COLOURS, readerNumber } from "./ui.js";
+import { OTHER_COLOURS, OWN_COLOURS, readerNumber, saveJSON } from "./ui.js";
 
 /** Methods of Workstation that edit findings on the image. */
 export const editingMethods = {
@@ -22,10 +22,6 @@ export const editingMethods = {
 
   isOwn(uid) {
     return Boolean(this.store.get(uid));
-  },
-
-  _shapeOn(geometry, index) {
-    return (geometry.shapes || []).find((s) => s.slice_index === index) || null;
   },
 
   selectedShape() {
@@ -168,7 +164,7 @@ export const editingMethods = {
 
   addMeasurement(a, b) {
     this.measurements.push({ slice_index: this.slice, a: round2([a])[0], b: round2([b])[0] });
-    this._saveJSON(this.measureKey, this.measurements);
+    saveJSON(this.measureKey, this.measurements);
     this.flash(this._lengthText(a, b));
   },
 

@@ -1,41 +1,16 @@
-// Painting the view: one paint per animation frame (redraw() coalesces), the
-// windowed slice (a reduced preview while a window drag runs on a large minified
-// image), overlays (others' marks, proposals, own findings, rulers, the shape
-// being drawn) and the corner texts. Installed on Workstation.prototype.
+// Painting the workstation's view: the windowed slice is sliceview.js's
+// _paintSlice() (one paint per animation frame, a reduced preview while a window
+// drag runs on a large minified image); here the overlays (others' marks,
+// proposals, own findings, rulers, the shape being drawn), the corner texts and
+// the paint timings. Installed on Workstation.prototype.
 
-import { sliceViewMethods } from "./sliceview.js";
 import { $, PROPOSAL_COLOUR, presetLabel } from "./ui.js";
 
-// Shared with the arbitration view (sliceview.js); listed here as well so that
-// paintingMethods stays complete on its own.
-const { pointerAt, redraw, _fetchSliceSoon } = sliceViewMethods;
-
-/** Methods of Workstation that paint the canvas and its corner texts. */
+/** Methods of Workstation that paint the overlays and corner texts. */
 export const paintingMethods = {
-  pointerAt,
-  redraw,
-  _fetchSliceSoon,
-
   paint() {
-    this.needsPaint = false;
     const t0 = performance.now();
-    const frame = this.frames[this.slice];
-    let image = null;
-    if (frame && frame.values && this.window) {
-      const invert = this.headerInvert !== this.invert;
-      image = this.renderer.render(frame, this.window.center, this.window.width, invert, this.slice, {
-        step: this.previewStep(frame),
-      });
-      if (!this.firstImageAt) {
-        this.firstImageAt = performance.now();
-        performance.mark("ws:first-image");
-        document.body.dataset.firstImage = "1";
-      }
-    } else if (!frame) {
-      this._fetchSliceSoon();
-    }
-    const size = frame && frame.values ? [frame.header.columns, frame.header.rows] : null;
-    this.viewport.draw(image, (ctx) => this._overlay(ctx, frame), size);
+    const frame = this._paintSlice();
     this._overlayText(frame);
     this.paintTimes.push(performance.now() - t0);
     if (this.paintTimes.length > 2000) this.paintTimes.splice(0, 1000);

@@ -5,6 +5,8 @@
 // a multiple of 8. A series body is records in slice order. Each frame's pixels
 // are copied once into their own ArrayBuffer so typed arrays start aligned.
 
+import { request } from "../common/http.js";
+
 export const MEDIA_TYPE = "application/vnd.refset.pixels";
 const decoder = new TextDecoder();
 
@@ -53,12 +55,7 @@ export function parseRecords(bytes, start, end) {
 
 /** One slice: GET /api/v1/instances/{id}/pixels/. */
 export async function fetchInstance(apiRoot, instanceId, { signal } = {}) {
-  const response = await fetch(`${apiRoot}instances/${instanceId}/pixels/`, {
-    credentials: "same-origin",
-    headers: { Accept: MEDIA_TYPE },
-    signal,
-  });
-  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const response = await request("GET", `${apiRoot}instances/${instanceId}/pixels/`, { accept: MEDIA_TYPE, signal });
   const bytes = new Uint8Array(await response.arrayBuffer());
   const { frames } = parseRecords(bytes, 0, bytes.length);
   if (!frames.length) throw new Error("empty pixel record");
@@ -70,12 +67,7 @@ export async function fetchInstance(apiRoot, instanceId, { signal } = {}) {
  * for each record as it arrives and onProgress({bytes, total, frames}) per chunk.
  */
 export async function streamSeries(apiRoot, seriesId, { onFrame, onProgress, signal } = {}) {
-  const response = await fetch(`${apiRoot}series/${seriesId}/pixels/`, {
-    credentials: "same-origin",
-    headers: { Accept: MEDIA_TYPE },
-    signal,
-  });
-  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const response = await request("GET", `${apiRoot}series/${seriesId}/pixels/`, { accept: MEDIA_TYPE, signal });
   const total = Number(response.headers.get("Content-Length")) || 0;
   const expected = Number(response.headers.get("X-Refset-Frames")) || 0;
   const reader = response.body.getReader();

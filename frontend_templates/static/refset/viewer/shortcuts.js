@@ -1,5 +1,7 @@
-// Every command has a key. The same table drives the key handler and the `?`
-// overlay, so the overlay cannot drift from what the keys do.
+// Every command has a key. The same table drives the key handler of both editing
+// pages (the workstation, and the arbitration view for the commands it has: see
+// sliceview.js _pageKeys) and the `?` overlay, so the overlay cannot drift from
+// what the keys do.
 
 import "./i18n.js";
 
@@ -94,10 +96,39 @@ export function comboOf(event) {
   return parts.join("+");
 }
 
-export function keymap() {
+/** combo → action for every row of the table, or for the actions `accepts` keeps. */
+export function keymap(accepts = () => true) {
   const map = new Map();
-  for (const [, rows] of shortcutTable()) for (const [combo, action] of rows) map.set(combo, action);
+  for (const [, rows] of shortcutTable()) {
+    for (const [combo, action] of rows) if (accepts(action)) map.set(combo, action);
+  }
   return map;
+}
+
+/**
+ * Send the page's key presses to host.command(action) through `keys` (a keymap):
+ * a drawing in progress takes its keys first (host.tools.key). In a text field
+ * only the `whileTyping` combos act (Esc also leaves the field). `intercept(combo)`
+ * returning true takes a key before all that (an open dialog).
+ */
+export function bindKeys(host, keys, { whileTyping = ["escape", "ctrl+s"], intercept = null } = {}) {
+  document.addEventListener("keydown", (e) => {
+    const combo = comboOf(e);
+    if (intercept && intercept(combo)) return;
+    const target = e.target;
+    const field = target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName);
+    const typing = field && target.type !== "range";
+    if (typing && !whileTyping.includes(combo)) return;
+    if (host.tools.key(combo)) {
+      e.preventDefault();
+      return;
+    }
+    const action = keys.get(combo);
+    if (!action) return;
+    e.preventDefault();
+    if (field && combo === "escape") target.blur();
+    host.command(action);
+  });
 }
 
 /** Fill the help overlay from the table. */

@@ -1,17 +1,30 @@
 // The slice view the reading workstation and the arbitration view share, installed
-// on both page controllers' prototypes (Workstation, Arbitration): frames arriving
-// from the series stream or one slice fetched alone, the first frame's header, one
-// paint per animation frame, loading progress, window preset buttons, the save
+// on both page controllers' prototypes (Workstation, Arbitration): the view's state,
+// frames arriving from the series stream or one slice fetched alone, the first
+// frame's header, slice navigation, the window and its presets, the view commands
+// of the shortcut table, one paint per animation frame, loading progress, the save
 // indicator, the flash line, tool buttons and reader toggles. What differs between
-// the two pages (their own windowing memory, tools and panels) stays in each.
+// the two pages is an option of _initSliceView(): the workstation remembers the view
+// and previews a window drag; each page keeps its own tools, panels and overlay.
 //
-// A controller provides: boot, apiRoot, geometry, viewport, canvas, count, slice,
-// frames, requested, loadedCount, presets, windowName, rgb, sliderEl, tools, and the
-// methods paint(), goToSlice(), setTool(), applyPreset(), kindFor(), whyCannotDraw().
+// A controller calls _initSliceView(boot, options) first and provides: sliderEl,
+// tools, and the methods _initWindow(header), _overlay(ctx, frame), setTool(),
+// kindFor(), whyCannotDraw(), hitFinding().
 
-import { round2 } from "./geometry.js";
+import { round2, SeriesGeometry } from "./geometry.js";
+import { SliceRenderer } from "./lut.js";
 import { fetchInstance, streamSeries } from "./pixels.js";
-import { $, h, presetLabel } from "./ui.js";
+import { keymap } from "./shortcuts.js";
+import { $, h, loadJSON, presetLabel, saveJSON } from "./ui.js";
+import { Viewport } from "./viewport.js";
+
+// A window drag on an image this large and minified paints a reduced preview per
+// frame (lut.js), and the full-resolution image once the drag rests this long.
+const PREVIEW_MIN_PIXELS = 2_000_000;
+const SHARP_AFTER_MS = 160;
+
+/** The shortcut table's verbs that viewCommand() carries out on either page. */
+export const VIEW_VERBS = new Set(["tool", "slice", "preset", "invert", "reset", "zoom"]);
 
 export const PRESET_KEYS = { lung: "1", mediastinum: "2", bone: "3", brain: "4" };
 
@@ -31,6 +44,59 @@ export function saveStateText(state, savedText) {
 
 /** Methods both page controllers share for showing one series slice by slice. */
 export const sliceViewMethods = {
+  // -- state -------------------------------------------------------------------------
+
+  /**
+   * The page and view state both controllers start from. Options:
+   *   viewKey               localStorage key remembering slice, window and inversion
+   *                         across visits (none: each visit starts afresh);
+   *   previewWhileDragging  a reduced preview per frame while a window drag runs on
+   *                         a large minified image, one sharp paint once it rests;
+   *   resetPreset           the window "reset" returns to (none: the window stays).
+   */
+  _initSliceView(boot, { viewKey = null, previewWhileDragging = false, resetPreset = null } = {}) {
+    this.boot = boot;
+    this.lang = boot.lang;
+    this.schema = boot.schema;
+    this.apiRoot = boot.urls.api;
+    this.task = boot.task;
+    this.writable = boot.writable;
+    this.geometry = new SeriesGeometry(boot.series);
+    this.count = Math.max(this.geometry.slices.length, 1);
+    this.frames = new Array(this.count).fill(null);
+    this.requested = new Set();
+    this.loadedCount = 0;
+    this.seriesDone = false;
+    this.viewKey = viewKey;
+    this.previewWhileDragging = previewWhileDragging;
+    this.resetPreset = resetPreset;
+    const view = (viewKey && loadJSON(viewKey)) || {};
+    this.slice = Math.min(Math.max(view.slice || 0, 0), this.count - 1);
+    this.window = view.window || null;
+    this.windowName = view.windowName || "";
+    this.invert = Boolean(view.invert);
+    this.presets = [];
+    this.defaultWindow = null;
+    this.tool = "select";
+    this.pointer = null;
+    this.needsPaint = false;
+    this.firstImageAt = null;
+    this.hiddenReaders = new Set();
+    this.canvas = $("#ws-canvas");
+    this.viewport = new Viewport(this.canvas, this.geometry);
+    this.renderer = new SliceRenderer();
+  },
+
+  /** Remember the view where the page asked for it (viewKey). */
+  _saveView() {
+    if (!this.viewKey) return;
+    saveJSON(this.viewKey, { slice: this.slice, window: this.window, windowName: this.windowName, invert: this.invert });
+  },
+
+  _shapeOn(geometry, index) {
+    return ((geometry && geometry.shapes) || []).find((s) => s.slice_index === index) || null;
+  },
+
   // -- frames ------------------------------------------------------------------------
 
   _acceptFrame(frame) {
@@ -57,6 +123,22 @@ export const sliceViewMethods = {
     this.headerInvert = Boolean(header.invert);
     this.rgb = Boolean(header.rgb);
     this.presets = header.window_presets || [];
+  },
+
+  /** Load the series: the slice the view starts on alone first unless the stream
+   * starts there, then the whole stream with its progress. */
+  async _load() {
+    if (this.slice > 0) this._fetchSlice(this.slice);
+    const t0 = performance.now();
+    try {
+      await this._streamFrames();
+      this.seriesDone = true;
+      performance.mark("ws:series-loaded");
+      this.seriesMs = performance.now() - t0;
+      this._progress(100, this.loadedCount, this.count, true);
+    } catch (error) {
+      this._progress(null, this.loadedCount, this.count, false, error.message);
+    }
   },
 
   /** Stream the whole series into this.frames, showing the progress; resolves once all arrived. */
@@ -93,7 +175,120 @@ export const sliceViewMethods = {
     }, 150);
   },
 
+  // -- slices, window and view commands ------------------------------------------------
+
+  goToSlice(index) {
+    const next = Math.min(Math.max(Math.round(index), 0), this.count - 1);
+    if (next === this.slice) return;
+    this.slice = next;
+    this.sliderEl.value = String(next);
+    this._saveView();
+    this.redraw();
+  },
+
+  setWindow(center, width, { custom = false, name = "" } = {}) {
+    this.window = { center: Math.round(center * 10) / 10, width: Math.max(1, Math.round(width * 10) / 10) };
+    this.windowName = custom ? "" : name;
+    if (custom && this.previewWhileDragging) this._windowMoving();
+    this._markPreset();
+    this._saveView();
+    this.redraw();
+  },
+
+  /** A drag is changing the window: previews until it rests, then one sharp paint. */
+  _windowMoving() {
+    this.windowMovingAt = performance.now();
+    clearTimeout(this._sharpTimer);
+    this._sharpTimer = setTimeout(() => {
+      this.windowMovingAt = 0;
+      this.redraw();
+    }, SHARP_AFTER_MS);
+  },
+
+  /** 1 for a full-resolution paint, k > 1 for every k-th pixel during a window drag. */
+  previewStep(frame) {
+    if (!this.windowMovingAt || frame.header.rgb) return 1;
+    if (frame.header.rows * frame.header.columns < PREVIEW_MIN_PIXELS) return 1;
+    const step = Math.round(1 / this.viewport.devicePixelsPerImagePixel);
+    return step >= 2 ? step : 1;
+  },
+
+  applyPreset(name) {
+    if (!this.defaultWindow) return;
+    if (name === "file") {
+      this.setWindow(this.defaultWindow.center, this.defaultWindow.width, { name: "file" });
+      return;
+    }
+    const preset = this.presets.find((p) => p.name === name);
+    if (!preset) {
+      this.flash(gettext("This series has no such window preset."));
+      return;
+    }
+    this.setWindow(preset.center, preset.width, { name });
+  },
+
+  /** Carry out a view command of the shortcut table (VIEW_VERBS); false for any other. */
+  viewCommand(action) {
+    const [verb, arg] = action.split(":");
+    if (verb === "tool") this.setTool(arg);
+    else if (verb === "slice") {
+      if (arg === "first") this.goToSlice(0);
+      else if (arg === "last") this.goToSlice(this.count - 1);
+      else this.goToSlice(this.slice + Number(arg));
+    } else if (verb === "preset") this.applyPreset(arg);
+    else if (verb === "invert") {
+      this.invert = !this.invert;
+      this._saveView();
+      this.redraw();
+    } else if (verb === "reset") {
+      this.viewport.fit();
+      this.invert = false;
+      if (this.resetPreset && this.defaultWindow) this.applyPreset(this.resetPreset);
+      this._saveView();
+      this.redraw();
+    } else if (verb === "zoom") {
+      this.viewport.zoomAt(arg === "in" ? 1.25 : 0.8, this.viewport.cssWidth / 2, this.viewport.cssHeight / 2);
+      this.redraw();
+    } else return false;
+    return true;
+  },
+
+  /** The shortcut table's keys for this page: the view commands, the tools it has a
+   * button for and the page's own `verbs`. */
+  _pageKeys(verbs) {
+    const tools = new Set([...document.querySelectorAll(".ws-tool")].map((b) => b.dataset.tool));
+    const own = new Set(verbs);
+    return keymap((action) => {
+      const [verb, arg] = action.split(":");
+      return verb === "tool" ? tools.has(arg) : VIEW_VERBS.has(verb) || own.has(verb);
+    });
+  },
+
   // -- painting ----------------------------------------------------------------------
+
+  /** Paint the current slice (a preview while a window drag runs) and the page's
+   * overlay; returns the slice's frame (null while it has not arrived). */
+  _paintSlice() {
+    this.needsPaint = false;
+    const frame = this.frames[this.slice];
+    let image = null;
+    if (frame && frame.values && this.window) {
+      const invert = this.headerInvert !== this.invert;
+      image = this.renderer.render(frame, this.window.center, this.window.width, invert, this.slice, {
+        step: this.previewStep(frame),
+      });
+      if (!this.firstImageAt) {
+        this.firstImageAt = performance.now();
+        performance.mark("ws:first-image");
+        document.body.dataset.firstImage = "1";
+      }
+    } else if (!frame) {
+      this._fetchSliceSoon();
+    }
+    const size = frame && frame.values ? [frame.header.columns, frame.header.rows] : null;
+    this.viewport.draw(image, (ctx) => this._overlay(ctx, frame), size);
+    return frame;
+  },
 
   redraw() {
     if (this.needsPaint) return;

@@ -2,7 +2,7 @@
 // completeness check against the schema, the confirmation and the submit call
 // that locks the read (or reports a conflict). Installed on Workstation.prototype.
 
-import { api, HttpError } from "./autosave.js";
+import { api, HttpError } from "../common/http.js";
 import { label, validate } from "./forms.js";
 import { $, formatTime, h } from "./ui.js";
 

@@ -39,3 +39,21 @@ export function formatTime(seconds) {
   const s = seconds % 60;
   return `${m}:${String(s).padStart(2, "0")}`;
 }
+
+/** A JSON value kept in localStorage, or null (missing, unreadable, storage off). */
+export function loadJSON(key) {
+  try {
+    return JSON.parse(localStorage.getItem(key) || "null");
+  } catch {
+    return null;
+  }
+}
+
+/** Keep a JSON value in localStorage where it can (a convenience, never required). */
+export function saveJSON(key, value) {
+  try {
+    localStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    /* storage unavailable */
+  }
+}

@@ -1,75 +1,46 @@
 // The reading workstation's page controller: wires the pixel stream, renderer,
 // viewport, tools, findings store, save queue, schema forms and shortcuts to the
-// page; loading, chrome, events, commands, slices and window. The rest of the
+// page; its own loading, chrome, events and commands. The rest of the
 // Workstation lives in cohesive modules installed on its prototype:
 //   editing.js     own findings on the image (select, draw, reshape, axes, rulers)
 //   panel.js       the findings / other readers / proposals / attributes panel
 //   painting.js    one paint per frame: slice, overlays, corner texts
 //   submission.js  reading time, completeness check, submit and lock
-//   sliceview.js   what the arbitration view shares: frames, progress, presets, paints
+//   sliceview.js   what the arbitration view shares: view state, frames, slices,
+//                  window and presets, view commands, progress, paints
 
 import "./i18n.js";
-import { api, SaveQueue } from "./autosave.js";
+import { api } from "../common/http.js";
+import { SaveQueue } from "./autosave.js";
 import { editingMethods } from "./editing.js";
 import { buildForm, label } from "./forms.js";
-import { SeriesGeometry } from "./geometry.js";
-import { SliceRenderer } from "./lut.js";
 import { paintingMethods } from "./painting.js";
 import { panelMethods } from "./panel.js";
-import { buildHelp, comboOf, keymap } from "./shortcuts.js";
+import { bindKeys, buildHelp, keymap } from "./shortcuts.js";
 import { sliceViewMethods } from "./sliceview.js";
 import { FindingStore } from "./store.js";
 import { submissionMethods } from "./submission.js";
 import { DRAW_TOOLS, ToolController } from "./tools.js";
-import { $, h } from "./ui.js";
-import { Viewport } from "./viewport.js";
-
-// A window drag on an image this large and minified paints a reduced preview per
-// frame (lut.js), and the full-resolution image once the drag rests this long.
-const PREVIEW_MIN_PIXELS = 2_000_000;
-const SHARP_AFTER_MS = 160;
+import { $, h, loadJSON, saveJSON } from "./ui.js";
 
 export class Workstation {
   constructor(boot) {
-    this.boot = boot;
-    this.lang = boot.lang;
-    this.schema = boot.schema;
-    this.apiRoot = boot.urls.api;
-    this.task = boot.task;
-    this.writable = boot.writable;
-    this.geometry = new SeriesGeometry(boot.series);
-    this.count = Math.max(this.geometry.slices.length, 1);
-    this.frames = new Array(this.count).fill(null);
-    this.requested = new Set();
-    this.loadedCount = 0;
-    this.seriesDone = false;
-    this.viewKey = `refset.view.${this.task.id}`;
-    const view = this._loadJSON(this.viewKey) || {};
-    this.slice = Math.min(Math.max(view.slice || 0, 0), this.count - 1);
-    this.window = view.window || null;
-    this.windowName = view.windowName || "";
-    this.invert = Boolean(view.invert);
-    this.presets = [];
-    this.defaultWindow = null;
-    this.tool = "select";
+    this._initSliceView(boot, {
+      viewKey: `refset.view.${boot.task.id}`,
+      previewWhileDragging: true,
+      resetPreset: "file",
+    });
     this.selected = null;
     this.types = this.schema.finding_types || [];
     this.typeKey = this.types.length ? this.types[0].key : null;
     this.measureKey = `refset.measure.${this.task.id}`;
-    this.measurements = this._loadJSON(this.measureKey) || [];
+    this.measurements = loadJSON(this.measureKey) || [];
     this.showOthers = true;
-    this.hiddenReaders = new Set();
-    this.pointer = null;
-    this.needsPaint = false;
     this.paintTimes = [];
-    this.firstImageAt = null;
     this.lastActivity = Date.now();
     this.pendingSeconds = 0;
     this.activeSeconds = this.task.active_seconds || 0;
 
-    this.canvas = $("#ws-canvas");
-    this.viewport = new Viewport(this.canvas, this.geometry);
-    this.renderer = new SliceRenderer();
     this.store = new FindingStore(boot.findings);
     this.store.readOnly = !this.writable;
     const server = {};
@@ -100,31 +71,6 @@ export class Workstation {
     if (this.writable && this.task.state === "assigned") this._start();
   }
 
-  _loadJSON(key) {
-    try {
-      return JSON.parse(localStorage.getItem(key) || "null");
-    } catch {
-      return null;
-    }
-  }
-
-  _saveJSON(key, value) {
-    try {
-      localStorage.setItem(key, JSON.stringify(value));
-    } catch {
-      /* storage unavailable: the view state is a convenience */
-    }
-  }
-
-  _saveView() {
-    this._saveJSON(this.viewKey, {
-      slice: this.slice,
-      window: this.window,
-      windowName: this.windowName,
-      invert: this.invert,
-    });
-  }
-
   // -- loading -----------------------------------------------------------------
 
   async _start() {
@@ -146,22 +92,6 @@ export class Workstation {
       this.windowName = this.presets.length ? this.presets[0].name : "";
     }
     this._buildPresets(this.presets.some((p) => p.source === "file") ? gettext("File") : gettext("Auto"));
-  }
-
-  async _load() {
-    const first = this.slice;
-    // The slice the reader starts on comes alone first unless the stream starts there.
-    if (first > 0) this._fetchSlice(first);
-    const t0 = performance.now();
-    try {
-      await this._streamFrames();
-      this.seriesDone = true;
-      performance.mark("ws:series-loaded");
-      this.seriesMs = performance.now() - t0;
-      this._progress(100, this.loadedCount, this.count, true);
-    } catch (error) {
-      this._progress(null, this.loadedCount, this.count, false, error.message);
-    }
   }
 
   async _loadOthers() {
@@ -242,7 +172,7 @@ export class Workstation {
     $("#ws-help-close").addEventListener("click", () => this.command("help"));
     $("#ws-clear-rulers").addEventListener("click", () => {
       this.measurements = [];
-      this._saveJSON(this.measureKey, this.measurements);
+      saveJSON(this.measureKey, this.measurements);
       this.redraw();
     });
     $("#ws-submit").addEventListener("click", () => this.askSubmit());
@@ -273,24 +203,8 @@ export class Workstation {
         this._applyWritable();
       }
     });
-    const keys = keymap();
-    document.addEventListener("keydown", (e) => {
-      this.lastActivity = Date.now();
-      const combo = comboOf(e);
-      const target = e.target;
-      const typing = target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT");
-      if (typing && target.type !== "range" && !["escape", "ctrl+s", "ctrl+enter"].includes(combo)) return;
-      if (this.tools.key(combo)) {
-        e.preventDefault();
-        return;
-      }
-      const action = keys.get(combo);
-      if (!action) return;
-      e.preventDefault();
-      if (typing && combo === "escape") target.blur();
-      this.command(action);
-    });
-    for (const type of ["pointerdown", "wheel", "pointermove"]) {
+    bindKeys(this, keymap(), { whileTyping: ["escape", "ctrl+s", "ctrl+enter"] });
+    for (const type of ["keydown", "pointerdown", "wheel", "pointermove"]) {
       document.addEventListener(type, () => (this.lastActivity = Date.now()), { passive: true });
     }
     window.addEventListener("pagehide", () => this._heartbeat(true));
@@ -300,26 +214,9 @@ export class Workstation {
   }
 
   command(action) {
+    if (this.viewCommand(action)) return;
     const [verb, arg] = action.split(":");
-    if (verb === "tool") this.setTool(arg);
-    else if (verb === "slice") {
-      if (arg === "first") this.goToSlice(0);
-      else if (arg === "last") this.goToSlice(this.count - 1);
-      else this.goToSlice(this.slice + Number(arg));
-    } else if (verb === "preset") this.applyPreset(arg);
-    else if (verb === "invert") {
-      this.invert = !this.invert;
-      this._saveView();
-      this.redraw();
-    } else if (verb === "reset") {
-      this.viewport.fit();
-      this.invert = false;
-      if (this.defaultWindow) this.applyPreset("file");
-      this.redraw();
-    } else if (verb === "zoom") {
-      this.viewport.zoomAt(arg === "in" ? 1.25 : 0.8, this.viewport.cssWidth / 2, this.viewport.cssHeight / 2);
-      this.redraw();
-    } else if (verb === "type") this.cycleType();
+    if (verb === "type") this.cycleType();
     else if (verb === "finding") this.stepFinding(arg === "next" ? 1 : -1);
     else if (verb === "copy") this.copyOutline(arg === "next" ? 1 : -1);
     else if (verb === "delete") this.deleteSelected(arg === "finding");
@@ -401,58 +298,6 @@ export class Workstation {
       type: type ? label(type.label, this.lang) : "?",
       kinds: type ? type.geometry.join(", ") : "",
     }, true);
-  }
-
-  // -- slices and window ---------------------------------------------------------
-
-  goToSlice(index) {
-    const next = Math.min(Math.max(Math.round(index), 0), this.count - 1);
-    if (next === this.slice) return;
-    this.slice = next;
-    this.sliderEl.value = String(next);
-    this._saveView();
-    this.redraw();
-  }
-
-  setWindow(center, width, { custom = false, name = "" } = {}) {
-    this.window = { center: Math.round(center * 10) / 10, width: Math.max(1, Math.round(width * 10) / 10) };
-    this.windowName = custom ? "" : name;
-    if (custom) this._windowMoving();
-    this._markPreset();
-    this._saveView();
-    this.redraw();
-  }
-
-  /** A drag is changing the window: previews until it rests, then one sharp paint. */
-  _windowMoving() {
-    this.windowMovingAt = performance.now();
-    clearTimeout(this._sharpTimer);
-    this._sharpTimer = setTimeout(() => {
-      this.windowMovingAt = 0;
-      this.redraw();
-    }, SHARP_AFTER_MS);
-  }
-
-  /** 1 for a full-resolution paint, k > 1 for every k-th pixel during a window drag. */
-  previewStep(frame) {
-    if (!this.windowMovingAt || frame.header.rgb) return 1;
-    if (frame.header.rows * frame.header.columns < PREVIEW_MIN_PIXELS) return 1;
-    const step = Math.round(1 / this.viewport.devicePixelsPerImagePixel);
-    return step >= 2 ? step : 1;
-  }
-
-  applyPreset(name) {
-    if (!this.defaultWindow) return;
-    if (name === "file") {
-      this.setWindow(this.defaultWindow.center, this.defaultWindow.width, { name: "file" });
-      return;
-    }
-    const preset = this.presets.find((p) => p.name === name);
-    if (!preset) {
-      this.flash(gettext("This series has no such window preset."));
-      return;
-    }
-    this.setWindow(preset.center, preset.width, { name });
   }
 }
 

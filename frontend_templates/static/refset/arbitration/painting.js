@@ -1,0 +1,65 @@
+// Painting the arbitration view: the slice (sliceview.js _paintSlice), every
+// read's marks in its reader's colour, the selected cluster highlighted, what the
+// decision makes of it in gold, the signed reference and the shape being drawn.
+// Installed on Arbitration.prototype.
+
+import { $ } from "../viewer/ui.js";
+
+const DECISION_COLOUR = "#ffd54a";
+
+/** Methods of Arbitration that paint the canvas and its corner texts. */
+export const paintingMethods = {
+  paint() {
+    this._paintSlice();
+    const lines = [interpolate(gettext("Slice %s / %s"), [this.slice + 1, this.count])];
+    const slice = this.geometry.slices[this.slice];
+    if (slice && slice.along != null) lines.push(interpolate(gettext("Position %s mm"), [Number(slice.along).toFixed(1)]));
+    $("#ws-tl").textContent = lines.join("\n");
+    $("#ws-tr").textContent = this.window ? `W ${Math.round(this.window.width)}  L ${Math.round(this.window.center)}` : "";
+    this.canvas.dataset.slice = String(this.slice);
+  },
+
+  _overlay(ctx, frame) {
+    const vp = this.viewport;
+    if (!frame) this._paintLoading(ctx);
+    const drawMembers = (cluster, style) => {
+      for (const m of cluster.members) {
+        if (this.hiddenReaders.has(m.reader)) continue;
+        const shape = this._shapeOn(m.geometry, this.slice);
+        if (shape) vp.drawShape(ctx, m.geometry.kind, shape.points, { color: this.readerColour(m.reader), label: m.reader, ...style });
+      }
+    };
+    if (this.showSettled) for (const c of this.settled) drawMembers(c, { dash: [2, 3], width: 1 });
+    for (const c of this.clusters) if (c.id !== this.selectedId) drawMembers(c, { dash: [6, 4], width: 1.2 });
+    const selected = this.selected();
+    if (selected) drawMembers(selected, { width: 2.2, fill: true });
+    // What the decision makes of the selected cluster, in gold.
+    const d = selected && this.saver.get("clusters", selected.id);
+    let result = null;
+    if (d && d.action === "accept_reader") {
+      const m = selected.members.find((x) => x.uid === d.finding);
+      if (m) result = { geometry: m.geometry, text: `✓ ${m.reader}` };
+    } else if (d && d.action === "accept_merged" && selected.consensus_geometry) {
+      result = { geometry: selected.consensus_geometry, text: `✓ ${gettext("merged")}` };
+    } else if (d && d.action === "edit" && d.geometry) {
+      result = { geometry: d.geometry, text: `✎ ${gettext("edited")}`, handles: this.writable };
+    }
+    if (result) {
+      const shape = this._shapeOn(result.geometry, this.slice);
+      if (shape) vp.drawShape(ctx, result.geometry.kind, shape.points, { color: DECISION_COLOUR, width: 2.5, dash: [3, 2], label: result.text, handles: result.handles });
+    }
+    if (!this.writable) {
+      for (const ref of this.boot.references || []) {
+        if (ref.status !== "included" || !ref.geometry) continue;
+        const shape = this._shapeOn(ref.geometry, this.slice);
+        if (shape) vp.drawShape(ctx, ref.geometry.kind, shape.points, { color: DECISION_COLOUR, width: 2, label: gettext("reference") });
+      }
+    }
+    const draft = this.tools.draft;
+    if (draft) {
+      const kind = draft.kind === "freehand" || draft.kind === "polygon" ? "polyline" : draft.kind;
+      vp.drawShape(ctx, kind, draft.points, { color: "#ffffff", dash: [4, 3] });
+    }
+    vp.drawScaleBar(ctx);
+  },
+};
