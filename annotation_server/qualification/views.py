@@ -214,8 +214,11 @@ def upload_reference(request, slug: str):
     services.import_reference for a finding's fields)."""
     project = managed_project_or_404(request, slug)
     upload = request.FILES.get("reference")
+    if upload is None:
+        messages.error(request, _("Choose a reference file (JSON) to import."))
+        return redirect("qualification-manage", slug=slug)
     try:
-        payload = json.loads(upload.read().decode("utf-8")) if upload else None
+        payload = json.loads(upload.read().decode("utf-8"))
         n = q.import_reference_payload(project, payload, by=request.user, source=upload.name)
     except (ValueError, q.QualificationError) as exc:
         messages.error(request, str(exc))

@@ -1,0 +1,239 @@
+"""Every URL the project serves, made concrete for one scenario, and the personas
+that request them. Used by the route sweep and the blinding sweep.
+
+The routes come from Django's resolver, not from a list kept by hand, so a new
+endpoint is swept the day it is added; `ROUTE_ACCESS` in test_route_sweep.py
+then has to say who may read it, or the sweep fails.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import fixtures
+from annotation_server.accounts.models import Role
+from annotation_server.adjudication.models import ArbitrationTask
+from annotation_server.imaging.models import PacsConnection
+from annotation_server.imaging.services import index_datasets
+from annotation_server.jobs.models import Job
+from annotation_server.projects.models import Case
+from annotation_server.projects.services import grant_role
+from annotation_server.qualification.models import QualificationAttempt, QualificationTest
+from annotation_server.reading import services as reading
+from annotation_server.reading.models import ReadingTask
+from tests import factories
+
+# Personas of the sweep. "other" holds roles in another project only; "unqualified"
+# is a reader of the project who has not passed its active qualification test.
+PERSONAS = (
+    "anonymous",
+    "reader",
+    "reader2",
+    "unqualified",
+    "arbitrator",
+    "manager",
+    "other",
+    "admin",
+)
+
+# Routes not swept: Django's admin (staff only, Django's own permission checks).
+SKIPPED_PREFIXES = ("admin/",)
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # unique: the URL name, "~project" added where DICOMweb repeats it per project
+    pattern: str  # the resolver's pattern text, converters included
+    path: str  # concrete, for the scenario
+
+    @property
+    def names_objects(self) -> bool:
+        """The path names something of a project (the project, a case, a task...),
+        not just a list. Sites are not a project's: their detail is admin-only and
+        answers everyone else alike."""
+        return "<" in self.pattern and not self.name.startswith("site-")
+
+
+@dataclass
+class Scenario:
+    """One lung project in reading with real images, a case in arbitration, an
+    active qualification test, and another project."""
+
+    users: dict[str, object]
+    project: object
+    case: object
+    disputed: object
+    tasks: dict[str, object]
+    finding: object
+    series: object
+    instance: object
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    arbitration: object
+    qualification: object
+    attempt: object
+    job: object
+    pacs: object
+    other_project: object
+    secrets: list[str] = field(default_factory=list)  # what "other" must never see
+
+
+def build_scenario(site) -> Scenario:
+    people = {
+        name: factories.UserFactory(username=f"sweep_{name}", profile__site=site)
+        for name in PERSONAS
+        if name not in ("anonymous",)
+    }
+    admin = people["admin"]
+    admin.is_superuser = admin.is_staff = True
+    admin.save()
+    project = factories.ProjectFactory(slug="sweep-lung", name="Sweep lung CT")
+    for name in ("reader", "reader2", "unqualified"):
+        grant_role(project, people[name], Role.READER)
+    grant_role(project, people["arbitrator"], Role.ARBITRATOR)
+    grant_role(project, people["manager"], Role.MANAGER)
+    other_project = factories.ProjectFactory(slug="sweep-other", name="Another project")
+    grant_role(other_project, people["other"], Role.MANAGER)
+    grant_role(other_project, people["other"], Role.READER)
+    grant_role(other_project, people["other"], Role.ARBITRATOR)
+
+    datasets, _ = fixtures.build_ct_datasets(slices=3, seed=91, matrix=64)
+    series = index_datasets(project, datasets).series[0]
+    case = Case.objects.create(
+        project=project, code="SWEEP01", series=series, state="reading", qc_status="pass"
+    )
+    tasks = {
+        name: ReadingTask.objects.create(case=case, reader=people[name], phase=1)
+        for name in ("reader", "reader2")
+    }
+    finding = reading.save_finding(
+        tasks["reader"],
+        people["reader"],
+        finding_type="nodule",
+        geometry=factories.nodule_geometry(slice_index=1),
+        attributes=factories.complete_nodule_attributes(),
+    )
+    disputed = factories.CaseFactory(project=project, code="SWEEP02", state="arbitration")
+    arbitration = ArbitrationTask.objects.create(case=disputed, arbitrator=people["arbitrator"])
+    qualification = QualificationTest.objects.create(project=project, name="Sweep test")
+    project.memberships.filter(user__in=[people["reader"], people["reader2"]]).update(
+        qualified=True
+    )
+    attempt = QualificationAttempt.objects.create(
+        test=qualification, reader=people["unqualified"], number=1
+    )
+    job = Job.objects.create(
+        kind="audit.verify_chain", project=project, created_by=people["manager"]
+    )
+    pacs = PacsConnection.objects.create(
+        project=project, name="Sweep PACS", base_url="http://127.0.0.1:9/dicom-web"
+    )
+    instance = series.instances.order_by("slice_index").first()
+    return Scenario(
+        users=people,
+        project=project,
+        case=case,
+        disputed=disputed,
+        tasks=tasks,
+        finding=finding,
+        series=series,
+        instance=instance,
+        study_uid=series.study.study_uid,
+        series_uid=series.series_uid,
+        sop_uid=instance.sop_instance_uid,
+        arbitration=arbitration,
+        qualification=qualification,
+        attempt=attempt,
+        job=job,
+        pacs=pacs,
+        other_project=other_project,
+        secrets=[
+            project.slug,
+            case.code,
+            disputed.code,
+            series.series_uid,
+            series.study.study_uid,
+            str(finding.uid),
+        ],
+    )
+
+
+def _walk(patterns, prefix=""):
+    from django.urls import URLResolver
+
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            yield from _walk(p.url_patterns, prefix + str(p.pattern))
+        else:
+            yield prefix + str(p.pattern), p.name
+
+
+def all_patterns() -> list[tuple[str, str]]:
+    """(pattern, name) of every route, in resolver order, admin excepted."""
+    from django.urls import get_resolver
+
+    out = []
+    for pattern, name in _walk(get_resolver().url_patterns):
+        if pattern.startswith(SKIPPED_PREFIXES):
+            continue
+        out.append((pattern, name))
+    return out
+
+
+# Router detail routes: basename -> the scenario object their pk names.
+_DETAIL_OBJECTS = {
+    "site": lambda s: s.users["reader"].profile.site_id,
+    "case": lambda s: s.case.pk,
+    "study": lambda s: s.series.study_id,
+    "series": lambda s: s.series.pk,
+    "instance": lambda s: s.instance.pk,
+    "readingtask": lambda s: s.tasks["reader"].pk,
+    "finding": lambda s: s.finding.pk,
+    "qualificationtest": lambda s: s.qualification.pk,
+    "qualificationattempt": lambda s: s.attempt.pk,
+    "arbitrationtask": lambda s: s.arbitration.pk,
+    "cluster": lambda s: 999_999,  # none in this scenario: the not-found path
+    "referencefinding": lambda s: 999_999,
+    "adjudication": lambda s: s.disputed.pk,
+    "job": lambda s: s.job.pk,
+}
+
+
+def _value(name: str, kwarg: str, s: Scenario) -> str:
+    if kwarg == "slug":
+        return s.project.slug
+    if kwarg == "pk":
+        if name.startswith("pacs-"):
+            return str(s.pacs.pk)
+        return str(_DETAIL_OBJECTS[name.rsplit("-", 1)[0].split("-")[0]](s))
+    return str(
+        {
+            "task_id": s.tasks["reader"].pk if name != "arbitrate" else s.arbitration.pk,
+            "case_id": s.case.pk,
+            "attempt_id": s.attempt.pk,
+            "study": s.study_uid,
+            "series": s.series_uid,
+            "instance": s.sop_uid,
+            "frames": "1",
+        }[kwarg]
+    )
+
+
+_DJANGO_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
+_REGEX_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+
+
+def concrete_routes(s: Scenario) -> list[Route]:
+    routes = []
+    patterns = all_patterns()
+    repeated = {n for n in (name for _, name in patterns) if [m for _, m in patterns].count(n) > 1}
+    for pattern, name in patterns:
+        if name in repeated and "projects/<slug" in pattern:
+            name = f"{name}~project"
+        path = _REGEX_GROUP.sub(lambda m, n=name: _value(n, m.group(1), s), pattern)
+        path = _DJANGO_CONVERTER.sub(lambda m, n=name: _value(n, m.group(1), s), path)
+        path = path.replace("^", "").replace("$", "").replace("\\.", ".")
+        routes.append(Route(name=name, pattern=pattern, path="/" + path))
+    return routes
