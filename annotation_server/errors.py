@@ -16,16 +16,12 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import render
-from rest_framework import status
-from rest_framework.exceptions import ValidationError
-from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class DomainError(Exception):
     """A request the domain refuses. Subclasses set `status` and `code`."""
 
-    status: int = status.HTTP_409_CONFLICT
+    status: int = 409  # Conflict
     code: str = "not_possible"
 
     def __init__(self, message: str = "", **extra):
@@ -38,7 +34,13 @@ class DomainError(Exception):
 
 
 def api_exception_handler(exc, context):
-    """DRF's handler, plus domain errors and Django's ValidationError."""
+    """DRF's handler, plus domain errors and Django's ValidationError. (DRF is
+    imported here: its settings import the authentication classes, which may raise
+    domain errors, so this module must import without it.)"""
+    from rest_framework.exceptions import ValidationError
+    from rest_framework.response import Response
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, DomainError):
         return Response(exc.payload(), status=exc.status)
     if isinstance(exc, DjangoValidationError):

@@ -62,3 +62,38 @@ def test_a_refused_reference_is_a_400(project, manager, client_for):
         f"/api/v1/qualification-tests/{test.pk}/reference/", {"cases": []}, format="json"
     )
     assert imported.status_code == 400 and imported.json()["code"] == "invalid_reference"
+
+
+@pytest.mark.django_db
+def test_creating_a_test_on_a_project_you_cannot_see_answers_like_a_missing_one(
+    project, outsider, reader_a
+):
+    """A 403 for an existing slug and a 400 for a missing one told outsiders which
+    projects exist."""
+    from django.test import Client
+
+    web = Client()
+    assert web.login(username=outsider.username, password=factories.PASSWORD)
+    body = {"name": "probe"}
+    hidden = web.post(
+        "/api/v1/qualification-tests/",
+        {**body, "project": project.slug},
+        content_type="application/json",
+    )
+    missing = web.post(
+        "/api/v1/qualification-tests/",
+        {**body, "project": "no-such-project"},
+        content_type="application/json",
+    )
+    assert hidden.status_code == missing.status_code == 400
+    assert hidden.json()["project"][0].replace(project.slug, "X") == missing.json()["project"][
+        0
+    ].replace("no-such-project", "X")
+    member = Client()
+    assert member.login(username=reader_a.username, password=factories.PASSWORD)
+    refused = member.post(
+        "/api/v1/qualification-tests/",
+        {**body, "project": project.slug},
+        content_type="application/json",
+    )
+    assert refused.status_code == 403  # a member knows the project exists

@@ -18,10 +18,16 @@ def _pseudonym(user) -> str:
     return profile.pseudonym if profile else f"user-{user.pk}"
 
 
+class VisibleProjectField(serializers.SlugRelatedField):
+    """A project by slug among those the requesting user may see: one they may not
+    see answers exactly like one that does not exist."""
+
+    def get_queryset(self):
+        return Project.objects.visible_to(self.context["request"].user)
+
+
 class QualificationTestSerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Project.objects.all(), required=True
-    )
+    project = VisibleProjectField(slug_field="slug", required=True)
     case_count = serializers.SerializerMethodField()
     me = serializers.SerializerMethodField()
 
