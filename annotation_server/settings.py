@@ -6,6 +6,7 @@ settings file: tests, the demo and production differ only by environment.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
@@ -69,6 +70,16 @@ CELERY_TASK_IGNORE_RESULT = True
 # REFSET_CELERY_QUEUE: the queue web processes send to and workers consume.
 CELERY_TASK_DEFAULT_QUEUE = env_str("REFSET_CELERY_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A prefork child killed mid-task (out of memory...) puts its message back.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# REFSET_JOB_LEASE_S: a worker running a job renews its lease (Job.heartbeat_at)
+# every third of this many seconds. A running job whose lease ran out belongs to a
+# worker that died: every worker looks for such jobs when it starts and then once
+# per lease, and hands each to the queue again (see jobs.services.recover_stale).
+# REFSET_JOB_MAX_ATTEMPTS: starts of one job; when its worker died on the last
+# one, the job is failed with a clear error instead of being run again.
+REFSET_JOB_LEASE_S = env_int("REFSET_JOB_LEASE_S", 120)
+REFSET_JOB_MAX_ATTEMPTS = env_int("REFSET_JOB_MAX_ATTEMPTS", 3)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -82,6 +93,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "axes",
     "annotation_server.accounts",
     "annotation_server.audit",
     "annotation_server.jobs",
@@ -101,12 +113,16 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # 400 for NUL in the path or query (PostgreSQL text cannot hold it; was 500)
+    "annotation_server.request_guard.RejectNulMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "annotation_server.errors.DomainErrorMiddleware",
+    # last: turns a lockout that axes flagged during sign-in into the lockout page
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "annotation_server.urls"
@@ -131,6 +147,8 @@ TEMPLATES = [
 ]
 
 AUTHENTICATION_BACKENDS = [
+    # first: refuses a locked-out account before its password is checked
+    "annotation_server.accounts.lockout.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -142,6 +160,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Lockout after wrong passwords (django-axes; annotation_server/accounts/lockout.py):
+# the sign-in form, HTTP Basic on the API and DICOMweb, and the arbitration
+# signature's password all count, per account (user name), not per address.
+# REFSET_LOGIN_FAILURE_LIMIT: wrong passwords in a row that lock an account
+# (default 5). REFSET_LOGIN_COOLOFF_MINUTES: how long the lock lasts (default 15);
+# 0 keeps it until an administrator runs `manage.py unlock_account USERNAME
+# --reason ...` (audited). A successful sign-in on the form forgets earlier failures.
+AXES_FAILURE_LIMIT = env_int("REFSET_LOGIN_FAILURE_LIMIT", 5)
+_cool_off_minutes = env_int("REFSET_LOGIN_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cool_off_minutes) if _cool_off_minutes > 0 else None
+# Per account only: the readers of one hospital often share one outgoing address,
+# and five typos among them must not lock the whole department out.
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+# A try while locked does not restart the cool-off (a script retrying with the right
+# password would otherwise stay locked for ever).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "annotation_server.accounts.lockout.lockout_response"
+AXES_ENABLE_ADMIN = False  # accounts/admin.py shows the records read-only
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -228,7 +266,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "annotation_server.accounts.lockout.LockoutAwareBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -248,6 +286,10 @@ SPECTACULAR_SETTINGS = {
     # `check --deploy` is about the deployment; schema warnings are the API's
     # documentation quality (see them with `manage.py spectacular --validate`).
     "ENABLE_DJANGO_DEPLOY_CHECK": False,
+    # Several models name their choices `State`; give each its own schema name.
+    "ENUM_NAME_OVERRIDES": {
+        "ArbitrationTaskStateEnum": "annotation_server.adjudication.models.ArbitrationTask.State",
+    },
 }
 
 LOGGING = {
@@ -289,6 +331,9 @@ SILENCED_SYSTEM_CHECKS = [
     )
     if PRODUCTION and not env_bool(chosen, True)
 ]
+# axes.W006 asks to lock out by address too: RefSet locks per account on purpose
+# (see AXES_LOCKOUT_PARAMETERS).
+SILENCED_SYSTEM_CHECKS.append("axes.W006")
 # DJANGO_SECURE_PROXY_SSL_HEADER: 1 when RefSet runs behind a TLS-terminating proxy
 # that sets X-Forwarded-Proto (and strips it from clients): requests it marks
 # "https" count as secure. Never set it without such a proxy.

@@ -1,3 +1,4 @@
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -30,3 +31,26 @@ class UserProfileAdmin(admin.ModelAdmin):
     list_display = ("pseudonym", "user", "site", "title", "years_experience", "specialty")
     list_filter = ("site", "title")
     search_fields = ("pseudonym", "user__username")
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(admin.ModelAdmin):
+    """Wrong-password records (django-axes), read-only: an account is unlocked with
+    `manage.py unlock_account USERNAME --reason ...`, which is audited, never by
+    deleting records here."""
+
+    list_display = ("username", "failures_since_start", "attempt_time", "ip_address", "path_info")
+    list_filter = ("attempt_time",)
+    search_fields = ("username", "ip_address")
+    date_hierarchy = "attempt_time"
+    fields = list_display + ("user_agent", "http_accept")
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

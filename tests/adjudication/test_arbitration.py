@@ -9,6 +9,7 @@ from annotation_server.adjudication import services
 from annotation_server.adjudication.models import ArbitrationTask, Cluster, ReferenceFinding
 from annotation_server.audit.models import AuditEvent
 from annotation_server.projects.models import Case
+from annotation_server.reading.services import VersionConflict
 from tests.adjudication.conftest import add_finding, ellipse, submit_all
 from tests.factories import PASSWORD
 
@@ -79,7 +80,9 @@ def test_sole_arbitrator_decides_and_signs_through_the_api(
     assert put.status_code == 200, put.json()
     version = put.json()["version"]
 
-    wrong = api.post(f"/api/v1/arbitration-tasks/{task_id}/sign/", {"password": "nope"})
+    wrong = api.post(
+        f"/api/v1/arbitration-tasks/{task_id}/sign/", {"password": "nope", "version": version}
+    )
     assert wrong.status_code == 403
     assert ArbitrationTask.objects.get(pk=task_id).state != ArbitrationTask.State.SIGNED
     assert AuditEvent.objects.filter(action="arbitration.signature_refused").count() == 1
@@ -119,7 +122,10 @@ def test_signing_incomplete_decisions_is_refused(
     disputed_case(grid_case, tasks)
     api = client_for(arbitrator)
     task = ArbitrationTask.objects.get(case=grid_case)
-    resp = api.post(f"/api/v1/arbitration-tasks/{task.pk}/sign/", {"password": PASSWORD})
+    resp = api.post(
+        f"/api/v1/arbitration-tasks/{task.pk}/sign/",
+        {"password": PASSWORD, "version": task.version},
+    )
     assert resp.status_code == 400
     assert "undecided" in str(resp.json())
     task.refresh_from_db()
@@ -177,7 +183,10 @@ def sign_via_api(api, task, decisions):
         format="json",
     )
     assert put.status_code == 200, put.json()
-    resp = api.post(f"/api/v1/arbitration-tasks/{task.pk}/sign/", {"password": PASSWORD})
+    resp = api.post(
+        f"/api/v1/arbitration-tasks/{task.pk}/sign/",
+        {"password": PASSWORD, "version": put.json()["version"]},
+    )
     assert resp.status_code == 200, resp.json()
     return resp.json()
 
@@ -363,3 +372,84 @@ def test_only_managers_reopen(grid_case, tasks, protocol, arbitrator, client_for
     )
     assert resp.status_code == 403
     assert not ArbitrationTask.objects.filter(round=2).exists()
+
+
+def _ready_to_sign(grid_case, tasks, arbitrator, client_for):
+    """A sole arbitrator's complete decisions saved: (api client, task, version)."""
+    clusters = disputed_case(grid_case, tasks)
+    task = ArbitrationTask.objects.get(case=grid_case)
+    api = client_for(arbitrator)
+    put = api.put(
+        f"/api/v1/arbitration-tasks/{task.pk}/decisions/",
+        {"decisions": decide(clusters), "version": task.version},
+        format="json",
+    )
+    assert put.status_code == 200, put.json()
+    return api, task, put.json()["version"]
+
+
+@pytest.mark.django_db
+def test_signing_without_the_version_seen_is_a_400_naming_the_field(
+    grid_case, tasks, protocol, arbitrator, client_for
+):
+    api, task, _ = _ready_to_sign(grid_case, tasks, arbitrator, client_for)
+    resp = api.post(f"/api/v1/arbitration-tasks/{task.pk}/sign/", {"password": PASSWORD})
+    assert resp.status_code == 400
+    assert "version" in resp.json()
+    task.refresh_from_db()
+    assert task.state != ArbitrationTask.State.SIGNED
+    # The service refuses it too, whoever calls it.
+    with pytest.raises(VersionConflict):
+        services.sign(task, arbitrator, PASSWORD, expected_version=None)
+    task.refresh_from_db()
+    assert task.state != ArbitrationTask.State.SIGNED
+    assert not AuditEvent.objects.filter(action="arbitration.signed").exists()
+
+
+@pytest.mark.django_db
+def test_signing_a_stale_version_is_a_409_and_nothing_is_signed(
+    grid_case, tasks, protocol, arbitrator, client_for
+):
+    api, task, version = _ready_to_sign(grid_case, tasks, arbitrator, client_for)
+    resp = api.post(
+        f"/api/v1/arbitration-tasks/{task.pk}/sign/",
+        {"password": PASSWORD, "version": version - 1},
+    )
+    assert resp.status_code == 409
+    assert resp.json()["code"] == "version_conflict"
+    assert resp.json()["current_version"] == version
+    task.refresh_from_db()
+    assert task.state != ArbitrationTask.State.SIGNED and task.version == version
+    assert not AuditEvent.objects.filter(action="arbitration.signed").exists()
+
+
+@pytest.mark.django_db
+def test_wrong_signature_passwords_lock_the_account_like_wrong_sign_ins(
+    grid_case, tasks, protocol, arbitrator, client_for, settings
+):
+    from django.test import Client
+
+    settings.AXES_ENABLED = True
+    settings.AXES_FAILURE_LIMIT = 3
+    api, task, version = _ready_to_sign(grid_case, tasks, arbitrator, client_for)
+    url = f"/api/v1/arbitration-tasks/{task.pk}/sign/"
+    for _ in range(2):
+        wrong = api.post(url, {"password": "nope", "version": version})
+        assert wrong.status_code == 403
+    locked = api.post(url, {"password": "nope", "version": version}, HTTP_ACCEPT_LANGUAGE="en")
+    assert locked.status_code == 429
+    assert locked.json()["code"] == "account_locked"
+    assert locked.json()["detail"].startswith("Too many wrong passwords")
+    right = api.post(url, {"password": PASSWORD, "version": version})
+    assert right.status_code == 429 and "密码错误次数过多" in right.json()["detail"]
+    task.refresh_from_db()
+    assert task.state != ArbitrationTask.State.SIGNED
+    reasons = list(
+        AuditEvent.objects.filter(action="arbitration.signature_refused")
+        .order_by("id")
+        .values_list("data__reason", flat=True)
+    )
+    assert reasons == ["wrong password"] * 2 + ["account locked"] * 2
+    # The same account cannot sign in on the form either.
+    page = Client().post("/login/", {"username": arbitrator.username, "password": PASSWORD})
+    assert page.status_code == 429

@@ -119,8 +119,10 @@ def test_second_blind_arbitrator_sees_nothing_of_the_firsts_decisions(
     decisions = decide(clusters)
     marker = "first-arbitrator-note-5521"
     decisions["clusters"][str(clusters[3].pk)]["reason_text"] = marker
-    services.save_decisions(first, first.arbitrator, decisions, expected_version=first.version)
-    services.sign(first, first.arbitrator, factories.PASSWORD)
+    first = services.save_decisions(
+        first, first.arbitrator, decisions, expected_version=first.version
+    )
+    services.sign(first, first.arbitrator, factories.PASSWORD, expected_version=first.version)
 
     page = browser(second.arbitrator).get(f"/arbitrate/{second.pk}/")
     assert page.status_code == 200

@@ -422,7 +422,7 @@ def test_the_arbitration_page_filters_through_visible_to_for_its_logged_in_user(
     decisions = decide(clusters)
     decisions["labels"] = {"image_quality": {"value": 3, "reason_code": "label_confirmed"}}
     task = adjudication.save_decisions(task, arbitrator, decisions, expected_version=task.version)
-    adjudication.sign(task, arbitrator, factories.PASSWORD)
+    adjudication.sign(task, arbitrator, factories.PASSWORD, expected_version=task.version)
     boot = bootstrap(client.get(f"/arbitrate/{task.pk}/"))
     refs = ReferenceFinding.objects.visible_to(arbitrator).filter(
         case=grid_case, arbitration_task=task, is_current=True

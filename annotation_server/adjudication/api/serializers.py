@@ -79,10 +79,10 @@ class ReferenceFindingSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_centre_mm(self, obj):
+    def get_centre_mm(self, obj) -> list[float] | None:
         return _centre(obj)
 
-    def get_supporting_findings(self, obj):
+    def get_supporting_findings(self, obj) -> list[dict[str, str]]:
         labeller = _labeller(self.context)
         return [
             {"uid": str(f.uid), "reader": labeller.label(f.task)}
@@ -136,14 +136,14 @@ class ClusterSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_centre_mm(self, obj):
+    def get_centre_mm(self, obj) -> list[float] | None:
         return _centre(obj)
 
-    def get_members(self, obj):
+    def get_members(self, obj) -> list[dict]:
         members = sorted(obj.findings.all(), key=lambda f: _labeller(self.context).label(f.task))
         return MemberFindingSerializer(members, many=True, context=self.context).data
 
-    def get_current_reference(self, obj):
+    def get_current_reference(self, obj) -> dict | None:
         refs = self.context.get("current_refs")
         if refs is None:
             ref = ReferenceFinding.objects.filter(ref_key=obj.ref_key, is_current=True).first()
@@ -169,7 +169,7 @@ class SettlementSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_label_disputes(self, obj):
+    def get_label_disputes(self, obj) -> list[dict]:
         return anonymised_label_disputes(obj, self.context)
 
 
@@ -222,7 +222,7 @@ class ArbitrationTaskSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_open_items(self, task):
+    def get_open_items(self, task) -> dict[str, int]:
         items = task.items or {}
         decided = task.decisions or {}
         total = len(items.get("clusters", [])) + len(items.get("labels", []))
@@ -260,7 +260,7 @@ class ArbitrationTaskDetailSerializer(ArbitrationTaskSerializer):
         ]
         read_only_fields = fields
 
-    def get_clusters(self, task):
+    def get_clusters(self, task) -> list[dict]:
         from annotation_server.adjudication.services import task_clusters
 
         clusters = task_clusters(task)
@@ -274,7 +274,7 @@ class ArbitrationTaskDetailSerializer(ArbitrationTaskSerializer):
         context = {**self.context, "current_refs": refs}
         return ClusterSerializer(clusters, many=True, context=context).data
 
-    def get_label_disputes(self, task):
+    def get_label_disputes(self, task) -> list[dict]:
         settlement = Settlement.objects.filter(case_id=task.case_id).order_by("round").first()
         if settlement is None:
             return []
@@ -283,30 +283,30 @@ class ArbitrationTaskDetailSerializer(ArbitrationTaskSerializer):
         missing = keys - {d["key"] for d in found}  # re-arbitration of agreed fields
         return found + [{"key": k, "values": {}} for k in sorted(missing)]
 
-    def get_label_fields(self, task):
+    def get_label_fields(self, task) -> list[dict]:
         fields = task.case.project.label_schema.definition.get("case_fields", [])
         keys = set(task.items.get("labels", []))
         return [f for f in fields if f["key"] in keys]
 
-    def get_finding_types(self, task):
+    def get_finding_types(self, task) -> list[dict]:
         return task.case.project.label_schema.definition.get("finding_types", [])
 
-    def get_current_labels(self, task):
+    def get_current_labels(self, task) -> dict | None:
         current = ReferenceLabels.objects.filter(case_id=task.case_id, is_current=True).first()
         return ReferenceLabelsSerializer(current).data if current else None
 
-    def get_reason_codes(self, task):
+    def get_reason_codes(self, task) -> list[dict[str, str]]:
         from annotation_server.adjudication.services import REASON_CODES
 
         return [{"code": k, "label": str(v)} for k, v in REASON_CODES.items()]
 
-    def get_actions(self, task):
+    def get_actions(self, task) -> dict[str, list[str]]:
         from annotation_server.adjudication.services import ACTIONS
         from qc.consensus import METHODS
 
         return {"cluster_actions": list(ACTIONS), "merge_methods": list(METHODS)}
 
-    def get_blind_decisions(self, task):
+    def get_blind_decisions(self, task) -> dict | None:
         """Only the tie-breaker sees the two blind decisions, and only for the items
         they must decide; as "A" and "B", never by name."""
         if task.role != ArbitrationTask.Role.TIEBREAK:
@@ -339,7 +339,8 @@ class DecisionsSerializer(serializers.Serializer):
 
 class SignSerializer(serializers.Serializer):
     password = serializers.CharField(trim_whitespace=False)
-    version = serializers.IntegerField(required=False)
+    # The version of the decisions the signer saw: a signature covers exactly those.
+    version = serializers.IntegerField()
 
 
 class ReopenSerializer(serializers.Serializer):

@@ -3,8 +3,8 @@ reference standard of a case, and the manager's settle / reopen actions."""
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
@@ -30,6 +30,24 @@ from annotation_server.adjudication.models import (
 )
 from annotation_server.projects.models import Case
 
+CASE_ADJUDICATION = inline_serializer(
+    "CaseAdjudication",
+    {
+        "case": serializers.IntegerField(),
+        "code": serializers.CharField(),
+        "state": serializers.CharField(),
+        "series": serializers.IntegerField(allow_null=True),
+        "settlement": SettlementSerializer(allow_null=True),
+        "clusters": ClusterSerializer(many=True),
+        "arbitration_tasks": ArbitrationTaskSerializer(many=True),
+        "reference_findings": ReferenceFindingSerializer(many=True),
+        "reference_labels": ReferenceLabelsSerializer(many=True),
+    },
+)
+SETTLE_QUEUED = inline_serializer(
+    "SettleQueued", {"job": serializers.IntegerField(), "kind": serializers.CharField()}
+)
+
 
 class ArbitrationTaskViewSet(viewsets.ReadOnlyModelViewSet):
     """Arbitration tasks visible to you (?mine=true: only yours). The detail holds
@@ -51,6 +69,7 @@ class ArbitrationTaskViewSet(viewsets.ReadOnlyModelViewSet):
             return ArbitrationTaskSerializer
         return ArbitrationTaskDetailSerializer
 
+    @extend_schema(request=DecisionsSerializer, responses=ArbitrationTaskDetailSerializer)
     @action(detail=True, methods=["put"], serializer_class=DecisionsSerializer)
     def decisions(self, request, pk=None):
         """Save the draft: {"decisions": {...}, "version": n}; 409 if n is stale."""
@@ -67,6 +86,7 @@ class ArbitrationTaskViewSet(viewsets.ReadOnlyModelViewSet):
             ArbitrationTaskDetailSerializer(result, context=self.get_serializer_context()).data
         )
 
+    @extend_schema(request=SignSerializer, responses=ArbitrationTaskDetailSerializer)
     @action(detail=True, methods=["post"], serializer_class=SignSerializer)
     def sign(self, request, pk=None):
         """Sign the saved decisions with your password: {"password": ..., "version": n}."""
@@ -77,7 +97,8 @@ class ArbitrationTaskViewSet(viewsets.ReadOnlyModelViewSet):
             task,
             request.user,
             body.validated_data["password"],
-            expected_version=body.validated_data.get("version"),
+            expected_version=body.validated_data["version"],
+            request=request,
         )
         return Response(
             ArbitrationTaskDetailSerializer(result, context=self.get_serializer_context()).data
@@ -128,6 +149,7 @@ class CaseAdjudicationViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet
     def get_queryset(self):
         return Case.objects.visible_to(self.request.user).select_related("project")
 
+    @extend_schema(responses=CASE_ADJUDICATION)
     def retrieve(self, request, pk=None):
         case = self.get_object()
         user = request.user
@@ -162,11 +184,13 @@ class CaseAdjudicationViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet
         )
 
     def _managed_case(self, pk):
-        case = get_object_or_404(self.get_queryset(), pk=pk)
+        # DRF's lookup: a pk that is not a number is 404, not a ValueError (500)
+        case = self.get_object()
         if not permissions.can_manage(self.request.user, case):
             raise PermissionDenied("Only the project's managers can do this.")
         return case
 
+    @extend_schema(request=None, responses={202: SETTLE_QUEUED})
     @action(detail=True, methods=["post"])
     def settle(self, request, pk=None):
         """Queue matching and settling for a case whose reads are all in."""
@@ -174,6 +198,7 @@ class CaseAdjudicationViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet
         job = services.reads_complete(case, request.user)
         return Response({"job": job.pk, "kind": job.kind}, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=ReopenSerializer, responses={201: ArbitrationTaskSerializer(many=True)})
     @action(detail=True, methods=["post"], serializer_class=ReopenSerializer)
     def reopen(self, request, pk=None):
         """Re-arbitrate: {"reason": ..., "clusters": [ids]?, "labels": [keys]?}."""

@@ -9,8 +9,11 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Max
+from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext
 
+from annotation_server.accounts import lockout
 from annotation_server.adjudication.marks import grid_for_series, mark_for_finding
 from annotation_server.adjudication.models import (
     ArbitrationTask,
@@ -211,32 +214,56 @@ def decisions_hash(task: ArbitrationTask, decisions: dict) -> str:
 
 
 def sign(
-    task: ArbitrationTask, user, password: str, *, expected_version: int | None = None
+    task: ArbitrationTask,
+    user,
+    password: str,
+    *,
+    expected_version: int | None,
+    request: HttpRequest | None = None,
 ) -> ArbitrationTask:
     """Sign the decisions with the password re-entered (an electronic signature).
 
-    A wrong password is refused and the refusal is audited (committed on its own,
-    outside the signing transaction, so it is never rolled back with it)."""
+    `expected_version` is the version of the decisions the signer saw: missing or
+    stale, nothing is signed (VersionConflict), so a signature never covers a
+    draft that another tab saved after the signer looked. The password is checked
+    like a sign-in (accounts.lockout, with `request`): wrong ones count towards the
+    account's lockout, and a locked account cannot sign. A refusal is audited
+    (committed on its own, outside the signing transaction, so it is never rolled
+    back with it)."""
     task = ArbitrationTask.objects.select_related("case__project").get(pk=task.pk)
     check_arbitrator(task, user)
-    if not password or not user.check_password(password):
+    if expected_version is None:
+        raise VersionConflict(gettext("Send the version of the decisions you saw."), task.version)
+    if expected_version != task.version:
+        raise VersionConflict(
+            gettext("The decisions changed since you loaded them; nothing was signed."),
+            task.version,
+        )
+    checked = lockout.verify_password(request, user, password)
+    if checked is not lockout.PasswordCheck.CORRECT:
+        locked = checked is lockout.PasswordCheck.LOCKED
         audit.record(
             "arbitration.signature_refused",
             actor=user,
             obj=task,
             project_id=task.case.project_id,
-            data={"reason": "wrong password"},
+            data={"reason": "account locked" if locked else "wrong password"},
         )
+        if locked:
+            raise lockout.AccountLocked(lockout.lockout_message())
         raise SignatureError("The password is not correct; nothing was signed.")
     return _sign(task, user, expected_version)
 
 
 @transaction.atomic
-def _sign(task: ArbitrationTask, user, expected_version: int | None) -> ArbitrationTask:
+def _sign(task: ArbitrationTask, user, expected_version: int) -> ArbitrationTask:
     task = ArbitrationTask.objects.select_related("case__project__protocol").get(pk=task.pk)
     check_arbitrator(task, user)
-    if expected_version is not None and expected_version != task.version:
-        raise VersionConflict("The decisions changed since you loaded them.", task.version)
+    if expected_version != task.version:
+        raise VersionConflict(
+            gettext("The decisions changed since you loaded them; nothing was signed."),
+            task.version,
+        )
     cleaned = validate_decisions(task, task.decisions, complete=True)
     digest = decisions_hash(task, cleaned)
     now = timezone.now()
