@@ -183,6 +183,20 @@ def celery_worker(request, transactional_db, settings):
 
 
 # ------------------------------------------------------------------ browser
+@pytest.fixture(autouse=True)
+def _csp_lets_playwright_wait(request):
+    """Playwright's wait_for_function evaluates its predicate with eval() in the
+    page, which the Content-Security-Policy refuses: tests with a live server allow
+    'unsafe-eval' in script-src (no RefSet script uses eval; inline script stays
+    refused, and tests/browser fails on any violation)."""
+    if "live_server" in request.fixturenames:
+        settings = request.getfixturevalue("settings")
+        policy = dict(settings.CONTENT_SECURITY_POLICY)
+        policy["script-src"] = [*policy["script-src"], "'unsafe-eval'"]
+        settings.CONTENT_SECURITY_POLICY = policy
+    yield
+
+
 # Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright. Here, not in
 # tests/browser/, because the end-to-end tests elsewhere drive the browser too, and
 # Playwright's sync API allows one instance per process (per xdist worker).

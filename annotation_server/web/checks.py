@@ -1,7 +1,7 @@
 """System checks: say clearly when RefSet runs in its embedded demo mode."""
 
 from django.conf import settings
-from django.core.checks import Info, register
+from django.core.checks import Info, Tags, Warning, register
 
 
 @register()
@@ -26,3 +26,19 @@ def embedded_mode(app_configs, **kwargs):
             )
         )
     return messages
+
+
+@register(Tags.security, deploy=True)
+def demo_server(app_configs, **kwargs):
+    """`check --deploy` under REFSET_DEMO=1 (what `manage.py serve` gives the demo's
+    gunicorn) says it is not a deployment: HTTPS settings off, demo keys allowed."""
+    if not settings.DEMO:
+        return []
+    return [
+        Warning(
+            "REFSET_DEMO=1: the demo's server mode (plain HTTP, no HSTS, demo keys). "
+            "Not a production configuration.",
+            hint="Unset REFSET_DEMO and set DJANGO_DEBUG=0 with real keys for production.",
+            id="refset.W001",
+        )
+    ]

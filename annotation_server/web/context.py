@@ -7,4 +7,5 @@ def refset(request):
     return {
         "refset_version": __version__,
         "embedded_mode": settings.EMBEDDED_DATABASE or settings.IN_PROCESS_JOBS,
+        "demo_mode": settings.DEMO,
     }
