@@ -270,7 +270,9 @@ def run_xr(args, env, py, base_env_server) -> None:
         for task_id, _series_id, cols, rows in tasks:
             results = []
             for _ in range(args.repeat):
-                context = browser.new_context(viewport={"width": 1600, "height": 1000})
+                context = browser.new_context(
+                    viewport={"width": 1600, "height": 1000}, bypass_csp=True
+                )
                 context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
                 page = context.new_page()
                 page.goto(f"{base}/read/{task_id}/")
@@ -383,7 +385,9 @@ def main() -> None:
             with sync_playwright() as pw:
                 browser = launch(pw)
                 for _ in range(args.repeat):
-                    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+                    context = browser.new_context(
+                        viewport={"width": 1600, "height": 1000}, bypass_csp=True
+                    )
                     context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
                     page = context.new_page()
                     page.goto(f"{base}/read/{task_id}/")
