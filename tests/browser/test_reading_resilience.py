@@ -261,3 +261,34 @@ def test_a_lost_answer_is_retried_without_a_false_conflict(live_server, page, ct
     planted.refresh_from_db()
     assert planted.attributes == {"nodule_type": "perifissural", "long_axis_mm": 6.5}
     assert planted.version == 3
+
+
+def test_a_change_made_while_its_save_is_in_flight_is_sent_too(live_server, page, ct_case):
+    """The save of a new finding is held on the wire while the reader changes its
+    type: once the first answer comes, the newer content must still be sent (it was
+    once marked saved without being sent)."""
+    task = ct_case["a"]
+    login(page, live_server, "reader_a", "en")
+    open_read(page, live_server, task)
+    held = []
+
+    def hold_first_create(route):
+        if route.request.method == "POST" and not held:
+            held.append(route)  # answered below, after the change
+        else:
+            route.continue_()
+
+    page.route(findings_api, hold_first_create)
+    draw_box(page, 60, 60, 110, 100)
+    page.wait_for_function(f"{SAVE_STATE} === 'saving'")
+    wait_until(page, lambda: bool(held))
+    page.select_option("#ws-attrs select[name=nodule_type]", "calcified")
+    held[0].continue_()
+    wait_until(
+        page,
+        lambda: Finding.objects.filter(task=task, attributes__nodule_type="calcified").exists(),
+    )
+    wait_saved(page)
+    finding = Finding.objects.get(task=task)
+    assert finding.attributes == {"nodule_type": "calcified"} and finding.version == 2
+    assert buffer(page, task) is None

@@ -43,6 +43,9 @@ export class SaveQueue extends SaveQueueCore {
     this.caseLabelDirty = false;
     this.taskVersion = taskVersion;
     this.dirty = new Set();
+    // Changes per finding, counted: a save only clears a finding that did not
+    // change again while its request was in flight.
+    this.edits = new Map();
     this.key = `refset.read.${taskId}`;
     this.mine = new Set();
     this.caseLabelMine = false;
@@ -133,6 +136,7 @@ export class SaveQueue extends SaveQueueCore {
 
   touch(uid) {
     if (this.stopped) return;
+    this.edits.set(uid, (this.edits.get(uid) || 0) + 1);
     this.dirty.add(uid);
     this.mine.add(uid);
     this._persist();
@@ -153,8 +157,10 @@ export class SaveQueue extends SaveQueueCore {
 
   async _save() {
     for (const uid of [...this.dirty]) {
+      const edits = this.edits.get(uid);
       await this._sendFinding(uid);
-      this.dirty.delete(uid);
+      // Changed while the request was in flight: still dirty, sent on the next round.
+      if (this.edits.get(uid) === edits) this.dirty.delete(uid);
       this._persist();
     }
     if (this.caseLabelDirty) {
