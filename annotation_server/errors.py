@@ -14,8 +14,17 @@ This module imports no app: every app may use it.
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+logger = logging.getLogger(__name__)
+
+# A lost or refused database connection (not a query the database rejected).
+DatabaseUnavailable = (OperationalError, InterfaceError)
 
 
 class DomainError(Exception):
@@ -43,6 +52,22 @@ def api_exception_handler(exc, context):
 
     if isinstance(exc, DomainError):
         return Response(exc.payload(), status=exc.status)
+    if isinstance(exc, DatabaseUnavailable):
+        # The connection dropped (database restarted, failed over, backend
+        # killed): nothing of the request was committed, and a retry opens a new
+        # connection. Say so, instead of an HTML 500, so clients keep their data.
+        from rest_framework.views import set_rollback
+
+        logger.error("database unavailable during %s", context.get("request"), exc_info=exc)
+        set_rollback()
+        return Response(
+            {
+                "detail": _("The database is unavailable; nothing was saved. Try again."),
+                "code": "database_unavailable",
+            },
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, DjangoValidationError):
         exc = ValidationError({"detail": exc.messages})
     return drf_exception_handler(exc, context)

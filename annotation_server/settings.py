@@ -74,8 +74,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # REFSET_JOB_LEASE_S: a worker running a job renews its lease (Job.heartbeat_at)
 # every third of this many seconds. A running job whose lease ran out belongs to a
-# worker that died: every worker looks for such jobs when it starts and then once
-# per lease, and hands each to the queue again (see jobs.services.recover_stale).
+# worker that died: every worker looks for such jobs when it starts and then every
+# half lease, and hands each to the queue again (see jobs.services.recover_stale).
 # REFSET_JOB_MAX_ATTEMPTS: starts of one job; when its worker died on the last
 # one, the job is failed with a clear error instead of being run again.
 REFSET_JOB_LEASE_S = env_int("REFSET_JOB_LEASE_S", 120)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Iterable
 
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.utils._os import safe_makedirs
 
@@ -37,7 +38,7 @@ def put(data: bytes, *, verify: bool = False) -> tuple[str, str, bool]:
         default_storage.delete(key)
     backend = default_storage._wrapped
     if type(backend) is FileSystemStorage and not backend._allow_overwrite:
-        if _save_local(backend, key, data):
+        if _save_local(backend, key, (data,)):
             return digest, key, True
         saved = None  # the key exists now: another process stored the same bytes
     else:
@@ -60,7 +61,28 @@ def put(data: bytes, *, verify: bool = False) -> tuple[str, str, bool]:
 _made_dirs: set[str] = set()
 
 
-def _save_local(backend: FileSystemStorage, key: str, data: bytes) -> bool:
+def save_whole(key: str, content) -> bool:
+    """Store the file object `content` at `key` so that the key only ever holds
+    the whole file: a write cut off (a full disk, a killed process) leaves
+    nothing under it. False (nothing stored) when the key exists already.
+
+    Django's FileSystemStorage.save writes straight into the final name and
+    leaves what it wrote when a write fails; object stores publish an upload
+    only once it is complete."""
+    if default_storage.exists(key):
+        return False
+    content.seek(0)
+    backend = default_storage._wrapped
+    if type(backend) is FileSystemStorage and not backend._allow_overwrite:
+        return _save_local(backend, key, iter(lambda: content.read(1 << 20), b""))
+    saved = default_storage.save(key, File(content))
+    if saved != key:  # a concurrent writer won the race: keep one copy
+        default_storage.delete(saved)
+        return False
+    return True
+
+
+def _save_local(backend: FileSystemStorage, key: str, chunks: Iterable[bytes]) -> bool:
     """What FileSystemStorage.save does for a new name (same directory and file
     permissions, never replacing a file), without its per-file name checks and
     makedirs: False when the file exists.
@@ -90,7 +112,8 @@ def _save_local(backend: FileSystemStorage, key: str, data: bytes) -> bool:
                 raise
     try:
         with os.fdopen(fd, "wb", closefd=True) as fh:
-            fh.write(data)
+            for chunk in chunks:
+                fh.write(chunk)
         if backend.file_permissions_mode is not None:
             os.chmod(temporary, backend.file_permissions_mode)
         try:

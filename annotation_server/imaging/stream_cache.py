@@ -15,8 +15,9 @@ import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 
-from django.core.files import File
 from django.core.files.storage import default_storage
+
+from annotation_server.imaging import storage
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,9 @@ def tee_to_storage(chunks: Iterable[bytes], key: str) -> Iterator[bytes]:
         for chunk in chunks:
             spool.write(chunk)
             yield chunk
-        spool.seek(0)
-        if default_storage.exists(key):
-            return
         try:
-            saved = default_storage.save(key, File(spool))
+            # Whole or not at all: a stream cut short (a full disk) must never be
+            # served as the series.
+            storage.save_whole(key, spool)
         except OSError:
             logger.exception("could not store series stream %s", key)
-            return
-        if saved != key:  # a concurrent build won the race: keep one copy
-            default_storage.delete(saved)

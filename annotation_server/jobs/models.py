@@ -45,7 +45,10 @@ class Job(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # "host:pid:token" of the claim that runs (or ran) the job: unique per attempt.
     worker = models.CharField(_("worker"), max_length=128, blank=True)
+    # Renewed by the running worker (jobs.services); a stale one means it died.
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
 
     class Meta:

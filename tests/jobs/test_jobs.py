@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from annotation_server.audit import services as audit
 from annotation_server.jobs import services
@@ -51,3 +54,90 @@ def test_real_worker_runs_a_job_dispatched_after_commit(celery_worker, reader_a)
     wait_for_job(job, celery_worker)
     assert job.result == {"checked": 3, "ok": True, "first_bad_id": None, "problem": ""}
     assert job.worker and job.started_at and job.finished_at
+
+
+def _running(kind="audit.verify_chain", *, beat_ago: float, attempts: int = 1) -> Job:
+    beat = timezone.now() - timedelta(seconds=beat_ago)
+    return Job.objects.create(
+        kind=kind,
+        state=Job.State.RUNNING,
+        started_at=beat,
+        heartbeat_at=beat,
+        worker="dead-host:4242:0000",
+        attempts=attempts,
+    )
+
+
+@pytest.mark.django_db
+def test_a_running_job_whose_worker_stopped_beating_is_taken_over(settings):
+    settings.REFSET_JOB_LEASE_S = 30
+    audit.record("test.event")
+    job = _running(beat_ago=31)
+    assert services.execute(job.pk) == Job.State.SUCCEEDED
+    job.refresh_from_db()
+    assert job.attempts == 2 and job.result["ok"] is True
+    assert "worker dead-host:4242:0000 stopped during attempt 1" in job.log
+    assert job.worker != "dead-host:4242:0000"
+
+
+@pytest.mark.django_db
+def test_a_running_job_with_a_live_lease_is_not_run_twice(settings):
+    settings.REFSET_JOB_LEASE_S = 30
+    job = _running(beat_ago=5)
+    assert services.execute(job.pk) == Job.State.RUNNING
+    job.refresh_from_db()
+    assert job.attempts == 1 and job.worker == "dead-host:4242:0000"
+    assert services.recover_stale() == []
+
+
+@pytest.mark.django_db
+def test_a_job_whose_worker_died_on_every_attempt_is_failed_clearly(settings):
+    settings.REFSET_JOB_LEASE_S = 30
+    settings.REFSET_JOB_MAX_ATTEMPTS = 3
+    job = _running(beat_ago=60, attempts=3)
+    assert services.execute(job.pk) == Job.State.FAILED
+    job.refresh_from_db()
+    assert job.finished_at and job.attempts == 3
+    assert job.error.startswith("WorkerLost: the worker running this job (dead-host:4242:0000)")
+    assert "attempt 3 of 3" in job.error and "WorkerLost" in job.log
+    # The sweep that workers run finds nothing left to do.
+    assert services.recover_stale() == []
+
+
+@pytest.mark.django_db
+def test_recovery_dispatches_stale_jobs_again(settings, monkeypatch):
+    from annotation_server.jobs import tasks
+
+    settings.REFSET_JOB_LEASE_S = 30
+    stale, live = _running(beat_ago=31), _running(beat_ago=1)
+    sent = []
+    monkeypatch.setattr(tasks.run_job, "delay", sent.append)
+    assert services.recover_stale() == [stale.pk] and sent == [stale.pk]
+    assert live.pk not in sent
+
+
+@pytest.mark.django_db
+def test_a_worker_presumed_dead_cannot_overwrite_its_successor(settings, monkeypatch):
+    """Attempt 1 stalls past its lease, attempt 2 takes over and finishes; when
+    attempt 1 comes back its outcome is dropped."""
+    settings.REFSET_JOB_LEASE_S = 30
+    outcomes = []
+
+    def slow_then_fast(ctx):
+        if not outcomes:
+            outcomes.append("first")
+            Job.objects.filter(pk=ctx.job_id).update(
+                heartbeat_at=timezone.now() - timedelta(seconds=60)
+            )
+            assert services.execute(ctx.job_id) == Job.State.SUCCEEDED  # the successor
+            raise RuntimeError("the stalled first attempt fails late")
+        outcomes.append("second")
+        return {"by": "second"}
+
+    monkeypatch.setattr(services, "_handlers", lambda: {"x.slow": slow_then_fast})
+    job = Job.objects.create(kind="x.slow")
+    assert services.execute(job.pk) == Job.State.SUCCEEDED
+    job.refresh_from_db()
+    assert outcomes == ["first", "second"]
+    assert job.state == Job.State.SUCCEEDED and job.result == {"by": "second"}
+    assert job.attempts == 2 and not job.error

@@ -13,6 +13,8 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["state", "kind", "project"]
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Job.objects.none()
         user = self.request.user
         if user.is_superuser:
             return Job.objects.all()
