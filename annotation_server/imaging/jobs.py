@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 
 from annotation_server.accounts.models import Site
 from annotation_server.imaging.ingest.pipeline import default_limits, ingest
-from annotation_server.imaging.ingest.sources import from_blobs
+from annotation_server.imaging.ingest.uploads import stored_uploads
 from annotation_server.projects.models import Project
 
 
@@ -18,28 +18,20 @@ def import_uploads(ctx) -> dict:
     uploads = ctx.params["uploads"]
     ctx.log(f"importing {len(uploads)} uploaded file(s) into {project.slug}")
 
-    def blobs():
-        for upload in uploads:
-
-            def read(key=upload["key"]) -> bytes:
-                with default_storage.open(key, "rb") as fh:
-                    return fh.read()
-
-            yield upload["name"], read, upload["size"]
-
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.filter(pk=ctx.created_by_id).first()
     try:
-        report = ingest(
-            project,
-            from_blobs(blobs(), default_limits()),
-            site=site,
-            user=user,
-            source="upload",
-            progress=lambda done, total: ctx.progress(95 * done / max(total, 1)),
-            workers=_workers(),
-        )
+        with stored_uploads(uploads, default_limits()) as items:
+            report = ingest(
+                project,
+                items,
+                site=site,
+                user=user,
+                source="upload",
+                progress=lambda done, total: ctx.progress(95 * done / max(total, 1)),
+                workers=_workers(),
+            )
     finally:
         for upload in uploads:
             default_storage.delete(upload["key"])

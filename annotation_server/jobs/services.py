@@ -197,7 +197,13 @@ def claim(job_id: int) -> str | None:
 
 
 class _Heartbeat(threading.Thread):
-    """Renews the lease of the job this worker runs until stopped."""
+    """Renews the lease of the job this worker runs until stopped.
+
+    `fork_tolerant`: a process that forks while this thread lives (the ingest
+    pool) is safe: the thread only sleeps and updates one row on its own database
+    connection, which a forked child never touches."""
+
+    fork_tolerant = True
 
     def __init__(self, job_id: int, owner: str):
         super().__init__(name=f"refset-job-{job_id}-heartbeat", daemon=True)
@@ -291,6 +297,7 @@ def start_recovery() -> threading.Thread:
             time.sleep(lease_seconds() / 2)
 
     thread = threading.Thread(target=loop, name="refset-job-recovery", daemon=True)
+    thread.fork_tolerant = True  # sleeps, and queries on its own connection (see _Heartbeat)
     thread.start()
     return thread
 

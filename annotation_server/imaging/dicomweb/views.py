@@ -20,12 +20,16 @@ from typing import Any
 
 from django.db.models import Count, Min, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from pydicom.uid import ExplicitVRLittleEndian
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from annotation_server.accounts.lockout import LockoutAwareBasicAuthentication
 from annotation_server.imaging import pixels
 from annotation_server.imaging.delivery import (
     cacheable,
@@ -42,10 +46,52 @@ from annotation_server.projects.models import Project
 DICOM_JSON = "application/dicom+json"
 PIXEL_TAGS = ("7FE00008", "7FE00009", "7FE00010")
 
+# -- OpenAPI ----------------------------------------------------------------------
+# DICOMweb is described by its standard (PS3.18); the schema names each route, its
+# query parameters and the media type of its body so that clients and the API fuzz
+# reach it. Bodies are DICOM JSON (an array of datasets keyed by tag), multipart/
+# related DICOM or frames, or PNG: binary as far as OpenAPI is concerned.
+
+DICOM_JSON_ARRAY = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "description": "A DICOM JSON dataset (PS3.18 F.2): attributes keyed by tag.",
+        "additionalProperties": {"type": "object"},
+    },
+}
+QIDO_PARAMETERS = [
+    OpenApiParameter("limit", OpenApiTypes.INT, description="at most this many results"),
+    OpenApiParameter("offset", OpenApiTypes.INT, description="skip this many results"),
+    OpenApiParameter("StudyInstanceUID", OpenApiTypes.STR),
+    OpenApiParameter("SeriesInstanceUID", OpenApiTypes.STR),
+    OpenApiParameter("SOPInstanceUID", OpenApiTypes.STR),
+    OpenApiParameter("PatientID", OpenApiTypes.STR, description="the pseudonym; * and ? match"),
+    OpenApiParameter("Modality", OpenApiTypes.STR),
+]
+QIDO_SCHEMA = extend_schema(
+    parameters=QIDO_PARAMETERS,
+    responses={(200, DICOM_JSON): OpenApiResponse(DICOM_JSON_ARRAY, description="matches")},
+)
+MULTIPART_RELATED = "multipart/related"
+
+
+class DicomWebSchema(AutoSchema):
+    """A search (QIDO-RS) and a retrieval (WADO-RS) share a path prefix
+    (.../studies and .../studies/{study}); searches are named `..._search`."""
+
+    def get_operation_id(self) -> str:
+        operation_id = super().get_operation_id()
+        suffix = getattr(self.view, "operation_suffix", None)
+        if suffix:
+            operation_id = operation_id.removesuffix("_retrieve") + f"_{suffix}"
+        return operation_id
+
 
 class DicomWebView(APIView):
-    authentication_classes = [BasicAuthentication, SessionAuthentication]
+    authentication_classes = [LockoutAwareBasicAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
+    schema = DicomWebSchema()
 
     def perform_content_negotiation(self, request, force=False):
         # Bodies are built here (dicom+json, multipart, png); errors are JSON.
@@ -125,6 +171,9 @@ def _bad_request(detail: str) -> JsonResponse:
 
 
 class SearchStudies(DicomWebView):
+    operation_suffix = "search"
+
+    @QIDO_SCHEMA
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         try:
             offset, limit = A.paging(request.GET)
@@ -179,7 +228,9 @@ class SearchSeries(DicomWebView):
         "Modality": "modality",
         "PatientID": "study__patient_pseudo_id",
     }
+    operation_suffix = "search"
 
+    @QIDO_SCHEMA
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         try:
             offset, limit = A.paging(request.GET)
@@ -224,7 +275,9 @@ class SearchInstances(DicomWebView):
         "Modality": "series__modality",
         "PatientID": "series__study__patient_pseudo_id",
     }
+    operation_suffix = "search"
 
+    @QIDO_SCHEMA
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         try:
             offset, limit = A.paging(request.GET)
@@ -312,6 +365,7 @@ def transcode(data: bytes, ts: str | None) -> tuple[bytes, str]:
 class Retrieve(DicomWebView):
     """Study, series or instance as multipart/related; type="application/dicom"."""
 
+    @extend_schema(responses={(200, MULTIPART_RELATED): OpenApiTypes.BINARY})
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         try:
             ts = wanted_transfer_syntax(request.headers.get("Accept", ""))
@@ -365,6 +419,7 @@ def _part_type(uid: str) -> str:
 class Metadata(DicomWebView):
     """DICOM JSON of every instance addressed (no pixel data)."""
 
+    @extend_schema(responses={(200, DICOM_JSON): OpenApiResponse(DICOM_JSON_ARRAY)})
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         out = []
         for row in self.files():
@@ -403,6 +458,7 @@ def _frame_numbers(text: str) -> list[int]:
 class Frames(DicomWebView):
     """Frames (1-based) as multipart/related; type="application/octet-stream"."""
 
+    @extend_schema(responses={(200, MULTIPART_RELATED): OpenApiTypes.BINARY})
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         accept = request.headers.get("Accept", "")
         if accept and not any(
@@ -448,6 +504,13 @@ class Frames(DicomWebView):
 class Rendered(DicomWebView):
     """image/png of an instance's first frame (or the frame named): ?window=c,w&viewport=w,h."""
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("window", OpenApiTypes.STR, description="centre,width"),
+            OpenApiParameter("viewport", OpenApiTypes.STR, description="width,height"),
+        ],
+        responses={(200, "image/png"): OpenApiTypes.BINARY},
+    )
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         try:
             frame_no = _frame_numbers(kwargs.get("frames", "1"))[0]

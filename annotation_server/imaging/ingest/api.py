@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -15,6 +16,30 @@ from annotation_server.jobs.api.serializers import JobSerializer
 from annotation_server.projects.models import Project
 from annotation_server.projects.permissions import MANAGE, has_project_perm
 
+IMPORT_UPLOAD = inline_serializer(
+    "ImportUpload",
+    {
+        "files": serializers.ListField(child=serializers.FileField()),
+        "paths": serializers.ListField(child=serializers.CharField(), required=False),
+        "site": serializers.CharField(required=False),
+    },
+)
+REVEAL_REQUEST = inline_serializer(
+    "RevealRequest",
+    {
+        "replacement": serializers.CharField(),
+        "reason": serializers.CharField(),
+        "kind": serializers.CharField(required=False),
+    },
+)
+REVEAL_RESPONSE = inline_serializer(
+    "RevealResponse",
+    {
+        "replacement": serializers.CharField(),
+        "originals": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
 
 class ImportView(APIView):
     """Upload DICOM files or zips (field `files`, repeatable; optional `paths`, the
@@ -23,6 +48,7 @@ class ImportView(APIView):
 
     parser_classes = [MultiPartParser]
 
+    @extend_schema(request={"multipart/form-data": IMPORT_UPLOAD}, responses={202: JobSerializer})
     def post(self, request, slug: str):
         project = get_object_or_404(Project.objects.visible_to(request.user), slug=slug)
         if not has_project_perm(request.user, project, MANAGE):
@@ -46,6 +72,7 @@ class RevealView(APIView):
     Needs the imaging.view_identity_key permission; every look-up is audited
     with its reason."""
 
+    @extend_schema(request=REVEAL_REQUEST, responses=REVEAL_RESPONSE)
     def post(self, request, slug: str):
         from annotation_server.imaging.ingest.keys import reveal
         from annotation_server.imaging.models import IdentityMapping

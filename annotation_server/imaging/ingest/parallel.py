@@ -133,7 +133,14 @@ def usable_workers(wanted: int, files: int) -> tuple[int, str]:
 
 
 def _other_threads() -> bool:
-    return threading.active_count() > 1
+    """Threads besides this one that a fork could leave holding a lock the workers
+    need. Threads marked `fork_tolerant` (the job lease heartbeat and recovery loop,
+    jobs.services) only sleep and query on their own database connection, which the
+    workers never touch."""
+    me = threading.current_thread()
+    return any(
+        t is not me and not getattr(t, "fork_tolerant", False) for t in threading.enumerate()
+    )
 
 
 # What each pool's workers work on, by job number: set before the fork, so every

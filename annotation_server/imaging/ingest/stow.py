@@ -3,65 +3,162 @@
 
 Instances go through the same pipeline as every other way in (validation,
 de-identification, storage, index). The response is the PS3.18 store response
-in application/dicom+json: ReferencedSOPSequence for stored (and duplicate)
-instances, FailedSOPSequence for the others, each with FailureReason 0110H (processing
-failure) and the reason as text in ErrorComment (0000,0902). Status 200 when all
-stored, 202 when some failed, 409 when none could be stored.
+in application/dicom+json (whatever the Accept header): ReferencedSOPSequence for
+stored (and duplicate) instances, FailedSOPSequence for the others, each with
+FailureReason 0110H (processing failure) and the reason as text in ErrorComment
+(0000,0902). Status 200 when all stored, 202 when some failed, 409 when none could
+be stored.
+
+The body is read as a stream, never as `request.body` (which Django caps at
+DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB): each part is written to a temporary file
+as it arrives, under the ingest limits (REFSET_MAX_FILE_MB per part,
+REFSET_IMPORT_MAX_TOTAL_MB per request; at most DATA_UPLOAD_MAX_NUMBER_FILES
+parts), and removed after the import. A chunked body (Transfer-Encoding: chunked,
+as dicomweb-client sends anything over its chunk size) is read when the WSGI
+server passes it through decoded and says so (`wsgi.input_terminated`, as
+gunicorn does); a server that cannot (Django's runserver) gets 411 asking for a
+Content-Length. Authentication: HTTP Basic or the browser session (with its CSRF
+token, as for the rest of the API).
 """
 
 from __future__ import annotations
 
-import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.views import APIView
+from rest_framework.parsers import BaseParser
 
+from annotation_server.imaging.dicomweb import multipart
+from annotation_server.imaging.dicomweb.multipart import MultipartError
+from annotation_server.imaging.dicomweb.views import DicomWebView, SearchStudies
 from annotation_server.imaging.ingest.pipeline import default_limits, ingest
-from annotation_server.imaging.ingest.sources import Candidate, Rejection
+from annotation_server.imaging.ingest.sources import (
+    Budget,
+    Candidate,
+    Item,
+    Limits,
+    Rejection,
+    over_budget,
+    too_large,
+)
 from annotation_server.projects.models import Project
 from annotation_server.projects.permissions import MANAGE, has_project_perm
 
-_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 PROCESSING_FAILURE = 0x0110  # Failure Reason: processing failure
+DICOM = "application/dicom"
 
 
-class MultipartError(ValueError):
-    pass
+class ChunkedBodyUnreadable(Exception):
+    """A chunked body the WSGI server does not decode for the application."""
 
 
-def split_multipart(body: bytes, content_type: str) -> list[tuple[dict, bytes]]:
-    """(headers, payload) of each part of a multipart/related body."""
-    match = _BOUNDARY.search(content_type or "")
-    if not content_type.lower().startswith("multipart/related") or not match:
-        raise MultipartError("Content-Type must be multipart/related with a boundary")
-    delimiter = b"--" + match.group(1).encode()
-    parts = []
-    for chunk in body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        chunk = chunk[2:] if chunk.startswith(b"\r\n") else chunk
-        head, sep, payload = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            raise MultipartError("a part has no header/body separator")
-        headers = {}
-        for line in head.decode("latin-1").split("\r\n"):
-            if ":" in line:
-                key, value = line.split(":", 1)
-                headers[key.strip().lower()] = value.strip()
-        parts.append((headers, payload[:-2] if payload.endswith(b"\r\n") else payload))
-    if not parts:
-        raise MultipartError("no parts in the multipart body")
-    return parts
+def body_reader(request) -> Callable[[int], bytes]:
+    """`read(n)` over the request body, chunked or not, never the whole of it. With
+    a Content-Length (also one that web/chunked.py set after spooling a chunked
+    body): the Django request, read as a file. Chunked without one: the WSGI input,
+    read to its end where the server says it has one (`wsgi.input_terminated`)."""
+    meta = request.META
+    stream = request.stream  # DRF's: the Django request itself, None without a length
+    if stream is not None:
+        return stream.read
+    if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        if meta.get("wsgi.input_terminated"):  # PEP 3333 extension: read to EOF
+            return meta["wsgi.input"].read
+        raise ChunkedBodyUnreadable
+    return lambda size: b""
+
+
+def receive(
+    read: Callable[[int], bytes], content_type: str, limits: Limits, folder: Path
+) -> list[Item]:
+    """Each part of the body as an Item: a Candidate reading its temporary file in
+    `folder`, or a Rejection (wrong type, over a limit). The parts are written as
+    they arrive; a part over a limit is read through and dropped."""
+    default_type = multipart.parse_media_type(content_type or "")[1].get("type") or DICOM
+    max_parts = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    budget = Budget(limits)
+    items: list[Item] = []
+    name, path, out, size, reason = "", Path(), None, 0, ""
+    try:
+        for event, value in multipart.read_parts(read, content_type):
+            if event == "part":
+                name = f"part {len(items) + 1}"
+                if len(items) >= max_parts:
+                    items.append(Rejection(name, too_many_parts(max_parts)))
+                    break
+                kind = value.get("content-type", default_type).split(";")[0].strip().lower()
+                size, reason = 0, ""
+                if kind != DICOM:
+                    reason = _("unsupported part type %(type)s") % {"type": kind}
+                else:
+                    path = folder / f"{len(items) + 1:06d}.dcm"
+                    out = open(path, "wb")  # noqa: SIM115 (closed at the part's end)
+            elif event == "data":
+                size += len(value)
+                if out is None:
+                    continue  # refused: read through
+                if not too_large(size, limits) and budget.used + size <= budget.limit:
+                    out.write(value)
+                    continue
+                out.close()
+                path.unlink()
+                out = None
+            else:  # the part's end: named with its whole size
+                if out is not None:
+                    out.close()
+                    out = None
+                reason = reason or too_large(size, limits)
+                if not reason and not budget.take(size):
+                    reason = over_budget(budget)
+                    path.unlink(missing_ok=True)
+                if reason:
+                    items.append(Rejection(name, reason))
+                else:
+                    items.append(Candidate(name, size, path.read_bytes))
+    finally:
+        if out is not None:
+            out.close()
+    return items
+
+
+def too_many_parts(count: int) -> str:
+    return _("more than %(count)s parts (DATA_UPLOAD_MAX_NUMBER_FILES): the rest not read") % {
+        "count": count
+    }
 
 
 def _element(tag: str, vr: str, value) -> dict:
     return {tag: {"vr": vr, "Value": [value]}}
 
 
-class StowView(APIView):
+class StreamedBody(BaseParser):
+    """Claims multipart/related for DRF without reading it: the view reads the
+    stream itself. (Session authentication's CSRF check looks at `request.POST`,
+    which parses the body; with no parser for the type DRF answered 415.)"""
+
+    media_type = "multipart/related"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return {}
+
+
+def _element(tag: str, vr: str, value) -> dict:
+    return {tag: {"vr": vr, "Value": [value]}}
+
+
+class StowView(DicomWebView):
+    """Authentication and content negotiation as for the rest of DICOMweb (Basic or
+    session, JSON whatever the Accept header: the store response is dicom+json)."""
+
+    parser_classes = [StreamedBody]
+
     def post(self, request, slug: str | None = None):
         slug = slug or request.query_params.get("project")
         if not slug:
@@ -72,22 +169,23 @@ class StowView(APIView):
         if not has_project_perm(request.user, project, MANAGE):
             raise PermissionDenied("Only the project's dataset managers can store instances.")
         try:
-            parts = split_multipart(request.body, request.META.get("CONTENT_TYPE", ""))
-        except MultipartError as exc:
-            return JsonResponse({"detail": str(exc)}, status=415)
+            read = body_reader(request)
+        except ChunkedBodyUnreadable:
+            detail = _(
+                "This server cannot read a chunked request body: send a Content-Length, "
+                "or run RefSet under gunicorn."
+            )
+            return JsonResponse({"detail": detail}, status=411)
         limits = default_limits()
-        items = []
-        for i, (headers, payload) in enumerate(parts, 1):
-            kind = headers.get("content-type", "application/dicom").split(";")[0].strip()
-            name = f"part {i}"
-            if kind != "application/dicom":
-                items.append(Rejection(name, f"unsupported part type {kind}"))
-            elif len(payload) > limits.max_file_bytes:
-                items.append(Rejection(name, "part exceeds the file size limit"))
-            else:
-                items.append(Candidate(name, len(payload), lambda p=payload: p))
-        # In the web process: never forked (a request's files are few anyway).
-        report = ingest(project, items, user=request.user, source="stow", workers=1)
+        with tempfile.TemporaryDirectory(
+            prefix="refset-stow-", dir=settings.FILE_UPLOAD_TEMP_DIR
+        ) as folder:
+            try:
+                items = receive(read, request.META.get("CONTENT_TYPE", ""), limits, Path(folder))
+            except MultipartError as exc:
+                return JsonResponse({"detail": str(exc)}, status=415)
+            # In the web process: never forked (a request's files are few anyway).
+            report = ingest(project, items, user=request.user, source="stow", workers=1)
         stored, failed = [], []
         for result in report.files:
             if result.status in ("imported", "duplicate"):
@@ -122,7 +220,5 @@ def studies_endpoint(request, slug: str | None = None):
     """/dicomweb/[projects/{slug}/]studies: POST stores (STOW-RS), GET searches (QIDO-RS)."""
     if request.method == "POST":
         return _stow(request, slug=slug)
-    from annotation_server.imaging.dicomweb.views import SearchStudies
-
     kwargs = {"slug": slug} if slug else {}
     return SearchStudies.as_view()(request, **kwargs)

@@ -1,15 +1,22 @@
 """Uploads from the browser and the REST API: stored first, imported by a job.
 
 Uploaded bytes go to Django storage (not a local temp dir), so the worker that
-runs the import may be on another machine."""
+runs the import may be on another machine. Django streams a request's files to
+temporary files on disk (FILE_UPLOAD_MAX_MEMORY_SIZE) and storage copies them in
+chunks; the import job reads each file only when it is prepared (sources.from_storage)."""
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from annotation_server.imaging.ingest.sources import Item, Limits, from_storage
 from annotation_server.jobs import services as jobs
 
 
@@ -29,3 +36,13 @@ def queue_import(project, files, *, user, site=None, names=None):
         user=user,
         params={"uploads": uploads, "site_id": site.pk if site else None},
     )
+
+
+@contextmanager
+def stored_uploads(uploads: list[dict], limits: Limits) -> Iterator[Iterator[Item]]:
+    """The items of the uploads queue_import stored (params["uploads"]), with a
+    scratch folder for local copies of zips from remote storage, removed after."""
+    with tempfile.TemporaryDirectory(
+        prefix="refset-import-", dir=settings.FILE_UPLOAD_TEMP_DIR
+    ) as scratch:
+        yield from_storage(((u["name"], u["key"]) for u in uploads), limits, scratch)
