@@ -1,12 +1,15 @@
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from annotation_server.reading import services
 from annotation_server.reading.api.serializers import (
     CaseLabelSerializer,
+    DeleteFindingSerializer,
     FindingSerializer,
     HeartbeatSerializer,
     ReadingTaskSerializer,
@@ -28,11 +31,13 @@ class ReadingTaskViewSet(viewsets.ReadOnlyModelViewSet):
             .order_by("id")
         )
 
+    @extend_schema(request=None, responses=ReadingTaskSerializer)
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
         task = services.start(self.get_object(), request.user)
         return Response(self.get_serializer(task).data)
 
+    @extend_schema(request=SubmitSerializer, responses=ReadingTaskSerializer)
     @action(detail=True, methods=["post"], serializer_class=SubmitSerializer)
     def submit(self, request, pk=None):
         body = SubmitSerializer(data=request.data)
@@ -45,6 +50,12 @@ class ReadingTaskViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(ReadingTaskSerializer(task, context=self.get_serializer_context()).data)
 
+    @extend_schema(
+        request=HeartbeatSerializer,
+        responses=inline_serializer(
+            "ActiveSeconds", {"active_seconds": serializers.IntegerField()}
+        ),
+    )
     @action(detail=True, methods=["post"], serializer_class=HeartbeatSerializer)
     def heartbeat(self, request, pk=None):
         """The workstation reports active reading time (seconds since its last report)."""
@@ -113,6 +124,11 @@ class FindingViewSet(
         uid = data.get("uid")
         with transaction.atomic():
             if uid is not None:
+                # The read's row lock first (save_finding takes it too): a second
+                # create of this uid sent at the same moment (another tab restoring
+                # this one's unsaved buffer, a retry) waits here, then finds the first
+                # one below instead of inserting the uid twice (IntegrityError, 500).
+                ReadingTask.objects.select_for_update().get(pk=task.pk)
                 existing = Finding.objects.filter(uid=uid).select_related("task").first()
                 if existing is not None:
                     if existing.task_id != task.pk:
@@ -153,10 +169,22 @@ class FindingViewSet(
             )
         return Response(self.get_serializer(updated).data)
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "version", OpenApiTypes.INT, description="the version you deleted (409 if stale)"
+            )
+        ],
+        responses={204: None},
+    )
     def destroy(self, request, *args, **kwargs):
         finding = self.get_object()
-        version = request.query_params.get("version") or request.data.get("version")
+        version = request.query_params.get("version")
+        if version in (None, "") and isinstance(request.data, dict):
+            version = request.data.get("version")
+        body = DeleteFindingSerializer(data={} if version in (None, "") else {"version": version})
+        body.is_valid(raise_exception=True)  # not a number: 400 with the field, not 500
         services.delete_finding(
-            finding, request.user, expected_version=int(version) if version else None
+            finding, request.user, expected_version=body.validated_data.get("version")
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
