@@ -91,3 +91,23 @@ class DomainErrorMiddleware:
             {"message": exc.message, "code": exc.code},
             status=exc.status,
         )
+
+
+def server_error(request):
+    """The 500 answer (settings: urls.handler500): JSON with a stable code for API
+    and DICOMweb clients, which cannot read the friendly page; that page for the
+    rest. Nothing of the failure itself is shown (it is logged)."""
+    if request.path.startswith(("/api/", "/dicomweb/")):
+        from django.http import JsonResponse
+        from django.utils.translation import gettext
+
+        return JsonResponse(
+            {
+                "detail": gettext("The server failed to answer this request; it has been logged."),
+                "code": "server_error",
+            },
+            status=500,
+        )
+    from django.views.defaults import server_error as friendly_page
+
+    return friendly_page(request)

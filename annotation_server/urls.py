@@ -26,3 +26,5 @@ urlpatterns = [
     # the split view serves its start-up script as a file: no inline script (CSP)
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+handler500 = "annotation_server.errors.server_error"

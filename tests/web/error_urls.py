@@ -9,4 +9,9 @@ def broken(request):
     raise RuntimeError("secret internal detail: connection string postgresql://x")
 
 
-urlpatterns = [path("test-only/broken/", broken), *site_urlpatterns]
+urlpatterns = [
+    path("test-only/broken/", broken),
+    path("api/v1/test-only/broken/", broken),
+    *site_urlpatterns,
+]
+handler500 = "annotation_server.errors.server_error"

@@ -75,3 +75,15 @@ def test_form_without_csrf_token_shows_friendly_403(reader_a, language, title):
     assert title in page and 'data-testid="error-403-csrf"' in page
     assert "DEBUG" not in page and "CSRF_FAILURE_VIEW" not in page
     _assert_friendly(page)
+
+
+@pytest.mark.urls("tests.web.error_urls")
+def test_an_api_client_gets_a_json_500_without_the_failure(reader_a):
+    client = Client(raise_request_exception=False, HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(reader_a)
+    response = client.get("/api/v1/test-only/broken/")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == "server_error" and "logged" in body["detail"]
+    assert "secret internal detail" not in response.content.decode()
