@@ -24,6 +24,10 @@ KEYWORDS = {
 }
 UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
 CONTROL_KEYS = {"limit", "offset", "includefield", "fuzzymatching"}
+# The longest value a matched attribute holds (UI and LO: 64 characters). A longer
+# match value can match nothing, and 5,000 wildcards made a regular expression
+# PostgreSQL refused as too complex (500, found by the API fuzz).
+MAX_VALUE_LENGTH = 64
 
 
 def attr(vr: str, *values: Any) -> dict[str, Any]:
@@ -95,13 +99,16 @@ class QueryError(ValueError):
 
 
 def query_terms(params) -> dict[str, list[str]]:
-    """{keyword: [values]} from QIDO query parameters (tags or keywords, comma lists)."""
+    """{keyword: [values]} from QIDO query parameters (tags or keywords, comma lists).
+    QueryError for a value longer than any attribute holds."""
     terms: dict[str, list[str]] = {}
     for key in params:
         if key in CONTROL_KEYS:
             continue
         keyword = KEYWORDS.get(key.upper(), key)
         values = [v.strip() for raw in params.getlist(key) for v in raw.split(",") if v.strip()]
+        if any(len(v) > MAX_VALUE_LENGTH for v in values):
+            raise QueryError(f"{key}: match values have at most {MAX_VALUE_LENGTH} characters.")
         if values:
             terms.setdefault(keyword, []).extend(values)
     return terms
@@ -111,6 +118,7 @@ def _match(field: str, values: list[str], *, uid: bool) -> Q:
     q = Q()
     for value in values:
         if not uid and ("*" in value or "?" in value):
+            value = re.sub(r"\*+", "*", value)  # ** matches what * does
             pattern = (
                 "^"
                 + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value)

@@ -177,9 +177,9 @@ class SearchStudies(DicomWebView):
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         try:
             offset, limit = A.paging(request.GET)
+            terms = A.query_terms(request.GET)
         except A.QueryError as exc:
             return _bad_request(str(exc))
-        terms = A.query_terms(request.GET)
         series = self.series_qs()
         studies = Study.objects.filter(id__in=series.values("study_id")).filter(
             A.filter_by(terms, {"StudyInstanceUID": "study_uid", "PatientID": "patient_pseudo_id"})
@@ -234,9 +234,10 @@ class SearchSeries(DicomWebView):
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         try:
             offset, limit = A.paging(request.GET)
+            terms = A.query_terms(request.GET)
         except A.QueryError as exc:
             return _bad_request(str(exc))
-        qs = self.series_qs().filter(A.filter_by(A.query_terms(request.GET), self.FIELDS))
+        qs = self.series_qs().filter(A.filter_by(terms, self.FIELDS))
         if "study" in kwargs:
             qs = qs.filter(study__study_uid=kwargs["study"])
         qs = qs.order_by("study_id", "id")
@@ -281,9 +282,10 @@ class SearchInstances(DicomWebView):
     def get(self, request: HttpRequest, **kwargs) -> HttpResponse:
         try:
             offset, limit = A.paging(request.GET)
+            terms = A.query_terms(request.GET)
         except A.QueryError as exc:
             return _bad_request(str(exc))
-        qs = self.instance_qs().filter(A.filter_by(A.query_terms(request.GET), self.FIELDS))
+        qs = self.instance_qs().filter(A.filter_by(terms, self.FIELDS))
         grouped = (
             qs.values(
                 "series_id",

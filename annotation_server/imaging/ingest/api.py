@@ -24,14 +24,14 @@ IMPORT_UPLOAD = inline_serializer(
         "site": serializers.CharField(required=False),
     },
 )
-REVEAL_REQUEST = inline_serializer(
-    "RevealRequest",
-    {
-        "replacement": serializers.CharField(),
-        "reason": serializers.CharField(),
-        "kind": serializers.CharField(required=False),
-    },
-)
+
+
+class RevealSerializer(serializers.Serializer):
+    replacement = serializers.CharField()
+    reason = serializers.CharField()
+    kind = serializers.CharField(required=False, allow_blank=True)
+
+
 REVEAL_RESPONSE = inline_serializer(
     "RevealResponse",
     {
@@ -59,7 +59,9 @@ class ImportView(APIView):
         paths = request.data.getlist("paths") if hasattr(request.data, "getlist") else []
         site = None
         if request.data.get("site"):
-            site = Site.objects.filter(code=request.data["site"]).first()
+            code = request.data["site"]
+            # NUL cannot reach PostgreSQL (500): no site has such a code
+            site = Site.objects.filter(code=code).first() if "\x00" not in code else None
             if site is None:
                 raise ValidationError({"site": f"No site with code {request.data['site']!r}."})
         names = paths if len(paths) == len(files) else None
@@ -72,7 +74,7 @@ class RevealView(APIView):
     Needs the imaging.view_identity_key permission; every look-up is audited
     with its reason."""
 
-    @extend_schema(request=REVEAL_REQUEST, responses=REVEAL_RESPONSE)
+    @extend_schema(request=RevealSerializer, responses=REVEAL_RESPONSE)
     def post(self, request, slug: str):
         from annotation_server.imaging.ingest.keys import reveal
         from annotation_server.imaging.models import IdentityMapping
@@ -80,13 +82,13 @@ class RevealView(APIView):
         project = get_object_or_404(Project.objects.visible_to(request.user), slug=slug)
         if not request.user.has_perm("imaging.view_identity_key"):
             raise PermissionDenied("Reading original identifiers needs its own permission.")
-        replacement = str(request.data.get("replacement", "")).strip()
-        reason = str(request.data.get("reason", "")).strip()
-        if not replacement or not reason:
-            raise ValidationError({"detail": "Give the replacement and the reason."})
+        # A serializer: a list body or NUL in a value answered 500, now field errors.
+        body = RevealSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        replacement, reason = body.validated_data["replacement"], body.validated_data["reason"]
         mappings = IdentityMapping.objects.filter(project=project, replacement=replacement)
-        if request.data.get("kind"):
-            mappings = mappings.filter(kind=request.data["kind"])
+        if body.validated_data.get("kind"):
+            mappings = mappings.filter(kind=body.validated_data["kind"])
         rows = [
             {"kind": m.kind, "original": reveal(request.user, m, reason=reason)} for m in mappings
         ]

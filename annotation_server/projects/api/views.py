@@ -1,4 +1,5 @@
-from rest_framework import viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -17,6 +18,23 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
             "label_schema", "protocol"
         )
 
+    @extend_schema(
+        responses=inline_serializer(
+            "ProjectProgress",
+            {
+                "mine": serializers.DictField(
+                    child=serializers.IntegerField(),
+                    allow_null=True,
+                    help_text="your reads: done / assigned (null if you read none here)",
+                ),
+                "cases": serializers.DictField(
+                    child=serializers.IntegerField(),
+                    required=False,
+                    help_text="managers: cases per state",
+                ),
+            },
+        )
+    )
     @action(detail=True)
     def progress(self, request, slug=None):
         """Managers: cases per state. Everyone: their own reads done / assigned."""

@@ -25,6 +25,12 @@ class VisibleProjectField(serializers.SlugRelatedField):
     def get_queryset(self):
         return Project.objects.visible_to(self.context["request"].user)
 
+    def to_internal_value(self, data):
+        # PostgreSQL text cannot hold NUL: such a slug reached the query (500).
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
 
 class QualificationTestSerializer(serializers.ModelSerializer):
     project = VisibleProjectField(slug_field="slug", required=True)

@@ -16,9 +16,12 @@ the reference never reaches a reader any other way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -33,6 +36,30 @@ from annotation_server.qualification.api.serializers import (
     ThresholdSerializer,
 )
 from annotation_server.qualification.models import QualificationAttempt, QualificationTest
+
+FINDINGS_WRITTEN = inline_serializer(
+    "ReferenceFindingsWritten", {"findings": serializers.IntegerField()}
+)
+READER_STATUS = inline_serializer(
+    "QualificationReaderStatus",
+    {
+        "user_id": serializers.IntegerField(),
+        "reader": serializers.CharField(),
+        "qualified": serializers.BooleanField(),
+        "status": serializers.CharField(),
+        "attempts": AttemptSerializer(many=True),
+    },
+    many=True,
+)
+REFERENCE_PAYLOAD = inline_serializer(
+    "QualificationReference",
+    {
+        "cases": serializers.DictField(
+            child=serializers.ListField(child=serializers.DictField()),
+            help_text="case code -> its reference findings",
+        )
+    },
+)
 
 
 class QualificationTestViewSet(
@@ -70,6 +97,7 @@ class QualificationTestViewSet(
         test = q.create_test(project, by=request.user, **data)
         return Response(self.get_serializer(test).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=ThresholdSerializer, responses=QualificationTestSerializer)
     def update(self, request, *args, **kwargs):
         test = self.get_object()
         self._require_manager(test)
@@ -83,6 +111,7 @@ class QualificationTestViewSet(
         test = q.update_thresholds(test, by=request.user, **data)
         return Response(self.get_serializer(test).data)
 
+    @extend_schema(request=None, responses={200: AttemptSerializer, 201: AttemptSerializer})
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
         test = self.get_object()
@@ -91,6 +120,7 @@ class QualificationTestViewSet(
         code = status.HTTP_200_OK if before is not None else status.HTTP_201_CREATED
         return Response(AttemptSerializer(attempt, context={"request": request}).data, code)
 
+    @extend_schema(responses=READER_STATUS)
     @action(detail=True, methods=["get"])
     def readers(self, request, pk=None):
         test = self.get_object()
@@ -110,22 +140,24 @@ class QualificationTestViewSet(
             ]
         )
 
+    @extend_schema(request=REFERENCE_PAYLOAD, responses={201: FINDINGS_WRITTEN})
     @action(detail=True, methods=["post"])
     def reference(self, request, pk=None):
         test = self.get_object()
         self._require_manager(test)
-        cases = request.data.get("cases")
+        # a JSON list or string is not the payload: the service says what is (was 500)
+        payload = dict(request.data) if isinstance(request.data, Mapping) else request.data
+        cases = payload.get("cases") if isinstance(payload, dict) else None
         if isinstance(cases, dict):
             foreign = set(cases) - set(test.cases.values_list("code", flat=True))
             if foreign:
                 raise ValidationError(
                     {"cases": f"Not in this qualification set: {', '.join(sorted(foreign))}"}
                 )
-        n = q.import_reference_payload(
-            test.project, dict(request.data), by=request.user, source="api"
-        )
+        n = q.import_reference_payload(test.project, payload, by=request.user, source="api")
         return Response({"findings": n}, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=CopySerializer, responses={201: FINDINGS_WRITTEN})
     @action(detail=True, methods=["post"], url_path="copy-reference")
     def copy_reference(self, request, pk=None):
         test = self.get_object()

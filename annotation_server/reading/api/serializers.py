@@ -107,6 +107,9 @@ class FindingSerializer(serializers.ModelSerializer):
 
 
 class CaseLabelSerializer(serializers.ModelSerializer):
+    # Required and an object: a PUT without it answered 500 (KeyError), a list or a
+    # string reached the schema rules, which expect {key: answer}.
+    values = serializers.DictField()
     version = serializers.IntegerField(required=False)
 
     class Meta:
@@ -118,6 +121,12 @@ class CaseLabelSerializer(serializers.ModelSerializer):
 class SubmitSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False)
     active_seconds = serializers.IntegerField(required=False, min_value=0)
+
+
+class DeleteFindingSerializer(serializers.Serializer):
+    """The version a delete was made from (query ?version= or the body); optional."""
+
+    version = serializers.IntegerField(required=False, allow_null=True)
 
 
 class HeartbeatSerializer(serializers.Serializer):
