@@ -47,6 +47,18 @@ def _content_types_and_permissions(request):
 
 
 @pytest.fixture(autouse=True)
+def _english_outside_requests():
+    """Code that runs outside a request (services, jobs in-process, commands)
+    speaks the default UI language, zh-Hans; tests read their messages in
+    English unless they choose a language (requests choose theirs by
+    Accept-Language, whatever this says)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 # elsewhere): at the DELAY_AT-th JobContext.progress/log call of a job, log a
 # line that says so and sleep DELAY_S seconds, so a fault test can kill the
 # worker at a known point in the middle of a real job (tests/faults/). DELAY_AT:
-# "kind=N,kind=N" (other kinds: the 1st call), or one N for every kind.
+# "kind=N,kind=N" (other kinds: the 1st call), or one N for every kind. Only a
+# job's first attempt waits: the worker that takes it over runs it through.
 TEST_DELAY_ENV = "REFSET_TEST_JOB_DELAY_S"
 TEST_DELAY_AT_ENV = "REFSET_TEST_JOB_DELAY_AT"
 
@@ -72,6 +73,7 @@ class JobContext:
         self.project_id = job.project_id
         self.created_by_id = job.created_by_id
         self.kind = job.kind
+        self.attempt = job.attempts
         self._calls = 0
 
     def progress(self, percent: float, message: str | None = None) -> None:
@@ -89,7 +91,7 @@ class JobContext:
     def _test_delay(self) -> None:
         self._calls += 1
         delay = os.environ.get(TEST_DELAY_ENV)
-        if not delay:
+        if not delay or self.attempt > 1:
             return
         at = os.environ.get(TEST_DELAY_AT_ENV) or "1"
         if "=" in at:

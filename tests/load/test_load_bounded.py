@@ -7,6 +7,7 @@ The same code as `bench/load.py` (bench/loadsim.py, loadseed.py, loadstack.py)."
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import uuid
 
 import pytest
@@ -22,6 +23,14 @@ READERS, SECONDS, SLICES = 8, 10, 16
 @pytest.mark.services
 @pytest.mark.celery
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def _in_own_loop(coroutine):
+    """Run the readers in a thread with its own event loop: a browser test earlier
+    on this xdist worker leaves Playwright's loop running in the test thread, where
+    asyncio.run() refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_bounded_load_loses_no_save_and_resolves_no_conflict_silently(settings, tmp_path):
     assert connection.vendor == "postgresql", "make test provides PostgreSQL"
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "make test provides Redis"
@@ -40,7 +49,7 @@ def test_bounded_load_loses_no_save_and_resolves_no_conflict_silently(settings, 
     try:
         servers.start()
         servers.warm_up(rounds=1)
-        recorder = asyncio.run(
+        recorder = _in_own_loop(
             run_readers(
                 servers.base_url,
                 seeded.accounts,

@@ -22,15 +22,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _english():
-    """Service messages are translated; these tests read the English ones."""
-    from django.utils import translation
-
-    with translation.override("en"):
-        yield
-
-
 # Distinctive coordinates: if they ever appear in a reader's response before
 # submission, the reference leaked.
 REF = {

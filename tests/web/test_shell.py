@@ -153,7 +153,7 @@ def test_every_javascript_string_is_in_the_catalogue():
 
 def test_huge_limit_and_offset_are_bounded_not_500(reader_a, project):
     """A 40-digit limit or offset once reached the database (500)."""
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
     assert client.login(username=reader_a.username, password=factories.PASSWORD)
     huge = "9" * 40
     page = client.get(f"/api/v1/projects/?limit={huge}")
