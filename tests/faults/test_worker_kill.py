@@ -349,6 +349,7 @@ def victims(django_db_setup, django_db_blocker, fault_media, worker_env):
         stop_worker(pool.next)
 
 
+@pytest.mark.timeout(900)  # each wait below allows 300 s on a loaded 2-core machine
 @pytest.mark.parametrize("kind", sorted(registry.JOB_HANDLERS))
 def test_a_worker_killed_mid_job_leaves_nothing_running_and_the_rerun_completes(
     kind, request, project, manager, settings, successor, victims, fault_media
@@ -365,12 +366,12 @@ def test_a_worker_killed_mid_job_leaves_nothing_running_and_the_rerun_completes(
     try:
         job = fault.build(setup)  # queued in Redis until the victim starts
         victim = victims.take()
-        wait_for(lambda: "test delay" in job_row(job).log, "the job's delay point", 120, victim)
+        wait_for(lambda: "test delay" in job_row(job).log, "the job's delay point", 300, victim)
         assert job.state == Job.State.RUNNING and job.attempts == 1
         kill_worker(victim)
         victims.prestart()  # for the next test, while this job is taken over
         assert job_row(job).state == Job.State.RUNNING  # held by a dead worker
-        wait_for(lambda: job_row(job).finished_at, "the job to finish", 120, rescuer)
+        wait_for(lambda: job_row(job).finished_at, "the job to finish", 300, rescuer)
         assert job.state == Job.State.SUCCEEDED, (job.error, job.log)
         assert job.attempts == 2
         assert "stopped during attempt 1" in job.log, job.log
@@ -380,7 +381,7 @@ def test_a_worker_killed_mid_job_leaves_nothing_running_and_the_rerun_completes(
         wait_for(
             lambda: not Job.objects.exclude(state__in=Job.FINISHED).exists(),
             "the follow-up jobs",
-            120,
+            300,
             rescuer,
         )
     finally:

@@ -20,9 +20,6 @@ from bench.loadstack import Stack, production_env
 READERS, SECONDS, SLICES = 8, 10, 16
 
 
-@pytest.mark.services
-@pytest.mark.celery
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def _in_own_loop(coroutine):
     """Run the readers in a thread with its own event loop: a browser test earlier
     on this xdist worker leaves Playwright's loop running in the test thread, where
@@ -31,6 +28,9 @@ def _in_own_loop(coroutine):
         return pool.submit(asyncio.run, coroutine).result()
 
 
+@pytest.mark.services
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_bounded_load_loses_no_save_and_resolves_no_conflict_silently(settings, tmp_path):
     assert connection.vendor == "postgresql", "make test provides PostgreSQL"
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "make test provides Redis"
