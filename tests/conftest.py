@@ -235,3 +235,16 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def session_client_for():
+    """API clients signed in through a real session (as a browser is), for the
+    endpoints a browser reaches; `client_for` skips authentication altogether."""
+
+    def make(user) -> APIClient:
+        client = APIClient()
+        assert client.login(username=user.username, password=factories.PASSWORD)
+        return client
+
+    return make

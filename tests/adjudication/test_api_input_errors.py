@@ -11,9 +11,9 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize("action", ["settle", "reopen"])
 @pytest.mark.parametrize("pk", ["abc", "1e309", "%FF%FE"])
 def test_manager_actions_on_a_case_id_that_is_not_a_number_are_404(
-    case, manager, client_for, action, pk
+    case, manager, session_client_for, action, pk
 ):
-    response = client_for(manager).post(
+    response = session_client_for(manager).post(
         f"/api/v1/adjudication/{pk}/{action}/", {"reason": "x"}, format="json"
     )
     assert response.status_code == 404

@@ -48,18 +48,18 @@ def keyholder(scenario):
     "body", [[1, 2], {"replacement": "a\x00b", "reason": "x"}, {"replacement": "x"}]
 )
 def test_identity_reveal_with_a_malformed_body_is_a_field_error(
-    scenario, keyholder, client_for, body
+    scenario, keyholder, session_client_for, body
 ):
-    response = client_for(keyholder).post(
+    response = session_client_for(keyholder).post(
         f"/api/v1/projects/{scenario.project.slug}/identity/reveal/", body, format="json"
     )
     assert response.status_code == 400
     assert response.json()
 
 
-def test_import_naming_a_site_code_with_nul_is_a_field_error(scenario, client_for):
+def test_import_naming_a_site_code_with_nul_is_a_field_error(scenario, session_client_for):
     upload = SimpleUploadedFile("a.dcm", b"not dicom", content_type="application/dicom")
-    response = client_for(scenario.users["manager"]).post(
+    response = session_client_for(scenario.users["manager"]).post(
         f"/api/v1/projects/{scenario.project.slug}/imports/",
         {"files": [upload], "site": "S\x0001"},
         format="multipart",

@@ -17,17 +17,19 @@ def qualification(project):
 
 @pytest.mark.parametrize("body", [[1, 2], "cases", 7])
 def test_reference_that_is_not_an_object_is_refused_with_the_expected_shape(
-    qualification, manager, client_for, body
+    qualification, manager, session_client_for, body
 ):
-    response = client_for(manager).post(
+    response = session_client_for(manager).post(
         f"/api/v1/qualification-tests/{qualification.pk}/reference/", body, format="json"
     )
     assert response.status_code == 400
     assert "cases" in response.json()["detail"]
 
 
-def test_creating_a_test_for_a_project_slug_with_nul_is_a_field_error(project, manager, client_for):
-    response = client_for(manager).post(
+def test_creating_a_test_for_a_project_slug_with_nul_is_a_field_error(
+    project, manager, session_client_for
+):
+    response = session_client_for(manager).post(
         "/api/v1/qualification-tests/", {"project": "lu\x00ng", "name": "x"}, format="json"
     )
     assert response.status_code == 400

@@ -28,9 +28,9 @@ def _finding(client, task) -> dict:
 
 @pytest.mark.parametrize("version", ["abc", "1e309", "%FF%FE"])
 def test_delete_with_a_version_that_is_not_a_number_is_a_field_error(
-    tasks, reader_a, client_for, version
+    tasks, reader_a, session_client_for, version
 ):
-    client = client_for(reader_a)
+    client = session_client_for(reader_a)
     created = _finding(client, tasks["reader_a"])
     response = client.delete(f"/api/v1/findings/{created['id']}/?version={version}")
     assert response.status_code == 400
@@ -38,8 +38,8 @@ def test_delete_with_a_version_that_is_not_a_number_is_a_field_error(
     assert Finding.objects.filter(pk=created["id"]).exists()
 
 
-def test_delete_with_a_list_body_is_refused_cleanly(tasks, reader_a, client_for):
-    client = client_for(reader_a)
+def test_delete_with_a_list_body_is_refused_cleanly(tasks, reader_a, session_client_for):
+    client = session_client_for(reader_a)
     created = _finding(client, tasks["reader_a"])
     response = client.delete(f"/api/v1/findings/{created['id']}/", [1, 2], format="json")
     # a list carries no version: answered like a delete without one (was 500)
@@ -48,8 +48,8 @@ def test_delete_with_a_list_body_is_refused_cleanly(tasks, reader_a, client_for)
     assert Finding.objects.filter(pk=created["id"]).exists()
 
 
-def test_delete_with_the_right_version_still_works(tasks, reader_a, client_for):
-    client = client_for(reader_a)
+def test_delete_with_the_right_version_still_works(tasks, reader_a, session_client_for):
+    client = session_client_for(reader_a)
     created = _finding(client, tasks["reader_a"])
     response = client.delete(f"/api/v1/findings/{created['id']}/?version={created['version']}")
     assert response.status_code == 204
@@ -57,10 +57,10 @@ def test_delete_with_the_right_version_still_works(tasks, reader_a, client_for):
 
 @pytest.mark.parametrize("body", [{}, {"version": 1}, {"values": ["a"]}, {"values": "x"}])
 def test_case_label_put_without_an_object_of_values_is_a_field_error(
-    tasks, reader_a, client_for, body
+    tasks, reader_a, session_client_for, body
 ):
     task = tasks["reader_a"]
-    response = client_for(reader_a).put(
+    response = session_client_for(reader_a).put(
         f"/api/v1/reading-tasks/{task.pk}/case-label/", body, format="json"
     )
     assert response.status_code == 400
@@ -68,9 +68,9 @@ def test_case_label_put_without_an_object_of_values_is_a_field_error(
     assert not CaseLabel.objects.filter(task=task).exists()
 
 
-def test_case_label_put_with_values_still_saves(tasks, reader_a, client_for):
+def test_case_label_put_with_values_still_saves(tasks, reader_a, session_client_for):
     task = tasks["reader_a"]
-    response = client_for(reader_a).put(
+    response = session_client_for(reader_a).put(
         f"/api/v1/reading-tasks/{task.pk}/case-label/", {"values": {}}, format="json"
     )
     assert response.status_code == 200, response.content
