@@ -1,0 +1,197 @@
+"""Plots of an agreement report (matplotlib, Agg backend): PNG and SVG bytes.
+
+`figures(report, fmt="png")` returns {name: bytes} for every plot the report
+has data for: the pairwise reader heat map, the per-reader detection plot
+(sensitivity and F1 with their intervals, false positives per case, the flag
+threshold when set), the LIDC table, one Bland-Altman plot per measured
+number and the weekly drift. Titles and axis labels come from `labels`
+(already translated by the caller), so this module stays framework-free.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+# Chinese titles and labels: matplotlib falls back glyph by glyph along this list
+# (DejaVu has no CJK; the WenQuanYi and Noto CJK Debian fonts do).
+plt.rcParams["font.family"] = [
+    "DejaVu Sans",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Noto Sans CJK SC",
+    "sans-serif",
+]
+
+LABELS = {
+    "heatmap": "Pairwise detection agreement between readers",
+    "detection": "Readers against the reference standard",
+    "sensitivity": "sensitivity",
+    "f1": "F1",
+    "fp_per_case": "false positives per case",
+    "threshold": "flag threshold",
+    "lidc": "Lesions marked by k readers",
+    "readers_marking": "readers marking",
+    "lesions": "lesions",
+    "bland_altman": "Bland-Altman",
+    "mean": "mean of two readers",
+    "difference": "difference (a - b)",
+    "bias": "bias",
+    "loa": "limits of agreement",
+    "weekly": "Agreement per week",
+    "week": "week",
+    "detection_agreement": "detection agreement",
+    "attribute_alpha": "attribute alpha",
+}
+
+
+def _save(fig, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(
+        buf,
+        format=fmt,
+        dpi=110,
+        bbox_inches="tight",
+        metadata={"Date": None} if fmt == "svg" else None,
+    )
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _v(e) -> float:
+    return np.nan if not e or e.get("value") is None else float(e["value"])
+
+
+def _err(e) -> tuple[float, float]:
+    if not e or e.get("value") is None or e.get("low") is None:
+        return (0.0, 0.0)
+    return (max(e["value"] - e["low"], 0.0), max(e["high"] - e["value"], 0.0))
+
+
+def heatmap(report: dict, labels: Mapping[str, str], fmt: str):
+    names = [r["label"] for r in report["readers"]]
+    matrix = np.asarray(
+        [[np.nan if v is None else v for v in row] for row in report["detection"]["matrix"]],
+        dtype=float,
+    )
+    if len(names) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(names), 1 + 0.6 * len(names)))
+    im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if np.isfinite(matrix[i, j]):
+                colour = "black" if matrix[i, j] > 0.6 else "white"
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", color=colour)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(labels["heatmap"])
+    return _save(fig, fmt)
+
+
+def detection(report: dict, labels: Mapping[str, str], fmt: str, threshold: float | None):
+    rows = report["detection"]["per_reader"]
+    if not report["detection"]["reference_cases"] or not rows:
+        return None
+    names = {r["id"]: r["label"] for r in report["readers"]}
+    x = np.arange(len(rows))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(3 + 1.2 * len(rows), 3.6))
+    for offset, key in ((-0.18, "sensitivity"), (0.18, "f1")):
+        values = [_v(r[key]) for r in rows]
+        errs = np.asarray([_err(r[key]) for r in rows]).T
+        ax.bar(x + offset, values, 0.34, yerr=errs, capsize=3, label=labels[key])
+    if threshold is not None:
+        ax.axhline(threshold, color="crimson", linestyle="--", label=labels["threshold"])
+    ax.set_xticks(x, [names.get(r["reader"], r["reader"]) for r in rows], rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(labels["detection"])
+    fps = [_v(r["fp_per_case"]) for r in rows]
+    errs = np.asarray([_err(r["fp_per_case"]) for r in rows]).T
+    ax2.bar(x, fps, 0.5, yerr=errs, capsize=3, color="tab:gray")
+    ax2.set_xticks(x, [names.get(r["reader"], r["reader"]) for r in rows], rotation=30, ha="right")
+    ax2.set_title(labels["fp_per_case"])
+    return _save(fig, fmt)
+
+
+def lidc(report: dict, labels: Mapping[str, str], fmt: str):
+    rows = report["detection"]["lidc_table"]
+    if not any(r["lesions"] for r in rows):
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 3))
+    ax.bar([r["readers"] for r in rows], [r["lesions"] for r in rows], color="tab:blue")
+    ax.set_xlabel(labels["readers_marking"])
+    ax.set_ylabel(labels["lesions"])
+    ax.set_xticks([r["readers"] for r in rows])
+    ax.set_title(labels["lidc"])
+    return _save(fig, fmt)
+
+
+def bland_altman(block: dict, labels: Mapping[str, str], fmt: str):
+    points = np.asarray(block.get("points") or [], dtype=float).reshape(-1, 2)
+    pooled = block.get("bland_altman_pooled")
+    if not len(points) or not pooled:
+        return None
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    ax.scatter(points[:, 0], points[:, 1], s=8, alpha=0.5)
+    bias = _v(pooled["bias"])
+    ax.axhline(bias, color="black", label=f"{labels['bias']} {bias:.2f}")
+    for key in ("loa_low", "loa_high"):
+        ax.axhline(_v(pooled[key]), color="crimson", linestyle="--")
+    ax.plot([], [], color="crimson", linestyle="--", label=labels["loa"])
+    unit = f" ({block['unit']})" if block.get("unit") else ""
+    ax.set_xlabel(labels["mean"] + unit)
+    ax.set_ylabel(labels["difference"] + unit)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{labels['bland_altman']}: {block['label']}")
+    return _save(fig, fmt)
+
+
+def weekly(report: dict, labels: Mapping[str, str], fmt: str):
+    rows = report["weekly"]
+    if len(rows) < 1:
+        return None
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(rows)), 3.2))
+    x = np.arange(len(rows))
+    for key in ("detection_agreement", "attribute_alpha"):
+        values = [_v(r.get(key)) for r in rows]
+        if all(np.isnan(values)):
+            continue
+        errs = np.asarray([_err(r.get(key)) for r in rows]).T
+        ax.errorbar(x, values, yerr=errs, marker="o", capsize=3, label=labels[key])
+    ax.set_xticks(x, [r["week"] for r in rows], rotation=30, ha="right")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel(labels["week"])
+    ax.legend(fontsize=8)
+    ax.set_title(labels["weekly"])
+    return _save(fig, fmt)
+
+
+def figures(
+    report: dict,
+    fmt: str = "png",
+    labels: Mapping[str, str] | None = None,
+    threshold: float | None = None,
+) -> dict[str, bytes]:
+    """{name: image bytes} in `fmt` ("png" or "svg")."""
+    if fmt not in ("png", "svg"):
+        raise ValueError("fmt is png or svg")
+    lab = {**LABELS, **(labels or {})}
+    out = {
+        "heatmap": heatmap(report, lab, fmt),
+        "detection": detection(report, lab, fmt, threshold),
+        "lidc": lidc(report, lab, fmt),
+        "weekly": weekly(report, lab, fmt),
+    }
+    for block in report["attributes"] + report["case_labels"]:
+        if block["kind"] == "number":
+            out[f"bland-altman-{block['name'].replace('.', '-')}"] = bland_altman(block, lab, fmt)
+    return {k: v for k, v in out.items() if v is not None}
