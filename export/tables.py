@@ -8,6 +8,12 @@ single quote. Values come from DICOM headers and user input (a scanner's
 Manufacturer field can hold "=HYPERLINK(...)"), so no text cell is trusted.
 Numbers stay numbers.
 
+`csv_writer` also starts the stream with a UTF-8 byte order mark (BOM):
+Excel on Chinese Windows reads a CSV without one in the local code page (GBK)
+and shows every Chinese cell as mojibake; with the BOM it reads UTF-8. Every
+CSV download goes through it (tests/export/test_csv_tables.py checks the
+downloads); pass `bom=False` only for a table that is not a file of its own.
+
 Plain Python: no Django.
 """
 
@@ -18,6 +24,8 @@ from collections.abc import Iterable
 from typing import Any
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"
+CONTENT_TYPE = "text/csv; charset=utf-8"
 
 
 def safe_cell(value: Any) -> Any:
@@ -41,5 +49,9 @@ class SafeWriter:
             self.writerow(row)
 
 
-def csv_writer(stream, **fmt: Any) -> SafeWriter:
+def csv_writer(stream, *, bom: bool = True, **fmt: Any) -> SafeWriter:
+    """A safe writer on `stream` (text: a file opened with newline="", or a
+    Django HttpResponse), which first writes the UTF-8 BOM unless bom=False."""
+    if bom:
+        stream.write(BOM)
     return SafeWriter(stream, **fmt)

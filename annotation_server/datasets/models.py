@@ -1,20 +1,47 @@
-"""Frozen dataset versions: which cases, which split, which reference, with what hash."""
+"""Dataset versions: which cases, which split, which reference, frozen with what.
+
+A version starts as a draft (a selection of adjudicated cases, drawn into
+splits), and `services.freeze` turns it into a frozen version: every case gets
+a JSON snapshot of everything it carries (reads of every phase, reference
+revisions, arbitration log, QC reports), the version a snapshot of the
+project's protocol, schema, roster and qualification results, and every live
+row that went into it is listed in `FrozenRow`. From then on the database
+refuses changes (triggers: migration 0004; see guards.py for the rules).
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-SEMVER = RegexValidator(r"^\d+\.\d+\.\d+$", _("Use MAJOR.MINOR.PATCH, e.g. 1.0.0."))
+from annotation_server.datasets.querysets import DatasetCaseQuerySet, DatasetVersionQuerySet
+from annotation_server.errors import DomainError
+
+SEMVER_PATTERN = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"
+SEMVER = RegexValidator(SEMVER_PATTERN, _("Use MAJOR.MINOR.PATCH, e.g. 1.0.0."))
 
 
-class FrozenError(Exception):
-    """A frozen dataset version cannot change."""
+class FrozenError(DomainError):
+    """A frozen dataset version, or a row that went into one, cannot change."""
+
+    code = "version_frozen"
+
+
+def frozen_message() -> str:
+    return gettext(
+        "This belongs to a frozen dataset version and is read-only; a correction is a new version."
+    )
 
 
 class DatasetVersion(models.Model):
+    class Split(models.TextChoices):
+        TRAIN = "train", _("train")
+        VALIDATION = "validation", _("validation")
+        TEST = "test", _("test (sequestered)")
+
     project = models.ForeignKey(
         "projects.Project", on_delete=models.PROTECT, related_name="dataset_versions"
     )
@@ -29,11 +56,31 @@ class DatasetVersion(models.Model):
     frozen_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # How the cases were chosen and split (kept so a draft can be redrawn).
+    selection = models.JSONField(_("selection"), default=dict, blank=True)
+    seed = models.PositiveIntegerField(_("split seed"), default=1)
+    split_ratios = models.JSONField(
+        _("split ratios"), default=dict, blank=True, help_text=_("e.g. train 0.7, validation 0.15")
+    )
+    # Written once, at freeze.
+    snapshot = models.JSONField(
+        _("project snapshot at freeze"),
+        default=dict,
+        blank=True,
+        help_text=_("Protocol, schema, roster, qualification results, QC and de-id profiles."),
+    )
+    changelog = models.JSONField(_("changes since the parent"), default=dict, blank=True)
+    content_sha256 = models.CharField(_("content hash"), max_length=64, blank=True)
     manifest_sha256 = models.CharField(_("manifest hash"), max_length=64, blank=True)
     reference_snapshot = models.JSONField(
         _("reference standard at freeze"), default=dict, blank=True
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = DatasetVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["project", "-created_at"]
@@ -42,37 +89,56 @@ class DatasetVersion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="dataset_version_unique")
         ]
+        permissions = [
+            (
+                "view_sequestered",
+                "Can see and export the sequestered test split of the projects they manage",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.project.slug} v{self.version}"
 
+    @property
+    def version_key(self) -> tuple[int, int, int]:
+        return tuple(int(p) for p in self.version.split("."))  # type: ignore[return-value]
+
     def save(self, *args, **kwargs):
         if self.pk and DatasetVersion.objects.filter(pk=self.pk, frozen=True).exists():
-            raise FrozenError(f"Dataset version {self} is frozen; make a new version.")
+            raise FrozenError(frozen_message())
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        if self.frozen:
-            raise FrozenError(f"Dataset version {self} is frozen and cannot be deleted.")
+        if self.pk and DatasetVersion.objects.filter(pk=self.pk, frozen=True).exists():
+            raise FrozenError(frozen_message())
         return super().delete(*args, **kwargs)
 
 
 class DatasetCase(models.Model):
-    class Split(models.TextChoices):
-        TRAIN = "train", _("train")
-        VALIDATION = "validation", _("validation")
-        TEST = "test", _("test (sequestered)")
+    """A case in a version: its split, whether it is retired, and (once frozen)
+    the snapshot of everything it carried at that moment."""
+
+    Split = DatasetVersion.Split
 
     dataset_version = models.ForeignKey(
-        DatasetVersion, on_delete=models.PROTECT, related_name="cases"
+        DatasetVersion, on_delete=models.CASCADE, related_name="cases"
     )
     case = models.ForeignKey("projects.Case", on_delete=models.PROTECT, related_name="+")
+    case_code = models.CharField(_("case id"), max_length=32, default="")
+    patient_pseudo_id = models.CharField(_("patient pseudonym"), max_length=64, blank=True)
+    site_code = models.CharField(_("site"), max_length=16, blank=True)
+    manufacturer = models.CharField(_("manufacturer"), max_length=64, blank=True)
+    case_label = models.CharField(_("case label"), max_length=16, blank=True)
     split = models.CharField(_("split"), max_length=16, choices=Split.choices)
     retired = models.BooleanField(_("retired"), default=False)
     retired_reason = models.CharField(_("retired because"), max_length=200, blank=True)
+    snapshot = models.JSONField(_("case snapshot at freeze"), default=dict, blank=True)
+    reference_sha256 = models.CharField(_("reference hash"), max_length=64, blank=True)
+
+    objects = DatasetCaseQuerySet.as_manager()
 
     class Meta:
-        ordering = ["dataset_version", "case"]
+        ordering = ["dataset_version", "case_code"]
         verbose_name = _("dataset case")
         verbose_name_plural = _("dataset cases")
         constraints = [
@@ -80,14 +146,50 @@ class DatasetCase(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.dataset_version}: {self.case} ({self.split})"
+        return f"{self.dataset_version}: {self.case_code} ({self.split})"
+
+    def _frozen(self) -> bool:
+        return DatasetVersion.objects.filter(pk=self.dataset_version_id, frozen=True).exists()
 
     def save(self, *args, **kwargs):
-        if DatasetVersion.objects.filter(pk=self.dataset_version_id, frozen=True).exists():
-            raise FrozenError("Cases of a frozen dataset version cannot change.")
+        if self._frozen():
+            raise FrozenError(frozen_message())
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        if DatasetVersion.objects.filter(pk=self.dataset_version_id, frozen=True).exists():
-            raise FrozenError("Cases of a frozen dataset version cannot change.")
+        if self._frozen():
+            raise FrozenError(frozen_message())
         return super().delete(*args, **kwargs)
+
+
+class FrozenRow(models.Model):
+    """A live row (a finding, a read, a reference revision...) that went into a
+    frozen version. The triggers refuse UPDATE and DELETE of every listed row;
+    written only by `services.freeze`, never changed afterwards."""
+
+    dataset_version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="frozen_rows"
+    )
+    table_name = models.CharField(max_length=63)
+    row_id = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("frozen row")
+        verbose_name_plural = _("frozen rows")
+        indexes = [models.Index(fields=["table_name", "row_id"], name="frozenrow_lookup")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset_version", "table_name", "row_id"], name="frozenrow_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.table_name}#{self.row_id} in {self.dataset_version_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk:
+            raise FrozenError(frozen_message())
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise FrozenError(frozen_message())

@@ -28,5 +28,6 @@ def test_the_writer_neutralises_every_cell_of_every_row():
     writer = csv_writer(out)
     writer.writerow(["manufacturer", "=cmd|' /C calc'!A0", 1])
     writer.writerows([["model", "@x", -1]])
-    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert out.getvalue().startswith("\ufeffmanufacturer,")
+    rows = list(csv.reader(io.StringIO(out.getvalue().removeprefix("\ufeff"))))
     assert rows == [["manufacturer", "'=cmd|' /C calc'!A0", "1"], ["model", "'@x", "-1"]]

@@ -1,0 +1,92 @@
+"""Dataset-version API payloads. Cases of the sequestered split never reach a
+user without datasets.view_sequestered (the views filter before serializing)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from annotation_server.datasets.models import DatasetCase, DatasetVersion
+
+
+class DatasetVersionSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(source="project.slug", read_only=True)
+    parent = serializers.CharField(source="parent.version", default=None, read_only=True)
+    frozen_by = serializers.SerializerMethodField()
+    cases = serializers.SerializerMethodField()
+    retired = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetVersion
+        fields = [
+            "id",
+            "project",
+            "version",
+            "parent",
+            "title",
+            "notes",
+            "frozen",
+            "frozen_at",
+            "frozen_by",
+            "seed",
+            "split_ratios",
+            "selection",
+            "content_sha256",
+            "cases",
+            "retired",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_frozen_by(self, obj) -> str | None:
+        user = obj.frozen_by
+        if user is None:
+            return None
+        profile = getattr(user, "profile", None)
+        return profile.pseudonym if profile else user.get_username()
+
+    def get_cases(self, obj) -> int:
+        return obj.cases.filter(retired=False).count()
+
+    def get_retired(self, obj) -> int:
+        return obj.cases.filter(retired=True).count()
+
+
+class DatasetCaseSerializer(serializers.ModelSerializer):
+    case_id = serializers.IntegerField(source="case.pk", read_only=True)
+
+    class Meta:
+        model = DatasetCase
+        fields = [
+            "case_id",
+            "case_code",
+            "patient_pseudo_id",
+            "site_code",
+            "manufacturer",
+            "case_label",
+            "split",
+            "retired",
+            "retired_reason",
+            "reference_sha256",
+        ]
+        read_only_fields = fields
+
+
+class DraftSerializer(serializers.Serializer):
+    project = serializers.SlugField()
+    version = serializers.CharField(max_length=32)
+    parent = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    all_adjudicated = serializers.BooleanField(required=False, default=False)
+    cases = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
+    sites = serializers.ListField(child=serializers.CharField(max_length=16), required=False)
+    manufacturers = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False
+    )
+    seed = serializers.IntegerField(min_value=0, required=False, default=1)
+    ratios = serializers.DictField(child=serializers.FloatField(), required=False)
+    retire_reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class FreezeSerializer(serializers.Serializer):
+    confirm = serializers.CharField(max_length=32)

@@ -1,0 +1,302 @@
+"""dictionary/data_dictionary.csv: every column of every table, both languages.
+
+A column not described here fails `describe` (and the package test), so a new
+column cannot ship undocumented. Attribute columns (attr_<key>) take their
+type, unit, allowed values and labels from the label schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from export.model import PackageInput
+from export.nifdc_tables import headers
+
+# column -> (type, unit, required, description_zh, description_en)
+COLUMNS: dict[str, tuple[str, str, bool, str, str]] = {
+    "case_id": ("string", "", True, "病例标识（假名）", "Case identifier (pseudonymous)"),
+    "patient_pseudo_id": ("string", "", True, "患者假名标识", "Patient pseudonym"),
+    "study_uid": ("uid", "", True, "去标识化后的检查实例 UID", "De-identified Study Instance UID"),
+    "series_uid": (
+        "uid",
+        "",
+        True,
+        "去标识化后的序列实例 UID",
+        "De-identified Series Instance UID",
+    ),
+    "seriesuid": (
+        "uid",
+        "",
+        True,
+        "序列实例 UID（LUNA16 列名）",
+        "Series Instance UID (LUNA16 name)",
+    ),
+    "site_id": ("string", "", True, "中心假名标识", "Pseudonymous site identifier"),
+    "site_type": ("string", "", False, "中心类型", "Site type"),
+    "n_cases": ("integer", "", True, "病例数", "Number of cases"),
+    "devices": (
+        "list",
+        "",
+        False,
+        "设备厂商与型号（分号分隔）",
+        "Device makes and models (semicolon-separated)",
+    ),
+    "acquisition_year": ("integer", "year", False, "采集年份", "Acquisition year"),
+    "manufacturer": ("string", "", False, "设备厂商", "Manufacturer"),
+    "model": (
+        "string",
+        "",
+        False,
+        "设备型号或模型名称与版本",
+        "Device model, or assist model name and version",
+    ),
+    "kvp": ("number", "kV", False, "管电压", "Peak kilovoltage"),
+    "kernel": ("string", "", False, "重建卷积核", "Reconstruction kernel"),
+    "slice_thickness_mm": ("number", "mm", False, "层厚", "Slice thickness"),
+    "pixel_spacing_mm": ("list", "mm", False, "像素间距（行;列）", "Pixel spacing (row;column)"),
+    "contrast": ("string", "", False, "对比剂", "Contrast agent"),
+    "age_band": ("string", "year", False, "年龄段", "Age band"),
+    "sex": ("enum", "", False, "性别（M/F/O）", "Sex (M/F/O)"),
+    "split": (
+        "enum",
+        "",
+        True,
+        "数据划分：train / validation / test / sequestered-test",
+        "Split: train / validation / test / sequestered-test",
+    ),
+    "n_readers": ("integer", "", True, "阅片医师人数", "Number of readers"),
+    "n_reference_findings": (
+        "integer",
+        "",
+        True,
+        "参考标准病灶数（不含排除项）",
+        "Reference findings (excluded ones not counted)",
+    ),
+    "case_label": (
+        "enum",
+        "",
+        False,
+        "患者水平标签：positive / negative",
+        "Patient-level label: positive / negative",
+    ),
+    "reference_standard_type": (
+        "enum",
+        "",
+        True,
+        "参考标准类型：expert panel / pathology / follow-up",
+        "Reference standard type: expert panel / pathology / follow-up",
+    ),
+    "qc_status": ("enum", "", True, "图像质控结果", "Image QC result"),
+    "image_sha256": (
+        "sha256",
+        "",
+        True,
+        "按层序排列的各影像文件 SHA-256 之 SHA-256",
+        "SHA-256 over the instances' SHA-256 values in slice order",
+    ),
+    "retired": (
+        "boolean",
+        "",
+        True,
+        "是否已退役（保留记录，不参与评价）",
+        "Retired (kept on record, not scored)",
+    ),
+    "retired_reason": ("string", "", False, "退役原因", "Why the case was retired"),
+    "read_id": ("string", "", True, "阅片任务标识", "Read identifier"),
+    "reader_pseudo_id": ("string", "", True, "阅片医师假名", "Reader pseudonym"),
+    "phase": (
+        "integer",
+        "",
+        True,
+        "阅片阶段（1 为盲读，2 为复核）",
+        "Reading phase (1 blind, 2 review)",
+    ),
+    "started_at": ("datetime", "UTC", False, "开始时间", "Started at"),
+    "submitted_at": ("datetime", "UTC", False, "提交时间", "Submitted at"),
+    "finding_id": ("string", "", False, "病灶标识", "Finding identifier"),
+    "finding_type": (
+        "enum",
+        "",
+        False,
+        "病灶类型（见标注规范）",
+        "Finding type (see the label schema)",
+    ),
+    "x_mm": (
+        "number",
+        "mm",
+        False,
+        "病灶中心 x（患者坐标系 LPS）",
+        "Finding centre x (patient LPS)",
+    ),
+    "y_mm": (
+        "number",
+        "mm",
+        False,
+        "病灶中心 y（患者坐标系 LPS）",
+        "Finding centre y (patient LPS)",
+    ),
+    "z_mm": (
+        "number",
+        "mm",
+        False,
+        "病灶中心 z（患者坐标系 LPS）",
+        "Finding centre z (patient LPS)",
+    ),
+    "coordX": ("number", "mm", True, "参考病灶中心 x（LPS）", "Reference centre x (LPS)"),
+    "coordY": ("number", "mm", True, "参考病灶中心 y（LPS）", "Reference centre y (LPS)"),
+    "coordZ": ("number", "mm", True, "参考病灶中心 z（LPS）", "Reference centre z (LPS)"),
+    "diameter_mm": ("number", "mm", False, "直径", "Diameter"),
+    "long_axis_mm": ("number", "mm", False, "长径", "Long axis"),
+    "short_axis_mm": ("number", "mm", False, "短径", "Short axis"),
+    "volume_mm3": ("number", "mm3", False, "体积", "Volume"),
+    "confidence": ("number", "", False, "置信度（模型预标注时）", "Confidence (model proposals)"),
+    "source": (
+        "enum",
+        "",
+        False,
+        "来源：manual / model-accepted / model-edited",
+        "Origin: manual / model-accepted / model-edited",
+    ),
+    "tool_version": ("string", "", False, "标注工具及版本", "Annotation tool and version"),
+    "ref_finding_id": ("string", "", True, "参考病灶标识", "Reference finding identifier"),
+    "revision": ("integer", "", True, "参考标准修订号", "Reference revision"),
+    "n_readers_marked": ("integer", "", True, "标出该病灶的医师数", "Readers who marked it"),
+    "reader_ids": (
+        "list",
+        "",
+        False,
+        "标出该病灶的医师假名",
+        "Pseudonyms of the readers who marked it",
+    ),
+    "decision": (
+        "enum",
+        "",
+        True,
+        "决定方式或仲裁结论",
+        "Decision mechanism or arbitration verdict",
+    ),
+    "arbitration_id": ("string", "", False, "仲裁记录标识", "Arbitration record id"),
+    "seg_ref": ("path", "", False, "对应的 DICOM SEG 文件", "The DICOM SEG file holding its shape"),
+    "exclusion_reason": ("string", "", True, "不计分原因", "Why it is not scored"),
+    "read_id_or_empty": ("string", "", False, "", ""),
+    "dispute_id": ("string", "", True, "争议标识", "Dispute identifier"),
+    "cluster_id": ("string", "", False, "匹配簇标识", "Matched cluster identifier"),
+    "trigger": (
+        "enum",
+        "",
+        True,
+        "争议原因：existence / type / size / case label",
+        "What was disputed: existence / type / size / case label",
+    ),
+    "reader_votes": ("json", "", True, "各医师的意见", "Each reader's vote"),
+    "arbitrator_pseudo_id": ("string", "", True, "仲裁专家假名", "Arbitrator pseudonym"),
+    "information_shown": (
+        "string",
+        "",
+        True,
+        "仲裁时可见的信息",
+        "Information shown to the arbitrator",
+    ),
+    "reason_code": ("string", "", False, "理由代码", "Reason code"),
+    "reason_text": ("string", "", False, "理由说明", "Reason text"),
+    "decided_at": ("datetime", "UTC", True, "决定时间", "Decided at"),
+    "pseudo_id": ("string", "", True, "人员假名", "Person's pseudonym"),
+    "role": ("enum", "", True, "角色：reader / arbitrator", "Role: reader / arbitrator"),
+    "specialty": ("string", "", False, "专业", "Specialty"),
+    "title_band": ("string", "", False, "职称", "Professional title"),
+    "experience_band": ("string", "year", False, "从业年限段", "Years of experience band"),
+    "training_date": ("date", "", False, "培训日期", "Training date"),
+    "test_set": ("string", "", True, "资格考核题集", "Qualification test set"),
+    "date": ("date", "", True, "日期", "Date"),
+    "sensitivity": ("number", "", False, "敏感度", "Sensitivity"),
+    "fp_per_case": ("number", "", False, "每例假阳性数", "False positives per case"),
+    "kappa_vs_reference": (
+        "number",
+        "",
+        False,
+        "与参考标准的 kappa",
+        "Kappa against the reference",
+    ),
+    "threshold": ("string", "", True, "合格标准", "Pass threshold"),
+    "passed": ("boolean", "", True, "是否通过", "Passed"),
+    "attempt": ("integer", "", True, "第几次考核", "Attempt number"),
+    "rule": ("string", "", True, "质控规则", "QC rule"),
+    "status": (
+        "enum",
+        "",
+        True,
+        "结果：pass / warn / fail / overridden",
+        "Result: pass / warn / fail / overridden",
+    ),
+    "value": ("string", "", False, "测得值", "Measured value"),
+    "message": ("string", "", False, "说明", "Message"),
+    "sop_instance_uid": (
+        "uid",
+        "",
+        True,
+        "去标识化后的 SOP 实例 UID",
+        "De-identified SOP Instance UID",
+    ),
+    "slice_index": (
+        "integer",
+        "",
+        True,
+        "层序号（沿层面法线排序，从 0 开始）",
+        "Slice index (sorted along the normal, from 0)",
+    ),
+    "path": ("path", "", True, "包内相对路径", "Path inside the package"),
+    "sha256": ("sha256", "", True, "文件的 SHA-256", "SHA-256 of the file"),
+}
+
+
+def _label(item: dict, lang: str) -> str:
+    label = item.get("label", item.get("key", ""))
+    if isinstance(label, dict):
+        return label.get(lang) or label.get("en") or ""
+    return str(label)
+
+
+def attribute_rows(inp: PackageInput) -> dict[str, list[Any]]:
+    rows: dict[str, list[Any]] = {}
+    definition = inp.schema.get("definition", inp.schema)
+    for ftype in definition.get("finding_types", []):
+        for attr in ftype.get("attributes", []):
+            kind = attr.get("kind", "text")
+            allowed = ""
+            if kind == "enum":
+                allowed = [o["value"] for o in attr.get("options", [])]
+            elif kind == "ordinal":
+                allowed = f"{attr.get('min')}..{attr.get('max')}"
+            rows.setdefault(
+                f"attr_{attr['key']}",
+                [kind, attr.get("unit", ""), allowed, bool(attr.get("required"))]
+                + [_label(attr, "zh-hans"), _label(attr, "en")],
+            )
+    for fld in definition.get("case_fields", []):
+        rows.setdefault(fld["key"], ["case field", "", "", bool(fld.get("required"))])
+        rows[fld["key"]] += [_label(fld, "zh-hans"), _label(fld, "en")]
+    return rows
+
+
+def describe(inp: PackageInput) -> list[list[Any]]:
+    attrs = attribute_rows(inp)
+    rows = []
+    for rel, columns in headers(inp).items():
+        for col in columns:
+            if col in attrs:
+                rows.append([rel, col, *attrs[col]])
+                continue
+            if col not in COLUMNS:
+                raise KeyError(f"{rel}: column {col!r} is not in the data dictionary")
+            kind, unit, required, zh, en = COLUMNS[col]
+            rows.append([rel, col, kind, unit, "", required, zh, en])
+    return rows
+
+
+def write(out, inp: PackageInput) -> None:
+    out.write_csv(
+        "dictionary/data_dictionary.csv",
+        ["file", "column", "type", "unit", "allowed_values", "required"]
+        + ["description_zh", "description_en"],
+        describe(inp),
+    )

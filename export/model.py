@@ -1,0 +1,218 @@
+"""What a dataset package is built from: plain data, no Django.
+
+The datasets app turns a frozen DatasetVersion into one `PackageInput`
+(annotation_server/datasets/package_input.py); every writer in export/ reads
+only this. Everything here is already pseudonymous: reader ids, patient ids and
+UIDs are the de-identified ones, and nothing carries a person's name.
+
+Geometry is the workstation's model (annotation_server/reading/geometry.py):
+{"kind": K, "shapes": [{"slice_index": i, "points": [[col, row], ...]}, ...],
+"centre_mm": [x, y, z] | None}, points in image pixel coordinates of the
+series' slice `slice_index` (instances sorted along the slice normal).
+
+Times are ISO 8601 strings in UTC, so that writing them is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    sop_instance_uid: str
+    sop_class_uid: str
+    slice_index: int
+    path: str  # readable file of the de-identified DICOM object
+    sha256: str  # of the file's bytes
+    position: tuple[float, float, float] | None = None  # ImagePositionPatient
+
+
+@dataclass(frozen=True)
+class SeriesRecord:
+    series_uid: str
+    study_uid: str
+    modality: str
+    frame_of_reference_uid: str = ""
+    manufacturer: str = ""
+    model: str = ""
+    kvp: float | None = None
+    kernel: str = ""
+    slice_thickness_mm: float | None = None
+    pixel_spacing_mm: tuple[float, float] | None = None  # (row, column)
+    orientation: tuple[float, ...] | None = None  # ImageOrientationPatient, 6 values
+    rows: int | None = None
+    columns: int | None = None
+    contrast: str = ""
+    body_part: str = ""
+    instances: tuple[InstanceRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    case_id: str
+    patient_pseudo_id: str
+    site_id: str
+    series: tuple[SeriesRecord, ...]
+    split: str = ""  # train | validation | test | sequestered-test | ""
+    acquisition_year: int | None = None
+    age_band: str = ""
+    sex: str = ""
+    case_label: str = ""  # patient level: positive | negative | ""
+    reference_standard_type: str = "expert panel"
+    qc_status: str = ""
+    retired: bool = False
+    retired_reason: str = ""
+
+
+@dataclass(frozen=True)
+class FindingRecord:
+    finding_id: str
+    finding_type: str
+    geometry: dict[str, Any]
+    centre_mm: tuple[float, float, float] | None = None
+    long_axis_mm: float | None = None
+    short_axis_mm: float | None = None
+    volume_mm3: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    confidence: float | None = None
+    source: str = "manual"  # manual | model-accepted | model-edited
+    model_name: str = ""  # the assist model, for model-sourced findings
+    model_version: str = ""
+
+
+@dataclass(frozen=True)
+class ReadRecord:
+    read_id: str
+    case_id: str
+    series_uid: str
+    reader_pseudo_id: str
+    phase: int
+    started_at: str = ""
+    submitted_at: str = ""
+    findings: tuple[FindingRecord, ...] = ()
+    case_labels: dict[str, Any] = field(default_factory=dict)
+    tool_version: str = ""
+
+
+@dataclass(frozen=True)
+class ReferenceRecord:
+    ref_finding_id: str
+    case_id: str
+    series_uid: str
+    finding_type: str
+    centre_mm: tuple[float, float, float] | None
+    diameter_mm: float | None
+    geometry: dict[str, Any] | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    reader_ids: tuple[str, ...] = ()  # pseudonymous readers whose marks support it
+    decision: str = "auto-consensus"  # auto-consensus | arbitrated
+    arbitration_id: str = ""
+    revision: int = 1
+    excluded: bool = False  # adjudicated but not scored (e.g. < 3 mm, non-nodule)
+    exclusion_reason: str = ""
+
+
+@dataclass(frozen=True)
+class ArbitrationEntry:
+    dispute_id: str
+    case_id: str
+    cluster_id: str
+    trigger: str  # existence | type | size | case label
+    reader_votes: dict[str, Any]
+    arbitrator_pseudo_id: str
+    information_shown: str
+    decision: str
+    reason_code: str = ""
+    reason_text: str = ""
+    decided_at: str = ""
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    pseudo_id: str
+    role: str  # reader | arbitrator
+    specialty: str = ""
+    title_band: str = ""
+    experience_band: str = ""
+    site_type: str = ""
+    training_date: str = ""
+
+
+@dataclass(frozen=True)
+class QualificationRecord:
+    pseudo_id: str
+    test_set: str
+    date: str
+    sensitivity: float | None
+    fp_per_case: float | None
+    kappa: float | None
+    threshold: str
+    passed: bool
+    attempt: int
+
+
+@dataclass(frozen=True)
+class QcRecord:
+    case_id: str
+    series_uid: str
+    rule: str
+    status: str  # pass | warn | fail | overridden
+    value: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Changelog:
+    parent_version: str = ""
+    cases_added: tuple[str, ...] = ()
+    cases_retired: tuple[tuple[str, str], ...] = ()  # (case_id, reason)
+    # (ref_finding_id, change: added | removed | changed, arbitration_id, detail)
+    reference_changes: tuple[tuple[str, str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PackageInput:
+    """One frozen version, everything its package states."""
+
+    dataset_id: str  # the project's slug
+    version: str  # MAJOR.MINOR.PATCH
+    title: str
+    description: str
+    frozen_at: str
+    modality: str
+    body_part: str
+    tool_version: str  # "RefSet x.y.z"
+    protocol: dict[str, Any]  # readers per case, phases, blinding, match rule...
+    schema: dict[str, Any]  # the label schema as frozen (finding types, attributes)
+    deid_profile: dict[str, Any]
+    qc_profile: dict[str, Any]
+    cases: tuple[CaseRecord, ...]
+    reads: tuple[ReadRecord, ...] = ()
+    reference: tuple[ReferenceRecord, ...] = ()
+    case_labels: dict[str, dict[str, Any]] = field(default_factory=dict)  # adjudicated
+    arbitration_log: tuple[ArbitrationEntry, ...] = ()
+    roster: tuple[RosterEntry, ...] = ()
+    qualification: tuple[QualificationRecord, ...] = ()
+    qc: tuple[QcRecord, ...] = ()
+    changelog: Changelog = field(default_factory=Changelog)
+    agreement: dict[str, Any] | None = None  # the agreement app's report
+    agreement_plots: dict[str, bytes] = field(default_factory=dict)  # name.png -> bytes
+    parent_version: str = ""
+    sites: dict[str, dict[str, Any]] = field(default_factory=dict)  # site_id -> facts
+    inclusion_criteria: str = ""
+    exclusion_criteria: str = ""
+    clinical_criteria: str = ""
+    pre_annotation: dict[str, Any] = field(default_factory=dict)  # models used, where
+    include_images: bool = True  # False: images/images_index.csv only
+
+    @property
+    def package_name(self) -> str:
+        return f"{self.dataset_id}_v{self.version}"
+
+    def series(self) -> list[tuple[CaseRecord, SeriesRecord]]:
+        return [(c, s) for c in self.cases for s in c.series]
+
+    def series_by_uid(self) -> dict[str, SeriesRecord]:
+        return {s.series_uid: s for _, s in self.series()}

@@ -1,0 +1,190 @@
+"""DICOM SR TID 1500 (Comprehensive 3D SR, highdicom), per read and for the reference.
+
+One Measurement Report per read (`annotations/dicom/SR/reads/<read_id>.dcm`)
+whose observer is the reader's pseudonym (a person observer; no name), and
+one for the reference standard per series (observer: the reference panel as a
+device). Each finding is a Planar ROI group on the slice through its centre
+(closed polyline for an outline, point for a point mark) referencing the
+de-identified image, with its finding type, its tracking id, and long axis,
+short axis and volume when known. A model-sourced finding carries the model as
+algorithm identification on its measurements.
+"""
+
+from __future__ import annotations
+
+import highdicom as hd
+import numpy as np
+from pydicom.sr.codedict import codes
+
+from export.dicom_common import MANUFACTURER, derived_uid, finish, source_images
+from export.lidc_xml import outline
+from export.model import FindingRecord, PackageInput, ReadRecord, ReferenceRecord, SeriesRecord
+
+LONG_AXIS = hd.sr.CodedConcept("103339001", "SCT", "Long Axis")
+SHORT_AXIS = hd.sr.CodedConcept("103340004", "SCT", "Short Axis")
+
+
+def _region(geometry: dict, images) -> tuple[hd.sr.ImageRegion, object] | None:
+    shapes = sorted(geometry.get("shapes", []), key=lambda s: s["slice_index"])
+    if not shapes:
+        return None
+    mid = shapes[len(shapes) // 2]
+    index = mid["slice_index"]
+    if not 0 <= index < len(images):
+        return None
+    image = images[index]
+    source = hd.sr.SourceImageForRegion.from_source_image(image)
+    kind = geometry.get("kind", "")
+    pts = mid.get("points") or []
+    if kind in ("point",) or len(pts) < 2:
+        data = np.asarray([pts[0] if pts else [0, 0]], dtype=float)
+        gtype = hd.sr.GraphicTypeValues.POINT
+    elif kind in ("line", "polyline"):
+        data = np.asarray(pts, dtype=float)
+        gtype = hd.sr.GraphicTypeValues.POLYLINE
+    else:
+        ring = outline(kind, pts) if kind in ("ellipse", "box") else [tuple(p) for p in pts]
+        ring = [*ring, ring[0]]  # closed
+        data = np.asarray(ring, dtype=float)
+        gtype = hd.sr.GraphicTypeValues.POLYLINE
+    # highdicom's 2D coordinates are (column, row) with (1, 1) the first pixel's centre
+    return hd.sr.ImageRegion(graphic_type=gtype, graphic_data=data + 1.0, source_image=source), (
+        image
+    )
+
+
+def _measurements(values, algorithm) -> list[hd.sr.Measurement]:
+    out = []
+    for concept, value, unit in values:
+        if value is None:
+            continue
+        out.append(
+            hd.sr.Measurement(name=concept, value=float(value), unit=unit, algorithm_id=algorithm)
+        )
+    return out
+
+
+def _algorithm(f: FindingRecord) -> hd.sr.AlgorithmIdentification | None:
+    if f.source == "manual" or not f.model_name:
+        return None
+    return hd.sr.AlgorithmIdentification(name=f.model_name, version=f.model_version or "unknown")
+
+
+def _group(inp, key, n, finding_type, geometry, values, algorithm, images):
+    found = _region(geometry or {}, images)
+    if found is None:
+        return None
+    region, _image = found
+    prop = codes.SCT.Nodule if "nodule" in finding_type else codes.SCT.Lesion
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=derived_uid(inp, "sr-track", key, n), identifier=f"{finding_type} {key}"[:64]
+        ),
+        referenced_region=region,
+        finding_type=prop,
+        measurements=_measurements(values, algorithm) or None,
+        qualitative_evaluations=[
+            hd.sr.QualitativeEvaluation(
+                name=codes.DCM.Finding,
+                value=hd.sr.CodedConcept(finding_type[:16] or "finding", "99REFSET", finding_type),
+            )
+        ],
+    )
+
+
+def _document(inp, series, key, observer, groups, number):
+    images = source_images(series)
+    report = hd.sr.MeasurementReport(
+        observation_context=observer,
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion
+        if series.modality == "CT"
+        else hd.sr.CodedConcept("P5-09051", "SRT", "Imaging procedure"),
+        imaging_measurements=groups,
+        title=codes.cid7021.ImagingMeasurementReport,
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=images,
+        content=report,
+        series_instance_uid=derived_uid(inp, "sr-series", key),
+        series_number=number,
+        sop_instance_uid=derived_uid(inp, "sr", key),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        is_final=True,
+        is_verified=False,
+        series_description=f"RefSet {key}"[:64],
+    )
+    finish(sr, inp, key, images[0])
+    return sr
+
+
+def for_read(inp: PackageInput, read: ReadRecord, series: SeriesRecord):
+    images = source_images(series)
+    groups = []
+    for n, f in enumerate(sorted(read.findings, key=lambda f: f.finding_id), start=1):
+        values = [
+            (LONG_AXIS, f.long_axis_mm, codes.UCUM.Millimeter),
+            (SHORT_AXIS, f.short_axis_mm, codes.UCUM.Millimeter),
+            (codes.SCT.Volume, f.volume_mm3, codes.UCUM.CubicMillimeter),
+        ]
+        group = _group(
+            inp, f.finding_id, n, f.finding_type, f.geometry, values, _algorithm(f), images
+        )
+        if group is not None:
+            groups.append(group)
+    if not groups:
+        return None  # TID 1500 needs a measurement; a read that marked nothing has no SR
+    observer = hd.sr.ObservationContext(
+        observer_person_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Person,
+            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+                name=f"{read.reader_pseudo_id}^"
+            ),
+        )
+    )
+    return _document(inp, series, f"read-{read.read_id}", observer, groups, 800 + read.phase)
+
+
+def for_reference(inp: PackageInput, series: SeriesRecord, refs: list[ReferenceRecord]):
+    images = source_images(series)
+    groups = []
+    for n, r in enumerate(sorted(refs, key=lambda r: r.ref_finding_id), start=1):
+        if r.excluded:
+            continue
+        values = [(codes.SCT.Diameter, r.diameter_mm, codes.UCUM.Millimeter)]
+        group = _group(inp, r.ref_finding_id, n, r.finding_type, r.geometry, values, None, images)
+        if group is not None:
+            groups.append(group)
+    if not groups:
+        return None
+    observer = hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+                uid=derived_uid(inp, "reference-panel"),
+                name="RefSet reference standard",
+                manufacturer_name=MANUFACTURER,
+            ),
+        )
+    )
+    return _document(inp, series, f"reference-{series.series_uid}", observer, groups, 850)
+
+
+def write(out, inp: PackageInput, prefix: str = "", progress=None) -> None:
+    by_series = inp.series_by_uid()
+    refs: dict[str, list[ReferenceRecord]] = {}
+    for ref in inp.reference:
+        refs.setdefault(ref.series_uid, []).append(ref)
+    for read in sorted(inp.reads, key=lambda r: (r.series_uid, r.read_id)):
+        series = by_series.get(read.series_uid)
+        document = for_read(inp, read, series) if series is not None else None
+        if document is not None:
+            out.save_dataset(f"{prefix}reads/{read.read_id}.dcm", document)
+        if progress:
+            progress()
+    for series_uid in sorted(refs):
+        series = by_series.get(series_uid)
+        document = for_reference(inp, series, refs[series_uid]) if series is not None else None
+        if document is not None:
+            out.save_dataset(f"{prefix}reference/{series_uid}.dcm", document)
