@@ -84,7 +84,19 @@ class Project(models.Model):
     modality = models.CharField(
         _("modality"), max_length=16, help_text=_("DICOM modality codes, comma-separated, e.g. CT")
     )
-    body_part = models.CharField(_("body part"), max_length=64, blank=True)
+    body_part = models.CharField(
+        _("body part"),
+        max_length=64,
+        blank=True,
+        help_text=_("e.g. CHEST, ABDOMEN, HEAD: image QC uses this body part's defaults."),
+    )
+    sites = models.ManyToManyField(
+        "accounts.Site",
+        blank=True,
+        related_name="projects",
+        verbose_name=_("sites"),
+        help_text=_("Institutions that contribute images or readers to this project."),
+    )
     label_schema = models.ForeignKey(
         LabelSchema, on_delete=models.PROTECT, related_name="projects", verbose_name=_("schema")
     )
@@ -162,6 +174,10 @@ class ReadingProtocol(models.Model):
         DISTANCE_OR_INSIDE = "distance_or_inside", _("centre distance ≤ threshold or inside")
         OVERLAP_DICE = "overlap_dice", _("Dice overlap ≥ threshold")
         OVERLAP_IOU = "overlap_iou", _("IoU overlap ≥ threshold")
+        PYLIDC = (
+            "pylidc",
+            _("LIDC (pylidc): nearest contour points within the slice thickness, tightened ×0.9"),
+        )
 
     class ArbitrationMode(models.TextChoices):
         SINGLE = "single", _("one arbitrator")

@@ -80,3 +80,42 @@ def managed_project_or_404(request, slug: str):
     if not has_project_perm(request.user, project, MANAGE):
         raise PermissionDenied(gettext("Only the project's dataset managers can do this."))
     return project
+
+
+# Creating projects is not a role in a project (there is none yet): it is Django's
+# model permission "projects.add_project", held by superusers and by the members of
+# the group below (an administrator adds dataset managers to it, `manage.py demo`
+# adds the demo's manager). A project's creator becomes its dataset manager.
+PROJECT_CREATORS_GROUP = "dataset managers"
+
+
+def can_create_projects(user) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or user.has_perm("projects.add_project")
+
+
+def allow_project_creation(user) -> None:
+    """Put `user` in the project creators' group (made on first use, with its permission)."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, _ = Group.objects.get_or_create(name=PROJECT_CREATORS_GROUP)
+    group.permissions.add(
+        Permission.objects.get(content_type__app_label="projects", codename="add_project")
+    )
+    user.groups.add(group)
+
+
+def managed_project_or_hide(user, slug: str):
+    """The project `slug` for the manager's console (settings, members): 404 for
+    everyone who does not manage it, readers and arbitrators of the project included
+    (the console shows people and settings they have no business seeing)."""
+    from django.http import Http404
+    from django.utils.translation import gettext
+
+    from annotation_server.projects.models import Project
+
+    project = Project.objects.filter(id__in=project_ids(user, MANAGE), slug=slug).first()
+    if project is None:
+        raise Http404(gettext("No such project."))
+    return project

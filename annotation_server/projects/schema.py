@@ -58,107 +58,139 @@ class SchemaError(DomainError, ValueError):
         }
 
 
+def _t(message: str, **values) -> str:
+    """A translated structure message (the place in the schema stays as written)."""
+    text = gettext(message)
+    return text % values if values else text
+
+
 def _check_label(where: str, label: Any, errors: list[str]) -> None:
     if not isinstance(label, dict) or any(not label.get(lang) for lang in LANGS):
-        errors.append(f"{where}: label needs both 'en' and 'zh-hans' text")
+        errors.append(f"{where}: " + _t("label needs both 'en' and 'zh-hans' text"))
 
 
 def _check_attribute(where: str, attr: Any, errors: list[str]) -> None:
     if not isinstance(attr, dict):
-        errors.append(f"{where}: must be an object")
+        errors.append(f"{where}: " + _t("must be an object"))
         return
     key = attr.get("key")
     if not isinstance(key, str) or not _KEY.match(key):
-        errors.append(f"{where}: key {key!r} must be snake_case (a-z, 0-9, _)")
+        errors.append(
+            f"{where}: " + _t("key %(key)s must be snake_case (a-z, 0-9, _)", key=repr(key))
+        )
     where = f"{where} ({key})"
     _check_label(where, attr.get("label"), errors)
     kind = attr.get("kind")
     if kind not in ATTRIBUTE_KINDS:
-        errors.append(f"{where}: kind {kind!r} is not one of {', '.join(ATTRIBUTE_KINDS)}")
+        errors.append(
+            f"{where}: "
+            + _t(
+                "kind %(kind)s is not one of %(kinds)s",
+                kind=repr(kind),
+                kinds=", ".join(ATTRIBUTE_KINDS),
+            )
+        )
         return
     if not isinstance(attr.get("required", False), bool):
-        errors.append(f"{where}: required must be true or false")
+        errors.append(f"{where}: " + _t("required must be true or false"))
     if kind == "enum":
         options = attr.get("options")
         if not isinstance(options, list) or not options:
-            errors.append(f"{where}: an enum needs a non-empty options list")
+            errors.append(f"{where}: " + _t("an enum needs a non-empty options list"))
             return
         values = [o.get("value") if isinstance(o, dict) else None for o in options]
         if any(not isinstance(v, str) or not v for v in values):
-            errors.append(f"{where}: every option needs a string value")
+            errors.append(f"{where}: " + _t("every option needs a string value"))
         if len(set(values)) != len(values):
-            errors.append(f"{where}: option values must be unique")
+            errors.append(f"{where}: " + _t("option values must be unique"))
         for option in options:
             if isinstance(option, dict):
                 _check_label(f"{where} option {option.get('value')!r}", option.get("label"), errors)
     elif kind == "ordinal":
         lo, hi = attr.get("min"), attr.get("max")
         if not isinstance(lo, int) or not isinstance(hi, int) or lo >= hi:
-            errors.append(f"{where}: an ordinal scale needs integer min < max")
+            errors.append(f"{where}: " + _t("an ordinal scale needs integer min < max"))
         labels = attr.get("labels", {})
         if not isinstance(labels, dict):
-            errors.append(f"{where}: ordinal labels must map scale values to labels")
+            errors.append(f"{where}: " + _t("ordinal labels must map scale values to labels"))
         elif isinstance(lo, int) and isinstance(hi, int):
             for value, label in labels.items():
                 if not str(value).lstrip("-").isdigit() or not lo <= int(value) <= hi:
-                    errors.append(f"{where}: label for {value!r} is outside {lo}..{hi}")
+                    errors.append(
+                        f"{where}: "
+                        + _t(
+                            "label for %(value)s is outside %(lo)s..%(hi)s",
+                            value=repr(value),
+                            lo=lo,
+                            hi=hi,
+                        )
+                    )
                 _check_label(f"{where} level {value}", label, errors)
     elif kind == "number":
         if not isinstance(attr.get("unit"), str):
-            errors.append(f"{where}: a number needs a unit (use '' for none)")
+            errors.append(f"{where}: " + _t("a number needs a unit (use '' for none)"))
         lo, hi = attr.get("min"), attr.get("max")
         for bound in (lo, hi):
             if bound is not None and not isinstance(bound, int | float):
-                errors.append(f"{where}: min and max must be numbers")
+                errors.append(f"{where}: " + _t("min and max must be numbers"))
         if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
-            errors.append(f"{where}: min is greater than max")
+            errors.append(f"{where}: " + _t("min is greater than max"))
     elif kind == "text":
         max_length = attr.get("max_length", 2000)
         if not isinstance(max_length, int) or max_length <= 0:
-            errors.append(f"{where}: max_length must be a positive integer")
+            errors.append(f"{where}: " + _t("max_length must be a positive integer"))
 
 
 def _check_unique_keys(where: str, items: list, errors: list[str]) -> None:
     keys = [i.get("key") for i in items if isinstance(i, dict)]
     dupes = sorted({k for k in keys if keys.count(k) > 1 and k is not None})
     if dupes:
-        errors.append(f"{where}: duplicate keys {', '.join(map(str, dupes))}")
+        errors.append(f"{where}: " + _t("duplicate keys %(keys)s", keys=", ".join(map(str, dupes))))
 
 
 def validate_definition(definition: Any) -> None:
     """Raise SchemaError listing every structural problem of a schema definition."""
     errors: list[str] = []
     if not isinstance(definition, dict):
-        raise SchemaError(["the definition must be a JSON object"])
+        raise SchemaError([_t("the definition must be a JSON object")])
     unknown = set(definition) - {"finding_types", "case_fields", "description"}
     if unknown:
-        errors.append(f"unknown top-level keys: {', '.join(sorted(unknown))}")
+        errors.append(_t("unknown top-level keys: %(keys)s", keys=", ".join(sorted(unknown))))
     finding_types = definition.get("finding_types", [])
     case_fields = definition.get("case_fields", [])
     if not isinstance(finding_types, list) or not isinstance(case_fields, list):
-        raise SchemaError(["finding_types and case_fields must be lists"])
+        raise SchemaError([_t("finding_types and case_fields must be lists")])
     if not finding_types and not case_fields:
-        errors.append("a schema needs at least one finding type or case-level field")
+        errors.append(_t("a schema needs at least one finding type or case-level field"))
     _check_unique_keys("finding_types", finding_types, errors)
     for i, ftype in enumerate(finding_types):
         where = f"finding_types[{i}]"
         if not isinstance(ftype, dict):
-            errors.append(f"{where}: must be an object")
+            errors.append(f"{where}: " + _t("must be an object"))
             continue
         if not isinstance(ftype.get("key"), str) or not _KEY.match(ftype["key"]):
-            errors.append(f"{where}: key {ftype.get('key')!r} must be snake_case")
+            errors.append(
+                f"{where}: " + _t("key %(key)s must be snake_case", key=repr(ftype.get("key")))
+            )
         where = f"{where} ({ftype.get('key')})"
         _check_label(where, ftype.get("label"), errors)
         kinds = ftype.get("geometry")
         if not isinstance(kinds, list) or not kinds:
-            errors.append(f"{where}: geometry must list at least one kind")
+            errors.append(f"{where}: " + _t("geometry must list at least one kind"))
         else:
             bad = [k for k in kinds if k not in GEOMETRY_KINDS]
             if bad:
-                errors.append(f"{where}: unknown geometry kinds {bad}; use {GEOMETRY_KINDS}")
+                errors.append(
+                    f"{where}: "
+                    + _t(
+                        "unknown geometry kinds %(bad)s; use %(kinds)s",
+                        bad=bad,
+                        kinds=GEOMETRY_KINDS,
+                    )
+                )
         attrs = ftype.get("attributes", [])
         if not isinstance(attrs, list):
-            errors.append(f"{where}: attributes must be a list")
+            errors.append(f"{where}: " + _t("attributes must be a list"))
             continue
         _check_unique_keys(f"{where} attributes", attrs, errors)
         for j, attr in enumerate(attrs):

@@ -3,13 +3,14 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from annotation_server.projects.api.console import ProjectConsoleMixin
 from annotation_server.projects.api.serializers import CaseSerializer, ProjectSerializer
 from annotation_server.projects.models import Case, Project
 from annotation_server.projects.permissions import MANAGE, has_project_perm
 from annotation_server.projects.services import case_state_counts, reader_task_counts
 
 
-class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
+class ProjectViewSet(ProjectConsoleMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ProjectSerializer
     lookup_field = "slug"
 
