@@ -20,7 +20,7 @@ $(STAMP): requirements.txt
 system-packages:
 	bash tests/install_system_packages.sh
 
-demo: install
+demo: install system-packages
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py demo
 	$(PY) manage.py serve --addr 127.0.0.1:8000

@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from annotation_server.accounts.api.urls import ROUTES as ACCOUNT_ROUTES
 from annotation_server.adjudication.api.urls import ROUTES as ADJUDICATION_ROUTES
+from annotation_server.datasets.api.urls import ROUTES as DATASET_ROUTES
 from annotation_server.imaging.api.urls import ROUTES as IMAGING_ROUTES
 from annotation_server.jobs.api.urls import ROUTES as JOB_ROUTES
 from annotation_server.projects.api.urls import ROUTES as PROJECT_ROUTES
@@ -24,6 +25,7 @@ ALL_ROUTES = (
     + QUALIFICATION_ROUTES
     + ADJUDICATION_ROUTES
     + JOB_ROUTES
+    + DATASET_ROUTES
 )
 for prefix, viewset, basename in ALL_ROUTES:
     router.register(prefix, viewset, basename=basename)

@@ -17,6 +17,8 @@ JOB_HANDLERS: dict[str, str] = {
     "adjudication.settle": "annotation_server.adjudication.jobs.settle_job",
     "audit.anchor": "annotation_server.audit.jobs.anchor_audit_chain",
     "audit.verify_chain": "annotation_server.audit.jobs.verify_audit_chain",
+    "datasets.export": "annotation_server.datasets.jobs.export_version",
+    "agreement.compute": "annotation_server.agreement.jobs.compute_report",
     "imaging.import": "annotation_server.imaging.jobs.import_uploads",
     "imaging.pull_pacs": "annotation_server.imaging.jobs.pull_pacs",
     "imaging.build_series_streams": "annotation_server.imaging.jobs.build_series_streams",

@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "annotation_server.adjudication",
     "annotation_server.qualification",
     "annotation_server.datasets",
+    "annotation_server.agreement",
     "annotation_server.web",
 ]
 
@@ -141,6 +142,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "annotation_server.web.context.refset",
+                "annotation_server.projects.context.console_nav",
             ],
         },
     },
@@ -208,6 +210,9 @@ WHITENOISE_USE_FINDERS = True
 # REFSET_STORAGE_BACKEND: a storage class path; an S3-compatible backend from
 # django-storages works by configuration (its own AWS_* variables).
 MEDIA_ROOT = Path(env_str("REFSET_MEDIA_ROOT", str(VAR_DIR / "media")))
+# REFSET_EXPORT_DIR: where dataset packages and their zips are written (one folder
+# per project; the `datasets.export` job and the download page read them there).
+REFSET_EXPORT_DIR = Path(env_str("REFSET_EXPORT_DIR", str(VAR_DIR / "exports")))
 MEDIA_URL = "/media/"
 STORAGES = {
     "default": {
@@ -260,6 +265,10 @@ REFSET_PACS_ALLOWED_HOSTS = env_list("REFSET_PACS_ALLOWED_HOSTS", [])
 # of the serial path.
 REFSET_INGEST_WORKERS = env_int("REFSET_INGEST_WORKERS", 0)
 REFSET_INGEST_STORE_THREADS = env_int("REFSET_INGEST_STORE_THREADS", 2)
+# Burned-in text (PS3.15 Clean Pixel Data): ingest reads the corners and borders of
+# every image whose header raises no flag with Tesseract (chi_sim+eng) and sends
+# images with text to quarantine. Off only for benchmarks of the rest of ingest.
+REFSET_BURNED_IN_OCR = env_bool("REFSET_BURNED_IN_OCR", True)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("REFSET_UPLOAD_MAX_FILES", 5000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
@@ -289,6 +298,7 @@ SPECTACULAR_SETTINGS = {
     # Several models name their choices `State`; give each its own schema name.
     "ENUM_NAME_OVERRIDES": {
         "ArbitrationTaskStateEnum": "annotation_server.adjudication.models.ArbitrationTask.State",
+        "ProjectStatusEnum": "annotation_server.projects.models.Project.Status",
     },
 }
 

@@ -5,7 +5,8 @@ from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from annotation_server.api_urls import router
-from annotation_server.web import views
+from annotation_server.projects import urls as project_urls
+from annotation_server.web import overview, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,7 +21,12 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("admin/", admin.site.urls),
     path("", include("annotation_server.quality.urls")),
+    path("", include("annotation_server.agreement.urls")),
     path("", include("annotation_server.qualification.urls")),
+    path("", include("annotation_server.datasets.urls")),
+    # namespace "projects": the set-up console (projects app) and, after it, the
+    # project overview (web: it aggregates reading, adjudication and quality)
+    path("", include((project_urls.urlpatterns + overview.urlpatterns, "projects"))),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # the split view serves its start-up script as a file: no inline script (CSP)

@@ -10,6 +10,113 @@ from typing import Any
 CROSS_SECTIONAL = ("CT", "MR", "PT")
 RADIOGRAPH = ("CR", "DX")
 
+# Body parts with their own defaults. A project's free-text body part is mapped onto
+# one of these by `region_of` (DICOM BodyPartExamined terms, English and Chinese);
+# anything else gets the modality's generic defaults, which never require a part.
+REGIONS = ("chest", "abdomen", "head", "generic")
+_REGION_TERMS = {
+    "chest": ("CHEST", "THORAX", "LUNG", "LUNGS", "胸", "胸部", "肺"),
+    "abdomen": ("ABDOMEN", "ABDOMENPELVIS", "PELVIS", "LIVER", "KIDNEY", "腹", "腹部", "盆腔"),
+    "head": ("HEAD", "BRAIN", "SKULL", "HEADNECK", "头", "头部", "颅脑", "脑"),
+}
+# What the header rule accepts as the same body part (BodyPartExamined values).
+REGION_SYNONYMS = {
+    "chest": ("CHEST", "THORAX", "LUNG", "LUNGS", "胸部", "CHEST_TO_ABDOMEN", "CHESTABDOMEN"),
+    "abdomen": ("ABDOMEN", "ABDOMENPELVIS", "ABDOMEN_PELVIS", "PELVIS", "LIVER", "KIDNEY", "腹部"),
+    "head": ("HEAD", "BRAIN", "SKULL", "HEADNECK", "HEAD_NECK", "头部", "颅脑"),
+}
+# The unit of each numeric threshold (the QC profile form shows them); "" = a count
+# or a ratio without unit.
+UNITS = {
+    "max_slice_thickness_mm": "mm",
+    "fail_slice_thickness_mm": "mm",
+    "min_slices": "",
+    "max_slices": "",
+    "gap_factor": "×",
+    "duplicate_tolerance_mm": "mm",
+    "max_spacing_deviation": "ratio",
+    "fail_spacing_deviation": "ratio",
+    "orientation_tolerance": "",
+    "pixel_spacing_min_mm": "mm",
+    "pixel_spacing_max_mm": "mm",
+    "air_hu": "HU",
+    "soft_tissue_hu": "HU",
+    "hu_warn_tolerance": "HU",
+    "hu_fail_tolerance": "HU",
+    "max_noise_hu": "HU",
+    "fail_noise_hu": "HU",
+    "max_truncation_fraction": "ratio",
+    "fail_truncation_fraction": "ratio",
+    "max_metal_fraction": "ratio",
+    "fail_metal_fraction": "ratio",
+    "metal_hu": "HU",
+    "max_clipped_fraction": "ratio",
+    "min_mean_display": "ratio",
+    "max_mean_display": "ratio",
+    "min_dynamic_range": "ratio",
+    "max_asymmetry": "ratio",
+    "max_foreign_fraction": "ratio",
+    "text_min_rows": "",
+}
+# Which thresholds matter for which modalities ("" = every modality).
+THRESHOLD_GROUPS = {
+    "geometry": (
+        CROSS_SECTIONAL,
+        (
+            "max_slice_thickness_mm",
+            "fail_slice_thickness_mm",
+            "min_slices",
+            "max_slices",
+            "gap_factor",
+            "duplicate_tolerance_mm",
+            "max_spacing_deviation",
+            "fail_spacing_deviation",
+            "orientation_tolerance",
+        ),
+    ),
+    "pixel_spacing": ((), ("pixel_spacing_min_mm", "pixel_spacing_max_mm")),
+    "ct_pixels": (
+        ("CT",),
+        (
+            "air_hu",
+            "soft_tissue_hu",
+            "hu_warn_tolerance",
+            "hu_fail_tolerance",
+            "max_noise_hu",
+            "fail_noise_hu",
+            "max_truncation_fraction",
+            "fail_truncation_fraction",
+            "max_metal_fraction",
+            "fail_metal_fraction",
+            "metal_hu",
+        ),
+    ),
+    "radiograph_pixels": (
+        RADIOGRAPH,
+        (
+            "max_clipped_fraction",
+            "min_mean_display",
+            "max_mean_display",
+            "min_dynamic_range",
+            "max_asymmetry",
+            "max_foreign_fraction",
+        ),
+    ),
+    "text": ((), ("text_min_rows",)),
+}
+
+
+def region_of(body_part: str | None) -> str:
+    """The defaults' region of a project's body part: chest, abdomen, head or generic;
+    "" when none is given (`Profile.default_for` then keeps its chest defaults)."""
+    text = (body_part or "").strip().upper().replace(" ", "").replace("-", "")
+    if not text:
+        return ""
+    for region, terms in _REGION_TERMS.items():
+        if any(text == t or text.startswith(t) for t in terms):
+            return region
+    return "generic"
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -54,24 +161,78 @@ class Profile:
     max_foreign_fraction: float = 0.005  # saturated pixels in the central field: warn above
     # burned-in text
     text_min_rows: int = 3
+    # BodyPartExamined values that count as `body_part` besides the header rule's own
+    body_part_synonyms: tuple[str, ...] = ()
 
     @classmethod
-    def default_for(cls, modality: str) -> Profile:
-        """Sensible defaults: lung CT for CT, PA chest radiograph for CR/DX, lenient otherwise."""
+    def default_for(cls, modality: str, body_part: str | None = None) -> Profile:
+        """Sensible defaults for a modality and body part.
+
+        CT: lung CT for the chest (and when no body part is given), abdominal CT
+        (portal-venous, 5 mm at most, 40 slices), head CT (axial 5 mm, 20 slices),
+        generic CT (no body part required, lenient geometry) for anything else.
+        CR/DX: PA chest radiograph for the chest or no body part, otherwise a
+        radiograph without the chest-only pixel rules. Other modalities: lenient.
+        """
         m = (modality or "").upper()
+        region = region_of(body_part)
         if m == "CT":
-            return cls()
-        if m in RADIOGRAPH:
+            if region in ("", "chest"):
+                return cls()
+            if region == "abdomen":
+                return cls(
+                    name="abdomen-ct",
+                    body_part="ABDOMEN",
+                    body_part_synonyms=REGION_SYNONYMS["abdomen"],
+                    max_slice_thickness_mm=3.0,
+                    fail_slice_thickness_mm=5.0,
+                    min_slices=40,
+                    max_noise_hu=35.0,
+                    fail_noise_hu=70.0,
+                )
+            if region == "head":
+                return cls(
+                    name="head-ct",
+                    body_part="HEAD",
+                    body_part_synonyms=REGION_SYNONYMS["head"],
+                    max_slice_thickness_mm=5.0,
+                    fail_slice_thickness_mm=10.0,
+                    min_slices=20,
+                    max_noise_hu=40.0,
+                    fail_noise_hu=80.0,
+                    max_truncation_fraction=0.1,
+                )
             return cls(
-                name=f"chest-{m.lower()}",
+                name="generic-ct",
+                body_part=None,
+                max_slice_thickness_mm=5.0,
+                fail_slice_thickness_mm=10.0,
+                min_slices=None,
+            )
+        if m in RADIOGRAPH:
+            if region in ("", "chest"):
+                return cls(
+                    name=f"chest-{m.lower()}",
+                    modalities=RADIOGRAPH,
+                    min_slices=1,
+                    max_slices=None,
+                )
+            return cls(
+                name=f"{region}-{m.lower()}",
                 modalities=RADIOGRAPH,
+                body_part=None if region == "generic" else region.upper(),
+                body_part_synonyms=REGION_SYNONYMS.get(region, ()),
                 min_slices=1,
                 max_slices=None,
+                # lung-field symmetry and the central-field foreign body check are chest rules
+                disabled=("xr_symmetry", "xr_foreign_object"),
             )
+        generic_part = region not in ("", "generic")
         return cls(
             name=f"generic-{m.lower() or 'unknown'}",
             modalities=(m,) if m else (),
-            body_part=None,
+            body_part=region.upper() if generic_part else None,
+            body_part_synonyms=REGION_SYNONYMS.get(region, ()) if generic_part else (),
             max_slice_thickness_mm=5.0,
             fail_slice_thickness_mm=10.0,
             min_slices=None,
@@ -79,15 +240,17 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
-        """Build from a dict; ``"base": "CT"`` starts from that modality's defaults."""
+        """Build from a dict; ``"base": "CT"`` starts from that modality's defaults,
+        ``"region": "head"`` (a body part) from that body part's."""
         data = dict(data)
         base = data.pop("base", None)
-        start = cls.default_for(base) if base else cls()
+        region = data.pop("region", None)
+        start = cls.default_for(base or "CT", region) if base or region else cls()
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown profile field(s): {', '.join(unknown)}")
-        for key in ("modalities", "rules", "disabled"):
+        for key in ("modalities", "rules", "disabled", "body_part_synonyms"):
             if key in data and data[key] is not None:
                 if isinstance(data[key], str):
                     raise ValueError(f"profile field {key!r} must be a list")
@@ -104,7 +267,7 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("modalities", "rules", "disabled"):
+        for key in ("modalities", "rules", "disabled", "body_part_synonyms"):
             if out[key] is not None:
                 out[key] = list(out[key])
         return out

@@ -5,6 +5,14 @@ over every case), false positives per case, and Cohen's kappa of each attribute
 over the matched pairs (scikit-learn). Pairing is `qc.matching.match_pairs`
 under the protocol's rule, so a reader is scored the way their reads are
 matched.
+
+A kappa that cannot be computed says why (`kappa_reasons`, one code per
+attribute): "no_pairs" (no matched finding to compare), "too_few_pairs" (fewer
+than two matched findings with the attribute filled in on both sides) or
+"no_variation" (every value on both sides was the same, so chance agreement is
+1 and kappa is undefined). The misses keep their positions for the people
+allowed to see them; `missed_by_type` counts them by finding type, which is
+all a reader sees of an attempt they may retake.
 """
 
 from __future__ import annotations
@@ -47,6 +55,16 @@ class QualificationScore:
         default_factory=list
     )
     per_case: list[dict[str, Any]] = field(default_factory=list)
+    kappa_reasons: dict[str, str] = field(default_factory=dict)
+    kappa_pairs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def missed_by_type(self) -> dict[str, int]:
+        """How many reference findings were missed, by finding type (no positions)."""
+        counts: dict[str, int] = {}
+        for _case, _id, _centre, finding_type in self.misses:
+            counts[finding_type] = counts.get(finding_type, 0) + 1
+        return counts
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples become lists, names spelled out)."""
@@ -61,6 +79,9 @@ class QualificationScore:
             "fp_per_case": self.fp_per_case,
             "kappa": dict(self.kappa),
             "kappa_mean": self.kappa_mean,
+            "kappa_reasons": dict(self.kappa_reasons),
+            "kappa_pairs": dict(self.kappa_pairs),
+            "missed_by_type": self.missed_by_type,
             "misses": [
                 {
                     "case_id": c,
@@ -86,17 +107,32 @@ def _label(value: Any) -> str | None:
     return str(value)
 
 
+KAPPA_NO_PAIRS = "no_pairs"
+KAPPA_TOO_FEW_PAIRS = "too_few_pairs"
+KAPPA_NO_VARIATION = "no_variation"
+
+
 def cohen_kappa(
     first: Sequence[Any], second: Sequence[Any], weights: str | None = None
 ) -> float | None:
     """Cohen's kappa of two raters' labels; None when undefined (fewer than two
     labelled pairs, or no variation at all so that chance agreement is 1)."""
+    return kappa_with_reason(first, second, weights)[0]
+
+
+def kappa_with_reason(
+    first: Sequence[Any], second: Sequence[Any], weights: str | None = None
+) -> tuple[float | None, str | None, int]:
+    """(kappa, why it is None, labelled pairs): the reason is one of the KAPPA_*
+    codes when kappa is undefined, else None."""
     from sklearn.metrics import cohen_kappa_score
 
+    if not first:
+        return None, KAPPA_NO_PAIRS, 0
     pairs = [(_label(a), _label(b)) for a, b in zip(first, second, strict=True) if a is not None]
     pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
     if len(pairs) < 2:
-        return None
+        return None, KAPPA_TOO_FEW_PAIRS, len(pairs)
     a, b = zip(*pairs, strict=True)
     if weights is not None:
         try:
@@ -105,11 +141,13 @@ def cohen_kappa(
         except ValueError:
             weights = None
     if len(set(a) | set(b)) < 2:
-        return None
+        return None, KAPPA_NO_VARIATION, len(pairs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         value = float(cohen_kappa_score(a, b, weights=weights))
-    return None if math.isnan(value) else value
+    if math.isnan(value):
+        return None, KAPPA_NO_VARIATION, len(pairs)
+    return value, None, len(pairs)
 
 
 def score_qualification(
@@ -149,7 +187,13 @@ def score_qualification(
             for key, (ref_values, read_values) in ratings.items():
                 ref_values.append(ref.attributes.get(key))
                 read_values.append(cand.attributes.get(key))
-    kappa = {k: cohen_kappa(a, b, weights[k]) for k, (a, b) in ratings.items()}
+    kappa: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    counted: dict[str, int] = {}
+    for key, (a, b) in ratings.items():
+        kappa[key], why, counted[key] = kappa_with_reason(a, b, weights[key])
+        if why is not None:
+            reasons[key] = why
     defined = [v for v in kappa.values() if v is not None]
     return QualificationScore(
         rule=rule,
@@ -165,4 +209,6 @@ def score_qualification(
         misses=misses,
         false_positives=false_positives,
         per_case=per_case,
+        kappa_reasons=reasons,
+        kappa_pairs=counted,
     )

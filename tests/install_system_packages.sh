@@ -9,11 +9,15 @@ declare -A wanted=(
   [chromium]="/usr/bin/chromium"
   [chromium-driver]="/usr/bin/chromedriver"
   [dicom3tools]="/usr/bin/dciodvfy"
+  [pixelmed-apps]="/usr/bin/DicomSRValidator"
   [orthanc]="/usr/sbin/Orthanc"
   [orthanc-dicomweb]="/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
   [gettext]="/usr/bin/msgfmt"
   [iproute2]="/usr/sbin/ip"
   [fonts-wqy-microhei]="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+  [tesseract-ocr]="/usr/bin/tesseract"
+  [tesseract-ocr-eng]="/usr/share/tesseract-ocr/5/tessdata/eng.traineddata"
+  [tesseract-ocr-chi-sim]="/usr/share/tesseract-ocr/5/tessdata/chi_sim.traineddata"
 )
 missing=()
 for pkg in "${!wanted[@]}"; do

@@ -54,6 +54,7 @@ def grid_for_series(series) -> Grid | None:
             rows=rows[0][2],
             columns=rows[0][3],
             patient_space=spacing_known,
+            slice_thickness=series.slice_thickness_mm,
         )
     step = float(series.slice_spacing_mm or series.slice_thickness_mm or 1.0)
     return Grid(
@@ -62,6 +63,7 @@ def grid_for_series(series) -> Grid | None:
         rows=rows[0][2],
         columns=rows[0][3],
         patient_space=False,
+        slice_thickness=series.slice_thickness_mm,
     )
 
 

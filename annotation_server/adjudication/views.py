@@ -27,6 +27,7 @@ from annotation_server.adjudication.models import (
     ReferenceFinding,
     ReferenceLabels,
 )
+from annotation_server.adjudication.services.settle import consensus_method, merged_geometries
 from annotation_server.imaging.api.serializers import SeriesDetailSerializer
 from annotation_server.imaging.delivery import series_with_slices
 from annotation_server.projects.permissions import ARBITRATE, project_ids
@@ -140,7 +141,11 @@ def arbitrate(request, task_id: int):
             .first()
         )
         labels = ReferenceLabelsSerializer(current_labels).data if current_labels else None
+    method = consensus_method(case.project.protocol)
+    for cluster in detail["clusters"]:
+        cluster["merged_geometries"] = merged_geometries(cluster["id"])
     bootstrap = {
+        "consensus_method": method,
         "task": detail,
         "case": {"id": case.pk, "code": case.code, "state": case.state},
         "project": {"slug": case.project.slug, "name": case.project.name},

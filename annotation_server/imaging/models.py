@@ -181,6 +181,7 @@ class Quarantine(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", _("awaiting review")
         RELEASED = "released", _("released into the project")
+        REDACTED = "redacted", _("redacted, new instance released")
         REJECTED = "rejected", _("rejected")
 
     project = models.ForeignKey(
@@ -200,6 +201,16 @@ class Quarantine(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
+    text_boxes = models.JSONField(
+        _("text found in the pixels"),
+        null=True,
+        blank=True,
+        help_text=_("Boxes (x, y, width, height in pixels) the OCR suggests to redact."),
+    )
+    redacted_boxes = models.JSONField(_("redacted boxes"), null=True, blank=True)
+    redacted_sop_instance_uid = models.CharField(
+        _("SOP instance UID of the redacted copy"), max_length=64, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -50,8 +50,9 @@ logger = logging.getLogger(__name__)
 # elsewhere): at the DELAY_AT-th JobContext.progress/log call of a job, log a
 # line that says so and sleep DELAY_S seconds, so a fault test can kill the
 # worker at a known point in the middle of a real job (tests/faults/). DELAY_AT:
-# "kind=N,kind=N" (other kinds: the 1st call), or one N for every kind. Only a
-# job's first attempt waits: the worker that takes it over runs it through.
+# "kind=N,kind=N" (other kinds, such as the follow-up jobs an import queues, never
+# wait), or one N for every kind. Only a job's first attempt waits: the worker
+# that takes it over runs it through.
 TEST_DELAY_ENV = "REFSET_TEST_JOB_DELAY_S"
 TEST_DELAY_AT_ENV = "REFSET_TEST_JOB_DELAY_AT"
 
@@ -95,7 +96,7 @@ class JobContext:
             return
         at = os.environ.get(TEST_DELAY_AT_ENV) or "1"
         if "=" in at:
-            at = dict(pair.split("=", 1) for pair in at.split(",")).get(self.kind, "1")
+            at = dict(pair.split("=", 1) for pair in at.split(",")).get(self.kind, "0")
         if self._calls == int(at):
             _append_log(self.job_id, f"test delay: {delay} s at call {self._calls}")
             time.sleep(float(delay))

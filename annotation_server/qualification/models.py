@@ -15,7 +15,20 @@ from django.utils.translation import gettext_lazy as _
 
 
 class QualificationTest(models.Model):
-    """A project's qualification set: cases with a known reference, read blind."""
+    """A project's qualification set: cases with a known reference, read blind.
+
+    An attempt reads a draw from the set (`cases_per_attempt`, `draw`), like an
+    exam: by default each retake reads cases the reader has not read before, so
+    what an earlier attempt taught about one case cannot be replayed on it.
+    """
+
+    class Draw(models.TextChoices):
+        UNSEEN = "unseen", _("only cases the reader has not read before")
+        UNSEEN_FIRST = (
+            "unseen_first",
+            _("cases not read before first, then the longest-ago read ones"),
+        )
+        SAME = "same", _("the same cases on every attempt")
 
     project = models.ForeignKey(
         "projects.Project", on_delete=models.CASCADE, related_name="qualification_tests"
@@ -34,6 +47,19 @@ class QualificationTest(models.Model):
         _("minimum attribute kappa"), null=True, blank=True, help_text=_("Empty: not gated.")
     )
     max_attempts = models.PositiveSmallIntegerField(_("attempts allowed"), default=3)
+    cases_per_attempt = models.PositiveSmallIntegerField(
+        _("cases per attempt"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Empty: the set's cases shared out evenly over the attempts allowed."),
+    )
+    draw = models.CharField(
+        _("how an attempt's cases are drawn"),
+        max_length=16,
+        choices=Draw.choices,
+        default=Draw.UNSEEN,
+    )
     active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 

@@ -8,7 +8,11 @@ The reference of a qualification case is its current included ReferenceFindings.
 Managers give it one by importing JSON (`import_reference`, also the
 `import_qualification_reference` command) or by copying an adjudicated case's
 reference standard (`copy_reference`). The reference reaches a reader only as
-the misses of their own submitted attempt. Every write of that reference goes
+a count of their own submitted attempt's misses by finding type; where those
+misses lie (case, slice, centre) is shown only once the reader has passed or
+used every attempt (`reveals_positions`), so an attempt cannot be retaken by
+marking the positions a failed one listed. Retakes also draw cases the reader
+has not read before (`draw_cases`). Every write of that reference goes
 through adjudication.services.reference, the one module that writes the
 reference standard.
 
@@ -19,13 +23,14 @@ Reading calls back into this module only through the project-level hook
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext, ngettext
 
 from annotation_server.accounts.models import Role
 from annotation_server.adjudication.marks import (
@@ -41,11 +46,26 @@ from annotation_server.projects import schema as schema_rules
 from annotation_server.projects.models import Case, Membership, Project
 from annotation_server.projects.permissions import MANAGE, READ, has_project_perm
 from annotation_server.qualification.models import QualificationAttempt, QualificationTest
+from annotation_server.reading.anonymise import reader_identity
 from annotation_server.reading.geometry import validate_geometry
 from annotation_server.reading.models import ReadingTask
-from qc.scoring import CaseRead, score_qualification
+from qc.scoring import (
+    KAPPA_NO_PAIRS,
+    KAPPA_NO_VARIATION,
+    KAPPA_TOO_FEW_PAIRS,
+    CaseRead,
+    score_qualification,
+)
 
-THRESHOLD_FIELDS = ("min_sensitivity", "max_fp_per_case", "min_kappa", "max_attempts", "active")
+THRESHOLD_FIELDS = (
+    "min_sensitivity",
+    "max_fp_per_case",
+    "min_kappa",
+    "max_attempts",
+    "cases_per_attempt",
+    "draw",
+    "active",
+)
 
 
 class QualificationError(DomainError):
@@ -71,7 +91,9 @@ def active_test(project: Project) -> QualificationTest | None:
 
 def _require_manager(user, project: Project) -> None:
     if user is not None and not has_project_perm(user, project, MANAGE):
-        raise PermissionDenied("Only the project's dataset managers can change qualification.")
+        raise PermissionDenied(
+            gettext("Only the project's dataset managers can change qualification.")
+        )
 
 
 @transaction.atomic
@@ -282,7 +304,7 @@ def copy_reference(source: Case, target: Case, *, by=None) -> int:
     showing the same images (same grid: size, spacing, orientation, positions)."""
     _require_manager(by, target.project)
     if by is not None and not has_project_perm(by, source.project, MANAGE):
-        raise PermissionDenied("You do not manage the source case's project.")
+        raise PermissionDenied(gettext("You do not manage the source case's project."))
     if source.state not in (Case.State.ADJUDICATED, Case.State.FROZEN):
         raise ReferenceImportError(
             gettext("Case %(code)s is not adjudicated.") % {"code": source.code}
@@ -381,14 +403,14 @@ def start_attempt(test: QualificationTest, reader) -> QualificationAttempt:
     attempt already open is returned as it is (continue, not restart)."""
     project = test.project
     if not has_project_perm(reader, project, READ):
-        raise PermissionDenied("Only the project's readers take its qualification test.")
+        raise PermissionDenied(gettext("Only the project's readers take its qualification test."))
     membership = (
         Membership.objects.select_for_update()
         .filter(project=project, user=reader, role=Role.READER)
         .first()
     )
     if membership is None:
-        raise PermissionDenied("Only the project's readers take its qualification test.")
+        raise PermissionDenied(gettext("Only the project's readers take its qualification test."))
     if not test.active:
         raise QualificationError(gettext("This qualification test is not active."))
     current = open_attempt(test, reader)
@@ -399,14 +421,14 @@ def start_attempt(test: QualificationTest, reader) -> QualificationAttempt:
     used = QualificationAttempt.objects.filter(test=test, reader=reader).count()
     if used >= test.max_attempts:
         raise QualificationError(
-            gettext("All %(n)s attempts are used; ask the dataset manager.")
+            ngettext(
+                "The %(n)s attempt allowed is used; ask the dataset manager.",
+                "All %(n)s attempts are used; ask the dataset manager.",
+                test.max_attempts,
+            )
             % {"n": test.max_attempts}
         )
-    cases = list(test.cases.order_by("code", "pk"))
-    if not cases:
-        raise QualificationError(gettext("The qualification set has no cases yet."))
-    if not reference_counts(cases):
-        raise QualificationError(gettext("The qualification cases have no reference yet."))
+    cases = draw_cases(test, reader)
     number = (
         QualificationAttempt.objects.filter(test=test, reader=reader).aggregate(n=Max("number"))[
             "n"
@@ -424,6 +446,77 @@ def start_attempt(test: QualificationTest, reader) -> QualificationAttempt:
         data={"test": test.pk, "number": number, "cases": [c.code for c in cases]},
     )
     return attempt
+
+
+def seen_case_ids(test: QualificationTest, reader) -> set[int]:
+    """The cases this reader was given in earlier attempts at this test."""
+    return set(
+        ReadingTask.objects.filter(attempt__test=test, attempt__reader=reader).values_list(
+            "case_id", flat=True
+        )
+    )
+
+
+def cases_per_attempt(test: QualificationTest, total: int | None = None) -> int:
+    """How many cases one attempt reads: the manager's number, else the set
+    shared out evenly over the attempts allowed (at least one)."""
+    if total is None:
+        total = test.cases.count()
+    if test.cases_per_attempt:
+        if test.draw == test.Draw.UNSEEN:  # too few unseen cases is refused, not shrunk
+            return test.cases_per_attempt
+        return min(test.cases_per_attempt, total)
+    if test.draw == test.Draw.SAME:
+        return total
+    return max(total // max(test.max_attempts, 1), 1)
+
+
+def draw_cases(test: QualificationTest, reader, *, rng: random.Random | None = None) -> list[Case]:
+    """The cases of the reader's next attempt, drawn as the manager set.
+
+    "unseen" (the default) draws only cases the reader has not read in an
+    earlier attempt and refuses when too few are left; "unseen_first" tops up
+    with the cases read longest ago; "same" gives every attempt the same cases.
+    A draw includes at least one case with reference findings when the set has
+    one (an attempt of normal cases only would measure no sensitivity)."""
+    rng = rng or random.SystemRandom()
+    cases = list(test.cases.order_by("code", "pk"))
+    if not cases:
+        raise QualificationError(gettext("The qualification set has no cases yet."))
+    counts = reference_counts(cases)
+    if not counts:
+        raise QualificationError(gettext("The qualification cases have no reference yet."))
+    k = cases_per_attempt(test, len(cases))
+    if test.draw == test.Draw.SAME:
+        return cases[:k]
+    seen = seen_case_ids(test, reader)
+    unseen = [c for c in cases if c.pk not in seen]
+    if test.draw == test.Draw.UNSEEN and len(unseen) < k:
+        raise QualificationError(
+            ngettext(
+                "Only %(left)s case you have not read is left in the qualification set and "
+                "an attempt needs %(k)s; ask the dataset manager to add cases.",
+                "Only %(left)s cases you have not read are left in the qualification set and "
+                "an attempt needs %(k)s; ask the dataset manager to add cases.",
+                len(unseen),
+            )
+            % {"left": len(unseen), "k": k}
+        )
+    rng.shuffle(unseen)
+    drawn = unseen[:k]
+    if len(drawn) < k:  # unseen_first: top up with the cases read longest ago
+        last_read: dict[int, int] = {}
+        for case_id, number in ReadingTask.objects.filter(
+            attempt__test=test, attempt__reader=reader
+        ).values_list("case_id", "attempt__number"):
+            last_read[case_id] = max(number, last_read.get(case_id, 0))
+        again = sorted((c for c in cases if c.pk in seen), key=lambda c: last_read.get(c.pk, 0))
+        drawn += again[: k - len(drawn)]
+    if not any(counts.get(c.pk) for c in drawn):
+        pool = [c for c in (unseen or cases) if counts.get(c.pk) and c not in drawn]
+        if pool:
+            drawn[-1] = rng.choice(pool)
+    return sorted(drawn, key=lambda c: (c.code, c.pk))
 
 
 def after_submit(task: ReadingTask, actor) -> None:
@@ -591,11 +684,203 @@ def score_attempt(attempt: QualificationAttempt, *, actor=None) -> Qualification
     return attempt
 
 
+# ------------------------------------------------------------------- feedback
+
+
+def reveals_positions(attempt: QualificationAttempt, viewer) -> bool:
+    """Whether `viewer` may see where an attempt's misses and false positives lie.
+
+    The project's managers always may. The reader may once the attempt is scored
+    and they can no longer retake the test: they passed (or are qualified), or
+    every attempt allowed is used and none is open. Before that the reader
+    learns only how many findings of each kind they missed."""
+    if attempt.submitted_at is None:
+        return False
+    test = attempt.test
+    if viewer is not None and has_project_perm(viewer, test.project, MANAGE):
+        return True
+    if viewer is None or attempt.reader_id != viewer.pk:
+        return False
+    if attempt.passed:
+        return True
+    mine = QualificationAttempt.objects.filter(test=test, reader_id=attempt.reader_id)
+    if mine.filter(submitted_at__isnull=True).exists():
+        return False
+    membership = _reader_membership(test.project, attempt.reader)
+    if membership is not None and membership.qualified:
+        return True
+    return mine.count() >= test.max_attempts
+
+
+def _by_type(rows: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows or ():
+        key = row.get("finding_type") or ""
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def redacted_details(details: dict) -> dict:
+    """An attempt's details without any position: scores, verdict, thresholds,
+    match rule, and the misses and false positives counted by finding type."""
+    if not details:
+        return {}
+    score = dict(details.get("score") or {})
+    for key in ("misses", "false_positives", "per_case"):
+        score.pop(key, None)
+    return {
+        "score": score,
+        "verdict": details.get("verdict"),
+        "thresholds": details.get("thresholds"),
+        "match_rule": details.get("match_rule"),
+        "match_threshold": details.get("match_threshold"),
+        "missed_by_type": _by_type(details.get("misses")),
+        "false_positives_by_type": _by_type(details.get("false_positives")),
+        "positions_hidden": True,
+    }
+
+
+def _lang() -> str:
+    return "zh-hans" if (get_language() or "").lower().startswith("zh") else "en"
+
+
+def _label_text(label, fallback: str) -> str:
+    if isinstance(label, dict):
+        return label.get(_lang()) or label.get("en") or fallback
+    return fallback
+
+
+def schema_labels(definition: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """(finding type key -> label, attribute key -> label) in the UI language."""
+    types: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    for ftype in definition.get("finding_types", []):
+        types[ftype["key"]] = _label_text(ftype.get("label"), ftype["key"])
+        for attr in ftype.get("attributes", []):
+            attributes.setdefault(attr["key"], _label_text(attr.get("label"), attr["key"]))
+    for attr in definition.get("case_attributes", []) or []:
+        attributes.setdefault(attr["key"], _label_text(attr.get("label"), attr["key"]))
+    return types, attributes
+
+
+def kappa_reason_text(code: str | None, pairs: int | None) -> str:
+    """Why an attribute's kappa could not be computed, in words."""
+    if code == KAPPA_NO_PAIRS:
+        return gettext(
+            "no finding you marked matched the reference, so there is nothing to compare"
+        )
+    if code == KAPPA_TOO_FEW_PAIRS:
+        n = pairs or 0
+        return ngettext(
+            "only %(n)s matched finding has this attribute filled in on both sides; "
+            "kappa needs at least two",
+            "only %(n)s matched findings have this attribute filled in on both sides; "
+            "kappa needs at least two",
+            n,
+        ) % {"n": n}
+    if code == KAPPA_NO_VARIATION:
+        return gettext(
+            "every matched finding had the same value on both sides, so agreement by "
+            "chance is complete and kappa is undefined"
+        )
+    return gettext("not enough matched findings to compare")
+
+
+def match_rule_text(rule: str | None, threshold) -> str:
+    """The match rule with its threshold and unit, as the result page shows it."""
+    from annotation_server.projects.models import ReadingProtocol
+
+    rules = ReadingProtocol.MatchRule
+    try:
+        label = str(rules(rule).label)
+    except ValueError:
+        label = rule or ""
+    if rule in (rules.CENTRE_DISTANCE, rules.DISTANCE_OR_INSIDE):
+        return gettext("%(rule)s, threshold %(t)s mm") % {"rule": label, "t": _num(threshold)}
+    if rule in (rules.OVERLAP_DICE, rules.OVERLAP_IOU):
+        return gettext("%(rule)s, threshold %(t)s (overlap ratio, 0–1)") % {
+            "rule": label,
+            "t": _num(threshold),
+        }
+    return label
+
+
+def _num(value) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return "—"
+
+
+def feedback(attempt: QualificationAttempt, viewer) -> dict:
+    """What the result page shows `viewer` of a submitted attempt."""
+    details = attempt.details or {}
+    reveal = reveals_positions(attempt, viewer)
+    shown = details if reveal else redacted_details(details)
+    definition = attempt.test.project.label_schema.definition
+    types, attributes = schema_labels(definition)
+    score = details.get("score") or {}
+    reasons = score.get("kappa_reasons") or {}
+    pairs = score.get("kappa_pairs") or {}
+    kappa_rows = [
+        {
+            "key": key,
+            "label": attributes.get(key, key),
+            "value": value,
+            "why": None
+            if value is not None
+            else kappa_reason_text(reasons.get(key), pairs.get(key)),
+        }
+        for key, value in (score.get("kappa") or {}).items()
+    ]
+
+    def kinds(rows):
+        return [
+            {"key": key, "label": types.get(key, key or gettext("unknown type")), "n": n}
+            for key, n in sorted(_by_type(rows).items())
+        ]
+
+    def located(rows):
+        return [
+            dict(row, label=types.get(row.get("finding_type"), row.get("finding_type")))
+            for row in rows or ()
+        ]
+
+    return {
+        "reveal": reveal,
+        "details": shown,
+        "missed_kinds": kinds(details.get("misses")),
+        "false_positive_kinds": kinds(details.get("false_positives")),
+        "missed_total": len(details.get("misses") or ()),
+        "false_positive_total": len(details.get("false_positives") or ()),
+        "misses": located(details.get("misses")) if reveal else [],
+        "false_positives": located(details.get("false_positives")) if reveal else [],
+        "kappa_rows": kappa_rows,
+        "match": match_rule_text(details.get("match_rule"), details.get("match_threshold")),
+    }
+
+
+def must_qualify(user, project_ids_: list[int] | None = None) -> list[dict]:
+    """The active tests this user must still pass before real cases come: one row
+    per project where they read, are not qualified and a test is active."""
+    memberships = Membership.objects.filter(user=user, role=Role.READER, qualified=False)
+    if project_ids_ is not None:
+        memberships = memberships.filter(project_id__in=project_ids_)
+    rows = []
+    for m in memberships.select_related("project"):
+        test = active_test(m.project)
+        if test is None:
+            continue
+        status = status_for(test, user)
+        rows.append({"project": m.project, "test": test, "status": status})
+    return rows
+
+
 def overview(test: QualificationTest) -> list[dict]:
     """Every reader's attempts and status, for the manager."""
     members = (
         Membership.objects.filter(project=test.project, role=Role.READER)
-        .select_related("user__profile")
+        .select_related("user__profile__site")
         .order_by("user_id")
     )
     attempts: dict[int, list[QualificationAttempt]] = {}
@@ -618,6 +903,7 @@ def overview(test: QualificationTest) -> list[dict]:
         rows.append(
             {
                 "user_id": m.user_id,
+                "identity": reader_identity(m.user),
                 "pseudonym": profile.pseudonym if profile else f"user-{m.user_id}",
                 "username": m.user.get_username(),
                 "qualified": m.qualified,

@@ -20,7 +20,7 @@ from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from annotation_server.projects.models import Case, Project
@@ -33,6 +33,7 @@ from annotation_server.projects.permissions import (
 from annotation_server.projects.schema import SchemaError
 from annotation_server.qualification import services as q
 from annotation_server.qualification.models import QualificationAttempt, QualificationTest
+from annotation_server.reading.anonymise import reader_identity
 from annotation_server.reading.models import ReadingTask
 
 
@@ -40,6 +41,19 @@ class ThresholdForm(forms.ModelForm):
     class Meta:
         model = QualificationTest
         fields = ["name", *q.THRESHOLD_FIELDS]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # a form posted without the draw keeps the test's (new tests: unseen cases)
+        self.fields["draw"].required = False
+
+    def clean_draw(self):
+        value = self.cleaned_data.get("draw")
+        if value:
+            return value
+        if self.instance.pk:
+            return self.instance.draw
+        return QualificationTest.Draw.UNSEEN
 
     def clean_max_fp_per_case(self):
         value = self.cleaned_data["max_fp_per_case"]
@@ -57,7 +71,7 @@ class ThresholdForm(forms.ModelForm):
 def _project_for_reader(request, slug: str) -> Project:
     project = get_object_or_404(Project.objects.visible_to(request.user), slug=slug)
     if not has_project_perm(request.user, project, READ):
-        raise PermissionDenied("Only the project's readers take its qualification test.")
+        raise PermissionDenied(_("Only the project's readers take its qualification test."))
     return project
 
 
@@ -79,10 +93,17 @@ def my_qualification(request, slug: str):
     tasks = []
     if status and status["open"]:
         tasks = list(status["open"].tasks.select_related("case").order_by("case__code", "pk"))
+    per_attempt = q.cases_per_attempt(test) if test else None
     return render(
         request,
         "qualification/qualification.html",
-        {"project": project, "test": test, "status": status, "tasks": tasks},
+        {
+            "project": project,
+            "test": test,
+            "status": status,
+            "tasks": tasks,
+            "per_attempt": per_attempt,
+        },
     )
 
 
@@ -115,6 +136,8 @@ def attempt_result(request, slug: str, attempt_id: int):
     manages = has_project_perm(request.user, project, MANAGE)
     if attempt.reader_id != request.user.pk and not manages:
         raise Http404("No such attempt.")
+    submitted = attempt.submitted_at is not None
+    shown = q.feedback(attempt, request.user) if submitted else None
     return render(
         request,
         "qualification/qualification_result.html",
@@ -123,8 +146,15 @@ def attempt_result(request, slug: str, attempt_id: int):
             "attempt": attempt,
             "test": attempt.test,
             "manages": manages,
-            "submitted": attempt.submitted_at is not None,
-            "details": attempt.details if attempt.submitted_at else {},
+            "identity": reader_identity(attempt.reader) if manages else None,
+            "submitted": submitted,
+            "feedback": shown,
+            "details": shown["details"] if shown else {},
+            "cases": list(
+                attempt.tasks.select_related("case")
+                .order_by("case__code")
+                .values_list("case__code", flat=True)
+            ),
         },
     )
 
@@ -140,9 +170,13 @@ def manage(request, slug: str):
         counts = q.reference_counts(cases)
         for case in cases:
             case.reference_count = counts.get(case.pk, 0)
+        per_attempt = q.cases_per_attempt(test, len(cases))
         context.update(
             form=ThresholdForm(instance=test),
             cases=cases,
+            per_attempt=per_attempt,
+            # "unseen": every attempt allowed must find enough cases not read before
+            too_few=test.draw == test.Draw.UNSEEN and len(cases) < per_attempt * test.max_attempts,
             rows=q.overview(test),
             addable=Case.objects.filter(project=project, is_qualification=False)
             .exclude(Exists(ReadingTask.objects.filter(case=OuterRef("pk"), attempt__isnull=True)))
@@ -175,7 +209,8 @@ def save_settings(request, slug: str):
     form = ThresholdForm(request.POST, instance=test)
     if not form.is_valid():
         for field, errors in form.errors.items():
-            messages.error(request, f"{field}: {' '.join(errors)}")
+            label = form.fields[field].label if field in form.fields else field
+            messages.error(request, f"{label}: {' '.join(errors)}")
         return redirect("qualification-manage", slug=slug)
     data = form.cleaned_data
     if test is None:
@@ -225,7 +260,11 @@ def upload_reference(request, slug: str):
     except SchemaError as exc:
         messages.error(request, "; ".join(exc.errors[:10]))
     else:
-        messages.success(request, _("Reference imported: %(n)s findings.") % {"n": n})
+        messages.success(
+            request,
+            ngettext("Reference imported: %(n)s finding.", "Reference imported: %(n)s findings.", n)
+            % {"n": n},
+        )
     return redirect("qualification-manage", slug=slug)
 
 
@@ -244,7 +283,11 @@ def copy_reference(request, slug: str):
     else:
         messages.success(
             request,
-            _("%(n)s reference findings copied from %(source)s to %(target)s.")
+            ngettext(
+                "%(n)s reference finding copied from %(source)s to %(target)s.",
+                "%(n)s reference findings copied from %(source)s to %(target)s.",
+                n,
+            )
             % {"n": n, "source": source, "target": target.code},
         )
     return redirect("qualification-manage", slug=slug)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -29,3 +30,56 @@ class QcReport(models.Model):
 
     def failing(self) -> list[dict]:
         return [r for r in self.results if r["status"] in ("fail", "warn")]
+
+
+class CaseFlag(models.Model):
+    """A visible flag on a case for its managers and readers: a QC failure found
+    while the case was already being read, or a manager's withdrawal from reading.
+    Flags are resolved, never deleted, so the history stays."""
+
+    class Kind(models.TextChoices):
+        QC_FAILED_IN_READING = "qc_failed_in_reading", _("failed QC while in reading")
+        WITHDRAWN = "withdrawn", _("withdrawn from reading")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="flags")
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    reason = models.TextField(_("reason"), blank=True)
+    data = models.JSONField(_("details"), default=dict, blank=True)
+    raised_at = models.DateTimeField(_("raised"), auto_now_add=True)
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("raised by"),
+    )
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    resolution = models.TextField(_("resolution"), blank=True)
+
+    class Meta:
+        ordering = ["case", "-raised_at"]
+        verbose_name = _("case flag")
+        verbose_name_plural = _("case flags")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "kind"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="one_open_flag_per_case_and_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case} · {self.get_kind_display()}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

@@ -9,6 +9,11 @@ urlpatterns = [
     path("projects/<slug:slug>/qc/", views.qc_page, name="qc"),
     path("projects/<slug:slug>/qc/rerun/", views.rerun, name="qc-rerun"),
     path(
+        "projects/<slug:slug>/qc/rerun/<int:job_id>/",
+        views.rerun_result,
+        name="qc-rerun-result",
+    ),
+    path(
         "projects/<slug:slug>/qc/distribution.csv",
         views.distribution_csv,
         name="qc-distribution-csv",

@@ -17,11 +17,13 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from annotation_server.jobs import services as jobs
+from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Case
-from annotation_server.projects.permissions import managed_project_or_404
+from annotation_server.projects.permissions import managed_project_or_404, managed_project_or_hide
 from annotation_server.projects.services import TransitionError
 from annotation_server.quality.models import QcReport
-from annotation_server.quality.services import override_qc
+from annotation_server.quality.overrides import attach_overrides
+from annotation_server.quality.services import open_flags, override_qc
 from export.tables import csv_writer
 
 DIMENSIONS = [
@@ -38,7 +40,7 @@ DIMENSIONS = [
 
 def _age_band(age: int | None) -> str:
     if age is None:
-        return "unknown"
+        return _("unknown")
     low = min(age // 10 * 10, 80)
     return f"{low}+" if low == 80 else f"{low}-{low + 9}"
 
@@ -65,16 +67,18 @@ def _rows(project):
                 "report": report,
                 "failing": report.failing() if report else [],
                 "values": {
-                    "site": case.site.code if case.site else "unknown",
-                    "manufacturer": series.manufacturer or "unknown",
-                    "model": series.model_name or "unknown",
+                    "site": case.site.code if case.site else _("unknown"),
+                    "manufacturer": series.manufacturer or _("unknown"),
+                    "model": series.model_name or _("unknown"),
                     "thickness": (
-                        f"{series.slice_thickness_mm:g}" if series.slice_thickness_mm else "unknown"
+                        f"{series.slice_thickness_mm:g}"
+                        if series.slice_thickness_mm
+                        else _("unknown")
                     ),
-                    "kvp": f"{series.kvp:g}" if series.kvp else "unknown",
-                    "kernel": series.kernel or "unknown",
+                    "kvp": f"{series.kvp:g}" if series.kvp else _("unknown"),
+                    "kernel": series.kernel or _("unknown"),
                     "age_band": _age_band(study.patient_age_years),
-                    "sex": study.patient_sex or "unknown",
+                    "sex": study.patient_sex or _("unknown"),
                 },
             }
         )
@@ -124,6 +128,7 @@ def qc_page(request, slug: str):
             "rules": rules,
             "statuses": Case.QcStatus.choices,
             "distribution": _distribution(rows),
+            "overridden": attach_overrides(shown),
         },
     )
 
@@ -164,6 +169,34 @@ def rerun(request, slug: str):
         .exclude(state=Case.State.FROZEN)
         .values_list("id", flat=True)
     )
-    jobs.enqueue("qc.check_cases", project=project, user=request.user, params={"case_ids": ids})
+    job = jobs.enqueue(
+        "qc.check_cases", project=project, user=request.user, params={"case_ids": ids}
+    )
     messages.success(request, _("QC re-run queued for %(n)s cases.") % {"n": len(ids)})
-    return redirect("qc", slug=slug)
+    return redirect("qc-rerun-result", slug=slug, job_id=job.pk)
+
+
+@login_required
+def rerun_result(request, slug: str, job_id: int):
+    """What a QC re-run changed: per case and rule, the status before and after,
+    and the cases already in reading that now fail (flagged to their readers)."""
+    project = managed_project_or_hide(request.user, slug)
+    job = get_object_or_404(Job, pk=job_id, project=project, kind="qc.check_cases")
+    result = job.result or {}
+    flags = open_flags(Case.objects.filter(project=project).values_list("id", flat=True))
+    return render(
+        request,
+        "quality/rerun_result.html",
+        {
+            "project": project,
+            "job": job,
+            "result": result,
+            "changed": result.get("changed", []),
+            "rule_changes": result.get("rule_changes", []),
+            "flagged": result.get("flagged", []),
+            "open_flags": [f for fs in flags.values() for f in fs],
+            "reruns": Job.objects.filter(project=project, kind="qc.check_cases").order_by(
+                "-created_at"
+            )[:10],
+        },
+    )

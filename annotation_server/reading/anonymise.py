@@ -1,13 +1,38 @@
 """How a read's author is shown to a given viewer.
 
-Managers (and admins) see pseudonymous reader ids. Everyone else sees "me" for
-their own reads and R1..RN for others, numbered by the order the case's tasks
-were assigned, so the same reader keeps the same label across a case's views.
+Managers (and admins) see pseudonymous reader ids in data (API, exports), and on
+their pages the reader's real name and profile next to the pseudonym
+(`reader_identity`): they recruited these people and must be able to reach
+them. Everyone else sees "me" for their own reads and R1..RN for others,
+numbered by the order the case's tasks were assigned, so the same reader keeps
+the same label across a case's views. Exports never carry names: they go
+through pseudonyms only.
 """
 
 from __future__ import annotations
 
 from annotation_server.projects.permissions import MANAGE, has_project_perm
+
+
+def pseudonym_of(user) -> str:
+    profile = getattr(user, "profile", None)
+    return profile.pseudonym if profile else f"user-{user.pk}"
+
+
+def reader_identity(user) -> dict:
+    """A reader as their manager sees them: pseudonym, real name and profile."""
+    profile = getattr(user, "profile", None)
+    name = (user.get_full_name() or "").strip() or user.get_username()
+    return {
+        "pseudonym": pseudonym_of(user),
+        "name": name,
+        "username": user.get_username(),
+        "email": user.email,
+        "title": profile.get_title_display() if profile and profile.title else "",
+        "specialty": profile.specialty if profile else "",
+        "years": profile.years_experience if profile else None,
+        "site": str(profile.site) if profile and profile.site_id else "",
+    }
 
 
 class ReaderLabeller:
@@ -42,9 +67,16 @@ class ReaderLabeller:
         if task.reader_id == self.viewer.pk:
             return "me"
         if self.viewer.is_superuser or self.sees_identities(task.case.project):
-            profile = getattr(task.reader, "profile", None)
-            return profile.pseudonym if profile else f"user-{task.reader_id}"
+            return pseudonym_of(task.reader)
         return f"R{self._number(task)}"
+
+    def identity(self, task) -> dict | None:
+        """The reader's name and profile, for a manager's page only (None otherwise)."""
+        if task.reader_id != self.viewer.pk and (
+            self.viewer.is_superuser or self.sees_identities(task.case.project)
+        ):
+            return reader_identity(task.reader)
+        return None
 
     def shows_timings(self, task) -> bool:
         return (

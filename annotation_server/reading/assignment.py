@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -118,7 +118,13 @@ def _due(project: Project):
 
 
 def candidate_cases(project: Project):
-    """Real cases that passed QC (pass, warn or overridden) and are in QC or reading."""
+    """Real cases that passed QC (pass, warn or overridden) and are in QC or
+    reading, except those a manager withdrew from reading."""
+    from annotation_server.quality.models import CaseFlag
+
+    withdrawn = CaseFlag.objects.filter(
+        case=OuterRef("pk"), kind=CaseFlag.Kind.WITHDRAWN, resolved_at__isnull=True
+    )
     return (
         Case.objects.filter(
             project=project,
@@ -126,6 +132,7 @@ def candidate_cases(project: Project):
             qc_status__in=READABLE_QC,
             state__in=(Case.State.QC, Case.State.READING),
         )
+        .exclude(Exists(withdrawn))
         .select_related("site")
         .order_by("code", "pk")
     )
@@ -254,13 +261,14 @@ def reassign_candidates(task) -> list:
 
 
 def reassign_options(project: Project) -> dict[int, list]:
-    """For every open blind read of a case in reading: the readers it could move
-    to. One pass over the project (the assignment page lists them all)."""
+    """For every open read (blind or review phase) of a case in reading: the
+    readers it could move to. One pass over the project (the assignment page
+    lists them all)."""
     from annotation_server.reading.models import ReadingTask
 
     tasks = list(
         ReadingTask.objects.operational()
-        .filter(case__project=project, phase=1, case__state=Case.State.READING)
+        .filter(case__project=project, case__state=Case.State.READING)
         .exclude(state=ReadingTask.State.SUBMITTED)
         .select_related("case")
     )
@@ -297,9 +305,18 @@ def reassign_options(project: Project) -> dict[int, list]:
 
 
 @transaction.atomic
-def reassign(task, new_reader, *, by):
-    """Move an unsubmitted phase-1 read to another eligible reader. The dropped
-    reader's draft (findings, case labels) is discarded; the move is audited."""
+def reassign(task, new_reader, *, by, reason: str = ""):
+    """Move an unsubmitted read to another eligible reader: one who reads nothing
+    of the case yet (distinct readers), is not an arbitrator and, if the protocol
+    says so, not of the case's site. The dropped reader's draft (findings, case
+    labels) is discarded; the move is audited.
+
+    A blind (phase-1) read starts afresh. A review-phase (phase-2) read is the
+    review of one blind read: the new reader takes that review over, starting
+    from a copy of the departed reader's submitted blind marks (derived_from
+    kept, so the provenance shows whose marks were reviewed), and sees the
+    other blind reads anonymised as every review-phase reader does. The departed
+    reader's blind read stays as it was submitted."""
     from annotation_server.projects.permissions import MANAGE, has_project_perm
     from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 
@@ -315,21 +332,26 @@ def reassign(task, new_reader, *, by):
         raise ValidationError(gettext("A qualification read cannot be reassigned."))
     if task.state == ReadingTask.State.SUBMITTED:
         raise ValidationError(gettext("A submitted read cannot be reassigned."))
-    if task.phase != 1:
-        raise ValidationError(
-            gettext("A review-phase read belongs to the reader of the blind read.")
-        )
     if task.case.state != Case.State.READING:
         raise ValidationError(gettext("The case is no longer in reading."))
     if new_reader.pk not in {u.pk for u in reassign_candidates(task)}:
         raise ValidationError(gettext("That person is not an eligible reader for this case."))
     findings = Finding.objects.filter(task=task).count()
     had_labels = CaseLabel.objects.filter(task=task).exists()
-    old_reader_id, old_pk = task.reader_id, task.pk
+    old_reader_id, old_pk, phase = task.reader_id, task.pk, task.phase
+    blind = None
+    if phase == 2:
+        blind = (
+            ReadingTask.objects.operational()
+            .filter(case=task.case, reader_id=old_reader_id, phase=1)
+            .first()
+        )
     task.delete()  # findings and case labels go with it (the draft is discarded)
     new = ReadingTask.objects.create(
-        case=task.case, reader=new_reader, phase=1, due_at=_due(project)
+        case=task.case, reader=new_reader, phase=phase, due_at=_due(project)
     )
+    if blind is not None:
+        _seed_review(new, blind)
     audit.record(
         "read.reassigned",
         actor=by,
@@ -337,14 +359,42 @@ def reassign(task, new_reader, *, by):
         project_id=project.pk,
         data={
             "case": task.case.code,
+            "phase": phase,
             "from_reader": old_reader_id,
             "to_reader": new_reader.pk,
             "old_task": old_pk,
             "discarded_findings": findings,
             "discarded_case_labels": had_labels,
+            "review_of_blind_read": blind.pk if blind is not None else None,
+            "reason": reason,
         },
     )
     return new
+
+
+def _seed_review(review, blind) -> None:
+    """Copy a submitted blind read into a review-phase task (as open_review_phase does)."""
+    from annotation_server.reading.models import CaseLabel, Finding
+
+    Finding.objects.bulk_create(
+        [
+            Finding(
+                task=review,
+                finding_type=f.finding_type,
+                geometry=f.geometry,
+                centre_x_mm=f.centre_x_mm,
+                centre_y_mm=f.centre_y_mm,
+                centre_z_mm=f.centre_z_mm,
+                attributes=f.attributes,
+                source=f.source,
+                derived_from=f,
+            )
+            for f in blind.findings.order_by("created_at", "id")
+        ]
+    )
+    label = CaseLabel.objects.filter(task=blind).first()
+    if label is not None:
+        CaseLabel.objects.create(task=review, values=label.values)
 
 
 def overview(project: Project) -> dict:

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from annotation_server.jobs.models import Job
 from annotation_server.projects.permissions import managed_project_or_404
 from annotation_server.reading import assignment
+from annotation_server.reading.console_views import back
 from annotation_server.reading.models import ReadingTask
 
 
@@ -52,7 +53,9 @@ def reassign(request, slug: str, task_id: int):
         messages.error(request, _("Choose the reader who takes the read over."))
         return redirect("assignments", slug=slug)
     try:
-        new = assignment.reassign(task, new_reader, by=request.user)
+        new = assignment.reassign(
+            task, new_reader, by=request.user, reason=request.POST.get("reason", "")
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -61,4 +64,6 @@ def reassign(request, slug: str, task_id: int):
             _("Case %(case)s now goes to %(reader)s; the previous draft was discarded.")
             % {"case": new.case.code, "reader": new_reader.profile.pseudonym},
         )
+    if request.POST.get("next"):
+        return back(request, slug)
     return redirect("assignments", slug=slug)

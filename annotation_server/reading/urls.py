@@ -3,12 +3,14 @@ the manager's assignment page and API."""
 
 from django.urls import path
 
-from annotation_server.reading import assignment_views, views
+from annotation_server.reading import assignment_views, console_views, import_views, views
 from annotation_server.reading.api.assignment import (
     AssignmentOverviewView,
     AssignmentRunView,
     ReassignView,
 )
+from annotation_server.reading.api.console import ReturnView, WithdrawView
+from annotation_server.reading.api.imports import ExportReadsView, ImportReadsView
 
 urlpatterns = [
     path("worklist/next/", views.next_task, name="worklist-next"),
@@ -25,6 +27,26 @@ urlpatterns = [
         name="assignments-reassign",
     ),
     path(
+        "projects/<slug:slug>/cases/<int:case_id>/withdraw/",
+        console_views.withdraw,
+        name="case-withdraw",
+    ),
+    path(
+        "projects/<slug:slug>/cases/<int:case_id>/return/",
+        console_views.return_to_reading,
+        name="case-return",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/cases/<int:case_id>/withdraw/",
+        WithdrawView.as_view(),
+        name="api-case-withdraw",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/cases/<int:case_id>/return/",
+        ReturnView.as_view(),
+        name="api-case-return",
+    ),
+    path(
         "api/v1/projects/<slug:slug>/assignments/",
         AssignmentOverviewView.as_view(),
         name="api-assignments",
@@ -38,5 +60,25 @@ urlpatterns = [
         "api/v1/projects/<slug:slug>/assignments/reassign/",
         ReassignView.as_view(),
         name="api-assignments-reassign",
+    ),
+    path(
+        "projects/<slug:slug>/reads/import/",
+        import_views.import_reads_page,
+        name="reads-import",
+    ),
+    path(
+        "projects/<slug:slug>/reads/export/",
+        import_views.export_reads_download,
+        name="reads-export",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/reads/import/",
+        ImportReadsView.as_view(),
+        name="api-reads-import",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/reads/export/",
+        ExportReadsView.as_view(),
+        name="api-reads-export",
     ),
 ]

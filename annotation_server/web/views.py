@@ -55,7 +55,17 @@ def home(request):
                 "mine_pct": round(100 * mine["submitted"] / mine["total"]) if mine else 0,
             }
         )
+    must = _must_qualify(user, ids)
+    for row in rows:
+        row["must_qualify"] = must.get(row["project"].pk)
     return render(request, "web/home.html", {"rows": rows})
+
+
+def _must_qualify(user, ids) -> dict:
+    """The projects whose active qualification test this reader must still pass."""
+    from annotation_server.qualification.services import must_qualify
+
+    return {r["project"].pk: r for r in must_qualify(user, ids)}
 
 
 @login_required
@@ -74,12 +84,15 @@ def worklist(request):
     project = request.GET.get("project")
     if project:
         tasks = tasks.filter(case__project__slug=project)
-    from annotation_server.quality.services import latest_reports, warnings_of
+    from annotation_server.quality.services import latest_reports, open_flags, warnings_of
 
     tasks = list(tasks)
     reports = latest_reports([t.case_id for t in tasks])
     for task in tasks:  # image-QC warnings travel with the case to its readers
         task.qc_warnings = warnings_of(reports.get(task.case_id))
+    flags = open_flags({t.case_id for t in tasks})
+    for task in tasks:  # a case withdrawn, or failing QC while in reading, says so
+        task.case_flags = flags.get(task.case_id, [])
     projects = list(Project.objects.visible_to(request.user))
     counts = reader_task_counts(request.user, [p.pk for p in projects])
     progress = [
@@ -102,6 +115,7 @@ def worklist(request):
             "states": ReadingTask.State.choices,
             "projects": projects,
             "progress": progress,
+            "must_qualify": list(_must_qualify(request.user, [p.pk for p in projects]).values()),
         },
     )
 

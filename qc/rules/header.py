@@ -48,7 +48,7 @@ def body_part_match(series: SeriesInput, p: Profile) -> RuleResult:
     if not p.body_part:
         return result(key, NA, None, "any", "No body part required.", "未规定检查部位。")
     want = p.body_part.upper()
-    allowed = _BODY_SYNONYMS.get(want, {want})
+    allowed = _BODY_SYNONYMS.get(want, {want}) | {v.upper() for v in p.body_part_synonyms}
     part = _attr(series, "BodyPartExamined").upper()
     if not part:
         # fall back on the anatomic region code meaning (DX)

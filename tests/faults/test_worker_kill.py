@@ -6,11 +6,15 @@ final key is partial.
 
 Each kind gets a real job with valid parameters; the worker that runs it first
 (the victim, started per test on a queue of its own) has the test-only delay
-(REFSET_TEST_JOB_DELAY_S / _AT, jobs.services): at a known progress/log call it
-logs "test delay" and sleeps, and is killed there. The successor (one per
+(REFSET_TEST_JOB_DELAY_S / _AT, jobs.services) for that kind only: at a known
+progress/log call it logs "test delay" and sleeps, and is killed there, with
+SIGKILL to it alone (what it forked must end by itself). The successor (one per
 module, started once, consuming another queue) finds the dead worker's job by
-its expired lease (jobs.services.recover_stale) and runs it again. A kind
-without a case here fails `test_every_job_kind_has_a_fault_case`.
+its expired lease (jobs.services.recover_stale) and runs it again, with the
+follow-up jobs the re-run queues. No other worker runs meanwhile: a second
+delayed worker could take the job over instead (every worker recovers stale
+jobs) and then sit in the delay on its follow-ups. A kind without a case here
+fails `test_every_job_kind_has_a_fault_case`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +48,14 @@ from annotation_server.quality.models import QcReport
 from annotation_server.reading.models import ReadingTask
 from fixtures.dicom_common import dataset_bytes
 from tests.adjudication.conftest import add_finding, ellipse, grid_case, submit_all  # noqa: F401
-from tests.faults.workers import job_row, kill_worker, start_worker, stop_worker, wait_for
+from tests.faults.workers import (
+    job_row,
+    kill_worker,
+    start_worker,
+    stop_worker,
+    survivors,
+    wait_for,
+)
 from tests.orthanc import run_orthanc
 
 pytestmark = [
@@ -261,7 +273,75 @@ def check_anchor(setup: Setup, job: Job) -> None:
     shutil.rmtree(Path(default_storage.path(audit.ANCHOR_DIR)))
 
 
+# agreement.compute ------------------------------------------------------------------
+
+
+def build_agreement(setup: Setup) -> Job:
+    from tests.agreement.seed import seed_reads
+
+    readers = {name: setup.fixture(f"reader_{name}") for name in "abc"}
+    seed_reads(setup.project, readers)
+    return jobs.enqueue(
+        "agreement.compute",
+        project=setup.project,
+        user=setup.manager,
+        params={"project_id": setup.project.pk},
+    )
+
+
+def check_agreement(setup: Setup, job: Job) -> None:
+    # Killed after the report was stored: the re-run finds it current, stores none.
+    from annotation_server.agreement.models import AgreementReport
+
+    reports = AgreementReport.objects.filter(project=setup.project)
+    assert list(reports.values_list("pk", flat=True)) == [job.result["report_id"]]
+    assert job.result["cases"] == 4, job.result
+
+
+# datasets.export ----------------------------------------------------------------------
+
+
+def build_export(setup: Setup) -> Job:
+    from annotation_server.datasets import services as datasets
+    from annotation_server.datasets.export_jobs import queue_export
+    from tests.datasets.conftest import make_case
+
+    protocol = setup.project.protocol
+    protocol.auto_accept_min_readers, protocol.drop_below_readers = 3, 1
+    protocol.match_rule, protocol.match_threshold = "centre_distance", 5.0
+    protocol.save()
+    readers = [setup.fixture(f"reader_{name}") for name in "abc"]
+    for i in range(2):
+        make_case(
+            setup.project,
+            readers,
+            f"X{i:02d}",
+            patient="",
+            series=_real_series(setup.project, seed=80 + i),
+            finding_at=(30, 30, [2, 3]),
+        )
+    draft = datasets.create_draft(
+        setup.project, version="1.0.0", by=setup.manager, all_adjudicated=True
+    )
+    version = datasets.freeze(draft, by=setup.manager)
+    return queue_export(version, user=setup.manager)
+
+
+def check_export(setup: Setup, job: Job) -> None:
+    # Killed while the package was being written: the re-run removed the
+    # half-written `.part-*` directory and wrote the package whole.
+    from annotation_server.datasets.export_jobs import export_root, zip_for_job
+    from export.verify import verify
+
+    root = export_root()
+    assert not list(root.rglob(".part-*")), list(root.rglob(".part-*"))
+    (package,) = [p for p in root.rglob(job.result["package"]) if p.is_dir()]
+    assert verify(package) == []
+    assert zipfile.is_zipfile(zip_for_job(job))
+
+
 FAULT_CASES: dict[str, FaultCase] = {
+    "agreement.compute": FaultCase(build_agreement, at=3, check=check_agreement),
     "imaging.import": FaultCase(build_import, at=2, check=check_import),
     "imaging.pull_pacs": FaultCase(build_pull, at=2, check=check_pull),
     "imaging.build_series_streams": FaultCase(build_streams, at=1, check=check_streams),
@@ -270,6 +350,7 @@ FAULT_CASES: dict[str, FaultCase] = {
     "adjudication.settle": FaultCase(build_settle, at=1, check=check_settle),
     "audit.verify_chain": FaultCase(build_verify, at=1, check=check_verify),
     "audit.anchor": FaultCase(build_anchor, at=2, check=check_anchor),
+    "datasets.export": FaultCase(build_export, at=4, check=check_export),
 }
 
 
@@ -297,8 +378,11 @@ def fault_media(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def worker_env(request) -> dict:
-    env = {"REFSET_AUDIT_ANCHOR_KEY": ANCHOR_KEY}
+def worker_env(request, fault_media) -> dict:
+    env = {
+        "REFSET_AUDIT_ANCHOR_KEY": ANCHOR_KEY,
+        "REFSET_EXPORT_DIR": str(fault_media / "exports"),
+    }
     if any("pull_pacs" in item.name for item in request.session.items):
         env["REFSET_PACS_ALLOWED_HOSTS"] = request.getfixturevalue("orthanc_study")[0].host
     return env
@@ -315,60 +399,38 @@ def successor(django_db_setup, django_db_blocker, fault_media, worker_env):
     stop_worker(proc)
 
 
-class Victims:
-    """Workers with the test-only delay, on the module's victim queue; the next
-    one starts while the current test's job is re-run elsewhere."""
-
-    def __init__(self, media: Path, env: dict):
-        self.queue = f"refset-victim-{uuid.uuid4().hex[:8]}"
-        self.media, self.env = media, env
-        self.next = None
-
-    def start(self):
-        return start_worker(
-            self.queue,
-            self.media,
-            REFSET_TEST_JOB_DELAY_S="300",
-            REFSET_TEST_JOB_DELAY_AT=",".join(f"{k}={f.at}" for k, f in FAULT_CASES.items()),
-            **self.env,
-        )
-
-    def take(self):
-        proc, self.next = self.next or self.start(), None
-        return proc
-
-    def prestart(self) -> None:
-        self.next = self.start()
+@pytest.fixture
+def victim_queue() -> str:
+    """The queue of this test's victim: its own, so nothing else reaches it."""
+    return f"refset-victim-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="module")
-def victims(django_db_setup, django_db_blocker, fault_media, worker_env):
-    pool = Victims(fault_media, worker_env)
-    yield pool
-    if pool.next is not None:
-        stop_worker(pool.next)
+def start_victim(kind: str, queue: str, media: Path, env: dict):
+    """The worker that runs the job first, started for this test alone: the
+    test-only delay for `kind` only, so nothing else it might run (a job it takes
+    over, a follow-up job) waits. No second victim runs while a job is taken over:
+    the successor is the only live worker that can re-run it."""
+    return start_worker(
+        queue,
+        media,
+        REFSET_TEST_JOB_DELAY_S="300",
+        REFSET_TEST_JOB_DELAY_AT=f"{kind}={FAULT_CASES[kind].at}",
+        **env,
+    )
+
+
+def taken_over_by(job: Job) -> str:
+    """The owner token of the attempt that took `job` over, from its log."""
+    for line in job.log.splitlines():
+        if "stopped during attempt 1" in line:
+            return line.rsplit(" on ", 1)[-1]
+    return ""
 
 
 @pytest.mark.timeout(900)  # each wait below allows 300 s on a loaded 2-core machine
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            kind,
-            marks=pytest.mark.xfail(
-                reason="in the full suite an import's follow-up jobs, queued before the kill, "
-                "can wait behind the next prestarted victim's test delay (open: a drainer "
-                "worker between tests); passes run alone",
-                strict=False,
-            ),
-        )
-        if kind in ("imaging.pull_pacs", "imaging.import")
-        else kind
-        for kind in sorted(registry.JOB_HANDLERS)
-    ],
-)
+@pytest.mark.parametrize("kind", sorted(registry.JOB_HANDLERS))
 def test_a_worker_killed_mid_job_leaves_nothing_running_and_the_rerun_completes(
-    kind, request, project, manager, settings, successor, victims, fault_media
+    kind, request, project, manager, settings, successor, victim_queue, fault_media, worker_env
 ):
     fault = FAULT_CASES.get(kind)
     if fault is None:
@@ -376,31 +438,49 @@ def test_a_worker_killed_mid_job_leaves_nothing_running_and_the_rerun_completes(
     rescuer = successor
     settings.MEDIA_ROOT = str(fault_media)
     settings.REFSET_AUDIT_ANCHOR_KEY = ANCHOR_KEY
-    app.conf.task_default_queue = victims.queue
+    settings.REFSET_EXPORT_DIR = worker_env["REFSET_EXPORT_DIR"]
+    app.conf.task_default_queue = victim_queue
     setup = Setup(request, project, manager)
-    victim = None
+    victim = start_victim(kind, victim_queue, fault_media, worker_env)
     try:
-        job = fault.build(setup)  # queued in Redis until the victim starts
-        victim = victims.take()
+        job = fault.build(setup)  # on the victim's queue
         wait_for(lambda: "test delay" in job_row(job).log, "the job's delay point", 300, victim)
         assert job.state == Job.State.RUNNING and job.attempts == 1
         kill_worker(victim)
-        victims.prestart()  # for the next test, while this job is taken over
+        # What it forked (an import's pool) ends with it instead of holding its
+        # database session and broker connection open.
+        try:
+            wait_for(lambda: not survivors(victim), "the killed worker's children to end", 30)
+        except AssertionError:
+            pytest.fail(f"processes outlived the killed worker: {survivors(victim)}")
         assert job_row(job).state == Job.State.RUNNING  # held by a dead worker
         wait_for(lambda: job_row(job).finished_at, "the job to finish", 300, rescuer)
         assert job.state == Job.State.SUCCEEDED, (job.error, job.log)
         assert job.attempts == 2
         assert "stopped during attempt 1" in job.log, job.log
+        assert f":{rescuer.pid}:" in taken_over_by(job), job.log
         fault.check(setup, job)
         assert_no_partial_files(fault_media)
-        # Follow-up jobs (an import queues two) finish before the database is flushed.
+        # Follow-up jobs (an import queues two) run on the successor, which took the
+        # job over, and finish before the database is flushed.
         wait_for(
             lambda: not Job.objects.exclude(state__in=Job.FINISHED).exists(),
             "the follow-up jobs",
             300,
             rescuer,
         )
+        elsewhere = Job.objects.filter(created_at__gt=job.created_at).exclude(
+            worker__contains=f":{rescuer.pid}:"
+        )
+        assert not elsewhere.exists(), list(elsewhere.values_list("kind", "worker"))
     finally:
-        if victim is not None:
-            stop_worker(victim)
+        stop_worker(victim)
         app.conf.task_default_queue = "celery"
+
+
+def test_the_cases_run_on_one_xdist_worker(request):
+    """`make test` (--dist loadgroup) sends the whole module to one xdist worker,
+    which tags each test id with its group (tests/conftest.py, for pytest 9.2)."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("not run with --dist loadgroup")
+    assert request.node.nodeid.endswith("@faults-worker-kill"), request.node.nodeid

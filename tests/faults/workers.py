@@ -6,6 +6,7 @@ SIGKILL on purpose."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -57,6 +58,9 @@ def start_worker(queue: str, media_root: str, **extra_env: str) -> subprocess.Po
         ],
         cwd=ROOT,
         env=env,
+        # A process group of its own: what the worker forked (the ingest pool) can
+        # be found, and nothing outlives the test.
+        start_new_session=True,
     )
 
 
@@ -68,12 +72,32 @@ def stop_worker(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+    with contextlib.suppress(ProcessLookupError):  # anything it left behind
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def kill_worker(proc: subprocess.Popen) -> None:
-    """SIGKILL: no warm shutdown, no acknowledgement, no `finally`."""
+    """SIGKILL to the worker process alone, as the kernel's OOM killer does: no warm
+    shutdown, no acknowledgement, no `finally`; the processes it forked are not
+    signalled."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
+
+
+def survivors(proc: subprocess.Popen) -> list[str]:
+    """The processes left in a worker's process group (after it died: what it
+    forked and did not take with it), as "pid command" lines."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ")".
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == proc.pid and fields[0] != "Z":
+            found.append(f"{stat.parent.name} {text[text.index('(') + 1 : text.rindex(')')]}")
+    return found
 
 
 def wait_for(check, what: str, timeout: float, proc: subprocess.Popen | None = None):

@@ -97,7 +97,7 @@ def test_a_restored_backup_has_everything_and_its_audit_chain_verifies(
     _wait_for_jobs(celery_worker)
     call_command("anchor_audit")
     assert ReferenceFinding.objects.exists() and Finding.objects.exists()
-    assert Case.objects.filter(state=Case.State.ADJUDICATED).exists()
+    assert Case.objects.filter(state=Case.State.FROZEN).exists()  # the demo froze v1.0.0
 
     # Back up: the dump, then the storage.
     source = _url(connection.settings_dict["NAME"])

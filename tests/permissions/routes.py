@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import fixtures
 from annotation_server.accounts.models import Role
 from annotation_server.adjudication.models import ArbitrationTask
+from annotation_server.datasets.models import DatasetVersion
 from annotation_server.imaging.models import PacsConnection
 from annotation_server.imaging.services import index_datasets
 from annotation_server.jobs.models import Job
@@ -78,6 +79,7 @@ class Scenario:
     pacs: object
     other_project: object
     secrets: list[str] = field(default_factory=list)  # what "other" must never see
+    quarantine: object = None  # a burned-in image held for the manager's review
 
 
 def build_scenario(site) -> Scenario:
@@ -131,6 +133,8 @@ def build_scenario(site) -> Scenario:
         project=project, name="Sweep PACS", base_url="http://127.0.0.1:9/dicom-web"
     )
     instance = series.instances.order_by("slice_index").first()
+    DatasetVersion.objects.create(project=project, version="1.0.0", created_by=people["manager"])
+    held = _quarantined(project)
     return Scenario(
         users=people,
         project=project,
@@ -149,6 +153,7 @@ def build_scenario(site) -> Scenario:
         job=job,
         pacs=pacs,
         other_project=other_project,
+        quarantine=held,
         secrets=[
             project.slug,
             case.code,
@@ -157,6 +162,25 @@ def build_scenario(site) -> Scenario:
             series.study.study_uid,
             str(finding.uid),
         ],
+    )
+
+
+def _quarantined(project):
+    """A burned-in radiograph stored and held in quarantine, as ingest leaves it."""
+    from annotation_server.imaging.models import Quarantine
+    from annotation_server.imaging.services import store
+
+    ds, _ = fixtures.build_xr_dataset(seed=92, size=128, defect="burned-in-text")
+    entry = store(ds)
+    return Quarantine.objects.create(
+        project=project,
+        reason="BurnedInAnnotation is YES",
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        series_uid=str(ds.SeriesInstanceUID),
+        modality="DX",
+        sha256=entry.sha256,
+        file=entry.key,
+        text_boxes=[],
     )
 
 
@@ -198,12 +222,31 @@ _DETAIL_OBJECTS = {
     "referencefinding": lambda s: 999_999,
     "adjudication": lambda s: s.disputed.pk,
     "job": lambda s: s.job.pk,
+    "datasetversion": lambda s: DatasetVersion.objects.get(project=s.project).pk,
 }
+
+
+def _import_event_id(s: Scenario) -> int:
+    """The project's import event (an import's report page), recorded once."""
+    from annotation_server.audit import services as audit
+    from annotation_server.audit.models import AuditEvent
+
+    event = AuditEvent.objects.filter(project_id=s.project.pk, action="imaging.imported").first()
+    if event is None:
+        event = audit.record(
+            "imaging.imported",
+            actor=s.users["manager"],
+            project_id=s.project.pk,
+            data={"source": "cli", "files": 3, "imported": 3, "cases": [s.case.code]},
+        )
+    return event.pk
 
 
 def _value(name: str, kwarg: str, s: Scenario) -> str:
     if kwarg == "slug":
         return s.project.slug
+    if kwarg == "event_id":
+        return str(_import_event_id(s))
     if kwarg == "pk":
         if name.startswith("pacs-"):
             return str(s.pacs.pk)
@@ -217,6 +260,11 @@ def _value(name: str, kwarg: str, s: Scenario) -> str:
             "series": s.series_uid,
             "instance": s.sop_uid,
             "frames": "1",
+            "user_id": s.users["reader"].pk,  # a member (the console's member pages)
+            "token": "not-a-valid-invitation",
+            "item_id": s.quarantine.pk,
+            "version": "1.0.0",  # the scenario's draft dataset version
+            "job_id": s.job.pk,
         }[kwarg]
     )
 

@@ -101,7 +101,9 @@ def test_qc_page_table_distribution_csv_override_and_rerun(
     assert "slice_missing" in page and "SIEMENS" in page
     failing = web.get(f"/projects/{project.slug}/qc/", {"status": "fail"}).content.decode()
     assert f'data-case="{bad}"' in failing and f'data-case="{good}"' not in failing
-    csv_text = web.get(f"/projects/{project.slug}/qc/distribution.csv").content.decode()
+    csv_text = web.get(f"/projects/{project.slug}/qc/distribution.csv").content.decode(
+        "utf-8-sig"  # the download starts with a BOM (Excel on Chinese Windows)
+    )
     assert csv_text.splitlines()[0] == "dimension,value,cases,percent"
     assert "manufacturer,SIEMENS,1,50" in csv_text and "manufacturer,GE MEDICAL SYSTEMS,1,50" in (
         csv_text

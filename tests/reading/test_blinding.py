@@ -28,9 +28,8 @@ def _plant(task, x, seconds=98765):
 
 
 def _crawl(client, project, case) -> str:
-    """Every read endpoint a reader can reach, concatenated (the client is logged in
-    for the API and for the pages alike)."""
-    client.force_login(client.handler._force_user)
+    """Every read endpoint a reader can reach, concatenated (the client's session
+    signs it in for the API and for the pages alike)."""
     urls = [
         "/api/v1/",
         "/api/v1/me/",

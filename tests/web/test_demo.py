@@ -55,27 +55,35 @@ def test_demo_seeds_people_projects_and_states_idempotently(media, capsys, celer
     for username in (*people, "arbitrator2", "arbitrator3"):
         assert username in out
         assert authenticate(username=username, password="demo-pass-123") is not None
-    for slug in ("demo-lung-ct", "demo-chest-xr"):
+    # The lung project's adjudicated cases are frozen into version 1.0.0.
+    for slug, settled in (("demo-lung-ct", "frozen"), ("demo-chest-xr", "adjudicated")):
         project = Project.objects.get(slug=slug)
         states = set(project.cases.values_list("state", flat=True))
-        assert states == {"imported", "qc", "reading", "arbitration", "adjudicated"}, slug
+        assert states == {"imported", "qc", "reading", "arbitration", settled}, slug
     reader_tasks = ReadingTask.objects.filter(reader__username="reader1")
     assert reader_tasks.filter(state="in_progress").exists()
     assert reader_tasks.filter(state="submitted").exists()
     # The settle job matched the reads: the case everyone agreed on is adjudicated
     # by auto-consensus; the one with a missed nodule waits for two blind arbitrators.
     lung = Project.objects.get(slug="demo-lung-ct")
-    adjudicated = lung.cases.get(state="adjudicated")
+    adjudicated = lung.cases.get(state="frozen")
     refs = adjudicated.reference_findings.filter(is_current=True)
     assert refs.count() == len(adjudicated.reading_tasks.filter(phase=2).first().findings.all())
     assert set(refs.values_list("decision", flat=True)) == {"auto_consensus"}
+    version = lung.dataset_versions.get()
+    assert version.version == "1.0.0" and version.frozen
+    export = Job.objects.get(kind="datasets.export", project=lung)
+    assert export.state == "succeeded", (export.error, export.log)
+    assert export.result["zip"].endswith(".zip")
     disputed = lung.cases.get(state="arbitration")
     roles = set(disputed.arbitration_tasks.values_list("role", flat=True))
     assert roles == {"first", "second"}
     assert disputed.clusters.filter(verdict="dispute").exists()
     # reader4 has the qualification test still to take; the others passed it
     test = lung.qualification_tests.get()
-    assert test.cases.get().reference_findings.exists()
+    # three cases, one per attempt, each a case the reader has not read before
+    assert test.cases.count() == 3 and test.cases_per_attempt == 1
+    assert all(case.reference_findings.exists() for case in test.cases.all())
     assert not lung.memberships.get(user__username="reader4").qualified
     assert not ReadingTask.objects.filter(reader__username="reader4", case__project=lung).exists()
     assert Instance.objects.filter(series__study__patient_pseudo_id__startswith="P").exists()

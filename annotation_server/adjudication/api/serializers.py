@@ -328,6 +328,8 @@ class ArbitrationTaskDetailSerializer(ArbitrationTaskSerializer):
                     for c in task.items.get("clusters", [])
                 },
                 "labels": {k: d.get("labels", {}).get(k) for k in task.items.get("labels", [])},
+                # findings a blind arbitrator proposed to add: the tie-breaker decides
+                "added": list(d.get("added", [])) if task.items.get("added") else [],
             }
         return out
 

@@ -30,7 +30,11 @@ from annotation_server.adjudication.services.common import (
     reference_centre,
     shapes_for,
 )
-from annotation_server.adjudication.services.reference import write_labels, write_reference
+from annotation_server.adjudication.services.reference import (
+    write_added,
+    write_labels,
+    write_reference,
+)
 from annotation_server.adjudication.services.settle import (
     arbitrator_candidates,
     consensus_rule,
@@ -72,7 +76,7 @@ def validate_decisions(task: ArbitrationTask, decisions: Any, *, complete: bool)
     """Structure and content checks; `complete` (at signing) needs every item decided."""
     if not isinstance(decisions, dict):
         raise ValidationError("decisions must be an object")
-    unknown = set(decisions) - {"clusters", "labels"}
+    unknown = set(decisions) - {"clusters", "labels", "added"}
     if unknown:
         raise ValidationError(f"unknown keys: {', '.join(sorted(unknown))}")
     errors: list[str] = []
@@ -111,6 +115,10 @@ def validate_decisions(task: ArbitrationTask, decisions: Any, *, complete: bool)
         except schema_rules.SchemaError as exc:
             errors.extend(exc.errors)
         errors.extend(_check_reason(where, d, complete))
+    added = decisions.get("added", []) or []
+    if not isinstance(added, list):
+        raise ValidationError("decisions.added must be a list of findings")
+    errors.extend(_check_added(added, types, complete))
     if complete:
         missing = [f"cluster {c}" for c in clusters if c not in given]
         missing += [f"case field {k}" for k in sorted(wanted_labels) if k not in labels]
@@ -118,7 +126,56 @@ def validate_decisions(task: ArbitrationTask, decisions: Any, *, complete: bool)
             errors.append("undecided: " + ", ".join(missing))
     if errors:
         raise ValidationError(errors)
-    return {"clusters": dict(given), "labels": dict(labels)}
+    cleaned = {"clusters": dict(given), "labels": dict(labels)}
+    if added:
+        cleaned["added"] = list(added)
+    return cleaned
+
+
+def _check_added(added: list, types: dict, complete: bool) -> list[str]:
+    """A finding no reader marked, added by the arbitrator: a key (UUID, kept
+    across drafts), a type of the schema, a geometry that type allows, its
+    attributes, and a reason (always required when signing)."""
+    import uuid as uuid_
+
+    errors: list[str] = []
+    seen = set()
+    for i, d in enumerate(added, 1):
+        where = f"added finding {i}"
+        if not isinstance(d, dict):
+            errors.append(f"{where}: must be an object")
+            continue
+        try:
+            key = str(uuid_.UUID(str(d.get("key"))))
+        except ValueError:
+            errors.append(f"{where}: 'key' must be a UUID")
+            continue
+        if key in seen:
+            errors.append(f"{where}: key {key} appears twice")
+        seen.add(key)
+        finding_type = d.get("finding_type")
+        if finding_type not in types:
+            errors.append(f"{where}: unknown finding type {finding_type!r}")
+            continue
+        try:
+            kind = validate_geometry(d.get("geometry"))
+            if kind not in types[finding_type].get("geometry", []):
+                errors.append(f"{where}: a {finding_type} cannot be drawn as {kind}")
+        except schema_rules.SchemaError as exc:
+            errors.extend(f"{where}: {e}" for e in exc.errors)
+        attrs = d.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            errors.append(f"{where}: attributes must be an object")
+        else:
+            try:
+                schema_rules.validate_values(
+                    types[finding_type].get("attributes", []), attrs, complete=complete, where=where
+                )
+            except schema_rules.SchemaError as exc:
+                errors.extend(exc.errors)
+        if complete or d.get("reason_code"):
+            errors.extend(_check_reason(where, d, True))
+    return errors
 
 
 def _check_reason(where: str, d: dict, complete: bool) -> list[str]:
@@ -319,7 +376,13 @@ def _disagreements(first: dict, second: dict, items: dict) -> dict:
         if json.dumps(first["labels"].get(key, {}).get("value"), sort_keys=True)
         != json.dumps(second["labels"].get(key, {}).get("value"), sort_keys=True)
     ]
-    return {"clusters": [int(c) for c in clusters], "labels": labels}
+    # A finding added by either blind arbitrator is never written on one signature:
+    # the tie-breaker sees both proposals and decides what to add.
+    added = bool(first.get("added") or second.get("added"))
+    out = {"clusters": [int(c) for c in clusters], "labels": labels}
+    if added:
+        out["added"] = True
+    return out
 
 
 def _after_signature(task: ArbitrationTask, user) -> None:
@@ -335,7 +398,7 @@ def _after_signature(task: ArbitrationTask, user) -> None:
         if not (first and second and all(t.state == t.State.SIGNED for t in (first, second))):
             return  # wait for the other blind arbitrator
         split = _disagreements(first.decisions, second.decisions, first.items)
-        if not split["clusters"] and not split["labels"]:
+        if not split["clusters"] and not split["labels"] and not split.get("added"):
             audit.record(
                 "arbitration.blind_agreed",
                 actor=user,
@@ -449,6 +512,55 @@ def _apply(case, round, sources: list[tuple[ArbitrationTask, dict]], user) -> No
                 "task": task.pk,
             }
         )
+    # Findings no reader marked: the sole arbitrator's or the tie-breaker's additions.
+    deciding = [
+        (t, d)
+        for t, d in sources
+        if t.role in (ArbitrationTask.Role.SOLE, ArbitrationTask.Role.TIEBREAK)
+    ]
+    if deciding:
+        task, decisions = deciding[-1]
+        protocol = case.project.protocol
+        for d in decisions.get("added") or []:
+            geometry = d["geometry"]
+            if grid is None:
+                grid = grid_for_series(case.series)
+            ref = write_added(
+                case,
+                key=d["key"],
+                finding_type=d["finding_type"],
+                geometry=geometry,
+                attributes=d.get("attributes") or {},
+                diameter_mm=qc_consensus.mark_size_mm(
+                    qc_matching.Mark(
+                        id="added",
+                        reader="arbitrator",
+                        finding_type=d["finding_type"],
+                        centre_mm=None,
+                        kind=geometry["kind"],
+                        shapes=shapes_for(geometry),
+                        attributes=d.get("attributes") or {},
+                    ),
+                    grid,
+                ),
+                centre=geometry.get("centre_mm") or (None, None, None),
+                when=now,
+                task=task,
+                by=task.arbitrator,
+                reason_code=d.get("reason_code", ""),
+                reason_text=d.get("reason_text", ""),
+                match_rule=protocol.match_rule,
+                match_threshold=protocol.match_threshold,
+            )
+            written.append(
+                {
+                    "added": True,
+                    "ref_key": str(ref.ref_key),
+                    "revision": ref.revision,
+                    "finding_type": ref.finding_type,
+                    "task": task.pk,
+                }
+            )
     if per_label or not ReferenceLabels.objects.filter(case=case, is_current=True).exists():
         settlement = Settlement.objects.filter(case=case).order_by("round").first()
         current = ReferenceLabels.objects.filter(case=case, is_current=True).first()

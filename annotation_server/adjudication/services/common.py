@@ -28,6 +28,7 @@ REASON_CODES: dict[str, Any] = {
     "outside_scope": _("excluded: outside the dataset's scope"),
     "indeterminate": _("excluded: cannot be determined on these images"),
     "label_confirmed": _("case-level answer confirmed on review"),
+    "missed_by_readers": _("a finding no reader marked, found on review"),
     "other": _("other (explained in the text)"),
 }
 

@@ -6,6 +6,7 @@ longer current. Three writers, one per origin:
 
 - `write_reference`: a cluster's finding, settled by auto-consensus or decided
   in arbitration (settle.py, arbitration.py);
+- `write_added`: a finding no reader marked, added by a signing arbitrator;
 - `write_labels`: the case-level answers, agreed or arbitrated;
 - `replace_with_imported`: a case's whole reference given from outside the
   reads (the qualification app: a manager's JSON import, or a copy of an
@@ -72,6 +73,56 @@ def write_reference(
     )
     ref.supporting_findings.set(supporting)
     return ref
+
+
+def write_added(
+    case,
+    *,
+    key,
+    finding_type,
+    geometry,
+    attributes,
+    diameter_mm,
+    centre,
+    when,
+    task,
+    by,
+    reason_code,
+    reason_text,
+    match_rule,
+    match_threshold,
+) -> ReferenceFinding:
+    """A finding no reader marked, added by a signing arbitrator (no cluster, no
+    supporting reads). `key` names it across revisions like a cluster's ref_key."""
+    current = (
+        ReferenceFinding.objects.select_for_update().filter(ref_key=key, is_current=True).first()
+    )
+    if current is not None:
+        ReferenceFinding.objects.filter(pk=current.pk).update(is_current=False)
+    centre = list(centre or (None, None, None)) + [None] * 3
+    return ReferenceFinding.objects.create(
+        case=case,
+        ref_key=key,
+        revision=(current.revision + 1) if current else 1,
+        is_current=True,
+        supersedes=current,
+        status=ReferenceFinding.Status.INCLUDED,
+        finding_type=finding_type,
+        geometry=dict(geometry, added_by_arbitrator=True),
+        centre_x_mm=centre[0],
+        centre_y_mm=centre[1],
+        centre_z_mm=centre[2],
+        diameter_mm=diameter_mm,
+        attributes=attributes,
+        decision=ReferenceFinding.Decision.ARBITRATED,
+        arbitration_task=task,
+        decided_by=by,
+        decided_at=when,
+        reason_code=reason_code,
+        reason_text=reason_text,
+        match_rule=match_rule,
+        match_threshold=match_threshold,
+    )
 
 
 def write_labels(case, values, provenance, decision, when, task=None) -> ReferenceLabels:

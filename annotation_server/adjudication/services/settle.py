@@ -59,8 +59,15 @@ def protocol_snapshot(protocol: ReadingProtocol) -> dict:
         "drop_below_readers": protocol.drop_below_readers,
         "size_tolerance_mm": protocol.size_tolerance_mm,
         "arbitration_mode": protocol.arbitration_mode,
-        "consensus_method": AUTO_CONSENSUS_METHOD,
+        "consensus_method": consensus_method(protocol),
     }
+
+
+def consensus_method(protocol: ReadingProtocol) -> str:
+    """How the readers' contours of a finding are merged: the protocol's consensus
+    method (majority vote or STAPLE) where it has one, else majority vote."""
+    method = getattr(protocol, "consensus_method", "") or AUTO_CONSENSUS_METHOD
+    return method if method in qc_consensus.METHODS else AUTO_CONSENSUS_METHOD
 
 
 def final_reads(case: Case) -> list[ReadingTask]:
@@ -70,10 +77,12 @@ def final_reads(case: Case) -> list[ReadingTask]:
 
 
 @transaction.atomic
-def settle_case(case_id: int, *, actor=None) -> Settlement:
+def settle_case(case_id: int, *, actor=None, reads=None, forced: str = "") -> Settlement:
     """Match, apply the auto-consensus rule, then adjudicate or open arbitration.
 
     Idempotent: a case already settled returns its settlement unchanged.
+    `reads` and `forced` are for a manager's forced settle (services/console.py):
+    the submitted reads to settle on, and the reason, kept with the settlement.
     """
     case = (
         Case.objects.select_for_update(of=("self",))
@@ -86,7 +95,8 @@ def settle_case(case_id: int, *, actor=None) -> Settlement:
     if case.state != Case.State.READING:
         raise SettleError(f"Case {case} is in {case.state}, not reading.")
     protocol = case.project.protocol
-    reads = final_reads(case)
+    if reads is None:
+        reads = final_reads(case)
     if not reads or any(t.state != ReadingTask.State.SUBMITTED for t in reads):
         raise SettleError(f"Case {case}: not every read of the last phase is submitted.")
     grid = grid_for_series(case.series)
@@ -122,8 +132,8 @@ def settle_case(case_id: int, *, actor=None) -> Settlement:
     settlement = Settlement.objects.create(
         case=case,
         round=1,
-        phase=max(protocol.phases),
-        protocol=protocol_snapshot(protocol),
+        phase=max(t.phase for t in reads),
+        protocol={**protocol_snapshot(protocol), **({"forced": forced} if forced else {})},
         label_disputes=label_disputes,
         label_consensus=agreed_labels,
         outcome=outcome,
@@ -133,7 +143,7 @@ def settle_case(case_id: int, *, actor=None) -> Settlement:
     kinds = rule.attribute_kinds
     for number, verdict in enumerate(verdicts, start=1):
         c = verdict.cluster
-        geometry = qc_consensus.consensus_geometry(c.marks, grid, AUTO_CONSENSUS_METHOD)
+        geometry = qc_consensus.consensus_geometry(c.marks, grid, consensus_method(protocol))
         centre = c.centre_mm or (None, None, None)
         row = Cluster.objects.create(
             settlement=settlement,
@@ -272,3 +282,27 @@ def create_task(case, role, person, round, items, by) -> ArbitrationTask:
 
 
 # ---------------------------------------------------------------- decisions
+
+
+def merged_geometries(cluster_id: int) -> dict:
+    """What "accept merged" would sign for a cluster, per method: the majority-vote
+    and the STAPLE contours of its members ({} when they cannot be merged, e.g.
+    points, or the series has no grid). The arbitrator sees exactly this shape."""
+    cluster = Cluster.objects.select_related("case__series").get(pk=cluster_id)
+    members = list(cluster.findings.order_by("task_id", "created_at", "id"))
+    if len(members) < 2:
+        return {}
+    grid = grid_for_series(cluster.case.series)
+    if grid is None:
+        return {}
+    marks = [mark_for_finding(f, grid) for f in members]
+    out = {}
+    for method in qc_consensus.METHODS:
+        try:
+            merged = qc_consensus.consensus_geometry(marks, grid, method)
+        except (ValueError, RuntimeError):
+            continue
+        geometry = merged.as_geometry()
+        if geometry and geometry.get("shapes"):
+            out[method] = geometry
+    return out

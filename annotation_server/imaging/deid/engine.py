@@ -97,6 +97,9 @@ class DeidError(ValueError):
 class DeidOptions:
     clean_descriptors: bool = True
     retain_longitudinal_modified_dates: bool = True
+    # Read the pixels for burned-in text (pixel_text.py) when the header raises no
+    # flag; ingest quarantines what it finds (REFSET_BURNED_IN_OCR turns it off).
+    detect_pixel_text: bool = True
 
 
 @dataclass

@@ -25,6 +25,7 @@ jobs inside the web process) prepares its files serially.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -153,12 +154,22 @@ def _no_queries(execute, sql, params, many, context):
     raise RuntimeError("ingest workers do not touch the database: the importing process does")
 
 
+def _end_if_orphaned(parent: int, signum, frame) -> None:
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _worker_start(parent: int) -> None:
     """First thing in each worker: its own storage client (a forked one would share
     the parent's sockets), no database, Ctrl-C left to the parent, which lets each
     worker finish the file in hand (a killed write leaves half a file), and an end
     when the parent ends (a Celery pool process may be killed without cleaning up)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The fork inherits the parent's SIGTERM handler (a Celery worker's warm
+    # shutdown), which would swallow the parent-death signal below and leave the
+    # worker waiting forever on the parent's database and broker sockets. A SIGTERM
+    # while the parent lives is the parent's to act on (a stop sent to the whole group).
+    signal.signal(signal.SIGTERM, functools.partial(_end_if_orphaned, parent))
     if sys.platform == "linux":
         import ctypes
 

@@ -61,6 +61,7 @@ class ImportReport:
     cases: list[str] = field(default_factory=list)
     patients: int = 0
     workers: int = 1  # processes the files were prepared in (not part of the summary)
+    event_id: int | None = None  # its "imaging.imported" audit event
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -83,7 +84,11 @@ class ImportReport:
         }
 
     def as_dict(self) -> dict:
-        return {"summary": self.summary(), "files": [asdict(f) for f in self.files]}
+        return {
+            "summary": self.summary(),
+            "files": [asdict(f) for f in self.files],
+            "event_id": self.event_id,
+        }
 
 
 def _describe(key: tuple) -> str:
@@ -115,6 +120,7 @@ class Ingest:
             DeidOptions(
                 clean_descriptors=project.deid_clean_descriptors,
                 retain_longitudinal_modified_dates=project.deid_shift_dates,
+                detect_pixel_text=getattr(settings, "REFSET_BURNED_IN_OCR", True),
             ),
         )
         self.report = ImportReport()
@@ -157,6 +163,7 @@ class Ingest:
                 "series_uid": facts.series_uid,
                 "modality": facts.modality[:16],
                 "file": stored.key,
+                "text_boxes": prepared.text_boxes,
             },
         )
         self.report.files.append(
@@ -311,23 +318,7 @@ class Ingest:
             )
 
     def _case_for(self, series) -> Case:
-        prefix = self.project.slug.split("-")[-1][:6].upper() or "CASE"
-        n = Case.objects.filter(project=self.project).count() + 1
-        while True:
-            try:
-                with transaction.atomic():
-                    return Case.objects.create(
-                        project=self.project,
-                        series=series,
-                        site=self.site or series.study.site,
-                        code=f"{prefix}-{n:05d}",
-                        state=Case.State.IMPORTED,
-                    )
-            except IntegrityError:
-                existing = Case.objects.filter(project=self.project, series=series).first()
-                if existing:
-                    return existing
-                n += 1
+        return case_for(self.project, series, self.site or series.study.site)
 
     # the batch -----------------------------------------------------------------
 
@@ -384,13 +375,39 @@ class Ingest:
         self.report.patients = len(
             {e.facts.patient_id for es in self._entries.values() for _, e, _ in es}
         )
-        audit.record(
+        event = audit.record(
             "imaging.imported",
             actor=self.user,
             project_id=self.project.pk,
-            data={"source": self.source, **self.report.summary()},
+            data={
+                "source": self.source,
+                "site": self.site.code if self.site else "",
+                **self.report.summary(),
+            },
         )
+        self.report.event_id = event.pk  # the import page's report of this import
         return self.report
+
+
+def case_for(project, series, site=None) -> Case:
+    """The case of a new series (created, coded <PREFIX>-<n>, or the existing one)."""
+    prefix = project.slug.split("-")[-1][:6].upper() or "CASE"
+    n = Case.objects.filter(project=project).count() + 1
+    while True:
+        try:
+            with transaction.atomic():
+                return Case.objects.create(
+                    project=project,
+                    series=series,
+                    site=site,
+                    code=f"{prefix}-{n:05d}",
+                    state=Case.State.IMPORTED,
+                )
+        except IntegrityError:
+            existing = Case.objects.filter(project=project, series=series).first()
+            if existing:
+                return existing
+            n += 1
 
 
 def ingest(

@@ -20,6 +20,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from annotation_server.imaging.deid import Deidentifier, Mapping
 from annotation_server.imaging.deid.elements import get_item, peek
+from annotation_server.imaging.deid.pixel_text import find_text_in_dataset
 from annotation_server.imaging.headers import IndexFacts, index_facts
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
@@ -39,6 +40,7 @@ class Prepared:
     facts: IndexFacts | None = None  # what the index records about it
     mappings: list[Mapping] = field(default_factory=list)
     quarantine_reason: str | None = None
+    text_boxes: list[dict] | None = None  # burned-in text found in the pixels (suggested boxes)
 
     @property
     def rejected(self) -> bool:
@@ -231,6 +233,11 @@ def prepare(deid: Deidentifier, name: str, data: bytes) -> Prepared:
         ds = parse(data)
         result = deid.apply(ds, in_place=True)
         clean = result.dataset
+        quarantine_reason, text_boxes = result.quarantine_reason, None
+        if quarantine_reason is None and deid.options.detect_pixel_text:
+            found = find_text_in_dataset(clean)
+            if found.has_text:
+                quarantine_reason, text_boxes = found.reason(), found.suggested_boxes()
         encoded = encode(clean)
         facts = index_facts(clean)
     except FileRejected as exc:
@@ -247,5 +254,6 @@ def prepare(deid: Deidentifier, name: str, data: bytes) -> Prepared:
         header=clean,
         facts=facts,
         mappings=result.mappings,
-        quarantine_reason=result.quarantine_reason,
+        quarantine_reason=quarantine_reason,
+        text_boxes=text_boxes,
     )

@@ -47,6 +47,8 @@ class QualificationTestSerializer(serializers.ModelSerializer):
             "max_fp_per_case",
             "min_kappa",
             "max_attempts",
+            "cases_per_attempt",
+            "draw",
             "active",
             "case_count",
             "me",
@@ -125,6 +127,9 @@ class AttemptSerializer(serializers.ModelSerializer):
         if attempt.submitted_at is None:  # nothing of the reference before submission
             for field in SCORE_FIELDS:
                 data[field] = None
+        elif not q.reveals_positions(attempt, self.context["request"].user):
+            # a reader who may retake learns how many they missed, never where
+            data["details"] = q.redacted_details(attempt.details)
         return data
 
 
@@ -133,6 +138,10 @@ class ThresholdSerializer(serializers.Serializer):
     max_fp_per_case = serializers.FloatField(min_value=0, required=False)
     min_kappa = serializers.FloatField(min_value=-1, max_value=1, required=False, allow_null=True)
     max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    cases_per_attempt = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, allow_null=True
+    )
+    draw = serializers.ChoiceField(choices=QualificationTest.Draw.choices, required=False)
     active = serializers.BooleanField(required=False)
     name = serializers.CharField(max_length=200, required=False)
 

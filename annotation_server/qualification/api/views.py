@@ -11,7 +11,9 @@
 /api/v1/qualification-attempts/         your attempts (managers: all of their projects')
 
 An attempt's score, misses and false positives appear only once it is submitted;
-the reference never reaches a reader any other way.
+the reference never reaches a reader any other way. To its reader, a scored
+attempt shows its misses and false positives only as counts by finding type
+until the reader has passed or used every attempt (services.reveals_positions).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -45,6 +48,7 @@ READER_STATUS = inline_serializer(
     {
         "user_id": serializers.IntegerField(),
         "reader": serializers.CharField(),
+        "name": serializers.CharField(),
         "qualified": serializers.BooleanField(),
         "status": serializers.CharField(),
         "attempts": AttemptSerializer(many=True),
@@ -85,7 +89,7 @@ class QualificationTestViewSet(
     def _require_manager(self, test_or_project) -> None:
         project = getattr(test_or_project, "project", test_or_project)
         if not has_project_perm(self.request.user, project, MANAGE):
-            raise PermissionDenied("Only the project's dataset managers can do this.")
+            raise PermissionDenied(gettext("Only the project's dataset managers can do this."))
 
     def create(self, request, *args, **kwargs):
         body = self.get_serializer(data=request.data)
@@ -93,7 +97,7 @@ class QualificationTestViewSet(
         data = dict(body.validated_data)
         project = data.pop("project")
         if project.pk not in project_ids(request.user, MANAGE):
-            raise PermissionDenied("Only the project's dataset managers can do this.")
+            raise PermissionDenied(gettext("Only the project's dataset managers can do this."))
         test = q.create_test(project, by=request.user, **data)
         return Response(self.get_serializer(test).data, status=status.HTTP_201_CREATED)
 
@@ -132,6 +136,7 @@ class QualificationTestViewSet(
                 {
                     "user_id": row["user_id"],
                     "reader": row["pseudonym"],
+                    "name": row["identity"]["name"],
                     "qualified": row["qualified"],
                     "status": row["status"],
                     "attempts": AttemptSerializer(row["attempts"], many=True, context=context).data,

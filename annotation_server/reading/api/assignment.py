@@ -53,11 +53,13 @@ class AssignmentRunView(APIView):
 class ReassignSerializer(serializers.Serializer):
     task = serializers.IntegerField()
     reader = serializers.IntegerField()
+    reason = serializers.CharField(allow_blank=True, default="")
 
 
 class ReassignView(APIView):
-    """Move an unsubmitted blind read to another eligible reader; the previous
-    reader's draft is discarded (audited)."""
+    """Move an unsubmitted read (blind or review phase) to another eligible
+    reader; the previous reader's draft is discarded (audited). A review-phase
+    read moves with a copy of the departed reader's blind marks to review."""
 
     @extend_schema(request=ReassignSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request, slug: str):
@@ -67,7 +69,9 @@ class ReassignView(APIView):
         task = get_object_or_404(ReadingTask, pk=body.validated_data["task"], case__project=project)
         reader = get_object_or_404(get_user_model(), pk=body.validated_data["reader"])
         try:
-            new = assignment.reassign(task, reader, by=request.user)
+            new = assignment.reassign(
+                task, reader, by=request.user, reason=body.validated_data["reason"]
+            )
         except DjangoValidationError as exc:
             raise ValidationError({"detail": exc.messages}) from None
         return Response(
@@ -75,6 +79,7 @@ class ReassignView(APIView):
                 "task": new.pk,
                 "case": new.case.code,
                 "reader": reader.profile.pseudonym,
+                "phase": new.phase,
                 "due_at": new.due_at,
             },
             status=status.HTTP_201_CREATED,

@@ -7,6 +7,14 @@ const form = document.getElementById("import-form");
 const T = JSON.parse(document.getElementById("import-strings").textContent);
 const picked = [];  // [{file, path}]
 
+// The delivering site stays chosen between imports (and visits): the page starts
+// on the site of this manager's last import; a choice made here is kept too.
+const siteSelect = form.querySelector("[name=site]");
+const siteKey = `refset.import.site.${siteSelect.dataset.project}`;
+const keptSite = localStorage.getItem(siteKey);
+if (keptSite !== null && [...siteSelect.options].some((o) => o.value === keptSite)) siteSelect.value = keptSite;
+siteSelect.addEventListener("change", () => localStorage.setItem(siteKey, siteSelect.value));
+
 function fmt(template, values) {
   return template.replace(/%\((\w+)\)s/g, (_, k) => String(values[k]));
 }
@@ -96,11 +104,17 @@ function report(job) {
   }
   const files = section.querySelector(".files tbody");
   files.replaceChildren();
-  const problems = (job.result.files || []).filter((f) => f.status === "rejected" || f.status === "quarantined");
-  if (!problems.length) {
-    const row = files.insertRow();
-    cell(row, T.none);
-  }
+  // Every file that did not come in, with why; the sentence above the table
+  // says the same as the numbers (never "every file was imported" beside a list).
+  const problems = (job.result.files || []).filter((f) => f.status !== "imported");
+  const total = s.files ?? 0;
+  const verdict = section.querySelector(".report-verdict");
+  if (total && s.imported === total) verdict.textContent = T.none;
+  else if (total && s.duplicates === total) verdict.textContent = T.nothing_new;
+  else verdict.textContent = "";
+  verdict.hidden = !verdict.textContent;
+  section.querySelector(".files-heading").hidden = !problems.length;
+  section.querySelector(".files").hidden = !problems.length;
   for (const f of problems) {
     const row = files.insertRow();
     row.className = `result-${f.status}`;
@@ -108,6 +122,15 @@ function report(job) {
     cell(row, T[f.status] || f.status);
     cell(row, f.reason);
   }
+  let link = section.querySelector("a.full-report");
+  if (!link) {
+    link = document.createElement("a");
+    link.className = "full-report";
+    link.dataset.testid = "full-report";
+    section.appendChild(link);
+  }
+  link.textContent = T.open_report;
+  link.href = `${form.dataset.reports}${job.id}/`;
 }
 
 async function follow(job) {
@@ -131,6 +154,7 @@ form.addEventListener("submit", async (e) => {
   }
   const site = form.querySelector("[name=site]").value;
   if (site) data.append("site", site);
+  localStorage.setItem(siteKey, site);
   try {
     const job = await upload(data);
     bar("upload-progress", 100);

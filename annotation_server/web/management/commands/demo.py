@@ -26,6 +26,7 @@ from annotation_server.accounts.models import Role, Site, UserProfile
 from annotation_server.imaging.ingest.pipeline import ingest
 from annotation_server.imaging.ingest.sources import Candidate
 from annotation_server.projects.models import Case, LabelSchema, Project
+from annotation_server.projects.permissions import allow_project_creation
 from annotation_server.projects.services import create_project, grant_role
 from annotation_server.qualification import services as qualification
 from annotation_server.quality.services import check_case, override_qc
@@ -83,8 +84,15 @@ class Command(BaseCommand):
         }
         passwords = self._people(sites, opts["password"])
         people = {u.username: u for u in get_user_model().objects.filter(username__in=passwords)}
+        allow_project_creation(people["manager"])  # the console's "New project", not staff
         lung = self._lung_project(people, sites, opts["ct_cases"], opts["ct_slices"])
         chest = self._chest_project(people, sites, opts["xr_cases"], opts["xr_size"])
+        self._burned_in(chest, people, sites)
+        # The agreement page shows figures from the start (agreement app).
+        from annotation_server.agreement import services as agreement
+
+        agreement.store(lung, by=people.get("manager"))
+        self._freeze_version(lung, people)
         self.stdout.write(self.style.SUCCESS("\nDemo ready."))
         for project in (lung, chest):
             counts = {s: project.cases.filter(state=s).count() for s in Case.State.values}
@@ -100,6 +108,44 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"  {username:<11} {password:<16} {role}")
         self.stdout.write("")
+
+    def _freeze_version(self, project, people):
+        """Version 1.0.0 of the adjudicated cases, frozen (datasets app)."""
+        from annotation_server.datasets import services as datasets
+
+        if project.dataset_versions.exists():
+            return
+        self._wait_for_jobs(project)  # the settle jobs, when Celery workers run them
+        if not datasets.eligible_cases(project).exists():
+            return
+        version = datasets.freeze(
+            datasets.create_draft(
+                project,
+                version="1.0.0",
+                by=people["manager"],
+                title="Demo lung CT reference set",
+                all_adjudicated=True,
+            ),
+            by=people["manager"],
+        )
+        self.stdout.write(
+            f"  dataset version {version.version} frozen: {version.cases.count()} cases"
+        )
+        # ... and exported: the version page lists the package to download.
+        from annotation_server.datasets.export_jobs import queue_export
+
+        job = queue_export(version, user=people["manager"])
+        self.stdout.write(f"  export of {version.version} queued (job {job.pk})")
+
+    def _wait_for_jobs(self, project, timeout_s: float = 300) -> None:
+        import time
+
+        from annotation_server.jobs.models import Job
+
+        deadline = time.monotonic() + timeout_s
+        pending = Job.objects.filter(project=project).exclude(state__in=Job.FINISHED)
+        while pending.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
 
     # people -----------------------------------------------------------------
 
@@ -200,11 +246,9 @@ class Command(BaseCommand):
         return project
 
     def _qualification(self, project, people, sites, slices):
-        """One qualification case with its planted nodules as the reference."""
+        """A qualification set of three cases with their planted nodules as the
+        reference; each attempt reads one case the reader has not read before."""
         manager = people["manager"]
-        datasets, truth = fixtures.build_ct_datasets(slices=slices, seed=900)
-        case = _import(project, datasets, site=sites["S02"], user=manager, prefix="lung-qual")
-        check_case(case)
         test = qualification.create_test(
             project,
             name="肺结节阅片资格考核",
@@ -212,13 +256,25 @@ class Command(BaseCommand):
             min_sensitivity=0.85,
             max_fp_per_case=1.0,
             max_attempts=3,
+            cases_per_attempt=1,
         )
-        qualification.add_case(test, case, by=manager)
-        reference = [
-            {"finding_type": t, "geometry": g, "attributes": a} for t, g, a in self._marks(truth)
-        ]
-        qualification.import_reference(case, reference, by=manager, source="demo: planted truth")
-        self.stdout.write(f"  {case.code}: qualification case, {len(reference)} reference nodules")
+        for n in range(3):
+            datasets, truth = fixtures.build_ct_datasets(slices=slices, seed=900 + n)
+            case = _import(
+                project, datasets, site=sites["S02"], user=manager, prefix=f"lung-qual-{n + 1}"
+            )
+            check_case(case)
+            qualification.add_case(test, case, by=manager)
+            reference = [
+                {"finding_type": t, "geometry": g, "attributes": a}
+                for t, g, a in self._marks(truth)
+            ]
+            qualification.import_reference(
+                case, reference, by=manager, source="demo: planted truth"
+            )
+            self.stdout.write(
+                f"  {case.code}: qualification case, {len(reference)} reference nodules"
+            )
 
     @transaction.atomic
     def _chest_project(self, people, sites, n_cases, size):
@@ -260,6 +316,25 @@ class Command(BaseCommand):
             cases.append((case, state, truth))
         self._read_cases(project, cases, people)
         return project
+
+    def _burned_in(self, project, people, sites) -> None:
+        """A radiograph with the patient's name, ID and date burned into its corner and
+        a header that does not say so: the OCR at ingest holds it in quarantine for
+        the manager to redact (Quarantine page of the chest project)."""
+        from annotation_server.imaging.models import Quarantine
+
+        if Quarantine.objects.filter(project=project).exists():
+            return
+        ds, _ = fixtures.build_xr_dataset(seed=299, size=1024, defect="burned-in-text")
+        ds.BurnedInAnnotation = "NO"
+        data = fixtures.dataset_bytes(ds)
+        item = Candidate("cxr-burned/0000.dcm", len(data), lambda: data)
+        report = ingest(
+            project, [item], site=sites["S01"], user=people["manager"], source="demo", run_qc=False
+        )
+        self.stdout.write(
+            f"  burned-in radiograph: {report.summary()['quarantined']} held in quarantine"
+        )
 
     @staticmethod
     def _state_plan(n: int) -> list[str]:

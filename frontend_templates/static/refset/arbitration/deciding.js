@@ -6,7 +6,7 @@
 import { buildForm, label } from "../viewer/forms.js";
 import { findingCentreMm } from "../viewer/geometry.js";
 import { $, h } from "../viewer/ui.js";
-import { ACTION_NAMES, describe, fieldText, methodName, resultingAttributes, typeOf } from "./decisions.js";
+import { ACTION_NAMES, describe, fieldText, mergedGeometry, methodName, resultingAttributes, typeOf } from "./decisions.js";
 
 /** Methods of Arbitration for the decision panel and the case-level labels. */
 export const decidingMethods = {
@@ -39,7 +39,8 @@ export const decidingMethods = {
       // Start from what is on screen: the chosen reader's shape or the merged one.
       const before = this.saver.get("clusters", cluster.id) || {};
       const member = cluster.members.find((m) => m.uid === before.finding) || cluster.members[0];
-      const source = before.action === "accept_merged" && cluster.consensus_geometry && cluster.consensus_geometry.shapes.length ? cluster.consensus_geometry : member && member.geometry;
+      const merged = before.action === "accept_merged" ? mergedGeometry(cluster, before.method) : null;
+      const source = merged && merged.shapes.length ? merged : member && member.geometry;
       const allowed = typeOf(this.schema, cluster.finding_type).geometry || [];
       if (source && allowed.includes(source.kind)) {
         d.geometry = { kind: source.kind, shapes: source.shapes.map((s) => ({ slice_index: s.slice_index, points: s.points.map((p) => [...p]) })) };
@@ -120,7 +121,7 @@ export const decidingMethods = {
     addAction("exclude", ACTION_NAMES.exclude());
     box.append(actions);
     if (d.action === "accept_merged") {
-      box.append(h("p", { class: "ws-hint", text: d.method === "staple" ? gettext("The STAPLE contour is computed from the readers' contours when you sign; the gold outline shows the majority-vote preview.") : gettext("The gold outline is the majority-vote contour of the readers' marks.") }));
+      box.append(h("p", { class: "ws-hint", "data-testid": "merged-hint", text: d.method === "staple" ? gettext("The gold outline is the STAPLE estimate of the readers' contours: the shape you sign.") : gettext("The gold outline is the majority-vote contour of the readers' marks: the shape you sign.") }));
     }
     if (d.action === "edit") {
       box.append(h("p", { class: "ws-hint", "data-testid": "edit-hint", text: gettext("Reshape the gold outline with Select (drag its handles), or draw it anew with the contour, ellipse or point tool on each slice.") }));

@@ -16,6 +16,14 @@ export function methodName(method) {
   return method === "staple" ? gettext("STAPLE consensus") : gettext("majority vote");
 }
 
+// The contour "accept merged" signs with `method` (as the server computes it when
+// signing: majority vote unless STAPLE is chosen); the settled consensus otherwise.
+export function mergedGeometry(cluster, method) {
+  const merged = (cluster.merged_geometries || {})[method || "majority"];
+  if (merged && merged.shapes && merged.shapes.length) return merged;
+  return cluster.consensus_geometry && cluster.consensus_geometry.shapes && cluster.consensus_geometry.shapes.length ? cluster.consensus_geometry : null;
+}
+
 export function typeOf(schema, key) {
   return (schema.finding_types || []).find((t) => t.key === key) || { key, label: key, attributes: [], geometry: [] };
 }

@@ -4,6 +4,7 @@
 // Installed on Arbitration.prototype.
 
 import { $ } from "../viewer/ui.js";
+import { mergedGeometry } from "./decisions.js";
 
 const DECISION_COLOUR = "#ffd54a";
 
@@ -39,8 +40,9 @@ export const paintingMethods = {
     if (d && d.action === "accept_reader") {
       const m = selected.members.find((x) => x.uid === d.finding);
       if (m) result = { geometry: m.geometry, text: `✓ ${m.reader}` };
-    } else if (d && d.action === "accept_merged" && selected.consensus_geometry) {
-      result = { geometry: selected.consensus_geometry, text: `✓ ${gettext("merged")}` };
+    } else if (d && d.action === "accept_merged" && mergedGeometry(selected, d.method)) {
+      // The shape that will be signed: the chosen method's (STAPLE or majority vote).
+      result = { geometry: mergedGeometry(selected, d.method), text: `✓ ${gettext("merged")}` };
     } else if (d && d.action === "edit" && d.geometry) {
       result = { geometry: d.geometry, text: `✎ ${gettext("edited")}`, handles: this.writable };
     }
