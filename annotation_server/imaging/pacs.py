@@ -4,11 +4,16 @@
     client.search_studies(PatientID="ZY123")          # simplified rows
     report = pull(project, client, [study_uid], user=request.user)
 
-Retrieved instances go straight from memory into the ingest pipeline
-(``source="pacs"``), which de-identifies them before anything is stored: nothing
-from the PACS is written to disk as received. One study is held in memory at a
-time. Names in the import report are ``study-K/instance-NNNNN.dcm`` (K: the
-study's position in the request), so the PACS's UIDs do not travel into reports.
+Retrieved instances are spooled, one part at a time as they arrive, into a
+private scratch folder (mode 0700, removed after each study and on any error),
+then go through the ingest pipeline (``source="pacs"``), which de-identifies
+them before anything is stored in RefSet's storage, as uploads do. A pull is held
+to the import limits: an instance larger than REFSET_MAX_FILE_MB is read through
+and dropped (never held in memory), and instances past REFSET_IMPORT_MAX_TOTAL_MB
+over the whole pull are refused; each such instance is a rejection in the report
+naming the setting. Memory stays at one instance plus a chunk. Names in the
+import report are ``study-K/instance-NNNNN.dcm`` (K: the study's position in
+the request), so the PACS's UIDs do not travel into reports.
 
 The WADO-RS answer (multipart/related) is parsed here with a small streaming
 parser that accepts the quoted parameter forms servers use, including Orthanc's
@@ -23,9 +28,13 @@ import http.client
 import ipaddress
 import json
 import logging
+import shutil
 import socket
 import ssl
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -165,13 +174,23 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     return media, params
 
 
+@dataclass(frozen=True)
+class Oversize:
+    """Stands for the body of a part larger than the caller's `max_part`: its
+    bytes were read off the wire and dropped, never held."""
+
+    size: int
+
+
 def iter_multipart(
-    chunks: Iterable[bytes], boundary: str
-) -> Iterator[tuple[dict[str, str], bytes]]:
+    chunks: Iterable[bytes], boundary: str, max_part: int | None = None
+) -> Iterator[tuple[dict[str, str], bytes | Oversize]]:
     """Parts of a multipart body, read from ``chunks`` as they arrive: (headers, body).
 
-    Keeps at most one part plus one chunk in memory. Raises PacsError on a body
-    that ends before its closing delimiter.
+    Keeps at most one part plus one chunk in memory; with ``max_part``, a part
+    larger than that many bytes is read through and dropped, and yielded as
+    ``Oversize(size)`` (so memory stays under max_part plus a chunk). Raises
+    PacsError on a body that ends before its closing delimiter.
     """
     delim = b"--" + boundary.encode("latin-1")
     buf = bytearray()
@@ -221,7 +240,8 @@ def iter_multipart(
                 headers[k.strip().lower()] = v.strip()
         del buf[: end + 4]
         length = headers.get("content-length", "")
-        if length.isdigit():  # fast path: read exactly, then expect the delimiter
+        if length.isdigit() and (max_part is None or int(length) <= max_part):
+            # fast path: read exactly, then expect the delimiter
             size = int(length)
             while len(buf) < size + len(sep) and more():
                 pass
@@ -231,10 +251,23 @@ def iter_multipart(
                 yield headers, body
                 continue
         scanned = 0
+        dropped = 0  # bytes of an oversize part already let go
         while (at := buf.find(sep, scanned)) < 0:
-            scanned = max(0, len(buf) - len(sep))
+            if max_part is not None and dropped + len(buf) > max_part + len(sep):
+                # too large to keep: drop all but what may begin the delimiter
+                cut = len(buf) - len(sep)
+                dropped += cut
+                del buf[:cut]
+                scanned = 0
+            else:
+                scanned = max(0, len(buf) - len(sep))
             if not more():
                 raise PacsError("multipart body ends inside a part (no closing boundary)")
+        size = dropped + at
+        if max_part is not None and size > max_part:
+            del buf[: at + len(sep)]
+            yield headers, Oversize(size)
+            continue
         body = bytes(buf[:at])
         del buf[: at + len(sep)]
         yield headers, body
@@ -401,8 +434,11 @@ class PacsClient:
 
     # WADO-RS --------------------------------------------------------------------
 
-    def retrieve_study(self, study_uid: str) -> Iterator[tuple[str, bytes]]:
-        """WADO-RS /studies/{uid}: every instance as (name, Part-10 bytes), streamed."""
+    def retrieve_study(
+        self, study_uid: str, max_part: int | None = None
+    ) -> Iterator[tuple[str, bytes | Oversize]]:
+        """WADO-RS /studies/{uid}: every instance as (name, Part-10 bytes), streamed;
+        an instance over ``max_part`` bytes comes as ``Oversize`` (not kept)."""
         path = f"/studies/{quote(study_uid, safe='')}"
         try:
             conn, resp = self._get(path, ACCEPT_DICOM)
@@ -429,7 +465,8 @@ class PacsClient:
                         f"retrieving a study: {exc}"
                     ) from exc
 
-            for n, (headers, body) in enumerate(iter_multipart(chunks(), boundary), 1):
+            parts = iter_multipart(chunks(), boundary, max_part)
+            for n, (headers, body) in enumerate(parts, 1):
                 part_type, _ = parse_content_type(headers.get("content-type", "application/dicom"))
                 if part_type not in ("application/dicom", ""):
                     logger.warning("skipping a %s part from %s", part_type, self.base_url)
@@ -461,7 +498,7 @@ def pull(
     not have is a rejected entry. Raises PacsError when the PACS cannot be reached.
     """
     from annotation_server.imaging.ingest import pipeline
-    from annotation_server.imaging.ingest.sources import Candidate
+    from annotation_server.imaging.ingest.sources import Budget, Limits
     from annotation_server.imaging.models import Series
 
     if isinstance(connection_or_client, PacsClient):
@@ -471,47 +508,52 @@ def pull(
         site = site or connection_or_client.site
     total = pipeline.ImportReport()
     done_before = 0
-    for k, study_uid in enumerate(study_uids, 1):
-        try:
-            parts = list(client.retrieve_study(study_uid))
-        except PacsNotFound:
-            total.files.append(
-                pipeline.FileResult(f"study-{k}", "rejected", "the PACS has no study with this UID")
-            )
-            continue
-        if not parts:
-            total.files.append(
-                pipeline.FileResult(f"study-{k}", "rejected", "the PACS sent no instances")
-            )
-            continue
-        items = [
-            Candidate(f"study-{k}/{name}", len(data), lambda data=data: data)
-            for name, data in parts
-        ]
-        del parts
+    limits = Limits.from_settings()
+    budget = Budget(limits)  # REFSET_IMPORT_MAX_TOTAL_MB over the whole pull
+    scratch = Path(tempfile.mkdtemp(prefix="refset-pull-"))
+    try:
+        for k, study_uid in enumerate(study_uids, 1):
+            try:
+                items = _spool_study(client, study_uid, k, scratch, limits, budget)
+            except PacsNotFound:
+                total.files.append(
+                    pipeline.FileResult(
+                        f"study-{k}", "rejected", "the PACS has no study with this UID"
+                    )
+                )
+                continue
+            if not items:
+                total.files.append(
+                    pipeline.FileResult(f"study-{k}", "rejected", "the PACS sent no instances")
+                )
+                continue
 
-        def step(done: int, count: int, offset: int = done_before) -> None:
-            if progress:
-                progress(offset + done, offset + count)
+            def step(done: int, count: int, offset: int = done_before) -> None:
+                if progress:
+                    progress(offset + done, offset + count)
 
-        report = pipeline.ingest(
-            project,
-            items,
-            site=site,
-            user=user,
-            source="pacs",
-            progress=step,
-            prebuild_streams=prebuild_streams,
-            run_qc=run_qc,
-            workers=workers,
-        )
-        total.workers = max(total.workers, report.workers)
-        done_before += len(items)
-        del items
-        total.files.extend(report.files)
-        total.studies += report.studies
-        total.series += report.series
-        total.cases.extend(report.cases)
+            report = pipeline.ingest(
+                project,
+                items,
+                site=site,
+                user=user,
+                source="pacs",
+                progress=step,
+                prebuild_streams=prebuild_streams,
+                run_qc=run_qc,
+                workers=workers,
+            )
+            total.workers = max(total.workers, report.workers)
+            done_before += len(items)
+            total.files.extend(report.files)
+            total.studies += report.studies
+            total.series += report.series
+            total.cases.extend(report.cases)
+            for path in scratch.iterdir():
+                path.unlink()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
     series_uids = {f.series_uid for f in total.files if f.series_uid}
     total.patients = (
         Series.objects.filter(study__project=project, series_uid__in=series_uids)
@@ -520,3 +562,30 @@ def pull(
         .count()
     )
     return total
+
+
+def _spool_study(client: PacsClient, study_uid: str, k: int, scratch: Path, limits, budget):
+    """Retrieve one study part by part onto scratch files, held to the import
+    limits: an instance over REFSET_MAX_FILE_MB, or past the pull's
+    REFSET_IMPORT_MAX_TOTAL_MB, becomes a rejection naming the setting, and
+    nothing of it is kept in memory."""
+    from annotation_server.imaging.ingest.sources import (
+        Candidate,
+        Rejection,
+        over_budget,
+        too_large,
+    )
+
+    items: list = []
+    for n, (name, body) in enumerate(client.retrieve_study(study_uid, limits.max_file_bytes)):
+        display = f"study-{k}/{name}"
+        if isinstance(body, Oversize):
+            items.append(Rejection(display, too_large(body.size, limits)))
+            continue
+        if not budget.take(len(body)):
+            items.append(Rejection(display, over_budget(budget)))
+            continue
+        path = scratch / f"{k:05d}-{n:06d}.dcm"
+        path.write_bytes(body)
+        items.append(Candidate(display, len(body), path.read_bytes))
+    return items

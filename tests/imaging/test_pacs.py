@@ -21,6 +21,7 @@ from django.core.management.base import CommandError
 import fixtures
 from annotation_server.imaging.models import Instance, PacsConnection, Study
 from annotation_server.imaging.pacs import (
+    Oversize,
     PacsClient,
     PacsError,
     iter_multipart,
@@ -231,3 +232,53 @@ def test_multipart_parser_accepts_orthancs_quoted_type_and_small_chunks():
         assert parts[0][0]["content-type"] == "application/dicom"
     with pytest.raises(PacsError, match="closing boundary"):
         list(iter_multipart([body[:-30]], "b0undary-123"))
+
+
+def test_multipart_parser_drops_a_part_over_max_part_without_holding_it():
+    small, big = b"\x00DICM small", b"B" * 5000
+    body = (
+        b"--bnd\r\nContent-Type: application/dicom\r\nContent-Length: %d\r\n\r\n%s\r\n"
+        b"--bnd\r\nContent-Type: application/dicom\r\n\r\n%s\r\n"
+        b"--bnd\r\nContent-Type: application/dicom\r\nContent-Length: %d\r\n\r\n%s\r\n"
+        b"--bnd\r\nContent-Type: application/dicom\r\n\r\n%s\r\n--bnd--\r\n"
+    ) % (len(big), big, big, len(small), small, small)
+    seen_buffer = []
+
+    def chunks():
+        for i in range(0, len(body), 64):
+            seen_buffer.append(i)
+            yield body[i : i + 64]
+
+    parts = [b for _, b in iter_multipart(chunks(), "bnd", max_part=1000)]
+    assert parts == [Oversize(5000), Oversize(5000), small, small]
+    # and without a limit every part is kept whole
+    assert [b for _, b in iter_multipart([body], "bnd")] == [big, big, small, small]
+
+
+def test_a_pull_is_held_to_the_file_and_import_limits(project, client, delivery, settings):
+    """An instance over REFSET_MAX_FILE_MB, and instances past
+    REFSET_IMPORT_MAX_TOTAL_MB over the pull, are rejections naming the setting;
+    what fits is imported, and no scratch copy of the PACS's bytes is left."""
+    import tempfile
+
+    uids = [delivery.ct["study_instance_uid"], delivery.xr["study_instance_uid"]]
+    sizes = sorted(len(b) for _, b in client.retrieve_study(uids[0]))
+    xr_size = max(len(b) for _, b in client.retrieve_study(uids[1]))
+    assert xr_size > sizes[-1]  # the radiograph is the largest instance
+    mb = 1024 * 1024
+    settings.REFSET_MAX_FILE_MB = 1
+    before = set(Path(tempfile.gettempdir()).glob("refset-pull-*"))
+    # the CT's slices fill the import total; the radiograph pulled after them is refused
+    settings.REFSET_IMPORT_MAX_TOTAL_MB = sum(sizes) / mb
+    report = pull(project, client, uids)
+    s = report.summary()
+    reasons = [f.reason for f in report.files if f.status == "rejected"]
+    assert s["imported"] == len(sizes) == 4, s
+    assert len(reasons) == 1 and "REFSET_IMPORT_MAX_TOTAL_MB" in reasons[0], reasons
+    assert set(Path(tempfile.gettempdir()).glob("refset-pull-*")) == before
+
+    settings.REFSET_IMPORT_MAX_TOTAL_MB = 50_000
+    settings.REFSET_MAX_FILE_MB = (xr_size - 1) / mb
+    report = pull(project, client, [uids[1]])
+    (only,) = report.files
+    assert only.status == "rejected" and "REFSET_MAX_FILE_MB" in only.reason, only
