@@ -189,7 +189,15 @@ def write_anchor() -> Anchor:
     signature = sign_anchor(payload)
     body = json.dumps({"anchor": payload, "signature": signature}, indent=1, sort_keys=True)
     wanted = f"{ANCHOR_DIR}/{now.strftime('%Y%m%dT%H%M%S%fZ')}-{count:012d}.json"
-    name = default_storage.save(wanted, ContentFile(body.encode()))
+    try:
+        name = default_storage.save(wanted, ContentFile(body.encode()))
+    except OSError:
+        # A write cut off (a full disk) must not leave a partial anchor behind:
+        # verification would report it as tampering. The log line is not written
+        # either, so the anchor simply does not exist.
+        if default_storage.exists(wanted):
+            default_storage.delete(wanted)
+        raise
     anchor_log.info(
         "audit anchor %s",
         json.dumps({"anchor": payload, "signature": signature, "stored_as": name}, sort_keys=True),

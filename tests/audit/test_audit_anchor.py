@@ -212,3 +212,32 @@ def test_an_action_cannot_commit_without_its_audit_event(reader_a, monkeypatch):
             user_model.objects.count()
     reader_a.refresh_from_db()
     assert reader_a.first_name != "changed"
+
+
+def test_a_disk_full_while_writing_an_anchor_leaves_no_partial_anchor(monkeypatch, caplog):
+    """FileSystemStorage writes into the final name: cut off by a full disk it
+    would leave half a JSON file, which verification reports as tampering."""
+    import errno
+
+    from django.core.files.storage import FileSystemStorage
+
+    events(2)
+    services.write_anchor()
+    real_save = FileSystemStorage._save
+
+    def cut_off(self, name, content):
+        path = self.path(name)
+        with open(path, "wb") as fh:
+            fh.write(content.read()[:20])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "_save", cut_off)
+    events(1, start=2)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="refset.audit.anchor"), pytest.raises(OSError):
+        services.write_anchor()
+    assert not [r for r in caplog.records if r.name == "refset.audit.anchor"]
+    monkeypatch.setattr(FileSystemStorage, "_save", real_save)
+    assert len(services.anchor_names()) == 1
+    code, out, err = command("verify_audit")
+    assert code == 0, (out, err)
