@@ -75,10 +75,19 @@ def _english_outside_requests():
     speaks the default UI language, zh-Hans; tests read their messages in
     English unless they choose a language (requests choose theirs by
     Accept-Language, whatever this says)."""
+    from django.core.signals import request_finished
     from django.utils import translation
 
-    with translation.override("en"):
-        yield
+    def back_to_english(**kwargs):
+        # A request activates its own language on this thread and leaves it there.
+        translation.activate("en")
+
+    request_finished.connect(back_to_english, dispatch_uid="tests-english-outside-requests")
+    try:
+        with translation.override("en"):
+            yield
+    finally:
+        request_finished.disconnect(dispatch_uid="tests-english-outside-requests")
 
 
 @pytest.fixture(autouse=True)

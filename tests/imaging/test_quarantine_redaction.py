@@ -29,6 +29,13 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
+def _english(client):
+    """The messages these tests read are the English ones (a client without
+    Accept-Language is answered in the default language, zh-Hans)."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
+
+
 def write_burned_ct(folder: Path, *, header_flag: bool = False, slices: int = 4) -> dict:
     """A CT series with patient details burned into one slice; its header says NO
     unless `header_flag` (so only the OCR can catch it)."""
@@ -87,7 +94,9 @@ def test_header_flag_still_quarantines_and_the_review_suggests_boxes_by_ocr(
     import_folder(project, tmp_path / "ct")
     item = Quarantine.objects.get(project=project)
     assert item.reason == "BurnedInAnnotation is YES" and item.text_boxes is None
-    page = session_client_for(manager).get(f"/projects/{project.slug}/quarantine/{item.pk}/")
+    page = _english(session_client_for(manager)).get(
+        f"/projects/{project.slug}/quarantine/{item.pk}/"
+    )
     assert page.status_code == 200
     item.refresh_from_db()
     x0, y0, x1, y1 = truth["box"]
@@ -102,7 +111,7 @@ def test_manager_redacts_a_new_deidentified_instance_that_goes_through_qc(
     held, project, manager, session_client_for
 ):
     item, truth = held
-    client = session_client_for(manager)
+    client = _english(session_client_for(manager))
     api = f"/api/v1/projects/{project.slug}/quarantine/{item.pk}/"
     response = client.post(api + "redact/", {"boxes": _truth_box(truth)}, format="json")
     assert response.status_code == 200, response.content
@@ -143,7 +152,7 @@ def test_preview_is_the_redaction_as_written_and_stores_nothing(
     held, project, manager, session_client_for
 ):
     item, truth = held
-    client = session_client_for(manager)
+    client = _english(session_client_for(manager))
     url = f"/api/v1/projects/{project.slug}/quarantine/{item.pk}/preview/"
     response = client.post(url, {"boxes": _truth_box(truth)}, format="json")
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
@@ -172,7 +181,7 @@ def test_redaction_refuses_boxes_that_black_out_nothing(
 ):
     item, _ = held
     url = f"/api/v1/projects/{project.slug}/quarantine/{item.pk}/redact/"
-    response = session_client_for(manager).post(url, {"boxes": boxes}, format="json")
+    response = _english(session_client_for(manager)).post(url, {"boxes": boxes}, format="json")
     assert response.status_code == 409 and message in response.json()["detail"]
     item.refresh_from_db()
     assert item.status == "pending"
@@ -182,7 +191,7 @@ def test_release_without_redaction_needs_a_reason_and_is_audited(
     held, project, manager, session_client_for
 ):
     item, _ = held
-    client = session_client_for(manager)
+    client = _english(session_client_for(manager))
     url = f"/api/v1/projects/{project.slug}/quarantine/{item.pk}/release/"
     refused = client.post(url, {"note": "  "}, format="json")
     assert refused.status_code == 409 and "Say what you checked" in refused.json()["detail"]
@@ -202,13 +211,17 @@ def test_reject_deletes_the_file_and_is_audited(
     item, _ = held
     url = f"/api/v1/projects/{project.slug}/quarantine/{item.pk}/reject/"
     with django_capture_on_commit_callbacks(execute=True):
-        response = session_client_for(manager).post(url, {"note": "name on it"}, format="json")
+        response = _english(session_client_for(manager)).post(
+            url, {"note": "name on it"}, format="json"
+        )
     assert response.status_code == 200
     assert not default_storage.exists(item.file)
     item.refresh_from_db()
     assert item.status == "rejected"
     assert AuditEvent.objects.get(action="imaging.quarantine_rejected").actor_id == manager.pk
-    page = session_client_for(manager).get(f"/projects/{project.slug}/quarantine/{item.pk}/")
+    page = _english(session_client_for(manager)).get(
+        f"/projects/{project.slug}/quarantine/{item.pk}/"
+    )
     assert page.status_code == 200 and b"redact-canvas" not in page.content
 
 
@@ -216,23 +229,27 @@ def test_a_series_already_in_reading_gains_no_slice(held, project, manager, sess
     item, truth = held
     Case.objects.filter(project=project).update(state=Case.State.READING)
     url = f"/api/v1/projects/{project.slug}/quarantine/{item.pk}/redact/"
-    response = session_client_for(manager).post(url, {"boxes": _truth_box(truth)}, format="json")
+    response = _english(session_client_for(manager)).post(
+        url, {"boxes": _truth_box(truth)}, format="json"
+    )
     assert response.status_code == 409 and "readers' marks" in response.json()["detail"]
     assert Instance.objects.count() == 3
 
 
 def test_opening_the_review_page_is_audited(held, project, manager, session_client_for):
     item, _ = held
-    response = session_client_for(manager).get(f"/projects/{project.slug}/quarantine/{item.pk}/")
+    response = _english(session_client_for(manager)).get(
+        f"/projects/{project.slug}/quarantine/{item.pk}/"
+    )
     assert response.status_code == 200
     assert (
         b"redact-canvas" in response.content and item.sop_instance_uid.encode() in response.content
     )
     event = AuditEvent.objects.get(action="imaging.quarantine_viewed")
     assert event.actor_id == manager.pk and event.data["sop_instance_uid"] == item.sop_instance_uid
-    listing = session_client_for(manager).get(f"/projects/{project.slug}/quarantine/")
+    listing = _english(session_client_for(manager)).get(f"/projects/{project.slug}/quarantine/")
     assert listing.status_code == 200 and b'data-testid="quarantine-row"' in listing.content
-    api = session_client_for(manager).get(f"/api/v1/projects/{project.slug}/quarantine/")
+    api = _english(session_client_for(manager)).get(f"/api/v1/projects/{project.slug}/quarantine/")
     assert [row["id"] for row in api.json()] == [item.pk]
 
 

@@ -106,7 +106,10 @@ def test_gaming_path_is_closed(project, manager, reader_a, client, session_clien
     with pytest.raises(q.QualificationError, match="not read"):
         q.start_attempt(test, reader_a)
     response = client.post(
-        f"/projects/{project.slug}/qualification/start/", {"open": "1"}, follow=True
+        f"/projects/{project.slug}/qualification/start/",
+        {"open": "1"},
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="en",
     )
     assert "you have not read" in response.content.decode()
     assert test.attempts.filter(reader=reader_a).count() == 1

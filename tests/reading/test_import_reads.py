@@ -472,7 +472,7 @@ def test_rest_import_and_export_for_managers_only(
 
 
 def test_the_manager_page_shows_the_per_file_report(lidc_case, project, manager, reader_a):
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
     assert client.login(username=manager.username, password=factories.PASSWORD)
     url = f"/projects/{project.slug}/reads/import/"
     page = client.get(url)
