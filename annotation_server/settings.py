@@ -312,6 +312,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # "Task refset.run_job[...] succeeded" per job: the Job row records that.
         "celery.app.trace": {"level": "WARNING"},
+        # highdicom logs every module it copies into a SEG/SR at INFO.
+        "highdicom": {"level": "WARNING"},
     },
 }
 

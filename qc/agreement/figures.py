@@ -22,13 +22,19 @@ import numpy as np  # noqa: E402
 
 # Chinese titles and labels: matplotlib falls back glyph by glyph along this list
 # (DejaVu has no CJK; the WenQuanYi and Noto CJK Debian fonts do).
-plt.rcParams["font.family"] = [
-    "DejaVu Sans",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "Noto Sans CJK SC",
-    "sans-serif",
-]
+# Only installed families are listed: matplotlib logs a warning for every missing
+# one on every text it draws.
+FONT_FAMILIES = ("DejaVu Sans", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC")
+
+
+def _installed_fonts() -> list[str]:
+    from matplotlib import font_manager
+
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    return [name for name in FONT_FAMILIES if name in have] + ["sans-serif"]
+
+
+plt.rcParams["font.family"] = _installed_fonts()
 
 LABELS = {
     "heatmap": "Pairwise detection agreement between readers",
