@@ -129,7 +129,7 @@ class Command(BaseCommand):
             by=people["manager"],
         )
         self.stdout.write(
-            f"  dataset version {version.version} frozen: {version.cases.count()} cases"
+            f"  dataset version {version.version} frozen: {_count(version.cases.count(), 'case')}"
         )
         # ... and exported: the version page lists the package to download.
         from annotation_server.datasets.export_jobs import queue_export
@@ -453,3 +453,8 @@ class Command(BaseCommand):
             reading.submit(task, reader, expected_version=None, active_seconds=340)
         else:
             reading.record_active_time(task, reader, 120)
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 case", "2 cases" (the command's console output is English)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
