@@ -126,7 +126,9 @@ def arbitrate(request, task_id: int):
     references = []
     labels = None
     if signed:
+        # The clusters' reference findings and those the arbitrator added.
         keys = [c["ref_key"] for c in detail["clusters"]]
+        keys += [a["key"] for a in (task.decisions or {}).get("added") or []]
         refs = (
             ReferenceFinding.objects.visible_to(request.user)
             .filter(case=case, ref_key__in=keys, is_current=True)

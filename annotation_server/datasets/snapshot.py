@@ -395,6 +395,7 @@ def _protocol(project: Project) -> dict:
         "drop_below_readers": p.drop_below_readers,
         "size_tolerance_mm": p.size_tolerance_mm,
         "arbitration_mode": p.arbitration_mode,
+        "consensus_method": p.consensus_method,
         "prelabel_visibility": p.prelabel_visibility,
         "reading_days": p.reading_days,
         "updated_at": iso(p.updated_at),

@@ -86,6 +86,7 @@ class ProtocolForm(forms.ModelForm):
             "auto_accept_same_type",
             "auto_accept_ordinal_tolerance",
             "drop_below_readers",
+            "consensus_method",
             "arbitration_mode",
             "prelabel_visibility",
             "reading_days",
@@ -475,3 +476,9 @@ class CreateAccountForm(forms.Form):
                 _("This username is taken. To add that person, use “Add an existing person”.")
             )
         return username
+
+
+class SiteForm(forms.ModelForm):
+    class Meta:
+        model = Site
+        fields = ["code", "name", "site_type", "region"]

@@ -179,6 +179,11 @@ class ReadingProtocol(models.Model):
             _("LIDC (pylidc): nearest contour points within the slice thickness, tightened ×0.9"),
         )
 
+    class ConsensusMethod(models.TextChoices):
+        # qc/consensus.py METHODS
+        MAJORITY = "majority", _("majority vote (more than half of the readers' contours)")
+        STAPLE = "staple", _("STAPLE (estimated truth from the readers' contours)")
+
     class ArbitrationMode(models.TextChoices):
         SINGLE = "single", _("one arbitrator")
         TWO_BLIND_TIEBREAK = "two_blind_tiebreak", _("two blind arbitrators, a third breaks ties")
@@ -231,6 +236,16 @@ class ReadingProtocol(models.Model):
         help_text=_(
             "Readers' sizes of one finding may differ by this much before the size alone "
             "sends it to arbitration. Empty: sizes are not compared."
+        ),
+    )
+    consensus_method = models.CharField(
+        _("consensus rule for contours"),
+        max_length=16,
+        choices=ConsensusMethod.choices,
+        default=ConsensusMethod.MAJORITY,
+        help_text=_(
+            "How the readers' contours of one finding are merged into the reference "
+            "contour, when settling and in arbitration."
         ),
     )
     arbitration_mode = models.CharField(

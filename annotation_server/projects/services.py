@@ -176,11 +176,13 @@ PROTOCOL_FIELDS = (
     "auto_accept_same_type",
     "auto_accept_ordinal_tolerance",
     "drop_below_readers",
+    "consensus_method",
     "arbitration_mode",
     "prelabel_visibility",
     "reading_days",
 )
-RESERVED_SLUGS = frozenset({"new", "api", "invitations"})
+RESERVED_SLUGS = frozenset({"new", "api", "invitations", "sites"})
+SITE_FIELDS = ("code", "name", "site_type", "region")
 
 
 def _changes(obj, values: dict, names) -> dict:
@@ -357,3 +359,21 @@ def save_qc_profile(project: Project, profile: dict, *, by) -> bool:
         },
     )
     return True
+
+
+@transaction.atomic
+def create_site(*, by, values: dict):
+    """A contributing institution, made from the console by someone who may create
+    projects (sites are shared by every project; exports show only the code)."""
+    from annotation_server.accounts.models import Site
+
+    site = Site(**{k: v for k, v in values.items() if k in SITE_FIELDS})
+    site.full_clean()
+    site.save()
+    audit.record(
+        "site.created",
+        actor=by,
+        obj=site,
+        data={k: getattr(site, k) for k in SITE_FIELDS},
+    )
+    return site

@@ -18,6 +18,7 @@ app_name = "projects"
 urlpatterns = [
     path("projects/", views.project_list, name="project_list"),
     path("projects/new/", views.project_create, name="project_create"),
+    path("projects/sites/", views.sites, name="sites"),
     path("projects/<slug:slug>/settings/", views.project_edit, name="project_edit"),
     path("projects/<slug:slug>/schema/", views.project_schema, name="project_schema"),
     path("projects/<slug:slug>/qc-profile/", views.project_qc_profile, name="project_qc_profile"),

@@ -5,7 +5,8 @@ profile and its members, and the invitation page an invitee opens.
 Permissions: every page of a project is for its dataset managers only; anyone
 else (its readers and arbitrators included) gets 404 (`managed_project_or_hide`).
 Creating a project needs the global permission "projects.add_project"
-(permissions.can_create_projects). Every change goes through services.py or
+(permissions.can_create_projects), and so does adding a contributing site (sites
+are shared by every project). Every change goes through services.py or
 members.py, which audit it; domain errors become pages through the middleware.
 """
 
@@ -16,6 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
@@ -25,6 +27,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from annotation_server.accounts.invitations import lifetime, user_for_token
+from annotation_server.accounts.models import Site
 from annotation_server.audit import services as audit
 from annotation_server.projects import members as member_services
 from annotation_server.projects import services
@@ -37,6 +40,7 @@ from annotation_server.projects.forms import (
     ReaderProfileForm,
     SchemaChoiceForm,
     SchemaVersionForm,
+    SiteForm,
 )
 from annotation_server.projects.models import LabelSchema, Project, ReadingProtocol
 from annotation_server.projects.permissions import (
@@ -123,6 +127,31 @@ def project_list(request):
         request,
         "projects/project_list.html",
         {"rows": rows, "can_create": can_create_projects(request.user)},
+    )
+
+
+@login_required
+def sites(request):
+    """The contributing institutions, and a form to add one: for those who may
+    create projects (a project's sites, its delivering sites and its readers' sites
+    are chosen from these)."""
+    if not can_create_projects(request.user):
+        raise PermissionDenied(_("Adding sites needs the dataset managers' permission."))
+    form = SiteForm(request.POST if request.method == "POST" else None, prefix="site")
+    if request.method == "POST" and form.is_valid():
+        try:
+            site = services.create_site(by=request.user, values=form.cleaned_data)
+        except ValidationError as exc:
+            _apply_validation_error(form, exc)
+        else:
+            messages.success(request, _("Site %(code)s added.") % {"code": site.code})
+            return redirect("projects:sites")
+    rows = Site.objects.annotate(project_count=Count("projects", distinct=True)).order_by("code")
+    return render(
+        request,
+        "projects/sites.html",
+        {"sites": rows, "form": form},
+        status=400 if form.is_bound else 200,
     )
 
 

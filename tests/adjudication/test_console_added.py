@@ -92,3 +92,37 @@ def test_an_addition_by_a_blind_arbitrator_goes_to_the_tiebreaker(
     assert grid_case.state == Case.State.ADJUDICATED
     ref = ReferenceFinding.objects.get(geometry__added_by_arbitrator=True)
     assert str(ref.ref_key) == proposal["key"] and ref.arbitration_task == tiebreak
+
+
+def test_a_draft_may_hold_an_added_finding_not_drawn_yet_but_signing_needs_its_shape(
+    grid_case, tasks, protocol, arbitrator, session_client_for
+):
+    """The page saves a finding as soon as the arbitrator starts it, before drawing."""
+    clusters = disputed_case(grid_case, tasks)
+    task = ArbitrationTask.objects.get(case=grid_case)
+    api = session_client_for(arbitrator)
+    started = {k: v for k, v in added().items() if k != "geometry"}
+    saved = api.put(
+        f"/api/v1/arbitration-tasks/{task.pk}/decisions/",
+        {"decisions": {**decide(clusters), "added": [started]}, "version": 1},
+        format="json",
+    )
+    assert saved.status_code == 200, saved.json()
+    from tests.factories import PASSWORD
+
+    refused = api.post(
+        f"/api/v1/arbitration-tasks/{task.pk}/sign/",
+        {"password": PASSWORD, "version": saved.json()["version"]},
+    )
+    assert refused.status_code == 400 and "geometry" in str(refused.json())
+    task.refresh_from_db()
+    assert task.state != ArbitrationTask.State.SIGNED
+    drawn_badly = api.put(
+        f"/api/v1/arbitration-tasks/{task.pk}/decisions/",
+        {
+            "decisions": {**decide(clusters), "added": [{**started, "geometry": {"kind": "x"}}]},
+            "version": saved.json()["version"],
+        },
+        format="json",
+    )
+    assert drawn_badly.status_code == 400  # a shape given is still checked in a draft

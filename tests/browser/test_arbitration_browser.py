@@ -302,3 +302,177 @@ def test_arbitrator_edits_a_finding_by_drawing_it(live_server, page, disputed, a
     drawn = next(s for s in d["geometry"]["shapes"] if s["slice_index"] == 9)
     assert all(165 <= p[0] <= 197 and 145 <= p[1] <= 175 for p in drawn["points"])
     assert d["attributes"]["malignancy"] == 2 and len(d["geometry"]["centre_mm"]) == 3
+
+
+def test_arbitrator_adds_a_finding_no_reader_marked_and_signs_it(
+    live_server, page, disputed, arbitrator, artifacts_dir
+):
+    """Issue 12: a finding no reader marked is drawn, typed and described from the
+    schema, needs a reason, shows in the list before signing and is signed with the
+    rest. The project merges contours by STAPLE: the page offers that first."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    protocol = disputed["case"].project.protocol
+    protocol.consensus_method = "staple"
+    protocol.save()
+    task = disputed["task"]
+    login(page, live_server, "arbitrator")
+    open_arbitration(page, live_server, task)
+
+    # Cluster A merged by the protocol's rule (STAPLE: first, and said to be the rule).
+    page.click(f"[data-testid=cluster][data-cluster='{disputed['A'].pk}']")
+    merged = page.locator("#arb-decision [data-testid^=action-accept_merged]")
+    assert merged.first.get_attribute("data-testid") == "action-accept_merged-staple"
+    assert "the protocol's rule" in merged.first.inner_text()
+    merged.first.click()
+    assert "STAPLE" in page.locator("[data-testid=merged-hint]").inner_text()
+    page.select_option("#arb-decision [data-testid=reason-code]", "merged_delineation")
+    # Cluster B excluded; the disputed case-level answer given.
+    page.click(f"[data-testid=cluster][data-cluster='{disputed['B'].pk}']")
+    page.click("#arb-decision [data-testid=action-exclude]")
+    page.select_option("#arb-decision [data-testid=reason-code]", "below_size_limit")
+    label_item = page.locator("[data-testid=label-item][data-key=image_quality]")
+    label_item.locator("button[data-value='3']").click()
+    label_item.locator("[data-testid=reason-code]").select_option("label_confirmed")
+
+    # A ground-glass nodule no reader marked, drawn on slice 10.
+    page.click("[data-testid=add-finding]")
+    assert page.locator("[data-testid=added-findings] [data-testid=added-finding]").count() == 1
+    wait_saved(page)  # saved as a draft at once, before it is drawn
+    assert page.locator("[data-testid=added-hint]").is_visible()
+    assert page.locator("[data-testid=added-type] option").count() == 1  # the schema's types
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function("window.__arb.slice === 10")
+    page.locator("[data-testid=viewer]").hover()
+    page.keyboard.press("f")
+    box = page.locator("[data-testid=viewer]").bounding_box()
+
+    def at(col, row):
+        x, y = page.evaluate(f"window.__arb.viewport.toScreen([{col}, {row}])")
+        return box["x"] + x, box["y"] + y
+
+    outline = [(50, 190), (66, 188), (70, 204), (52, 208)]
+    page.mouse.move(*at(*outline[0]))
+    page.mouse.down()
+    for col, row in outline[1:] + outline[:1]:
+        page.mouse.move(*at(col, row), steps=4)
+    page.mouse.up()
+    assert "1 slice" in page.locator("[data-testid=added-drawn]").inner_text()
+    page.select_option("#arb-decision select[name=nodule_type]", "ground_glass")
+    page.fill("#arb-decision [data-key=long_axis_mm] input", "12")
+    page.click("#arb-decision [data-key=malignancy] button[data-value='3']")
+    wait_saved(page)
+
+    # Without a reason it cannot be signed.
+    page.click("[data-testid=sign-open]")
+    problems = page.locator("[data-testid=sign-problems]")
+    assert problems.is_visible() and "Added finding 1: pick a reason" in problems.inner_text()
+    assert page.locator("[data-testid=sign-submit]").is_disabled()
+    page.click("#arb-sign-cancel")
+    page.select_option("#arb-decision [data-testid=reason-code]", "missed_by_readers")
+    page.fill("#arb-decision [data-testid=reason-text]", "GGO behind the heart, missed by all")
+    wait_saved(page)
+    saved = ArbitrationTask.objects.get(pk=task.pk).decisions["added"]
+    assert [a["reason_code"] for a in saved] == ["missed_by_readers"]
+    assert [s["slice_index"] for s in saved[0]["geometry"]["shapes"]] == [10]
+
+    # Listed before signing, with its reason, then signed with the rest.
+    page.click("[data-testid=sign-open]")
+    row = page.locator(f"[data-testid=summary-row][data-added='{saved[0]['key']}']")
+    assert "Added: Nodule · Ground-glass" in row.inner_text()
+    assert "missed by all" in row.inner_text()
+    assert page.locator("[data-testid=sign-problems]").is_hidden()
+    page.screenshot(path=str(artifacts_dir / "arbitration-added-sign.png"))
+    page.fill("[data-testid=sign-password]", factories.PASSWORD)
+    with page.expect_navigation():
+        page.click("[data-testid=sign-submit]")
+    wait_first_image(page)
+    shown = page.locator("[data-testid=reference][data-added='1']")
+    assert shown.count() == 1 and "missed by all" in shown.inner_text()
+    page.screenshot(path=str(artifacts_dir / "arbitration-added-signed.png"))
+
+    ref = ReferenceFinding.objects.get(geometry__added_by_arbitrator=True, is_current=True)
+    assert str(ref.ref_key) == saved[0]["key"]
+    assert ref.status == ReferenceFinding.Status.INCLUDED
+    assert ref.decision == ReferenceFinding.Decision.ARBITRATED
+    assert ref.reason_code == "missed_by_readers"
+    assert ref.reason_text == "GGO behind the heart, missed by all"
+    assert ref.attributes["nodule_type"] == "ground_glass" and ref.attributes["long_axis_mm"] == 12
+    assert ref.supporting_findings.count() == 0 and ref.decided_by == arbitrator
+    assert [s["slice_index"] for s in ref.geometry["shapes"]] == [10]
+    a_ref = ReferenceFinding.objects.get(ref_key=disputed["A"].ref_key, is_current=True)
+    assert a_ref.geometry["consensus"]["method"] == "staple"
+    disputed["case"].refresh_from_db()
+    assert disputed["case"].state == Case.State.ADJUDICATED
+    assert errors == []
+
+
+def test_the_tiebreaker_takes_over_a_finding_a_blind_arbitrator_added(
+    live_server, page, disputed, site
+):
+    """With two blind arbitrators an addition is a proposal: the tie-breaker sees it
+    as blind arbitrator A's, takes it over and signs it into the reference."""
+    import uuid
+
+    from annotation_server.accounts.models import Role
+    from annotation_server.adjudication.services.settle import open_arbitration as open_tasks
+    from annotation_server.projects.services import grant_role
+    from tests.adjudication.test_console_stuck import sign
+
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    case = disputed["case"]
+    for name in ("arbitrator_b", "arbitrator_c"):
+        person = factories.UserFactory(username=name, profile__site=site)
+        grant_role(case.project, person, Role.ARBITRATOR)
+    case.project.protocol.arbitration_mode = "two_blind_tiebreak"
+    case.project.protocol.save()
+    sole = disputed["task"]
+    items = sole.items
+    sole.delete()
+    first, second = open_tasks(case, round=1, items=items)
+    decided = {
+        "clusters": {
+            str(disputed["A"].pk): {"action": "reject", "reason_code": "not_a_finding"},
+            str(disputed["B"].pk): {"action": "exclude", "reason_code": "below_size_limit"},
+        },
+        "labels": {"image_quality": {"value": 3, "reason_code": "label_confirmed"}},
+    }
+    proposal = {
+        "key": str(uuid.uuid4()),
+        "finding_type": "nodule",
+        "geometry": contour(60, 200, [10], 6),
+        "attributes": factories.complete_nodule_attributes(nodule_type="ground_glass"),
+        "reason_code": "missed_by_readers",
+        "reason_text": "seen by the first arbitrator",
+    }
+    sign(first, {**decided, "added": [proposal]})
+    sign(second, decided)
+    tiebreak = ArbitrationTask.objects.get(case=case, role=ArbitrationTask.Role.TIEBREAK)
+    assert tiebreak.items == {"clusters": [], "labels": [], "added": True}
+
+    login(page, live_server, tiebreak.arbitrator.username)
+    open_arbitration(page, live_server, tiebreak)
+    offered = page.locator("[data-testid=added-proposal]")
+    assert offered.count() == 1 and "blind arbitrator A" in offered.inner_text()
+    assert "Ground-glass" in offered.inner_text()
+    offered.locator("[data-testid=take-proposal]").click()
+    assert page.locator("[data-testid=added-finding]").count() == 1
+    assert page.locator("#arb-decision [data-testid=reason-code]").input_value() == (
+        "missed_by_readers"
+    )
+    page.wait_for_function("window.__arb.slice === 10")  # taken over: its slice shown
+    wait_saved(page)
+    page.click("[data-testid=sign-open]")
+    assert page.locator("[data-testid=sign-problems]").is_hidden()
+    page.fill("[data-testid=sign-password]", factories.PASSWORD)
+    with page.expect_navigation():
+        page.click("[data-testid=sign-submit]")
+    wait_first_image(page)
+    assert page.locator("[data-testid=reference][data-added='1']").count() == 1
+    ref = ReferenceFinding.objects.get(geometry__added_by_arbitrator=True, is_current=True)
+    assert str(ref.ref_key) == proposal["key"] and ref.arbitration_task == tiebreak
+    case.refresh_from_db()
+    assert case.state == Case.State.ADJUDICATED
+    assert errors == []

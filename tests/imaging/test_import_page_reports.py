@@ -154,3 +154,39 @@ def test_reports_and_viewer_are_for_the_projects_managers_only(
     viewer = _page(client, urls[1])
     assert 'data-testid="series-viewer"' in viewer and '"writable": false' in viewer
     assert "refset/viewer/seriesview.js" in viewer
+
+
+def test_the_import_page_links_the_quarantine_review_list(project, manager, reader_a, client):
+    """Issue 12: the import page says images are quarantined and links the review
+    list. Both are its managers' alone: the project's reader is refused the import
+    page (403) and another project's manager does not see it (404), so neither is
+    shown the link, and neither reaches the list (404)."""
+    from annotation_server.accounts.models import Role
+    from annotation_server.imaging.models import Quarantine
+    from annotation_server.projects.services import grant_role
+
+    other_manager = factories.UserFactory(username="other_manager")
+    grant_role(factories.ProjectFactory(slug="other"), other_manager, Role.MANAGER)
+    page_url = f"/projects/{project.slug}/import/"
+    review = f'href="/projects/{project.slug}/quarantine/"'
+    client.force_login(manager)
+    quiet = _page(client, page_url)
+    assert 'data-testid="quarantine-link"' in quiet and review in quiet
+    assert "quarantine-banner" not in quiet  # nothing pending
+    Quarantine.objects.create(
+        project=project,
+        reason="burned-in text detected",
+        sop_instance_uid="2.25.1",
+        series_uid="2.25.2",
+        sha256="0" * 64,
+        file="quarantine/x",
+    )
+    pending = _page(client, page_url)
+    assert "1 image is quarantined for review" in pending
+    assert 'data-testid="quarantine-review-link"' in pending and review in pending
+    assert client.get(f"/projects/{project.slug}/quarantine/").status_code == 200
+    for person, status in ((reader_a, 403), (other_manager, 404)):
+        client.force_login(person)
+        refused = client.get(page_url)
+        assert refused.status_code == status and "quarantine-link" not in refused.content.decode()
+        assert client.get(f"/projects/{project.slug}/quarantine/").status_code == 404

@@ -92,6 +92,23 @@ def test_patch_changes_fields_and_protocol_with_audit(session_client_for, projec
     assert "project.protocol_updated" in actions(project_id=project.pk)
 
 
+def test_patch_sets_the_consensus_rule_for_contours(session_client_for, project, manager):
+    api = session_client_for(manager)
+    assert api.get("/api/v1/projects/lung/").json()["protocol"]["consensus_method"] == "majority"
+    response = api.patch(
+        "/api/v1/projects/lung/", {"protocol": {"consensus_method": "staple"}}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["protocol"]["consensus_method"] == "staple"
+    event = AuditEvent.objects.get(action="project.protocol_updated", project_id=project.pk)
+    assert event.data["changed"]["consensus_method"] == ["majority", "staple"]
+    refused = api.patch(
+        "/api/v1/projects/lung/", {"protocol": {"consensus_method": "mean"}}, format="json"
+    )
+    assert refused.status_code == 400
+    assert "consensus_method" in str(refused.json())
+
+
 def test_patch_refuses_an_invalid_protocol(session_client_for, project, manager):
     response = session_client_for(manager).patch(
         "/api/v1/projects/lung/",

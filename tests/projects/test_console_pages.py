@@ -61,6 +61,7 @@ def create_post(**overrides) -> dict:
         "protocol-auto_accept_same_type": "on",
         "protocol-auto_accept_ordinal_tolerance": "1",
         "protocol-drop_below_readers": "0",
+        "protocol-consensus_method": "majority",
         "protocol-arbitration_mode": "single",
         "protocol-prelabel_visibility": "hidden",
         "protocol-reading_days": "10",
@@ -255,6 +256,25 @@ def test_editing_settings_and_protocol_is_audited_with_before_and_after(project,
     (protocol,) = events("project.protocol_updated", project_id=project.pk)
     assert protocol.data["changed"]["readers_per_case"] == [3, 4]
     assert protocol.data["changed"]["arbitration_mode"] == ["single", "two_blind_tiebreak"]
+
+
+def test_the_consensus_rule_for_contours_is_chosen_in_the_protocol_form(project, manager):
+    page = signed_in(manager).get(reverse("projects:project_edit", args=["lung"]))
+    text = page.content.decode()
+    assert 'name="protocol-consensus_method"' in text and 'value="staple"' in text
+    data = create_post(**{"project-slug": "lung", "protocol-consensus_method": "staple"})
+    response = signed_in(manager).post(reverse("projects:project_edit", args=["lung"]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    project.protocol.refresh_from_db()
+    assert project.protocol.consensus_method == "staple"
+    (protocol,) = events("project.protocol_updated", project_id=project.pk)
+    assert protocol.data["changed"]["consensus_method"] == ["majority", "staple"]
+    refused = signed_in(manager).post(
+        reverse("projects:project_edit", args=["lung"]),
+        create_post(**{"project-slug": "lung", "protocol-consensus_method": "mean"}),
+    )
+    assert refused.status_code == 400
+    assert 'has-error" data-field="protocol-consensus_method"' in refused.content.decode()
 
 
 def test_an_invalid_protocol_is_refused_on_its_field(project, manager):
@@ -542,3 +562,56 @@ def test_deactivating_a_reader_lists_their_open_tasks_for_reassignment(
     assert reverse("assignments-reassign", args=["lung", tasks["reader_a"].pk]) in page
     # the former member no longer sees the project
     assert signed_in(reader_a).get("/api/v1/projects/lung/").status_code == 404
+
+
+# ------------------------------------------------------------------ sites
+
+
+def test_a_dataset_manager_adds_a_site_without_the_admin(project, manager, reader_a):
+    from annotation_server.accounts.models import Site
+
+    url = reverse("projects:sites")
+    assert signed_in(manager).get(url).status_code == 403  # a project's manager only
+    allow_project_creation(manager)
+    client = signed_in(manager)
+    listing = client.get(reverse("projects:project_list")).content.decode()
+    assert f'href="{url}"' in listing
+    page = client.get(url)
+    assert page.status_code == 200 and 'data-testid="site-form"' in page.content.decode()
+    added = client.post(
+        url,
+        {
+            "site-code": "S09",
+            "site-name": "第九人民医院",
+            "site-site_type": "secondary",
+            "site-region": "湖北",
+        },
+    )
+    assert added.status_code == 302, added.content.decode()[:2000]
+    site = Site.objects.get(code="S09")
+    assert site.name == "第九人民医院" and site.site_type == "secondary"
+    (event,) = events("site.created")
+    assert event.actor_id == manager.pk and event.data["code"] == "S09"
+    assert 'data-site="S09"' in client.get(url).content.decode()
+    settings_page = client.get(reverse("projects:project_edit", args=["lung"])).content.decode()
+    assert f'value="{site.pk}"' in settings_page  # now one of the project's possible sites
+
+    for code in ("s 9", "S09"):  # not a code; already taken
+        refused = client.post(url, {"site-code": code, "site-name": "X", "site-site_type": "other"})
+        assert refused.status_code == 400
+        assert 'has-error" data-field="site-code"' in refused.content.decode()
+    assert Site.objects.filter(name="X").count() == 0
+    reader = signed_in(reader_a)
+    assert reader.get(url).status_code == 403
+    assert reader.post(url, {"site-code": "S10", "site-name": "Y"}).status_code == 403
+    assert not Site.objects.filter(code="S10").exists()
+    assert Client().get(url).status_code == 302  # to the sign-in page
+
+
+def test_sites_is_not_a_project_slug(manager):
+    allow_project_creation(manager)
+    response = signed_in(manager).post(
+        reverse("projects:project_create"), create_post(**{"project-slug": "sites"})
+    )
+    assert response.status_code == 400
+    assert "This slug is reserved" in response.content.decode()

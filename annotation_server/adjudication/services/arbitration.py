@@ -37,6 +37,7 @@ from annotation_server.adjudication.services.reference import (
 )
 from annotation_server.adjudication.services.settle import (
     arbitrator_candidates,
+    consensus_method,
     consensus_rule,
     create_task,
     open_arbitration,
@@ -135,7 +136,8 @@ def validate_decisions(task: ArbitrationTask, decisions: Any, *, complete: bool)
 def _check_added(added: list, types: dict, complete: bool) -> list[str]:
     """A finding no reader marked, added by the arbitrator: a key (UUID, kept
     across drafts), a type of the schema, a geometry that type allows, its
-    attributes, and a reason (always required when signing)."""
+    attributes, and a reason. A draft may lack the shape (the arbitrator starts a
+    finding, then draws it) and the reason; signing needs both."""
     import uuid as uuid_
 
     errors: list[str] = []
@@ -157,12 +159,13 @@ def _check_added(added: list, types: dict, complete: bool) -> list[str]:
         if finding_type not in types:
             errors.append(f"{where}: unknown finding type {finding_type!r}")
             continue
-        try:
-            kind = validate_geometry(d.get("geometry"))
-            if kind not in types[finding_type].get("geometry", []):
-                errors.append(f"{where}: a {finding_type} cannot be drawn as {kind}")
-        except schema_rules.SchemaError as exc:
-            errors.extend(f"{where}: {e}" for e in exc.errors)
+        if complete or d.get("geometry") is not None:
+            try:
+                kind = validate_geometry(d.get("geometry"))
+                if kind not in types[finding_type].get("geometry", []):
+                    errors.append(f"{where}: a {finding_type} cannot be drawn as {kind}")
+            except schema_rules.SchemaError as exc:
+                errors.extend(f"{where}: {e}" for e in exc.errors)
         attrs = d.get("attributes") or {}
         if not isinstance(attrs, dict):
             errors.append(f"{where}: attributes must be an object")
@@ -199,7 +202,7 @@ def _check_cluster_decision(where, cluster, d, types, complete) -> list[str]:
         members = {str(f.uid) for f in cluster.findings.all()}
         if d.get("finding") not in members:
             errors.append(f"{where}: 'finding' must name one of the cluster's findings")
-    if action == "accept_merged" and d.get("method", "majority") not in qc_consensus.METHODS:
+    if action == "accept_merged" and "method" in d and d["method"] not in qc_consensus.METHODS:
         errors.append(f"{where}: method must be one of {', '.join(qc_consensus.METHODS)}")
     if action == "edit":
         try:
@@ -354,21 +357,22 @@ def _sign(task: ArbitrationTask, user, expected_version: int) -> ArbitrationTask
     return task
 
 
-def _normalised(d: dict) -> str:
+def _normalised(d: dict, method: str) -> str:
     """The substance of a decision, for comparing two blind arbitrators (reasons
-    and free text may differ without it being a disagreement)."""
+    and free text may differ without it being a disagreement); a merge that names
+    no method is the protocol's (`method`)."""
     keep = {k: v for k, v in d.items() if k not in ("reason_code", "reason_text")}
     if keep.get("action") == "accept_merged":
-        keep.setdefault("method", "majority")
+        keep.setdefault("method", method)
     return json.dumps(keep, sort_keys=True)
 
 
-def _disagreements(first: dict, second: dict, items: dict) -> dict:
+def _disagreements(first: dict, second: dict, items: dict, method: str) -> dict:
     clusters = [
         cid
         for cid in map(str, items.get("clusters", []))
-        if _normalised(first["clusters"].get(cid, {}))
-        != _normalised(second["clusters"].get(cid, {}))
+        if _normalised(first["clusters"].get(cid, {}), method)
+        != _normalised(second["clusters"].get(cid, {}), method)
     ]
     labels = [
         key
@@ -397,7 +401,9 @@ def _after_signature(task: ArbitrationTask, user) -> None:
         first, second = tasks.get(Role_.FIRST), tasks.get(Role_.SECOND)
         if not (first and second and all(t.state == t.State.SIGNED for t in (first, second))):
             return  # wait for the other blind arbitrator
-        split = _disagreements(first.decisions, second.decisions, first.items)
+        split = _disagreements(
+            first.decisions, second.decisions, first.items, consensus_method(case.project.protocol)
+        )
         if not split["clusters"] and not split["labels"] and not split.get("added"):
             audit.record(
                 "arbitration.blind_agreed",
@@ -462,7 +468,9 @@ def _apply(case, round, sources: list[tuple[ArbitrationTask, dict]], user) -> No
             if grid is None:
                 grid = grid_for_series(case.series)
             marks = [mark_for_finding(f, grid) for f in members]
-            merged = qc_consensus.consensus_geometry(marks, grid, d.get("method", "majority"))
+            # A merge that names no method signs the protocol's consensus rule.
+            method = d.get("method") or consensus_method(case.project.protocol)
+            merged = qc_consensus.consensus_geometry(marks, grid, method)
             geometry, diameter = merged.as_geometry(), merged.diameter_mm
         elif action == "edit":
             geometry = d["geometry"]

@@ -65,8 +65,8 @@ def protocol_snapshot(protocol: ReadingProtocol) -> dict:
 
 def consensus_method(protocol: ReadingProtocol) -> str:
     """How the readers' contours of a finding are merged: the protocol's consensus
-    method (majority vote or STAPLE) where it has one, else majority vote."""
-    method = getattr(protocol, "consensus_method", "") or AUTO_CONSENSUS_METHOD
+    method (majority vote or STAPLE); majority vote for anything else."""
+    method = protocol.consensus_method
     return method if method in qc_consensus.METHODS else AUTO_CONSENSUS_METHOD
 
 

@@ -5,6 +5,7 @@
 // chrome, events and commands. The rest of the Arbitration lives in modules
 // installed on its prototype:
 //   clusters.js   the cluster list, selecting a cluster, the readers and their colours
+//   adding.js     findings no reader marked, added by the arbitrator with a reason
 //   deciding.js   the decision panel of the selected cluster and the case-level labels
 //   editing.js    the edited finding's outline on the image (the "Edit" decision)
 //   painting.js   the overlays and corner texts
@@ -19,6 +20,7 @@ import { bindKeys } from "../viewer/shortcuts.js";
 import { sliceViewMethods } from "../viewer/sliceview.js";
 import { DRAW_TOOLS, ToolController } from "../viewer/tools.js";
 import { $ } from "../viewer/ui.js";
+import { addingMethods } from "./adding.js";
 import { clusterMethods } from "./clusters.js";
 import { decidingMethods } from "./deciding.js";
 import { DraftSaver } from "./draft.js";
@@ -39,7 +41,10 @@ export class Arbitration {
     this.clusters = this.task.clusters;
     this.settled = boot.settled_clusters || [];
     this.selectedId = null;
+    this.selectedAdded = null; // the key of the selected added finding, if one is
     this.reasonCodes = this.task.reason_codes;
+    // The protocol's consensus rule: what "accept merged" signs unless another is chosen.
+    this.consensusMethod = boot.consensus_method || "majority";
 
     this.saver = new DraftSaver({
       apiRoot: this.apiRoot,
@@ -89,6 +94,7 @@ export class Arbitration {
     $("#arb-invert").addEventListener("click", () => this.command("invert"));
     $("#arb-reset").addEventListener("click", () => this.command("reset"));
     $("#arb-sign-open").addEventListener("click", () => this.openSign());
+    $("#arb-add").addEventListener("click", () => this.newFinding());
     $("#arb-sign-cancel").addEventListener("click", () => ($("#arb-sign").hidden = true));
     $("#arb-sign-form").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -164,7 +170,7 @@ export class Arbitration {
   }
 }
 
-Object.assign(Arbitration.prototype, sliceViewMethods, clusterMethods, decidingMethods, editingMethods, paintingMethods, signingMethods);
+Object.assign(Arbitration.prototype, sliceViewMethods, clusterMethods, addingMethods, decidingMethods, editingMethods, paintingMethods, signingMethods);
 
 const boot = JSON.parse(document.getElementById("arb-bootstrap").textContent);
 window.__arb = new Arbitration(boot);

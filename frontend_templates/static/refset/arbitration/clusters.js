@@ -39,6 +39,7 @@ export const clusterMethods = {
   /** Select a cluster: jump to its middle slice, centre it, highlight its members. */
   selectCluster(id, { jump = true } = {}) {
     this.selectedId = id;
+    this.selectedAdded = null;
     const cluster = this.selected();
     if (cluster && jump) {
       const slices = this._clusterSlices(cluster);
@@ -99,7 +100,7 @@ export const clusterMethods = {
             ? [h("span", { class: `arb-verdict arb-verdict-${cluster.verdict}`, text: cluster.verdict === "accept" ? gettext("auto-accepted") : gettext("dropped") })]
             : cluster.reasons.map((r) => h("span", { class: `arb-reason arb-reason-${r.code}`, "data-reason": r.code, text: this.reasonText(r, cluster) })),
         ),
-        settled ? null : h("div", { class: `arb-decided ${d ? "ok" : "todo"}`, "data-testid": "cluster-decision", text: d ? `✓ ${describe(cluster, d, this.schema, this.lang)}` : gettext("to decide") }),
+        settled ? null : h("div", { class: `arb-decided ${d ? "ok" : "todo"}`, "data-testid": "cluster-decision", text: d ? `✓ ${describe(cluster, d, this.schema, this.lang, this.consensusMethod)}` : gettext("to decide") }),
       ],
     );
     if (!settled) item.addEventListener("click", () => this.selectCluster(cluster.id));
@@ -121,6 +122,7 @@ export const clusterMethods = {
     for (const c of this.settled) settledBox.append(this._clusterItem(c, { settled: true }));
     $("#arb-settled-count").textContent = `(${this.settled.length})`;
     $("#arb-settled-box").hidden = !this.settled.length;
+    this.renderAdded();
   },
 
   readerColour(reader) {

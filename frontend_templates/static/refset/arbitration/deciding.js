@@ -39,7 +39,7 @@ export const decidingMethods = {
       // Start from what is on screen: the chosen reader's shape or the merged one.
       const before = this.saver.get("clusters", cluster.id) || {};
       const member = cluster.members.find((m) => m.uid === before.finding) || cluster.members[0];
-      const merged = before.action === "accept_merged" ? mergedGeometry(cluster, before.method) : null;
+      const merged = before.action === "accept_merged" ? mergedGeometry(cluster, before.method, this.consensusMethod) : null;
       const source = merged && merged.shapes.length ? merged : member && member.geometry;
       const allowed = typeOf(this.schema, cluster.finding_type).geometry || [];
       if (source && allowed.includes(source.kind)) {
@@ -67,6 +67,7 @@ export const decidingMethods = {
   renderDecision() {
     const box = $("#arb-decision");
     box.textContent = "";
+    if (this.renderAddedDecision(box)) return;
     const cluster = this.selected();
     if (!cluster) {
       box.append(h("p", { class: "ws-hint", text: gettext("Select a cluster to decide it.") }));
@@ -79,7 +80,7 @@ export const decidingMethods = {
     if (blind) {
       const lines = ["A", "B"].map((who) => {
         const bd = blind[who].clusters[String(cluster.id)];
-        return h("li", { text: `${interpolate(gettext("Blind arbitrator %s"), [who])}: ${describe(cluster, bd, this.schema, this.lang)}` });
+        return h("li", { text: `${interpolate(gettext("Blind arbitrator %s"), [who])}: ${describe(cluster, bd, this.schema, this.lang, this.consensusMethod)}` });
       });
       box.append(h("ul", { class: "arb-blind-list", "data-testid": "blind-decisions" }, lines));
     }
@@ -110,18 +111,22 @@ export const decidingMethods = {
       b.addEventListener("click", () => this._chooseAction(cluster, action, extra));
       actions.append(b);
     };
+    const rule = this.consensusMethod;
     if (cluster.members.length > 1 && (type.geometry || []).includes("contour")) {
-      addAction("accept_merged", interpolate(gettext("Merged: %s"), [methodName("majority")]), { method: "majority" }, d.action === "accept_merged" && (d.method || "majority") === "majority");
-      addAction("accept_merged", interpolate(gettext("Merged: %s"), [methodName("staple")]), { method: "staple" }, d.action === "accept_merged" && d.method === "staple");
+      // The protocol's consensus rule first, and said to be the rule.
+      for (const method of [rule, ...["majority", "staple"].filter((m) => m !== rule)]) {
+        const text = method === rule ? interpolate(gettext("Merged: %s (the protocol's rule)"), [methodName(method)]) : interpolate(gettext("Merged: %s"), [methodName(method)]);
+        addAction("accept_merged", text, { method }, d.action === "accept_merged" && (d.method || rule) === method);
+      }
     } else if (cluster.members.length > 1) {
-      addAction("accept_merged", ACTION_NAMES.accept_merged(), { method: "majority" });
+      addAction("accept_merged", ACTION_NAMES.accept_merged(), { method: rule });
     }
     addAction("edit", ACTION_NAMES.edit());
     addAction("reject", ACTION_NAMES.reject());
     addAction("exclude", ACTION_NAMES.exclude());
     box.append(actions);
     if (d.action === "accept_merged") {
-      box.append(h("p", { class: "ws-hint", "data-testid": "merged-hint", text: d.method === "staple" ? gettext("The gold outline is the STAPLE estimate of the readers' contours: the shape you sign.") : gettext("The gold outline is the majority-vote contour of the readers' marks: the shape you sign.") }));
+      box.append(h("p", { class: "ws-hint", "data-testid": "merged-hint", text: (d.method || rule) === "staple" ? gettext("The gold outline is the STAPLE estimate of the readers' contours: the shape you sign.") : gettext("The gold outline is the majority-vote contour of the readers' marks: the shape you sign.") }));
     }
     if (d.action === "edit") {
       box.append(h("p", { class: "ws-hint", "data-testid": "edit-hint", text: gettext("Reshape the gold outline with Select (drag its handles), or draw it anew with the contour, ellipse or point tool on each slice.") }));

@@ -17,9 +17,10 @@ export function methodName(method) {
 }
 
 // The contour "accept merged" signs with `method` (as the server computes it when
-// signing: majority vote unless STAPLE is chosen); the settled consensus otherwise.
-export function mergedGeometry(cluster, method) {
-  const merged = (cluster.merged_geometries || {})[method || "majority"];
+// signing: the method chosen, else the protocol's consensus rule, `fallback`);
+// the settled consensus otherwise.
+export function mergedGeometry(cluster, method, fallback = "majority") {
+  const merged = (cluster.merged_geometries || {})[method || fallback];
   if (merged && merged.shapes && merged.shapes.length) return merged;
   return cluster.consensus_geometry && cluster.consensus_geometry.shapes && cluster.consensus_geometry.shapes.length ? cluster.consensus_geometry : null;
 }
@@ -40,15 +41,16 @@ export function resultingAttributes(cluster, decision) {
   return {};
 }
 
-/** One line saying what was decided, e.g. "Accept R3's finding · part-solid". */
-export function describe(cluster, decision, schema, lang) {
+/** One line saying what was decided, e.g. "Accept R3's finding · part-solid";
+ * a merge that names no method is the protocol's (`method`). */
+export function describe(cluster, decision, schema, lang, method = "majority") {
   if (!decision) return gettext("not decided");
   let text;
   if (decision.action === "accept_reader") {
     const member = cluster.members.find((m) => m.uid === decision.finding);
     text = interpolate(gettext("Accept %s's finding"), [member ? member.reader : "?"]);
   } else if (decision.action === "accept_merged") {
-    text = interpolate(gettext("Accept merged (%s)"), [methodName(decision.method || "majority")]);
+    text = interpolate(gettext("Accept merged (%s)"), [methodName(decision.method || method)]);
   } else if (decision.action === "edit") {
     text = gettext("Edited finding");
   } else {
@@ -63,6 +65,22 @@ export function describe(cluster, decision, schema, lang) {
     if (shown.length) text += ` · ${shown.join(", ")}`;
   }
   return text;
+}
+
+/** One line saying what an added finding is, e.g. "Added: Nodule · Ground-glass". */
+export function describeAdded(added, schema, lang) {
+  const type = typeOf(schema, added.finding_type);
+  const attrs = added.attributes || {};
+  const shown = (type.attributes || [])
+    .filter((a) => a.kind === "enum" && attrs[a.key] != null)
+    .map((a) => label((a.options.find((o) => o.value === attrs[a.key]) || {}).label, lang) || attrs[a.key]);
+  const text = interpolate(gettext("Added: %s"), [label(type.label, lang) || added.finding_type]);
+  return shown.length ? `${text} · ${shown.join(", ")}` : text;
+}
+
+/** The name of the n-th added finding in lists, e.g. "Added finding 2". */
+export function addedName(index) {
+  return interpolate(gettext("Added finding %s"), [index + 1]);
 }
 
 /** Problems that stop signing: [{item, text}]. */
@@ -95,6 +113,18 @@ export function problems(task, decisions, schema, lang) {
       }
     }
   }
+  (decisions.added || []).forEach((a, i) => {
+    const item = addedName(i);
+    if (!a.geometry || !(a.geometry.shapes || []).length) out.push({ item, added: a.key, text: gettext("draw the finding") });
+    const type = typeOf(schema, a.finding_type);
+    const missing = Object.keys(validate(type.attributes || [], a.attributes || {}, { complete: true }));
+    if (missing.length) {
+      const names = missing.map((k) => label((type.attributes.find((x) => x.key === k) || {}).label, lang) || k);
+      out.push({ item, added: a.key, text: interpolate(gettext("fill in: %s"), [names.join(", ")]) });
+    }
+    const reason = reasonProblem(a);
+    if (reason) out.push({ item, added: a.key, text: reason });
+  });
   for (const field of task.label_fields) {
     const item = label(field.label, lang) || field.key;
     const d = (decisions.labels || {})[field.key];

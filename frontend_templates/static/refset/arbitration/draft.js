@@ -15,6 +15,22 @@ function copy(value) {
   return JSON.parse(JSON.stringify(value));
 }
 
+// Put one item's decision into `decisions` (null removes it). Clusters and labels
+// are maps by id; findings added by the arbitrator are a list, each by its key.
+function put(decisions, kind, id, value) {
+  if (kind === "added") {
+    const list = (decisions.added || []).filter((a) => a.key !== String(id));
+    const at = (decisions.added || []).findIndex((a) => a.key === String(id));
+    if (value != null) list.splice(at < 0 ? list.length : at, 0, copy(value));
+    if (list.length) decisions.added = list;
+    else delete decisions.added;
+    return;
+  }
+  const items = decisions[kind] || (decisions[kind] = {});
+  if (value == null) delete items[String(id)];
+  else items[String(id)] = copy(value);
+}
+
 export class DraftSaver extends SaveQueueCore {
   constructor({ apiRoot, taskId, version, decisions }) {
     super({ debounceMs: 600, firstRetryMs: 2000, maxBackoffMs: 30000 });
@@ -73,15 +89,15 @@ export class DraftSaver extends SaveQueueCore {
   }
 
   get(kind, id) {
+    if (kind === "added") return (this.local.added || []).find((a) => a.key === String(id)) || null;
     return (this.local[kind] || {})[String(id)] || null;
   }
 
-  /** Set (or clear with null) the decision on one item. */
+  /** Set (or clear with null) the decision on one item ("added": a finding no
+   * reader marked, by its key). */
   set(kind, id, value) {
     if (this.state === "locked") return;
-    const items = this.local[kind] || (this.local[kind] = {});
-    if (value == null) delete items[String(id)];
-    else items[String(id)] = copy(value);
+    put(this.local, kind, id, value);
     this.dirty.add(`${kind}:${id}`);
     this.changes += 1;
     this._persist();
@@ -128,10 +144,7 @@ export class DraftSaver extends SaveQueueCore {
     const merged = { clusters: {}, labels: {}, ...copy(data.decisions || {}) };
     for (const key of this.dirty) {
       const [kind, id] = key.split(":");
-      const mine = (this.local[kind] || {})[id];
-      if (!merged[kind]) merged[kind] = {};
-      if (mine == null) delete merged[kind][id];
-      else merged[kind][id] = mine;
+      put(merged, kind, id, this.get(kind, id));
     }
     this.local = merged;
     this.version = data.version;

@@ -4,7 +4,7 @@
 // Installed on Arbitration.prototype.
 
 import { $ } from "../viewer/ui.js";
-import { mergedGeometry } from "./decisions.js";
+import { addedName, mergedGeometry } from "./decisions.js";
 
 const DECISION_COLOUR = "#ffd54a";
 
@@ -40,15 +40,24 @@ export const paintingMethods = {
     if (d && d.action === "accept_reader") {
       const m = selected.members.find((x) => x.uid === d.finding);
       if (m) result = { geometry: m.geometry, text: `✓ ${m.reader}` };
-    } else if (d && d.action === "accept_merged" && mergedGeometry(selected, d.method)) {
-      // The shape that will be signed: the chosen method's (STAPLE or majority vote).
-      result = { geometry: mergedGeometry(selected, d.method), text: `✓ ${gettext("merged")}` };
+    } else if (d && d.action === "accept_merged" && mergedGeometry(selected, d.method, this.consensusMethod)) {
+      // The shape that will be signed: the chosen method's (STAPLE or majority vote),
+      // the protocol's consensus rule when none is chosen.
+      result = { geometry: mergedGeometry(selected, d.method, this.consensusMethod), text: `✓ ${gettext("merged")}` };
     } else if (d && d.action === "edit" && d.geometry) {
       result = { geometry: d.geometry, text: `✎ ${gettext("edited")}`, handles: this.writable };
     }
     if (result) {
       const shape = this._shapeOn(result.geometry, this.slice);
       if (shape) vp.drawShape(ctx, result.geometry.kind, shape.points, { color: DECISION_COLOUR, width: 2.5, dash: [3, 2], label: result.text, handles: result.handles });
+    }
+    // Findings the arbitrator adds, in gold; the selected one with its handles.
+    if (this.writable) {
+      this.addedFindings().forEach((added, i) => {
+        const shape = this._shapeOn(added.geometry, this.slice);
+        const on = added.key === this.selectedAdded;
+        if (shape) vp.drawShape(ctx, added.geometry.kind, shape.points, { color: DECISION_COLOUR, width: on ? 2.5 : 1.5, dash: on ? [3, 2] : [6, 4], label: `+ ${addedName(i)}`, handles: on });
+      });
     }
     if (!this.writable) {
       for (const ref of this.boot.references || []) {

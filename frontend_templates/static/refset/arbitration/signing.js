@@ -5,7 +5,7 @@
 import { api, HttpError } from "../common/http.js";
 import { label } from "../viewer/forms.js";
 import { $, h } from "../viewer/ui.js";
-import { describe, fieldText, problems, typeOf } from "./decisions.js";
+import { addedName, describe, describeAdded, fieldText, problems, typeOf } from "./decisions.js";
 
 /** Methods of Arbitration for signing and the signed result. */
 export const signingMethods = {
@@ -18,17 +18,26 @@ export const signingMethods = {
     table.append(h("tr", {}, [h("th", { text: gettext("Item") }), h("th", { text: gettext("Decision") }), h("th", { text: gettext("Reason") })]));
     const reasonLabel = (code) => (this.reasonCodes.find((r) => r.code === code) || {}).label || "—";
     for (const c of this.clusters) {
-      const d = decisions.clusters[String(c.id)];
+      const d = (decisions.clusters || {})[String(c.id)];
       table.append(
         h("tr", { "data-testid": "summary-row" }, [
           h("td", { text: `C${c.number} ${label(typeOf(this.schema, c.finding_type).label, this.lang)}` }),
-          h("td", { text: describe(c, d, this.schema, this.lang) }),
+          h("td", { text: describe(c, d, this.schema, this.lang, this.consensusMethod) }),
           h("td", { text: d ? [reasonLabel(d.reason_code), d.reason_text].filter(Boolean).join(" — ") : "—" }),
         ]),
       );
     }
+    (decisions.added || []).forEach((a, i) => {
+      table.append(
+        h("tr", { "data-testid": "summary-row", "data-added": a.key }, [
+          h("td", { text: addedName(i) }),
+          h("td", { text: describeAdded(a, this.schema, this.lang) }),
+          h("td", { text: [reasonLabel(a.reason_code), a.reason_text].filter(Boolean).join(" — ") }),
+        ]),
+      );
+    });
     for (const field of this.task.label_fields || []) {
-      const d = decisions.labels[field.key];
+      const d = (decisions.labels || {})[field.key];
       table.append(
         h("tr", { "data-testid": "summary-row" }, [
           h("td", { text: label(field.label, this.lang) }),
@@ -101,17 +110,20 @@ export const signingMethods = {
       box.append(h("p", { class: "ws-hint", "data-testid": "waiting-note", text: gettext("The reference standard is written when every arbitrator of this case has signed (and, where the blind arbitrators disagree, a third one has decided).") }));
     }
     const byKey = new Map(this.clusters.map((c) => [c.ref_key, c]));
+    const addedKeys = (this.task.decisions.added || []).map((a) => a.key);
     const statusText = { included: gettext("in the reference standard"), excluded: gettext("excluded from scoring"), rejected: gettext("rejected: not a finding") };
     const list = h("ul", { class: "arb-refs", "data-testid": "references" });
     for (const ref of refs) {
       const cluster = byKey.get(ref.ref_key);
+      const addedAt = ref.geometry && ref.geometry.added_by_arbitrator ? addedKeys.indexOf(ref.ref_key) : -1;
+      const name = cluster ? `C${cluster.number} ` : ref.geometry && ref.geometry.added_by_arbitrator ? `${addedName(Math.max(addedAt, 0))} · ` : "";
       const type = typeOf(this.schema, ref.finding_type);
       const attrs = (type.attributes || []).filter((a) => a.required && ref.attributes[a.key] != null).map((a) => fieldText(a, ref.attributes[a.key], this.lang));
       list.append(
-        h("li", { class: `arb-ref arb-ref-${ref.status}`, "data-testid": "reference", "data-status": ref.status, "data-cluster": cluster ? String(cluster.number) : "" }, [
-          h("strong", { text: `${cluster ? `C${cluster.number} ` : ""}${label(type.label, this.lang)} · ${statusText[ref.status] || ref.status}` }),
+        h("li", { class: `arb-ref arb-ref-${ref.status}`, "data-testid": "reference", "data-status": ref.status, "data-cluster": cluster ? String(cluster.number) : "", "data-added": ref.geometry && ref.geometry.added_by_arbitrator ? "1" : "" }, [
+          h("strong", { text: `${name}${label(type.label, this.lang)} · ${statusText[ref.status] || ref.status}` }),
           h("div", { text: attrs.join(" · ") }),
-          h("div", { class: "arb-ref-prov", text: interpolate(gettext("revision %(rev)s · supported by %(readers)s · %(reason)s"), { rev: ref.revision, readers: ref.supporting_findings.map((f) => f.reader).join(", ") || "—", reason: (this.reasonCodes.find((r) => r.code === ref.reason_code) || {}).label || ref.reason_code || "—" }, true) }),
+          h("div", { class: "arb-ref-prov", text: interpolate(gettext("revision %(rev)s · supported by %(readers)s · %(reason)s"), { rev: ref.revision, readers: ref.supporting_findings.map((f) => f.reader).join(", ") || "—", reason: [(this.reasonCodes.find((r) => r.code === ref.reason_code) || {}).label || ref.reason_code || "—", ref.reason_text].filter(Boolean).join(" — ") }, true) }),
         ]),
       );
     }
