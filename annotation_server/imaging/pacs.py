@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from django.utils.translation import gettext as _
+
 if TYPE_CHECKING:
     from annotation_server.imaging.ingest.pipeline import ImportReport
 
@@ -518,13 +520,13 @@ def pull(
             except PacsNotFound:
                 total.files.append(
                     pipeline.FileResult(
-                        f"study-{k}", "rejected", "the PACS has no study with this UID"
+                        f"study-{k}", "rejected", _("the PACS has no study with this UID")
                     )
                 )
                 continue
             if not items:
                 total.files.append(
-                    pipeline.FileResult(f"study-{k}", "rejected", "the PACS sent no instances")
+                    pipeline.FileResult(f"study-{k}", "rejected", _("the PACS sent no instances"))
                 )
                 continue
 

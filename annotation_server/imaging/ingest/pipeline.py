@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from annotation_server.audit import services as audit
 from annotation_server.imaging import services as imaging
@@ -298,7 +299,12 @@ class Ingest:
             for name, entry, created in items:
                 self._discard(entry, created)
                 self.report.files.append(
-                    FileResult(name, "rejected", f"series could not be stored: {exc}", series_uid)
+                    FileResult(
+                        name,
+                        "rejected",
+                        gettext("series could not be stored: %(error)s") % {"error": exc},
+                        series_uid,
+                    )
                 )
             return
         self.report.studies += index.studies

@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass, field
 
 import pydicom
+from django.utils.translation import gettext as _
 from pydicom.charset import default_encoding
 from pydicom.dataset import FileMetaDataset, validate_file_meta
 from pydicom.errors import InvalidDicomError
@@ -49,26 +50,33 @@ class Prepared:
 
 def parse(data: bytes) -> pydicom.Dataset:
     if not data:
-        raise FileRejected("empty file (0 bytes)")
+        raise FileRejected(_("empty file (0 bytes)"))
     if data[128:132] != b"DICM" and data[:2] == b"\x02\x00":
         data = b"\0" * 128 + b"DICM" + data  # file meta without the preamble (STOW, some PACS)
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
     except InvalidDicomError:
-        raise FileRejected("not a DICOM file (no DICM preamble, no DICOM header)") from None
+        raise FileRejected(_("not a DICOM file (no DICM preamble, no DICOM header)")) from None
     except Exception as exc:  # pydicom raises many kinds on corrupt input
-        raise FileRejected(f"corrupt or truncated DICOM ({type(exc).__name__}: {exc})") from None
+        raise FileRejected(
+            _("corrupt or truncated DICOM (%(error)s)") % {"error": f"{type(exc).__name__}: {exc}"}
+        ) from None
     meta_class = str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "") or "")
     if meta_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
-        raise FileRejected("DICOMDIR (an index of other files, not an image): skipped")
+        raise FileRejected(_("DICOMDIR (an index of other files, not an image): skipped"))
     missing = [k for k in REQUIRED_UIDS if not str(peek(ds, k, "") or "").strip()]
     if missing:
-        raise FileRejected(f"missing required attribute(s): {', '.join(missing)}")
+        raise FileRejected(
+            _("missing required attribute(s): %(names)s") % {"names": ", ".join(missing)}
+        )
     if "PixelData" not in ds and "FloatPixelData" not in ds:
-        raise FileRejected(f"no pixel data ({ds.get('Modality', '?')} object, not an image)")
+        raise FileRejected(
+            _("no pixel data (%(modality)s object, not an image)")
+            % {"modality": ds.get("Modality", "?")}
+        )
     for attr in ("Rows", "Columns", "BitsAllocated"):
         if attr not in ds:
-            raise FileRejected(f"image without {attr}")
+            raise FileRejected(_("image without %(attribute)s") % {"attribute": attr})
     check_pixels(ds)
     return ds
 
@@ -76,7 +84,7 @@ def parse(data: bytes) -> pydicom.Dataset:
 def check_pixels(ds: pydicom.Dataset) -> None:
     ts = ds.file_meta.get("TransferSyntaxUID")
     if ts is None:
-        raise FileRejected("no transfer syntax in the file meta information")
+        raise FileRejected(_("no transfer syntax in the file meta information"))
     ts = pydicom.uid.UID(str(ts))
     if ts.is_compressed:
         from pydicom.pixels import get_decoder
@@ -86,7 +94,10 @@ def check_pixels(ds: pydicom.Dataset) -> None:
         except NotImplementedError:
             decoder = None
         if decoder is None or not decoder.is_available:
-            raise FileRejected(f"unsupported transfer syntax {ts.name} ({ts}): cannot decode")
+            raise FileRejected(
+                _("unsupported transfer syntax %(name)s (%(uid)s): cannot decode")
+                % {"name": ts.name, "uid": str(ts)}
+            )
         return
     frames = int(peek(ds, "NumberOfFrames", 1) or 1)
     samples = int(peek(ds, "SamplesPerPixel", 1) or 1)
@@ -94,7 +105,10 @@ def check_pixels(ds: pydicom.Dataset) -> None:
     expected = peek(ds, "Rows") * peek(ds, "Columns") * samples * frames * bits // 8
     have = len(peek(ds, "PixelData")) if "PixelData" in ds else expected
     if have < expected:
-        raise FileRejected(f"truncated pixel data: {have} bytes, {expected} expected")
+        raise FileRejected(
+            _("truncated pixel data: %(have)s bytes, %(expected)s expected")
+            % {"have": have, "expected": expected}
+        )
 
 
 def encode(ds: pydicom.Dataset) -> bytes:
@@ -243,7 +257,9 @@ def prepare(deid: Deidentifier, name: str, data: bytes) -> Prepared:
     except FileRejected as exc:
         return Prepared(name, reason=str(exc))
     except (ValueError, TypeError, KeyError) as exc:
-        return Prepared(name, reason=f"invalid attribute value in the file ({exc})")
+        return Prepared(
+            name, reason=_("invalid attribute value in the file (%(error)s)") % {"error": exc}
+        )
     for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
         if keyword in clean:
             delattr(clean, keyword)  # keep only the header in memory

@@ -138,7 +138,7 @@ def from_zip(
     try:
         archive = _open_zip(data)
     except (zipfile.BadZipFile, OSError) as exc:
-        yield Rejection(name, f"not a readable zip archive ({exc})")
+        yield Rejection(name, _("not a readable zip archive (%(error)s)") % {"error": exc})
         return
     total = 0
     with archive:
@@ -147,10 +147,10 @@ def from_zip(
             if info.is_dir():
                 continue
             if _unsafe_member(info.filename):
-                yield Rejection(member, "unsafe path in zip (absolute or '..'): not extracted")
+                yield Rejection(member, _("unsafe path in zip (absolute or '..'): not extracted"))
                 continue
             if info.flag_bits & 0x1:
-                yield Rejection(member, "encrypted zip member: cannot read")
+                yield Rejection(member, _("encrypted zip member: cannot read"))
                 continue
             ratio = info.file_size / max(info.compress_size, 1)
             if info.file_size >= RATIO_GUARD_MIN_BYTES and ratio > limits.zip_max_ratio:
@@ -191,7 +191,7 @@ def from_zip(
 
             if info.filename.lower().endswith(".zip"):
                 if depth + 1 > limits.zip_max_depth:
-                    yield Rejection(member, "zip nested too deeply: not extracted")
+                    yield Rejection(member, _("zip nested too deeply: not extracted"))
                     continue
                 try:
                     inner = read()
@@ -238,7 +238,7 @@ def from_paths(paths: Iterable[str | os.PathLike], limits: Limits) -> Iterator[I
         elif path.is_file():
             yield from _file(path, str(path), limits, budget)
         else:
-            yield Rejection(str(path), "no such file or folder")
+            yield Rejection(str(path), _("no such file or folder"))
 
 
 def from_storage(
