@@ -18,6 +18,7 @@ JOB_HANDLERS: dict[str, str] = {
     "audit.anchor": "annotation_server.audit.jobs.anchor_audit_chain",
     "audit.verify_chain": "annotation_server.audit.jobs.verify_audit_chain",
     "datasets.export": "annotation_server.datasets.jobs.export_version",
+    "datasets.evaluate": "annotation_server.datasets.jobs.evaluate_submission",
     "agreement.compute": "annotation_server.agreement.jobs.compute_report",
     "imaging.import": "annotation_server.imaging.jobs.import_uploads",
     "imaging.pull_pacs": "annotation_server.imaging.jobs.pull_pacs",

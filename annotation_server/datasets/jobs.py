@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from annotation_server.datasets import evaluation_jobs
 from annotation_server.datasets.export_jobs import (
     export_root,
     folder,
@@ -42,3 +43,9 @@ def export_version(ctx) -> dict:
         "format": fmt,
         "sequestered": sequestered,
     }
+
+
+def evaluate_submission(ctx) -> dict:
+    """datasets.evaluate: score a stored submission (evaluation_jobs.run); the
+    result names the Evaluation row."""
+    return evaluation_jobs.run(ctx)

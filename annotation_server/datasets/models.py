@@ -193,3 +193,94 @@ class FrozenRow(models.Model):
 
     def delete(self, *args, **kwargs):
         raise FrozenError(frozen_message())
+
+
+class Evaluation(models.Model):
+    """One AI product's submission scored against a frozen version (the
+    evaluation kit, qc/evaluation; workflow in evaluation_jobs.py).
+
+    Every evaluation is kept: who asked, when, which version and split, which
+    submission (stored content-addressed, with its SHA-256 and size) and the
+    result, which records every convention. Once finished it is read-only:
+    `save` and `delete` refuse, and the job writes its outcome with one
+    conditional UPDATE from an unfinished state."""
+
+    class Kind(models.TextChoices):
+        DETECTION = "detection", _("detection")
+        CLASSIFICATION = "classification", _("classification")
+        SEGMENTATION = "segmentation", _("segmentation")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        REJECTED = "rejected", _("rejected")
+        FAILED = "failed", _("failed")
+
+    FINISHED = (Status.SUCCEEDED, Status.REJECTED, Status.FAILED)
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.PROTECT, related_name="evaluations"
+    )
+    dataset_version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="evaluations"
+    )
+    split = models.CharField(
+        _("split"),
+        max_length=16,
+        blank=True,
+        choices=[("", _("every split"))] + list(DatasetVersion.Split.choices),
+    )
+    product = models.CharField(_("product"), max_length=200, blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    submission_name = models.CharField(_("submitted file"), max_length=255, blank=True)
+    submission_key = models.CharField(_("stored submission"), max_length=255)
+    submission_sha256 = models.CharField(_("submission SHA-256"), max_length=64)
+    submission_bytes = models.BigIntegerField(_("submission size (bytes)"))
+    operating_threshold = models.FloatField(_("operating threshold"), null=True, blank=True)
+    rule = models.CharField(_("match rule"), max_length=32, blank=True)
+    rule_threshold = models.FloatField(_("match threshold"), null=True, blank=True)
+    job = models.ForeignKey(
+        "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    problems = models.JSONField(_("problems"), default=list, blank=True)
+    report_key = models.CharField(_("stored HTML report"), max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("evaluation")
+        verbose_name_plural = _("evaluations")
+        indexes = [
+            models.Index(fields=["dataset_version", "-created_at"], name="evaluation_by_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_version} evaluation #{self.pk} ({self.product or self.kind})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    def _stored_finished(self) -> bool:
+        return bool(
+            self.pk and Evaluation.objects.filter(pk=self.pk, status__in=self.FINISHED).exists()
+        )
+
+    def save(self, *args, **kwargs):
+        if self._stored_finished():
+            raise FrozenError(
+                gettext("A finished evaluation is read-only; run a new evaluation instead.")
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise FrozenError(gettext("Evaluations are kept: they cannot be deleted."))

@@ -1,9 +1,9 @@
-"""Pages of dataset versions (namespace "datasets"), and the export pages of
-export_views.py."""
+"""Pages of dataset versions (namespace "datasets"), the export pages of
+export_views.py and the evaluation pages of evaluation_views.py."""
 
 from django.urls import path
 
-from annotation_server.datasets import export_views, views
+from annotation_server.datasets import evaluation_views, export_views, views
 
 app_name = "datasets"
 
@@ -39,5 +39,20 @@ urlpatterns = [
         "projects/<slug:slug>/versions/<str:version>/exports/<int:job_id>/download/",
         export_views.export_download,
         name="export_download",
+    ),
+    path(
+        "projects/<slug:slug>/versions/<str:version>/evaluations/",
+        evaluation_views.evaluation_list,
+        name="evaluations",
+    ),
+    path(
+        "projects/<slug:slug>/versions/<str:version>/evaluations/<int:evaluation_id>/",
+        evaluation_views.evaluation_detail,
+        name="evaluation",
+    ),
+    path(
+        "projects/<slug:slug>/versions/<str:version>/evaluations/<int:evaluation_id>/<str:fmt>/",
+        evaluation_views.evaluation_download,
+        name="evaluation_download",
     ),
 ]

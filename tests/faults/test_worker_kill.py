@@ -340,6 +340,55 @@ def check_export(setup: Setup, job: Job) -> None:
     assert zipfile.is_zipfile(zip_for_job(job))
 
 
+# datasets.evaluate --------------------------------------------------------------------
+
+
+def build_evaluate(setup: Setup) -> Job:
+    from annotation_server.datasets import evaluation_jobs
+    from annotation_server.datasets import services as datasets
+    from tests.datasets.conftest import make_case
+    from tests.datasets.test_evaluation import detection_csv
+
+    protocol = setup.project.protocol
+    protocol.auto_accept_min_readers, protocol.drop_below_readers = 3, 1
+    protocol.match_rule, protocol.match_threshold = "centre_distance", 5.0
+    protocol.save()
+    readers = [setup.fixture(f"reader_{name}") for name in "abc"]
+    for i in range(4):
+        make_case(setup.project, readers, f"Y{i:02d}", patient=f"PY{i}", positive=i % 2 == 0)
+    draft = datasets.create_draft(
+        setup.project,
+        version="1.0.0",
+        by=setup.manager,
+        all_adjudicated=True,
+        ratios={"train": 1.0, "validation": 0.0, "test": 0.0},
+    )
+    version = datasets.freeze(draft, by=setup.manager)
+    evaluation = evaluation_jobs.request_evaluation(
+        version,
+        user=setup.manager,
+        data=detection_csv(version, "train"),
+        product="fault case",
+        split="train",
+    )
+    return evaluation.job
+
+
+def check_evaluate(setup: Setup, job: Job) -> None:
+    # Killed after scoring, before the report was stored and the row finished: the
+    # re-run scores again and finishes the one evaluation once, audited once.
+    from annotation_server.audit.models import AuditEvent
+    from annotation_server.datasets.models import Evaluation
+
+    (evaluation,) = Evaluation.objects.filter(project=setup.project)
+    assert job.result["evaluation_id"] == evaluation.pk and evaluation.status == "succeeded"
+    assert evaluation.result["figures"]["sensitivity"]["value"] == 1.0
+    events = AuditEvent.objects.filter(action="dataset.evaluated", object_id=str(evaluation.pk))
+    assert events.count() == 1
+    with default_storage.open(evaluation.report_key, "rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() in evaluation.report_key
+
+
 FAULT_CASES: dict[str, FaultCase] = {
     "agreement.compute": FaultCase(build_agreement, at=3, check=check_agreement),
     "imaging.import": FaultCase(build_import, at=2, check=check_import),
@@ -351,6 +400,7 @@ FAULT_CASES: dict[str, FaultCase] = {
     "audit.verify_chain": FaultCase(build_verify, at=1, check=check_verify),
     "audit.anchor": FaultCase(build_anchor, at=2, check=check_anchor),
     "datasets.export": FaultCase(build_export, at=4, check=check_export),
+    "datasets.evaluate": FaultCase(build_evaluate, at=3, check=check_evaluate),
 }
 
 

@@ -80,6 +80,7 @@ class Scenario:
     other_project: object
     secrets: list[str] = field(default_factory=list)  # what "other" must never see
     quarantine: object = None  # a burned-in image held for the manager's review
+    evaluation: object = None  # an AI product's finished evaluation against the version
 
 
 def build_scenario(site) -> Scenario:
@@ -134,6 +135,7 @@ def build_scenario(site) -> Scenario:
     )
     instance = series.instances.order_by("slice_index").first()
     DatasetVersion.objects.create(project=project, version="1.0.0", created_by=people["manager"])
+    evaluation = _evaluation(project, people["manager"])
     held = _quarantined(project)
     return Scenario(
         users=people,
@@ -154,6 +156,7 @@ def build_scenario(site) -> Scenario:
         pacs=pacs,
         other_project=other_project,
         quarantine=held,
+        evaluation=evaluation,
         secrets=[
             project.slug,
             case.code,
@@ -162,6 +165,50 @@ def build_scenario(site) -> Scenario:
             series.study.study_uid,
             str(finding.uid),
         ],
+    )
+
+
+def _evaluation(project, manager):
+    """A finished evaluation (train split: no special permission) of a frozen
+    version 0.9.0, as the evaluation job leaves one; its submission stored
+    content-addressed. (The evaluation routes are swept on 0.9.0: the draft
+    1.0.0 has none, since only a frozen version can be evaluated against.)"""
+    import hashlib
+
+    from annotation_server.datasets import evaluation_jobs
+    from annotation_server.datasets.models import Evaluation
+
+    version = DatasetVersion.objects.create(
+        project=project, version=EVALUATED_VERSION, created_by=manager, frozen=True
+    )
+
+    data = b"seriesuid,coordX,coordY,coordZ,probability\n"
+    sha = hashlib.sha256(data).hexdigest()
+    evaluation_jobs.store(evaluation_jobs.submission_key(sha), data)
+    return Evaluation.objects.create(
+        project=version.project,
+        dataset_version=version,
+        split="train",
+        product="Sweep CAD",
+        kind="detection",
+        submission_name="sweep.csv",
+        submission_key=evaluation_jobs.submission_key(sha),
+        submission_sha256=sha,
+        submission_bytes=len(data),
+        rule="centre_distance",
+        rule_threshold=5.0,
+        status=Evaluation.Status.SUCCEEDED,
+        result={
+            "kit_version": "1.0.0",
+            "kind": "detection",
+            "product": "Sweep CAD",
+            "dataset": {"id": "sweep-lung", "version": "1.0.0", "split": "train"},
+            "submission": {"sha256": sha, "rows": 0, "warnings": []},
+            "conventions": {"rule": "centre_distance", "threshold": 5.0},
+            "figures": {"cpm": {"value": 0.5, "ci": [0.4, 0.6]}},
+            "counts": {"scans": 1, "lesions": 0},
+        },
+        created_by=manager,
     )
 
 
@@ -222,8 +269,17 @@ _DETAIL_OBJECTS = {
     "referencefinding": lambda s: 999_999,
     "adjudication": lambda s: s.disputed.pk,
     "job": lambda s: s.job.pk,
-    "datasetversion": lambda s: DatasetVersion.objects.get(project=s.project).pk,
+    "datasetversion": lambda s: DatasetVersion.objects.get(project=s.project, version="1.0.0").pk,
 }
+# The frozen version the scenario's evaluation belongs to (see _evaluation).
+EVALUATED_VERSION = "0.9.0"
+EVALUATION_ROUTES = (
+    "evaluations",
+    "evaluation",
+    "evaluation_download",
+    "datasetversion-evaluations",
+    "datasetversion-evaluation",
+)
 
 
 def _import_event_id(s: Scenario) -> int:
@@ -248,6 +304,8 @@ def _value(name: str, kwarg: str, s: Scenario) -> str:
     if kwarg == "event_id":
         return str(_import_event_id(s))
     if kwarg == "pk":
+        if name in EVALUATION_ROUTES:
+            return str(s.evaluation.dataset_version_id)
         if name.startswith("pacs-"):
             return str(s.pacs.pk)
         return str(_DETAIL_OBJECTS[name.rsplit("-", 1)[0].split("-")[0]](s))
@@ -263,8 +321,11 @@ def _value(name: str, kwarg: str, s: Scenario) -> str:
             "user_id": s.users["reader"].pk,  # a member (the console's member pages)
             "token": "not-a-valid-invitation",
             "item_id": s.quarantine.pk,
-            "version": "1.0.0",  # the scenario's draft dataset version
+            # the scenario's draft dataset version; the evaluation's frozen one
+            "version": EVALUATED_VERSION if name in EVALUATION_ROUTES else "1.0.0",
             "job_id": s.job.pk,
+            "evaluation_id": s.evaluation.pk,
+            "fmt": "json",
         }[kwarg]
     )
 

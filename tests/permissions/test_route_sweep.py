@@ -182,6 +182,7 @@ job-detail                        deny        hidden      hidden      hidden    
 api-root                          deny        ok          ok          ok          ok          ok          ok          ok
 project_list                      redirect    ok          ok          ok          ok          ok          ok          ok
 project_create                    redirect    deny        deny        deny        deny        deny        deny        ok
+sites                             redirect    deny        deny        deny        deny        deny        deny        ok
 project_edit                      redirect    hidden      hidden      hidden      hidden      ok          hidden      ok
 project_schema                    redirect    hidden      hidden      hidden      hidden      ok          hidden      ok
 project_qc_profile                redirect    hidden      hidden      hidden      hidden      ok          hidden      ok
@@ -207,12 +208,17 @@ version_retire                    redirect    method      method      method    
 version_discard                   redirect    method      method      method      method      method      method      method
 export_start                      redirect    method      method      method      method      method      method      method
 export_download                   redirect    hidden      hidden      hidden      hidden      hidden      hidden      hidden
+evaluations                       redirect    hidden      hidden      hidden      hidden      ok          hidden      ok
+evaluation                        redirect    hidden      hidden      hidden      hidden      ok          hidden      ok
+evaluation_download               redirect    hidden      hidden      hidden      hidden      ok          hidden      ok
 datasetversion-list               deny        ok          ok          ok          ok          ok          ok          ok
 datasetversion-detail             deny        hidden      hidden      hidden      hidden      ok          hidden      ok
 datasetversion-freeze             deny        method      method      method      method      method      method      method
 datasetversion-cases              deny        hidden      hidden      hidden      hidden      ok          hidden      ok
 datasetversion-splits             deny        hidden      hidden      hidden      hidden      ok          hidden      ok
 datasetversion-changelog          deny        hidden      hidden      hidden      hidden      ok          hidden      ok
+datasetversion-evaluations        deny        hidden      hidden      hidden      hidden      ok          hidden      ok
+datasetversion-evaluation         deny        hidden      hidden      hidden      hidden      ok          hidden      ok
 logout                            method      method      method      method      method      method      method      method
 """
 

@@ -75,6 +75,18 @@ def test_demo_seeds_people_projects_and_states_idempotently(media, capsys, celer
     export = Job.objects.get(kind="datasets.export", project=lung)
     assert export.state == "succeeded", (export.error, export.log)
     assert export.result["zip"].endswith(".zip")
+    # ... and a synthetic AI product is scored against it (the evaluation kit)
+    evaluation = version.evaluations.get()
+    assert evaluation.product == "Demo CAD (synthetic)" and evaluation.kind == "detection"
+    assert evaluation.status == "succeeded", (evaluation.problems, evaluation.job.error)
+    assert (
+        evaluation.split in ("train", "validation") and evaluation.created_by.username == "manager"
+    )
+    result = evaluation.result
+    assert result["counts"]["scans"] >= 1 and len(result["rules"]) >= 3
+    cpm = result["figures"]["cpm"]["value"]
+    assert cpm is None or 0.0 <= cpm <= 1.0
+    assert result["dataset"]["manifest_sha256"] == export.result["manifest_sha256"]
     disputed = lung.cases.get(state="arbitration")
     roles = set(disputed.arbitration_tasks.values_list("role", flat=True))
     assert roles == {"first", "second"}

@@ -10,25 +10,35 @@
   GET  {id}/cases/                      its cases (?split=train|validation|test)
   GET  {id}/splits/                     per split: cases, patients, positives, strata
   GET  {id}/changelog/                  computed changes against the parent
+  GET  {id}/evaluations/                AI products scored against the version
+  POST {id}/evaluations/                multipart: submission (file), product, kind,
+                                        split (default test), operating_threshold;
+                                        202 with the queued evaluation, or 400 with
+                                        every problem of a malformed submission
+  GET  {id}/evaluations/{evaluation_id}/  one evaluation (its result once scored)
 
 The sequestered test split: without datasets.view_sequestered its cases are
-left out of every list, and ?split=test answers 404.
+left out of every list, and ?split=test answers 404; so do evaluations against
+it (or against the whole version, which contains it).
 """
 
 from __future__ import annotations
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from annotation_server.datasets import services
+from annotation_server.datasets import evaluation_jobs, services
 from annotation_server.datasets.api.serializers import (
     DatasetCaseSerializer,
     DatasetVersionSerializer,
     DraftSerializer,
+    EvaluationRequestSerializer,
+    EvaluationSerializer,
     FreezeSerializer,
 )
 from annotation_server.datasets.models import DatasetVersion
@@ -41,6 +51,7 @@ class DatasetVersionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = DatasetVersionSerializer
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     def get_queryset(self):
         rows = (
@@ -126,3 +137,52 @@ class DatasetVersionViewSet(
         if not may_see_sequestered(request.user):
             log = services.without_sequestered(version, log)
         return Response(log)
+
+    @extend_schema(methods=["GET"], responses=EvaluationSerializer(many=True))
+    @extend_schema(
+        methods=["POST"],
+        request={"multipart/form-data": EvaluationRequestSerializer},
+        responses={202: EvaluationSerializer},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def evaluations(self, request, pk=None):
+        version = self.get_object()
+        if request.method == "POST":
+            data = EvaluationRequestSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            d = data.validated_data
+            upload = d["submission"]
+            evaluation = evaluation_jobs.request_evaluation(
+                version,
+                user=request.user,
+                data=upload.read(),
+                filename=upload.name,
+                product=d.get("product", ""),
+                kind=d.get("kind", ""),
+                split=d.get("split", "test"),
+                operating_threshold=d.get("operating_threshold"),
+            )
+            return Response(EvaluationSerializer(evaluation).data, status=status.HTTP_202_ACCEPTED)
+        rows = evaluation_jobs.evaluations_for(version, request.user).select_related(
+            "project", "dataset_version"
+        )
+        page = self.paginate_queryset(rows)
+        serializer = EvaluationSerializer(page if page is not None else rows, many=True)
+        if page is not None:
+            return self.get_paginated_response(serializer.data)
+        return Response(serializer.data)
+
+    @extend_schema(
+        responses=EvaluationSerializer,
+        parameters=[OpenApiParameter("evaluation_id", int, OpenApiParameter.PATH)],
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"evaluations/(?P<evaluation_id>[0-9]+)",
+        url_name="evaluation",
+    )
+    def evaluation(self, request, pk=None, evaluation_id=None):
+        version = self.get_object()
+        found = evaluation_jobs.evaluation_or_404(version, request.user, evaluation_id)
+        return Response(EvaluationSerializer(found).data)

@@ -93,6 +93,7 @@ class Command(BaseCommand):
 
         agreement.store(lung, by=people.get("manager"))
         self._freeze_version(lung, people)
+        self._evaluate_product(lung, people)
         self.stdout.write(self.style.SUCCESS("\nDemo ready."))
         for project in (lung, chest):
             counts = {s: project.cases.filter(state=s).count() for s in Case.State.values}
@@ -136,6 +137,73 @@ class Command(BaseCommand):
 
         job = queue_export(version, user=people["manager"])
         self.stdout.write(f"  export of {version.version} queued (job {job.pk})")
+
+    def _evaluate_product(self, project, people):
+        """An AI product scored against version 1.0.0 (the datasets app's
+        evaluation kit): a synthetic LUNA16 submission made from the reference
+        (most nodules found, centres off by up to a millimetre, one in seven
+        missed) plus one to three false positives per scan, on the largest split
+        the manager may see. Its report is on the version's Evaluations page."""
+        import random
+
+        from annotation_server.datasets import evaluation_jobs
+
+        version = project.dataset_versions.filter(frozen=True, version="1.0.0").first()
+        if version is None or version.evaluations.exists():
+            return
+        self._wait_for_jobs(project)  # the export: the result names its MANIFEST hash
+        sizes = {
+            split: version.cases.filter(split=split, retired=False).count()
+            for split in ("train", "validation")
+        }
+        split = max(sizes, key=lambda k: sizes[k])
+        if not sizes[split]:
+            return
+        truth, _source = evaluation_jobs.truth_for(version, split)
+        rng = random.Random(15)
+        rows = ["seriesuid,coordX,coordY,coordZ,probability"]
+        for lesion in truth.lesions:
+            scan = truth.scan(lesion.series_uid)
+            if lesion.excluded or not lesion.centre_mm or not scan.contains_mm(*lesion.centre_mm):
+                continue
+            if rng.random() < 1 / 7:
+                continue  # missed
+            point = [c + rng.uniform(-1.0, 1.0) for c in lesion.centre_mm]
+            if not scan.contains_mm(*point):
+                point = list(lesion.centre_mm)
+            rows.append(
+                f"{lesion.series_uid},{point[0]:.2f},{point[1]:.2f},{point[2]:.2f},"
+                f"{rng.uniform(0.55, 0.98):.3f}"
+            )
+        for scan in truth.scans:
+            grid = scan.grid
+            slices, n_rows, n_cols = scan.shape
+            for _ in range(rng.randint(1, 3)):
+                k = rng.randrange(slices)
+                row, col = rng.uniform(0, n_rows - 1), rng.uniform(0, n_cols - 1)
+                point = [
+                    grid.positions[k][i]
+                    + grid.row_cosine[i] * col * grid.pixel_spacing[1]
+                    + grid.column_cosine[i] * row * grid.pixel_spacing[0]
+                    for i in range(3)
+                ]
+                rows.append(
+                    f"{scan.series_uid},{point[0]:.2f},{point[1]:.2f},{point[2]:.2f},"
+                    f"{rng.uniform(0.05, 0.7):.3f}"
+                )
+        evaluation = evaluation_jobs.request_evaluation(
+            version,
+            user=people["manager"],
+            data=("\n".join(rows) + "\n").encode(),
+            filename="demo-cad_luna16.csv",
+            product="Demo CAD (synthetic)",
+            split=split,
+            operating_threshold=0.5,
+        )
+        self.stdout.write(
+            f"  evaluation {evaluation.pk} of a synthetic product against "
+            f"{version.version} ({split}) queued"
+        )
 
     def _wait_for_jobs(self, project, timeout_s: float = 300) -> None:
         import time
