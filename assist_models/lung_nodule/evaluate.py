@@ -1,0 +1,190 @@
+"""FROC / CPM of the lung-nodule model on held-out synthetic series.
+
+    .venv/bin/python -m assist_models.lung_nodule evaluate [--series 20] [--write-card]
+
+Held-out series: generator seeds EVAL_SEED_BASE + i (training never uses
+them), alternating the "fine" and "coarse" protocols, `nodules` planted
+nodules each. The planted nodules are the reference; the model's proposals
+(every one down to probability FROC_FLOOR, not only those above its
+threshold, so the curve reaches high false-positive rates) are scored by
+RefSet's evaluation kit (qc.evaluation.detection.evaluate_detection) under
+LUNA16's rule: a proposal hits a nodule when its centre lies within the
+nodule's radius; several hits on one nodule count once; CPM is the mean
+sensitivity at 1/8 ... 8 false positives per scan; 95% intervals from a
+bootstrap over scans. Lesion strata: nodule type and size band; scan strata:
+the acquisition protocol (as "manufacturer") and slice thickness.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .predictor import CARD, WEIGHTS, LungNodulePredictor
+from .synthetic import PlantedNodule, synthetic_series
+from .training import EVAL_SEED_BASE
+
+FROC_FLOOR = 0.01
+
+
+def truth_of(scans: list[tuple[Any, list[PlantedNodule], str]]):
+    """The evaluation kit's Truth for generated series: (series, nodules, protocol)."""
+    from qc.evaluation.detection_hits import RADIUS
+    from qc.evaluation.truth import Lesion, Scan, Truth, size_band, thickness_band
+    from qc.matching import Grid
+
+    out_scans, lesions = [], []
+    for series, nodules, protocol in scans:
+        uid = series.series_uid
+        grid = Grid.regular(
+            series.shape[0],
+            origin=series.origin,
+            spacing=series.spacing,
+            rows=series.shape[1],
+            columns=series.shape[2],
+            slice_thickness=series.spacing[0],
+        )
+        strata = {
+            "site": "synthetic",
+            "manufacturer": protocol,
+            "slice_thickness": thickness_band(series.spacing[0]),
+        }
+        out_scans.append(Scan(uid, uid, uid, grid, "positive" if nodules else "negative", strata))
+        for k, n in enumerate(nodules):
+            lesions.append(
+                Lesion(
+                    lesion_id=f"{uid}/{k + 1}",
+                    series_uid=uid,
+                    case_id=uid,
+                    finding_type="nodule",
+                    centre_mm=n.centre_mm,
+                    diameter_mm=n.diameter_mm,
+                    readers=1,
+                    strata={
+                        "finding_type": n.type,
+                        "size": size_band(n.diameter_mm),
+                        "agreement": "all readers",
+                    },
+                )
+            )
+    return Truth(
+        dataset_id="synthetic-held-out",
+        version="generator",
+        split="",
+        rule=RADIUS,
+        threshold=0.0,
+        readers_per_case=1,
+        scans=tuple(out_scans),
+        lesions=tuple(lesions),
+    )
+
+
+def detections_of(series_uid: str, proposals) -> list[Any]:
+    from qc.evaluation.submission import Detection
+
+    return [
+        Detection(series_uid, *(float(v) for v in p.geometry["centre_mm"]), p.confidence, 0)
+        for p in proposals
+    ]
+
+
+def evaluate(
+    *,
+    weights: str | Path = WEIGHTS,
+    series: int = 20,
+    nodules: int = 5,
+    first_seed: int = EVAL_SEED_BASE,
+    slices: dict[str, int] | None = None,
+    bootstrap: int = 1000,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The kit's detection result plus `attributes` (type agreement, size error)."""
+    from qc.evaluation.detection import evaluate_detection
+
+    predictor = LungNodulePredictor(weights)
+    threshold = float(predictor.card.default_threshold or 0.5)
+    scans, detections = [], []
+    type_agree = type_total = 0
+    size_err = []
+    started = time.perf_counter()
+    for i in range(series):
+        protocol = "fine" if i % 2 == 0 else "coarse"
+        opts = {} if not slices else {"slices": slices[protocol]}
+        vol, truth = synthetic_series(first_seed + i, protocol, nodules=nodules, **opts)
+        pred = predictor.predict(vol, threshold=FROC_FLOOR)
+        scans.append((vol, truth, protocol))
+        detections += detections_of(vol.series_uid, pred.proposals)
+        for t in truth:
+            best = None
+            for p in pred.proposals:
+                d = float(np.linalg.norm(np.subtract(p.geometry["centre_mm"], t.centre_mm)))
+                if (
+                    d < t.diameter_mm / 2.0
+                    and p.confidence >= threshold
+                    and (best is None or p.confidence > best.confidence)
+                ):
+                    best = p
+            if best is not None:
+                type_total += 1
+                type_agree += best.attributes["nodule_type"] == t.type.replace("-", "_")
+                size_err.append(abs(best.attributes["long_axis_mm"] - t.diameter_mm))
+        if progress:
+            print(
+                f"  series {i + 1}/{series} ({protocol}): {len(pred.proposals)} proposals, "
+                f"{len(truth)} nodules",
+                flush=True,
+            )
+    seconds = time.perf_counter() - started
+    result = evaluate_detection(
+        truth_of(scans),
+        detections,
+        operating_threshold=threshold,
+        bootstrap=bootstrap,
+        seed=0,
+        all_rules=False,
+    )
+    result["attributes"] = {
+        "nodule_type_agreement": type_agree / type_total if type_total else None,
+        "size_error_mm_median": float(np.median(size_err)) if size_err else None,
+        "measured_nodules": type_total,
+    }
+    result["run"] = {"seeds": [first_seed, first_seed + series - 1], "seconds": round(seconds, 1)}
+    return result
+
+
+def performance(result: dict[str, Any]) -> dict[str, float]:
+    """The figures a model card carries, from `evaluate`'s result."""
+    figs = result["figures"]
+    out: dict[str, float] = {}
+    for name in ("cpm", "sens_at_0.125", "sens_at_0.5", "sens_at_1", "sens_at_2", "sens_at_4"):
+        key = {"cpm": "cpm"}.get(name, name.replace("sens_at_", "sensitivity_at_") + "_fp_per_scan")
+        out[key] = round(figs[name]["value"], 4)
+        if figs[name].get("ci"):
+            out[key + "_ci_low"] = round(figs[name]["ci"][0], 4)
+            out[key + "_ci_high"] = round(figs[name]["ci"][1], 4)
+    for name in ("sensitivity", "fp_per_scan"):
+        out[f"{name}_at_threshold_0.5"] = round(figs[name]["value"], 4)
+    out["held_out_scans"] = float(result["counts"]["scans"])
+    out["held_out_nodules"] = float(result["counts"]["lesions"])
+    types = result.get("strata", {}).get("finding_type", {})
+    for level, data in sorted(types.items()):
+        value = data["figures"]["sens_at_2"]["value"]
+        if value is not None:
+            out[f"sensitivity_at_2_fp_per_scan_{level.replace('-', '_')}"] = round(value, 4)
+    attrs = result["attributes"]
+    if attrs["nodule_type_agreement"] is not None:
+        out["nodule_type_agreement"] = round(attrs["nodule_type_agreement"], 4)
+    if attrs["size_error_mm_median"] is not None:
+        out["size_error_mm_median"] = round(attrs["size_error_mm_median"], 2)
+    return out
+
+
+def write_card_performance(result: dict[str, Any], command: str, card: Path = CARD) -> None:
+    data = json.loads(card.read_text(encoding="utf-8"))
+    data["performance"] = performance(result)
+    data["performance_command"] = command
+    card.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
