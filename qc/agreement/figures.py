@@ -58,7 +58,8 @@ LABELS = {
 }
 
 
-def _save(fig, fmt: str) -> bytes:
+def save_figure(fig, fmt: str) -> bytes:
+    """The figure as PNG or SVG bytes (SVG without a date: reproducible); closes it."""
     buf = io.BytesIO()
     fig.savefig(
         buf,
@@ -100,7 +101,7 @@ def heatmap(report: dict, labels: Mapping[str, str], fmt: str):
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", color=colour)
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(labels["heatmap"])
-    return _save(fig, fmt)
+    return save_figure(fig, fmt)
 
 
 def detection(report: dict, labels: Mapping[str, str], fmt: str, threshold: float | None):
@@ -125,7 +126,7 @@ def detection(report: dict, labels: Mapping[str, str], fmt: str, threshold: floa
     ax2.bar(x, fps, 0.5, yerr=errs, capsize=3, color="tab:gray")
     ax2.set_xticks(x, [names.get(r["reader"], r["reader"]) for r in rows], rotation=30, ha="right")
     ax2.set_title(labels["fp_per_case"])
-    return _save(fig, fmt)
+    return save_figure(fig, fmt)
 
 
 def lidc(report: dict, labels: Mapping[str, str], fmt: str):
@@ -138,7 +139,7 @@ def lidc(report: dict, labels: Mapping[str, str], fmt: str):
     ax.set_ylabel(labels["lesions"])
     ax.set_xticks([r["readers"] for r in rows])
     ax.set_title(labels["lidc"])
-    return _save(fig, fmt)
+    return save_figure(fig, fmt)
 
 
 def bland_altman(block: dict, labels: Mapping[str, str], fmt: str):
@@ -158,7 +159,7 @@ def bland_altman(block: dict, labels: Mapping[str, str], fmt: str):
     ax.set_ylabel(labels["difference"] + unit)
     ax.legend(fontsize=8)
     ax.set_title(f"{labels['bland_altman']}: {block['label']}")
-    return _save(fig, fmt)
+    return save_figure(fig, fmt)
 
 
 def weekly(report: dict, labels: Mapping[str, str], fmt: str):
@@ -178,7 +179,7 @@ def weekly(report: dict, labels: Mapping[str, str], fmt: str):
     ax.set_xlabel(labels["week"])
     ax.legend(fontsize=8)
     ax.set_title(labels["weekly"])
-    return _save(fig, fmt)
+    return save_figure(fig, fmt)
 
 
 def figures(

@@ -19,7 +19,6 @@ The font list is qc.agreement.figures': Chinese labels render with a CJK font.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 
 import matplotlib
@@ -29,8 +28,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-# Imported for its font list (rcParams["font.family"]): DejaVu, then the CJK fonts.
-from qc.agreement import figures as _agreement_figures  # noqa: E402, F401
+# The agreement plots' font list (rcParams["font.family"]: DejaVu, then the CJK
+# fonts installed) and their PNG/SVG writer.
+from qc.agreement.figures import save_figure as _save  # noqa: E402
 
 CPM_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -70,19 +70,6 @@ LABELS = {
 def headline(result: Mapping) -> str:
     """The figure the report leads with for this result's kind."""
     return HEADLINE.get(str(result.get("kind")), "cpm")
-
-
-def _save(fig, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(
-        buf,
-        format=fmt,
-        dpi=110,
-        bbox_inches="tight",
-        metadata={"Date": None} if fmt == "svg" else None,
-    )
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def _value(entry) -> float:
