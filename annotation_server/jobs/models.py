@@ -23,6 +23,9 @@ class Job(models.Model):
     )
     progress = models.PositiveSmallIntegerField(_("progress"), default=0)
     params = models.JSONField(_("parameters"), default=dict, blank=True)
+    # The UI language of whoever queued the job (their request's): the job's
+    # messages (import reasons, reports) are written in it. Blank: the default.
+    language = models.CharField(_("language"), max_length=16, blank=True, default="")
     result = models.JSONField(_("result"), default=dict, blank=True)
     log = models.TextField(_("log"), blank=True)
     error = models.TextField(_("error"), blank=True)

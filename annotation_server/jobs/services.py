@@ -38,7 +38,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 
 from annotation_server import registry
@@ -127,6 +127,7 @@ def enqueue(kind: str, *, params: dict | None = None, project=None, user=None) -
     job = Job.objects.create(
         kind=kind,
         params=params or {},
+        language=translation.get_language() or "",
         project=project,
         created_by=user if user is not None and user.is_authenticated else None,
     )
@@ -244,7 +245,9 @@ def execute(job_id: int) -> str:
     if heartbeat:
         heartbeat.start()
     try:
-        result = _handlers()[job.kind](ctx) or {}
+        # In the language of whoever queued it (a worker has no request to ask).
+        with translation.override(job.language or settings.LANGUAGE_CODE):
+            result = _handlers()[job.kind](ctx) or {}
     except Exception as exc:  # the job fails; the worker goes on
         logger.exception("job %s (%s) failed", job_id, job.kind)
         return _finish(

@@ -35,9 +35,12 @@ STOW = "/dicomweb/projects/lung/studies"
 TWO_AND_A_HALF_MB = 2_621_440  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
-def _client(live_server, user, path="dicomweb/projects/lung"):
+def _client(live_server, user, path="dicomweb/projects/lung", language="en"):
     session = requests.Session()
     session.auth = (user.username, factories.PASSWORD)
+    # Reasons come in the client's language (the server's default, zh-Hans, without one).
+    if language:
+        session.headers["Accept-Language"] = language
     return DICOMwebClient(url=f"{live_server.url}/{path}", session=session)
 
 
@@ -68,6 +71,10 @@ def test_bad_part_is_listed_as_failed_and_the_rest_stored(live_server, project, 
     assert failed.FailureReason == 0x0110
     assert "missing required" in failed[0x00000902].value
     assert Instance.objects.count() == 2
+    # a client that names no language is answered in the server's, zh-Hans
+    broken.SOPInstanceUID = broken.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    result = _client(live_server, manager, language="").store_instances([datasets[0], broken])
+    assert "缺少必需属性" in result.FailedSOPSequence[0][0x00000902].value
 
 
 def test_reader_cannot_store(live_server, project, reader_a):

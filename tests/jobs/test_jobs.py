@@ -141,3 +141,32 @@ def test_a_worker_presumed_dead_cannot_overwrite_its_successor(settings, monkeyp
     assert outcomes == ["first", "second"]
     assert job.state == Job.State.SUCCEEDED and job.result == {"by": "second"}
     assert job.attempts == 2 and not job.error
+
+
+@pytest.mark.django_db
+def test_a_job_speaks_the_language_of_whoever_queued_it(monkeypatch):
+    """A worker has no request to take a language from: the job runs in the
+    language active when it was queued (the queuing request's), so an English
+    user's import report is in English on a server whose default is zh-Hans."""
+    from django.utils import translation
+    from django.utils.translation import gettext
+
+    spoken = []
+
+    def speak(ctx):
+        spoken.append((translation.get_language(), gettext("no such file or folder")))
+        return {}
+
+    monkeypatch.setattr(services, "_handlers", lambda: {"x.speak": speak})
+    with translation.override("zh-hans"):
+        chinese = services.enqueue("x.speak")
+    english = services.enqueue("x.speak")  # the test thread speaks English
+    unknown = Job.objects.create(kind="x.speak")  # queued before jobs kept a language
+    for job in (chinese, english, unknown):
+        assert services.execute(job.pk) == Job.State.SUCCEEDED
+    assert [job.language for job in (chinese, english)] == ["zh-hans", "en"]
+    assert spoken == [
+        ("zh-hans", "文件或文件夹不存在"),
+        ("en", "no such file or folder"),
+        ("zh-hans", "文件或文件夹不存在"),  # the server's default
+    ]
