@@ -25,6 +25,13 @@ JOB_HANDLERS: dict[str, str] = {
     "imaging.build_series_streams": "annotation_server.imaging.jobs.build_series_streams",
     "qc.check_cases": "annotation_server.quality.jobs.check_cases",
     "projects.assign": "annotation_server.reading.jobs.assign_job",
+    "reading.prelabel": "annotation_server.reading.jobs.prelabel_job",
+}
+
+# Job kind -> the setting naming the Celery queue it is sent to (its value empty:
+# the default queue). Kinds not listed go to the default queue.
+JOB_QUEUES: dict[str, str] = {
+    "reading.prelabel": "REFSET_INFERENCE_QUEUE",
 }
 
 # Hook name -> the functions called, in order, with the hook's arguments.

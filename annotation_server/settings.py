@@ -70,6 +70,11 @@ CELERY_TASK_IGNORE_RESULT = True
 # REFSET_CELERY_QUEUE: the queue web processes send to and workers consume.
 CELERY_TASK_DEFAULT_QUEUE = env_str("REFSET_CELERY_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# REFSET_INFERENCE_QUEUE: the queue model-inference jobs (registry.JOB_QUEUES:
+# reading.prelabel) are sent to, so inference workers can be GPU machines
+# (`celery -A annotation_server worker -Q inference`); run at least one worker
+# on it. Empty: they go to the default queue with every other job.
+REFSET_INFERENCE_QUEUE = env_str("REFSET_INFERENCE_QUEUE", "inference")
 # A prefork child killed mid-task (out of memory...) puts its message back.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # REFSET_JOB_LEASE_S: a worker running a job renews its lease (Job.heartbeat_at)
@@ -213,6 +218,13 @@ MEDIA_ROOT = Path(env_str("REFSET_MEDIA_ROOT", str(VAR_DIR / "media")))
 # REFSET_EXPORT_DIR: where dataset packages and their zips are written (one folder
 # per project; the `datasets.export` job and the download page read them there).
 REFSET_EXPORT_DIR = Path(env_str("REFSET_EXPORT_DIR", str(VAR_DIR / "exports")))
+# REFSET_ASSIST_MODEL_CACHE: where a worker keeps local copies of registered
+# assist models (plug-ins, retrained built-ins); the originals are in the
+# storage under assist-models/<sha256 of its files>/, and a copy's weights are
+# checked against their sha256 before use.
+REFSET_ASSIST_MODEL_CACHE = Path(
+    env_str("REFSET_ASSIST_MODEL_CACHE", str(VAR_DIR / "assist-models"))
+)
 MEDIA_URL = "/media/"
 STORAGES = {
     "default": {

@@ -397,6 +397,9 @@ def _protocol(project: Project) -> dict:
         "arbitration_mode": p.arbitration_mode,
         "consensus_method": p.consensus_method,
         "prelabel_visibility": p.prelabel_visibility,
+        "prelabel_min_confidence": p.prelabel_min_confidence,
+        "unassisted_fraction": p.unassisted_fraction,
+        "unassisted_seed": p.unassisted_seed,
         "reading_days": p.reading_days,
         "updated_at": iso(p.updated_at),
     }

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from pydicom.dataset import Dataset
@@ -155,3 +156,42 @@ def series_with_slices(series_id: int) -> Series:
         .prefetch_related(Prefetch("instances", queryset=slices))
         .get()
     )
+
+
+def series_volume(series: Series) -> dict[str, Any]:
+    """The series' voxels and geometry, read through the storage API: modality
+    values (rescaled) as float32 (slices, rows, columns) in slice order, the
+    spacing (between slices, rows, columns; mm), the origin (the first slice's
+    position) and the orientation. Missing spacing reads as 1 mm (and says so in
+    `spacing_known`); frames that cannot be decoded raise PixelError."""
+    rows = series_rows(series)
+    if not rows:
+        raise pixels.PixelError("The series has no images.", code="empty")
+    planes: list[np.ndarray] = []
+    for record in series_records(rows):
+        header, values = next(pixels.iter_records(record))
+        if header.get("error") or values is None:
+            raise pixels.PixelError(str(header.get("error") or "undecodable frame"))
+        planes.append(np.asarray(values, dtype=np.float32))
+    volume = np.stack(planes)
+    along = [r["position_along_normal"] for r in rows]
+    slice_mm = series.slice_spacing_mm
+    if not slice_mm and len(along) > 1 and None not in along:
+        steps = np.diff(np.asarray(along, dtype=float))
+        slice_mm = float(np.median(np.abs(steps))) if steps.size else None
+    pixel_mm = series.pixel_spacing_mm or []
+    known = bool(slice_mm) and len(pixel_mm) == 2 and all(float(v) > 0 for v in pixel_mm)
+    spacing = (
+        (float(slice_mm), float(pixel_mm[0]), float(pixel_mm[1])) if known else (1.0, 1.0, 1.0)
+    )
+    origin = rows[0]["position"] or [0.0, 0.0, 0.0]
+    orientation = series.orientation or [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return {
+        "pixels": volume,
+        "spacing": spacing,
+        "spacing_known": known,
+        "origin": tuple(float(v) for v in origin),
+        "orientation": tuple(float(v) for v in orientation),
+        "modality": series.modality,
+        "series_uid": series.series_uid,
+    }

@@ -120,6 +120,24 @@ def job_kinds() -> list[str]:
     return sorted(_handlers())
 
 
+def queue_for(kind: str) -> str | None:
+    """The Celery queue a job of `kind` goes to (registry.JOB_QUEUES); None: the
+    default queue (CELERY_TASK_DEFAULT_QUEUE)."""
+    setting = registry.JOB_QUEUES.get(kind)
+    return (getattr(settings, setting, "") or None) if setting else None
+
+
+def dispatch(job_id: int, kind: str) -> None:
+    """Send the job's id to its queue."""
+    from annotation_server.jobs.tasks import run_job
+
+    queue = queue_for(kind)
+    if queue:
+        run_job.apply_async((job_id,), queue=queue)
+    else:
+        run_job.delay(job_id)
+
+
 def enqueue(kind: str, *, params: dict | None = None, project=None, user=None) -> Job:
     """Create a queued Job and dispatch it once the current transaction commits."""
     if kind not in _handlers():
@@ -131,9 +149,7 @@ def enqueue(kind: str, *, params: dict | None = None, project=None, user=None) -
         project=project,
         created_by=user if user is not None and user.is_authenticated else None,
     )
-    from annotation_server.jobs.tasks import run_job
-
-    transaction.on_commit(lambda: run_job.delay(job.pk))
+    transaction.on_commit(lambda: dispatch(job.pk, kind))
     return job
 
 
@@ -275,16 +291,15 @@ def _finish(job_id: int, owner: str, **fields) -> str:
 def recover_stale() -> list[int]:
     """Dispatch again every running job whose worker died (fail those out of
     attempts). Returns the ids dispatched."""
-    from annotation_server.jobs.tasks import run_job
-
     now = timezone.now()
     dispatched = []
-    for job_id, attempts in Job.objects.filter(_stale(now)).values_list("pk", "attempts"):
+    rows = Job.objects.filter(_stale(now)).values_list("pk", "attempts", "kind")
+    for job_id, attempts, kind in rows:
         if attempts >= max_attempts():
             _give_up(job_id, now)
             continue
         logger.warning("job %s: its worker stopped; dispatching it again", job_id)
-        run_job.delay(job_id)
+        dispatch(job_id, kind)
         dispatched.append(job_id)
     return dispatched
 

@@ -89,6 +89,9 @@ class ProtocolForm(forms.ModelForm):
             "consensus_method",
             "arbitration_mode",
             "prelabel_visibility",
+            "prelabel_min_confidence",
+            "unassisted_fraction",
+            "unassisted_seed",
             "reading_days",
         ]
 

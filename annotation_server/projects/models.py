@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from annotation_server.accounts.models import Role
+from annotation_server.projects import arms
 from annotation_server.projects import schema as schema_rules
 from annotation_server.projects.querysets import CaseQuerySet, ProjectQuerySet
 
@@ -189,8 +190,9 @@ class ReadingProtocol(models.Model):
         TWO_BLIND_TIEBREAK = "two_blind_tiebreak", _("two blind arbitrators, a third breaks ties")
 
     class PrelabelVisibility(models.TextChoices):
-        HIDDEN = "hidden", _("not shown to readers")
-        SHOWN = "shown", _("shown as proposals to accept, edit or reject")
+        HIDDEN = "hidden", _("never shown to readers")
+        SHOWN = "shown", _("shown from the first phase on, as proposals to accept, edit or reject")
+        REVIEW = "review", _("shown in the review phase only")
 
     project = models.OneToOneField(
         Project, on_delete=models.CASCADE, related_name="protocol", verbose_name=_("project")
@@ -260,6 +262,22 @@ class ReadingProtocol(models.Model):
         choices=PrelabelVisibility.choices,
         default=PrelabelVisibility.HIDDEN,
     )
+    prelabel_min_confidence = models.FloatField(
+        _("lowest model confidence shown"),
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("Readers see no proposal whose confidence lies below this (0–1)."),
+    )
+    unassisted_fraction = models.FloatField(
+        _("fraction of cases read without proposals"),
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_(
+            "The no-assistance arm: this share of cases (0–1), drawn with the seed below, "
+            "is read without model proposals, so the effect of assistance can be measured."
+        ),
+    )
+    unassisted_seed = models.PositiveIntegerField(_("seed of the no-assistance arm"), default=0)
     reading_days = models.PositiveSmallIntegerField(_("days to read an assignment"), default=14)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -273,6 +291,18 @@ class ReadingProtocol(models.Model):
     @property
     def phases(self) -> list[int]:
         return [1, 2] if self.review_phase else [1]
+
+    def proposals_shown_in(self, phase: int) -> bool:
+        """Whether readers see model proposals in `phase` (1: first read, 2: review)."""
+        if self.prelabel_visibility == self.PrelabelVisibility.SHOWN:
+            return True
+        if self.prelabel_visibility == self.PrelabelVisibility.REVIEW:
+            return phase == 2 and self.review_phase
+        return False
+
+    def case_unassisted(self, case_id: int) -> bool:
+        """Whether the case is in the no-assistance arm (projects.arms)."""
+        return arms.unassisted(case_id, self.unassisted_fraction, self.unassisted_seed)
 
     def clean(self):
         errors = {}

@@ -179,6 +179,9 @@ PROTOCOL_FIELDS = (
     "consensus_method",
     "arbitration_mode",
     "prelabel_visibility",
+    "prelabel_min_confidence",
+    "unassisted_fraction",
+    "unassisted_seed",
     "reading_days",
 )
 RESERVED_SLUGS = frozenset({"new", "api", "invitations", "sites"})

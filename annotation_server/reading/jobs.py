@@ -22,3 +22,37 @@ def assign_job(ctx) -> dict:
     for item in report.unfilled:
         ctx.log(f"{item['case']}: {item['reason']}")
     return report.as_dict()
+
+
+def prelabel_job(ctx) -> dict:
+    """Job "reading.prelabel" (sent to the inference queue, registry.JOB_QUEUES):
+    params {"project_id", "model_version_id", "case_ids": [..] | absent,
+    "threshold": float | null}. Idempotent: a re-run replaces only what this job
+    stored, and skips cases another run of the same model version covered."""
+    from annotation_server.audit import services as audit
+    from annotation_server.reading import assist
+    from annotation_server.reading.models import AssistModelVersion
+
+    project = Project.objects.get(pk=ctx.params.get("project_id") or ctx.project_id)
+    row = AssistModelVersion.objects.get(pk=ctx.params["model_version_id"])
+    ctx.log(f"{row.name} {row.version} (sha256 {row.weights_sha256[:12]}) on {project.slug}")
+    report = assist.run_prelabel(
+        project,
+        row,
+        case_ids=ctx.params.get("case_ids") or None,
+        threshold=ctx.params.get("threshold"),
+        job_id=ctx.job_id,
+        progress=ctx.progress,
+        log=ctx.log,
+    )
+    by = None
+    if ctx.created_by_id:
+        by = get_user_model().objects.filter(pk=ctx.created_by_id).first()
+    audit.record(
+        "assist_model.run",
+        actor=by,
+        obj=row,
+        project_id=project.pk,
+        data={"job": ctx.job_id, "threshold": ctx.params.get("threshold"), **report.as_dict()},
+    )
+    return report.as_dict()

@@ -13,7 +13,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from annotation_server.reading.querysets import ReadingTaskQuerySet, ReadQuerySet
+from annotation_server.reading.querysets import (
+    ProposalQuerySet,
+    ReadingTaskQuerySet,
+    ReadQuerySet,
+)
 
 
 class ReadingTask(models.Model):
@@ -106,6 +110,17 @@ class Finding(models.Model):
         related_name="revisions",
         help_text=_("The phase-1 finding this review-phase finding revises."),
     )
+    proposal = models.ForeignKey(
+        "reading.Proposal",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="findings",
+        verbose_name=_("model proposal"),
+        help_text=_("The model proposal this finding was accepted or edited from."),
+    )
+    model_name = models.CharField(_("model"), max_length=100, blank=True)
+    model_version = models.CharField(_("model version"), max_length=50, blank=True)
     version = models.PositiveIntegerField(_("version"), default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -137,3 +152,132 @@ class CaseLabel(models.Model):
 
     def __str__(self) -> str:
         return f"labels of {self.task}"
+
+
+# ------------------------------------------------------------------ model assistance
+
+
+class AssistModelVersion(models.Model):
+    """One version of an assist model that the app may run (assist_models/).
+
+    Built-in models live in the code (assist_models.registry.BUILTIN_MODELS);
+    plug-ins are TorchScript folders copied under REFSET_ASSIST_MODEL_DIR by
+    `register_assist_model`. The card is the model card as registered."""
+
+    class Source(models.TextChoices):
+        BUILTIN = "builtin", _("built in")
+        PLUGIN = "plugin", _("TorchScript plug-in")
+
+    name = models.CharField(_("name"), max_length=100)
+    version = models.CharField(_("version"), max_length=50)
+    task = models.CharField(_("task"), max_length=32)
+    card = models.JSONField(_("model card"), default=dict)
+    weights_sha256 = models.CharField(_("weights sha256"), max_length=64)
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    path = models.CharField(
+        _("folder"),
+        max_length=500,
+        blank=True,
+        help_text=_("A plug-in's folder (model.pt + config.json); empty for built-in models."),
+    )
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("registered by"),
+    )
+    registered_at = models.DateTimeField(_("registered"), auto_now_add=True)
+    promoted = models.BooleanField(
+        _("promoted"), default=False, help_text=_("The version run when none is named.")
+    )
+
+    class Meta:
+        ordering = ["name", "-registered_at", "-id"]
+        verbose_name = _("assist model version")
+        verbose_name_plural = _("assist model versions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "version", "weights_sha256"], name="assist_model_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+class Proposal(models.Model):
+    """A finding a model proposed on a case's series, for readers to accept, edit or
+    reject. Re-running with another model version adds rows; old ones stay."""
+
+    case = models.ForeignKey("projects.Case", on_delete=models.CASCADE, related_name="proposals")
+    series = models.ForeignKey("imaging.Series", on_delete=models.CASCADE, related_name="proposals")
+    model_version = models.ForeignKey(
+        AssistModelVersion,
+        on_delete=models.PROTECT,
+        related_name="proposals",
+        verbose_name=_("model version"),
+    )
+    finding_type = models.CharField(_("finding type"), max_length=48)
+    geometry = models.JSONField(_("geometry"))
+    centre_x_mm = models.FloatField(null=True, blank=True)
+    centre_y_mm = models.FloatField(null=True, blank=True)
+    centre_z_mm = models.FloatField(null=True, blank=True)
+    attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    score = models.FloatField(_("confidence"))
+    threshold = models.FloatField(_("threshold in force"), null=True, blank=True)
+    current = models.BooleanField(
+        _("current"),
+        default=True,
+        help_text=_("From the latest model run on the case; readers see current proposals only."),
+    )
+    job = models.ForeignKey(
+        "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ProposalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["case", "-score", "id"]
+        verbose_name = _("model proposal")
+        verbose_name_plural = _("model proposals")
+        indexes = [models.Index(fields=["case", "model_version"])]
+
+    def __str__(self) -> str:
+        return f"{self.finding_type} {self.score:.2f} by {self.model_version} on {self.case}"
+
+
+class ProposalDisposition(models.Model):
+    """What a reader did with one proposal in one read."""
+
+    class Action(models.TextChoices):
+        ACCEPTED = "accepted", _("accepted as is")
+        EDITED = "edited", _("accepted after editing")
+        REJECTED = "rejected", _("rejected")
+
+    task = models.ForeignKey(
+        ReadingTask, on_delete=models.CASCADE, related_name="proposal_dispositions"
+    )
+    proposal = models.ForeignKey(Proposal, on_delete=models.CASCADE, related_name="dispositions")
+    action = models.CharField(_("action"), max_length=16, choices=Action.choices)
+    finding = models.ForeignKey(
+        Finding, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    dice = models.FloatField(_("Dice (proposal vs final)"), null=True, blank=True)
+    hd95_mm = models.FloatField(_("HD95 (proposal vs final, mm)"), null=True, blank=True)
+    decided_at = models.DateTimeField(_("decided"), auto_now_add=True)
+
+    objects = ReadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["task", "decided_at", "id"]
+        verbose_name = _("proposal disposition")
+        verbose_name_plural = _("proposal dispositions")
+        constraints = [
+            models.UniqueConstraint(fields=["task", "proposal"], name="one_disposition_per_read"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.proposal_id} in {self.task}"

@@ -69,3 +69,49 @@ class ReadQuerySet(models.QuerySet):
         from annotation_server.reading.models import ReadingTask
 
         return self.filter(task__in=ReadingTask.objects.visible_to(user).values("id"))
+
+
+class ProposalQuerySet(models.QuerySet):
+    """Model proposals. A reader sees a case's proposals only through a read of
+    their own on it, only in a phase whose protocol shows proposals
+    (ReadingProtocol.proposals_shown_in), only at or above the protocol's lowest
+    confidence shown, and never on a case of the no-assistance arm
+    (projects.arms); proposals never cross projects (each belongs to one case).
+    Managers of a project see all its proposals (to run models and measure them)."""
+
+    def _shown_for(self, tasks) -> models.Q:
+        allowed = models.Q(pk__in=[])
+        for task in tasks:
+            protocol = getattr(task.case.project, "protocol", None)
+            if protocol is None or not protocol.proposals_shown_in(task.phase):
+                continue
+            if protocol.case_unassisted(task.case_id):
+                continue
+            allowed |= models.Q(
+                case_id=task.case_id, current=True, score__gte=protocol.prelabel_min_confidence
+            )
+        return allowed
+
+    def for_task(self, task):
+        """What the reader of `task` sees while reading it."""
+        from annotation_server.projects.permissions import READ, has_project_perm
+
+        if not has_project_perm(task.reader, task.case.project, READ):
+            return self.none()
+        return self.filter(self._shown_for([task]))
+
+    def visible_to(self, user):
+        from annotation_server.projects.permissions import MANAGE, READ, project_ids
+        from annotation_server.reading.models import ReadingTask
+
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        tasks = (
+            ReadingTask.objects.filter(reader=user, case__project_id__in=project_ids(user, READ))
+            .exclude(case__project__protocol__prelabel_visibility="hidden")
+            .select_related("case__project__protocol")
+        )
+        oversight = models.Q(case__project_id__in=project_ids(user, MANAGE))
+        return self.filter(oversight | self._shown_for(tasks))

@@ -92,8 +92,11 @@ def workstation(request, task_id: int):
         else {"values": {}, "version": 0, "updated_at": None},
         "writable": writable,
         "review": task.phase == 2 and bool(protocol and protocol.review_phase),
+        # Whether this read is shown model proposals (its phase, the no-assistance arm).
         "proposals_enabled": bool(
-            protocol and protocol.prelabel_visibility == protocol.PrelabelVisibility.SHOWN
+            protocol
+            and protocol.proposals_shown_in(task.phase)
+            and not protocol.case_unassisted(case.pk)
         ),
         "lang": schema_language(),
         "urls": {

@@ -107,6 +107,40 @@ def _real_cases(setup: Setup, n: int, state=Case.State.QC) -> list[Case]:
     ]
 
 
+# reading.prelabel -------------------------------------------------------------------
+
+
+def build_prelabel(setup: Setup) -> Job:
+    from annotation_server.reading import assist
+
+    for i in range(2):  # chest-sized synthetic CT the built-in model finds nodules on
+        datasets, _ = fixtures.build_ct_datasets(
+            slices=48, seed=70 + i, matrix=128, pixel_spacing=2.8, spacing=2.5, thickness=2.5
+        )
+        Case.objects.create(
+            project=setup.project,
+            code=f"PL{i:03d}",
+            series=index_datasets(setup.project, datasets).series[0],
+            state=Case.State.READING,
+            qc_status="pass",
+        )
+    row = assist.resolve_version("lung-nodule")
+    return assist.queue_prelabel(setup.project, row, by=setup.manager, threshold=0.5)
+
+
+def check_prelabel(setup: Setup, job: Job) -> None:
+    from annotation_server.reading.models import Proposal
+
+    # Killed after the first case's proposals were stored: the re-run replaces
+    # them (same job) instead of adding a second set.
+    assert job.result["cases"] == 2 and job.result["failed"] == 0, job.result
+    rows = Proposal.objects.filter(case__project=setup.project)
+    assert rows.count() == job.result["proposals"] > 0
+    assert set(rows.values_list("job_id", flat=True)) == {job.pk}
+    keys = list(rows.values_list("case_id", "centre_x_mm", "centre_y_mm", "centre_z_mm"))
+    assert len(keys) == len(set(keys)), "a proposal stored twice"
+
+
 # imaging.import ---------------------------------------------------------------------
 
 IMPORT_SLICES = 24
@@ -401,6 +435,7 @@ FAULT_CASES: dict[str, FaultCase] = {
     "audit.anchor": FaultCase(build_anchor, at=2, check=check_anchor),
     "datasets.export": FaultCase(build_export, at=4, check=check_export),
     "datasets.evaluate": FaultCase(build_evaluate, at=3, check=check_evaluate),
+    "reading.prelabel": FaultCase(build_prelabel, at=3, check=check_prelabel),
 }
 
 
@@ -432,6 +467,8 @@ def worker_env(request, fault_media) -> dict:
     env = {
         "REFSET_AUDIT_ANCHOR_KEY": ANCHOR_KEY,
         "REFSET_EXPORT_DIR": str(fault_media / "exports"),
+        # Inference jobs on the default queue: the victim's, and then the successor's.
+        "REFSET_INFERENCE_QUEUE": "",
     }
     if any("pull_pacs" in item.name for item in request.session.items):
         env["REFSET_PACS_ALLOWED_HOSTS"] = request.getfixturevalue("orthanc_study")[0].host
@@ -489,6 +526,7 @@ def test_a_worker_killed_mid_job_leaves_nothing_running_and_the_rerun_completes(
     settings.MEDIA_ROOT = str(fault_media)
     settings.REFSET_AUDIT_ANCHOR_KEY = ANCHOR_KEY
     settings.REFSET_EXPORT_DIR = worker_env["REFSET_EXPORT_DIR"]
+    settings.REFSET_INFERENCE_QUEUE = ""
     app.conf.task_default_queue = victim_queue
     setup = Setup(request, project, manager)
     victim = start_victim(kind, victim_queue, fault_media, worker_env)

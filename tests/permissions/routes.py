@@ -81,6 +81,7 @@ class Scenario:
     secrets: list[str] = field(default_factory=list)  # what "other" must never see
     quarantine: object = None  # a burned-in image held for the manager's review
     evaluation: object = None  # an AI product's finished evaluation against the version
+    proposal: object = None  # a model proposal on the case (the protocol hides proposals)
 
 
 def build_scenario(site) -> Scenario:
@@ -137,6 +138,7 @@ def build_scenario(site) -> Scenario:
     DatasetVersion.objects.create(project=project, version="1.0.0", created_by=people["manager"])
     evaluation = _evaluation(project, people["manager"])
     held = _quarantined(project)
+    proposal = _proposal(case)
     return Scenario(
         users=people,
         project=project,
@@ -157,6 +159,7 @@ def build_scenario(site) -> Scenario:
         other_project=other_project,
         quarantine=held,
         evaluation=evaluation,
+        proposal=proposal,
         secrets=[
             project.slug,
             case.code,
@@ -165,6 +168,27 @@ def build_scenario(site) -> Scenario:
             series.study.study_uid,
             str(finding.uid),
         ],
+    )
+
+
+def _proposal(case):
+    """A model proposal on the case, by a registered model version."""
+    from annotation_server.reading.models import AssistModelVersion, Proposal
+
+    model = AssistModelVersion.objects.create(
+        name="sweep-model",
+        version="1",
+        task="detection",
+        weights_sha256="0" * 64,
+        source=AssistModelVersion.Source.PLUGIN,
+    )
+    return Proposal.objects.create(
+        case=case,
+        series=case.series,
+        model_version=model,
+        finding_type="nodule",
+        geometry=factories.nodule_geometry(slice_index=1),
+        score=0.9,
     )
 
 
@@ -325,6 +349,7 @@ def _value(name: str, kwarg: str, s: Scenario) -> str:
             "version": EVALUATED_VERSION if name in EVALUATION_ROUTES else "1.0.0",
             "job_id": s.job.pk,
             "evaluation_id": s.evaluation.pk,
+            "proposal_id": s.proposal.pk,
             "fmt": "json",
         }[kwarg]
     )

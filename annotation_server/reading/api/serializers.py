@@ -1,7 +1,7 @@
 from django.utils.translation import gettext
 from rest_framework import serializers
 
-from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+from annotation_server.reading.models import CaseLabel, Finding, Proposal, ReadingTask
 
 TIMING_FIELDS = ("assigned_at", "due_at", "started_at", "submitted_at", "active_seconds")
 
@@ -73,11 +73,20 @@ class FindingSerializer(serializers.ModelSerializer):
             "geometry",
             "attributes",
             "source",
+            "model_name",
+            "model_version",
             "version",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "reader", "created_at", "updated_at"]
+        read_only_fields = [
+            "id",
+            "reader",
+            "model_name",
+            "model_version",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_reader(self, finding) -> str:
         return _labeller(self.context).label(finding.task)
@@ -131,3 +140,49 @@ class DeleteFindingSerializer(serializers.Serializer):
 
 class HeartbeatSerializer(serializers.Serializer):
     seconds = serializers.IntegerField(min_value=0, max_value=3600)
+
+
+class ProposalSerializer(serializers.ModelSerializer):
+    """A model proposal as a reader sees it, with what this read decided about it."""
+
+    model = serializers.CharField(source="model_version.name", read_only=True)
+    model_version = serializers.CharField(source="model_version.version", read_only=True)
+    weights_sha256 = serializers.CharField(source="model_version.weights_sha256", read_only=True)
+    disposition = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Proposal
+        fields = [
+            "id",
+            "case",
+            "series",
+            "model",
+            "model_version",
+            "weights_sha256",
+            "finding_type",
+            "geometry",
+            "attributes",
+            "score",
+            "threshold",
+            "created_at",
+            "disposition",
+        ]
+        read_only_fields = fields
+
+    def get_disposition(self, proposal) -> str | None:
+        return self.context.get("dispositions", {}).get(proposal.pk)
+
+
+class EditedProposalSerializer(serializers.Serializer):
+    geometry = serializers.JSONField()
+    finding_type = serializers.CharField(required=False, max_length=48)
+    attributes = serializers.JSONField(required=False)
+
+
+class DispositionSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    proposal = serializers.IntegerField(source="proposal_id")
+    finding = serializers.IntegerField(source="finding_id", allow_null=True)
+    dice = serializers.FloatField(allow_null=True)
+    hd95_mm = serializers.FloatField(allow_null=True)
+    decided_at = serializers.DateTimeField()

@@ -6,19 +6,97 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from annotation_server.reading import services
+from annotation_server.reading import assist, services
 from annotation_server.reading.api.serializers import (
     CaseLabelSerializer,
     DeleteFindingSerializer,
+    DispositionSerializer,
+    EditedProposalSerializer,
     FindingSerializer,
     HeartbeatSerializer,
+    ProposalSerializer,
     ReadingTaskSerializer,
     SubmitSerializer,
 )
-from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+from annotation_server.reading.models import (
+    CaseLabel,
+    Finding,
+    Proposal,
+    ProposalDisposition,
+    ReadingTask,
+)
 
 
-class ReadingTaskViewSet(viewsets.ReadOnlyModelViewSet):
+class ProposalActions:
+    """Model proposals of a read (mixed into ReadingTaskViewSet): the task's
+    reader sees those ProposalQuerySet.for_task allows and decides each one
+    (accept, accept edited, reject); others who may see the read see the case's
+    proposals visible to them."""
+
+    @extend_schema(request=None, responses=ProposalSerializer(many=True))
+    @action(detail=True, methods=["get"], serializer_class=ProposalSerializer)
+    def proposals(self, request, pk=None):
+        task = self.get_object()
+        if task.reader_id == request.user.pk:
+            rows = Proposal.objects.for_task(task)
+        else:
+            rows = Proposal.objects.visible_to(request.user).filter(case_id=task.case_id)
+        rows = rows.select_related("model_version").order_by("-score", "id")
+        decided = dict(
+            ProposalDisposition.objects.filter(task=task).values_list("proposal_id", "action")
+        )
+        context = {**self.get_serializer_context(), "dispositions": decided}
+        return Response(ProposalSerializer(rows, many=True, context=context).data)
+
+    def _decided(self, disposition, http_status=status.HTTP_201_CREATED):
+        return Response(DispositionSerializer(disposition).data, status=http_status)
+
+    @extend_schema(request=None, responses=DispositionSerializer)
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"proposals/(?P<proposal_id>\d+)/accept",
+        url_name="proposal-accept",
+        serializer_class=DispositionSerializer,
+    )
+    def accept_proposal(self, request, pk=None, proposal_id=None):
+        return self._decided(assist.accept(self.get_object(), int(proposal_id), request.user))
+
+    @extend_schema(request=EditedProposalSerializer, responses=DispositionSerializer)
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"proposals/(?P<proposal_id>\d+)/accept-edited",
+        url_name="proposal-edit",
+        serializer_class=EditedProposalSerializer,
+    )
+    def accept_edited_proposal(self, request, pk=None, proposal_id=None):
+        body = EditedProposalSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        disposition = assist.accept_edited(
+            self.get_object(),
+            int(proposal_id),
+            request.user,
+            geometry=data["geometry"],
+            finding_type=data.get("finding_type"),
+            attributes=data.get("attributes"),
+        )
+        return self._decided(disposition)
+
+    @extend_schema(request=None, responses=DispositionSerializer)
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"proposals/(?P<proposal_id>\d+)/reject",
+        url_name="proposal-reject",
+        serializer_class=DispositionSerializer,
+    )
+    def reject_proposal(self, request, pk=None, proposal_id=None):
+        return self._decided(assist.reject(self.get_object(), int(proposal_id), request.user))
+
+
+class ReadingTaskViewSet(ProposalActions, viewsets.ReadOnlyModelViewSet):
     """Reads visible to you: your own, and others' only where the protocol allows."""
 
     serializer_class = ReadingTaskSerializer
