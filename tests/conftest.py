@@ -8,10 +8,13 @@ import dataclasses
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+from django.core.signals import request_finished, request_started
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -272,6 +275,39 @@ def browser():
         browser.close()
 
 
+class _InFlight:
+    """Requests the live server is still answering. A closed page can leave one
+    behind (a workstation heartbeat); the test database's flush must wait for it,
+    or its TRUNCATE and the request's reads deadlock, the flush fails and the next
+    test starts on the last one's rows."""
+
+    def __init__(self):
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def started(self, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            return  # the test client, in the test's own thread
+        with self.cond:
+            self.count += 1
+
+    def finished(self, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            return
+        with self.cond:
+            self.count = max(0, self.count - 1)
+            self.cond.notify_all()
+
+    def wait_idle(self, timeout: float = 15.0) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.count == 0, timeout=timeout)
+
+
+_in_flight = _InFlight()
+request_started.connect(_in_flight.started, dispatch_uid="tests-in-flight-started")
+request_finished.connect(_in_flight.finished, dispatch_uid="tests-in-flight-finished")
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
@@ -279,6 +315,9 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+    # a request the server accepted just before the close may not have started yet
+    time.sleep(0.05)
+    _in_flight.wait_idle()
 
 
 @pytest.fixture
