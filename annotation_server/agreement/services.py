@@ -256,6 +256,10 @@ def compute(project, case_ids=None, *, progress=None) -> dict:
         progress(40)
     report = build_report(fields, readers, cases, _settings(project))
     report["project"] = project.slug
+    if not case_ids:
+        from annotation_server.agreement.assist import project_assistance
+
+        report["assistance"] = project_assistance(project)
     report["seconds"] = round(time.perf_counter() - started, 3)
     return report
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation_server.agreement import views
+from annotation_server.agreement import assist_views, views
 from annotation_server.agreement.api.views import AgreementReportView
 
 urlpatterns = [
@@ -21,6 +21,8 @@ urlpatterns = [
     path(
         "projects/<slug:slug>/agreement/figure.svg", views.figure_svg, name="agreement-figure-svg"
     ),
+    path("projects/<slug:slug>/assistance/", assist_views.assistance_page, name="assistance"),
+    path("projects/<slug:slug>/assistance/run/", assist_views.run_model, name="assistance-run"),
     path(
         "api/v1/projects/<slug:slug>/agreement/",
         AgreementReportView.as_view(),

@@ -542,6 +542,46 @@ def reject(task: ReadingTask, proposal_id: int, user) -> ProposalDisposition:
     )
 
 
+def _same_geometry(a: dict, b: dict) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def finding_saved(finding: Finding) -> None:
+    """A finding accepted from a proposal was saved again: if its shape now differs
+    from the proposal's, the read's disposition becomes "edited" (Dice and HD95
+    against the proposal) and the finding's source model_edited; put back as
+    proposed, it is "accepted" again. The reader's own claim of a source does not
+    count for such findings. Called by reading.services.save_finding."""
+    if finding.proposal_id is None:
+        return
+    proposal = Proposal.objects.select_related("series").get(pk=finding.proposal_id)
+    if _same_geometry(proposal.geometry, finding.geometry):
+        action, source, dice, hd95 = (
+            ProposalDisposition.Action.ACCEPTED,
+            Finding.Source.MODEL_ACCEPTED,
+            1.0,
+            0.0,
+        )
+    else:
+        action, source = ProposalDisposition.Action.EDITED, Finding.Source.MODEL_EDITED
+        dice, hd95 = edit_magnitude(proposal.geometry, finding.geometry, _spacing(proposal.series))
+    ProposalDisposition.objects.filter(task_id=finding.task_id, proposal_id=proposal.pk).update(
+        action=action, dice=dice, hd95_mm=hd95
+    )
+    if finding.source != source:
+        Finding.objects.filter(pk=finding.pk).update(source=source)
+        finding.source = source
+
+
+def finding_deleted(finding: Finding) -> None:
+    """Accepting a proposal and then deleting the finding rejects the proposal."""
+    if finding.proposal_id is None:
+        return
+    ProposalDisposition.objects.filter(
+        task_id=finding.task_id, proposal_id=finding.proposal_id
+    ).update(action=ProposalDisposition.Action.REJECTED, finding=None, dice=None, hd95_mm=None)
+
+
 def _mark_origin(finding: Finding, proposal: Proposal) -> None:
     Finding.objects.filter(pk=finding.pk).update(
         proposal=proposal,

@@ -140,6 +140,9 @@ def save_finding(
                 current,
             )
         finding.refresh_from_db()
+        from annotation_server.reading import assist  # assist builds on this module
+
+        assist.finding_saved(finding)
     _touch(task)
     return finding
 
@@ -152,6 +155,9 @@ def delete_finding(finding: Finding, user, *, expected_version: int | None) -> N
     if not deleted:
         current = Finding.objects.filter(pk=finding.pk).values_list("version", flat=True).first()
         raise VersionConflict(gettext("This finding changed since you loaded it."), current)
+    from annotation_server.reading import assist
+
+    assist.finding_deleted(finding)
     _touch(task)
 
 

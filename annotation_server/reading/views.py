@@ -98,6 +98,7 @@ def workstation(request, task_id: int):
             and protocol.proposals_shown_in(task.phase)
             and not protocol.case_unassisted(case.pk)
         ),
+        "proposal_min_confidence": float(protocol.prelabel_min_confidence) if protocol else 0.0,
         "lang": schema_language(),
         "urls": {
             "api": "/api/v1/",

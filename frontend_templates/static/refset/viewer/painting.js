@@ -4,7 +4,7 @@
 // proposals, own findings, rulers, the shape being drawn), the corner texts and
 // the paint timings. Installed on Workstation.prototype.
 
-import { $, PROPOSAL_COLOUR, presetLabel } from "./ui.js";
+import { $, presetLabel } from "./ui.js";
 
 /** Methods of Workstation that paint the overlays and corner texts. */
 export const paintingMethods = {
@@ -39,10 +39,7 @@ export const paintingMethods = {
         });
       }
     }
-    for (const p of this.store.proposals) {
-      const shape = this._shapeOn(p.geometry, this.slice);
-      if (shape) vp.drawShape(ctx, p.geometry.kind, shape.points, { color: PROPOSAL_COLOUR, dash: [2, 3], label: gettext("AI") });
-    }
+    this._paintProposals(ctx, vp);
     for (const f of this.store.list()) {
       const shape = this._shapeOn(f.geometry, this.slice);
       const on = f.uid === this.selected;

@@ -1,7 +1,7 @@
 // The side panel: the reader's findings list, other readers' marks (review phase,
-// anonymised, toggleable per reader), model proposals and the attribute form of
-// the selected finding (read-only for another reader's). Installed on
-// Workstation.prototype.
+// anonymised, toggleable per reader) and the attribute form of the selected
+// finding (read-only for another reader's); the model proposals' part is
+// proposals.js. Installed on Workstation.prototype.
 
 import { buildForm, isEmpty, label, validate } from "./forms.js";
 import { $, h } from "./ui.js";
@@ -87,30 +87,6 @@ export const panelMethods = {
       ]);
       row.querySelector("input").addEventListener("change", (e) => this._toggleReader(reader, e.target.checked));
       list.append(row);
-    }
-  },
-
-  _renderProposals() {
-    const box = $("#ws-proposals");
-    const proposals = this.store.proposals;
-    box.hidden = !proposals.length;
-    if (!proposals.length) return;
-    const list = $("#ws-proposals-list");
-    list.textContent = "";
-    for (const p of proposals) {
-      const type = this._typeOf(p.finding_type);
-      const accept = h("button", { type: "button", text: gettext("Accept") });
-      const edit = h("button", { type: "button", text: gettext("Edit") });
-      const reject = h("button", { type: "button", text: gettext("Reject") });
-      accept.addEventListener("click", () => this.select(this.store.acceptProposal(p.id)));
-      edit.addEventListener("click", () => {
-        const uid = this.store.acceptProposal(p.id, { edited: true });
-        this.select(uid);
-        this._jumpTo(uid);
-        this.setTool("select");
-      });
-      reject.addEventListener("click", () => this.store.rejectProposal(p.id));
-      list.append(h("li", { class: "ws-proposal" }, [h("span", { text: label(type.label, this.lang) }), accept, edit, reject]));
     }
   },
 

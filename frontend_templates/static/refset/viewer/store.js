@@ -1,6 +1,6 @@
 // The read's findings in the browser: the reader's own (editable), other readers'
-// (review phase only, read-only, as the API labelled them) and model proposals
-// (a later issue feeds them; until then the list stays empty and nothing shows).
+// (review phase only, read-only, as the API labelled them) and the model proposals
+// this read may still decide (proposals.js loads them and sends the decisions).
 //
 // Every change to an own finding is a step {uid, before, after} on the undo stack;
 // undo and redo replay snapshots, and every change is announced with the finding's
@@ -128,27 +128,23 @@ export class FindingStore extends EventTarget {
     this.dispatchEvent(new CustomEvent("others"));
   }
 
-  /** Model proposals: [{id, finding_type, geometry, attributes, model}] from the API. */
+  /** Model proposals still to decide: [{id, finding_type, geometry, attributes, score, model, ...}]. */
   setProposals(list) {
     this.proposals = list;
     this.dispatchEvent(new CustomEvent("proposals"));
   }
 
-  /** Accept a proposal as is (source model_accepted) or edited (model_edited). */
-  acceptProposal(id, { edited = false } = {}) {
-    const proposal = this.proposals.find((p) => p.id === id);
-    if (!proposal) return null;
-    const uid = this.create({
-      finding_type: proposal.finding_type,
-      geometry: proposal.geometry,
-      attributes: proposal.attributes || {},
-      source: edited ? "model_edited" : "model_accepted",
-    });
+  dropProposal(id) {
     this.setProposals(this.proposals.filter((p) => p.id !== id));
-    return uid;
   }
 
-  rejectProposal(id) {
-    this.setProposals(this.proposals.filter((p) => p.id !== id));
+  /**
+   * A finding the server made (a proposal accepted there): it joins the own
+   * findings as saved, without an undo step (deleting it is how to take it back).
+   */
+  adopt(finding) {
+    this._set(finding.uid, content(finding));
+    this._emit(finding.uid, "restore");
+    return finding.uid;
   }
 }

@@ -3,7 +3,8 @@
 // page; its own loading, chrome, events and commands. The rest of the
 // Workstation lives in cohesive modules installed on its prototype:
 //   editing.js     own findings on the image (select, draw, reshape, axes, rulers)
-//   panel.js       the findings / other readers / proposals / attributes panel
+//   panel.js       the findings / other readers / attributes panel
+//   proposals.js   model proposals: list, confidence filter, accept / edit / reject
 //   painting.js    one paint per frame: slice, overlays, corner texts
 //   submission.js  reading time, completeness check, submit and lock
 //   sliceview.js   what the arbitration view shares: view state, frames, slices,
@@ -16,6 +17,7 @@ import { editingMethods } from "./editing.js";
 import { buildForm, label } from "./forms.js";
 import { paintingMethods } from "./painting.js";
 import { panelMethods } from "./panel.js";
+import { proposalMethods } from "./proposals.js";
 import { bindKeys, buildHelp, keymap } from "./shortcuts.js";
 import { sliceViewMethods } from "./sliceview.js";
 import { FindingStore } from "./store.js";
@@ -56,6 +58,7 @@ export class Workstation {
     this.tools = new ToolController(this);
     this._buildChrome();
     this._bind();
+    this._initProposals();
     if (this.writable) {
       const restored = this.queue.restoreBuffer();
       if (restored) this.flash(gettext("Unsaved changes from your last session were restored and are being saved."));
@@ -301,7 +304,15 @@ export class Workstation {
   }
 }
 
-Object.assign(Workstation.prototype, sliceViewMethods, editingMethods, panelMethods, paintingMethods, submissionMethods);
+Object.assign(
+  Workstation.prototype,
+  sliceViewMethods,
+  editingMethods,
+  panelMethods,
+  proposalMethods,
+  paintingMethods,
+  submissionMethods,
+);
 
 const boot = JSON.parse(document.getElementById("ws-bootstrap").textContent);
 window.__ws = new Workstation(boot);
