@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from export import provenance
 from export.model import PackageInput
 
 MATCH_RULES = {
@@ -92,10 +93,7 @@ def readme(inp: PackageInput) -> str:
     p = inp.protocol
     rule_zh, rule_en = match_rule_text(p)
     dec_zh, dec_en = _decision(p)
-    pre = inp.pre_annotation or {}
-    pre_used = bool(pre.get("used"))
-    pre_zh = f"是：{pre.get('models', '')}；{pre.get('where', '')}" if pre_used else "否"
-    pre_en = f"yes: {pre.get('models', '')}; {pre.get('where', '')}" if pre_used else "no"
+    pre_zh, pre_en = provenance.summary(provenance.pre_annotation(inp))
     blind_review = "是" if p.get("review_phase") else "否"
     splits = ", ".join(f"{k}: {v}" for k, v in c["splits"].items())
     devices = "; ".join(c["devices"]) or "-"

@@ -4,8 +4,9 @@ MANIFEST.sha256 lists "<sha256>  <relative path>" for every file of the
 package except itself and manifest.json, sorted by path (the sha256sum format,
 so `sha256sum -c MANIFEST.sha256` checks it too). manifest.json states the
 version's identity, counts, declared match rule, protocol, the traceability
-facts of YY/T 1833 and the CMDE 2023 guideline, and the sha256 of
-MANIFEST.sha256, which therefore pins every other file.
+facts of YY/T 1833 and the CMDE 2023 guideline, whether, where and which model
+pre-annotation was used (`pre_annotation`, export/provenance.py), and the
+sha256 of MANIFEST.sha256, which therefore pins every other file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from export.datasheet import _counts, _decision, match_rule_text
 from export.model import PackageInput
+from export.provenance import pre_annotation
 
 MANIFEST = "MANIFEST.sha256"
 MANIFEST_JSON = "manifest.json"
@@ -42,8 +44,9 @@ def manifest_text(root: Path) -> str:
     return "".join(f"{file_sha256(root / rel)}  {rel}\n" for rel in listed_files(root))
 
 
-def traceability(inp: PackageInput) -> dict[str, Any]:
+def traceability(inp: PackageInput, pre: dict[str, Any] | None = None) -> dict[str, Any]:
     c = _counts(inp)
+    pre = pre if pre is not None else pre_annotation(inp)
     dec_zh, dec_en = _decision(inp.protocol)
     rule_zh, rule_en = match_rule_text(inp.protocol)
     experience: dict[str, int] = {}
@@ -63,6 +66,8 @@ def traceability(inp: PackageInput) -> dict[str, Any]:
             "pre-labels are shown by the protocol",
             "review_phase": bool(inp.protocol.get("review_phase")),
             "prelabels": inp.protocol.get("prelabel_visibility", "hidden"),
+            "prelabels_shown_in_phases": pre["shown_in_phases"],
+            "no_assistance_arm_fraction": pre["protocol"]["no_assistance_arm"]["fraction"],
         },
         "clinical_criteria": inp.clinical_criteria,
         "inclusion_criteria": inp.inclusion_criteria,
@@ -70,7 +75,12 @@ def traceability(inp: PackageInput) -> dict[str, Any]:
         "sources_and_devices": {"sites": c["sites"], "devices": c["devices"]},
         "deidentification_profile": inp.deid_profile,
         "annotation_tool": inp.tool_version,
-        "model_pre_annotation": inp.pre_annotation or {"used": False},
+        "model_pre_annotation": {
+            "used": pre["used"],
+            "models": [f"{m['name']} {m['version']}".strip() for m in pre["models"]],
+            "shown_in_phases": pre["shown_in_phases"],
+            "details": "pre_annotation",
+        },
         "quality_control": {
             "profile": inp.qc_profile.get("version", ""),
             "rules": "docs/qc_plan.json",
@@ -84,6 +94,7 @@ def traceability(inp: PackageInput) -> dict[str, Any]:
 
 def manifest_json(root: Path, inp: PackageInput, formats: list[str]) -> dict[str, Any]:
     c = _counts(inp)
+    pre = pre_annotation(inp)
     return {
         "dataset_id": inp.dataset_id,
         "version": inp.version,
@@ -101,7 +112,8 @@ def manifest_json(root: Path, inp: PackageInput, formats: list[str]) -> dict[str
         "schema": {"key": inp.schema.get("key", ""), "version": inp.schema.get("version", "")},
         "tool_versions": {"refset": inp.tool_version},
         "formats": formats,
-        "traceability": traceability(inp),
+        "traceability": traceability(inp, pre),
+        "pre_annotation": pre,
         "files": len(listed_files(root)),
         "manifest_sha256": file_sha256(root / MANIFEST),
     }

@@ -11,6 +11,19 @@ Geometry is the workstation's model (annotation_server/reading/geometry.py):
 series' slice `slice_index` (instances sorted along the slice normal).
 
 Times are ISO 8601 strings in UTC, so that writing them is deterministic.
+
+Origin. A reader's finding is `manual`, `model-accepted` (a model proposal kept
+as proposed) or `model-edited` (a proposal the reader reshaped or retyped), and
+a model-sourced one names its assist model (`AssistModelRef`). A reference
+finding is `model-derived` when at least one reader finding it was built from
+(the marks that support it) was model-accepted or model-edited; it lists the
+distinct models behind those marks and how many marks came from a model. One
+model-sourced mark is enough: the consensus or arbitrated shape then rests on
+a machine suggestion, and the package discloses every such influence rather
+than judging it small. A finding an arbitrator added with no supporting mark is
+manual. `PreAnnotation` holds what the findings cannot say: which models
+offered proposals on the version's cases, what readers did with them, and
+which cases were in the protocol's no-assistance arm.
 """
 
 from __future__ import annotations
@@ -66,6 +79,23 @@ class CaseRecord:
     retired_reason: str = ""
 
 
+ORIGINS = ("manual", "model-accepted", "model-edited")
+REFERENCE_ORIGINS = ("manual", "model-derived")
+
+
+@dataclass(frozen=True, order=True)
+class AssistModelRef:
+    """One version of an assist model, as its proposals recorded it."""
+
+    name: str
+    version: str = ""
+    weights_sha256: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}".strip()
+
+
 @dataclass(frozen=True)
 class FindingRecord:
     finding_id: str
@@ -80,6 +110,14 @@ class FindingRecord:
     source: str = "manual"  # manual | model-accepted | model-edited
     model_name: str = ""  # the assist model, for model-sourced findings
     model_version: str = ""
+    model_sha256: str = ""  # its weights
+
+    @property
+    def model(self) -> AssistModelRef | None:
+        """The assist model behind a model-sourced finding (None for a manual one)."""
+        if self.source == "manual":
+            return None
+        return AssistModelRef(self.model_name, self.model_version, self.model_sha256)
 
 
 @dataclass(frozen=True)
@@ -112,6 +150,9 @@ class ReferenceRecord:
     revision: int = 1
     excluded: bool = False  # adjudicated but not scored (e.g. < 3 mm, non-nodule)
     exclusion_reason: str = ""
+    origin: str = "manual"  # manual | model-derived (see the module docstring)
+    models: tuple[AssistModelRef, ...] = ()  # sorted, distinct: the models behind its marks
+    model_marks: int = 0  # how many of its supporting reader marks came from a model
 
 
 @dataclass(frozen=True)
@@ -173,6 +214,30 @@ class Changelog:
 
 
 @dataclass(frozen=True)
+class ModelProposals:
+    """What one model version offered on the version's cases and what became of it."""
+
+    model: AssistModelRef
+    task: str = ""
+    proposals: int = 0  # on the version's (non-retired) cases, every run kept
+    cases: int = 0  # cases with at least one of its proposals
+    accepted: int = 0  # dispositions recorded in the version's reads
+    edited: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True)
+class PreAnnotation:
+    """Model pre-annotation facts the findings do not carry (the app supplies them).
+
+    `unassisted_cases` is None when the source cannot tell (then only the
+    protocol's fraction is stated)."""
+
+    models: tuple[ModelProposals, ...] = ()
+    unassisted_cases: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class PackageInput:
     """One frozen version, everything its package states."""
 
@@ -204,7 +269,7 @@ class PackageInput:
     inclusion_criteria: str = ""
     exclusion_criteria: str = ""
     clinical_criteria: str = ""
-    pre_annotation: dict[str, Any] = field(default_factory=dict)  # models used, where
+    pre_annotation: PreAnnotation = field(default_factory=PreAnnotation)
     include_images: bool = True  # False: images/images_index.csv only
 
     @property

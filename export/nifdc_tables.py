@@ -109,7 +109,7 @@ def reader_reads(inp: PackageInput) -> Table:
         "submitted_at", "finding_id", "finding_type", "x_mm", "y_mm", "z_mm",
         "long_axis_mm", "short_axis_mm", "volume_mm3",
         *[f"attr_{a}" for a in attrs],
-        "confidence", "source", "model", "tool_version",
+        "confidence", "source", "model", "model_sha256", "tool_version",
     ]  # fmt: skip
     rows = []
     for read in sorted(inp.reads, key=lambda r: (r.case_id, r.phase, r.read_id)):
@@ -127,7 +127,7 @@ def reader_reads(inp: PackageInput) -> Table:
                 base
                 + [f.finding_id, f.finding_type, x, y, z, f.long_axis_mm, f.short_axis_mm]
                 + [f.volume_mm3, *[f.attributes.get(a) for a in attrs]]
-                + [f.confidence, f.source, model, read.tool_version]
+                + [f.confidence, f.source, model, f.model_sha256, read.tool_version]
             )
     return header, rows
 
@@ -138,6 +138,7 @@ def _reference(inp: PackageInput, excluded: bool) -> Table:
         "seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "ref_finding_id",
         "case_id", "revision", "finding_type", *[f"attr_{a}" for a in attrs],
         "n_readers_marked", "reader_ids", "decision", "arbitration_id", "seg_ref",
+        "origin", "n_model_marks", "assist_models",
     ]  # fmt: skip
     if excluded:
         header.append("exclusion_reason")
@@ -151,11 +152,17 @@ def _reference(inp: PackageInput, excluded: bool) -> Table:
             ref.revision, ref.finding_type, *[ref.attributes.get(a) for a in attrs],
             len(ref.reader_ids), sorted(ref.reader_ids), ref.decision, ref.arbitration_id,
             seg_ref(ref.series_uid) if ref.geometry and not excluded else "",
+            ref.origin, ref.model_marks, [_model_cell(m) for m in ref.models],
         ]  # fmt: skip
         if excluded:
             row.append(ref.exclusion_reason)
         rows.append(row)
     return header, rows
+
+
+def _model_cell(model) -> str:
+    text = model.label
+    return f"{text} sha256:{model.weights_sha256}" if model.weights_sha256 else text
 
 
 def seg_ref(series_uid: str) -> str:

@@ -5,9 +5,13 @@ that read that has an area (points and lines have none); the reference's
 `annotations/dicom/SEG/reference/<series_uid>.dcm` one segment per current,
 scored reference finding. Segments are BINARY, on the source images' own grid
 (frames referencing the de-identified instances), labelled with the finding
-type and the finding id. A finding that came from a model is SEMIAUTOMATIC
-(model-edited) or AUTOMATIC (model-accepted) with the model as algorithm
-identification; manual ones are MANUAL.
+type and the finding id. A segment of a model-derived finding (a reader's
+model-accepted or model-edited finding, or a reference finding resting on such
+marks: export/provenance.py) is SEMIAUTOMATIC, since a model proposed it and a
+person kept, reshaped or adjudicated it, with one Segmentation Algorithm
+Identification item per model behind it (name, version, family "Artificial
+Intelligence" of CID 7162, weights sha256 as a parameter); manual ones are
+MANUAL.
 """
 
 from __future__ import annotations
@@ -18,23 +22,29 @@ from pydicom.sr.codedict import codes
 
 from export.dicom_common import MANUFACTURER, derived_uid, finish, source_images
 from export.model import FindingRecord, PackageInput, ReadRecord, ReferenceRecord, SeriesRecord
+from export.provenance import UNKNOWN_MODEL, models_of
 from export.volume import dense, finding_mask
 
 
-def _algorithm(f: FindingRecord) -> tuple[str, hd.AlgorithmIdentificationSequence | None]:
-    if f.source == "manual" or not f.model_name:
+def _algorithm(
+    item: FindingRecord | ReferenceRecord,
+) -> tuple[str, hd.AlgorithmIdentificationSequence | None]:
+    models = models_of(item)
+    if not models:
         return hd.seg.SegmentAlgorithmTypeValues.MANUAL, None
-    kind = (
-        hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
-        if f.source == "model-accepted"
-        else hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
-    )
-    ident = hd.AlgorithmIdentificationSequence(
-        name=f.model_name,
-        family=codes.cid7162.ArtificialIntelligence,
-        version=f.model_version or "unknown",
-    )
-    return kind, ident
+    ident = None
+    for model in models:
+        one = hd.AlgorithmIdentificationSequence(
+            name=(model.name or UNKNOWN_MODEL)[:64],
+            family=codes.cid7162.ArtificialIntelligence,
+            version=(model.version or "unknown")[:64],
+            parameters={"weights_sha256": model.weights_sha256} if model.weights_sha256 else None,
+        )
+        if ident is None:
+            ident = one
+        else:
+            ident.extend(one)
+    return hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC, ident
 
 
 def _description(inp, key: str, number: int, label: str, finding_type: str, algorithm=None):
@@ -107,7 +117,7 @@ def for_read(inp: PackageInput, read: ReadRecord, series: SeriesRecord):
 
 def for_reference(inp: PackageInput, series: SeriesRecord, refs: list[ReferenceRecord]):
     items = [
-        (r.ref_finding_id, r.finding_type, r.geometry, None)
+        (r.ref_finding_id, r.finding_type, r.geometry, _algorithm(r))
         for r in sorted(refs, key=lambda r: r.ref_finding_id)
         if r.geometry and not r.excluded
     ]

@@ -6,8 +6,13 @@ one for the reference standard per series (observer: the reference panel as a
 device). Each finding is a Planar ROI group on the slice through its centre
 (closed polyline for an outline, point for a point mark) referencing the
 de-identified image, with its finding type, its tracking id, and long axis,
-short axis and volume when known. A model-sourced finding carries the model as
-algorithm identification on its measurements.
+short axis and volume when known. A model-derived finding (export/provenance.py)
+carries an Algorithm Identification (TID 4019: name, version, family "Artificial
+Intelligence" of CID 7162, the weights' sha256 as a parameter) on its
+measurement group (TID 1410, "algorithm used to identify the region") and on
+each of its measurements (TID 300). TID 1410 takes one algorithm: a reference
+finding resting on several models names the first (sorted by name, version,
+sha256) and lists every model behind it as parameters.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pydicom.sr.codedict import codes
 from export.dicom_common import MANUFACTURER, derived_uid, finish, source_images
 from export.lidc_xml import outline
 from export.model import FindingRecord, PackageInput, ReadRecord, ReferenceRecord, SeriesRecord
+from export.provenance import UNKNOWN_MODEL, models_of
 
 LONG_AXIS = hd.sr.CodedConcept("103339001", "SCT", "Long Axis")
 SHORT_AXIS = hd.sr.CodedConcept("103340004", "SCT", "Short Axis")
@@ -64,10 +70,25 @@ def _measurements(values, algorithm) -> list[hd.sr.Measurement]:
     return out
 
 
-def _algorithm(f: FindingRecord) -> hd.sr.AlgorithmIdentification | None:
-    if f.source == "manual" or not f.model_name:
+def _algorithm(item: FindingRecord | ReferenceRecord) -> hd.sr.AlgorithmIdentification | None:
+    models = models_of(item)
+    if not models:
         return None
-    return hd.sr.AlgorithmIdentification(name=f.model_name, version=f.model_version or "unknown")
+    first = models[0]
+    if len(models) == 1:
+        parameters = [f"weights_sha256={first.weights_sha256}"] if first.weights_sha256 else None
+    else:
+        parameters = [
+            f"model={m.name or UNKNOWN_MODEL} {m.version or 'unknown'}"
+            + (f" weights_sha256={m.weights_sha256}" if m.weights_sha256 else "")
+            for m in models
+        ]
+    return hd.sr.AlgorithmIdentification(
+        name=first.name or UNKNOWN_MODEL,
+        version=first.version or "unknown",
+        parameters=parameters,
+        family=codes.cid7162.ArtificialIntelligence,
+    )
 
 
 def _group(inp, key, n, finding_type, geometry, values, algorithm, images):
@@ -82,6 +103,7 @@ def _group(inp, key, n, finding_type, geometry, values, algorithm, images):
         ),
         referenced_region=region,
         finding_type=prop,
+        algorithm_id=algorithm,
         measurements=_measurements(values, algorithm) or None,
         qualitative_evaluations=[
             hd.sr.QualitativeEvaluation(
@@ -153,7 +175,9 @@ def for_reference(inp: PackageInput, series: SeriesRecord, refs: list[ReferenceR
         if r.excluded:
             continue
         values = [(codes.SCT.Diameter, r.diameter_mm, codes.UCUM.Millimeter)]
-        group = _group(inp, r.ref_finding_id, n, r.finding_type, r.geometry, values, None, images)
+        group = _group(
+            inp, r.ref_finding_id, n, r.finding_type, r.geometry, values, _algorithm(r), images
+        )
         if group is not None:
             groups.append(group)
     if not groups:

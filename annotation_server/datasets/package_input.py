@@ -10,10 +10,19 @@ export job removes it for users who may not see it.
 
 Instance paths are local files when the storage has them (FileSystemStorage),
 otherwise the storage key.
+
+Model pre-annotation (export/provenance.py states the rules): a reader's
+finding keeps its snapshot origin and model; a reference finding is
+model-derived when one of its supporting reader findings came from a model,
+and lists those findings' distinct models. `PreAnnotation` sums the cases'
+`assist` snapshots (proposals per model version, dispositions, the
+no-assistance arm) over the version's non-retired cases; a version frozen
+before cases recorded `assist` states the arm as unknown.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.core.files.storage import default_storage
@@ -22,11 +31,14 @@ from annotation_server.datasets.models import DatasetVersion
 from annotation_server.datasets.snapshot import current_reference, iso
 from export.model import (
     ArbitrationEntry,
+    AssistModelRef,
     CaseRecord,
     Changelog,
     FindingRecord,
     InstanceRecord,
+    ModelProposals,
     PackageInput,
+    PreAnnotation,
     QcRecord,
     QualificationRecord,
     ReadRecord,
@@ -92,8 +104,65 @@ def _series(s: dict) -> SeriesRecord:
     )
 
 
+def _model(f: dict) -> AssistModelRef | None:
+    """The assist model of a snapshot finding (None when manual)."""
+    if f.get("source", "manual") == "manual":
+        return None
+    m = f.get("model") or {}
+    return AssistModelRef(m.get("name", ""), m.get("version", ""), m.get("weights_sha256", ""))
+
+
+def _ref_origin(supporting: list[dict], findings: dict[str, dict]) -> dict[str, Any]:
+    """A reference finding's origin from the reader findings that support it."""
+    models = [_model(findings.get(s["uid"], {})) for s in supporting]
+    behind = sorted({m for m in models if m is not None})
+    return {
+        "origin": "model-derived" if behind else "manual",
+        "models": tuple(behind),
+        "model_marks": sum(m is not None for m in models),
+    }
+
+
+def _pre_annotation(snaps: list[dict], codes: list[str]) -> PreAnnotation:
+    proposals: Counter = Counter()
+    cases: Counter = Counter()
+    tasks: dict[AssistModelRef, str] = {}
+    actions: dict[AssistModelRef, Counter] = {}
+    unassisted: list[str] | None = []
+    for code, snap in zip(codes, snaps, strict=True):
+        assist = snap.get("assist")
+        if assist is None:
+            unassisted = None
+            continue
+        if unassisted is not None and assist["unassisted"]:
+            unassisted.append(code)
+        for p in assist["proposals"]:
+            model = AssistModelRef(**p["model"])
+            proposals[model] += p["n"]
+            cases[model] += 1
+            tasks[model] = p["task"]
+        for d in assist["dispositions"]:
+            actions.setdefault(AssistModelRef(**d["model"]), Counter())[d["action"]] += 1
+    return PreAnnotation(
+        models=tuple(
+            ModelProposals(
+                model=m,
+                task=tasks.get(m, ""),
+                proposals=proposals[m],
+                cases=cases[m],
+                accepted=actions.get(m, Counter())["accepted"],
+                edited=actions.get(m, Counter())["edited"],
+                rejected=actions.get(m, Counter())["rejected"],
+            )
+            for m in sorted(set(proposals) | set(actions))
+        ),
+        unassisted_cases=None if unassisted is None else tuple(unassisted),
+    )
+
+
 def _finding(f: dict) -> FindingRecord:
     attrs = f.get("attributes") or {}
+    model = _model(f)
     return FindingRecord(
         finding_id=f["uid"],
         finding_type=f["finding_type"],
@@ -105,6 +174,9 @@ def _finding(f: dict) -> FindingRecord:
         attributes=attrs,
         confidence=attrs.get("confidence"),
         source=SOURCES.get(f.get("source", "manual"), f.get("source", "manual")),
+        model_name=model.name if model else "",
+        model_version=model.version if model else "",
+        model_sha256=model.weights_sha256 if model else "",
     )
 
 
@@ -169,7 +241,8 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
     cases, reads, reference, arbitration, qc = [], [], [], [], []
     case_labels: dict[str, dict[str, Any]] = {}
     sites: dict[str, dict[str, Any]] = {}
-    models_used: set[str] = set()
+    assisted_snaps: list[dict] = []
+    assisted_codes: list[str] = []
     for dc in version.cases.order_by("case_code"):
         snap = dc.snapshot
         if not snap:
@@ -208,6 +281,9 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
             site["devices"].sort()
         if dc.retired:
             continue
+        assisted_snaps.append(snap)
+        assisted_codes.append(code)
+        reader_findings = {f["uid"]: f for r in snap["reads"] for f in r["findings"]}
         for r in snap["reads"]:
             reads.append(
                 ReadRecord(
@@ -222,9 +298,6 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
                     case_labels=r["case_labels"],
                     tool_version=f"RefSet {project_snap['tool']['version']}",
                 )
-            )
-            models_used.update(
-                f["source"] for f in r["findings"] if f.get("source", "manual") != "manual"
             )
         for f in sorted(current["findings"].values(), key=lambda f: f["ref_key"]):
             if f["status"] == "rejected":
@@ -247,6 +320,7 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
                     exclusion_reason=(f.get("reason_code") or "")
                     if f["status"] == "excluded"
                     else "",
+                    **_ref_origin(f["supporting"], reader_findings),
                 )
             )
         if current["labels"]:
@@ -329,11 +403,7 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
         changelog=changelog,
         parent_version=version.parent.version if version.parent else "",
         sites=dict(sorted(sites.items())),
-        pre_annotation={
-            "used": bool(models_used),
-            "visibility": project_snap["protocol"].get("prelabel_visibility", ""),
-            "sources": sorted(models_used),
-        },
+        pre_annotation=_pre_annotation(assisted_snaps, assisted_codes),
     )
 
 

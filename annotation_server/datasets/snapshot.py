@@ -3,10 +3,16 @@ and the list of live rows that went into it (`FrozenRow`).
 
 `case_snapshot(case)` returns (snapshot, rows): the snapshot holds the case and
 its images' identity and hashes, every read of every phase with its findings
-and case-level answers, every settlement with its clusters, every arbitration
-task with its decisions, every revision of the reference standard (findings and
-case-level labels, with which were current), and the QC reports. `rows` names
-the live rows read for it, by table, for the triggers.
+(each with its origin: source and, for a model-sourced one, the assist model's
+name, version and weights sha256) and case-level answers, every settlement with
+its clusters, every arbitration task with its decisions, every revision of the
+reference standard (findings and case-level labels, with which were current),
+the QC reports, and model assistance (`assist`: whether the case is in the
+protocol's no-assistance arm, the proposals each model version made on it, and
+every reader's disposition of a proposal). `rows` names the live rows read for
+it, by table, for the triggers. Proposals and dispositions are not frozen rows
+(a new model run marks old proposals not current); the snapshot keeps what they
+said at freeze.
 
 `project_snapshot(project, case_snapshots)` holds the project's identity, the
 reading protocol, the label schema, the QC and de-identification profiles, the
@@ -24,6 +30,8 @@ import json
 from collections import defaultdict
 from datetime import UTC
 
+from django.db.models import Count
+
 from annotation_server import __version__
 from annotation_server.adjudication.models import (
     ArbitrationTask,
@@ -36,7 +44,14 @@ from annotation_server.imaging.models import Instance
 from annotation_server.projects.models import Case, Membership, Project
 from annotation_server.qualification.models import QualificationAttempt, QualificationTest
 from annotation_server.quality.models import QcReport
-from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
+from annotation_server.reading.models import (
+    AssistModelVersion,
+    CaseLabel,
+    Finding,
+    Proposal,
+    ProposalDisposition,
+    ReadingTask,
+)
 
 Rows = dict[str, set[int]]
 
@@ -129,8 +144,14 @@ def _reads(case: Case, rows: Rows) -> list[dict]:
         .order_by("phase", "id")
     )
     findings = defaultdict(list)
-    for f in Finding.objects.filter(task__in=tasks).select_related("derived_from").order_by("id"):
+    by_pk: dict[int, Finding] = {}
+    for f in (
+        Finding.objects.filter(task__in=tasks)
+        .select_related("derived_from", "proposal__model_version")
+        .order_by("id")
+    ):
         findings[f.task_id].append(f)
+        by_pk[f.pk] = f
     labels = {lab.task_id: lab for lab in CaseLabel.objects.filter(task__in=tasks)}
     rows[_table(ReadingTask)].update(t.pk for t in tasks)
     rows[_table(Finding)].update(f.pk for fs in findings.values() for f in fs)
@@ -159,6 +180,8 @@ def _reads(case: Case, rows: Rows) -> list[dict]:
                         "centre_mm": _centre(f),
                         "attributes": f.attributes,
                         "source": f.source,
+                        "model": _origin_model(f, by_pk),
+                        "proposal": f.proposal_id,
                         "derived_from": str(f.derived_from.uid) if f.derived_from else "",
                         "created_at": iso(f.created_at),
                         "updated_at": iso(f.updated_at),
@@ -168,6 +191,77 @@ def _reads(case: Case, rows: Rows) -> list[dict]:
             }
         )
     return out
+
+
+def model_ref(row: AssistModelVersion) -> dict:
+    return {"name": row.name, "version": row.version, "weights_sha256": row.weights_sha256}
+
+
+def _origin_model(finding: Finding, by_pk: dict[int, Finding]) -> dict | None:
+    """The assist model behind a model-sourced finding: its proposal's model version,
+    else the name and version recorded on it, else (a review-phase copy, which keeps
+    the source but not the proposal) the blind-phase finding it revises."""
+    if finding.source == Finding.Source.MANUAL:
+        return None
+    seen: set[int] = set()
+    f: Finding | None = finding
+    while f is not None and f.pk not in seen:
+        seen.add(f.pk)
+        if f.proposal_id is not None:
+            return model_ref(f.proposal.model_version)
+        if f.model_name:
+            return {"name": f.model_name, "version": f.model_version, "weights_sha256": ""}
+        f = by_pk.get(f.derived_from_id) or (f.derived_from if f.derived_from_id else None)
+    return {"name": "", "version": "", "weights_sha256": ""}
+
+
+def _assist(case: Case, tasks: list[int]) -> dict:
+    """Model assistance on the case at freeze: arm, proposals per model version,
+    and what each read did with the proposals it acted on."""
+    proposals = (
+        Proposal.objects.filter(case=case)
+        .values(
+            "model_version__name",
+            "model_version__version",
+            "model_version__weights_sha256",
+            "model_version__task",
+        )
+        .annotate(n=Count("id"))
+        .order_by("model_version__name", "model_version__version", "model_version__weights_sha256")
+    )
+    dispositions = (
+        ProposalDisposition.objects.filter(task_id__in=tasks)
+        .select_related("proposal__model_version", "finding")
+        .order_by("task_id", "id")
+    )
+    return {
+        "unassisted": case.project.protocol.case_unassisted(case.pk),
+        "proposals": [
+            {
+                "model": {
+                    "name": p["model_version__name"],
+                    "version": p["model_version__version"],
+                    "weights_sha256": p["model_version__weights_sha256"],
+                },
+                "task": p["model_version__task"],
+                "n": p["n"],
+            }
+            for p in proposals
+        ],
+        "dispositions": [
+            {
+                "read_id": d.task_id,
+                "proposal": d.proposal_id,
+                "model": model_ref(d.proposal.model_version),
+                "action": d.action,
+                "finding_uid": str(d.finding.uid) if d.finding else "",
+                "dice": d.dice,
+                "hd95_mm": d.hd95_mm,
+                "decided_at": iso(d.decided_at),
+            }
+            for d in dispositions
+        ],
+    }
 
 
 def _settlements(case: Case, rows: Rows) -> list[dict]:
@@ -357,8 +451,9 @@ def case_label(snapshot: dict) -> str:
 
 def case_snapshot(case: Case) -> tuple[dict, Rows]:
     rows: Rows = defaultdict(set)
-    case = Case.objects.select_related("site", "series__study").get(pk=case.pk)
+    case = Case.objects.select_related("site", "series__study", "project__protocol").get(pk=case.pk)
     rows[_table(Case)].add(case.pk)
+    reads = _reads(case, rows)
     snapshot = {
         "case": {
             "id": case.pk,
@@ -370,11 +465,12 @@ def case_snapshot(case: Case) -> tuple[dict, Rows]:
             "created_at": iso(case.created_at),
         },
         "series": _series(case, rows),
-        "reads": _reads(case, rows),
+        "reads": reads,
         "settlements": _settlements(case, rows),
         "arbitration": _arbitration(case, rows),
         "reference": _reference(case, rows),
         "qc_reports": _qc(case, rows),
+        "assist": _assist(case, [r["id"] for r in reads]),
     }
     return snapshot, rows
 

@@ -15,11 +15,14 @@ import pydicom
 
 from export.model import (
     ArbitrationEntry,
+    AssistModelRef,
     CaseRecord,
     Changelog,
     FindingRecord,
     InstanceRecord,
+    ModelProposals,
     PackageInput,
+    PreAnnotation,
     QcRecord,
     QualificationRecord,
     ReadRecord,
@@ -56,6 +59,12 @@ SCHEMA = {
         "case_fields": [{"key": "image_quality", "label": {"en": "Image quality"}}],
     },
 }
+
+
+# R1 reshaped the model's proposal of the first nodule, R2 kept it as proposed,
+# R3 drew it by hand: the reference nodule it became is model-derived.
+MODEL = AssistModelRef("refset-lung-nodule", "1.0", "ab" * 32)
+ORIGIN_OF = {"R1": "model-edited", "R2": "model-accepted", "R3": "manual"}
 
 
 def _deidentify(folder: Path, truth: dict, pseudo: str) -> list[str]:
@@ -141,10 +150,11 @@ def make_input(tmp: Path, cases: int = 2, slices: int = 8, matrix: int = 64, **o
                     long_axis_mm=5.6 + r * 0.1,
                     short_axis_mm=4.9,
                     attributes={"nodule_type": "solid", "malignancy": 3 + (r == 2), "subtlety": 4},
-                    source="model-edited" if r == 0 else "manual",
-                    model_name="refset-lung-nodule" if r == 0 else "",
-                    model_version="1.0" if r == 0 else "",
-                    confidence=0.91 if r == 0 else None,
+                    source=ORIGIN_OF[reader],
+                    model_name=MODEL.name if reader in ("R1", "R2") else "",
+                    model_version=MODEL.version if reader in ("R1", "R2") else "",
+                    model_sha256=MODEL.weights_sha256 if reader in ("R1", "R2") else "",
+                    confidence=0.91 if reader in ("R1", "R2") else None,
                 ),
                 FindingRecord(
                     finding_id=f"{case_id}-{reader}-f2",
@@ -186,6 +196,7 @@ def make_input(tmp: Path, cases: int = 2, slices: int = 8, matrix: int = 64, **o
                 finding_type="nodule", centre_mm=(-7.3, -5.0, -150.0), diameter_mm=5.7,
                 geometry={"kind": "ellipse", "shapes": [_ellipse(s, 21, 24, 4) for s in (mid - 1, mid, mid + 1)]},
                 attributes={"nodule_type": "solid", "malignancy": 3}, reader_ids=("R1", "R2", "R3"),
+                origin="model-derived", models=(MODEL,), model_marks=2,
             ),
             ReferenceRecord(
                 ref_finding_id=f"{case_id}-ref2", case_id=case_id, series_uid=series.series_uid,
@@ -225,6 +236,10 @@ def make_input(tmp: Path, cases: int = 2, slices: int = 8, matrix: int = 64, **o
             "match_threshold": 5.0,
             "arbitration_mode": "single",
             "review_phase": False,
+            "prelabel_visibility": "shown",
+            "prelabel_min_confidence": 0.3,
+            "unassisted_fraction": 0.25,
+            "unassisted_seed": 7,
         },  # fmt: skip
         schema=SCHEMA,
         deid_profile={"name": "PS3.15 Basic Profile", "options": ["retain-longitudinal-dates"]},
@@ -248,6 +263,20 @@ def make_input(tmp: Path, cases: int = 2, slices: int = 8, matrix: int = 64, **o
         qc=tuple(qc),
         changelog=Changelog(cases_added=tuple(c.case_id for c in case_records)),
         sites={"S01": {"site_type": "tertiary"}},
+        pre_annotation=PreAnnotation(
+            models=(
+                ModelProposals(
+                    MODEL,
+                    task="detection",
+                    proposals=2 * cases,
+                    cases=cases,
+                    accepted=cases,
+                    edited=cases,
+                    rejected=cases,
+                ),
+            ),
+            unassisted_cases=(),
+        ),  # fmt: skip
         **over,
     )
     return inp, phi

@@ -79,8 +79,38 @@ def test_reference_standard_has_luna16_columns_first_and_excluded_apart(built):
     luna = (root / "annotations/luna16/annotations.csv").read_bytes()
     assert luna.startswith(b"seriesuid,coordX,coordY,coordZ,diameter_mm\n")  # no BOM for pandas
     reads = _rows(root / "annotations/reader_reads.csv")
-    assert {r["source"] for r in reads} == {"manual", "model-edited"}
+    assert {r["source"] for r in reads} == {"manual", "model-edited", "model-accepted"}
     assert any(r["model"] == "refset-lung-nodule 1.0" for r in reads)
+    assert {r["model_sha256"] for r in reads if r["source"] != "manual"} == {"ab" * 32}
+
+
+def test_reference_and_manifest_say_which_findings_and_models_are_model_derived(built):
+    _, _, root = built
+    ref = {r["ref_finding_id"]: r for r in _rows(root / "annotations/reference_standard.csv")}
+    assert ref["C0000-ref1"]["origin"] == "model-derived"
+    assert ref["C0000-ref1"]["n_model_marks"] == "2"
+    assert ref["C0000-ref1"]["assist_models"] == f"refset-lung-nodule 1.0 sha256:{'ab' * 32}"
+    assert ref["C0000-ref2"]["origin"] == "manual" and ref["C0000-ref2"]["assist_models"] == ""
+    manifest = json.loads((root / "manifest.json").read_text())
+    pre = manifest["pre_annotation"]
+    assert pre["used"] is True and pre["shown_in_phases"] == [1]
+    assert pre["protocol"]["no_assistance_arm"]["fraction"] == 0.25
+    assert [(m["name"], m["version"], m["weights_sha256"]) for m in pre["models"]] == [
+        ("refset-lung-nodule", "1.0", "ab" * 32)
+    ]
+    assert pre["findings_by_origin"]["reference"] == {"manual": 4, "model-derived": 2}
+    trace = manifest["traceability"]["model_pre_annotation"]
+    assert trace == {
+        "used": True,
+        "models": ["refset-lung-nodule 1.0"],
+        "shown_in_phases": [1],
+        "details": "pre_annotation",
+    }
+    readme = (root / "README.md").read_text()
+    assert "model pre-annotation used: 是：refset-lung-nodule 1.0" in readme
+    seg_ref = pydicom.dcmread(next(root.glob("annotations/dicom/SEG/reference/*.dcm")))
+    kinds = {s.SegmentLabel[-4:]: s.SegmentAlgorithmType for s in seg_ref.SegmentSequence}
+    assert kinds == {"ref1": "SEMIAUTOMATIC", "ref2": "MANUAL"}
 
 
 def test_formula_cells_are_neutralised_in_package_tables(built):

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from annotation_server.imaging.models import Instance
 from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Project
-from annotation_server.reading.models import ReadingTask
+from annotation_server.reading.models import AssistModelVersion, Proposal, ReadingTask
 from tests import factories
 
 
@@ -87,6 +87,14 @@ def test_demo_seeds_people_projects_and_states_idempotently(media, capsys, celer
     cpm = result["figures"]["cpm"]["value"]
     assert cpm is None or 0.0 <= cpm <= 1.0
     assert result["dataset"]["manifest_sha256"] == export.result["manifest_sha256"]
+    # The built-in lung model ran over the cases; readers see its proposals.
+    run = AssistModelVersion.objects.get(name="lung-nodule", source="builtin")
+    assert f"lung-nodule {run.version}: " in out
+    assert lung.protocol.prelabel_visibility == "shown"
+    assert lung.protocol.unassisted_fraction == 0.25
+    assert set(
+        Proposal.objects.filter(case__project=lung).values_list("model_version", flat=True)
+    ) <= {run.pk}
     disputed = lung.cases.get(state="arbitration")
     roles = set(disputed.arbitration_tasks.values_list("role", flat=True))
     assert roles == {"first", "second"}

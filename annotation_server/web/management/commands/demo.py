@@ -91,6 +91,7 @@ class Command(BaseCommand):
         # The agreement page shows figures from the start (agreement app).
         from annotation_server.agreement import services as agreement
 
+        self._prelabel(lung, people)
         agreement.store(lung, by=people.get("manager"))
         self._freeze_version(lung, people)
         self._evaluate_product(lung, people)
@@ -109,6 +110,29 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"  {username:<11} {password:<16} {role}")
         self.stdout.write("")
+
+    def _prelabel(self, project, people):
+        """The built-in lung-nodule model proposes findings on every case (the
+        reading app's prelabel run, as the Model assistance page starts it):
+        readers see them in the blind phase at 50% confidence and above, except
+        on the quarter of cases the seeded no-assistance arm keeps unassisted."""
+        from annotation_server.reading import assist
+        from annotation_server.reading.models import Proposal
+
+        if Proposal.objects.filter(case__project=project).exists():
+            return
+        type(project.protocol).objects.filter(pk=project.protocol.pk).update(
+            prelabel_visibility="shown",
+            prelabel_min_confidence=0.5,
+            unassisted_fraction=0.25,
+            unassisted_seed=7,
+        )
+        row = assist.resolve_version("lung-nodule", by=people["manager"])
+        report = assist.run_prelabel(project, row)
+        self.stdout.write(
+            f"  {row.name} {row.version}: {report.proposals} proposals on "
+            f"{_count(report.cases, 'case')} ({report.model_s:.1f} s of inference)"
+        )
 
     def _freeze_version(self, project, people):
         """Version 1.0.0 of the adjudicated cases, frozen (datasets app)."""
