@@ -26,16 +26,21 @@ JOB_HANDLERS: dict[str, str] = {
     "qc.check_cases": "annotation_server.quality.jobs.check_cases",
     "projects.assign": "annotation_server.reading.jobs.assign_job",
     "reading.prelabel": "annotation_server.reading.jobs.prelabel_job",
+    "reading.finetune": "annotation_server.reading.jobs.finetune_job",
 }
 
 # Job kind -> the setting naming the Celery queue it is sent to (its value empty:
 # the default queue). Kinds not listed go to the default queue.
 JOB_QUEUES: dict[str, str] = {
     "reading.prelabel": "REFSET_INFERENCE_QUEUE",
+    "reading.finetune": "REFSET_INFERENCE_QUEUE",
 }
 
 # Hook name -> the functions called, in order, with the hook's arguments.
 HOOKS: dict[str, tuple[str, ...]] = {
     # (task, actor) after a qualification read is submitted, inside its transaction.
     "reading.attempt_read_submitted": ("annotation_server.qualification.services.after_submit",),
+    # (project,) -> {case id: [reference finding dicts]}: the adjudicated cases'
+    # reference standard, for fine-tuning assist models (reading.finetune, hooks.collect).
+    "reading.reference_standard": ("annotation_server.adjudication.standard.adjudicated_findings",),
 }

@@ -56,3 +56,19 @@ def prelabel_job(ctx) -> dict:
         data={"job": ctx.job_id, "threshold": ctx.params.get("threshold"), **report.as_dict()},
     )
     return report.as_dict()
+
+
+def finetune_job(ctx) -> dict:
+    """Job "reading.finetune" (inference queue, registry.JOB_QUEUES): params
+    {"project_id", "model", "parent_id", "version", "epochs", "seed", "fraction"}
+    (reading.finetune.queue_finetune). Idempotent: a re-run after the new version
+    was registered finds it and reports it instead of registering another."""
+    from annotation_server.reading import finetune
+
+    by = None
+    if ctx.created_by_id:
+        by = get_user_model().objects.filter(pk=ctx.created_by_id).first()
+    project = Project.objects.get(pk=ctx.params.get("project_id") or ctx.project_id)
+    return finetune.run_finetune(
+        project, ctx.params, job_id=ctx.job_id, by=by, progress=ctx.progress, log=ctx.log
+    )

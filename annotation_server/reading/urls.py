@@ -3,12 +3,19 @@ the manager's assignment page and API."""
 
 from django.urls import path
 
-from annotation_server.reading import assignment_views, console_views, import_views, views
+from annotation_server.reading import (
+    assignment_views,
+    assist_views,
+    console_views,
+    import_views,
+    views,
+)
 from annotation_server.reading.api.assignment import (
     AssignmentOverviewView,
     AssignmentRunView,
     ReassignView,
 )
+from annotation_server.reading.api.assist_models import AssistModelsView, FinetuneView, PromoteView
 from annotation_server.reading.api.console import ReturnView, WithdrawView
 from annotation_server.reading.api.imports import ExportReadsView, ImportReadsView
 
@@ -80,5 +87,33 @@ urlpatterns = [
         "api/v1/projects/<slug:slug>/reads/export/",
         ExportReadsView.as_view(),
         name="api-reads-export",
+    ),
+    path(
+        "projects/<slug:slug>/assist-models/", assist_views.assist_models_page, name="assist-models"
+    ),
+    path(
+        "projects/<slug:slug>/assist-models/finetune/",
+        assist_views.finetune_run,
+        name="assist-models-finetune",
+    ),
+    path(
+        "projects/<slug:slug>/assist-models/<int:version_id>/promote/",
+        assist_views.promote,
+        name="assist-models-promote",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/assist-models/",
+        AssistModelsView.as_view(),
+        name="api-assist-models",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/assist-models/finetune/",
+        FinetuneView.as_view(),
+        name="api-assist-models-finetune",
+    ),
+    path(
+        "api/v1/projects/<slug:slug>/assist-models/<int:version_id>/promote/",
+        PromoteView.as_view(),
+        name="api-assist-models-promote",
     ),
 ]

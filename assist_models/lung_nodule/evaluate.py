@@ -188,3 +188,169 @@ def write_card_performance(result: dict[str, Any], command: str, card: Path = CA
     data["performance"] = performance(result)
     data["performance_command"] = command
     card.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+# ------------------------------------------------------------------ two versions
+
+
+def truth_of_examples(examples, *, dataset_id: str = "held-out") -> Any:
+    """The evaluation kit's Truth for cases with reference nodules
+    (training.Example): unscored nodules are excluded lesions."""
+    from qc.evaluation.detection_hits import RADIUS
+    from qc.evaluation.truth import Lesion, Scan, Truth, size_band
+    from qc.matching import Grid
+
+    scans, lesions = [], []
+    for ex in examples:
+        s = ex.series
+        uid = s.series_uid or ex.case_id
+        grid = Grid(
+            positions=tuple(s.index_to_mm(i, 0, 0) for i in range(s.shape[0])),
+            row_cosine=tuple(float(v) for v in s.orientation[:3]),
+            column_cosine=tuple(float(v) for v in s.orientation[3:]),
+            pixel_spacing=(float(s.spacing[1]), float(s.spacing[2])),
+            rows=s.shape[1],
+            columns=s.shape[2],
+            slice_thickness=float(s.spacing[0]),
+        )
+        label = "positive" if any(n.scored for n in ex.nodules) else "negative"
+        scans.append(Scan(uid, ex.case_id, ex.case_id, grid, label, {}))
+        for k, n in enumerate(ex.nodules):
+            lesions.append(
+                Lesion(
+                    lesion_id=f"{ex.case_id}/{k + 1}",
+                    series_uid=uid,
+                    case_id=ex.case_id,
+                    finding_type="nodule",
+                    centre_mm=tuple(float(v) for v in n.centre_mm),
+                    diameter_mm=n.diameter_mm,
+                    excluded=not n.scored,
+                    readers=1,
+                    strata={"size": size_band(n.diameter_mm)} if n.diameter_mm else {},
+                )
+            )
+    return Truth(
+        dataset_id=dataset_id,
+        version="",
+        split="held-out",
+        rule=RADIUS,
+        threshold=0.0,
+        readers_per_case=1,
+        scans=tuple(scans),
+        lesions=tuple(lesions),
+    )
+
+
+def _proposals(predictor, series, prep):
+    """Every proposal down to FROC_FLOOR; the candidates (`prep`) are shared
+    between the versions compared when the predictor is this package's."""
+    if prep is not None and hasattr(predictor, "score") and hasattr(predictor, "proposals"):
+        scores = predictor.score(prep.patches) if len(prep.candidates) else np.zeros(0)
+        return predictor.proposals(series, prep, scores, FROC_FLOOR)
+    return list(predictor.predict(series, threshold=FROC_FLOOR).proposals)
+
+
+FIGURES = {
+    "cpm": "cpm",
+    "sensitivity_at_0.5_fp_per_scan": "sens_at_0.5",
+    "sensitivity_at_1_fp_per_scan": "sens_at_1",
+    "sensitivity_at_2_fp_per_scan": "sens_at_2",
+    "sensitivity_at_4_fp_per_scan": "sens_at_4",
+    "sensitivity_at_threshold": "sensitivity",
+    "fp_per_scan_at_threshold": "fp_per_scan",
+}
+
+
+def _summary(result: dict[str, Any], threshold: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"threshold": threshold}
+    for key, name in FIGURES.items():
+        fig = result["figures"].get(name) or {}
+        value = fig.get("value")
+        out[key] = None if value is None else round(float(value), 4)
+        if key == "cpm" and fig.get("ci"):
+            out["cpm_ci"] = [None if v is None else round(float(v), 4) for v in fig["ci"]]
+    return out
+
+
+def compare_versions(
+    examples, parent, new, *, bootstrap: int = 500, seed: int = 0
+) -> dict[str, Any]:
+    """Both predictors on the same held-out cases (training.Example), scored by
+    the evaluation kit under LUNA16's rule: each one's CPM (95% bootstrap
+    interval over scans), sensitivity at 0.5-4 false positives per scan and at
+    its own threshold, and the paired bootstrap of the CPM difference (new -
+    parent, qc.evaluation.compare: same resamples for both)."""
+    from qc.evaluation.compare import compare
+    from qc.evaluation.detection import evaluate_detection
+    from qc.evaluation.submission import Parsed
+
+    from .predictor import prepare
+
+    truth = truth_of_examples(examples)
+    marks: dict[str, list] = {"parent": [], "new": []}
+    started = time.perf_counter()
+    for ex in examples:
+        uid = ex.series.series_uid or ex.case_id
+        prep = prepare(ex.series) if hasattr(parent, "score") else None
+        for key, predictor in (("parent", parent), ("new", new)):
+            marks[key] += detections_of(uid, _proposals(predictor, ex.series, prep))
+    out: dict[str, Any] = {
+        "rule": "LUNA16: a proposal hits a nodule when its centre lies within the "
+        "nodule's radius (10 mm diameter when unknown)",
+        "held_out_cases": len(examples),
+        "held_out_nodules": sum(1 for les in truth.lesions if not les.excluded),
+        "bootstrap": bootstrap,
+        "seed": seed,
+    }
+    for key, predictor in (("parent", parent), ("new", new)):
+        threshold = float(predictor.card.default_threshold or 0.5)
+        result = evaluate_detection(
+            truth,
+            marks[key],
+            operating_threshold=threshold,
+            bootstrap=bootstrap,
+            seed=seed,
+            strata=False,
+            all_rules=False,
+        )
+        out[key] = {
+            "version": predictor.card.version,
+            "weights_sha256": predictor.card.weights_sha256,
+            **_summary(result, threshold),
+        }
+
+    def parsed(key: str):
+        return Parsed(kind="detection", sha256="", detections=tuple(marks[key]))
+
+    paired = compare(truth, parsed("new"), parsed("parent"), bootstrap=bootstrap, seed=seed)
+    diff = paired["difference"]
+    out["cpm_difference"] = {
+        "value": None if diff["value"] is None else round(diff["value"], 4),
+        "ci": [None if v is None else round(float(v), 4) for v in (diff["ci"] or [])] or None,
+        "p": None if diff["p"] is None else round(diff["p"], 4),
+    }
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def performance_of_comparison(comparison: dict[str, Any], training_cases: int) -> dict[str, float]:
+    """The figures a fine-tuned version's card carries (numbers only): its own on
+    the held-out cases, its parent's CPM there, and the difference."""
+    out: dict[str, float] = {}
+    new, parent = comparison["new"], comparison["parent"]
+    for key in FIGURES:
+        if new.get(key) is not None:
+            out[key] = float(new[key])
+    if new.get("cpm_ci"):
+        out["cpm_ci_low"], out["cpm_ci_high"] = (float(v) for v in new["cpm_ci"])
+    if parent.get("cpm") is not None:
+        out["parent_cpm"] = float(parent["cpm"])
+    diff = comparison["cpm_difference"]
+    if diff["value"] is not None:
+        out["cpm_difference"] = float(diff["value"])
+    if diff.get("ci"):
+        out["cpm_difference_ci_low"], out["cpm_difference_ci_high"] = (float(v) for v in diff["ci"])
+    out["held_out_scans"] = float(comparison["held_out_cases"])
+    out["held_out_nodules"] = float(comparison["held_out_nodules"])
+    out["training_cases"] = float(training_cases)
+    return out

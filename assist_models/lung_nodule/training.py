@@ -15,18 +15,25 @@ Training: balanced batches (half positives), random flips and in-plane
 transposes, Adam, binary cross-entropy. Deterministic: seeded NumPy and
 torch generators, `torch.use_deterministic_algorithms(True)` and one CPU
 thread, so the same arguments give the same weights file (same sha256).
+
+Fine-tuning (`fine_tune`): the same network, started from a version's weights
+and trained on `Example`s -- a series with its reference nodules (e.g. a RefSet
+project's adjudicated findings) instead of generated ones. Candidates are
+labelled by the same rule; a candidate within an unscored finding's radius
+(an excluded one) is left out rather than called a negative.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..interface import ModelCard, sha256_of
+from ..interface import ModelCard, SeriesVolume, sha256_of
 from . import candidates as cand
 from .predictor import CARD, NAME, PATCH_WINDOW, extract_patches
 from .synthetic import synthetic_series
@@ -69,6 +76,36 @@ def _augment(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+_CUTS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
+
+
+def _label(prep, centres, ignored, patches: list, labels: list) -> None:
+    """Append one series' patches and labels: a candidate within a nodule's
+    radius (`centres`: working-grid index, radius mm) is a positive, one within
+    an ignored finding's radius is left out, any other is a negative; each
+    nodule is also cut at its centre and one voxel off in each direction."""
+    s = cand.SPACING_MM
+    label = np.zeros(len(prep.candidates), dtype=np.float32)
+    keep = np.ones(len(prep.candidates), dtype=bool)
+    for i, c in enumerate(prep.candidates):
+        at = np.asarray(c.index, dtype=float)
+        if any(np.linalg.norm((at - w) * s) <= r for w, r in centres):
+            label[i] = 1.0
+        elif any(np.linalg.norm((at - w) * s) <= r for w, r in ignored):
+            keep[i] = False
+    patches.append(prep.patches[keep] if not keep.all() else prep.patches)
+    labels.append(label[keep] if not keep.all() else label)
+    extra = []
+    for w, _r in centres:
+        base = np.rint(w).astype(int)
+        for d in _CUTS:
+            p = np.clip(base + d, 0, np.asarray(prep.working.shape) - 1)
+            extra.append(tuple(int(v) for v in p))
+    if extra:
+        patches.append(extract_patches(prep.working, extra))
+        labels.append(np.ones(len(extra), dtype=np.float32))
+
+
 def collect(
     seeds: list[int], *, nodules: int, slices: dict[str, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -82,7 +119,6 @@ def collect(
         opts = {} if not slices else {"slices": slices[protocol]}
         series, truth = synthetic_series(seed, protocol, nodules=nodules, noise_hu=noise, **opts)
         prep = prepare(series)
-        s = cand.SPACING_MM
         # planted centres on the working grid (index = (mm offset / spacing) mapped through
         # the resampling: working i samples series (i + 0.5) * scale - 0.5)
         org = np.asarray(series.origin)
@@ -94,33 +130,38 @@ def collect(
             )
             w = (idx + 0.5) / np.asarray(prep.scale) - 0.5
             centres.append((w, max(t.diameter_mm / 2.0, 2.0)))
-        label = np.zeros(len(prep.candidates), dtype=np.float32)
-        for i, c in enumerate(prep.candidates):
-            at = np.asarray(c.index, dtype=float)
-            if any(np.linalg.norm((at - w) * s) <= r for w, r in centres):
-                label[i] = 1.0
-        patches.append(prep.patches)
-        labels.append(label)
-        extra = []
-        for w, _r in centres:
-            base = np.rint(w).astype(int)
-            for d in [
-                (0, 0, 0),
-                (1, 0, 0),
-                (-1, 0, 0),
-                (0, 1, 0),
-                (0, -1, 0),
-                (0, 0, 1),
-                (0, 0, -1),
-            ]:
-                p = np.clip(base + d, 0, np.asarray(prep.working.shape) - 1)
-                extra.append(tuple(int(v) for v in p))
-        if extra:
-            patches.append(extract_patches(prep.working, extra))
-            labels.append(np.ones(len(extra), dtype=np.float32))
+        _label(prep, centres, [], patches, labels)
     x = np.concatenate(patches) if patches else np.zeros((0, 1, 24, 24, 24), np.float32)
     y = np.concatenate(labels) if labels else np.zeros(0, np.float32)
     return x, y, {"positives": int(y.sum()), "negatives": int((y == 0).sum())}
+
+
+def _fit(net, x: np.ndarray, y: np.ndarray, *, seed: int, steps: int, batch: int, lr: float):
+    """Balanced batches (half positives), augmented; Adam with the rate cut to a
+    tenth after 70% of the steps. Returns the losses."""
+    import torch
+
+    rng = np.random.default_rng([seed, 11])
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    half = batch // 2
+    net.train()
+    losses = []
+    for step in range(steps):
+        if step == int(steps * 0.7):
+            for g in opt.param_groups:
+                g["lr"] = lr / 10.0
+        pick = np.concatenate([rng.choice(pos, half), rng.choice(neg, batch - half)])
+        xb = torch.from_numpy(_augment(x[pick], rng))
+        yb = torch.from_numpy(y[pick])
+        opt.zero_grad()
+        loss = loss_fn(net(xb), yb)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    net.eval()
+    return losses
 
 
 def train(
@@ -155,27 +196,8 @@ def train(
             raise ValueError(f"training data needs both classes, got {counts}")
         collected = time.perf_counter() - started
         torch.manual_seed(seed)
-        rng = np.random.default_rng([seed, 11])
         net = NoduleNet()
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        loss_fn = torch.nn.BCEWithLogitsLoss()
-        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        half = batch // 2
-        net.train()
-        losses = []
-        for step in range(steps):
-            if step == int(steps * 0.7):
-                for g in opt.param_groups:
-                    g["lr"] = lr / 10.0
-            pick = np.concatenate([rng.choice(pos, half), rng.choice(neg, batch - half)])
-            xb = torch.from_numpy(_augment(x[pick], rng))
-            yb = torch.from_numpy(y[pick])
-            opt.zero_grad()
-            loss = loss_fn(net(xb), yb)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        net.eval()
+        losses = _fit(net, x, y, seed=seed, steps=steps, batch=batch, lr=lr)
         weights = out / "lung_nodule.pt"
         torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, weights)
     finally:
@@ -242,4 +264,146 @@ def _previous_card(out: Path) -> dict[str, Any]:
         "sha": data.get("weights_sha256"),
         "performance": data.get("performance", {}),
         "performance_command": data.get("performance_command", ""),
+    }
+
+
+# ------------------------------------------------------------------ fine-tuning
+
+FINE_TUNE_LR = 2e-4
+DEFAULT_DIAMETER_MM = 10.0  # a reference nodule of unknown size (the evaluation kit's rule)
+
+
+@dataclass(frozen=True)
+class Nodule:
+    """One reference finding of a series: patient-space centre and diameter (mm).
+    `scored` False: an excluded finding (or one of a type the model does not
+    propose): neither a positive nor a negative in training, neither a hit nor a
+    false positive in evaluation."""
+
+    centre_mm: tuple[float, float, float]
+    diameter_mm: float | None = None
+    scored: bool = True
+
+
+@dataclass(frozen=True)
+class Example:
+    """One case for fine-tuning or held-out evaluation: its series and its
+    reference nodules (none: a case without nodules, all its candidates negative)."""
+
+    case_id: str
+    series: SeriesVolume
+    nodules: tuple[Nodule, ...] = ()
+
+
+def mm_to_index(series: SeriesVolume, centre_mm) -> np.ndarray:
+    """(slice, row, column) of a patient-space point: the inverse of
+    SeriesVolume.index_to_mm."""
+    row_dir = np.asarray(series.orientation[:3], dtype=float)
+    col_dir = np.asarray(series.orientation[3:], dtype=float)
+    normal = np.cross(row_dir, col_dir)
+    d = np.asarray(centre_mm, dtype=float) - np.asarray(series.origin, dtype=float)
+    ds, dr, dc = (float(v) for v in series.spacing)
+    return np.array([d @ normal / ds, d @ col_dir / dr, d @ row_dir / dc])
+
+
+def collect_examples(examples: list[Example]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(patches, labels, counts) from cases with reference nodules, as `collect`
+    does for synthetic series (same candidates, same labelling rule)."""
+    from .predictor import prepare
+
+    patches: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    for ex in examples:
+        prep = prepare(ex.series)
+        centres, ignored = [], []
+        for n in ex.nodules:
+            w = (mm_to_index(ex.series, n.centre_mm) + 0.5) / np.asarray(prep.scale) - 0.5
+            radius = max((n.diameter_mm or DEFAULT_DIAMETER_MM) / 2.0, 2.0)
+            (centres if n.scored else ignored).append((w, radius))
+        _label(prep, centres, ignored, patches, labels)
+    x = np.concatenate(patches) if patches else np.zeros((0, 1, 24, 24, 24), np.float32)
+    y = np.concatenate(labels) if labels else np.zeros(0, np.float32)
+    return x, y, {"positives": int(y.sum()), "negatives": int((y == 0).sum())}
+
+
+def fine_tune(
+    out_dir: str | Path,
+    examples: list[Example],
+    *,
+    base_weights: str | Path,
+    base_card: ModelCard,
+    version: str,
+    epochs: int = 3,
+    batch: int = 32,
+    lr: float = FINE_TUNE_LR,
+    seed: int = 0,
+    training_data: str = "",
+    command: str = "",
+) -> dict[str, Any]:
+    """Fine-tune the classifier from `base_weights` on `examples` (cases with
+    reference nodules, e.g. a RefSet project's adjudicated ones) and write
+    `lung_nodule.pt` and `lung_nodule.card.json` (version `version`, the base
+    card's fields otherwise, performance left empty for the caller to measure)
+    into `out_dir`. An epoch is as many balanced batches as there are patches
+    divided by `batch`. Deterministic as `train` is. Returns a summary."""
+    import torch
+
+    from .network import NoduleNet
+
+    if epochs < 1:
+        raise ValueError("epochs must be at least 1")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    started = time.perf_counter()
+    try:
+        x, y, counts = collect_examples(examples)
+        if counts["positives"] == 0 or counts["negatives"] == 0:
+            raise ValueError(
+                f"fine-tuning needs reference nodules and candidates beside them, got {counts}"
+            )
+        collected = time.perf_counter() - started
+        steps = epochs * max(1, -(-len(y) // batch))
+        torch.manual_seed(seed)
+        net = NoduleNet()
+        net.load_state_dict(torch.load(base_weights, map_location="cpu", weights_only=True))
+        losses = _fit(net, x, y, seed=seed, steps=steps, batch=batch, lr=lr)
+        weights = out / "lung_nodule.pt"
+        torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, weights)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    sha = sha256_of(weights)
+    data = base_card.to_dict()
+    data.update(
+        version=version,
+        training_data=training_data
+        or (
+            f"Fine-tuned from {base_card.name} {base_card.version} (weights sha256 "
+            f"{base_card.weights_sha256}) on {len(examples)} cases with reference nodules: "
+            f"{counts['positives']} positive and {counts['negatives']} negative patches."
+        ),
+        performance={},
+        performance_command=command,
+        weights_sha256=sha,
+    )
+    card = ModelCard.from_dict(data)
+    card_path = out / CARD.name
+    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return {
+        "weights": str(weights),
+        "card": str(card_path),
+        "sha256": sha,
+        "cases": len(examples),
+        **counts,
+        "epochs": epochs,
+        "steps": steps,
+        "lr": lr,
+        "seed": seed,
+        "final_loss": round(float(np.mean(losses[-50:])), 4),
+        "collect_s": round(collected, 1),
+        "total_s": round(time.perf_counter() - started, 1),
     }

@@ -141,6 +141,32 @@ def check_prelabel(setup: Setup, job: Job) -> None:
     assert len(keys) == len(set(keys)), "a proposal stored twice"
 
 
+# reading.finetune -------------------------------------------------------------------
+
+
+def build_finetune(setup: Setup) -> Job:
+    from annotation_server.reading import finetune
+    from tests.assist.test_finetune import adjudicated_case
+
+    for i in range(3):
+        adjudicated_case(setup.project, f"FT{i:03d}", seed=80 + i)
+    return finetune.queue_finetune(setup.project, "lung-nodule", by=setup.manager, epochs=1)
+
+
+def check_finetune(setup: Setup, job: Job) -> None:
+    from annotation_server.audit.models import AuditEvent
+    from annotation_server.reading.models import AssistModelVersion
+
+    # Killed right after the new version was registered: the re-run finds it (the
+    # registration's audit event names the job) instead of training and
+    # registering a second one.
+    (new,) = AssistModelVersion.objects.filter(name="lung-nodule", version__contains="-ft1+")
+    assert job.result["version"]["id"] == new.pk and not new.promoted
+    assert job.result["comparison"]["held_out_cases"] >= 1
+    events = AuditEvent.objects.filter(action="assist_model.registered", object_id=str(new.pk))
+    assert events.count() == 1 and events.get().data["trained"]["job"] == job.pk
+
+
 # imaging.import ---------------------------------------------------------------------
 
 IMPORT_SLICES = 24
@@ -436,6 +462,7 @@ FAULT_CASES: dict[str, FaultCase] = {
     "datasets.export": FaultCase(build_export, at=4, check=check_export),
     "datasets.evaluate": FaultCase(build_evaluate, at=3, check=check_evaluate),
     "reading.prelabel": FaultCase(build_prelabel, at=3, check=check_prelabel),
+    "reading.finetune": FaultCase(build_finetune, at=5, check=check_finetune),
 }
 
 

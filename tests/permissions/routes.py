@@ -350,6 +350,7 @@ def _value(name: str, kwarg: str, s: Scenario) -> str:
             "job_id": s.job.pk,
             "evaluation_id": s.evaluation.pk,
             "proposal_id": s.proposal.pk,
+            "version_id": s.proposal.model_version_id,  # a version that proposed on the case
             "fmt": "json",
         }[kwarg]
     )
