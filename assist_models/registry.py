@@ -24,6 +24,10 @@ BUILTIN_MODELS: dict[str, tuple[str, str]] = {
         "assist_models.lung_nodule.load_card",
         "assist_models.lung_nodule.load_predictor",
     ),
+    "chest-radiograph": (
+        "assist_models.chest_radiograph.load_card",
+        "assist_models.chest_radiograph.load_predictor",
+    ),
 }
 
 

@@ -65,6 +65,12 @@ TRAINABLE: dict[str, dict[str, str]] = {
         "weights": "lung_nodule.pt",
         "card": "lung_nodule.card.json",
     },
+    "chest-radiograph": {
+        "train": "assist_models.chest_radiograph.train",
+        "predictor": "assist_models.chest_radiograph.predictor.ChestRadiographPredictor",
+        "weights": "chest_radiograph.pt",
+        "card": "chest_radiograph.card.json",
+    },
 }
 
 
