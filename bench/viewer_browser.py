@@ -55,7 +55,7 @@ from annotation_server.accounts.models import Role
 from annotation_server.projects.models import Case, LabelSchema, Project, ReadingProtocol
 from annotation_server.projects.services import grant_role
 from annotation_server.imaging.services import index_datasets
-from annotation_server.imaging.api.views import build_series_stream
+from annotation_server.imaging.delivery import build_series_stream
 from annotation_server.reading.models import ReadingTask
 user = get_user_model().objects.create_user({user!r}, password={password!r})
 project = Project.objects.create(slug="bench", name="bench", modality="CT",
@@ -83,7 +83,7 @@ from annotation_server.accounts.models import Role
 from annotation_server.projects.models import Case, LabelSchema, Project, ReadingProtocol
 from annotation_server.projects.services import grant_role
 from annotation_server.imaging.services import index_datasets
-from annotation_server.imaging.api.views import build_series_stream
+from annotation_server.imaging.delivery import build_series_stream
 from annotation_server.reading.models import ReadingTask
 user = get_user_model().objects.create_user({user!r}, password={password!r})
 project = Project.objects.create(slug="bench-xr", name="bench-xr", modality="DX",

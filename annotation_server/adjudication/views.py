@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from annotation_server.adjudication.api.serializers import (
@@ -159,6 +160,8 @@ def arbitrate(request, task_id: int):
         "references": references,
         "reference_labels": labels,
         "lang": schema_language(),
+        # Times on the page are shown in the server's zone, as the templates show them.
+        "time_zone": timezone.get_current_timezone_name(),
         "urls": {"api": "/api/v1/", "queue": reverse("arbitration-queue")},
     }
     return render(

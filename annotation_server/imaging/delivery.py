@@ -78,8 +78,10 @@ def placement(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def series_records(rows: list[dict[str, Any]]) -> Iterator[bytes]:
-    """Frame records of `rows` (index rows in slice order), reading each file once."""
+def series_records(rows: list[dict[str, Any]], *, previews: bool = False) -> Iterator[bytes]:
+    """Frame records of `rows` (index rows in slice order), reading each file once.
+    With `previews` (the viewer's stream), a large first frame is preceded by its
+    reduced rendition (`pixels.preview_record`)."""
     frames_of_file: dict[str, list[int]] = defaultdict(list)
     last_use: dict[str, int] = {}
     for i, row in enumerate(rows):
@@ -104,7 +106,11 @@ def series_records(rows: list[dict[str, Any]]) -> Iterator[bytes]:
         else:
             ds, stored = entry
             try:
-                yield pixels.build_frame(ds, stored[row["frame"]], row["frame"]).record(extra)
+                frame = pixels.build_frame(ds, stored[row["frame"]], row["frame"])
+                preview = pixels.preview_record(frame, extra) if previews and i == 0 else None
+                if preview is not None:
+                    yield preview
+                yield frame.record(extra)
             except pixels.PixelError as error:
                 yield pixels.error_record(error, extra)
         if last_use[key] == i:
@@ -119,7 +125,8 @@ def series_etag(series: Series) -> tuple[str, int]:
     columns it covers (tuples: a stored stream needs nothing else)."""
     rows = series.instances.order_by("slice_index", "frame").values_list(*ETAG_FIELDS)
     parts = [f"{i}:{sha}:{frame}:{index}:{along}" for i, sha, frame, index, along in rows]
-    return etag_for("series", series.pk, *parts), len(parts)
+    # "previews": the stream carries a large first frame's preview (series_records).
+    return etag_for("series", "previews", series.pk, *parts), len(parts)
 
 
 def series_rows(series: Series) -> list[dict[str, Any]]:
@@ -140,7 +147,7 @@ def build_series_stream(series: Series) -> bool:
     if stored is not None:
         stored.close()
         return False
-    for _ in stream_cache.tee_to_storage(series_records(rows), key):
+    for _ in stream_cache.tee_to_storage(series_records(rows, previews=True), key):
         pass
     return True
 

@@ -26,7 +26,16 @@ So every record starts, and its pixel data starts, on an 8-byte boundary: a
 browser can wrap the pixels in an Int16Array/Float32Array without copying. A
 series body is these records concatenated in slice order (see ``iter_records``).
 A frame that cannot be decoded inside a series body becomes a record whose
-header has ``"error"`` and ``"nbytes": 0``.
+header has ``"error"`` and ``"nbytes": 0``. The viewer's series stream may put a
+reduced rendition of a large first frame before it, a record whose header has
+``"preview"`` (``preview_record``).
+
+Default window
+    The file's first window (or the input range of its VOI LUT) unless it spans the
+    whole stored bit range, else the modality's first preset (CT: lung), else the
+    0.5-99.5 percentiles of the values inside the body (``histogram_window``); the
+    header says which (``window_source``). ``view`` carries a radiograph's markers
+    (view position, laterality, patient orientation; ``view_markers``).
 """
 
 from __future__ import annotations
@@ -222,16 +231,127 @@ def modality_presets(modality: str) -> list[dict[str, Any]]:
     return [{**p, "source": "modality"} for p in MODALITY_PRESETS.get(modality.upper(), [])]
 
 
-def default_window(
-    presets: list[dict[str, Any]], values: np.ndarray | None = None
-) -> dict[str, float] | None:
-    """First preset (the file's come first), else the values' min/max."""
-    if presets:
-        return {"center": presets[0]["center"], "width": presets[0]["width"]}
+def voi_lut_preset(ds: Dataset, frame: int = 0) -> dict[str, Any] | None:
+    """The linear window spanning the input range of the file's first VOI LUT
+    (VOI LUT Sequence, top level or the frame's functional group), or None.
+
+    The viewer windows linearly; a VOI LUT's own curve is not sent, but its input
+    range (LUT Descriptor: number of entries, first value mapped) is the range the
+    file's author chose to display, which is what a default window needs."""
+    seq = ds.get("VOILUTSequence")
+    if not seq:
+        item = _group_item(ds, frame, "FrameVOILUTSequence")
+        seq = item.get("VOILUTSequence") if item is not None else None
+    if not seq:
+        return None
+    descriptor = _floats(seq[0].get("LUTDescriptor"))
+    if not descriptor or len(descriptor) != 3:
+        return None
+    entries = descriptor[0] or 65536.0  # 0 means 2**16 (PS3.3 C.11.2.1.1)
+    first = descriptor[1]
+    explanation = str(seq[0].get("LUTExplanation") or "") or "VOI LUT"
+    return {
+        "name": explanation,
+        "center": first + entries / 2,
+        "width": entries,
+        "source": "file",
+    }
+
+
+def _covers_stored_range(ds: Dataset, preset: dict[str, Any]) -> bool:
+    """Whether a window is the whole range of the stored bits (a 12-bit detector's
+    "WindowCenter 2048, WindowWidth 4096"): it says nothing about the anatomy and
+    shows a radiograph washed out, so the default window comes from the pixels."""
+    try:
+        bits = int(ds.get("BitsStored") or 0)
+        slope = abs(float(ds.get("RescaleSlope", 1) or 1))
+    except (TypeError, ValueError):
+        return False
+    return bits > 0 and float(preset["width"]) >= 0.9 * (2**bits) * slope
+
+
+# Share of the value range above the display-dark extreme counted as background
+# (direct exposure outside the body, air around it) by `histogram_window`.
+BACKGROUND_BAND = 0.05
+
+
+def histogram_window(values: np.ndarray, *, dark_high: bool = False) -> dict[str, float] | None:
+    """A window from the image's own histogram: the 0.5th to 99.5th percentile of
+    the values inside the body (those not within BACKGROUND_BAND of the range
+    from the extreme that displays darkest: the lowest values, or the highest for
+    MONOCHROME1, `dark_high`), on every 4th pixel of every 4th row.
+
+    This is what "auto" windowing does in PACS viewers: the full range would be
+    dominated by the background and by a few saturated pixels."""
     if values is None or values.size == 0:
         return None
-    lo, hi = float(np.min(values)), float(np.max(values))
-    return {"center": (lo + hi) / 2, "width": max(hi - lo, 1.0)}
+    sample = values[::4, ::4] if values.ndim == 2 and min(values.shape) >= 64 else values
+    sample = np.asarray(sample, dtype=np.float64).ravel()
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return None
+    lo, hi = float(sample.min()), float(sample.max())
+    band = (hi - lo) * BACKGROUND_BAND
+    body = sample[sample < hi - band] if dark_high else sample[sample > lo + band]
+    if body.size < max(16, sample.size // 20):  # no background to speak of
+        body = sample
+    p_lo, p_hi = (float(v) for v in np.percentile(body, [0.5, 99.5]))
+    if p_hi <= p_lo:
+        p_lo, p_hi = lo, hi
+    return {"center": (p_lo + p_hi) / 2, "width": max(p_hi - p_lo, 1.0)}
+
+
+def default_window(
+    presets: list[dict[str, Any]],
+    values: np.ndarray | None = None,
+    *,
+    trivial: Iterable[str] = (),
+    dark_high: bool = False,
+) -> dict[str, float] | None:
+    """The first preset (the file's come first) whose name is not in `trivial`
+    (file windows that span the whole stored range), else `histogram_window`."""
+    skip = set(trivial)
+    for preset in presets:
+        if not (preset.get("source") == "file" and preset["name"] in skip):
+            return {"center": preset["center"], "width": preset["width"]}
+    return histogram_window(values, dark_high=dark_high) if values is not None else None
+
+
+def window_source(presets: list[dict[str, Any]], window: dict[str, float] | None) -> str:
+    """Where a default window came from: "file", "modality" or "histogram"."""
+    for preset in presets:
+        if window and (preset["center"], preset["width"]) == (window["center"], window["width"]):
+            return str(preset.get("source") or "file")
+    return "histogram"
+
+
+def _letters(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    items = list(value) if isinstance(value, pydicom.multival.MultiValue | list) else [value]
+    return [str(v).strip().upper() for v in items]
+
+
+def view_markers(ds: Dataset) -> dict[str, Any] | None:
+    """What a radiograph's markers say, from its header: the view (ViewPosition:
+    PA, AP, LL...), the laterality of the imaged part (ImageLaterality, else the
+    series' Laterality: L or R only, U and B are not marked) and the patient
+    directions of the rows and columns (PatientOrientation, e.g. ["L", "F"]).
+    None when the header has none of them."""
+    position = str(ds.get("ViewPosition") or "").strip().upper()
+    laterality = ""
+    for keyword in ("ImageLaterality", "Laterality"):
+        value = str(ds.get(keyword) or "").strip().upper()
+        if value:
+            laterality = value if value in ("L", "R") else ""
+            break
+    orientation = _letters(ds.get("PatientOrientation"))
+    valid = set("LRAPHF")
+    if len(orientation) != 2 or not all(o and set(o) <= valid for o in orientation):
+        orientation = []
+    if not (position or laterality or orientation):
+        return None
+    return {"position": position, "laterality": laterality, "orientation": orientation}
 
 
 # -- modality rescale and wire types -----------------------------------------------
@@ -294,7 +414,16 @@ def build_frame(ds: Dataset, stored: np.ndarray, frame: int = 0) -> Frame:
     wire, dtype = to_wire(values, rgb=rgb)
     source_photometric = str(ds.get("PhotometricInterpretation", ""))
     photometric = "RGB" if rgb else source_photometric
-    presets = [] if rgb else file_presets(ds, frame) + modality_presets(ds.get("Modality", ""))
+    presets: list[dict[str, Any]] = []
+    window = None
+    if not rgb:
+        own = file_presets(ds, frame)
+        voi = None if own else voi_lut_preset(ds, frame)
+        own = own + ([voi] if voi else [])
+        presets = own + modality_presets(ds.get("Modality", ""))
+        trivial = [p["name"] for p in own if _covers_stored_range(ds, p)]
+        dark_high = photometric == "MONOCHROME1"
+        window = default_window(presets, wire, trivial=trivial, dark_high=dark_high)
     header = {
         "format": FORMAT_VERSION,
         "frame": frame,
@@ -310,7 +439,9 @@ def build_frame(ds: Dataset, stored: np.ndarray, frame: int = 0) -> Frame:
         "pixel_spacing": pixel_spacing(ds, frame),
         "rescale": rescale,
         "window_presets": presets,
-        "default_window": None if rgb else default_window(presets, wire),
+        "default_window": window,
+        "window_source": None if rgb else window_source(presets, window),
+        "view": view_markers(ds),
     }
     return Frame(values=wire, dtype=dtype, rgb=rgb, photometric=photometric, header=header)
 
@@ -342,6 +473,51 @@ def pack_record(header: dict[str, Any], payload: bytes = b"") -> bytes:
     text = json.dumps(_json_safe(header), separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * ((-(4 + len(text))) % 8)
     return b"".join((struct.pack("<I", len(text)), text, payload, b"\0" * ((-len(payload)) % 8)))
+
+
+# A grayscale frame of at least this many pixels at the head of a series stream is
+# preceded by a reduced rendition of about PREVIEW_PIXELS (`preview_record`): the
+# viewer paints it while the full frame (15 MB for a 3000 x 2500 radiograph) loads.
+PREVIEW_MIN_PIXELS = 2_000_000
+PREVIEW_PIXELS = 600_000
+
+
+def preview_factor(rows: int, columns: int) -> int:
+    """The integer reduction of a frame's preview (1: no preview)."""
+    if rows * columns < PREVIEW_MIN_PIXELS:
+        return 1
+    return max(2, math.ceil(math.sqrt(rows * columns / PREVIEW_PIXELS)))
+
+
+def preview_record(frame: Frame, extra: dict[str, Any] | None = None) -> bytes | None:
+    """A reduced rendition of a large grayscale frame as a record, or None.
+
+    The values are the means of factor x factor blocks (the last partial row and
+    column of blocks dropped) in the frame's own wire type; the header is the
+    frame's (its default window and presets computed on the full frame, its pixel
+    spacing the full frame's) with the reduced rows and columns, plus
+    ``"preview": {"factor", "rows", "columns"}`` giving the full frame's size. A
+    reader of the stream that wants only full frames skips records with "preview"."""
+    if frame.rgb or frame.values.ndim != 2:
+        return None
+    rows, columns = frame.values.shape
+    k = preview_factor(rows, columns)
+    if k == 1:
+        return None
+    r, c = rows // k, columns // k
+    blocks = frame.values[: r * k, : c * k].reshape(r, k, c, k)
+    means = blocks.mean(axis=(1, 3), dtype=np.float64)
+    if frame.values.dtype.kind in "iu":
+        means = np.rint(means)
+    small = np.ascontiguousarray(means, dtype=frame.values.dtype)
+    header = {
+        **frame.header,
+        **(extra or {}),
+        "rows": r,
+        "columns": c,
+        "preview": {"factor": k, "rows": rows, "columns": columns},
+    }
+    return pack_record(header, small.tobytes())
 
 
 def error_record(error: PixelError, extra: dict[str, Any] | None = None) -> bytes:

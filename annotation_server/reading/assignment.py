@@ -386,6 +386,7 @@ def _seed_review(review, blind) -> None:
                 centre_y_mm=f.centre_y_mm,
                 centre_z_mm=f.centre_z_mm,
                 attributes=f.attributes,
+                measurements=f.measurements,
                 source=f.source,
                 derived_from=f,
             )

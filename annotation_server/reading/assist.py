@@ -48,6 +48,7 @@ from annotation_server.projects.models import Case, Project
 from annotation_server.reading import services as reading
 from annotation_server.reading.models import (
     AssistModelVersion,
+    CaseProbability,
     Finding,
     Proposal,
     ProposalDisposition,
@@ -344,11 +345,26 @@ def cases_to_run(project: Project, case_ids: list[int] | None = None):
 
 
 def store_prediction(case: Case, row: AssistModelVersion, prediction, *, job_id=None) -> int:
-    """Store one case's proposals (replacing this job's own earlier attempt); the
-    case's older proposals stay, no longer current."""
+    """Store one case's proposals and case-level probabilities (replacing this
+    job's own earlier attempt); the case's older ones stay, no longer current."""
     with transaction.atomic():
         Proposal.objects.filter(case=case, job_id=job_id, model_version=row).delete()
         Proposal.objects.filter(case=case, current=True).update(current=False)
+        CaseProbability.objects.filter(case=case, job_id=job_id, model_version=row).delete()
+        if prediction.case_probabilities:
+            CaseProbability.objects.filter(case=case, model_version=row, current=True).update(
+                current=False
+            )
+            CaseProbability.objects.create(
+                case=case,
+                series=case.series,
+                model_version=row,
+                probabilities={
+                    k: round(float(v), 4) for k, v in prediction.case_probabilities.items()
+                },
+                threshold=prediction.threshold,
+                job_id=job_id,
+            )
         Proposal.objects.bulk_create(
             [
                 Proposal(

@@ -14,6 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from annotation_server.reading.querysets import (
+    CaseProbabilityQuerySet,
     ProposalQuerySet,
     ReadingTaskQuerySet,
     ReadQuerySet,
@@ -99,6 +100,15 @@ class Finding(models.Model):
     centre_y_mm = models.FloatField(null=True, blank=True)
     centre_z_mm = models.FloatField(null=True, blank=True)
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    measurements = models.JSONField(
+        _("measurements"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Computed from the geometry when it is saved: long and short axis, area, "
+            "volume, HU inside (qc.measurements); units under 'units'."
+        ),
+    )
     source = models.CharField(
         _("source"), max_length=16, choices=Source.choices, default=Source.MANUAL
     )
@@ -281,3 +291,37 @@ class ProposalDisposition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.proposal_id} in {self.task}"
+
+
+class CaseProbability(models.Model):
+    """A model's case-level estimates for one case (e.g. a radiograph's exposure
+    and positioning classes and which findings it shows), from one run. Re-runs add
+    rows; readers see the current row under the same rules as proposals."""
+
+    case = models.ForeignKey(
+        "projects.Case", on_delete=models.CASCADE, related_name="case_probabilities"
+    )
+    series = models.ForeignKey("imaging.Series", on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(
+        AssistModelVersion,
+        on_delete=models.PROTECT,
+        related_name="case_probabilities",
+        verbose_name=_("model version"),
+    )
+    probabilities = models.JSONField(_("probabilities"), default=dict)
+    threshold = models.FloatField(_("threshold in force"), null=True, blank=True)
+    current = models.BooleanField(_("current"), default=True)
+    job = models.ForeignKey(
+        "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CaseProbabilityQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["case", "-created_at", "-id"]
+        verbose_name = _("case-level model estimate")
+        verbose_name_plural = _("case-level model estimates")
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on {self.case}"

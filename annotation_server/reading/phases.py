@@ -84,6 +84,7 @@ def open_review_phase(case: Case, actor) -> list[ReadingTask]:
                     centre_y_mm=f.centre_y_mm,
                     centre_z_mm=f.centre_z_mm,
                     attributes=f.attributes,
+                    measurements=f.measurements,
                     source=f.source,
                     derived_from=f,
                 )

@@ -115,3 +115,33 @@ class ProposalQuerySet(models.QuerySet):
         )
         oversight = models.Q(case__project_id__in=project_ids(user, MANAGE))
         return self.filter(oversight | self._shown_for(tasks))
+
+
+class CaseProbabilityQuerySet(models.QuerySet):
+    """A model's case-level estimates: a reader sees those of a case only through
+    a read of their own on it, in a phase that shows proposals, never on a case of
+    the no-assistance arm, and only the current run's; managers see all of their
+    projects' (ProposalQuerySet's rules, without a confidence floor: these are
+    probabilities of classes, not marks)."""
+
+    def for_task(self, task):
+        from annotation_server.projects.permissions import READ, has_project_perm
+
+        protocol = getattr(task.case.project, "protocol", None)
+        if (
+            protocol is None
+            or not protocol.proposals_shown_in(task.phase)
+            or protocol.case_unassisted(task.case_id)
+            or not has_project_perm(task.reader, task.case.project, READ)
+        ):
+            return self.none()
+        return self.filter(case_id=task.case_id, current=True)
+
+    def visible_to(self, user):
+        from annotation_server.projects.permissions import MANAGE, project_ids
+
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        return self.filter(case__project_id__in=project_ids(user, MANAGE))

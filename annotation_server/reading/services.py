@@ -19,6 +19,7 @@ from annotation_server.projects import schema as schema_rules
 from annotation_server.projects.models import Case
 from annotation_server.projects.permissions import READ, has_project_perm
 from annotation_server.reading.geometry import validate_geometry
+from annotation_server.reading.measurements import measure_finding
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 
 
@@ -100,12 +101,18 @@ def save_finding(
         task.case.project.label_schema.definition, finding_type, kind, attributes, complete=False
     )
     x, y, z = _centre(geometry)
+    # Measured again only when the outline changed (an attributes-only save keeps them).
+    if finding is None or geometry != finding.geometry or finding.measurements is None:
+        measurements = measure_finding(task.case.series, geometry)
+    else:
+        measurements = finding.measurements
     if finding is None:
         finding = Finding.objects.create(
             task=task,
             finding_type=finding_type,
             geometry=geometry,
             attributes=attributes,
+            measurements=measurements,
             source=source,
             centre_x_mm=x,
             centre_y_mm=y,
@@ -120,6 +127,7 @@ def save_finding(
             finding_type=finding_type,
             geometry=geometry,
             attributes=attributes,
+            measurements=measurements,
             source=source,
             centre_x_mm=x,
             centre_y_mm=y,

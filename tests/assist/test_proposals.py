@@ -17,6 +17,7 @@ from annotation_server.projects.models import Case, ReadingProtocol
 from annotation_server.reading import assist, services
 from annotation_server.reading.models import (
     AssistModelVersion,
+    CaseProbability,
     Finding,
     Proposal,
     ProposalDisposition,
@@ -420,3 +421,40 @@ def test_the_protocols_assistance_settings_through_the_api(session_client_for, p
         format="json",
     )
     assert refused.status_code == 400 and "unassisted_fraction" in str(refused.json())
+
+
+# ------------------------------------------------------------------ case-level estimates
+
+
+def _estimate(case, row, probabilities, job=None):
+    prediction = Prediction(
+        model=row.name,
+        version=row.version,
+        weights_sha256=row.weights_sha256,
+        threshold=0.5,
+        proposals=(),
+        case_probabilities=probabilities,
+    )
+    return assist.store_prediction(case, row, prediction, job_id=job.pk if job else None)
+
+
+def test_case_level_estimates_are_stored_and_shown_as_proposals_are(
+    project, case, tasks, reader_a, manager, session_client_for
+):
+    row = _version("chest-radiograph", "1.0")
+    runs = [Job.objects.create(kind="reading.prelabel", project=project) for _ in range(2)]
+    _estimate(case, row, {"nodule": 0.87654, "under_exposed": 0.01}, runs[0])
+    _estimate(case, row, {"nodule": 0.5, "under_exposed": 0.9}, runs[1])  # the old row stays
+    assert CaseProbability.objects.filter(case=case).count() == 2
+    current = CaseProbability.objects.get(case=case, current=True)
+    assert current.probabilities == {"nodule": 0.5, "under_exposed": 0.9}
+    url = f"/api/v1/reading-tasks/{tasks['reader_a'].pk}/case-probabilities/"
+    reader = session_client_for(reader_a)
+    assert reader.get(url).json() == []  # the protocol hides model output
+    _protocol(project, prelabel_visibility=Visibility.SHOWN)
+    (shown,) = reader.get(url).json()
+    assert shown["model"] == "chest-radiograph" and shown["probabilities"]["under_exposed"] == 0.9
+    (seen,) = session_client_for(manager).get(url).json()
+    assert seen["id"] == current.pk
+    _protocol(project, unassisted_fraction=1.0)  # every case read without assistance
+    assert reader.get(url).json() == []

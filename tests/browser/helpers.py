@@ -27,7 +27,14 @@ def login(page, live_server, username: str, language: str = "en") -> None:
     page.fill("#id_password", factories.PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
-    page.select_option("[data-testid=language-select]", language)
+    switch_language(page, language)
+
+
+def switch_language(page, language: str) -> None:
+    """Pick the UI language in the header and wait until the server has it and the
+    page has reloaded in it (a page may finish other work before it posts)."""
+    with page.expect_response(lambda r: "/i18n/setlang/" in r.url):
+        page.select_option("[data-testid=language-select]", language)
     page.wait_for_load_state("networkidle")
 
 

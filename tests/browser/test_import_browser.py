@@ -7,6 +7,7 @@ import pytest
 import fixtures
 from annotation_server.imaging.models import Instance
 from tests import factories
+from tests.browser.helpers import switch_language
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,8 +29,7 @@ def test_manager_uploads_files_and_sees_the_per_file_report(
     page.fill("#id_password", factories.PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
-    page.select_option("[data-testid=language-select]", "en")
-    page.wait_for_load_state("networkidle")
+    switch_language(page, "en")
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.click("[data-testid=import-link]")

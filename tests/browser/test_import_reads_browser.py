@@ -9,7 +9,12 @@ from annotation_server.reading.models import ReadingTask
 from tests.browser.helpers import login
 from tests.reading.import_helpers import case_for_truth, lidc_xml, truth
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    # serialized like every transactional test: a flush without it re-creates the content
+    # types, and the next serialized test then loads them twice
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_manager_imports_lidc_reads_and_sees_the_per_file_report(

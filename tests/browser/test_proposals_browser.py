@@ -9,6 +9,7 @@ import pytest
 from annotation_server.projects.models import ReadingProtocol
 from annotation_server.reading.models import (
     AssistModelVersion,
+    CaseProbability,
     Finding,
     Proposal,
     ProposalDisposition,
@@ -51,6 +52,12 @@ def assisted_read(request, project, reader_a, reader_b):
         weights_sha256="ab" * 32,
         source=AssistModelVersion.Source.BUILTIN,
     )
+    CaseProbability.objects.create(
+        case=ct["case"],
+        series=ct["case"].series,
+        model_version=model,
+        probabilities={"nodule": 0.93, "under_exposed": 0.02},
+    )
     proposals = {}
     for score, points in SQUARES.items():
         proposals[score] = Proposal.objects.create(
@@ -80,6 +87,8 @@ def test_reader_accepts_edits_and_rejects_proposals(
     panel = page.locator("[data-testid=proposals]")
     panel.wait_for()
     assert page.locator("[data-testid=proposal]").count() == 4
+    estimates = page.locator("[data-testid=case-estimates]").inner_text()
+    assert "Nodule 93%" in estimates and "Under-exposed 2%" in estimates
     assert "4 of 4 proposals shown" in page.locator("[data-testid=proposal-count]").inner_text()
     # The reader raises the confidence shown: the 35% proposal leaves the list.
     page.locator("[data-testid=proposal-min]").fill("0.5")

@@ -13,7 +13,7 @@ from annotation_server.projects.models import Case
 from annotation_server.qualification import services as q
 from annotation_server.reading import services as reading
 from tests import factories
-from tests.browser.helpers import login, wait_first_image
+from tests.browser.helpers import login, switch_language, wait_first_image
 
 pytestmark = [
     pytest.mark.browser,
@@ -68,8 +68,7 @@ def test_reader_is_told_reads_labelled_case_and_gets_no_positions(
             task, reader_a, {"nodules_present": False, "image_quality": 3}, expected_version=None
         )
         reading.submit(task, reader_a, expected_version=None)
-    page.select_option("[data-testid=language-select]", "en")
-    page.wait_for_load_state("networkidle")
+    switch_language(page, "en")
     page.goto(f"{live_server.url}/projects/{project.slug}/qualification/attempts/{attempt.pk}/")
     text = page.locator("main").inner_text() if page.locator("main").count() else page.content()
     assert "1 finding missed" in text

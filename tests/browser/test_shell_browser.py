@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories
+from tests.browser.helpers import switch_language
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,8 +30,7 @@ def test_reader_logs_in_sees_projects_and_switches_language(
     assert "我的项目" in page.locator("h1").inner_text()
     page.screenshot(path=str(artifacts_dir / "home-zh-hans.png"), full_page=True)
 
-    page.select_option("[data-testid=language-select]", "en")
-    page.wait_for_load_state("networkidle")
+    switch_language(page, "en")
     assert page.locator("h1").inner_text() == "My projects"
     assert "0 of 1 submitted" in page.locator("tr[data-project=lung]").inner_text()
     page.screenshot(path=str(artifacts_dir / "home-en.png"), full_page=True)

@@ -10,7 +10,9 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
+from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
+from pydicom.sequence import Sequence
 
 import fixtures
 from annotation_server.imaging import pixels
@@ -179,9 +181,79 @@ def test_ct_without_file_presets_defaults_to_a_ct_preset():
     assert header["default_window"] == {"center": lung["center"], "width": lung["width"]}
 
 
-def test_no_presets_and_no_modality_defaults_use_min_max():
-    window = pixels.default_window([], np.array([10, 30], dtype=np.int16))
-    assert window == {"center": 20.0, "width": 20.0}
+def test_no_presets_and_no_modality_defaults_use_the_histogram_inside_the_body():
+    # A dark background (a quarter of the image at 100) around a body of 1000..3000:
+    # the window spans the body's 0.5-99.5 percentiles, not the background.
+    rng = np.random.default_rng(3)
+    values = rng.integers(1000, 3001, size=(256, 256)).astype(np.int16)
+    values[:, :64] = 100
+    window = pixels.default_window([], values)
+    lo, hi = window["center"] - window["width"] / 2, window["center"] + window["width"] / 2
+    assert 1000 <= lo < 1030 and 2970 < hi <= 3000
+    # MONOCHROME1: the background is the high end.
+    window = pixels.default_window([], 4000 - values, dark_high=True)
+    lo, hi = window["center"] - window["width"] / 2, window["center"] + window["width"] / 2
+    assert 1000 <= lo < 1030 and 2970 < hi <= 3000
+
+
+def test_a_file_window_spanning_the_stored_range_gives_way_to_the_histogram():
+    ds, _ = fixtures.build_xr_dataset(seed=2, size=256)
+    assert (float(ds.WindowCenter), float(ds.WindowWidth), ds.BitsStored) == (2048.0, 4096.0, 12)
+    header = pixels.decode_frame(ds).header
+    assert header["window_source"] == "histogram"
+    assert header["default_window"]["width"] < 0.8 * 4096
+    assert [p["name"] for p in header["window_presets"]] == ["file 1"]  # still offered
+    ds.WindowCenter, ds.WindowWidth = "2100", "1800"
+    header = pixels.decode_frame(ds).header
+    assert header["window_source"] == "file"
+    assert header["default_window"] == {"center": 2100.0, "width": 1800.0}
+
+
+def test_a_voi_lut_gives_the_default_window_its_input_range():
+    ds, _ = fixtures.build_xr_dataset(seed=2, size=128)
+    del ds.WindowCenter, ds.WindowWidth
+    item = Dataset()
+    item.LUTDescriptor = [1024, 1500, 12]
+    item.LUTExplanation = "NORMAL"
+    item.LUTData = list(range(1024))
+    ds.VOILUTSequence = Sequence([item])
+    header = pixels.decode_frame(ds).header
+    assert header["default_window"] == {"center": 2012.0, "width": 1024.0}
+    assert header["window_source"] == "file"
+    assert header["window_presets"][0]["name"] == "NORMAL"
+
+
+def test_view_markers_come_from_the_header():
+    ds, _ = fixtures.build_xr_dataset(seed=2, size=64)
+    assert pixels.view_markers(ds) == {
+        "position": "PA",
+        "laterality": "",
+        "orientation": ["L", "F"],
+    }
+    ds.ViewPosition, ds.ImageLaterality, ds.PatientOrientation = "AP", "R", ["P", "F"]
+    assert pixels.view_markers(ds) == {
+        "position": "AP",
+        "laterality": "R",
+        "orientation": ["P", "F"],
+    }
+    del ds.ViewPosition, ds.ImageLaterality, ds.PatientOrientation
+    assert pixels.view_markers(ds) is None
+
+
+def test_a_large_first_frame_streams_after_a_reduced_rendition_of_itself():
+    ds, _ = fixtures.build_xr_dataset(seed=2, size=1600)
+    frame = pixels.decode_frame(ds)
+    record = pixels.preview_record(frame, {"index": 0})
+    ((header, small),) = list(pixels.iter_records(record))
+    k = header["preview"]["factor"]
+    assert k >= 2 and header["preview"]["rows"] == 1600 and header["preview"]["columns"] == 1600
+    assert small.shape == (1600 // k, 1600 // k) and small.dtype == frame.values.dtype
+    assert header["default_window"] == frame.header["default_window"]
+    block = frame.values[:k, :k].astype(float).mean()
+    assert abs(int(small[0, 0]) - block) <= 0.5
+    assert (
+        pixels.preview_record(pixels.decode_frame(fixtures.build_xr_dataset(size=512)[0])) is None
+    )
 
 
 def test_monochrome1_is_inverted_when_rendered():

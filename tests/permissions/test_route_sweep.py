@@ -165,6 +165,7 @@ readingtask-heartbeat             deny        method      method      method    
 readingtask-start                 deny        method      method      method      method      method      method      method
 readingtask-submit                deny        method      method      method      method      method      method      method
 readingtask-proposals             deny        ok          hidden      hidden      hidden      ok          hidden      ok
+readingtask-case-probabilities    deny        ok          hidden      hidden      hidden      ok          hidden      ok
 readingtask-proposal-accept       deny        method      method      method      method      method      method      method
 readingtask-proposal-edit         deny        method      method      method      method      method      method      method
 readingtask-proposal-reject       deny        method      method      method      method      method      method      method

@@ -26,7 +26,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served(transactional_db):
+def served(django_db_serialized_rollback, transactional_db):
+    # serialized like every transactional test: a flush without it re-creates the
+    # content types, and the next serialized test on this worker loads them twice
     db = connection.settings_dict
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_DEBUG", "REFSET_DEMO")}

@@ -2,7 +2,8 @@
 
     GET /api/v1/instances/{id}/pixels/        one frame record (format: imaging.pixels)
     GET /api/v1/series/{id}/pixels/           every frame of the series in slice order,
-                                              streamed, each a length-prefixed record
+                                              streamed, each a length-prefixed record (a
+                                              large first frame preceded by its preview)
     GET /api/v1/instances/{id}/rendered.png/?wc=&ww=&size=   windowed 8-bit PNG
 
 Pixel responses carry a strong ETag derived from the content hash, the frame, the
@@ -155,7 +156,7 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
             if etag_now != etag:  # changed in between: serve (and store) what is there now
                 etag, key = etag_now, stream_cache.key_for(etag_now)
             count = len(rows)
-            body = stream_cache.tee_to_storage(series_records(rows), key)
+            body = stream_cache.tee_to_storage(series_records(rows, previews=True), key)
             response = StreamingHttpResponse(body, content_type=pixels.MEDIA_TYPE)
             response["X-Refset-Stream"] = "built"
         response["X-Refset-Frames"] = str(count)

@@ -1,7 +1,13 @@
 from django.utils.translation import gettext
 from rest_framework import serializers
 
-from annotation_server.reading.models import CaseLabel, Finding, Proposal, ReadingTask
+from annotation_server.reading.models import (
+    CaseLabel,
+    CaseProbability,
+    Finding,
+    Proposal,
+    ReadingTask,
+)
 
 TIMING_FIELDS = ("assigned_at", "due_at", "started_at", "submitted_at", "active_seconds")
 
@@ -72,6 +78,7 @@ class FindingSerializer(serializers.ModelSerializer):
             "finding_type",
             "geometry",
             "attributes",
+            "measurements",
             "source",
             "model_name",
             "model_version",
@@ -82,6 +89,7 @@ class FindingSerializer(serializers.ModelSerializer):
         read_only_fields = [
             "id",
             "reader",
+            "measurements",
             "model_name",
             "model_version",
             "created_at",
@@ -171,6 +179,28 @@ class ProposalSerializer(serializers.ModelSerializer):
 
     def get_disposition(self, proposal) -> str | None:
         return self.context.get("dispositions", {}).get(proposal.pk)
+
+
+class CaseProbabilitySerializer(serializers.ModelSerializer):
+    """A model's case-level estimates: class -> probability."""
+
+    model = serializers.CharField(source="model_version.name", read_only=True)
+    model_version = serializers.CharField(source="model_version.version", read_only=True)
+    weights_sha256 = serializers.CharField(source="model_version.weights_sha256", read_only=True)
+
+    class Meta:
+        model = CaseProbability
+        fields = [
+            "id",
+            "case",
+            "model",
+            "model_version",
+            "weights_sha256",
+            "probabilities",
+            "threshold",
+            "created_at",
+        ]
+        read_only_fields = fields
 
 
 class EditedProposalSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from annotation_server.reading import assist, services
 from annotation_server.reading.api.serializers import (
     CaseLabelSerializer,
+    CaseProbabilitySerializer,
     DeleteFindingSerializer,
     DispositionSerializer,
     EditedProposalSerializer,
@@ -20,6 +21,7 @@ from annotation_server.reading.api.serializers import (
 )
 from annotation_server.reading.models import (
     CaseLabel,
+    CaseProbability,
     Finding,
     Proposal,
     ProposalDisposition,
@@ -47,6 +49,27 @@ class ProposalActions:
         )
         context = {**self.get_serializer_context(), "dispositions": decided}
         return Response(ProposalSerializer(rows, many=True, context=context).data)
+
+    @extend_schema(request=None, responses=CaseProbabilitySerializer(many=True))
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="case-probabilities",
+        url_name="case-probabilities",
+        serializer_class=CaseProbabilitySerializer,
+    )
+    def case_probabilities(self, request, pk=None):
+        """The case-level estimates of models (e.g. a radiograph's quality classes)
+        shown to this read, as proposals are."""
+        task = self.get_object()
+        if task.reader_id == request.user.pk:
+            rows = CaseProbability.objects.for_task(task)
+        else:
+            rows = CaseProbability.objects.visible_to(request.user).filter(
+                case_id=task.case_id, current=True
+            )
+        rows = rows.select_related("model_version").order_by("model_version__name", "-id")
+        return Response(CaseProbabilitySerializer(rows, many=True).data)
 
     def _decided(self, disposition, http_status=status.HTTP_201_CREATED):
         return Response(DispositionSerializer(disposition).data, status=http_status)

@@ -1,10 +1,14 @@
-"""python manage.py train_assist_model lung-nodule --out DIR [--series N] [--seed S]
-[--steps K] [--nodules M] [--slices L]
+"""python manage.py train_assist_model {lung-nodule,chest-radiograph} --out DIR
+[--series N] [--seed S] [--steps K] [--nodules M] [--slices L]
 
-Trains a built-in model on synthetic series (assist_models.lung_nodule.train:
-same data and network as the committed weights) into DIR, then registers the
-result as a new version of the model (its version carries the weights' sha256
-prefix). Audited. Measure it with `python -m assist_models.lung_nodule evaluate`.
+Trains a built-in model on synthetic data (its trainer, e.g.
+assist_models.lung_nodule.train: same data and network as the committed
+weights) into DIR, then registers the result as a new version of the model (its
+version carries the weights' sha256 prefix). Audited. An option not given keeps
+the trainer's own default, the one its committed weights were trained with
+(lung-nodule: 16 series, 1500 steps; chest-radiograph: 1000 images, 800 steps);
+for chest-radiograph --series counts images and --nodules/--slices do not apply.
+Measure the result with `python -m assist_models.<model> evaluate`.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("model", choices=sorted(assist.TRAINABLE))
         parser.add_argument("--out", required=True, help="folder for the weights and card")
-        parser.add_argument("--series", type=int, default=16, help="synthetic training series")
+        parser.add_argument(
+            "--series", type=int, help="synthetic training series (radiographs: images)"
+        )
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--steps", type=int, default=1500, help="optimiser steps")
-        parser.add_argument("--nodules", type=int, default=6, help="nodules planted per series")
+        parser.add_argument("--steps", type=int, help="optimiser steps")
+        parser.add_argument("--nodules", type=int, help="nodules planted per series (CT)")
         parser.add_argument(
             "--slices",
             type=int,
@@ -40,14 +46,14 @@ class Command(BaseCommand):
         spec = assist.TRAINABLE[model]
         command = "python manage.py " + shlex.join(sys.argv[1:])
         try:
+            given = {"series": series, "steps": steps, "nodules": nodules}
+            if slices:
+                given["slices"] = {"fine": slices, "coarse": max(8, slices * 3 // 5)}
             summary = import_string(spec["train"])(
                 out,
                 seed=seed,
-                series=series,
-                steps=steps,
-                nodules=nodules,
-                slices={"fine": slices, "coarse": max(8, slices * 3 // 5)} if slices else None,
                 command=command,
+                **{k: v for k, v in given.items() if v is not None},
             )
         except ValueError as exc:
             raise CommandError(str(exc), returncode=2) from None

@@ -91,7 +91,8 @@ class Command(BaseCommand):
         # The agreement page shows figures from the start (agreement app).
         from annotation_server.agreement import services as agreement
 
-        self._prelabel(lung, people)
+        self._prelabel(lung, people, "lung-nodule")
+        self._prelabel(chest, people, "chest-radiograph")
         agreement.store(lung, by=people.get("manager"))
         self._freeze_version(lung, people)
         self._evaluate_product(lung, people)
@@ -111,11 +112,11 @@ class Command(BaseCommand):
             self.stdout.write(f"  {username:<11} {password:<16} {role}")
         self.stdout.write("")
 
-    def _prelabel(self, project, people):
-        """The built-in lung-nodule model proposes findings on every case (the
-        reading app's prelabel run, as the Model assistance page starts it):
-        readers see them in the blind phase at 50% confidence and above, except
-        on the quarter of cases the seeded no-assistance arm keeps unassisted."""
+    def _prelabel(self, project, people, model: str):
+        """A built-in model proposes findings on every case (the reading app's
+        prelabel run, as the Model assistance page starts it): readers see them in
+        the blind phase at 50% confidence and above, except on the quarter of cases
+        the seeded no-assistance arm keeps unassisted."""
         from annotation_server.reading import assist
         from annotation_server.reading.models import Proposal
 
@@ -127,7 +128,7 @@ class Command(BaseCommand):
             unassisted_fraction=0.25,
             unassisted_seed=7,
         )
-        row = assist.resolve_version("lung-nodule", by=people["manager"])
+        row = assist.resolve_version(model, by=people["manager"])
         report = assist.run_prelabel(project, row)
         self.stdout.write(
             f"  {row.name} {row.version}: {report.proposals} proposals on "

@@ -74,15 +74,15 @@ export class Arbitration {
     this._load();
   }
 
-  /** The first frame: centre the selected cluster, start on the lung window. */
+  /** The first frame: the image fitted and centred as on the workstation, the
+   * selected cluster brought into view if it is not; start on the lung window. */
   _initWindow(header) {
     this._adoptHeader(header);
-    const centre = this._clusterCentre(this.selected());
-    if (centre) this.viewport.centreOn(centre);
+    this._frameCluster(this.selected());
     const lung = this.presets.find((p) => p.name === "lung");
     if (lung) this.setWindow(lung.center, lung.width, { name: "lung" });
     else this.setWindow(this.defaultWindow.center, this.defaultWindow.width, { name: "file" });
-    this._buildPresets(gettext("File"));
+    this._buildPresets(this._defaultWindowText());
   }
 
   // -- chrome and events ---------------------------------------------------------------

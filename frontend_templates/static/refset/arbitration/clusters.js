@@ -3,7 +3,7 @@
 // and the readers' colours and toggles. Installed on Arbitration.prototype.
 
 import { label } from "../viewer/forms.js";
-import { shapeCentre } from "../viewer/geometry.js";
+import { dashSwatchStyle, readerDash } from "../viewer/labels.js";
 import { DRAW_TOOLS } from "../viewer/tools.js";
 import { $, h, readerNumber } from "../viewer/ui.js";
 import { describe, typeOf } from "./decisions.js";
@@ -22,21 +22,33 @@ export const clusterMethods = {
     return [...slices].sort((a, b) => a - b);
   },
 
-  _clusterCentre(cluster) {
+  /** The screen box [x0, y0, x1, y1] in image coordinates of a cluster's marks on
+   * the current slice (else on all its slices), or null. */
+  _clusterBox(cluster) {
     if (!cluster) return null;
-    const slices = this._clusterSlices(cluster);
-    if (!slices.length) return null;
-    const mid = slices[Math.floor(slices.length / 2)];
-    const pts = [];
-    for (const m of cluster.members) {
-      const shape = this._shapeOn(m.geometry, mid);
-      if (shape) pts.push(shapeCentre(m.geometry.kind, shape.points));
-    }
-    if (!pts.length) return null;
-    return [pts.reduce((s, p) => s + p[0], 0) / pts.length, pts.reduce((s, p) => s + p[1], 0) / pts.length];
+    const boxOf = (onSlice) => {
+      let box = null;
+      for (const m of cluster.members) {
+        for (const s of (m.geometry && m.geometry.shapes) || []) {
+          if (onSlice && s.slice_index !== this.slice) continue;
+          for (const [c, r] of s.points) {
+            box = box ? [Math.min(box[0], c), Math.min(box[1], r), Math.max(box[2], c), Math.max(box[3], r)] : [c, r, c, r];
+          }
+        }
+      }
+      return box;
+    };
+    return boxOf(true) || boxOf(false);
   },
 
-  /** Select a cluster: jump to its middle slice, centre it, highlight its members. */
+  /** Bring a cluster's marks into view without clipping them: the view moves (and
+   * zooms out if it must) only when they are not all inside it already. */
+  _frameCluster(cluster) {
+    const box = this._clusterBox(cluster);
+    if (box && this.defaultWindow) this.viewport.ensureVisible(box);
+  },
+
+  /** Select a cluster: jump to its middle slice, bring it into view, highlight its members. */
   selectCluster(id, { jump = true } = {}) {
     this.selectedId = id;
     this.selectedAdded = null;
@@ -44,8 +56,7 @@ export const clusterMethods = {
     if (cluster && jump) {
       const slices = this._clusterSlices(cluster);
       if (slices.length && !slices.includes(this.slice)) this.goToSlice(slices[Math.floor(slices.length / 2)]);
-      const centre = this._clusterCentre(cluster);
-      if (centre && this.defaultWindow) this.viewport.centreOn(centre);
+      this._frameCluster(cluster);
     }
     if (DRAW_TOOLS.has(this.tool) && !this.canDraw(this.tool)) this.setTool("select");
     this.renderClusters();
@@ -137,7 +148,7 @@ export const clusterMethods = {
       const marks = all.filter((c) => c.members.some((m) => m.reader === reader)).length;
       const row = h("label", { class: "ws-reader arb-reader", "data-reader": reader }, [
         h("input", { type: "checkbox", checked: !this.hiddenReaders.has(reader), "data-testid": `toggle-${reader}` }),
-        h("span", { class: "ws-swatch", style: `background:${this.readerColour(reader)}` }),
+        h("span", { class: "ws-swatch ws-swatch-line", style: dashSwatchStyle(this.readerColour(reader), readerDash(reader)) }),
         document.createTextNode(`${reader} · ${interpolate(gettext("%s marks"), [marks])}`),
       ]);
       row.querySelector("input").addEventListener("change", (e) => this._toggleReader(reader, e.target.checked));

@@ -3,6 +3,7 @@
 // decision makes of it in gold, the signed reference and the shape being drawn.
 // Installed on Arbitration.prototype.
 
+import { readerDash } from "../viewer/labels.js";
 import { $ } from "../viewer/ui.js";
 import { addedName, mergedGeometry } from "./decisions.js";
 
@@ -11,12 +12,11 @@ const DECISION_COLOUR = "#ffd54a";
 /** Methods of Arbitration that paint the canvas and its corner texts. */
 export const paintingMethods = {
   paint() {
-    this._paintSlice();
-    const lines = [interpolate(gettext("Slice %s / %s"), [this.slice + 1, this.count])];
-    const slice = this.geometry.slices[this.slice];
-    if (slice && slice.along != null) lines.push(interpolate(gettext("Position %s mm"), [Number(slice.along).toFixed(1)]));
-    $("#ws-tl").textContent = lines.join("\n");
-    $("#ws-tr").textContent = this.window ? `W ${Math.round(this.window.width)}  L ${Math.round(this.window.center)}` : "";
+    const frame = this._paintSlice();
+    // The workstation's corner texts: slice, position, thickness; window, zoom, size.
+    const info = this._viewInfo(frame);
+    $("#ws-tl").textContent = info.left.join("\n");
+    $("#ws-tr").textContent = info.right.join("\n");
     this.canvas.dataset.slice = String(this.slice);
   },
 
@@ -27,11 +27,13 @@ export const paintingMethods = {
       for (const m of cluster.members) {
         if (this.hiddenReaders.has(m.reader)) continue;
         const shape = this._shapeOn(m.geometry, this.slice);
-        if (shape) vp.drawShape(ctx, m.geometry.kind, shape.points, { color: this.readerColour(m.reader), label: m.reader, ...style });
+        // Each reader's own dash besides its colour: identical outlines stay apart.
+        const look = { color: this.readerColour(m.reader), label: m.reader, dash: readerDash(m.reader), ...style };
+        if (shape) vp.drawShape(ctx, m.geometry.kind, shape.points, look);
       }
     };
-    if (this.showSettled) for (const c of this.settled) drawMembers(c, { dash: [2, 3], width: 1 });
-    for (const c of this.clusters) if (c.id !== this.selectedId) drawMembers(c, { dash: [6, 4], width: 1.2 });
+    if (this.showSettled) for (const c of this.settled) drawMembers(c, { width: 1 });
+    for (const c of this.clusters) if (c.id !== this.selectedId) drawMembers(c, { width: 1.2 });
     const selected = this.selected();
     if (selected) drawMembers(selected, { width: 2.2, fill: true });
     // What the decision makes of the selected cluster, in gold.

@@ -4,7 +4,7 @@
 
 import { api, HttpError } from "../common/http.js";
 import { label } from "../viewer/forms.js";
-import { $, h } from "../viewer/ui.js";
+import { $, formatDateTime, h } from "../viewer/ui.js";
 import { addedName, describe, describeAdded, fieldText, problems, typeOf } from "./decisions.js";
 
 /** Methods of Arbitration for signing and the signed result. */
@@ -104,7 +104,7 @@ export const signingMethods = {
     panel.hidden = false;
     const box = $("#arb-result-body");
     box.textContent = "";
-    box.append(h("p", { class: "arb-signed", "data-testid": "signed-note", text: interpolate(gettext("Signed %s · SHA-256 %s…"), [new Date(this.task.signed_at).toLocaleString(), this.task.signature_hash.slice(0, 12)]) }));
+    box.append(h("p", { class: "arb-signed", "data-testid": "signed-note", text: interpolate(gettext("Signed %s · SHA-256 %s…"), [formatDateTime(this.task.signed_at, this.boot.time_zone), this.task.signature_hash.slice(0, 12)]) }));
     const refs = this.boot.references || [];
     if (!refs.length) {
       box.append(h("p", { class: "ws-hint", "data-testid": "waiting-note", text: gettext("The reference standard is written when every arbitrator of this case has signed (and, where the blind arbitrators disagree, a third one has decided).") }));

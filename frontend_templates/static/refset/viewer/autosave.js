@@ -30,7 +30,7 @@ const same = (a, b) => canonical(a) === canonical(b);
 
 export class SaveQueue extends SaveQueueCore {
   /**
-   * server: {uid: {id, version}} for findings the server has; caseLabel: {values, version}.
+   * server: {uid: {id, version, measurements}} for findings the server has; caseLabel: {values, version}.
    * taskVersion: the task's version as loaded; it rises by one with each of our writes.
    */
   constructor({ apiRoot, taskId, store, server, caseLabel, taskVersion }) {
@@ -200,7 +200,7 @@ export class SaveQueue extends SaveQueueCore {
     if (!known) {
       const { status, data } = await api("POST", base, body);
       if (status === 201) this.taskVersion += 1;
-      this.server[uid] = { id: data.id, version: data.version };
+      this._saved(uid, data);
       if (status === 200 && !["finding_type", "geometry", "attributes", "source"].every((k) => same(data[k], body[k]))) {
         // Retried create that had arrived: now send the newer content as an update.
         await this._sendFinding(uid);
@@ -220,7 +220,18 @@ export class SaveQueue extends SaveQueueCore {
       data = current;
     }
     this.taskVersion += 1;
-    this.server[uid] = { id: data.id, version: data.version };
+    this._saved(uid, data);
+  }
+
+  /** Keep the server's id, version and measurements (and the outline they are of). */
+  _saved(uid, data) {
+    this.server[uid] = {
+      id: data.id,
+      version: data.version,
+      measurements: data.measurements ?? null,
+      geometry: data.geometry,
+    };
+    this.dispatchEvent(new CustomEvent("measured", { detail: { uid } }));
   }
 
   /** A lock, a conflict (404: deleted elsewhere) or a refusal stops the queue. */

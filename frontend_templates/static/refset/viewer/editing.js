@@ -3,6 +3,7 @@
 // next slice, rulers and long/short axes. Installed on Workstation.prototype.
 
 import { findingCentreMm, hitShape, round2 } from "./geometry.js";
+import { axisAttributes } from "./measures.js";
 import { OTHER_COLOURS, OWN_COLOURS, readerNumber, saveJSON } from "./ui.js";
 
 /** Methods of Workstation that edit findings on the image. */
@@ -180,10 +181,7 @@ export const editingMethods = {
       this.flash(gettext("Select the finding on this slice first, then draw its long axis and then its short axis."));
       return;
     }
-    const type = this.types.find((t) => t.key === f.finding_type);
-    const attrs = (type && type.attributes) || [];
-    const longAttr = attrs.find((x) => x.kind === "number" && /long_axis|diameter/.test(x.key));
-    const shortAttr = attrs.find((x) => x.kind === "number" && /short_axis/.test(x.key));
+    const { long: longAttr, short: shortAttr } = axisAttributes(this.types.find((t) => t.key === f.finding_type));
     const line = round2([a, b]);
     const mm = Math.round(this.geometry.length(a, b) * 10) / 10;
     this.store.update(f.uid, (g) => {

@@ -1,6 +1,7 @@
 // Window/level on the client. int16 frames go through a 65536-entry lookup table
-// (built once per window change, about 0.2 ms), so a 2000 x 2000 radiograph costs
-// one table read per pixel and no float math. The windowed slice is drawn into an
+// (built once per window change, about 0.2 ms) indexed by the value's 16 bits read
+// as unsigned (a Uint16Array view of the frame, made once per frame), so a 2000 x
+// 2000 radiograph costs one table read per pixel: no offset, no float math. The windowed slice is drawn into an
 // offscreen canvas once per (slice, window) change; the viewport then only draws
 // that canvas with its view transform.
 //
@@ -30,6 +31,7 @@ export class SliceRenderer {
     this.imageData = null;
     this.lut = new Uint32Array(65536);
     this.lutKey = "";
+    this.bits = null; // {src, u16}: the frame being windowed, viewed as Uint16
     this.key = "";
     this.lastMs = 0;
     this.preview = null; // {canvas, ctx, imageData, key} for render(..., {step > 1})
@@ -44,7 +46,7 @@ export class SliceRenderer {
     const hi = center - 0.5 + (w - 1) / 2;
     const scale = 255 / (w - 1 || 1);
     for (let i = 0; i < 65536; i += 1) {
-      const x = i - 32768;
+      const x = i < 32768 ? i : i - 65536; // entry i: the int16 whose bits read i
       let g;
       if (x <= lo) g = 0;
       else if (x > hi) g = 255;
@@ -123,15 +125,17 @@ export class SliceRenderer {
   _window(src, out, columns, rows, step, center, width, invert) {
     if (src instanceof Int16Array) {
       const lut = this._lutFor(center, width, invert);
+      if (!this.bits || this.bits.src !== src) this.bits = { src, u16: new Uint16Array(src.buffer, src.byteOffset, src.length) };
+      const u16 = this.bits.u16;
       if (step === 1) {
         const n = rows * columns;
-        for (let i = 0; i < n; i += 1) out[i] = lut[src[i] + 32768];
+        for (let i = 0; i < n; i += 1) out[i] = lut[u16[i]];
         return;
       }
       let o = 0;
       for (let r = 0; r < rows; r += step) {
         const end = r * columns + columns;
-        for (let i = r * columns; i < end; i += step) out[o++] = lut[src[i] + 32768];
+        for (let i = r * columns; i < end; i += step) out[o++] = lut[u16[i]];
       }
       return;
     }

@@ -4,7 +4,8 @@
 // proposals, own findings, rulers, the shape being drawn), the corner texts and
 // the paint timings. Installed on Workstation.prototype.
 
-import { $, presetLabel } from "./ui.js";
+import { readerDash } from "./labels.js";
+import { $ } from "./ui.js";
 
 /** Methods of Workstation that paint the overlays and corner texts. */
 export const paintingMethods = {
@@ -12,6 +13,7 @@ export const paintingMethods = {
     const t0 = performance.now();
     const frame = this._paintSlice();
     this._overlayText(frame);
+    if (this.mpr) this.mpr.paint();
     this.paintTimes.push(performance.now() - t0);
     if (this.paintTimes.length > 2000) this.paintTimes.splice(0, 1000);
   },
@@ -33,7 +35,7 @@ export const paintingMethods = {
         const on = this.selected === `other:${f.id}`;
         vp.drawShape(ctx, f.geometry.kind, shape.points, {
           color: this._otherColour(f.reader),
-          dash: [6, 4],
+          dash: readerDash(f.reader),
           width: on ? 2.5 : 1.5,
           label: f.reader,
         });
@@ -70,31 +72,15 @@ export const paintingMethods = {
         vp.drawShape(ctx, kind, draft.points, { color: colour, dash: [4, 3] });
       }
     }
+    if (this.mpr) this.mpr.paintMainOverlay(ctx);
     vp.drawScaleBar(ctx);
   },
 
   _overlayText(frame) {
-    const slice = this.geometry.slices[this.slice];
     const header = frame ? frame.header : null;
-    const along = slice && slice.along != null ? slice.along : header && header.position_along_normal;
-    const lines = [
-      interpolate(gettext("Slice %s / %s"), [this.slice + 1, this.count]),
-      along != null ? interpolate(gettext("Position %s mm"), [Number(along).toFixed(1)]) : "",
-      this.boot.series.slice_thickness_mm ? interpolate(gettext("Thickness %s mm"), [this.boot.series.slice_thickness_mm]) : "",
-    ];
-    this._setText("#ws-tl", lines.filter(Boolean).join("\n"));
-    const w = this.window;
-    const name = this.windowName && this.windowName !== "file" ? ` · ${presetLabel(this.windowName)}` : "";
-    this._setText(
-      "#ws-tr",
-      [
-        w && !this.rgb ? `W ${Math.round(w.width)}  L ${Math.round(w.center)}${name}${this.invert ? ` · ${gettext("inverted")}` : ""}` : "",
-        `${gettext("Zoom")} ${Math.round(this.viewport.zoom * Math.min(this.viewport.sx, this.viewport.sy) * 100)}%`,
-        header ? `${header.columns} × ${header.rows}${header.photometric ? ` · ${header.photometric}` : ""}` : "",
-      ]
-        .filter(Boolean)
-        .join("\n"),
-    );
+    const info = this._viewInfo(frame);
+    this._setText("#ws-tl", [...info.left, this.mpr ? this.mpr.mainSlabText() : ""].filter(Boolean).join("\n"));
+    this._setText("#ws-tr", info.right.join("\n"));
     let value = "";
     if (this.pointer && frame && frame.values && !frame.header.rgb) {
       const [c, r] = this.viewport.toImage(this.pointer);

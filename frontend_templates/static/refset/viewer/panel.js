@@ -4,6 +4,7 @@
 // proposals.js. Installed on Workstation.prototype.
 
 import { buildForm, isEmpty, label, validate } from "./forms.js";
+import { dashSwatchStyle, readerDash } from "./labels.js";
 import { $, h } from "./ui.js";
 
 /** Methods of Workstation that render the findings panel. */
@@ -82,7 +83,7 @@ export const panelMethods = {
       const n = others.filter((f) => f.reader === reader).length;
       const row = h("label", { class: "ws-reader" }, [
         h("input", { type: "checkbox", checked: !this.hiddenReaders.has(reader), "data-reader": reader }),
-        h("span", { class: "ws-swatch", style: `background:${this._otherColour(reader)}` }),
+        h("span", { class: "ws-swatch ws-swatch-line", style: dashSwatchStyle(this._otherColour(reader), readerDash(reader)) }),
         document.createTextNode(`${reader} · ${interpolate(ngettext("%s mark", "%s marks", n), [n])}`),
       ]);
       row.querySelector("input").addEventListener("change", (e) => this._toggleReader(reader, e.target.checked));
@@ -105,6 +106,7 @@ export const panelMethods = {
     }
     if (this.attrForm && this.attrForm.uid === f.uid && box.firstChild) {
       this.attrForm.form.setValues(f.attributes);
+      this._renderMeasurements(f);
       return;
     }
     box.textContent = "";
@@ -132,6 +134,7 @@ export const panelMethods = {
     }
     const formBox = h("div", { class: "ws-form" });
     box.append(head, formBox);
+    this._renderMeasurements(f); // measures.js: long/short axis, volume, HU with units
     const form = buildForm(formBox, type.attributes || [], f.attributes, {
       lang: this.lang,
       idPrefix: `f-${f.uid.slice(0, 8)}`,

@@ -65,6 +65,9 @@ export async function fetchInstance(apiRoot, instanceId, { signal } = {}) {
 /**
  * Stream a whole series: GET /api/v1/series/{id}/pixels/, calling onFrame(frame)
  * for each record as it arrives and onProgress({bytes, total, frames}) per chunk.
+ * A large first frame may come after a reduced rendition of itself, a frame whose
+ * header has `preview` ({factor, rows, columns}: the full frame's size); `frames`
+ * counts full frames only.
  */
 export async function streamSeries(apiRoot, seriesId, { onFrame, onProgress, signal } = {}) {
   const response = await request("GET", `${apiRoot}series/${seriesId}/pixels/`, { accept: MEDIA_TYPE, signal });
@@ -92,7 +95,7 @@ export async function streamSeries(apiRoot, seriesId, { onFrame, onProgress, sig
       filled -= next;
     }
     for (const frame of frames) {
-      count += 1;
+      if (!frame.header.preview) count += 1; // a large first frame's reduced rendition
       if (onFrame) onFrame(frame);
     }
     if (onProgress) onProgress({ bytes: received, total, frames: count, expected });

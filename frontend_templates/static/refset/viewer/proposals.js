@@ -1,4 +1,5 @@
-// Model proposals in the workstation: loaded from the read's proposals endpoint
+// Model proposals in the workstation (and a model's case-level estimates, such as
+// a radiograph's exposure and positioning classes): loaded from the read's endpoints
 // (the server decides which a reader sees: phase, lowest confidence, the
 // no-assistance arm), listed apart from the reader's own findings with their
 // confidence and model, filterable by confidence, drawn dashed in their own
@@ -35,11 +36,42 @@ export const proposalMethods = {
   },
 
   async _loadProposals() {
+    const root = `${this.apiRoot}reading-tasks/${this.task.id}/`;
     try {
-      const { data } = await api("GET", `${this.apiRoot}reading-tasks/${this.task.id}/proposals/`);
+      const [{ data }, { data: estimates }] = await Promise.all([
+        api("GET", `${root}proposals/`),
+        api("GET", `${root}case-probabilities/`),
+      ]);
+      this.caseEstimates = estimates || [];
       this.store.setProposals((data || []).filter((p) => !p.disposition));
     } catch (error) {
       this.flash(error.message);
+    }
+  },
+
+  /** A case-level class's name: the schema's finding type, else a known quality class. */
+  _estimateLabel(key) {
+    const type = this.types.find((t) => t.key === key);
+    if (type) return label(type.label, this.lang);
+    const names = {
+      under_exposed: gettext("Under-exposed"),
+      over_exposed: gettext("Over-exposed"),
+      mispositioned: gettext("Mispositioned"),
+    };
+    return names[key] || key;
+  },
+
+  _renderEstimates() {
+    const box = $("#ws-case-estimates");
+    const rows = this.caseEstimates || [];
+    box.hidden = !rows.length;
+    box.textContent = "";
+    for (const row of rows) {
+      box.append(h("dt", { text: interpolate(gettext("%s estimates for the case"), [`${row.model} ${row.model_version}`]) }));
+      const entries = Object.entries(row.probabilities).sort((a, b) => b[1] - a[1]);
+      for (const [key, p] of entries) {
+        box.append(h("dd", { "data-class": key, text: `${this._estimateLabel(key)} ${percent(p)}` }));
+      }
     }
   },
 
@@ -51,8 +83,13 @@ export const proposalMethods = {
   _renderProposals() {
     const box = $("#ws-proposals");
     const all = this.store.proposals;
-    box.hidden = !all.length;
-    if (!all.length) return;
+    this._renderEstimates();
+    box.hidden = !all.length && !(this.caseEstimates || []).length;
+    $("#ws-proposal-count").hidden = !all.length;
+    if (!all.length) {
+      $("#ws-proposals-list").textContent = "";
+      return;
+    }
     const shown = this.shownProposals();
     $("#ws-proposal-count").textContent = interpolate(
       ngettext("%(shown)s of %(all)s proposal shown", "%(shown)s of %(all)s proposals shown", all.length),
@@ -128,7 +165,7 @@ export const proposalMethods = {
       await this.queue.flush();
       const { data } = await api("POST", `${root}accept/`, {});
       const { data: finding } = await api("GET", `${this.apiRoot}findings/${data.finding}/`);
-      this.queue.server[finding.uid] = { id: finding.id, version: finding.version };
+      this.queue._saved(finding.uid, finding); // id, version and the server's measurements
       this.queue.taskVersion += 1;
       this.store.dropProposal(p.id);
       const uid = this.store.adopt(finding);

@@ -31,7 +31,7 @@ export class SeriesViewer {
     this._adoptHeader(header);
     if (this.window) this.setWindow(this.window.center, this.window.width, { name: this.windowName });
     else this.setWindow(this.defaultWindow.center, this.defaultWindow.width, { name: "file" });
-    this._buildPresets(gettext("File"));
+    this._buildPresets(this._defaultWindowText());
   }
 
   command(action) {
@@ -47,12 +47,9 @@ export class SeriesViewer {
   }
 
   paint() {
-    this._paintSlice();
-    const lines = [interpolate(gettext("Slice %s / %s"), [this.slice + 1, this.count])];
-    const slice = this.geometry.slices[this.slice];
-    if (slice && slice.along != null) lines.push(interpolate(gettext("Position %s mm"), [Number(slice.along).toFixed(1)]));
-    $("#ws-tl").textContent = lines.join("\n");
-    $("#ws-tr").textContent = this.window ? `W ${Math.round(this.window.width)}  L ${Math.round(this.window.center)}` : "";
+    const info = this._viewInfo(this._paintSlice());
+    $("#ws-tl").textContent = info.left.join("\n");
+    $("#ws-tr").textContent = info.right.join("\n");
     this.canvas.dataset.slice = String(this.slice);
   }
 

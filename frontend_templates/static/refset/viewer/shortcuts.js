@@ -12,6 +12,7 @@ export function shortcutTable() {
       ["w", "tool:wl", gettext("Window / level (drag)")],
       ["h", "tool:pan", gettext("Pan (drag)")],
       ["z", "tool:zoom", gettext("Zoom (drag)")],
+      ["x", "tool:crosshair", gettext("Crosshair: click or drag in one view to move the others (CT)")],
       ["p", "tool:point", gettext("Point")],
       ["b", "tool:box", gettext("Box")],
       ["e", "tool:ellipse", gettext("Ellipse")],
@@ -37,6 +38,15 @@ export function shortcutTable() {
       ["r", "reset", gettext("Reset view (fit, default window)")],
       ["+", "zoom:in", gettext("Zoom in (also Ctrl + wheel)")],
       ["-", "zoom:out", gettext("Zoom out")],
+    ]],
+    [gettext("Views (CT)"), [
+      ["o", "layout:next", gettext("Layout: one view, axial + coronal + sagittal, 2 × 2 with a slab")],
+      ["s", "slab:toggle", gettext("Thick slab on or off (MIP, MinIP or average)")],
+      ["shift+s", "slab:mode", gettext("Next slab mode: MIP, MinIP, average")],
+      [".", "slab:thicker", gettext("Thicker slab (+1 mm)")],
+      [",", "slab:thinner", gettext("Thinner slab (−1 mm)")],
+      ["k", "cine", gettext("Cine: play or pause the active view")],
+      ["shift+x", "reflines", gettext("Reference lines on or off")],
     ]],
     [gettext("Findings"), [
       ["]", "finding:next", gettext("Next finding (jumps to its slice)")],

@@ -13,6 +13,7 @@
 
 import { round2, SeriesGeometry } from "./geometry.js";
 import { SliceRenderer } from "./lut.js";
+import { edgeMarkers, viewText } from "./markers.js";
 import { fetchInstance, streamSeries } from "./pixels.js";
 import { keymap } from "./shortcuts.js";
 import { $, h, loadJSON, presetLabel, saveJSON } from "./ui.js";
@@ -64,6 +65,8 @@ export const sliceViewMethods = {
     this.geometry = new SeriesGeometry(boot.series);
     this.count = Math.max(this.geometry.slices.length, 1);
     this.frames = new Array(this.count).fill(null);
+    // Reduced renditions of large frames, painted until the full frame arrives.
+    this.previews = new Array(this.count).fill(null);
     this.requested = new Set();
     this.loadedCount = 0;
     this.seriesDone = false;
@@ -85,6 +88,9 @@ export const sliceViewMethods = {
     this.canvas = $("#ws-canvas");
     this.viewport = new Viewport(this.canvas, this.geometry);
     this.renderer = new SliceRenderer();
+    // One image (a radiograph): nothing to scroll through.
+    const sliderRow = this.canvas.closest(".ws-view") && this.canvas.closest(".ws-view").querySelector(".ws-slider-row");
+    if (sliderRow) sliderRow.hidden = this.count <= 1;
   },
 
   /** Remember the view where the page asked for it (viewKey). */
@@ -103,6 +109,16 @@ export const sliceViewMethods = {
     const index = frame.header.index;
     const at = Number.isInteger(frame.header.slice_index) ? frame.header.slice_index : index;
     if (at == null || at < 0 || at >= this.count || this.frames[at]) return;
+    if (frame.header.preview) {
+      // A large frame's reduced rendition: shown (and the view set up from its
+      // header, which is the full frame's) until the full frame arrives.
+      if (!frame.values) return;
+      this.previews[at] = frame;
+      if (!this.defaultWindow) this._initWindow(frame.header);
+      if (at === this.slice) this.redraw();
+      return;
+    }
+    this.previews[at] = null;
     this.frames[at] = frame;
     this.loadedCount += 1;
     if (!this.defaultWindow && frame.values) this._initWindow(frame.header);
@@ -114,8 +130,9 @@ export const sliceViewMethods = {
   _adoptHeader(header) {
     this.geometry.setSpacingFromFrame(header.pixel_spacing);
     if (!this.geometry.rows) {
-      this.geometry.rows = header.rows;
-      this.geometry.columns = header.columns;
+      const full = header.preview || header; // a preview's header gives the full size there
+      this.geometry.rows = full.rows;
+      this.geometry.columns = full.columns;
     }
     this.viewport.fitted = false;
     this.viewport.resize();
@@ -123,6 +140,35 @@ export const sliceViewMethods = {
     this.headerInvert = Boolean(header.invert);
     this.rgb = Boolean(header.rgb);
     this.presets = header.window_presets || [];
+    this.windowSource = header.window_source || "";
+    this._showMarkers(header.view);
+  },
+
+  /** The name of the default window's preset button: the file's, or computed ("Auto"). */
+  _defaultWindowText() {
+    return this.windowSource === "histogram" ? gettext("Auto") : gettext("File");
+  },
+
+  /** The preset the default window is (its name), "file" when none is: the button lit. */
+  _defaultWindowName() {
+    const w = this.defaultWindow;
+    const same = this.presets.find((p) => w && p.center === w.center && p.width === w.width);
+    return same && this.windowSource !== "histogram" ? same.name : "file";
+  },
+
+  /** Orientation letters at the edges (from ImageOrientationPatient, else from a
+   * radiograph's PatientOrientation) and a radiograph's view and laterality. */
+  _showMarkers(view) {
+    const markers = this.geometry.markers() || edgeMarkers(view);
+    for (const side of ["left", "right", "top", "bottom"]) {
+      const el = document.getElementById(`ws-mark-${side}`);
+      if (el) el.textContent = markers ? markers[side] : "";
+    }
+    const el = document.getElementById("ws-mark-view");
+    if (el) {
+      el.textContent = viewText(view);
+      el.hidden = !el.textContent;
+    }
   },
 
   /** Load the series: the slice the view starts on alone first unless the stream
@@ -271,13 +317,32 @@ export const sliceViewMethods = {
   _paintSlice() {
     this.needsPaint = false;
     const frame = this.frames[this.slice];
+    // Until a large frame arrives, its reduced rendition (drawn at the full size).
+    const preview = frame ? null : this.previews[this.slice];
+    this.previewShown = Boolean(preview && preview.values && this.window);
     let image = null;
+    if (this.previewShown) {
+      const invert = this.headerInvert !== this.invert;
+      image = this.renderer.render(preview, this.window.center, this.window.width, invert, `${this.slice}:preview`);
+      if (!this.firstImageAt) {
+        this.firstImageFrom = "preview";
+        this.firstImageAt = performance.now();
+        performance.mark("ws:first-image");
+        document.body.dataset.firstImage = "1";
+      }
+      const full = preview.header.preview;
+      this.viewport.draw(image, (ctx) => this._overlay(ctx, null), [full.columns, full.rows]);
+      return null;
+    }
     if (frame && frame.values && this.window) {
       const invert = this.headerInvert !== this.invert;
-      image = this.renderer.render(frame, this.window.center, this.window.width, invert, this.slice, {
-        step: this.previewStep(frame),
+      // A thick slab around the slice where the page has one on (mpr.js), else the slice.
+      const slab = this.slabFrame ? this.slabFrame() : null;
+      image = this.renderer.render(slab || frame, this.window.center, this.window.width, invert, slab ? slab.key : this.slice, {
+        step: slab ? 1 : this.previewStep(frame),
       });
       if (!this.firstImageAt) {
+        this.firstImageFrom = "full";
         this.firstImageAt = performance.now();
         performance.mark("ws:first-image");
         document.body.dataset.firstImage = "1";
@@ -290,6 +355,30 @@ export const sliceViewMethods = {
     return frame;
   },
 
+  /** The corner texts every page shows over the image: {left, right} lines (slice
+   * and position for a series, thickness; window, zoom and image size). */
+  _viewInfo(frame) {
+    const slice = this.geometry.slices[this.slice];
+    const header = frame ? frame.header : null;
+    const along = slice && slice.along != null ? slice.along : header && header.position_along_normal;
+    const thickness = this.boot.series.slice_thickness_mm;
+    const left = [
+      this.count > 1 ? interpolate(gettext("Slice %s / %s"), [this.slice + 1, this.count]) : "",
+      along != null && this.count > 1 ? interpolate(gettext("Position %s mm"), [Number(along).toFixed(1)]) : "",
+      thickness ? interpolate(gettext("Thickness %s mm"), [thickness]) : "",
+    ];
+    const w = this.window;
+    const name = this.windowName && this.windowName !== "file" ? ` · ${presetLabel(this.windowName)}` : "";
+    const unit = this.boot.series.modality === "CT" ? " HU" : "";
+    const vp = this.viewport;
+    const right = [
+      w && !this.rgb ? `W ${Math.round(w.width)}  L ${Math.round(w.center)}${unit}${name}${this.invert ? ` · ${gettext("inverted")}` : ""}` : "",
+      `${gettext("Zoom")} ${Math.round(vp.zoom * Math.min(vp.sx, vp.sy) * 100)}%`,
+      header ? `${header.columns} × ${header.rows} px${header.photometric ? ` · ${header.photometric}` : ""}` : "",
+    ];
+    return { left: left.filter(Boolean), right: right.filter(Boolean) };
+  },
+
   redraw() {
     if (this.needsPaint) return;
     this.needsPaint = true;
@@ -297,6 +386,7 @@ export const sliceViewMethods = {
   },
 
   _paintLoading(ctx) {
+    if (this.previewShown) return; // the reduced rendition is on the canvas
     const vp = this.viewport;
     ctx.fillStyle = "#9aa6bb";
     ctx.font = "14px system-ui, sans-serif";

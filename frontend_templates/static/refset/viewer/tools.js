@@ -56,7 +56,11 @@ export class ToolController {
     if (tool === "wl") this.drag = { mode: "wl", start: p, window: { ...ws.window } };
     else if (tool === "pan") this.drag = { mode: "pan", last: p };
     else if (tool === "zoom") this.drag = { mode: "zoom", last: p, anchor: p };
-    else if (tool === "select") this._selectDown(p, img, e);
+    else if (tool === "crosshair" && ws.crosshairAt) {
+      // Multiplanar views (mpr.js): the crosshair follows the pointer while it is down.
+      this.drag = { mode: "crosshair" };
+      ws.crosshairAt(img);
+    } else if (tool === "select") this._selectDown(p, img, e);
     else if (!ws.canDraw(tool)) {
       ws.flash(ws.whyCannotDraw(tool));
     } else if (tool === "point") {
@@ -138,6 +142,8 @@ export class ToolController {
       ws.viewport.zoomAt(Math.exp((drag.last[1] - p[1]) / 150), drag.anchor[0], drag.anchor[1]);
       drag.last = p;
       ws.redraw();
+    } else if (drag.mode === "crosshair") {
+      ws.crosshairAt(ws.viewport.toImage(p));
     } else if (drag.mode === "draw") {
       const img = ws.viewport.toImage(p);
       if (this.draft.kind === "freehand") this.draft.points.push(img);

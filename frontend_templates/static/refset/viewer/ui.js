@@ -34,6 +34,31 @@ export function readerNumber(reader) {
   return Number(String(reader).replace(/\D/g, "")) || 1;
 }
 
+/**
+ * A date and time as every page shows them ("2026-12-05 20:30", the templates'
+ * date:"Y-m-d H:i"), in `timeZone` (the server's TIME_ZONE, not the browser's).
+ */
+export function formatDateTime(iso, timeZone) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  let parts;
+  try {
+    parts = new Intl.DateTimeFormat("en-GB", {
+      timeZone: timeZone || undefined,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    }).formatToParts(date);
+  } catch {
+    return formatDateTime(iso, null); // an unknown zone name: the browser's
+  }
+  const get = (type) => (parts.find((p) => p.type === type) || {}).value || "";
+  return `${get("year")}-${get("month")}-${get("day")} ${get("hour")}:${get("minute")}`;
+}
+
 export function formatTime(seconds) {
   const m = Math.floor(seconds / 60);
   const s = seconds % 60;

@@ -5,6 +5,7 @@
 // so the image is shown in millimetres, with square pixels only when they are.
 
 import { boundsOf, CLOSED, handlesOf } from "./geometry.js";
+import { LabelLayout } from "./labels.js";
 
 const NICE_MM = [1, 2, 5, 10, 20, 50, 100, 200, 500];
 
@@ -22,6 +23,8 @@ export class Viewport {
     this.image = null;
     this.fitted = false;
     this.frameMs = 0;
+    // Where this paint's labels went (labels.js): none overprints another.
+    this.labels = new LabelLayout();
     this.resize();
   }
 
@@ -43,7 +46,9 @@ export class Viewport {
     this.cssHeight = h;
     this.canvas.width = Math.round(w * this.dpr);
     this.canvas.height = Math.round(h * this.dpr);
-    if (!this.fitted) this.fit();
+    // A view still as fit() left it fits again (the page's layout settling must not
+    // leave the image shifted or clipped); one the reader moved keeps its centre.
+    if (!this.fitted || this.atFit) this.fit();
     else if (centre) this.centreOn(centre);
   }
 
@@ -57,11 +62,44 @@ export class Viewport {
     this.panX = (this.cssWidth - worldW * this.zoom) / 2;
     this.panY = (this.cssHeight - worldH * this.zoom) / 2;
     this.fitted = true;
+    this.atFit = true;
   }
 
   centreOn([c, r]) {
     this.panX = this.cssWidth / 2 - this.zoom * c * this.sx;
     this.panY = this.cssHeight / 2 - this.zoom * r * this.sy;
+    this.atFit = false;
+  }
+
+  /**
+   * Make image box [c0, r0, c1, r1] visible with `margin` CSS px around it: no
+   * change when it already is; centred when it is wholly out of view, else the
+   * smallest pan that brings it in; zoomed out (about its centre) when it is
+   * larger than the view.
+   */
+  ensureVisible([c0, r0, c1, r1], margin = 40) {
+    const m = Math.min(margin, this.cssWidth / 4, this.cssHeight / 4);
+    const worldW = (c1 - c0) * this.sx;
+    const worldH = (r1 - r0) * this.sy;
+    const room = Math.min((this.cssWidth - 2 * m) / Math.max(worldW, 1e-6), (this.cssHeight - 2 * m) / Math.max(worldH, 1e-6));
+    if (room < this.zoom) {
+      this.zoom = Math.max(room, 0.02);
+      this.centreOn([(c0 + c1) / 2, (r0 + r1) / 2]);
+      return;
+    }
+    const [x0, y0] = this.toScreen([c0, r0]);
+    const [x1, y1] = this.toScreen([c1, r1]);
+    if (x1 < 0 || y1 < 0 || x0 > this.cssWidth || y0 > this.cssHeight) {
+      this.centreOn([(c0 + c1) / 2, (r0 + r1) / 2]); // wholly out of view: centred
+      return;
+    }
+    let dx = 0;
+    let dy = 0;
+    if (x0 < m) dx = m - x0;
+    else if (x1 > this.cssWidth - m) dx = this.cssWidth - m - x1;
+    if (y0 < m) dy = m - y0;
+    else if (y1 > this.cssHeight - m) dy = this.cssHeight - m - y1;
+    if (dx || dy) this.pan(dx, dy);
   }
 
   toScreen = ([c, r]) => [this.panX + this.zoom * c * this.sx, this.panY + this.zoom * r * this.sy];
@@ -69,6 +107,7 @@ export class Viewport {
   toImage = ([x, y]) => [(x - this.panX) / (this.zoom * this.sx), (y - this.panY) / (this.zoom * this.sy)];
 
   zoomAt(factor, x, y) {
+    this.atFit = false;
     const next = Math.min(Math.max(this.zoom * factor, 0.02), 200);
     const [c, r] = this.toImage([x, y]);
     this.zoom = next;
@@ -77,6 +116,7 @@ export class Viewport {
   }
 
   pan(dx, dy) {
+    this.atFit = false;
     this.panX += dx;
     this.panY += dy;
   }
@@ -108,6 +148,7 @@ export class Viewport {
       else ctx.drawImage(image, 0, 0);
     }
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    this.labels.reset(this.cssWidth, this.cssHeight);
     if (overlay) overlay(ctx);
     this.frameMs = performance.now() - t0;
   }
@@ -195,13 +236,11 @@ export class Viewport {
       }
     }
     if (style.label) {
-      const [x0, y0] = boundsOf(s);
+      const [x0, y0, x1, y1] = boundsOf(s);
       ctx.font = "bold 12px system-ui, sans-serif";
-      ctx.lineWidth = 3;
-      ctx.strokeStyle = "rgba(0,0,0,.8)";
-      ctx.strokeText(style.label, x0, y0 - 5);
-      ctx.fillStyle = style.color;
-      ctx.fillText(style.label, x0, y0 - 5);
+      const r = kind === "point" ? 7 : 0;
+      const anchor = { x0: x0 - r, y0: y0 - r, x1: x1 + r, y1: y1 + r };
+      this.labels.drawLabel(ctx, style.label, style.color, anchor, [anchor.x0, anchor.y0 - 5]);
     }
     ctx.restore();
   }
@@ -226,13 +265,8 @@ export class Viewport {
       ctx.fill();
     }
     ctx.font = "12px system-ui, sans-serif";
-    ctx.lineWidth = 3;
-    ctx.strokeStyle = "rgba(0,0,0,.85)";
-    const tx = Math.max(x0, x1) + 6;
-    const ty = (y0 + y1) / 2;
-    ctx.strokeText(text, tx, ty);
-    ctx.fillStyle = color;
-    ctx.fillText(text, tx, ty);
+    const anchor = { x0: Math.min(x0, x1), y0: Math.min(y0, y1), x1: Math.max(x0, x1), y1: Math.max(y0, y1) };
+    this.labels.drawLabel(ctx, text, color, anchor, [anchor.x1 + 6, (y0 + y1) / 2]);
     ctx.restore();
   }
 }

@@ -15,6 +15,8 @@ import { api } from "../common/http.js";
 import { SaveQueue } from "./autosave.js";
 import { editingMethods } from "./editing.js";
 import { buildForm, label } from "./forms.js";
+import { measureMethods } from "./measures.js";
+import { MprController, mprMethods } from "./mpr.js";
 import { paintingMethods } from "./painting.js";
 import { panelMethods } from "./panel.js";
 import { proposalMethods } from "./proposals.js";
@@ -46,7 +48,7 @@ export class Workstation {
     this.store = new FindingStore(boot.findings);
     this.store.readOnly = !this.writable;
     const server = {};
-    for (const f of boot.findings) server[f.uid] = { id: f.id, version: f.version };
+    for (const f of boot.findings) server[f.uid] = { id: f.id, version: f.version, measurements: f.measurements };
     this.queue = new SaveQueue({
       apiRoot: this.apiRoot,
       taskId: this.task.id,
@@ -56,6 +58,7 @@ export class Workstation {
       taskVersion: this.task.version,
     });
     this.tools = new ToolController(this);
+    this.mpr = MprController.attach(this); // multiplanar views of a CT volume (null otherwise)
     this._buildChrome();
     this._bind();
     this._initProposals();
@@ -92,9 +95,9 @@ export class Workstation {
     this._adoptHeader(header);
     if (!this.window) {
       this.window = { ...this.defaultWindow };
-      this.windowName = this.presets.length ? this.presets[0].name : "";
+      this.windowName = this._defaultWindowName();
     }
-    this._buildPresets(this.presets.some((p) => p.source === "file") ? gettext("File") : gettext("Auto"));
+    this._buildPresets(this._defaultWindowText());
   }
 
   async _loadOthers() {
@@ -199,6 +202,7 @@ export class Workstation {
       this.renderFindings();
       this.redraw();
     });
+    this.queue.addEventListener("measured", (e) => this._measured(e.detail.uid));
     this.queue.addEventListener("state", (e) => {
       this._setSaveState(e.detail.state, e.detail.message);
       if (e.detail.state === "locked") {
@@ -217,6 +221,7 @@ export class Workstation {
   }
 
   command(action) {
+    if (this.mpr && this.mpr.command(action)) return;
     if (this.viewCommand(action)) return;
     const [verb, arg] = action.split(":");
     if (verb === "type") this.cycleType();
@@ -312,6 +317,8 @@ Object.assign(
   proposalMethods,
   paintingMethods,
   submissionMethods,
+  mprMethods,
+  measureMethods,
 );
 
 const boot = JSON.parse(document.getElementById("ws-bootstrap").textContent);

@@ -1,0 +1,198 @@
+"""Multiplanar views in the browser: reformat and thick-slab frame times against the
+axial scroll, in the same page and run.
+
+    .venv/bin/python bench/mpr_browser.py [--slices 300] [--matrix 512] [--repeat 1]
+
+Builds the same synthetic CT case as bench/viewer_browser.py (its SETUP: a
+temporary SQLite database, `manage.py runserver --insecure`, headless Debian
+Chromium, a fresh browser context per repeat), opens /read/<task>/ and waits
+until the whole series is prefetched. Then, one step per animation frame:
+
+  axial       scroll through every slice, one view (the baseline: what the
+              workstation did before multiplanar views);
+  first coronal   the switch to the 1 x 3 layout: the coronal view's first
+              reformat (cold) and paint, and the time from the switch until all
+              three views are painted;
+  coronal / sagittal   scroll the reformatted view through every row / column,
+              in 1 x 3 (each frame repaints all three views);
+  MIP axial   the axial view with a 10 mm and a 20 mm maximum-intensity slab,
+              scrolled through every slice (one view);
+  MIP coronal the coronal view with a 10 mm slab, scrolled, in 1 x 3.
+
+For each it reports the paint time per frame (ws.paintTimes: reformat or slab,
+window LUT, putImageData, drawImage and overlays of every shown view) and the
+frame interval, median and p95, against the 16.7 ms budget of a 60 Hz display.
+Only ratios within one run mean anything on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import viewer_browser as vb  # noqa: E402
+
+from tests.chromium import launch  # noqa: E402
+
+RUN = """
+async () => {
+  const ws = window.__ws;
+  const mpr = ws.mpr;
+  const next = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  const out = {};
+  async function scroll(name, count, step) {
+    await next();
+    await next();
+    ws.paintTimes.length = 0;
+    const frames = [];
+    let last = performance.now();
+    for (let i = 0; i < count; i += 1) {
+      step(i);
+      await next();
+      frames.push(performance.now() - last);
+      last = performance.now();
+    }
+    out[name] = { paint: ws.paintTimes.slice(), frames: frames.slice(1) };
+  }
+  // Baseline: the axial scroll in one view.
+  await scroll("axial", ws.count, (i) => ws.goToSlice(i));
+  // The first coronal frame after load (cold reformat), then all three views.
+  ws.goToSlice(Math.floor(ws.count / 2));
+  await next();
+  const t0 = performance.now();
+  mpr.setLayout("1x3");
+  const coronal = mpr.panes.coronal;
+  while (!coronal.frame) await next();
+  const firstPaint = performance.now() - t0;
+  const cold = coronal.lastMs;
+  const t1 = performance.now();
+  coronal.frameKey = "";
+  coronal.currentFrame();
+  const reformatOnly = performance.now() - t1;
+  out.first = { wall: firstPaint, paneMs: cold, reformatMs: reformatOnly };
+  const rows = coronal.plane.depth;
+  await scroll("coronal", rows, (i) => coronal.goTo(i));
+  const sagittal = mpr.panes.sagittal;
+  await scroll("sagittal", sagittal.plane.depth, (i) => sagittal.goTo(i));
+  // Thick slabs.
+  mpr.setLayout("1x1", mpr.native);
+  mpr.setSlab({ on: true, mode: "mip", mm: 10 });
+  await scroll("mip10 axial", ws.count, (i) => ws.goToSlice(i));
+  mpr.setSlab({ on: true, mode: "mip", mm: 20 });
+  await scroll("mip20 axial", ws.count, (i) => ws.goToSlice(i));
+  mpr.setLayout("1x3");
+  mpr.setSlab({ on: true, mode: "mip", mm: 10 });
+  await scroll("mip10 coronal", rows, (i) => coronal.goTo(i));
+  return out;
+}
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--matrix", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="refset-bench-") as tmp:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+        env.update(
+            REFSET_VAR_DIR=tmp,
+            REFSET_MEDIA_ROOT=str(Path(tmp) / "media"),
+            DJANGO_SETTINGS_MODULE="annotation_server.settings",
+            PYTHONPATH=str(ROOT),
+            DJANGO_LANGUAGE_CODE="en",
+        )
+        env.pop("CELERY_BROKER_URL", None)
+        py = sys.executable
+        subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        script = vb.SETUP.format(
+            user=vb.USER, password=vb.PASSWORD, slices=args.slices, matrix=args.matrix
+        )
+        out = subprocess.run(
+            [py, "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        ).stdout
+        lines = [line for line in out.splitlines() if line.strip()]
+        session, (task_id, _series_id) = lines[-2].strip(), lines[-1].split()
+        port = vb.free_port()
+        server = subprocess.Popen(
+            [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        results = []
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            with sync_playwright() as pw:
+                browser = launch(pw)
+                for _ in range(args.repeat):
+                    context = browser.new_context(
+                        viewport={"width": 1600, "height": 1000}, bypass_csp=True
+                    )
+                    context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
+                    page = context.new_page()
+                    page.goto(f"{base}/read/{task_id}/")
+                    page.wait_for_function(
+                        "performance.getEntriesByName('ws:series-loaded').length", timeout=300_000
+                    )
+                    results.append(page.evaluate(RUN))
+                    context.close()
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait()
+
+    pct = vb.pct
+    print(
+        f"volume: {args.slices} slices of {args.matrix}x{args.matrix} int16"
+        f" (0.7 mm pixels, 1.25 mm slices); repeats: {args.repeat}; times in ms"
+    )
+    first = [r["first"] for r in results]
+    print(
+        "first coronal frame after load: switch to 1x3 until painted"
+        f" {statistics.median(f['wall'] for f in first):.1f};"
+        f" coronal view paint (cold reformat + window + draw)"
+        f" {statistics.median(f['paneMs'] for f in first):.1f};"
+        f" reformat alone {statistics.median(f['reformatMs'] for f in first):.1f}"
+    )
+    base_p95 = None
+    print(
+        f"{'run':15s} {'frames':>6s} {'paint p50':>10s} {'paint p95':>10s} {'max':>7s}"
+        f" {'frame p50':>10s} {'frame p95':>10s} {'p95/16.7':>9s} {'p95/axial':>9s}"
+    )
+    for name in ("axial", "coronal", "sagittal", "mip10 axial", "mip20 axial", "mip10 coronal"):
+        paints = [p for r in results for p in r[name]["paint"]]
+        frames = [f for r in results for f in r[name]["frames"]]
+        p95 = pct(paints, 0.95)
+        if base_p95 is None:
+            base_p95 = p95
+        print(
+            f"{name:15s} {len(paints):6d} {statistics.median(paints):10.2f} {p95:10.2f}"
+            f" {max(paints):7.2f} {statistics.median(frames):10.1f} {pct(frames, 0.95):10.1f}"
+            f" {p95 / 16.7:9.2f} {p95 / base_p95:9.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

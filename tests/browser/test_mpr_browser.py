@@ -1,0 +1,471 @@
+"""Multiplanar views of a CT volume in the reading workstation (viewer/mpr.js,
+viewer/reformat.js): the crosshair finds the planted nodule at one patient
+position in the axial, coronal and sagittal views (the pixels on every canvas
+checked against the volume), the thick slab is the volume's maximum over the
+slab in any plane and brightens the nodule and the vessels, and a box drawn on
+the coronal view is stored as outlines on the axial slices it crosses."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+import fixtures
+from annotation_server.imaging.services import index_datasets
+from annotation_server.projects.models import Case, LabelSchema
+from annotation_server.reading.models import Finding, ReadingTask
+from tests import factories
+from tests.browser.helpers import login, open_read, seed_for, wait_saved
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+SLICES = 40
+MATRIX = 240
+PIXEL_MM = 1.5  # in-plane
+SPACING_MM = 3.0  # between slices: the volume is anisotropic (2:1)
+LOADED = "document.querySelector('.ws-load').dataset.state === 'done'"
+
+# The grey level on a canvas at css point (x, y), from the canvas's own pixels.
+PIXEL = """([selector, x, y]) => {
+  const canvas = document.querySelector(selector);
+  const d = window.devicePixelRatio || 1;
+  const p = canvas.getContext('2d').getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data;
+  return [p[0], p[1], p[2]];
+}"""
+
+
+def window_value(x: float, center: float, width: float) -> int:
+    """lut.js windowValue (DICOM PS3.3 C.11.2.1.2 linear), 0..255."""
+    w = max(width, 1)
+    lo = center - 0.5 - (w - 1) / 2
+    hi = center - 0.5 + (w - 1) / 2
+    if x <= lo:
+        return 0
+    if x > hi:
+        return 255
+    return math.floor(((x - (center - 0.5)) / (w - 1) + 0.5) * 255 + 0.5)
+
+
+@pytest.fixture
+def volume_case(request, project, reader_a, reader_b):
+    """A 40-slice CT of 240 x 240 voxels of 1.5 x 1.5 x 3 mm with three nodules, in
+    reading; the volume in HU as numpy [slice, row, column] and the fixture's truth."""
+    definition = copy.deepcopy(factories.schema("lung-nodule-ct").definition)
+    definition["finding_types"][0]["geometry"] = ["contour", "ellipse", "point", "box", "polygon"]
+    project.label_schema = LabelSchema.objects.create(
+        key="lung-nodule-ct-mpr", version=1, name="Lung nodule (MPR test)", definition=definition
+    )
+    project.save()
+    datasets, truth = fixtures.build_ct_datasets(
+        slices=SLICES,
+        seed=seed_for(request),
+        matrix=MATRIX,
+        pixel_spacing=PIXEL_MM,
+        spacing=SPACING_MM,
+        nodules=3,
+    )
+    ordered = sorted(datasets, key=lambda ds: int(ds.InstanceNumber))
+    volume = np.stack(
+        [
+            ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+            for ds in ordered
+        ]
+    ).astype(np.int16)
+    series = index_datasets(project, datasets).series[0]
+    case = Case.objects.create(
+        project=project, code="CT-MPR", series=series, state=Case.State.READING, qc_status="pass"
+    )
+    task = ReadingTask.objects.create(case=case, reader=reader_a)
+    return {"task": task, "volume": volume, "truth": truth}
+
+
+def open_volume(page, live_server, task) -> None:
+    login(page, live_server, "reader_a", "en")
+    open_read(page, live_server, task)
+    page.wait_for_function(LOADED, timeout=30_000)
+
+
+def solid_nodule(truth) -> dict:
+    return max(
+        (n for n in truth["nodules"] if n["type"] == "solid"), key=lambda n: n["diameter_mm"]
+    )
+
+
+def pane_to_page(page, role: str, point) -> tuple[float, float]:
+    box = page.locator(f"[data-testid=viewer-{role}]").bounding_box()
+    x, y = page.evaluate(f"window.__ws.mpr.panes[{role!r}].viewport.toScreen({list(point)})")
+    return box["x"] + x, box["y"] + y
+
+
+def main_to_page(page, point) -> tuple[float, float]:
+    box = page.locator("[data-testid=viewer]").bounding_box()
+    x, y = page.evaluate(f"window.__ws.viewport.toScreen({list(point)})")
+    return box["x"] + x, box["y"] + y
+
+
+def settle(page) -> None:
+    """Two animation frames: a layout change has refitted its views and painted."""
+    page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def set_range(page, selector: str, value: int) -> None:
+    page.evaluate(
+        "([s, v]) => { const el = document.querySelector(s); el.value = String(v);"
+        " el.dispatchEvent(new Event('input', {bubbles: true})); }",
+        [selector, value],
+    )
+
+
+def probe(page) -> dict:
+    return {v["role"]: v for v in page.evaluate("window.__ws.mpr.probe()")}
+
+
+def test_crosshair_finds_the_nodule_at_one_patient_position_in_three_planes(
+    live_server, page, volume_case, artifacts_dir
+):
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    volume, truth = volume_case["volume"], volume_case["truth"]
+    open_volume(page, live_server, volume_case["task"])
+    # The default stays one axial view; O shows axial, coronal and sagittal side by side.
+    assert page.locator("[data-testid=mpr-bar]").is_visible()
+    assert page.locator("[data-testid=viewer-coronal]").is_hidden()
+    page.locator("[data-testid=viewer]").focus()
+    page.keyboard.press("o")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=mpr-bar]').dataset.layout === '1x3'"
+    )
+    settle(page)
+    for role in ("coronal", "sagittal"):
+        assert page.locator(f"[data-testid=viewer-{role}]").is_visible()
+    assert page.locator("[data-testid=viewer-slab]").is_hidden()
+
+    # Orientation letters from ImageOrientationPatient: the patient's left on the
+    # right, the head up; anterior on the left of the sagittal view.
+    for role, letters in {"coronal": "RLHF", "sagittal": "APHF"}.items():
+        marks = page.locator(f"[data-testid=mpr-{role}] .ws-mark")
+        assert "".join(marks.nth(i).inner_text() for i in range(4)) == letters
+    # Millimetres, not voxels: a coronal voxel is 1.5 mm wide and 3 mm tall on screen.
+    size = page.evaluate(
+        "(() => { const vp = window.__ws.mpr.panes.coronal.viewport;"
+        " const a = vp.toScreen([0, 0]), b = vp.toScreen([1, 1]);"
+        " return [b[0] - a[0], b[1] - a[1]]; })()"
+    )
+    assert size[1] / size[0] == pytest.approx(SPACING_MM / PIXEL_MM, rel=1e-6)
+
+    # The crosshair tool: a click on the nodule in the axial view moves the others.
+    nodule = solid_nodule(truth)
+    col, row, k = nodule["centre_voxel"]
+    page.evaluate(f"window.__ws.goToSlice({k})")
+    page.keyboard.press("x")
+    page.mouse.click(*main_to_page(page, (col + 0.5, row + 0.5)))
+    page.wait_for_function(f"window.__ws.mpr.panes.coronal.index === {row}")
+    settle(page)
+    views = probe(page)
+    assert set(views) == {"main", "coronal", "sagittal"}
+    assert views["sagittal"]["index"] == col
+    expected_hu = int(volume[k, row, col])
+    assert expected_hu > -200, "the crosshair sits in the solid nodule"
+    selector = {
+        "main": "[data-testid=viewer]",
+        "coronal": "[data-testid=viewer-coronal]",
+        "sagittal": "[data-testid=viewer-sagittal]",
+    }
+    for role, view in views.items():
+        assert [math.floor(v) for v in view["volume"]] == [col, row, k], role
+        # the same patient position (mm) in every plane, that of the nodule's voxel
+        assert view["mm"] == pytest.approx(views["main"]["mm"], abs=1e-6), role
+        assert view["mm"] == pytest.approx(
+            [c + s for c, s in zip(nodule["centre_mm"], (0.75, 0.75, 0.0), strict=True)], abs=0.01
+        )
+        assert view["value"] == expected_hu, role
+        # and the canvas shows that voxel, windowed, under the crosshair's centre
+        window = page.evaluate(
+            "window.__ws.window" if role == "main" else f"window.__ws.mpr.panes[{role!r}].window"
+        )
+        grey = page.evaluate(PIXEL, [selector[role], *view["screen"]])
+        want = window_value(expected_hu, window["center"], window["width"])
+        assert abs(grey[0] - want) <= 1, (role, grey, want)
+    page.screenshot(path=str(artifacts_dir / "mpr-crosshair-1x3.png"))
+
+    # A click in the coronal view moves the axial slice and the sagittal plane.
+    col2 = col - 12 if col >= 12 else col + 12
+    k2 = k - 5 if k >= 5 else k + 5
+    page.mouse.click(*pane_to_page(page, "coronal", (col2 + 0.5, SLICES - (k2 + 0.5))))
+    page.wait_for_function(f"window.__ws.slice === {k2}")
+    views = probe(page)
+    assert views["sagittal"]["index"] == col2
+    assert views["coronal"]["index"] == row
+    for view in views.values():
+        assert [math.floor(v) for v in view["volume"]] == [col2, row, k2]
+        assert view["value"] == int(volume[k2, row, col2])
+    # ... and a click in the sagittal view the coronal plane.
+    row2 = row - 20 if row >= 20 else row + 20
+    page.mouse.click(*pane_to_page(page, "sagittal", (row2 + 0.5, SLICES - (k + 0.5))))
+    page.wait_for_function(
+        f"window.__ws.slice === {k} && window.__ws.mpr.panes.coronal.index === {row2}"
+    )
+
+    # The 2 x 2 layout adds the axial slab; a double click enlarges one view.
+    page.keyboard.press("o")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=mpr-bar]').dataset.layout === '2x2'"
+    )
+    assert page.locator("[data-testid=viewer-slab]").is_visible()
+    page.keyboard.press("v")
+    page.dblclick("[data-testid=viewer-sagittal]")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=mpr-bar]').dataset.layout === '1x1'"
+    )
+    settle(page)
+    assert page.locator("[data-testid=viewer-sagittal]").is_visible()
+    assert page.locator("[data-testid=viewer]").is_hidden()
+    page.screenshot(path=str(artifacts_dir / "mpr-sagittal-1x1.png"))
+
+    # Cine plays through the active view's slices, K again stops it.
+    before = page.evaluate("window.__ws.mpr.panes.sagittal.index")
+    page.keyboard.press("k")
+    page.wait_for_function(f"window.__ws.mpr.panes.sagittal.index !== {before}")
+    page.keyboard.press("k")
+    assert page.locator("[data-testid=mpr-bar]").get_attribute("data-cine") == "stopped"
+    assert errors == []
+
+
+def test_thick_slab_is_the_maximum_over_the_slab_and_brightens_nodule_and_vessels(
+    live_server, page, volume_case, artifacts_dir
+):
+    volume, truth = volume_case["volume"], volume_case["truth"]
+    open_volume(page, live_server, volume_case["task"])
+    nodule = solid_nodule(truth)
+    col, row, k_nodule = nodule["centre_voxel"]
+    # A slice 2 slices (6 mm) off the nodule's centre: the nodule looks smaller there.
+    k = k_nodule + 2 if k_nodule + 2 < SLICES else k_nodule - 2
+    page.evaluate(f"window.__ws.goToSlice({k})")
+    page.locator("[data-testid=viewer]").focus()
+    page.keyboard.press("s")
+    page.wait_for_function("document.querySelector('[data-testid=mpr-bar]').dataset.slab === 'mip'")
+    set_range(page, "[data-testid=slab-mm]", 15)
+    page.wait_for_function("window.__ws.mpr.slab.mm === 15")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=slice-info]').textContent.includes('MIP 15 mm')"
+    )
+    # 15 mm at 3 mm spacing: five slices centred on k.
+    t0, t1 = k - 2, k + 2
+    shown = page.evaluate("Array.from(window.__ws.slabFrame().values)")
+    mip = volume[t0 : t1 + 1].max(axis=0)
+    assert np.array_equal(np.array(shown, dtype=np.int16).reshape(MATRIX, MATRIX), mip)
+    single = volume[k]
+    # The nodule: more of it above -300 HU within 15 mm of its centre.
+    rr, cc = np.mgrid[0:MATRIX, 0:MATRIX]
+    near = (rr - row) ** 2 + (cc - col) ** 2 <= (15 / PIXEL_MM) ** 2
+    assert (mip[near] > -300).sum() > 1.2 * (single[near] > -300).sum()
+    # The vessels: within the lung (below -750 HU through the whole slab) the slab
+    # shows several times the vessel voxels (above -500 HU) of the single slice.
+    lung = volume[t0 : t1 + 1].min(axis=0) < -750
+    vessels_mip = ((mip > -500) & lung).sum()
+    vessels_single = ((single > -500) & lung).sum()
+    assert vessels_mip > 2 * vessels_single, (vessels_mip, vessels_single)
+    assert mip.mean() > single.mean()
+    # The canvas shows the slab: at the nodule's centre its windowed maximum.
+    settle(page)
+    window = page.evaluate("window.__ws.window")
+    x, y = page.evaluate(f"window.__ws.viewport.toScreen([{col + 0.5}, {row + 0.5}])")
+    grey = page.evaluate(PIXEL, ["[data-testid=viewer]", x, y])
+    assert abs(grey[0] - window_value(int(mip[row, col]), window["center"], window["width"])) <= 1
+    page.screenshot(path=str(artifacts_dir / "mpr-mip-axial.png"))
+
+    # Any plane: the coronal view's slab is the maximum over 15 mm of rows (10 rows
+    # of 1.5 mm), the head at the top.
+    page.keyboard.press("o")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=mpr-bar]').dataset.layout === '1x3'"
+    )
+    settle(page)
+    page.keyboard.press("x")
+    page.mouse.click(*main_to_page(page, (col + 0.5, row + 0.5)))
+    page.wait_for_function(f"window.__ws.mpr.panes.coronal.index === {row}")
+    coronal = page.evaluate("Array.from(window.__ws.mpr.panes.coronal.currentFrame().values)")
+    r0, r1 = page.evaluate("window.__ws.mpr.panes.coronal.frame.range")
+    assert r1 - r0 + 1 == 10 and r0 <= row <= r1
+    expected = volume[:, r0 : r1 + 1, :].max(axis=1)[::-1]
+    assert np.array_equal(np.array(coronal, dtype=np.int16).reshape(SLICES, MATRIX), expected)
+    # MinIP darkens instead (Shift + S cycles the mode).
+    page.keyboard.press("Shift+S")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=mpr-bar]').dataset.slab === 'minip'"
+    )
+    minip = np.array(page.evaluate("Array.from(window.__ws.slabFrame().values)"), dtype=np.int16)
+    assert np.array_equal(minip.reshape(MATRIX, MATRIX), volume[t0 : t1 + 1].min(axis=0))
+    page.screenshot(path=str(artifacts_dir / "mpr-minip-1x3.png"))
+    # S again: single slices.
+    page.keyboard.press("s")
+    page.wait_for_function("document.querySelector('[data-testid=mpr-bar]').dataset.slab === 'off'")
+    assert page.evaluate("window.__ws.slabFrame()") is None
+
+
+def test_box_drawn_on_the_coronal_view_is_stored_on_the_axial_slices_it_crosses(
+    live_server, page, volume_case, artifacts_dir
+):
+    open_volume(page, live_server, volume_case["task"])
+    page.click("[data-single=coronal]")
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=viewer-coronal]').closest('.ws-pane').hidden"
+    )
+    settle(page)
+    coronal_row = page.evaluate("window.__ws.mpr.panes.coronal.index")
+    height = page.evaluate("window.__ws.mpr.panes.coronal.plane.height")
+    # A box from column 100 to 130 and from slice 24 (top, head side) down to slice 18.
+    c0, c1 = 100.0, 130.0
+    top_k, bottom_k = 24.8, 18.2
+    page.keyboard.press("b")
+    start = pane_to_page(page, "coronal", (c0, height - top_k))
+    end = pane_to_page(page, "coronal", (c1, height - bottom_k))
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=5)
+    page.mouse.up()
+    assert page.locator("[data-testid=finding]").count() == 1
+    geometry = page.evaluate("window.__ws.store.list()[0].geometry")
+    assert geometry["kind"] == "box"
+    assert [s["slice_index"] for s in geometry["shapes"]] == list(range(18, 25))
+    for shape in geometry["shapes"]:
+        (x0, y0), (x1, y1) = shape["points"]
+        assert (x0, x1) == pytest.approx((c0, c1), abs=0.02)
+        assert (y0, y1) == (coronal_row, coronal_row + 1)
+    assert len(geometry["centre_mm"]) == 3
+    wait_saved(page)
+    stored = Finding.objects.get(task=volume_case["task"])
+    assert [s["slice_index"] for s in stored.geometry["shapes"]] == list(range(18, 25))
+    page.screenshot(path=str(artifacts_dir / "mpr-coronal-box.png"))
+
+    # Back to the axial view: the finding is on slices 18..24 and nowhere else.
+    page.click("[data-single=axial]")
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=viewer]').closest('.ws-pane').hidden"
+    )
+    settle(page)
+    page.keyboard.press("v")
+    uid = page.evaluate("window.__ws.store.list()[0].uid")
+    for k, present in ((18, True), (21, True), (24, True), (17, False), (25, False)):
+        page.evaluate(f"window.__ws.goToSlice({k})")
+        x, y = page.evaluate(f"window.__ws.viewport.toScreen([{c0}, {coronal_row + 0.5}])")
+        hit = page.evaluate(f"window.__ws.hitFinding([{x}, {y}])")
+        assert (hit == uid) is present, k
+    # ... drawn there in the finding's colour (the box's left edge).
+    page.keyboard.press("Escape")  # deselected: no handles over the edge
+    page.evaluate("window.__ws.goToSlice(21)")
+    settle(page)
+    colour = page.evaluate("window.__ws._colour(window.__ws.store.list()[0].uid)")
+    want = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    x, y = page.evaluate(f"window.__ws.viewport.toScreen([{c0}, {coronal_row + 0.5}])")
+    found = [tuple(page.evaluate(PIXEL, ["[data-testid=viewer]", x + dx, y])) for dx in (-1, 0, 1)]
+    assert any(max(abs(a - b) for a, b in zip(p, want, strict=True)) <= 40 for p in found), found
+    page.screenshot(path=str(artifacts_dir / "mpr-axial-from-coronal.png"))
+
+    # The sagittal view through the box shows it too (one voxel thick across).
+    page.click("[data-layout='1x3']")
+    settle(page)
+    page.keyboard.press("x")
+    page.mouse.click(*main_to_page(page, (115.5, coronal_row + 0.5)))
+    page.wait_for_function("window.__ws.mpr.panes.sagittal.index === 115")
+    cuts = page.evaluate(
+        "(() => { const p = window.__ws.mpr.panes.sagittal;"
+        " return p.hitFinding(p.viewport.toScreen("
+        f"[{coronal_row} + 0.5, p.plane.height - 21.5])); }})()"
+    )
+    assert cuts == uid
+
+
+# In the page: reformat.js on synthetic volumes of other orientations. For every
+# plane: its letters, the patient direction of the screen's right and down (the
+# radiological convention whatever the acquisition), and the reformatted value at
+# sample points against the voxel planeToVolume() names.
+ORIENTATIONS = """async (url) => {
+  const m = await import(url);
+  const cases = {
+    "axial head first": { iop: [1, 0, 0, 0, 1, 0], step: [0, 0, 2] },
+    "axial slices downwards": { iop: [1, 0, 0, 0, 1, 0], step: [0, 0, -2] },
+    "axial rotated 180": { iop: [-1, 0, 0, 0, -1, 0], step: [0, 0, 2] },
+    "coronal acquisition": { iop: [1, 0, 0, 0, 0, -1], step: [0, 2.5, 0] },
+    "sagittal acquisition": { iop: [0, 1, 0, 0, 0, -1], step: [-3, 0, 0] },
+  };
+  const [I, J, K] = [7, 5, 6];
+  const out = {};
+  for (const [name, c] of Object.entries(cases)) {
+    const geometry = {
+      slices: Array.from({ length: K }, (_, k) => ({ position: c.step.map((s) => 10 + s * k) })),
+      columns: I, rows: J, orientation: c.iop, colSpacing: 0.5, rowSpacing: 0.8, hasSpacing: true,
+    };
+    const vol = m.volumeOf(geometry);
+    const frames = Array.from({ length: K }, (_, k) => {
+      const values = new Int16Array(I * J);
+      for (let j = 0; j < J; j += 1) {
+        for (let i = 0; i < I; i += 1) values[j * I + i] = 100 * k + 10 * j + i;
+      }
+      return { header: {}, values };
+    });
+    const { native, planes } = m.planesOf(vol);
+    const views = {};
+    for (const [plane, p] of Object.entries(planes)) {
+      const index = Math.floor(p.depth / 2);
+      const frame = m.reformat(vol, frames, p, index);
+      let wrong = 0;
+      for (let y = 0; y < p.height; y += 1) {
+        for (let x = 0; x < p.width; x += 1) {
+          const v = m.planeToVolume(p, index, [x + 0.5, y + 0.5]).map(Math.floor);
+          if (frame.values[y * p.width + x] !== 100 * v[2] + 10 * v[1] + v[0]) wrong += 1;
+        }
+      }
+      const at = (pt) => m.toPatient(vol, m.planeToVolume(p, index, pt));
+      const o = at([1, 1]);
+      const right = at([2, 1]).map((v, a) => v - o[a]);
+      const down = at([1, 2]).map((v, a) => v - o[a]);
+      views[plane] = { markers: p.markers, right, down, wrong, sx: p.sx, sy: p.sy };
+    }
+    out[name] = { native, views };
+  }
+  return out;
+}"""
+
+
+def test_planes_follow_image_orientation_patient(live_server, page):
+    from django.templatetags.static import static
+
+    page.goto(f"{live_server.url}/login/")
+    result = page.evaluate(ORIENTATIONS, static("refset/viewer/reformat.js"))
+    natives = {name: r["native"] for name, r in result.items()}
+    assert natives == {
+        "axial head first": "axial",
+        "axial slices downwards": "axial",
+        "axial rotated 180": "axial",
+        "coronal acquisition": "coronal",
+        "sagittal acquisition": "sagittal",
+    }
+    # Screen right and down in patient axes (LPS): the conventions of each plane.
+    convention = {
+        "axial": ((0, 1), (1, 1)),  # left on the right, posterior down
+        "coronal": ((0, 1), (2, -1)),  # left on the right, feet down
+        "sagittal": ((1, 1), (2, -1)),  # posterior on the right, feet down
+    }
+    letters = {"axial": "RLAP", "coronal": "RLHF", "sagittal": "APHF"}
+    for name, r in result.items():
+        for plane, view in r["views"].items():
+            assert view["wrong"] == 0, (name, plane)
+            if plane == r["native"]:
+                continue  # the stored slices, shown as stored like the main view
+            (ra, rs), (da, ds) = convention[plane]
+            assert view["right"][ra] * rs > 0, (name, plane, view["right"])
+            assert view["down"][da] * ds > 0, (name, plane, view["down"])
+            marks = view["markers"]
+            assert (
+                marks["left"] + marks["right"] + marks["top"] + marks["bottom"] == letters[plane]
+            ), (name, plane, marks)
+    # Millimetres: the coronal plane of the axial volume is 0.5 mm wide, 2 mm tall.
+    coronal = result["axial head first"]["views"]["coronal"]
+    assert (coronal["sx"], coronal["sy"]) == (0.5, 2.0)
