@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from ..builtin import checked_weights
 from ..device import select_device
-from ..interface import ModelCard, Prediction, Proposal, SeriesVolume, sha256_of
+from ..interface import ModelCard, Prediction, Proposal, SeriesVolume
 from ..preprocess import apply_window
 from .network import GRID, INPUT, STRIDE
 from .synthetic import FINDINGS, MAX_VALUE
@@ -177,14 +178,7 @@ class ChestRadiographPredictor:
 
         from .network import ChestNet
 
-        self.weights = Path(weights)
-        self.card = card if card is not None else load_card(self.weights.with_suffix(".card.json"))
-        self.sha256 = sha256_of(self.weights)
-        if self.card.weights_sha256 and self.card.weights_sha256 != self.sha256:
-            raise ValueError(
-                f"{self.weights}: sha256 {self.sha256} differs from the card's "
-                f"{self.card.weights_sha256}"
-            )
+        self.weights, self.card, self.sha256 = checked_weights(weights, card, load_card)
         self.device = select_device(device)
         self.net = ChestNet(len(QUALITY), len(FINDINGS))
         self.net.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))

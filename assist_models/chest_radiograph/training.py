@@ -23,13 +23,13 @@ arguments give the same weights file (same sha256).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..builtin import measured_figures, write_card
 from ..interface import ModelCard, sha256_of
 from .network import GRID, INPUT, STRIDE
 from .predictor import CARD, CLASSES, MODALITIES, NAME, QUALITY, WINDOW, Prepared, prepare
@@ -237,8 +237,6 @@ def train(
         f"assist_models.chest_radiograph.train({str(out)!r}, seed={seed}, images={images}, "
         f"steps={steps}, batch={batch}, lr={lr})"
     )
-    previous = _previous_card(out)
-    same = previous.get("sha") == sha
     card = ModelCard(
         name=NAME,
         version=VERSION,
@@ -259,9 +257,7 @@ def train(
             counts=", ".join(f"{k} {v}" for k, v in positives.items()),
             command=command,
         ),
-        # measured figures belong to the weights they were measured on
-        performance=previous.get("performance", {}) if same else {},
-        performance_command=previous.get("performance_command", "") if same else "",
+        **measured_figures(out / CARD.name, sha),
         intended_use=INTENDED_USE,
         limitations=LIMITATIONS,
         licence="Apache-2.0 (weights and code; trained on synthetic data only)",
@@ -269,8 +265,7 @@ def train(
         thresholds=dict.fromkeys(CLASSES, 0.5),
         default_threshold=0.5,
     )
-    card_path = out / CARD.name
-    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
+    card_path = write_card(out / CARD.name, card)
     return {
         "weights": str(weights),
         "card": str(card_path),
@@ -281,16 +276,4 @@ def train(
         "final_loss": round(float(np.mean(history[-50:])), 4),
         "collect_s": round(collected, 1),
         "total_s": round(time.perf_counter() - started, 1),
-    }
-
-
-def _previous_card(out: Path) -> dict[str, Any]:
-    path = out / CARD.name
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {
-        "sha": data.get("weights_sha256"),
-        "performance": data.get("performance", {}),
-        "performance_command": data.get("performance_command", ""),
     }

@@ -25,7 +25,6 @@ labelled by the same rule; a candidate within an unscored finding's radius
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..builtin import measured_figures, write_card
 from ..interface import ModelCard, SeriesVolume, sha256_of
 from . import candidates as cand
 from .predictor import CARD, NAME, PATCH_WINDOW, extract_patches
@@ -210,7 +210,6 @@ def train(
         f"assist_models.lung_nodule.train({str(out)!r}, seed={seed}, series={series}, "
         f"nodules={nodules}, steps={steps}, batch={batch}, lr={lr}, slices={slices!r})"
     )
-    previous = _previous_card(out)
     card = ModelCard(
         name=NAME,
         version=VERSION,
@@ -229,11 +228,7 @@ def train(
             neg=counts["negatives"],
             command=command,
         ),
-        # measured figures belong to the weights they were measured on
-        performance=previous.get("performance", {}) if previous.get("sha") == sha else {},
-        performance_command=(
-            previous.get("performance_command", "") if previous.get("sha") == sha else ""
-        ),
+        **measured_figures(out / CARD.name, sha),
         intended_use=INTENDED_USE,
         limitations=LIMITATIONS,
         licence="Apache-2.0 (weights and code; trained on synthetic data only)",
@@ -241,8 +236,7 @@ def train(
         thresholds={"nodule": 0.5},
         default_threshold=0.5,
     )
-    card_path = out / CARD.name
-    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
+    card_path = write_card(out / CARD.name, card)
     return {
         "weights": str(weights),
         "card": str(card_path),
@@ -252,18 +246,6 @@ def train(
         "final_loss": round(float(np.mean(losses[-50:])), 4),
         "collect_s": round(collected, 1),
         "total_s": round(time.perf_counter() - started, 1),
-    }
-
-
-def _previous_card(out: Path) -> dict[str, Any]:
-    path = out / CARD.name
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {
-        "sha": data.get("weights_sha256"),
-        "performance": data.get("performance", {}),
-        "performance_command": data.get("performance_command", ""),
     }
 
 
@@ -391,8 +373,7 @@ def fine_tune(
         weights_sha256=sha,
     )
     card = ModelCard.from_dict(data)
-    card_path = out / CARD.name
-    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
+    card_path = write_card(out / CARD.name, card)
     return {
         "weights": str(weights),
         "card": str(card_path),
