@@ -43,3 +43,16 @@ def measured_figures(card_path: Path, sha: str) -> dict[str, Any]:
 def write_card(card_path: Path, card: ModelCard) -> Path:
     card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
     return card_path
+
+
+def write_performance(card_path: Path, figures: dict[str, float], command: str) -> None:
+    """Put freshly measured figures and the command that measured them on the card
+    at `card_path`. Speed figures (`speed_*`, from the bench scripts) and the
+    command part naming them stay: an accuracy evaluation does not measure speed."""
+    data = json.loads(card_path.read_text(encoding="utf-8"))
+    old = data.get("performance", {})
+    speed = {k: v for k, v in old.items() if k.startswith("speed_")}
+    tail = data.get("performance_command", "").partition("; speed:")[2]
+    data["performance"] = {**figures, **speed}
+    data["performance_command"] = command + (f"; speed:{tail}" if speed and tail else "")
+    card_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -15,13 +15,13 @@ an IoU of at least HIT_IOU with the truth box, and the median IoU.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..builtin import write_performance
 from .predictor import CARD, CLASSES, WEIGHTS, ChestRadiographPredictor, _iou
 from .synthetic import FINDINGS, synthetic_radiograph
 from .training import EVAL_SEED_BASE
@@ -147,7 +147,4 @@ def performance(result: dict[str, Any]) -> dict[str, float]:
 
 
 def write_card_performance(result: dict[str, Any], command: str, card: Path = CARD) -> None:
-    data = json.loads(card.read_text(encoding="utf-8"))
-    data["performance"] = performance(result)
-    data["performance_command"] = command
-    card.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_performance(card, performance(result), command)

@@ -17,13 +17,13 @@ the acquisition protocol (as "manufacturer") and slice thickness.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..builtin import write_performance
 from .predictor import CARD, WEIGHTS, LungNodulePredictor
 from .synthetic import PlantedNodule, synthetic_series
 from .training import EVAL_SEED_BASE
@@ -184,10 +184,7 @@ def performance(result: dict[str, Any]) -> dict[str, float]:
 
 
 def write_card_performance(result: dict[str, Any], command: str, card: Path = CARD) -> None:
-    data = json.loads(card.read_text(encoding="utf-8"))
-    data["performance"] = performance(result)
-    data["performance_command"] = command
-    card.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_performance(card, performance(result), command)
 
 
 # ------------------------------------------------------------------ two versions

@@ -133,3 +133,21 @@ def test_registry_loads_the_built_in_model_on_the_chosen_device():
     assert isinstance(predictor, Predictor)
     assert predictor.device == "cpu"
     assert predictor.card.name == "lung-nodule"
+
+
+def test_an_accuracy_evaluation_keeps_the_cards_speed_figures(tmp_path):
+    from assist_models.builtin import write_performance
+
+    card = tmp_path / "m.card.json"
+    card.write_text(
+        json.dumps(
+            {
+                "performance": {"cpm": 0.5, "speed_s_cpu": 3.0},
+                "performance_command": "old eval; speed: bench/x.py",
+            }
+        )
+    )
+    write_performance(card, {"cpm": 0.9}, "new eval")
+    data = json.loads(card.read_text())
+    assert data["performance"] == {"cpm": 0.9, "speed_s_cpu": 3.0}
+    assert data["performance_command"] == "new eval; speed: bench/x.py"
