@@ -23,18 +23,34 @@ from annotation_server.reading.models import AssistModelVersion
 from assist_models.registry import BUILTIN_MODELS
 
 
-def _choices() -> list[tuple[str, str]]:
-    """(value, label) of what may run: every registered version, and the built-in
-    models not registered yet (their committed weights)."""
+def _fits(modality: str, project) -> bool:
+    """A model whose card names modalities runs on projects of those only."""
+
+    def codes(text):
+        return {m.strip().upper() for m in (text or "").split(",") if m.strip()}
+
+    wanted, has = codes(modality), codes(project.modality)
+    return not wanted or not has or bool(wanted & has)
+
+
+def _choices(project) -> list[tuple[str, str]]:
+    """(value, label) of what may run on the project's modality: every registered
+    version, and the built-in models not registered yet (their committed weights)."""
+    from assist_models.registry import ModelRegistry
+
     out, names = [], set()
     for row in AssistModelVersion.objects.order_by("name", "-registered_at"):
         names.add(row.name)
+        if not _fits((row.card or {}).get("modality", ""), project):
+            continue
         label = f"{row.name} {row.version}"
         if row.promoted:
             label += " · " + _("promoted")
         out.append((f"{row.name}|{row.version}", label))
+    registry = ModelRegistry()
     for name in sorted(set(BUILTIN_MODELS) - names):
-        out.append((f"{name}|", f"{name} · " + _("built in")))
+        if _fits(registry.card(name).modality, project):
+            out.append((f"{name}|", f"{name} · " + _("built in")))
     return out
 
 
@@ -50,7 +66,7 @@ def assistance_page(request, slug: str):
         "project": project,
         "protocol": getattr(project, "protocol", None),
         "versions": project_assistance(project),
-        "choices": _choices(),
+        "choices": _choices(project),
         "jobs": jobs,
         "running": any(j.state not in Job.FINISHED for j in jobs),
         "cases": Case.objects.filter(

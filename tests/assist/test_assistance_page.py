@@ -162,3 +162,11 @@ def test_agreement_report_carries_the_assistance_block(project, scored):
 def test_resolving_an_unknown_model_names_it():
     with pytest.raises(assist.AssistError, match="nothing"):
         assist.resolve_version("nothing")
+
+
+def test_the_run_form_offers_models_of_the_projects_modality(client, project, manager):
+    assert project.modality == "CT"
+    assert client.login(username=manager.username, password=factories.PASSWORD)
+    html = client.get(f"/projects/{project.slug}/assistance/").content.decode()
+    assert 'value="lung-nodule|"' in html
+    assert "chest-radiograph" not in html
