@@ -255,7 +255,9 @@ def test_multipart_parser_drops_a_part_over_max_part_without_holding_it():
     assert [b for _, b in iter_multipart([body], "bnd")] == [big, big, small, small]
 
 
-def test_a_pull_is_held_to_the_file_and_import_limits(project, client, delivery, settings):
+def test_a_pull_is_held_to_the_file_and_import_limits(
+    project, client, delivery, settings, tmp_path, monkeypatch
+):
     """An instance over REFSET_MAX_FILE_MB, and instances past
     REFSET_IMPORT_MAX_TOTAL_MB over the pull, are rejections naming the setting;
     what fits is imported, and no scratch copy of the PACS's bytes is left."""
@@ -267,7 +269,9 @@ def test_a_pull_is_held_to_the_file_and_import_limits(project, client, delivery,
     assert xr_size > sizes[-1]  # the radiograph is the largest instance
     mb = 1024 * 1024
     settings.REFSET_MAX_FILE_MB = 1
-    before = set(Path(tempfile.gettempdir()).glob("refset-pull-*"))
+    # this process's scratch folders in a folder of the test's own: tests on the other
+    # workers pull at the same time in the shared /tmp
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     # the CT's slices fill the import total; the radiograph pulled after them is refused
     settings.REFSET_IMPORT_MAX_TOTAL_MB = sum(sizes) / mb
     report = pull(project, client, uids)
@@ -275,7 +279,7 @@ def test_a_pull_is_held_to_the_file_and_import_limits(project, client, delivery,
     reasons = [f.reason for f in report.files if f.status == "rejected"]
     assert s["imported"] == len(sizes) == 4, s
     assert len(reasons) == 1 and "REFSET_IMPORT_MAX_TOTAL_MB" in reasons[0], reasons
-    assert set(Path(tempfile.gettempdir()).glob("refset-pull-*")) == before
+    assert not list(tmp_path.glob("refset-pull-*"))
 
     settings.REFSET_IMPORT_MAX_TOTAL_MB = 50_000
     settings.REFSET_MAX_FILE_MB = (xr_size - 1) / mb
