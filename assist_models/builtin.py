@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,20 @@ def write_performance(card_path: Path, figures: dict[str, float], command: str) 
     data["performance"] = {**figures, **speed}
     data["performance_command"] = command + (f"; speed:{tail}" if speed and tail else "")
     card_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def reproducible_torch():
+    """One CPU thread and deterministic algorithms while training, so the same seed
+    gives the same weights byte for byte; the caller's settings come back after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)

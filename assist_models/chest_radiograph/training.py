@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..builtin import measured_figures, write_card
+from ..builtin import measured_figures, reproducible_torch, write_card
 from ..interface import ModelCard, sha256_of
 from .network import GRID, INPUT, STRIDE
 from .predictor import CARD, CLASSES, MODALITIES, NAME, QUALITY, WINDOW, Prepared, prepare
@@ -189,12 +189,8 @@ def train(
         raise ValueError("training needs at least 2 radiographs and 1 step")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
     started = time.perf_counter()
-    try:
+    with reproducible_torch():
         seeds = [TRAIN_SEED_BASE + seed * 100_000 + i for i in range(images)]
         data = collect(seeds, progress=progress)
         collected = time.perf_counter() - started
@@ -227,9 +223,6 @@ def train(
         net.eval()
         weights = out / "chest_radiograph.pt"
         torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, weights)
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
     sha = sha256_of(weights)
     positives = {q: int(data["quality"][:, i].sum()) for i, q in enumerate(QUALITY)}
     positives.update({f: int(data["has"][:, i].sum()) for i, f in enumerate(FINDINGS)})

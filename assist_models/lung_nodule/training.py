@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..builtin import measured_figures, write_card
+from ..builtin import measured_figures, reproducible_torch, write_card
 from ..interface import ModelCard, SeriesVolume, sha256_of
 from . import candidates as cand
 from .predictor import CARD, NAME, PATCH_WINDOW, extract_patches
@@ -184,12 +184,8 @@ def train(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
     started = time.perf_counter()
-    try:
+    with reproducible_torch():
         seeds = [TRAIN_SEED_BASE + seed * 1000 + i for i in range(series)]
         x, y, counts = collect(seeds, nodules=nodules, slices=slices)
         if counts["positives"] == 0 or counts["negatives"] == 0:
@@ -200,9 +196,6 @@ def train(
         losses = _fit(net, x, y, seed=seed, steps=steps, batch=batch, lr=lr)
         weights = out / "lung_nodule.pt"
         torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, weights)
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
     sha = sha256_of(weights)
     fine = (slices or {}).get("fine", 200)
     coarse = (slices or {}).get("coarse", 100)
@@ -336,12 +329,8 @@ def fine_tune(
         raise ValueError("epochs must be at least 1")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
     started = time.perf_counter()
-    try:
+    with reproducible_torch():
         x, y, counts = collect_examples(examples)
         if counts["positives"] == 0 or counts["negatives"] == 0:
             raise ValueError(
@@ -355,9 +344,6 @@ def fine_tune(
         losses = _fit(net, x, y, seed=seed, steps=steps, batch=batch, lr=lr)
         weights = out / "lung_nodule.pt"
         torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, weights)
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
     sha = sha256_of(weights)
     data = base_card.to_dict()
     data.update(
