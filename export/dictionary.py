@@ -146,9 +146,59 @@ COLUMNS: dict[str, tuple[str, str, bool, str, str]] = {
     "coordY": ("number", "mm", True, "参考病灶中心 y（LPS）", "Reference centre y (LPS)"),
     "coordZ": ("number", "mm", True, "参考病灶中心 z（LPS）", "Reference centre z (LPS)"),
     "diameter_mm": ("number", "mm", False, "直径", "Diameter"),
-    "long_axis_mm": ("number", "mm", False, "长径", "Long axis"),
-    "short_axis_mm": ("number", "mm", False, "短径", "Short axis"),
-    "volume_mm3": ("number", "mm3", False, "体积", "Volume"),
+    "long_axis_mm": (
+        "number",
+        "mm",
+        False,
+        "长径：最大层面轮廓上的最长径（RECIST 1.1 / Fleischner 2017）；医师手绘长短径时取手绘值",
+        "Long axis: longest diameter of the outline on its largest slice (RECIST 1.1 / "
+        "Fleischner 2017); the reader's drawn axes when they drew them",
+    ),
+    "short_axis_mm": (
+        "number",
+        "mm",
+        False,
+        "短径：同一层面上垂直于长径的最长径",
+        "Short axis: longest diameter perpendicular to the long axis on the same slice",
+    ),
+    "mean_diameter_mm": (
+        "number",
+        "mm",
+        False,
+        "平均径：(长径 + 短径) / 2（Fleischner 2017）",
+        "Mean diameter: (long axis + short axis) / 2 (Fleischner 2017)",
+    ),
+    "volume_mm3": (
+        "number",
+        "mm3",
+        False,
+        "体积：各层轮廓面积 × 层间距之和",
+        "Volume: sum over the drawn slices of outline area x slice spacing",
+    ),
+    "mean_hu": (
+        "number",
+        "HU",
+        False,
+        "轮廓内体素 CT 值的平均值（仅 CT）",
+        "Mean CT value of the voxels inside the outlines (CT only)",
+    ),
+    "max_hu": (
+        "number",
+        "HU",
+        False,
+        "轮廓内体素 CT 值的最大值（仅 CT）",
+        "Maximum CT value of the voxels inside the outlines (CT only)",
+    ),
+    "axes_from": (
+        "enum",
+        "",
+        False,
+        "长短径来源：contour（由轮廓计算）/ reader（医师手绘）/ attribute（医师填写的属性，"
+        "测量功能之前保存的病灶）/ 空（无长短径）",
+        "Where the axes come from: contour (computed from the outline) / reader (drawn by "
+        "the reader) / attribute (typed by the reader, findings saved before measurements "
+        "existed) / empty (no axes)",
+    ),
     "confidence": ("number", "", False, "置信度（模型预标注时）", "Confidence (model proposals)"),
     "source": (
         "enum",

@@ -24,6 +24,17 @@ than judging it small. A finding an arbitrator added with no supporting mark is
 manual. `PreAnnotation` holds what the findings cannot say: which models
 offered proposals on the version's cases, what readers did with them, and
 which cases were in the protocol's no-assistance arm.
+
+Measurements (qc/measurements.py, the finding's `measurements` at freeze) are
+in the units their names say: long and short axis and mean diameter in mm on
+the outline's largest slice, volume in mm³ over the drawn slices, mean and max
+inside in HU (CT only). A value the source could not give in that unit (no
+pixel spacing: lengths in pixels; no slice spacing: no volume) is None, never
+a number in another unit. `axes_from` says where the axes come from: `contour`
+(computed from the outline), `reader` (axes the reader drew, which override
+the contour's), `attribute` (a finding saved before measurements existed,
+whose schema attribute long_axis_mm / short_axis_mm the reader typed), or ""
+(no axes: a point, a line).
 """
 
 from __future__ import annotations
@@ -107,6 +118,10 @@ class FindingRecord:
     volume_mm3: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     confidence: float | None = None
+    mean_diameter_mm: float | None = None
+    mean_hu: float | None = None
+    max_hu: float | None = None
+    axes_from: str = ""  # contour | reader | attribute | "" (see the module docstring)
     source: str = "manual"  # manual | model-accepted | model-edited
     model_name: str = ""  # the assist model, for model-sourced findings
     model_version: str = ""
@@ -153,6 +168,13 @@ class ReferenceRecord:
     origin: str = "manual"  # manual | model-derived (see the module docstring)
     models: tuple[AssistModelRef, ...] = ()  # sorted, distinct: the models behind its marks
     model_marks: int = 0  # how many of its supporting reader marks came from a model
+    long_axis_mm: float | None = None  # measured from `geometry` (see the module docstring)
+    short_axis_mm: float | None = None
+    mean_diameter_mm: float | None = None
+    volume_mm3: float | None = None
+    mean_hu: float | None = None
+    max_hu: float | None = None
+    axes_from: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,19 @@ from export.model import PackageInput
 Table = tuple[list[str], list[list[Any]]]
 
 
+# Measurement columns (export/model.py states the units), added after the columns
+# EXPORT_SPEC.md lists so that readers of the earlier layout find theirs in place:
+# reader_reads.csv keeps long_axis_mm, short_axis_mm, volume_mm3 where the spec
+# puts them and appends the rest after tool_version; the reference tables append
+# all of them after assist_models (reference_excluded.csv keeps exclusion_reason
+# last).
+MEASURED = ["mean_diameter_mm", "mean_hu", "max_hu", "axes_from"]
+REFERENCE_MEASURED = [
+    "long_axis_mm", "short_axis_mm", "mean_diameter_mm", "volume_mm3", "mean_hu", "max_hu",
+    "axes_from",
+]  # fmt: skip
+
+
 def attribute_keys(inp: PackageInput) -> list[str]:
     """Every attribute of every finding type, in schema order, once."""
     keys: list[str] = []
@@ -110,6 +123,7 @@ def reader_reads(inp: PackageInput) -> Table:
         "long_axis_mm", "short_axis_mm", "volume_mm3",
         *[f"attr_{a}" for a in attrs],
         "confidence", "source", "model", "model_sha256", "tool_version",
+        *MEASURED,
     ]  # fmt: skip
     rows = []
     for read in sorted(inp.reads, key=lambda r: (r.case_id, r.phase, r.read_id)):
@@ -118,7 +132,8 @@ def reader_reads(inp: PackageInput) -> Table:
             read.started_at, read.submitted_at,
         ]  # fmt: skip
         if not read.findings:  # a read that found nothing is a row too
-            rows.append(base + [""] * (len(header) - len(base) - 1) + [read.tool_version])
+            empty = [""] * (len(header) - len(base) - len(MEASURED) - 1)
+            rows.append(base + empty + [read.tool_version] + [""] * len(MEASURED))
             continue
         for f in sorted(read.findings, key=lambda f: f.finding_id):
             x, y, z = f.centre_mm or (None, None, None)
@@ -128,6 +143,7 @@ def reader_reads(inp: PackageInput) -> Table:
                 + [f.finding_id, f.finding_type, x, y, z, f.long_axis_mm, f.short_axis_mm]
                 + [f.volume_mm3, *[f.attributes.get(a) for a in attrs]]
                 + [f.confidence, f.source, model, f.model_sha256, read.tool_version]
+                + [f.mean_diameter_mm, f.mean_hu, f.max_hu, f.axes_from]
             )
     return header, rows
 
@@ -138,7 +154,7 @@ def _reference(inp: PackageInput, excluded: bool) -> Table:
         "seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "ref_finding_id",
         "case_id", "revision", "finding_type", *[f"attr_{a}" for a in attrs],
         "n_readers_marked", "reader_ids", "decision", "arbitration_id", "seg_ref",
-        "origin", "n_model_marks", "assist_models",
+        "origin", "n_model_marks", "assist_models", *REFERENCE_MEASURED,
     ]  # fmt: skip
     if excluded:
         header.append("exclusion_reason")
@@ -153,6 +169,8 @@ def _reference(inp: PackageInput, excluded: bool) -> Table:
             len(ref.reader_ids), sorted(ref.reader_ids), ref.decision, ref.arbitration_id,
             seg_ref(ref.series_uid) if ref.geometry and not excluded else "",
             ref.origin, ref.model_marks, [_model_cell(m) for m in ref.models],
+            ref.long_axis_mm, ref.short_axis_mm, ref.mean_diameter_mm, ref.volume_mm3,
+            ref.mean_hu, ref.max_hu, ref.axes_from,
         ]  # fmt: skip
         if excluded:
             row.append(ref.exclusion_reason)

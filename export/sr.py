@@ -5,8 +5,20 @@ whose observer is the reader's pseudonym (a person observer; no name), and
 one for the reference standard per series (observer: the reference panel as a
 device). Each finding is a Planar ROI group on the slice through its centre
 (closed polyline for an outline, point for a point mark) referencing the
-de-identified image, with its finding type, its tracking id, and long axis,
-short axis and volume when known. A model-derived finding (export/provenance.py)
+de-identified image, with its finding type, its tracking id, and its
+measurements when known (TID 300, export/model.py states where they come from):
+
+    long axis      SCT 103339001 "Long axis"                      UCUM mm
+    short axis     SCT 103340004 "Short axis"                     UCUM mm
+    volume         SCT 118565006 "Volume"                         UCUM mm3
+    mean HU        DCM 112031 "Attenuation Coefficient",          UCUM [hnsf'U]
+                   derivation (CID 3488) SCT 373098007 "Mean"
+    max HU         DCM 112031 "Attenuation Coefficient",          UCUM [hnsf'U]
+                   derivation SCT 56851009 "Maximum"
+    diameter       SCT 81827009 "Diameter" (reference only: the   UCUM mm
+                   consensus diameter that LUNA16 scores against)
+
+A model-derived finding (export/provenance.py)
 carries an Algorithm Identification (TID 4019: name, version, family "Artificial
 Intelligence" of CID 7162, the weights' sha256 as a parameter) on its
 measurement group (TID 1410, "algorithm used to identify the region") and on
@@ -26,8 +38,24 @@ from export.lidc_xml import outline
 from export.model import FindingRecord, PackageInput, ReadRecord, ReferenceRecord, SeriesRecord
 from export.provenance import UNKNOWN_MODEL, models_of
 
-LONG_AXIS = hd.sr.CodedConcept("103339001", "SCT", "Long Axis")
-SHORT_AXIS = hd.sr.CodedConcept("103340004", "SCT", "Short Axis")
+# (concept, derivation, unit) of each measurement, in the order they are written
+LONG_AXIS = (codes.SCT.LongAxis, None, codes.UCUM.Millimeter)
+SHORT_AXIS = (codes.SCT.ShortAxis, None, codes.UCUM.Millimeter)
+VOLUME = (codes.SCT.Volume, None, codes.UCUM.CubicMillimeter)
+DIAMETER = (codes.SCT.Diameter, None, codes.UCUM.Millimeter)
+MEAN_HU = (codes.DCM.AttenuationCoefficient, codes.SCT.Mean, codes.UCUM.HounsfieldUnit)
+MAX_HU = (codes.DCM.AttenuationCoefficient, codes.SCT.Maximum, codes.UCUM.HounsfieldUnit)
+
+
+def measured_values(item: FindingRecord | ReferenceRecord) -> list[tuple]:
+    """(measurement, value) pairs of a finding; None values are left out later."""
+    return [
+        (LONG_AXIS, item.long_axis_mm),
+        (SHORT_AXIS, item.short_axis_mm),
+        (VOLUME, item.volume_mm3),
+        (MEAN_HU, item.mean_hu),
+        (MAX_HU, item.max_hu),
+    ]
 
 
 def _region(geometry: dict, images) -> tuple[hd.sr.ImageRegion, object] | None:
@@ -61,11 +89,17 @@ def _region(geometry: dict, images) -> tuple[hd.sr.ImageRegion, object] | None:
 
 def _measurements(values, algorithm) -> list[hd.sr.Measurement]:
     out = []
-    for concept, value, unit in values:
+    for (concept, derivation, unit), value in values:
         if value is None:
             continue
         out.append(
-            hd.sr.Measurement(name=concept, value=float(value), unit=unit, algorithm_id=algorithm)
+            hd.sr.Measurement(
+                name=concept,
+                value=float(value),
+                unit=unit,
+                derivation=derivation,
+                algorithm_id=algorithm,
+            )
         )
     return out
 
@@ -145,11 +179,7 @@ def for_read(inp: PackageInput, read: ReadRecord, series: SeriesRecord):
     images = source_images(series)
     groups = []
     for n, f in enumerate(sorted(read.findings, key=lambda f: f.finding_id), start=1):
-        values = [
-            (LONG_AXIS, f.long_axis_mm, codes.UCUM.Millimeter),
-            (SHORT_AXIS, f.short_axis_mm, codes.UCUM.Millimeter),
-            (codes.SCT.Volume, f.volume_mm3, codes.UCUM.CubicMillimeter),
-        ]
+        values = measured_values(f)
         group = _group(
             inp, f.finding_id, n, f.finding_type, f.geometry, values, _algorithm(f), images
         )
@@ -174,7 +204,7 @@ def for_reference(inp: PackageInput, series: SeriesRecord, refs: list[ReferenceR
     for n, r in enumerate(sorted(refs, key=lambda r: r.ref_finding_id), start=1):
         if r.excluded:
             continue
-        values = [(codes.SCT.Diameter, r.diameter_mm, codes.UCUM.Millimeter)]
+        values = [(DIAMETER, r.diameter_mm), *measured_values(r)]
         group = _group(
             inp, r.ref_finding_id, n, r.finding_type, r.geometry, values, _algorithm(r), images
         )

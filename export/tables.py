@@ -4,9 +4,11 @@ Every CSV that RefSet hands out (downloads in the browser, tables inside an
 export package) is written through `csv_writer`, which neutralises cells a
 spreadsheet would run as a formula (CSV/formula injection, OWASP): a text cell
 starting with "=", "+", "-", "@", a tab or a carriage return is prefixed with a
-single quote. Values come from DICOM headers and user input (a scanner's
-Manufacturer field can hold "=HYPERLINK(...)"), so no text cell is trusted.
-Numbers stay numbers.
+single quote, unless the whole cell is a plain decimal number such as "-7.3"
+(the package writer formats numbers as text before they reach the writer; a
+negative coordinate is data, not a formula). Values come from DICOM headers
+and user input (a scanner's Manufacturer field can hold "=HYPERLINK(...)"),
+so no text cell is trusted. Numbers stay numbers.
 
 `csv_writer` also starts the stream with a UTF-8 byte order mark (BOM):
 Excel on Chinese Windows reads a CSV without one in the local code page (GBK)
@@ -20,6 +22,7 @@ Plain Python: no Django.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,9 +31,19 @@ BOM = "\ufeff"
 CONTENT_TYPE = "text/csv; charset=utf-8"
 
 
+# A plain decimal number written as text ("-7.3", "-1e-05"): a spreadsheet reads it
+# as a number, never as a formula, and tools reading the CSV (LUNA16's pandas,
+# a negative coordX) must get it unchanged.
+PLAIN_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 def safe_cell(value: Any) -> Any:
     """`value` as a spreadsheet will show it, never run it."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_STARTS)
+        and not PLAIN_NUMBER.fullmatch(value)
+    ):
         return "'" + value
     return value
 

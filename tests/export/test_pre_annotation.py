@@ -145,7 +145,8 @@ def test_sr_groups_of_model_derived_findings_carry_algorithm_identification(case
     assert group_items[ALGORITHM_VERSION] == ["1.0"]
     assert group_items[ALGORITHM_FAMILY] == ["Artificial Intelligence"]
     assert group_items[ALGORITHM_PARAMETERS] == [f"weights_sha256={MODEL.weights_sha256}"]
-    assert len(measurement_items) == 2  # long and short axis, each naming the model
+    # long axis, short axis, volume, mean and max HU, each naming the model
+    assert len(measurement_items) == 5
     assert all(m[ALGORITHM_NAME] == ["refset-lung-nodule"] for m in measurement_items)
     assert all(items == {} for items in groups["nodule C0000-R1-f2"])  # manual: none
     path = tmp_path / "read.dcm"

@@ -12,13 +12,15 @@ from export.tables import csv_writer, safe_cell
 
 @pytest.mark.parametrize(
     "value",
-    ['=HYPERLINK("http://x","y")', "+1+2", "-2+3", "@SUM(A1)", "\t=1", "\r=1"],
+    ['=HYPERLINK("http://x","y")', "+1+2", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "-1-1", "+5"],
 )
 def test_formula_cells_are_quoted(value):
     assert safe_cell(value) == "'" + value
 
 
-@pytest.mark.parametrize("value", ["SIEMENS", "西门子", "", 3, -2.5, None, "a=b"])
+@pytest.mark.parametrize(
+    "value", ["SIEMENS", "西门子", "", 3, -2.5, None, "a=b", "-7.3", "-150", "-1e-05", "-.5"]
+)
 def test_other_cells_pass_unchanged(value):
     assert safe_cell(value) == value
 
