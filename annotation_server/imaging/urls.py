@@ -4,6 +4,7 @@ the import and identity-reveal API, STOW-RS and the rest of DICOMweb."""
 from django.urls import include, path
 
 from annotation_server.imaging import pacs_views, quarantine_views, viewer_views, views
+from annotation_server.imaging.api.study_series import CaseSeriesView, SeriesThumbnailView
 from annotation_server.imaging.ingest.api import ImportView, RevealView
 from annotation_server.imaging.ingest.stow import studies_endpoint
 
@@ -39,6 +40,12 @@ urlpatterns = [
         name="quarantine-image",
     ),
     path("api/v1/projects/<slug:slug>/imports/", ImportView.as_view(), name="api-import"),
+    path("api/v1/cases/<int:case_id>/series/", CaseSeriesView.as_view(), name="api-case-series"),
+    path(
+        "api/v1/series/<int:pk>/thumbnail.png",
+        SeriesThumbnailView.as_view(),
+        name="series-thumbnail",
+    ),
     path(
         "api/v1/projects/<slug:slug>/quarantine/",
         quarantine_views.QuarantineListView.as_view(),

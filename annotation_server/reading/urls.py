@@ -8,6 +8,7 @@ from annotation_server.reading import (
     assist_views,
     console_views,
     import_views,
+    reference_views,
     views,
 )
 from annotation_server.reading.api.assignment import (
@@ -22,6 +23,11 @@ from annotation_server.reading.api.imports import ExportReadsView, ImportReadsVi
 urlpatterns = [
     path("worklist/next/", views.next_task, name="worklist-next"),
     path("read/<int:task_id>/", views.workstation, name="workstation"),
+    path(
+        "read/<int:task_id>/series/<int:pk>/",
+        reference_views.reference_series,
+        name="series-reference",
+    ),
     path(
         "projects/<slug:slug>/assignments/",
         assignment_views.assignments_page,
