@@ -476,3 +476,171 @@ def test_the_tiebreaker_takes_over_a_finding_a_blind_arbitrator_added(
     case.refresh_from_db()
     assert case.state == Case.State.ADJUDICATED
     assert errors == []
+
+
+# -- the multiplanar views (issue 17) ----------------------------------------------
+
+READER_COLOURS = {"R1": "#ff5252", "R2": "#40c4ff", "R3": "#69f0ae"}  # clusters.js
+PIXEL_AT = """([selector, x, y]) => {
+  const canvas = document.querySelector(selector);
+  const d = window.devicePixelRatio || 1;
+  const p = canvas.getContext('2d').getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data;
+  return [p[0], p[1], p[2]];
+}"""
+
+
+def settle(page) -> None:
+    page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def drawn_on(page, role: str) -> dict:
+    """What the plane view drew in its last paint, by reader (or mark) name."""
+    out: dict = {}
+    for d in page.evaluate(f"window.__arb.mpr.panes.{role}.drawn"):
+        out.setdefault(d["name"], []).append(d)
+    return out
+
+
+def extent(marks) -> tuple:
+    xs = [p[0] for m in marks for p in m["points"]]
+    ys = [p[1] for m in marks for p in m["points"]]
+    return min(xs), max(xs), min(ys), max(ys)
+
+
+def colour_hits(page, role: str, colour: str, image_points, tolerance: int = 60) -> int:
+    want = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    screen = page.evaluate(
+        f"{image_points}.map((p) => window.__arb.mpr.panes.{role}.viewport.toScreen(p))"
+    )
+    hits = 0
+    for x, y in screen:
+        for dx in (-1, 0, 1):
+            got = page.evaluate(PIXEL_AT, [f"[data-testid=viewer-{role}]", x + dx, y])
+            if max(abs(a - b) for a, b in zip(got, want, strict=True)) <= tolerance:
+                hits += 1
+                break
+    return hits
+
+
+def open_loaded(page, live_server, task) -> None:
+    login(page, live_server, "arbitrator")
+    open_arbitration(page, live_server, task)
+    page.wait_for_function(
+        "document.querySelector('.ws-load').dataset.state === 'done'", timeout=30_000
+    )
+
+
+def test_every_read_shows_in_every_plane_of_the_arbitration_view(
+    live_server, page, disputed, arbitrator, artifacts_dir
+):
+    """Issue 17: the arbitrator has the workstation's planes, layouts, slab and
+    crosshair; every reader's marks are drawn (colour and dash of that reader) in
+    every view they cross, on the rows of their slices, and the reader toggles hide
+    them there too."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    open_loaded(page, live_server, disputed["task"])
+    assert page.locator("[data-testid=mpr-bar]").is_visible()
+    assert page.locator("[data-testid=tool-crosshair]").is_visible()
+    page.locator("[data-testid=viewer]").focus()
+    page.keyboard.press("o")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=mpr-bar]').dataset.layout === '1x3'"
+    )
+    settle(page)
+    for role in ("coronal", "sagittal"):
+        assert page.locator(f"[data-testid=viewer-{role}]").is_visible()
+    height = page.evaluate("window.__arb.mpr.panes.coronal.plane.height")
+    assert height == SLICES
+
+    # Cluster B (R2's 2.5 mm spot on slice 9): the planes cut through it.
+    page.click(f"[data-testid=cluster][data-cluster='{disputed['B'].pk}']")
+    page.wait_for_function("Math.abs(window.__arb.mpr.panes.coronal.index - 160) <= 1")
+    settle(page)
+    for role, centre in (("coronal", 180), ("sagittal", 160)):
+        marks = drawn_on(page, role)
+        assert set(marks) == {"R2"}, (role, set(marks))
+        x0, x1, y0, y1 = extent(marks["R2"])
+        # on slice 8 only (the head up: rows height - 9 .. height - 8), within its outline
+        assert (y0, y1) == (height - 9, height - 8), role
+        assert centre - 1.81 <= x0 < x1 <= centre + 1.81, role
+
+    # Cluster A (R1 and R3 on slices 4-6): both readers, on those rows, in both planes.
+    page.click(f"[data-testid=cluster][data-cluster='{disputed['A'].pk}']")
+    page.wait_for_function("Math.abs(window.__arb.mpr.panes.coronal.index - 110) <= 1")
+    settle(page)
+    for role in ("coronal", "sagittal"):
+        marks = drawn_on(page, role)
+        assert {"R1", "R3"} <= set(marks) and "R2" not in marks, (role, set(marks))
+        for reader in ("R1", "R3"):
+            assert extent(marks[reader])[2:] == (height - 7, height - 4), (role, reader)
+
+    # On the canvas: R1's left edge in its colour in the coronal view, alone in it.
+    page.click("[data-single=coronal]")
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=viewer-coronal]').closest('.ws-pane').hidden"
+    )
+    settle(page)
+    page.screenshot(path=str(artifacts_dir / "arbitration-coronal.png"))
+    left = extent(drawn_on(page, "coronal")["R1"])[0]
+    edge = [[left, height - 7 + 0.25 * i] for i in range(1, 12)]
+    assert colour_hits(page, "coronal", READER_COLOURS["R1"], edge) >= 3
+    page.uncheck("[data-testid=toggle-R1]")
+    settle(page)
+    assert "R1" not in drawn_on(page, "coronal") and "R3" in drawn_on(page, "coronal")
+    assert colour_hits(page, "coronal", READER_COLOURS["R1"], edge) == 0
+    page.check("[data-testid=toggle-R1]")
+
+    # The thick slab and the shortcuts work here as on the workstation.
+    page.locator("[data-testid=viewer-coronal]").focus()
+    page.keyboard.press("s")
+    page.wait_for_function("document.querySelector('[data-testid=mpr-bar]').dataset.slab === 'mip'")
+    assert page.evaluate("window.__arb.mpr.panes.coronal.currentFrame().range[1]") > page.evaluate(
+        "window.__arb.mpr.panes.coronal.currentFrame().range[0]"
+    )
+    assert errors == []
+
+
+def test_arbitrator_changes_the_edited_extent_from_the_coronal_view(
+    live_server, page, disputed, arbitrator
+):
+    """Issue 17: the "Edit" decision's outline is reshaped from the coronal view by its
+    frame: the top edge dragged two slices up stores the outline on two more slices,
+    copies of the top one; the other slices stay as they were."""
+    task = disputed["task"]
+    open_loaded(page, live_server, task)
+    page.click(f"[data-testid=cluster][data-cluster='{disputed['A'].pk}']")
+    page.click("#arb-decision [data-testid=action-edit]")
+    before = page.evaluate(
+        f"window.__arb.saver.get('clusters', {disputed['A'].pk}).geometry.shapes"
+    )
+    assert [s["slice_index"] for s in before] == [4, 5, 6]
+    page.click("[data-single=coronal]")
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=viewer-coronal]').closest('.ws-pane').hidden"
+    )
+    settle(page)
+    page.keyboard.press("v")
+    frame = page.evaluate("window.__arb.mpr.panes.coronal.editFrame().points")
+    (x0, y0), (x1, y1) = frame
+    assert (y0, y1) == (SLICES - 7, SLICES - 4)
+    box = page.locator("[data-testid=viewer-coronal]").bounding_box()
+
+    def at(x, y):
+        sx, sy = page.evaluate(f"window.__arb.mpr.panes.coronal.viewport.toScreen([{x}, {y}])")
+        return box["x"] + sx, box["y"] + sy
+
+    page.mouse.move(*at((x0 + x1) / 2, y0))
+    page.mouse.down()
+    page.mouse.move(*at((x0 + x1) / 2, y0 - 2.1), steps=6)
+    page.mouse.up()
+    wait_saved(page)
+    d = ArbitrationTask.objects.get(pk=task.pk).decisions["clusters"][str(disputed["A"].pk)]
+    assert d["action"] == "edit"
+    shapes = {s["slice_index"]: s["points"] for s in d["geometry"]["shapes"]}
+    assert sorted(shapes) == [4, 5, 6, 7, 8]
+    by_slice = {s["slice_index"]: s["points"] for s in before}
+    for k in (4, 5, 6):
+        assert shapes[k] == by_slice[k]
+    assert shapes[7] == by_slice[6] and shapes[8] == by_slice[6]
+    assert len(d["geometry"]["centre_mm"]) == 3

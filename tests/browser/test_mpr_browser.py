@@ -18,7 +18,7 @@ from annotation_server.imaging.services import index_datasets
 from annotation_server.projects.models import Case, LabelSchema
 from annotation_server.reading.models import Finding, ReadingTask
 from tests import factories
-from tests.browser.helpers import login, open_read, seed_for, wait_saved
+from tests.browser.helpers import login, make_ct_case, open_read, seed_for, wait_saved
 
 pytestmark = [
     pytest.mark.browser,
@@ -469,3 +469,247 @@ def test_planes_follow_image_orientation_patient(live_server, page):
     # Millimetres: the coronal plane of the axial volume is 0.5 mm wide, 2 mm tall.
     coronal = result["axial head first"]["views"]["coronal"]
     assert (coronal["sx"], coronal["sy"]) == (0.5, 2.0)
+
+
+# -- editing from a plane, proposals in every view, remembered settings -------------
+
+BOX = [[100.0, 110.0], [130.0, 140.0]]  # an axial box (columns, rows) on slices 18..24
+
+
+def drag(page, start, end) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=6)
+    page.mouse.up()
+
+
+def shapes_of(page) -> dict:
+    shapes = page.evaluate("window.__ws.store.list()[0].geometry.shapes")
+    return {s["slice_index"]: s["points"] for s in shapes}
+
+
+def test_a_box_finding_is_resized_and_moved_from_the_coronal_view(live_server, page, volume_case):
+    """Issue 17: the frame of the selected finding on the coronal view changes its
+    cranio-caudal extent by its top and bottom edges, stretches it across by its
+    side edge and moves it by its inside: the stored per-slice boxes change exactly."""
+    task = volume_case["task"]
+    open_volume(page, live_server, task)
+    page.evaluate(
+        """([box]) => window.__ws.store.create({
+          finding_type: window.__ws.typeKey, attributes: {}, source: "manual",
+          geometry: window.__ws._withCentre({kind: "box", centre_mm: null,
+            shapes: [18, 19, 20, 21, 22, 23, 24].map((k) => ({slice_index: k, points: box}))}),
+        })""",
+        [BOX],
+    )
+    uid = page.evaluate("window.__ws.store.list()[0].uid")
+    page.evaluate(f"window.__ws.select({uid!r})")
+    page.click("[data-single=coronal]")
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=viewer-coronal]').closest('.ws-pane').hidden"
+    )
+    page.evaluate("window.__ws.mpr.centreOn([115.5, 125.5])")
+    page.wait_for_function("window.__ws.mpr.panes.coronal.index === 125")
+    settle(page)
+    height = page.evaluate("window.__ws.mpr.panes.coronal.plane.height")
+    frame = page.evaluate("window.__ws.mpr.panes.coronal.editFrame().points")
+    assert frame == [[100, height - 25], [130, height - 18]]
+    page.keyboard.press("v")
+
+    # The top edge up by three slices: slices 25..27 copy slice 24's box.
+    drag(
+        page,
+        pane_to_page(page, "coronal", (115, height - 25)),
+        pane_to_page(page, "coronal", (115, height - 28.1)),
+    )
+    got = shapes_of(page)
+    assert sorted(got) == list(range(18, 28))
+    assert all(points == BOX for points in got.values())
+    # The bottom edge up by two: slices 18 and 19 removed.
+    drag(
+        page,
+        pane_to_page(page, "coronal", (115, height - 18)),
+        pane_to_page(page, "coronal", (115, height - 19.9)),
+    )
+    assert sorted(shapes_of(page)) == list(range(20, 28))
+    # The right edge from column 130 to 145: every box wider, rows untouched.
+    drag(
+        page,
+        pane_to_page(page, "coronal", (130, height - 24)),
+        pane_to_page(page, "coronal", (145, height - 24)),
+    )
+    got = shapes_of(page)
+    assert sorted(got) == list(range(20, 28))
+    assert all(points == [[100, 110], [145, 140]] for points in got.values())
+    # Moved from inside: 10 columns right and two slices down (towards the feet).
+    drag(
+        page,
+        pane_to_page(page, "coronal", (120, height - 23.5)),
+        pane_to_page(page, "coronal", (130, height - 21.5)),
+    )
+    got = shapes_of(page)
+    assert sorted(got) == list(range(18, 26))
+    assert all(points == [[110, 110], [155, 140]] for points in got.values())
+    wait_saved(page)
+    stored = Finding.objects.get(task=task).geometry
+    assert [s["slice_index"] for s in stored["shapes"]] == list(range(18, 26))
+    assert all(s["points"] == [[110, 110], [155, 140]] for s in stored["shapes"])
+    # One drag is one undo step: Ctrl + Z puts the box back before the move.
+    page.keyboard.press("Control+z")
+    got = shapes_of(page)
+    assert sorted(got) == list(range(20, 28))
+    assert all(points == [[100, 110], [145, 140]] for points in got.values())
+    # A plane that does not cross the finding offers no frame to drag.
+    page.evaluate("window.__ws.mpr.centreOn([115.5, 60.5])")
+    page.wait_for_function("window.__ws.mpr.panes.coronal.index === 60")
+    assert page.evaluate("window.__ws.mpr.panes.coronal.editFrame()") is None
+
+
+def colour_hits(page, selector: str, colour: str, points, tolerance: int = 60) -> int:
+    """How many of the css `points` on a canvas (each with the pixel above and
+    below) show `colour` (#rrggbb) within `tolerance` per channel."""
+    want = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    hits = 0
+    for x, y in points:
+        for dy in (-1, 0, 1):
+            got = page.evaluate(PIXEL, [selector, x, y + dy])
+            if max(abs(a - b) for a, b in zip(got, want, strict=True)) <= tolerance:
+                hits += 1
+                break
+    return hits
+
+
+def test_model_proposals_show_in_every_view_they_cross(live_server, page, volume_case):
+    """Issue 17: a proposal is drawn where it crosses the coronal and sagittal views
+    (the rows of its slices), not only on the axial slice; the confidence filter
+    hides it there too."""
+    from annotation_server.projects.models import ReadingProtocol
+    from annotation_server.reading.models import AssistModelVersion, Proposal
+
+    task = volume_case["task"]
+    ReadingProtocol.objects.filter(project=task.case.project).update(
+        prelabel_visibility=ReadingProtocol.PrelabelVisibility.SHOWN, prelabel_min_confidence=0.3
+    )
+    model = AssistModelVersion.objects.create(
+        name="lung-nodule",
+        version="1.0.0",
+        task="detection",
+        card={"name": "lung-nodule"},
+        weights_sha256="ab" * 32,
+        source=AssistModelVersion.Source.BUILTIN,
+    )
+    square = [[60, 60], [90, 60], [90, 90], [60, 90]]
+    proposal = Proposal.objects.create(
+        case=task.case,
+        series=task.case.series,
+        model_version=model,
+        finding_type="nodule",
+        geometry={
+            "kind": "contour",
+            "shapes": [{"slice_index": k, "points": square} for k in range(18, 23)],
+        },
+        attributes=factories.complete_nodule_attributes(),
+        score=0.8,
+        threshold=0.3,
+    )
+    open_volume(page, live_server, task)
+    page.wait_for_function("window.__ws.store.proposals.length === 1")
+    page.click("[data-layout='1x3']")
+    page.evaluate("window.__ws.mpr.centreOn([75.5, 75.5])")
+    page.wait_for_function(
+        "window.__ws.mpr.panes.coronal.index === 75 && window.__ws.mpr.panes.sagittal.index === 75"
+    )
+    settle(page)
+    name = f"proposal:{proposal.pk}"
+    height = page.evaluate("window.__ws.mpr.panes.coronal.plane.height")
+    for role in ("coronal", "sagittal"):
+        drawn = page.evaluate(f"window.__ws.mpr.panes.{role}.drawn")
+        drawn = [d for d in drawn if d["name"] == name]
+        assert len(drawn) == 1, role
+        xs = [p[0] for p in drawn[0]["points"]]
+        ys = [p[1] for p in drawn[0]["points"]]
+        # across: columns (coronal) or rows (sagittal) 60..90; down: slices 18..22, head up
+        assert (min(xs), max(xs)) == pytest.approx((60, 90), abs=1e-6), role
+        assert (min(ys), max(ys)) == pytest.approx((height - 23, height - 18), abs=1e-6), role
+    # On the canvas: the proposal's colour along its cut's bottom edge (the feet side).
+    selector = "[data-testid=viewer-coronal]"
+    edge = page.evaluate(
+        f"[62, 66, 70, 74, 78, 82, 86].map((c) => window.__ws.mpr.panes.coronal.viewport"
+        f".toScreen([c, {height - 18}]))"
+    )
+    assert colour_hits(page, selector, "#00e5ff", edge) >= 3
+    # Above its confidence: gone from every view.
+    set_range(page, "[data-testid=proposal-min]", 0.9)
+    settle(page)
+    for role in ("coronal", "sagittal"):
+        names = [d["name"] for d in page.evaluate(f"window.__ws.mpr.panes.{role}.drawn")]
+        assert name not in names, role
+    assert colour_hits(page, selector, "#00e5ff", edge) == 0
+    # A plane that misses it shows nothing of it.
+    set_range(page, "[data-testid=proposal-min]", 0.3)
+    page.evaluate("window.__ws.mpr.centreOn([75.5, 120.5])")
+    page.wait_for_function("window.__ws.mpr.panes.coronal.index === 120")
+    settle(page)
+    assert name not in [d["name"] for d in page.evaluate("window.__ws.mpr.panes.coronal.drawn")]
+    assert name in [d["name"] for d in page.evaluate("window.__ws.mpr.panes.sagittal.drawn")]
+
+
+def test_layout_plane_and_slab_are_remembered_per_user_across_cases(
+    request, live_server, page, volume_case, project, reader_a, reader_b
+):
+    """Issue 17: the layout, the slab and the reference lines chosen on one case are
+    there on the next case for the same reader, and not for another reader."""
+    small = make_ct_case(project, reader_a, reader_b, code="CT-SMALL", seed=seed_for(request) + 1)
+    first, other = small["a"], small["b"]
+    second = volume_case["task"]
+    open_volume(page, live_server, first)
+    page.click("[data-layout='2x2']")
+    page.select_option("[data-testid=slab-mode]", "minip")
+    page.click("[data-testid=slab-toggle]")
+    set_range(page, "[data-testid=slab-mm]", 14)
+    page.uncheck("[data-testid=reflines]")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=mpr-bar]').dataset.slab === 'minip'"
+        " && window.__ws.mpr.slab.mm === 14"
+    )
+
+    open_read(page, live_server, second)
+    page.wait_for_function(
+        "document.querySelector('[data-testid=mpr-bar]').dataset.layout === '2x2'"
+    )
+    settle(page)
+    assert page.locator("[data-testid=case-code]").inner_text() == "CT-MPR"
+    for role in ("coronal", "sagittal", "slab"):
+        assert page.locator(f"[data-testid=viewer-{role}]").is_visible(), role
+    bar = page.locator("[data-testid=mpr-bar]")
+    assert bar.get_attribute("data-slab") == "minip"
+    assert page.locator("[data-testid=slab-mm]").input_value() == "14"
+    assert not page.locator("[data-testid=reflines]").is_checked()
+    assert "MinIP 14 mm" in page.locator("[data-testid=slice-info]").inner_text()
+    # The axial slab is the minimum over 14 mm (5 slices of 3 mm) around the slice.
+    k = page.evaluate("window.__ws.slice")
+    shown = np.array(page.evaluate("Array.from(window.__ws.slabFrame().values)"), dtype=np.int16)
+    t0, t1 = max(0, k - 2), min(SLICES - 1, k + 2)
+    assert np.array_equal(
+        shown.reshape(MATRIX, MATRIX), volume_case["volume"][t0 : t1 + 1].min(axis=0)
+    )
+    # A single plane is remembered too.
+    page.click("[data-single=sagittal]")
+    open_read(page, live_server, first)
+    page.wait_for_function(
+        "document.querySelector('[data-testid=mpr-bar]').dataset.layout === '1x1'"
+        " && !document.querySelector('[data-testid=viewer-sagittal]').closest('.ws-pane').hidden"
+    )
+    assert page.locator("[data-testid=viewer]").is_hidden()
+
+    # Another reader on the same browser starts from the defaults.
+    page.click("form[action$='/logout/'] button")
+    page.wait_for_url(f"{live_server.url}/login/")
+    login(page, live_server, "reader_b", "en")
+    open_read(page, live_server, other)
+    page.wait_for_function(LOADED, timeout=30_000)
+    settle(page)
+    assert bar.get_attribute("data-layout") == "1x1"
+    assert bar.get_attribute("data-slab") == "off"
+    assert page.locator("[data-testid=viewer]").is_visible()
+    assert page.locator("[data-testid=reflines]").is_checked()

@@ -13,9 +13,13 @@
 // The image itself is the reading workstation's: its pixels, renderer, viewport,
 // pointer tools, schema forms, the slice view (viewer/sliceview.js: view state,
 // frames, slices, window and presets, view commands, progress, save indicator),
-// its key table (viewer/shortcuts.js) and the shared save queue (draft.js).
+// the multiplanar views of a CT volume (viewer/mpr.js: axial, coronal, sagittal,
+// layouts, crosshair, reference lines, thick slabs, cine; every read's marks in
+// every view they cross), its key table (viewer/shortcuts.js) and the shared
+// save queue (draft.js).
 
 import "../viewer/i18n.js";
+import { MprController, mprMethods } from "../viewer/mpr.js";
 import { bindKeys } from "../viewer/shortcuts.js";
 import { sliceViewMethods } from "../viewer/sliceview.js";
 import { DRAW_TOOLS, ToolController } from "../viewer/tools.js";
@@ -29,8 +33,8 @@ import { paintingMethods } from "./painting.js";
 import { signingMethods } from "./signing.js";
 
 // The arbitration's own verbs of the shortcut table; "finding" (] and [) steps
-// through the disputed clusters.
-const OWN_VERBS = ["finding", "escape", "save"];
+// through the disputed clusters. The multiplanar views' verbs as on the workstation.
+const OWN_VERBS = ["finding", "escape", "save", "layout", "slab", "cine", "reflines"];
 
 export class Arbitration {
   constructor(boot) {
@@ -53,6 +57,7 @@ export class Arbitration {
       decisions: this.task.decisions,
     });
     this.tools = new ToolController(this);
+    this.mpr = MprController.attach(this); // multiplanar views of a CT volume (null otherwise)
     this._bind();
     if (this.writable) {
       if (this.saver.restore() && this.saver.state !== "conflict") {
@@ -131,6 +136,7 @@ export class Arbitration {
   }
 
   command(action) {
+    if (this.mpr && this.mpr.command(action)) return;
     if (this.viewCommand(action)) return;
     const [verb, arg] = action.split(":");
     if (verb === "finding") this.stepCluster(arg === "next" ? 1 : -1);
@@ -170,7 +176,17 @@ export class Arbitration {
   }
 }
 
-Object.assign(Arbitration.prototype, sliceViewMethods, clusterMethods, addingMethods, decidingMethods, editingMethods, paintingMethods, signingMethods);
+Object.assign(
+  Arbitration.prototype,
+  sliceViewMethods,
+  clusterMethods,
+  addingMethods,
+  decidingMethods,
+  editingMethods,
+  paintingMethods,
+  signingMethods,
+  mprMethods,
+);
 
 const boot = JSON.parse(document.getElementById("arb-bootstrap").textContent);
 window.__arb = new Arbitration(boot);

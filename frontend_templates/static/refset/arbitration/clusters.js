@@ -46,6 +46,8 @@ export const clusterMethods = {
   _frameCluster(cluster) {
     const box = this._clusterBox(cluster);
     if (box && this.defaultWindow) this.viewport.ensureVisible(box);
+    // The multiplanar views cut through the cluster's centre (viewer/mpr.js crosshair).
+    if (box && this.mpr) this.mpr.centreOn([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]);
   },
 
   /** Select a cluster: jump to its middle slice, bring it into view, highlight its members. */

@@ -2,10 +2,15 @@
 // cluster is "Edit", or a finding the arbitrator adds (adding.js): which tools can
 // draw it, hit-testing every read's marks and the added findings, committing a
 // drawn shape and reshaping the gold outline. The workstation's ToolController
-// drives these. Installed on Arbitration.prototype.
+// drives these, on the main view and on each multiplanar view (viewer/mpr.js:
+// hitPlane, commitPlaneShapes, editableGeometry, updateGeometry), where the
+// edited outline is moved or resized by its frame. Installed on
+// Arbitration.prototype.
 
 import { findingCentreMm, hitShape, round2 } from "../viewer/geometry.js";
+import { hitCuts } from "../viewer/planemarks.js";
 import { typeOf } from "./decisions.js";
+import { DECISION_COLOUR } from "./painting.js";
 
 /** Methods of Arbitration for the edited finding's outline. */
 export const editingMethods = {
@@ -81,25 +86,70 @@ export const editingMethods = {
   },
 
   hitFinding(p) {
-    const toScreen = this.viewport.toScreen;
+    return this._hitMarks(p, null, this.slice, this.viewport.toScreen);
+  },
+
+  hitPlane(p, plane, index, toScreen) {
+    return this._hitMarks(p, plane, index, toScreen);
+  },
+
+  /** The mark under screen point `p` on a view (`plane` null: the main view at slice `index`). */
+  _hitMarks(p, plane, index, toScreen) {
     const edit = this._editing();
-    const editShape = edit && this._shapeOn(edit.d.geometry, this.slice);
-    if (editShape && hitShape(edit.d.geometry.kind, editShape.points, p, toScreen)) return "edit";
+    if (edit && hitCuts(edit.d.geometry, plane, index, p, toScreen, hitShape)) return "edit";
     for (const added of this.addedFindings()) {
-      const shape = this._shapeOn(added.geometry, this.slice);
-      if (shape && hitShape(added.geometry.kind, shape.points, p, toScreen)) return `added:${added.key}`;
+      if (hitCuts(added.geometry, plane, index, p, toScreen, hitShape)) return `added:${added.key}`;
     }
     const groups = this.showSettled ? [this.clusters, this.settled] : [this.clusters];
     for (const list of groups) {
       for (const cluster of list) {
         for (const m of cluster.members) {
           if (this.hiddenReaders.has(m.reader)) continue;
-          const shape = this._shapeOn(m.geometry, this.slice);
-          if (shape && hitShape(m.geometry.kind, shape.points, p, toScreen)) return `cluster:${cluster.id}`;
+          if (hitCuts(m.geometry, plane, index, p, toScreen, hitShape)) return `cluster:${cluster.id}`;
         }
       }
     }
     return null;
+  },
+
+  /** A cluster picked on a plane: selected, the main view on its slices. */
+  selectFromPlane(uid) {
+    this.select(uid);
+    const cluster = this.selected();
+    if (uid && String(uid).startsWith("cluster:") && cluster) {
+      const slices = this._clusterSlices(cluster);
+      if (slices.length && !slices.includes(this.slice)) this.goToSlice(slices[Math.floor(slices.length / 2)]);
+    }
+  },
+
+  /** Outlines drawn on a plane: the edited finding's on those slices. */
+  commitPlaneShapes(kind, shapes, where) {
+    if (!this._editing()) {
+      this.flash(this.whyCannotDraw("freehand"));
+      return;
+    }
+    const slices = new Set(shapes.map((s) => s.slice_index));
+    this._saveEdit((d) => {
+      if (!d.geometry || d.geometry.kind !== kind) d.geometry = { kind, shapes: [] };
+      d.geometry.shapes = d.geometry.shapes.filter((s) => !slices.has(s.slice_index));
+      d.geometry.shapes.push(...shapes);
+      d.geometry.shapes.sort((a, b) => a.slice_index - b.slice_index);
+    });
+    this.renderDecision();
+    this.flash(where);
+  },
+
+  /** The edited outline (the "Edit" decision or the selected added finding). */
+  editableGeometry() {
+    const edit = this._editing();
+    return edit && edit.d.geometry ? { uid: "edit", geometry: edit.d.geometry, colour: DECISION_COLOUR } : null;
+  },
+
+  updateGeometry(uid, geometry) {
+    if (uid !== "edit") return;
+    this._saveEdit((d) => {
+      d.geometry = geometry;
+    });
   },
 
   select(uid) {

@@ -1,9 +1,14 @@
 // Editing the reader's own findings on the image: hit-testing, selection,
 // committing drawn shapes, reshaping, deleting outlines, copying an outline to the
-// next slice, rulers and long/short axes. Installed on Workstation.prototype.
+// next slice, rulers and long/short axes; and what the multiplanar views (mpr.js)
+// ask of the page: the marks where they cross a plane, hit-testing there, storing
+// a drawing made on a plane and a finding reshaped from one. Installed on
+// Workstation.prototype.
 
 import { findingCentreMm, hitShape, round2 } from "./geometry.js";
+import { readerDash } from "./labels.js";
 import { axisAttributes } from "./measures.js";
+import { drawCuts, hitCuts } from "./planemarks.js";
 import { OTHER_COLOURS, OWN_COLOURS, readerNumber, saveJSON } from "./ui.js";
 
 /** Methods of Workstation that edit findings on the image. */
@@ -161,6 +166,88 @@ export const editingMethods = {
       this.goToSlice(mid);
     }
     this.redraw();
+  },
+
+  // -- the multiplanar views (mpr.js) -------------------------------------------------
+
+  /** Others' marks, proposals and own findings where they cross `plane` at `index`. */
+  paintPlane(ctx, vp, plane, index, drawn) {
+    if (this.showOthers) {
+      for (const f of this.store.others) {
+        if (this.hiddenReaders.has(f.reader)) continue;
+        const on = this.selected === `other:${f.id}`;
+        const look = { color: this._otherColour(f.reader), dash: readerDash(f.reader), width: on ? 2.5 : 1.5, label: f.reader };
+        drawCuts(ctx, vp, f.geometry, plane, index, look, drawn, f.reader);
+      }
+    }
+    this._paintProposals(ctx, vp, plane, index, drawn);
+    for (const f of this.store.list()) {
+      const on = f.uid === this.selected;
+      const name = `#${this._number(f.uid)}`;
+      drawCuts(ctx, vp, f.geometry, plane, index, { color: this._colour(f.uid), width: on ? 2.5 : 1.5, fill: on, label: name }, drawn, name);
+    }
+  },
+
+  hitPlane(p, plane, index, toScreen) {
+    for (const f of this.store.list().reverse()) {
+      if (hitCuts(f.geometry, plane, index, p, toScreen, hitShape)) return f.uid;
+    }
+    if (this.showOthers) {
+      for (const f of this.store.others) {
+        if (this.hiddenReaders.has(f.reader)) continue;
+        if (hitCuts(f.geometry, plane, index, p, toScreen, hitShape)) return `other:${f.id}`;
+      }
+    }
+    return null;
+  },
+
+  selectFromPlane(uid) {
+    this.select(uid);
+    if (uid) this._jumpTo(uid); // the main view shows the finding's outline
+  },
+
+  /** Outlines drawn on a plane: added to the selected finding where it has none on
+   * those slices, else a new finding. `where` says where they were stored. */
+  commitPlaneShapes(kind, shapes, where) {
+    const current = this.store.get(this.selected);
+    if (current && current.geometry.kind === kind && shapes.every((s) => !this._shapeOn(current.geometry, s.slice_index))) {
+      this.store.update(current.uid, (f) => {
+        f.geometry.shapes.push(...shapes);
+        f.geometry.shapes.sort((a, b) => a.slice_index - b.slice_index);
+        this._withCentre(f.geometry);
+        if (f.source === "model_accepted") f.source = "model_edited";
+        return f;
+      });
+      this.flash(`${interpolate(gettext("Added to finding #%s."), [this._number(current.uid)])} ${where}`);
+      return;
+    }
+    const uid = this.store.create({
+      finding_type: this.typeKey,
+      geometry: this._withCentre({ kind, shapes, centre_mm: null }),
+      attributes: {},
+      source: "manual",
+    });
+    this.select(uid);
+    this.flash(where);
+  },
+
+  /** The selected own finding, which the reader may reshape from a plane. */
+  editableGeometry() {
+    const f = this.writable ? this.store.get(this.selected) : null;
+    return f ? { uid: f.uid, geometry: f.geometry, colour: this._colour(f.uid) } : null;
+  },
+
+  /** A finding reshaped from a plane (one undo step per drag: `merge`). */
+  updateGeometry(uid, geometry, { merge } = {}) {
+    this.store.update(
+      uid,
+      (f) => {
+        f.geometry = this._withCentre(geometry);
+        if (f.source === "model_accepted") f.source = "model_edited";
+        return f;
+      },
+      { merge },
+    );
   },
 
   addMeasurement(a, b) {

@@ -15,11 +15,28 @@
 // this.frames); reformat.js cuts it. Nothing here changes the workstation's main
 // view except for its slab (slabFrame()) and the crosshair drawn over it.
 //
-// Installed by workstation.js: MprController.attach(ws) (null for a series that
-// is not a volume), mprMethods on Workstation.prototype.
+// The page (the workstation, the arbitration view) is `ws`: the slice view of
+// sliceview.js plus what the views ask of its marks, so that both pages share them:
+//   paintPlane(ctx, vp, plane, index, drawn)  its marks where they cross a plane
+//   hitPlane(p, plane, index, toScreen)       the mark under a screen point, or null
+//   selectFromPlane(uid)                      select it (the main view shows it)
+//   isOwn(uid)                                may it be moved on the image?
+//   commitPlaneShapes(kind, shapes, where)    store a drawing made on a plane
+//   editableGeometry()                        {uid, geometry, colour} of the selected
+//                                             finding the page may reshape, or null
+//   updateGeometry(uid, geometry, {merge})    store its reshaped geometry
+// and, for the tools, canDraw(), whyCannotDraw(), kindFor(). A selected finding
+// is reshaped from a coronal or sagittal view by its frame (planemarks.js).
+//
+// The layout, the plane of a single view, the slab and the reference lines are
+// remembered per user across cases (localStorage, key from the page's
+// data-user), restored when the next case's volume is ready.
+//
+// Installed by workstation.js and arbitration/arbitrate.js: MprController.attach(ws)
+// (null for a series that is not a volume), mprMethods on the page's prototype.
 
-import { hitShape } from "./geometry.js";
 import { SliceRenderer } from "./lut.js";
+import { findingFrame, frameHandles, frameToPlane, moveFrameHandle, planeToFrame, reshapeByFrame } from "./planemarks.js";
 import {
   findingOnPlane,
   planeDrawingToShapes,
@@ -33,7 +50,7 @@ import {
 } from "./reformat.js";
 import { sliceViewMethods } from "./sliceview.js";
 import { DRAW_TOOLS, ToolController } from "./tools.js";
-import { $, h } from "./ui.js";
+import { $, h, loadJSON, saveJSON } from "./ui.js";
 import { Viewport } from "./viewport.js";
 
 export const PLANE_COLOURS = { axial: "#4fc3f7", coronal: "#81c784", sagittal: "#ffb74d" };
@@ -188,25 +205,11 @@ class Pane {
     const ws = this.ws;
     const vp = this.viewport;
     const index = this.index;
-    if (ws.showOthers) {
-      for (const f of ws.store.others) {
-        if (ws.hiddenReaders.has(f.reader)) continue;
-        for (const cut of findingOnPlane(f.geometry, this.plane, index)) {
-          vp.drawShape(ctx, cut.kind, cut.points, { color: ws._otherColour(f.reader), dash: [6, 4], label: f.reader });
-        }
-      }
-    }
-    for (const f of ws.store.list()) {
-      const on = f.uid === ws.selected;
-      findingOnPlane(f.geometry, this.plane, index).forEach((cut, i) => {
-        vp.drawShape(ctx, cut.kind, cut.points, {
-          color: ws._colour(f.uid),
-          width: on ? 2.5 : 1.5,
-          fill: on,
-          label: i === 0 ? `#${ws._number(f.uid)}` : "",
-        });
-      });
-    }
+    // The page's marks where they cross this plane (and what was drawn: the tests read it).
+    this.drawn = [];
+    ws.paintPlane(ctx, vp, this.plane, index, this.drawn);
+    const frame = this.editFrame();
+    if (frame) drawFrame(ctx, vp, frame.points, frame.colour);
     for (const m of this.measurements) {
       if (m.index === index) vp.drawMeasure(ctx, m.a, m.b, this._lengthText(m.a, m.b), "#80deea");
     }
@@ -262,14 +265,31 @@ class Pane {
   }
 
   hitFinding(p) {
+    return this.ws.hitPlane(p, this.plane, this.index, this.viewport.toScreen);
+  }
+
+  /**
+   * The selected finding's frame on this reformatted plane (planemarks.js), where
+   * the page lets it be reshaped and it crosses the plane here: a shape for the
+   * ToolController with its own handles, or null.
+   */
+  editFrame() {
     const ws = this.ws;
-    const toScreen = this.viewport.toScreen;
-    for (const f of ws.store.list().reverse()) {
-      for (const cut of findingOnPlane(f.geometry, this.plane, this.index)) {
-        if (hitShape(cut.kind, cut.points, p, toScreen)) return f.uid;
-      }
-    }
-    return null;
+    if (!this.plane || this.plane.fixed === 2 || this.role === "slab" || !ws.writable) return null;
+    const edit = ws.editableGeometry();
+    if (!edit || !findingOnPlane(edit.geometry, this.plane, this.index).length) return null;
+    const frame = findingFrame(edit.geometry, this.plane);
+    if (!frame) return null;
+    const points = frameToPlane(this.plane, frame);
+    return {
+      uid: edit.uid,
+      kind: "box",
+      points,
+      colour: edit.colour,
+      frame,
+      handles: frameHandles(points),
+      moveHandle: (handle, to, from) => moveFrameHandle(from, handle, to),
+    };
   }
 
   canDraw(tool) {
@@ -312,14 +332,11 @@ class Pane {
       flash: (text) => ws.flash(text),
       commitShape: (tool, points) => mpr.commitFromPane(pane, tool, points),
       redraw: () => ws.redraw(),
-      selectedShape: () => null,
+      selectedShape: () => pane.editFrame(),
       hitFinding: (p) => pane.hitFinding(p),
-      select: (uid) => {
-        ws.select(uid);
-        if (uid) ws._jumpTo(uid); // the main view shows the finding's outline
-      },
-      isOwn: () => false,
-      updateShape() {},
+      select: (uid) => ws.selectFromPlane(uid), // the main view shows the finding's outline
+      isOwn: (uid) => ws.isOwn(uid),
+      updateShape: (uid, points, options) => mpr.editFromPane(pane, uid, points, options),
       pointerAt: (p) => {
         pane.pointer = p;
         if (pane.plane && pane.window) pane._cornerTexts();
@@ -336,6 +353,25 @@ class Pane {
 
 function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
+}
+
+/** The edit frame: dashed, with its eight handles (planemarks.js frameHandles). */
+function drawFrame(ctx, vp, box, colour) {
+  const [x0, y0] = vp.toScreen(box[0]);
+  const [x1, y1] = vp.toScreen(box[1]);
+  ctx.save();
+  ctx.strokeStyle = colour;
+  ctx.lineWidth = 1;
+  ctx.setLineDash([5, 3]);
+  ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+  ctx.setLineDash([]);
+  for (const [, p] of frameHandles(box)) {
+    const [x, y] = vp.toScreen(p);
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(x - 3, y - 3, 6, 6);
+    ctx.strokeRect(x - 3, y - 3, 6, 6);
+  }
+  ctx.restore();
 }
 
 export class MprController {
@@ -363,6 +399,10 @@ export class MprController {
     this.activeRole = null; // the view the keys act on (null: the main view)
     this.cine = null;
     this.nativeSlabCache = null;
+    // Remembered per user (the page header names who is logged in), across cases.
+    const who = document.querySelector("[data-user]");
+    this.settingsKey = `refset.mpr.${who ? who.dataset.user : "anyone"}`;
+    this._loadSettings();
     this.stage = ws.canvas.closest(".ws-stage");
     this._wrapMain();
     this.panes = {};
@@ -400,7 +440,9 @@ export class MprController {
     this.native = native;
     this.planes = planes;
     this.mainEl.dataset.plane = native;
+    if (this.single === native || !planes[this.single]) this.single = null;
     this.cursor = [vol.I / 2, vol.J / 2];
+    if (this.centre) this._setCursor(...this.centre);
     const roles = [...Object.keys(planes).filter((n) => n !== native), "slab"];
     for (const role of roles) {
       const pane = new Pane(this, role);
@@ -444,6 +486,7 @@ export class MprController {
     this.linesInput.checked = this.refLines;
     this.linesInput.addEventListener("change", () => {
       this.refLines = this.linesInput.checked;
+      this._saveSettings();
       this.ws.redraw();
     });
     this._markBar();
@@ -488,6 +531,7 @@ export class MprController {
       if (this.layout === "2x2") shown.add("slab");
     }
     this.stage.dataset.layout = this.layout;
+    this._saveSettings();
     this.mainEl.hidden = !shown.has("main");
     for (const [role, pane] of Object.entries(this.panes)) pane.el.hidden = !shown.has(role);
     if (this.activeRole && !shown.has(this.activeRole)) this.activeRole = null;
@@ -552,6 +596,7 @@ export class MprController {
       mode: SLAB_MODES.includes(mode) ? mode : "mip",
       mm: Math.min(Math.max(Math.round(mm), SLAB_MM.min), SLAB_MM.max),
     };
+    this._saveSettings();
     this._markBar();
     this.ws.redraw();
   }
@@ -669,6 +714,15 @@ export class MprController {
     this.ws.redraw();
   }
 
+  /** Put the crosshair on main-view image point [x, y] (the page's own choice, such
+   * as the arbitration's selected cluster), now or once the volume is ready. */
+  centreOn([x, y]) {
+    this.centre = [x, y];
+    if (!this.volume) return;
+    this._setCursor(x, y);
+    this.ws.redraw();
+  }
+
   _setCursor(x, y) {
     const { I, J } = this.volume;
     this.cursor = [Math.min(Math.max(x, 0), I - 0.01), Math.min(Math.max(y, 0), J - 0.01)];
@@ -722,7 +776,8 @@ export class MprController {
 
   // -- drawing on a plane ---------------------------------------------------------------------
 
-  /** A shape drawn on a reformatted view becomes outlines on the native slices it crosses. */
+  /** A shape drawn on a reformatted view becomes outlines on the native slices it
+   * crosses; the page stores them (a new finding, or added to the selected one). */
   commitFromPane(pane, tool, points) {
     const ws = this.ws;
     if (!pane.canDraw(tool)) {
@@ -750,26 +805,51 @@ export class MprController {
       { plane: planeLabel(pane.plane.name), count: shapes.length, first, last },
       true,
     );
-    const current = ws.store.get(ws.selected);
-    if (current && current.geometry.kind === kind && shapes.every((s) => !ws._shapeOn(current.geometry, s.slice_index))) {
-      ws.store.update(current.uid, (f) => {
-        f.geometry.shapes.push(...shapes);
-        f.geometry.shapes.sort((a, b) => a.slice_index - b.slice_index);
-        ws._withCentre(f.geometry);
-        if (f.source === "model_accepted") f.source = "model_edited";
-        return f;
-      });
-      ws.flash(`${interpolate(gettext("Added to finding #%s."), [ws._number(current.uid)])} ${where}`);
-      return;
-    }
-    const uid = ws.store.create({
-      finding_type: ws.typeKey,
-      geometry: ws._withCentre({ kind, shapes, centre_mm: null }),
-      attributes: {},
-      source: "manual",
+    ws.commitPlaneShapes(kind, shapes, where);
+  }
+
+  /**
+   * The selected finding's frame dragged on a reformatted view to the plane box
+   * `points` (from the frame the drag started on): moved (`mode` "move") or
+   * resized, stored through the page in the per-slice geometry (planemarks.js).
+   */
+  editFromPane(pane, uid, points, { merge, mode } = {}) {
+    const ws = this.ws;
+    const edit = ws.editableGeometry();
+    if (!edit || edit.uid !== uid || !pane.plane) return;
+    const frame = findingFrame(edit.geometry, pane.plane);
+    if (!frame) return;
+    const next = planeToFrame(pane.plane, pane.index, points);
+    const geometry = reshapeByFrame(edit.geometry, pane.plane, frame, next, { move: mode === "move", depth: ws.count });
+    if (geometry) ws.updateGeometry(uid, geometry, { merge });
+  }
+
+  // -- remembered settings --------------------------------------------------------------------
+
+  /** The user's remembered layout, plane, slab and reference lines (validated), or {}. */
+  _loadSettings() {
+    const saved = loadJSON(this.settingsKey);
+    if (!saved || typeof saved !== "object") return;
+    if (LAYOUTS.includes(saved.layout)) this.layout = saved.layout;
+    if (LAYOUTS.includes(saved.lastMulti) && saved.lastMulti !== "1x1") this.lastMulti = saved.lastMulti;
+    if (["axial", "coronal", "sagittal"].includes(saved.single)) this.single = saved.single;
+    if (typeof saved.refLines === "boolean") this.refLines = saved.refLines;
+    const slab = saved.slab || {};
+    this.slab = {
+      on: Boolean(slab.on),
+      mode: SLAB_MODES.includes(slab.mode) ? slab.mode : this.slab.mode,
+      mm: Number.isFinite(slab.mm) ? Math.min(Math.max(Math.round(slab.mm), SLAB_MM.min), SLAB_MM.max) : this.slab.mm,
+    };
+  }
+
+  _saveSettings() {
+    saveJSON(this.settingsKey, {
+      layout: this.layout,
+      single: this.single,
+      lastMulti: this.lastMulti,
+      slab: this.slab,
+      refLines: this.refLines,
     });
-    ws.select(uid);
-    ws.flash(where);
   }
 
   // -- keys -----------------------------------------------------------------------------------
@@ -790,6 +870,7 @@ export class MprController {
     } else if (verb === "cine") this.toggleCine();
     else if (verb === "reflines") {
       this.refLines = !this.refLines;
+      this._saveSettings();
       this._markBar();
       this.ws.redraw();
     } else {

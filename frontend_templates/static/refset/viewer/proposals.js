@@ -3,7 +3,8 @@
 // (the server decides which a reader sees: phase, lowest confidence, the
 // no-assistance arm), listed apart from the reader's own findings with their
 // confidence and model, filterable by confidence, drawn dashed in their own
-// colour, and decided one by one. Every decision goes to the server, which
+// colour in every view they cross (the main view and mpr.js planes), and decided
+// one by one. Every decision goes to the server, which
 // records it (accepted, edited, rejected) and makes the finding with its origin:
 //   Accept  the proposal becomes the reader's finding as it is;
 //   Edit    the same, then selected for reshaping: once its shape differs from the
@@ -13,6 +14,7 @@
 
 import { api } from "../common/http.js";
 import { label } from "./forms.js";
+import { drawCuts } from "./planemarks.js";
 import { $, h, PROPOSAL_COLOUR } from "./ui.js";
 
 const percent = (score) => `${Math.round(score * 100)}%`;
@@ -186,17 +188,17 @@ export const proposalMethods = {
     }
   },
 
-  /** Draw the shown proposals on the slice (dashed, their own colour, with the score). */
-  _paintProposals(ctx, vp) {
+  /** Draw the shown proposals (dashed, their own colour, with the score) on the
+   * main view's slice, or where they cross a reformatted `plane` at `index` (mpr.js). */
+  _paintProposals(ctx, vp, plane = null, index = this.slice, drawn = null) {
     for (const p of this.shownProposals()) {
-      const shape = this._shapeOn(p.geometry, this.slice);
-      if (!shape) continue;
-      vp.drawShape(ctx, p.geometry.kind, shape.points, {
+      const look = {
         color: PROPOSAL_COLOUR,
         dash: [2, 3],
         width: this.selectedProposal === p.id ? 2.5 : 1.5,
         label: `${gettext("AI")} ${percent(p.score)}`,
-      });
+      };
+      drawCuts(ctx, vp, p.geometry, plane, index, look, drawn, `proposal:${p.id}`);
     }
   },
 };

@@ -93,7 +93,8 @@ export class ToolController {
     const ws = this.ws;
     const selected = ws.selectedShape();
     if (selected && ws.writable) {
-      const handles = handlesOf(selected.kind, selected.points);
+      // A shape may bring handles of its own (mpr.js: a finding's frame on a plane).
+      const handles = selected.handles || handlesOf(selected.kind, selected.points);
       let best = null;
       for (const [handle, hp] of handles) {
         const s = ws.viewport.toScreen(hp);
@@ -101,7 +102,15 @@ export class ToolController {
         if (d <= 7 && (!best || d < best.d)) best = { handle, d };
       }
       if (best) {
-        this.drag = { mode: "reshape", handle: best.handle, uid: selected.uid, points: selected.points, kind: selected.kind, moved: false };
+        this.drag = {
+          mode: "reshape",
+          handle: best.handle,
+          uid: selected.uid,
+          points: selected.points,
+          kind: selected.kind,
+          moveHandle: selected.moveHandle || null,
+          moved: false,
+        };
         return;
       }
     }
@@ -152,13 +161,15 @@ export class ToolController {
     } else if (drag.mode === "move") {
       const img = ws.viewport.toImage(p);
       const points = translate(drag.points, img[0] - drag.start[0], img[1] - drag.start[1]);
-      ws.updateShape(drag.uid, points, { merge: `move-${drag.start.join()}` });
+      ws.updateShape(drag.uid, points, { merge: `move-${drag.start.join()}`, mode: "move" });
       drag.moved = true;
     } else if (drag.mode === "reshape") {
       const img = ws.viewport.toImage(p);
       const falloff = drag.kind === "contour" ? Math.max(2, Math.round(drag.points.length / 12)) : 0;
-      const points = moveHandle(drag.kind, drag.points, drag.handle, img, { falloff });
-      ws.updateShape(drag.uid, points, { merge: `reshape-${drag.handle}-${drag.points.length}` });
+      const points = drag.moveHandle
+        ? drag.moveHandle(drag.handle, img, drag.points)
+        : moveHandle(drag.kind, drag.points, drag.handle, img, { falloff });
+      ws.updateShape(drag.uid, points, { merge: `reshape-${drag.handle}-${drag.points.length}`, mode: "reshape" });
       drag.moved = true;
     }
   }
