@@ -5,14 +5,39 @@
 // offscreen canvas once per (slice, window) change; the viewport then only draws
 // that canvas with its view transform.
 //
-// While the reader drags the window over a large minified image (a 3000 x 2500
-// radiograph shown at 1000 px), windowing every source pixel per frame costs more
-// than the 16.7 ms a frame has (the table pass, putImageData and the upload of a
-// 7.5 Mpixel canvas). render(..., {step}) then windows every step-th pixel of every
-// step-th row into a preview canvas with at least as many pixels as the screen
-// shows; the caller draws the full-resolution image again once the drag rests.
+// While the reader drags the window over a large image (a 3000 x 2500 radiograph,
+// 7.5 Mpixel), windowing every source pixel into the full-size canvas per frame is
+// cheap enough (about 10 ms), but then the browser scales the 7.5 Mpixel canvas down
+// to the screen on every frame, and that blew the 16.7 ms frame budget (p95 28-67 ms
+// on the 2-core test machines). render(..., {view}) therefore windows only what the
+// view shows, at about the screen's resolution, still from every full-resolution
+// pixel (renderVisible):
+//   - minified by k or more (k = floor(image pixels per device pixel) >= 2): one
+//     output pixel per k x k block of source pixels, the mean of the windowed values
+//     of all of them (a box filter, what a mipmap level of the full-resolution
+//     windowed image holds), only for the blocks in view; the viewport draws it with
+//     at most a 2x bilinear minification. A pyramid of per-block min, max and sum of
+//     the raw values (built once per frame and k) makes it cheap: a block wholly below
+//     the window is black, wholly above white, wholly inside its linear part is the
+//     window of its mean (exact but for rounding: within 1 grey level of the mean of
+//     the rounded per-pixel values); only blocks that straddle a window edge are
+//     windowed pixel by pixel;
+//   - k = 1 (zoom about 1:1 or larger): the visible part of the image, pixel for
+//     pixel, as the full paint would window it.
+// The caller paints the whole image again once the drag rests (the canvas it keeps
+// for zoom and pan). render(..., {step}) is the older reduced preview (every step-th
+// pixel of every step-th row), kept for callers that pass no view.
+//
+// WebGL2 was measured as the other way (bench/viewer_browser.py, notes in the
+// report of issue 17): headless Chromium here gives WebGL2 even with --disable-gpu
+// (ANGLE on SwiftShader, CPU rendering), but a fragment shader windowing and box
+// filtering the 3000 x 2500 texture to a 1150 x 960 canvas took 24-39 ms a frame
+// at k = 1 and 130-200 ms at k = 3, over the budget; so this module stays on the
+// canvas 2D path that every browser has.
 
 const OPAQUE = 0xff000000;
+// Below this many pixels the full-resolution paint fits a frame: no visible-only render.
+export const VISIBLE_MIN_PIXELS = 2_000_000;
 
 /** DICOM PS3.3 C.11.2.1.2 linear VOI function, to 0..255. */
 export function windowValue(x, center, width) {
@@ -22,6 +47,18 @@ export function windowValue(x, center, width) {
   if (x <= lo) return 0;
   if (x > hi) return 255;
   return Math.round(((x - (center - 0.5)) / (w - 1) + 0.5) * 255);
+}
+
+/** Whether render(..., {view}) windows only the visible part of `frame`. */
+function visibleApplies(frame) {
+  const h = frame.header;
+  const v = frame.values;
+  return !h.rgb && h.rows * h.columns >= VISIBLE_MIN_PIXELS && (v instanceof Int16Array || v instanceof Uint16Array);
+}
+
+/** Source pixels per output pixel along columns and rows for `view` (at least 1). */
+function blockSize(view) {
+  return [Math.max(1, Math.floor(1 / (view.zoom * view.sx * view.dpr))), Math.max(1, Math.floor(1 / (view.zoom * view.sy * view.dpr)))];
 }
 
 export class SliceRenderer {
@@ -35,6 +72,32 @@ export class SliceRenderer {
     this.key = "";
     this.lastMs = 0;
     this.preview = null; // {canvas, ctx, imageData, key} for render(..., {step > 1})
+    this.visible = null; // {canvas, ctx, imageData, key} for render(..., {view})
+    this.visibleOnly = true; // false: ignore {view} (the benchmark's baseline)
+    this.grey = new Uint8Array(65536); // window without inversion, indexed like lut
+    this.greyKey = "";
+    this.pyramid = null; // {src, kx, ky, min, max, sum}: per-block raw statistics
+    this.lastMode = ""; // "full", "step", "visible": what the last render() drew
+  }
+
+  _greyFor(center, width, signed) {
+    const key = `${center}|${width}|${signed}`;
+    if (key === this.greyKey) return this.grey;
+    const grey = this.grey;
+    const w = Math.max(width, 1);
+    const lo = center - 0.5 - (w - 1) / 2;
+    const hi = center - 0.5 + (w - 1) / 2;
+    const scale = 255 / (w - 1 || 1);
+    for (let i = 0; i < 65536; i += 1) {
+      const x = signed && i >= 32768 ? i - 65536 : i;
+      let g;
+      if (x <= lo) g = 0;
+      else if (x > hi) g = 255;
+      else g = Math.round((x - (center - 0.5)) * scale + 127.5); // as _lutFor
+      grey[i] = g < 0 ? 0 : g > 255 ? 255 : g;
+    }
+    this.greyKey = key;
+    return grey;
   }
 
   _lutFor(center, width, invert) {
@@ -65,9 +128,17 @@ export class SliceRenderer {
    * {step: k > 1}, window every k-th pixel into a smaller preview canvas instead
    * (its size in image pixels is still columns x rows; draw it scaled).
    */
-  render(frame, center, width, invert, sliceKey, { step = 1 } = {}) {
+  render(frame, center, width, invert, sliceKey, { step = 1, view = null } = {}) {
     const h = frame.header;
-    if (step > 1 && !h.rgb) return this._renderPreview(frame, center, width, invert, sliceKey, step);
+    if (view && this.visibleOnly && visibleApplies(frame)) {
+      this.lastMode = "visible";
+      return this._renderVisible(frame, center, width, invert, sliceKey, view);
+    }
+    if (step > 1 && !h.rgb) {
+      this.lastMode = "step";
+      return this._renderPreview(frame, center, width, invert, sliceKey, step);
+    }
+    this.lastMode = "full";
     const key = `${sliceKey}|${center}|${width}|${invert}`;
     if (key === this.key) return this.canvas;
     const t0 = performance.now();
@@ -119,6 +190,183 @@ export class SliceRenderer {
     pv.key = key;
     this.lastMs = performance.now() - t0;
     return pv.canvas;
+  }
+
+  /**
+   * The part of `frame` that `view` (a Viewport) shows, windowed at about the
+   * screen's resolution from every full-resolution pixel (see the top of this
+   * file). The canvas it returns carries `imageRect` [col, row, width, height]: where
+   * in image pixels the viewport draws it.
+   */
+  _renderVisible(frame, center, width, invert, sliceKey, view) {
+    const { rows, columns } = frame.header;
+    const [kx, ky] = blockSize(view);
+    const nbx = Math.ceil(columns / kx);
+    const nby = Math.ceil(rows / ky);
+    const [c0, r0] = view.toImage([0, 0]);
+    const [c1, r1] = view.toImage([view.cssWidth, view.cssHeight]);
+    const clamp = (v, n) => Math.min(Math.max(v, 0), n);
+    // Whole blocks in view (at least one, so that the canvas is never empty).
+    const bx0 = Math.min(clamp(Math.floor(c0 / kx), nbx), nbx - 1);
+    const by0 = Math.min(clamp(Math.floor(r0 / ky), nby), nby - 1);
+    const bx1 = Math.max(clamp(Math.ceil(c1 / kx), nbx), bx0 + 1);
+    const by1 = Math.max(clamp(Math.ceil(r1 / ky), nby), by0 + 1);
+    const key = `${sliceKey}|${center}|${width}|${invert}|${kx}|${ky}|${bx0}|${by0}|${bx1}|${by1}`;
+    if (!this.visible) {
+      const canvas = document.createElement("canvas");
+      this.visible = { canvas, ctx: canvas.getContext("2d"), imageData: null, key: "" };
+    }
+    const vis = this.visible;
+    if (key === vis.key) return vis.canvas;
+    const t0 = performance.now();
+    const w = bx1 - bx0;
+    const hgt = by1 - by0;
+    if (vis.canvas.width !== w || vis.canvas.height !== hgt || !vis.imageData) {
+      vis.canvas.width = w;
+      vis.canvas.height = hgt;
+      vis.imageData = vis.ctx.createImageData(w, hgt);
+    }
+    const out = new Uint32Array(vis.imageData.data.buffer);
+    const src = frame.values;
+    const signed = src instanceof Int16Array;
+    if (!this.bits || this.bits.src !== src) this.bits = { src, u16: signed ? new Uint16Array(src.buffer, src.byteOffset, src.length) : src };
+    const u16 = this.bits.u16;
+    if (kx === 1 && ky === 1) {
+      const lut = signed ? this._lutFor(center, width, invert) : this._unsignedLut(center, width, invert);
+      let o = 0;
+      for (let r = by0; r < by1; r += 1) {
+        const end = r * columns + bx1;
+        for (let i = r * columns + bx0; i < end; i += 1) out[o++] = lut[u16[i]];
+      }
+    } else {
+      this._boxWindow(frame, u16, signed, out, [kx, ky, bx0, by0, bx1, by1], center, width, invert);
+    }
+    vis.ctx.putImageData(vis.imageData, 0, 0);
+    // (a last, partial block at the right or bottom edge is drawn a little narrower)
+    vis.canvas.imageRect = [bx0 * kx, by0 * ky, Math.min(bx1 * kx, columns) - bx0 * kx, Math.min(by1 * ky, rows) - by0 * ky];
+    vis.key = key;
+    this.lastMs = performance.now() - t0;
+    return vis.canvas;
+  }
+
+  /**
+   * Build ahead (when the page is idle) what a window drag over `frame` in `view`
+   * needs: the block pyramid at the view's zoom (about 100 ms for 7.5 Mpixel).
+   */
+  prepareVisible(frame, view) {
+    if (!frame || !frame.values || !visibleApplies(frame)) return;
+    const [kx, ky] = blockSize(view);
+    if (kx * ky > 1) this.pyramidFor(frame, kx, ky);
+  }
+
+  /** The packed lookup table of an unsigned 16-bit frame (entry i: the value i). */
+  _unsignedLut(center, width, invert) {
+    const key = `u|${center}|${width}|${invert}`;
+    if (!this.ulut) this.ulut = { lut: new Uint32Array(65536), key: "" };
+    if (this.ulut.key !== key) {
+      const grey = this._greyFor(center, width, false);
+      for (let i = 0; i < 65536; i += 1) {
+        const g = invert ? 255 - grey[i] : grey[i];
+        this.ulut.lut[i] = OPAQUE | (g << 16) | (g << 8) | g;
+      }
+      this.ulut.key = key;
+    }
+    return this.ulut.lut;
+  }
+
+  /**
+   * Per kx x ky block of the frame: the minimum, maximum and mean of its raw values
+   * (one pass over the frame, once per frame and block size; about 10 MB for a
+   * 3000 x 2500 frame at k = 3).
+   */
+  pyramidFor(frame, kx, ky) {
+    const src = frame.values;
+    const p = this.pyramid;
+    if (p && p.src === src && p.kx === kx && p.ky === ky) return p;
+    this.pyramid = null; // the old one's memory may go first
+    const { rows, columns } = frame.header;
+    const nbx = Math.ceil(columns / kx);
+    const nby = Math.ceil(rows / ky);
+    const min = new Int32Array(nbx * nby);
+    const max = new Int32Array(nbx * nby);
+    const mean = new Float32Array(nbx * nby);
+    const lo = new Int32Array(nbx);
+    const hi = new Int32Array(nbx);
+    const sum = new Float64Array(nbx);
+    for (let by = 0; by < nby; by += 1) {
+      lo.fill(0x7fffffff);
+      hi.fill(-0x80000000);
+      sum.fill(0);
+      const r0 = by * ky;
+      const r1 = Math.min(r0 + ky, rows);
+      for (let r = r0; r < r1; r += 1) {
+        const base = r * columns;
+        for (let b = 0, c = 0; b < nbx; b += 1) {
+          const end = Math.min(c + kx, columns);
+          let mn = lo[b];
+          let mx = hi[b];
+          let s = 0;
+          for (; c < end; c += 1) {
+            const x = src[base + c];
+            if (x < mn) mn = x;
+            if (x > mx) mx = x;
+            s += x;
+          }
+          lo[b] = mn;
+          hi[b] = mx;
+          sum[b] += s;
+        }
+      }
+      const at = by * nbx;
+      for (let b = 0; b < nbx; b += 1) {
+        const n = (r1 - r0) * (Math.min((b + 1) * kx, columns) - b * kx);
+        min[at + b] = lo[b];
+        max[at + b] = hi[b];
+        mean[at + b] = sum[b] / n;
+      }
+    }
+    this.pyramid = { src, kx, ky, nbx, nby, min, max, mean };
+    return this.pyramid;
+  }
+
+  /** Blocks [bx0, bx1) x [by0, by1) of kx x ky pixels, each the mean of its windowed pixels. */
+  _boxWindow(frame, u16, signed, out, [kx, ky, bx0, by0, bx1, by1], center, width, invert) {
+    const { rows, columns } = frame.header;
+    const { nbx, min, max, mean } = this.pyramidFor(frame, kx, ky);
+    let grey = null; // built at the first block that needs it
+    const w = Math.max(width, 1);
+    const lo = center - 0.5 - (w - 1) / 2;
+    const hi = center - 0.5 + (w - 1) / 2;
+    const scale = 255 / (w - 1 || 1);
+    const base = center - 0.5;
+    const flip = invert ? 255 : 0;
+    let o = 0;
+    for (let by = by0; by < by1; by += 1) {
+      const r0 = by * ky;
+      const r1 = Math.min(r0 + ky, rows);
+      for (let bx = bx0, b = by * nbx + bx0; bx < bx1; bx += 1, b += 1) {
+        const mn = min[b];
+        const mx = max[b];
+        let g;
+        if ((mn <= lo && mx > lo) || (mn <= hi && mx > hi) || w === 1) {
+          // the block straddles an edge of the window (or the window is a step): pixel by pixel
+          const c0 = bx * kx;
+          const c1 = Math.min(c0 + kx, columns);
+          let s = 0;
+          if (!grey) grey = this._greyFor(center, width, signed);
+          for (let r = r0; r < r1; r += 1) {
+            const end = r * columns + c1;
+            for (let i = r * columns + c0; i < end; i += 1) s += grey[u16[i]];
+          }
+          g = Math.round(s / ((r1 - r0) * (c1 - c0)));
+        } else {
+          // wholly below (0), above (255) or on the window's ramp, which is linear
+          // there: the ramp at the block's mean is the mean of the ramp
+          g = Math.min(Math.max((mean[b] - base) * scale + 128, 0), 255) | 0;
+        }
+        out[o++] = OPAQUE | ((g ^ flip) * 0x10101);
+      }
+    }
   }
 
   /** Window every `step`-th pixel of every `step`-th row of `src` into `out`. */

@@ -1,6 +1,7 @@
 // Painting the workstation's view: the windowed slice is sliceview.js's
-// _paintSlice() (one paint per animation frame, a reduced preview while a window
-// drag runs on a large minified image); here the overlays (others' marks,
+// _paintSlice() (one paint per animation frame; while a window drag runs on a large
+// image, only the part in view at about screen resolution, lut.js renderVisible);
+// here the overlays (others' marks,
 // proposals, own findings, rulers, the shape being drawn), the corner texts and
 // the paint timings. Installed on Workstation.prototype.
 
@@ -12,10 +13,22 @@ export const paintingMethods = {
   paint() {
     const t0 = performance.now();
     const frame = this._paintSlice();
+    if (frame && this.previewWhileDragging && !this.windowMovingAt) this._prepareWindowDrag();
     this._overlayText(frame);
     if (this.mpr) this.mpr.paint();
     this.paintTimes.push(performance.now() - t0);
     if (this.paintTimes.length > 2000) this.paintTimes.splice(0, 1000);
+  },
+
+  /** Once the view has rested a while, build (when idle) what a window drag on a
+   * large image needs at this zoom (lut.js prepareVisible), so that the drag's first
+   * frame does not. */
+  _prepareWindowDrag() {
+    clearTimeout(this._dragPrepTimer);
+    this._dragPrepTimer = setTimeout(() => {
+      const idle = window.requestIdleCallback || ((f) => setTimeout(f, 0));
+      idle(() => this.renderer.prepareVisible(this.frames[this.slice], this.viewport), { timeout: 2000 });
+    }, 300);
   },
 
   _overlay(ctx, frame) {

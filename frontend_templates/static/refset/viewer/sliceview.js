@@ -339,7 +339,7 @@ export const sliceViewMethods = {
       // A thick slab around the slice where the page has one on (mpr.js), else the slice.
       const slab = this.slabFrame ? this.slabFrame() : null;
       image = this.renderer.render(slab || frame, this.window.center, this.window.width, invert, slab ? slab.key : this.slice, {
-        step: slab ? 1 : this.previewStep(frame),
+        step: slab ? 1 : this.previewStep(frame), view: !slab && this.windowMovingAt ? this.viewport : null, // lut.js renderVisible
       });
       if (!this.firstImageAt) {
         this.firstImageFrom = "full";

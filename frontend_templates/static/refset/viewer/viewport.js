@@ -129,7 +129,9 @@ export class Viewport {
   /**
    * Draw the windowed slice and call `overlay(ctx)` in CSS pixel coordinates.
    * `size` [columns, rows] is the image's size in image pixels when `image` is a
-   * reduced preview of it (default: the image's own size).
+   * reduced preview of it (default: the image's own size). An image with an
+   * `imageRect` [col, row, width, height] (lut.js renderVisible) covers only that
+   * part of the image.
    */
   draw(image, overlay, size = null) {
     const t0 = performance.now();
@@ -144,7 +146,14 @@ export class Viewport {
       // Crisp pixels when magnified; smoothing when minified (2k radiographs).
       ctx.imageSmoothingEnabled = this.devicePixelsPerImagePixel < 1;
       ctx.imageSmoothingQuality = "high";
-      if (size && (size[0] !== image.width || size[1] !== image.height)) ctx.drawImage(image, 0, 0, size[0], size[1]);
+      if (image.imageRect) {
+        // Only the part in view, already at about the screen's resolution (lut.js
+        // renderVisible): bilinear, minified less than 2x.
+        const [c, r, w, h] = image.imageRect;
+        ctx.imageSmoothingEnabled = (this.devicePixelsPerImagePixel * w) / image.width < 1;
+        ctx.imageSmoothingQuality = "low";
+        ctx.drawImage(image, c, r, w, h);
+      } else if (size && (size[0] !== image.width || size[1] !== image.height)) ctx.drawImage(image, 0, 0, size[0], size[1]);
       else ctx.drawImage(image, 0, 0);
     }
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
