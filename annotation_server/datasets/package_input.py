@@ -18,6 +18,12 @@ and lists those findings' distinct models. `PreAnnotation` sums the cases'
 `assist` snapshots (proposals per model version, dispositions, the
 no-assistance arm) over the version's non-retired cases; a version frozen
 before cases recorded `assist` states the arm as unknown.
+
+Measurements: a reader's finding carries the measurements it had at freeze, a
+reference finding those measured from its geometry at freeze (both in the
+snapshot); `measured` turns them into the export's mm / mm³ / HU fields. A
+version frozen before measurements existed has none in its snapshot: its
+export gives the axes the reader typed (attributes), as it did before.
 """
 
 from __future__ import annotations
@@ -160,6 +166,42 @@ def _pre_annotation(snaps: list[dict], codes: list[str]) -> PreAnnotation:
     )
 
 
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def measured(measurements: dict | None, attributes: dict | None = None) -> dict[str, Any]:
+    """A snapshot's measurements (qc.measurements JSON) as the export's fields,
+    each in the unit its name says or None (export/model.py states the rules).
+
+    Lengths only when the measurement was in mm, volume only in mm³, HU only on
+    CT. A finding without measured axes (saved before measurements existed)
+    falls back to the schema attributes long_axis_mm / short_axis_mm /
+    volume_mm3 the reader typed, with axes_from "attribute"."""
+    m = measurements or {}
+    units = m.get("units") or {}
+    in_mm = units.get("length") == "mm"
+    out: dict[str, Any] = {
+        "long_axis_mm": _number(m.get("long_axis")) if in_mm else None,
+        "short_axis_mm": _number(m.get("short_axis")) if in_mm else None,
+        "mean_diameter_mm": _number(m.get("mean_diameter")) if in_mm else None,
+        "volume_mm3": _number(m.get("volume")) if units.get("volume") == "mm³" else None,
+        "mean_hu": _number(m.get("hu_mean")) if units.get("hu") == "HU" else None,
+        "max_hu": _number(m.get("hu_max")) if units.get("hu") == "HU" else None,
+        "axes_from": str(m.get("axes_from") or "") if in_mm else "",
+    }
+    attrs = attributes or {}
+    if out["long_axis_mm"] is None and _number(attrs.get("long_axis_mm")) is not None:
+        long, short = _number(attrs.get("long_axis_mm")), _number(attrs.get("short_axis_mm"))
+        out.update(long_axis_mm=long, short_axis_mm=short, axes_from="attribute")
+        out["mean_diameter_mm"] = round((long + short) / 2, 2) if short is not None else None
+    if out["volume_mm3"] is None:
+        out["volume_mm3"] = _number(attrs.get("volume_mm3"))
+    if out["long_axis_mm"] is None:
+        out["axes_from"] = ""
+    return out
+
+
 def _finding(f: dict) -> FindingRecord:
     attrs = f.get("attributes") or {}
     model = _model(f)
@@ -168,9 +210,7 @@ def _finding(f: dict) -> FindingRecord:
         finding_type=f["finding_type"],
         geometry=f["geometry"],
         centre_mm=_tuple(f.get("centre_mm")),
-        long_axis_mm=attrs.get("long_axis_mm"),
-        short_axis_mm=attrs.get("short_axis_mm"),
-        volume_mm3=attrs.get("volume_mm3"),
+        **measured(f.get("measurements"), attrs),
         attributes=attrs,
         confidence=attrs.get("confidence"),
         source=SOURCES.get(f.get("source", "manual"), f.get("source", "manual")),
@@ -321,6 +361,7 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
                     if f["status"] == "excluded"
                     else "",
                     **_ref_origin(f["supporting"], reader_findings),
+                    **measured(f.get("measurements"), f.get("attributes")),
                 )
             )
         if current["labels"]:

@@ -7,6 +7,9 @@ its images' identity and hashes, every read of every phase with its findings
 name, version and weights sha256) and case-level answers, every settlement with
 its clusters, every arbitration task with its decisions, every revision of the
 reference standard (findings and case-level labels, with which were current),
+the measurements of every finding (a reader's as stored with it, Finding.
+measurements; a reference finding's measured from its geometry at freeze, by
+the same code, reading.measurements),
 the QC reports, and model assistance (`assist`: whether the case is in the
 protocol's no-assistance arm, the proposals each model version made on it, and
 every reader's disposition of a proposal). `rows` names the live rows read for
@@ -44,6 +47,7 @@ from annotation_server.imaging.models import Instance
 from annotation_server.projects.models import Case, Membership, Project
 from annotation_server.qualification.models import QualificationAttempt, QualificationTest
 from annotation_server.quality.models import QcReport
+from annotation_server.reading.measurements import measure_finding
 from annotation_server.reading.models import (
     AssistModelVersion,
     CaseLabel,
@@ -179,6 +183,7 @@ def _reads(case: Case, rows: Rows) -> list[dict]:
                         "geometry": f.geometry,
                         "centre_mm": _centre(f),
                         "attributes": f.attributes,
+                        "measurements": f.measurements,
                         "source": f.source,
                         "model": _origin_model(f, by_pk),
                         "proposal": f.proposal_id,
@@ -375,6 +380,7 @@ def _reference(case: Case, rows: Rows) -> dict:
                 "centre_mm": _centre(r),
                 "diameter_mm": r.diameter_mm,
                 "attributes": r.attributes,
+                "measurements": _measure(case, r.geometry),
                 "decision": r.decision,
                 "supporting": sorted(support[r.pk], key=lambda s: s["uid"]),
                 "arbitration_task": r.arbitration_task_id,
@@ -403,6 +409,14 @@ def _reference(case: Case, rows: Rows) -> dict:
             for lab in labels
         ],
     }
+
+
+def _measure(case: Case, geometry) -> dict | None:
+    """A reference finding's measurements from its geometry, as a reader's finding
+    gets them on save (reading.measurements); None for marks without area."""
+    if not isinstance(geometry, dict):
+        return None
+    return measure_finding(case.series, geometry)
 
 
 def _qc(case: Case, rows: Rows) -> list[dict]:

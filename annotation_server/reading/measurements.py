@@ -6,7 +6,9 @@ the series' spacing (one row, 1 ms); the values inside (HU) read the finding's o
 slices through the storage API, never the whole series: a 7-slice nodule contour
 on a 512 x 512 CT measured in 22 ms, of a 60 ms save (tests/reading/
 test_measurements.py prints it; about 3 ms a slice). A save that keeps the
-geometry (attributes only) keeps the stored measurements.
+geometry (attributes only) keeps the stored measurements. `measure_missing`
+measures findings saved before measurements existed (`manage.py
+measure_findings`, in the datasets app, which knows which rows are frozen).
 
 On CT the values are HU ("hu_mean", "hu_max", "hu_voxels"); other modalities get
 no values (their pixel values have no unit a reader measures in). A file that
@@ -18,10 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from django.db.models import QuerySet
 
 from annotation_server.imaging import pixels
 from annotation_server.imaging.delivery import ROW_FIELDS, series_records
 from annotation_server.imaging.models import Series
+from annotation_server.reading.models import Finding
 from qc.measurements import Spacing, measure, values_inside
 from qc.raster import AREA_KINDS
 
@@ -79,3 +83,40 @@ def measure_finding(series: Series, geometry: dict) -> dict[str, Any] | None:
         out.update(hu_mean=inside["mean"], hu_max=inside["max"], hu_voxels=inside["voxels"])
         out["units"]["hu"] = "HU"
     return out
+
+
+def measure_missing(findings: QuerySet, progress=None) -> dict[str, int]:
+    """Measure the findings of `findings` that have no measurements yet (saved
+    before measurements existed, or imported): {"measured", "unmeasurable"}.
+
+    Only outlines are tried (a point or a line has nothing to measure, and stays
+    without, so a rerun tries nothing twice that it could measure). Each is
+    written by a conditional UPDATE (`measurements` still null): a reader's save
+    in the meantime wins, and a rerun finds nothing left to do. The UPDATE does
+    not touch `updated_at` or the optimistic-lock `version`: measuring is not an
+    edit. The caller leaves out rows it must not write (frozen ones).
+    `progress(done, total)` is called after each finding."""
+    todo = findings.filter(measurements__isnull=True, geometry__kind__in=sorted(AREA_KINDS))
+    rows = list(todo.order_by("task__case__series_id", "pk").values_list("pk", "geometry"))
+    series_of = dict(
+        todo.values_list("pk", "task__case__series_id")  # one query, not one per finding
+    )
+    counts = {"measured": 0, "unmeasurable": 0}
+    cache: dict[int, Series] = {}
+    for done, (pk, geometry) in enumerate(rows, start=1):
+        series_id = series_of[pk]
+        series = cache.get(series_id)
+        if series is None:
+            cache.clear()  # rows are in series order: keep one
+            series = cache[series_id] = Series.objects.get(pk=series_id)
+        values = measure_finding(series, geometry) if isinstance(geometry, dict) else None
+        if values is None:
+            counts["unmeasurable"] += 1
+        else:
+            changed = Finding._base_manager.filter(pk=pk, measurements__isnull=True).update(
+                measurements=values
+            )
+            counts["measured"] += changed
+        if progress:
+            progress(done, len(rows))
+    return counts
