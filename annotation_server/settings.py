@@ -198,6 +198,9 @@ LANGUAGE_CODE = env_str("DJANGO_LANGUAGE_CODE", "zh-hans")
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "annotation_server" / "locale"]
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "Asia/Shanghai")
+# Date and time formats per language (annotation_server/formats/): templates name
+# a format (|date:"SHORT_DATETIME_FORMAT"), never a pattern; times in TIME_ZONE.
+FORMAT_MODULE_PATH = ["annotation_server.formats"]
 USE_I18N = True
 USE_TZ = True
 
