@@ -187,14 +187,22 @@ function usable(frame, size) {
   return frame && frame.values && !frame.header.rgb && frame.values.length === size ? frame.values : null;
 }
 
+/** The number of native voxels a slab of `mm` spans on `plane` (1 without a slab). */
+function slabCount(plane, mm) {
+  return mm ? Math.max(1, Math.round(mm / plane.sf)) : 1;
+}
+
 /**
  * Reformat `plane` at voxel `index` from `frames` (the native slices, some maybe
  * not loaded yet): a frame-like {header: {rows, columns}, values} for lut.js.
  * `slab` {mode: mip | minip | avg, mm} makes a thick slab around `index`; `reuse`
- * is a previous result whose buffer may be filled again.
+ * is a previous result whose buffer may be filled again, and whose slab, when
+ * `index` is one step from its own, is slid to the new one rather than computed
+ * again (SlabWindow: the same values, a few passes instead of one per voxel of
+ * thickness).
  */
 export function reformat(vol, frames, plane, index, slab = null, reuse = null) {
-  const { I, J, K } = vol;
+  const { I, J } = vol;
   const size = I * J;
   const W = plane.width;
   const H = plane.height;
@@ -209,16 +217,126 @@ export function reformat(vol, frames, plane, index, slab = null, reuse = null) {
   const out = reuse && reuse.values.length === W * H && reuse.values.constructor === Kind ? reuse.values : new Kind(W * H);
   const [t0, t1] = slabRange(plane, index, slab ? slab.mm : 0);
   const mode = slab && t1 > t0 ? slab.mode : "one";
-  if (plane.fixed === 2) reformatNative(frames, size, out, t0, t1, mode);
-  else reformatAcross(frames, vol, plane, out, t0, t1, mode);
+  let sliding = null;
+  if (mode === "one") {
+    if (plane.fixed === 2) {
+      const values = usable(frames[t0], size);
+      if (values) out.set(values);
+      else out.fill(FILL);
+    } else {
+      layerAcross(frames, vol, plane, t0, out);
+    }
+  } else {
+    const n = slabCount(plane, slab.mm);
+    const previous = reuse && reuse.sliding;
+    sliding = previous && previous.fits(vol, frames, plane, mode, n, Kind) ? previous : new SlabWindow(vol, frames, plane, mode, n, Kind);
+    if (!sliding.slide(t0, t1, out)) {
+      const sums = sliding.freshSums();
+      if (plane.fixed === 2) slabNative(frames, size, out, t0, t1, mode, sums);
+      else slabAcross(frames, vol, plane, out, t0, t1, mode, sums);
+    }
+  }
   return {
     header: { rows: H, columns: W, dtype: Kind === Int16Array ? "int16" : "float32", reformat: plane.name },
     values: out,
     range: [t0, t1],
+    sliding,
   };
 }
 
-function reformatNative(frames, size, out, t0, t1, mode) {
+// -- thick slabs: kernels ------------------------------------------------------------
+//
+// Plain loops over typed arrays, no call per voxel. The extremum of several
+// sources is taken four sources per pass (one read and one write of `out` per
+// four slices instead of per slice); sums are kept in Float64Array, exact for the
+// integer pixel types (a slab of 32 int16 slices sums to at most 2^20).
+
+/** out[p] = the maximum (mip) or minimum of out[p] and every source's [p]. */
+function foldExtreme(out, sources, mip) {
+  const size = out.length;
+  let s = 0;
+  for (; s + 3 < sources.length; s += 4) {
+    const a = sources[s];
+    const b = sources[s + 1];
+    const c = sources[s + 2];
+    const d = sources[s + 3];
+    if (mip) {
+      for (let p = 0; p < size; p += 1) {
+        let m = out[p];
+        let x = a[p];
+        if (x > m) m = x;
+        x = b[p];
+        if (x > m) m = x;
+        x = c[p];
+        if (x > m) m = x;
+        x = d[p];
+        if (x > m) m = x;
+        out[p] = m;
+      }
+    } else {
+      for (let p = 0; p < size; p += 1) {
+        let m = out[p];
+        let x = a[p];
+        if (x < m) m = x;
+        x = b[p];
+        if (x < m) m = x;
+        x = c[p];
+        if (x < m) m = x;
+        x = d[p];
+        if (x < m) m = x;
+        out[p] = m;
+      }
+    }
+  }
+  for (; s < sources.length; s += 1) extreme2(out, out, sources[s], mip);
+}
+
+/** out[p] = max (mip) or min of a[p] and b[p]; `out` may be `a` or `b`. */
+function extreme2(out, a, b, mip) {
+  const size = out.length;
+  if (mip) {
+    for (let p = 0; p < size; p += 1) {
+      const x = a[p];
+      const y = b[p];
+      out[p] = x > y ? x : y;
+    }
+  } else {
+    for (let p = 0; p < size; p += 1) {
+      const x = a[p];
+      const y = b[p];
+      out[p] = x < y ? x : y;
+    }
+  }
+}
+
+/** sums[p] += every source's [p]. */
+function foldSum(sums, sources) {
+  const size = sums.length;
+  let s = 0;
+  for (; s + 3 < sources.length; s += 4) {
+    const a = sources[s];
+    const b = sources[s + 1];
+    const c = sources[s + 2];
+    const d = sources[s + 3];
+    for (let p = 0; p < size; p += 1) sums[p] += a[p] + b[p] + c[p] + d[p];
+  }
+  for (; s < sources.length; s += 1) {
+    const a = sources[s];
+    for (let p = 0; p < size; p += 1) sums[p] += a[p];
+  }
+}
+
+/** out[p] = sums[p] / count, rounded as Math.round does. */
+function average(out, sums, count) {
+  const size = out.length;
+  for (let p = 0; p < size; p += 1) out[p] = Math.round(sums[p] / count);
+}
+
+// -- thick slabs: computed afresh ----------------------------------------------------
+
+/** The slab t0..t1 of the stored slices (the native plane); `sums` (avg) keeps the
+ * per-pixel sums where a SlabWindow will slide them. */
+function slabNative(frames, size, out, t0, t1, mode, sums) {
   const present = [];
   for (let t = t0; t <= t1; t += 1) {
     const values = usable(frames[t], size);
@@ -228,46 +346,60 @@ function reformatNative(frames, size, out, t0, t1, mode) {
     out.fill(FILL);
     return;
   }
-  out.set(present[0]);
-  if (mode === "one" || present.length === 1) return;
   if (mode === "avg") {
-    const acc = new Float32Array(size);
-    for (const src of present) for (let p = 0; p < size; p += 1) acc[p] += src[p];
-    const n = present.length;
-    for (let p = 0; p < size; p += 1) out[p] = Math.round(acc[p] / n);
+    const acc = sums || new Float64Array(size);
+    acc.fill(0);
+    foldSum(acc, present);
+    average(out, acc, present.length);
     return;
   }
-  for (let s = 1; s < present.length; s += 1) {
-    const src = present[s];
-    if (mode === "mip") {
-      for (let p = 0; p < size; p += 1) if (src[p] > out[p]) out[p] = src[p];
+  out.set(present[0]);
+  foldExtreme(out, present.slice(1), mode === "mip");
+}
+
+/** Where line k of a plane cut across the slices starts in its image, and its step. */
+function lineOf(plane, K, Na, k) {
+  const W = plane.width;
+  if (plane.h !== 2) {
+    const y = plane.flipW ? K - 1 - k : k;
+    return [y * W + (plane.flipH ? Na - 1 : 0), plane.flipH ? -1 : 1];
+  }
+  const x = plane.flipH ? K - 1 - k : k;
+  return [x + (plane.flipW ? (Na - 1) * W : 0), plane.flipW ? -W : W];
+}
+
+/** One voxel of a plane cut across the slices (fixed axis x or y) at `t`: one
+ * output line per slice. */
+function layerAcross(frames, vol, plane, t, out) {
+  const { I, J, K } = vol;
+  const size = I * J;
+  const Na = plane.fixed === 1 ? I : J; // length of the in-slice axis shown
+  for (let k = 0; k < K; k += 1) {
+    const [base, stride] = lineOf(plane, K, Na, k);
+    const src = usable(frames[k], size);
+    if (!src) {
+      for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = FILL;
+    } else if (plane.fixed === 1) {
+      const row = t * I; // fixed row: a = column
+      for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = src[row + a];
     } else {
-      for (let p = 0; p < size; p += 1) if (src[p] < out[p]) out[p] = src[p];
+      for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = src[a * I + t]; // fixed column: a = row
     }
   }
 }
 
-/** A plane cut across the slices (fixed axis x or y): one output line per slice. */
-function reformatAcross(frames, vol, plane, out, t0, t1, mode) {
+/** The slab t0..t1 of a plane cut across the slices: one output line per slice,
+ * each the extremum or mean over t0..t1 of that slice's rows (or columns). */
+function slabAcross(frames, vol, plane, out, t0, t1, mode, sums) {
   const { I, J, K } = vol;
   const size = I * J;
-  const W = plane.width;
-  const alongH = plane.h !== 2; // the in-slice axis runs across the screen (else down)
-  const Na = plane.fixed === 1 ? I : J; // length of the in-slice axis shown
-  const acc = new Float64Array(Na);
+  const Na = plane.fixed === 1 ? I : J;
+  const mip = mode === "mip";
+  const avg = mode === "avg";
+  const line = avg ? new Float64Array(Na) : new out.constructor(Na);
   const n = t1 - t0 + 1;
   for (let k = 0; k < K; k += 1) {
-    let base;
-    let stride;
-    if (alongH) {
-      const y = plane.flipW ? K - 1 - k : k;
-      base = y * W + (plane.flipH ? Na - 1 : 0);
-      stride = plane.flipH ? -1 : 1;
-    } else {
-      const x = plane.flipH ? K - 1 - k : k;
-      base = x + (plane.flipW ? (Na - 1) * W : 0);
-      stride = plane.flipW ? -W : W;
-    }
+    const [base, stride] = lineOf(plane, K, Na, k);
     const src = usable(frames[k], size);
     if (!src) {
       for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = FILL;
@@ -275,36 +407,264 @@ function reformatAcross(frames, vol, plane, out, t0, t1, mode) {
     }
     if (plane.fixed === 1) {
       // fixed row: a = column; the slab runs over rows t0..t1 (contiguous rows)
-      if (mode === "one") {
-        const row = t0 * I;
-        for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = src[row + a];
-        continue;
-      }
-      const first = t0 * I;
-      for (let a = 0; a < Na; a += 1) acc[a] = src[first + a];
+      line.set(src.subarray(t0 * I, t0 * I + Na));
       for (let t = t0 + 1; t <= t1; t += 1) {
         const row = t * I;
-        if (mode === "mip") for (let a = 0; a < Na; a += 1) { const x = src[row + a]; if (x > acc[a]) acc[a] = x; }
-        else if (mode === "minip") for (let a = 0; a < Na; a += 1) { const x = src[row + a]; if (x < acc[a]) acc[a] = x; }
-        else for (let a = 0; a < Na; a += 1) acc[a] += src[row + a];
+        if (avg) for (let a = 0; a < Na; a += 1) line[a] += src[row + a];
+        else if (mip) for (let a = 0; a < Na; a += 1) { const x = src[row + a]; if (x > line[a]) line[a] = x; }
+        else for (let a = 0; a < Na; a += 1) { const x = src[row + a]; if (x < line[a]) line[a] = x; }
       }
     } else {
       // fixed column: a = row; the slab runs over columns t0..t1 of each row
-      if (mode === "one") {
-        for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = src[a * I + t0];
-        continue;
-      }
       for (let a = 0; a < Na; a += 1) {
         const row = a * I;
         let m = src[row + t0];
-        if (mode === "mip") for (let t = t0 + 1; t <= t1; t += 1) { const x = src[row + t]; if (x > m) m = x; }
-        else if (mode === "minip") for (let t = t0 + 1; t <= t1; t += 1) { const x = src[row + t]; if (x < m) m = x; }
-        else for (let t = t0 + 1; t <= t1; t += 1) m += src[row + t];
-        acc[a] = m;
+        if (avg) for (let t = t0 + 1; t <= t1; t += 1) m += src[row + t];
+        else if (mip) for (let t = t0 + 1; t <= t1; t += 1) { const x = src[row + t]; if (x > m) m = x; }
+        else for (let t = t0 + 1; t <= t1; t += 1) { const x = src[row + t]; if (x < m) m = x; }
+        line[a] = m;
       }
     }
-    if (mode === "avg") for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = Math.round(acc[a] / n);
-    else for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = acc[a];
+    if (avg) {
+      for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = Math.round(line[a] / n);
+      if (sums) for (let a = 0, o = base; a < Na; a += 1, o += stride) sums[o] = line[a];
+    } else {
+      for (let a = 0, o = base; a < Na; a += 1, o += stride) out[o] = line[a];
+    }
+  }
+}
+
+// -- thick slabs: slid from one index to the next --------------------------------------
+
+/**
+ * A thick slab followed along its plane, one index at a time (a scroll, a cine),
+ * giving exactly the values computed afresh, in a few passes per step whatever
+ * the thickness. The slab at t is made of layers: the native slice t (the native
+ * plane), or the one-voxel plane at t (a plane across the slices).
+ *
+ * Average: the per-pixel sums of the slab; a step subtracts the layer that left
+ * and adds the one that came in (exact: integer pixels, Float64 sums; float
+ * pixels are always computed afresh).
+ *
+ * MIP and MinIP, after van Herk and Gil and Werman: in the direction of travel
+ * (u = t forward, u = -t backward) the slab [u0, u1] is split at an anchor a into
+ * a front [u0, a] and a back [a + 1, u1]. The front keeps its suffix extrema
+ * (front(u) = the extremum of the layers u..a, computed once from a down to u0),
+ * the back its running extremum, extended by the layer coming in. The slab is
+ * the extremum of front(u0) and back: one pass. Meanwhile the suffix extrema of
+ * the next front, [a + 1, a + n], are computed one layer per step, so that when
+ * the slab leaves the front the next one is ready (no step does more than about
+ * three passes). The first step in a direction builds the front (n passes);
+ * anything else than a step of one (a jump, a new thickness, frames still
+ * arriving) is computed afresh.
+ *
+ * A plane that cuts the slices along a column (fixed axis x) is always computed
+ * afresh: its layer is one voxel of every row of every slice, as many cache lines
+ * as the whole slab reads afresh (the slab's voxels of a row lie side by side).
+ */
+class SlabWindow {
+  constructor(vol, frames, plane, mode, n, Kind) {
+    this.vol = vol;
+    this.frames = frames;
+    this.plane = plane;
+    this.mode = mode;
+    this.n = n;
+    this.Kind = Kind;
+    this.size = plane.width * plane.height;
+    this.integer = Kind !== Float32Array && Kind !== Float64Array;
+    this.native = plane.fixed === 2;
+    this.slides = plane.fixed !== 0; // see above
+    this.pool = [];
+    this.scratch = null;
+    this.sums = null;
+    this.window = null; // [t0, t1] of the last slab given out
+    this.sumsAt = null; // the window this.sums hold, or null
+    this._clear();
+  }
+
+  fits(vol, frames, plane, mode, n, Kind) {
+    return this.vol === vol && this.frames === frames && this.plane === plane && this.mode === mode && this.n === n && this.Kind === Kind;
+  }
+
+  /** Fill `out` with the slab t0..t1 slid from the last one; false where it must be computed afresh. */
+  slide(t0, t1, out) {
+    const last = this.window;
+    this.window = [t0, t1];
+    if (!this.slides || !this._complete()) {
+      this._clear();
+      this.sumsAt = null;
+      return false;
+    }
+    if (this.mode === "avg") return this._slideSums(t0, t1, out);
+    if (!last) return false;
+    const d0 = t0 - last[0];
+    const d1 = t1 - last[1];
+    if (d0 === 0 && d1 === 0) {
+      if (!this.dir) return false;
+      this._emit(...this._u(this.dir, t0, t1), out);
+      return true;
+    }
+    const dir = d0 > 0 || d1 > 0 ? 1 : -1;
+    const [u0, u1] = this._u(dir, t0, t1);
+    const [p0, p1] = this._u(dir, last[0], last[1]);
+    if (u0 - p0 < 0 || u0 - p0 > 1 || u1 - p1 < 0 || u1 - p1 > 1) {
+      this._clear();
+      return false;
+    }
+    if (dir !== this.dir || !this._advance(u0, u1)) this._prime(dir, u0, u1);
+    this._emit(u0, u1, out);
+    return true;
+  }
+
+  /** Where a fresh average may leave its sums for the next step (null: nowhere). */
+  freshSums() {
+    if (this.mode !== "avg" || !this.integer || !this.slides || !this._complete()) return null;
+    if (!this.sums) this.sums = new Float64Array(this.size);
+    this.sumsAt = this.window;
+    return this.sums;
+  }
+
+  // every frame there (a step reads layers ahead of the slab; frames only ever
+  // arrive, so what was built from them stays true)
+  _complete() {
+    const size = this.vol.I * this.vol.J;
+    for (const f of this.frames) if (!usable(f, size)) return false;
+    return true;
+  }
+
+  _slideSums(t0, t1, out) {
+    const at = this.sumsAt;
+    this.sumsAt = null;
+    if (!this.integer || !at || !this.sums) return false;
+    const [p0, p1] = at;
+    const changes = Math.abs(t0 - p0) + Math.abs(t1 - p1);
+    if (changes >= t1 - t0 + 1) return false; // as cheap afresh
+    const sums = this.sums;
+    const add = (t, sign) => {
+      const layer = this._layer(t);
+      const size = sums.length;
+      if (sign > 0) for (let p = 0; p < size; p += 1) sums[p] += layer[p];
+      else for (let p = 0; p < size; p += 1) sums[p] -= layer[p];
+    };
+    for (let t = p0; t <= p1; t += 1) if (t < t0 || t > t1) add(t, -1);
+    for (let t = t0; t <= t1; t += 1) if (t < p0 || t > p1) add(t, 1);
+    average(out, sums, t1 - t0 + 1);
+    this.sumsAt = [t0, t1];
+    return true;
+  }
+
+  /** [u0, u1]: the window in the coordinate that grows in direction `dir`. */
+  _u(dir, t0, t1) {
+    return dir > 0 ? [t0, t1] : [-t1, -t0];
+  }
+
+  /** The layer at u (direction this.dir), read only: a stored slice or a scratch buffer. */
+  _layerU(u) {
+    return this._layer(this.dir > 0 ? u : -u);
+  }
+
+  _layer(t) {
+    if (this.native) return this.frames[t].values;
+    if (!this.scratch) this.scratch = new this.Kind(this.size);
+    layerAcross(this.frames, this.vol, this.plane, t, this.scratch);
+    return this.scratch;
+  }
+
+  _alloc() {
+    return this.pool.pop() || new this.Kind(this.size);
+  }
+
+  _release(map) {
+    for (const buffer of map.values()) this.pool.push(buffer);
+    map.clear();
+  }
+
+  _clear() {
+    if (this.front) this._release(this.front);
+    if (this.next) this._release(this.next);
+    if (this.back) this.pool.push(this.back);
+    this.dir = 0;
+    this.front = new Map(); // u -> extremum of the layers u..anchor
+    this.next = new Map(); // u -> extremum of the layers u..nextAnchor
+    this.back = null; // extremum of the layers anchor + 1 .. backEnd
+    this.anchor = 0;
+    this.backEnd = 0;
+    this.nextAnchor = 0;
+    this.nextLow = 0;
+  }
+
+  /** The front [u0, u1] built afresh, anchored at u1. */
+  _prime(dir, u0, u1) {
+    this._clear();
+    this.dir = dir;
+    const mip = this.mode === "mip";
+    this.anchor = u1;
+    this.backEnd = u1;
+    const top = this._alloc();
+    top.set(this._layerU(u1));
+    this.front.set(u1, top);
+    for (let u = u1 - 1; u >= u0; u -= 1) {
+      const buffer = this._alloc();
+      extreme2(buffer, this._layerU(u), this.front.get(u + 1), mip);
+      this.front.set(u, buffer);
+    }
+    this._planNext();
+  }
+
+  _planNext() {
+    const end = this.dir > 0 ? this.plane.depth - 1 : 0; // the last u there is
+    this.nextAnchor = Math.min(this.anchor + this.n, end);
+    this.nextLow = this.nextAnchor + 1; // nothing of the next front computed yet
+  }
+
+  /** One more suffix extremum of the next front (from its anchor down). */
+  _stepNext() {
+    if (this.nextLow <= this.anchor + 1) return;
+    const u = this.nextLow - 1;
+    const buffer = this._alloc();
+    if (u === this.nextAnchor) buffer.set(this._layerU(u));
+    else extreme2(buffer, this._layerU(u), this.next.get(u + 1), this.mode === "mip");
+    this.next.set(u, buffer);
+    this.nextLow = u;
+  }
+
+  /** Move to [u0, u1] (each end one step at most); false where the front cannot follow. */
+  _advance(u0, u1) {
+    const mip = this.mode === "mip";
+    if (u1 > this.backEnd) {
+      const layer = this._layerU(u1);
+      if (this.backEnd === this.anchor) {
+        if (!this.back) this.back = this._alloc();
+        this.back.set(layer);
+      } else {
+        extreme2(this.back, this.back, layer, mip);
+      }
+      this.backEnd = u1;
+    }
+    if (u0 > this.anchor) {
+      // the slab left the front: the next front (the layers anchor + 1 .. u1) takes over
+      if (this.nextAnchor !== u1) return false;
+      while (this.nextLow > this.anchor + 1) this._stepNext();
+      this._release(this.front);
+      [this.front, this.next] = [this.next, this.front];
+      this.anchor = u1;
+      this.backEnd = u1;
+      this._planNext();
+    } else {
+      this._stepNext();
+    }
+    const passed = this.front.get(u0 - 1);
+    if (passed) {
+      this.front.delete(u0 - 1);
+      this.pool.push(passed);
+    }
+    return this.front.has(u0);
+  }
+
+  _emit(u0, u1, out) {
+    const front = this.front.get(u0);
+    if (u1 > this.anchor) extreme2(out, front, this.back, this.mode === "mip");
+    else out.set(front);
   }
 }
 
