@@ -320,20 +320,36 @@ class Command(BaseCommand):
         plan = self._state_plan(n_cases)
         vendors = list(fixtures.CT_VENDORS)
         cases = []
+        # The first case in reading comes as a study of two series, as a CT study
+        # usually does: its thin lung series (the case) and a 5 mm soft-tissue
+        # reconstruction of the same scan, which the workstation's series panel
+        # shows beside it (imported after the others, so their codes stay put).
+        extra_series = []
         for i, state in enumerate(plan):
             site = sites["S01" if i % 2 == 0 else "S02"]
-            datasets, truth = fixtures.build_ct_datasets(
-                slices=slices,
-                seed=100 + i,
-                manufacturer=vendors[i % len(vendors)],
-                # the case waiting in QC is a 5 mm reconstruction the profile rejects
-                defect="thick-slices" if state == "qc" else None,
-            )
+            options = {"slices": slices, "seed": 100 + i, "manufacturer": vendors[i % len(vendors)]}
+            if state == "reading" and not extra_series:
+                (datasets, truth), (recon, _) = fixtures.build_ct_study(**options)
+                extra_series.append((recon, site, i))
+            else:
+                datasets, truth = fixtures.build_ct_datasets(
+                    **options,
+                    # the case waiting in QC is a 5 mm reconstruction the profile rejects
+                    defect="thick-slices" if state == "qc" else None,
+                )
             case = _import(
                 project, datasets, site=site, user=people["manager"], prefix=f"lung-{i + 1:04d}"
             )
             self.stdout.write(f"  {case.code}: {len(datasets)} slices, planned {state}")
             cases.append((case, state, truth))
+        for recon, site, i in extra_series:
+            case = _import(
+                project, recon, site=site, user=people["manager"], prefix=f"lung-{i + 1:04d}-5mm"
+            )
+            self.stdout.write(
+                f"  {case.code}: {len(recon)} slices, a 5 mm reconstruction in the study of "
+                f"{cases[i][0].code} (left imported)"
+            )
         self._qualification(project, people, sites, slices)
         self._read_cases(project, cases, people)
         return project
