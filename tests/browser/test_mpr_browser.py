@@ -488,7 +488,9 @@ def shapes_of(page) -> dict:
     return {s["slice_index"]: s["points"] for s in shapes}
 
 
-def test_a_box_finding_is_resized_and_moved_from_the_coronal_view(live_server, page, volume_case):
+def test_a_box_finding_is_resized_and_moved_from_the_coronal_view(
+    live_server, page, volume_case, artifacts_dir
+):
     """Issue 17: the frame of the selected finding on the coronal view changes its
     cranio-caudal extent by its top and bottom edges, stretches it across by its
     side edge and moves it by its inside: the stored per-slice boxes change exactly."""
@@ -550,6 +552,8 @@ def test_a_box_finding_is_resized_and_moved_from_the_coronal_view(live_server, p
     got = shapes_of(page)
     assert sorted(got) == list(range(18, 26))
     assert all(points == [[110, 110], [155, 140]] for points in got.values())
+    settle(page)
+    page.screenshot(path=str(artifacts_dir / "mpr-coronal-frame.png"))
     wait_saved(page)
     stored = Finding.objects.get(task=task).geometry
     assert [s["slice_index"] for s in stored["shapes"]] == list(range(18, 26))
