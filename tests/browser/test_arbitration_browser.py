@@ -644,3 +644,22 @@ def test_arbitrator_changes_the_edited_extent_from_the_coronal_view(
         assert shapes[k] == by_slice[k]
     assert shapes[7] == by_slice[6] and shapes[8] == by_slice[6]
     assert len(d["geometry"]["centre_mm"]) == 3
+
+    # A contour drawn on the coronal view across slices 9 and 10 joins the outline
+    # there: one outline per slice, one row thick, the drawing's columns.
+    row = page.evaluate("window.__arb.mpr.panes.coronal.index")
+    page.keyboard.press("f")
+    outline = [(60, SLICES - 8.8), (70, SLICES - 8.8), (70, SLICES - 10.7), (60, SLICES - 10.7)]
+    page.mouse.move(*at(*outline[0]))
+    page.mouse.down()
+    for x, y in outline[1:] + outline[:1]:
+        page.mouse.move(*at(x, y), steps=4)
+    page.mouse.up()
+    wait_saved(page)
+    d = ArbitrationTask.objects.get(pk=task.pk).decisions["clusters"][str(disputed["A"].pk)]
+    shapes = {s["slice_index"]: s["points"] for s in d["geometry"]["shapes"]}
+    assert sorted(shapes) == [4, 5, 6, 7, 8, 9, 10]
+    for k in (9, 10):
+        cols = [p[0] for p in shapes[k]]
+        assert {p[1] for p in shapes[k]} == {row, row + 1}
+        assert min(cols) == pytest.approx(60, abs=0.6) and max(cols) == pytest.approx(70, abs=0.6)
