@@ -118,16 +118,28 @@ async () => {
   const start = { ...ws.window };
   const out = {};
   const preview = ws.previewStep.bind(ws);
-  for (const mode of ["window-full", "window", "zoom", "pan"]) {
+  // window-full (the baseline): every source pixel windowed into the full-size
+  // canvas on every frame, which the browser then scales to the screen; window-step:
+  // the reduced preview (every k-th pixel and row); window: only what the view
+  // shows, from every full-resolution pixel (lut.js renderVisible). The -zoomed
+  // modes drag at 1.5 device pixels per image pixel, centred.
+  const modes = [
+    "window-full", "window-step", "window", "window-full-zoomed", "window-zoomed", "zoom", "pan",
+  ];
+  for (const mode of modes) {
     await next();
-    // The baseline: the same drag windowing every source pixel on every frame.
-    ws.previewStep = mode === "window-full" ? () => 1 : preview;
+    const zoomed = mode.endsWith("-zoomed");
+    if (zoomed) vp.zoomAt(1.5 / vp.devicePixelsPerImagePixel, cx, cy);
+    ws.previewStep = mode.startsWith("window-full") ? () => 1 : preview;
+    ws.renderer.visibleOnly = !mode.startsWith("window-full") && mode !== "window-step";
+    let shown = null;
     ws.paintTimes.length = 0;
     const render = [], draw = [], frames = [];
     let last = performance.now();
     for (let i = 1; i <= 90; i += 1) {
       if (mode.startsWith("window")) {
-        const sign = mode === "window" ? -1 : 1; // ends on a window the baseline never drew
+        // the new path ends on a window the baselines never drew
+        const sign = mode === "window" || mode === "window-zoomed" ? -1 : 1;
         const width = Math.max(1, start.width - i * 5);
         ws.setWindow(start.center + sign * i * 3, width, { custom: true });
       } else if (mode === "zoom") {
@@ -143,8 +155,13 @@ async () => {
       render.push(ws.renderer.lastMs);
       draw.push(vp.frameMs);
       ws.renderer.lastMs = 0;
+      if (i === 90 && vp.image) {
+        const rect = vp.image.imageRect;
+        const size = [vp.image.width, vp.image.height];
+        shown = { mode: ws.renderer.lastMode, size, rect: rect ? [...rect] : null };
+      }
     }
-    const steps = mode === "window" ? ws.previewStep(ws.frames[ws.slice]) : 1;
+    const steps = mode === "window-step" ? ws.previewStep(ws.frames[ws.slice]) : 1;
     let sharp = null;
     if (mode === "window") {
       // The drag rests: one full-resolution paint follows.
@@ -156,8 +173,10 @@ async () => {
       const full = vp.image === ws.renderer.canvas && ws.renderer.key === want;
       sharp = { after: performance.now() - t, ms: ws.renderer.lastMs, full };
     }
-    out[mode] = { paint: ws.paintTimes.slice(), render, draw, frames, steps, sharp };
+    out[mode] = { paint: ws.paintTimes.slice(), render, draw, frames, steps, sharp, shown };
+    if (zoomed) vp.fit();
   }
+  ws.renderer.visibleOnly = true;
   // Floors in the same page: one putImageData of the whole image, one drawImage
   // of the windowed image at the fitted zoom.
   const r = ws.renderer;
@@ -301,28 +320,40 @@ def report_xr(cols: int, rows: int, repeat: int, results) -> None:
     print(
         f"  floors: putImageData {med(put):.2f} ms, drawImage fitted {med(draw):.2f} ms (same page)"
     )
-    steps = results[0][1]["window"]["steps"]
+    steps = results[0][1]["window-step"]["steps"]
     sharp = [r[1]["window"]["sharp"] for r in results]
+    shown = results[0][1]["window"]["shown"]
     print(
-        f"  window drag preview step {steps} (every {steps}. pixel and row); at rest one"
-        " full-resolution paint"
+        f"  window drag: shown {shown['mode']} {shown['size'][0]} x {shown['size'][1]} px"
+        f" for image rect {shown['rect']} (every full-resolution pixel in view windowed);"
+        f" the reduced preview it replaces: step {steps} (every {steps}. pixel and row)."
+        " At rest one full-resolution paint"
         f" {med([x['ms'] for x in sharp]):.1f} ms,"
         f" {med([x['after'] for x in sharp]):.0f} ms after the last change"
         f" (full resolution: {all(x['full'] for x in sharp)})"
     )
-    full = [v for r in results for v in r[1]["window-full"]["frames"][1:]]
-    part = [v for r in results for v in r[1]["window"]["frames"][1:]]
-    print(
-        f"  window drag frame p95: preview {pct(part, 0.95):.1f} ms vs full-resolution"
-        f" {pct(full, 0.95):.1f} ms = {pct(part, 0.95) / pct(full, 0.95):.2f}x (same run)"
-    )
-    for mode in ("window-full", "window", "zoom", "pan"):
+
+    def p95(mode, key="frames"):
+        return pct([v for r in results for v in r[1][mode][key][1:]], 0.95)
+
+    for new, old in (
+        ("window", "window-full"),
+        ("window", "window-step"),
+        ("window-zoomed", "window-full-zoomed"),
+    ):
+        print(
+            f"  frame p95 {new} {p95(new):.1f} ms vs {old} {p95(old):.1f} ms"
+            f" = {p95(new) / p95(old):.2f}x; paint p95 {p95(new, 'paint'):.2f} vs"
+            f" {p95(old, 'paint'):.2f} ms = {p95(new, 'paint') / p95(old, 'paint'):.2f}x (same run)"
+        )
+    modes = ("window-full", "window-step", "window", "window-full-zoomed", "window-zoomed")
+    for mode in (*modes, "zoom", "pan"):
         paints = [v for r in results for v in r[1][mode]["paint"]]
         renders = [v for r in results for v in r[1][mode]["render"]]
         draws = [v for r in results for v in r[1][mode]["draw"]]
         frames = [v for r in results for v in r[1][mode]["frames"][1:]]
         print(
-            f"  {mode:11s} paint median {med(paints):6.2f} ms, p95 {pct(paints, 0.95):6.2f} ms"
+            f"  {mode:18s} paint median {med(paints):6.2f} ms, p95 {pct(paints, 0.95):6.2f} ms"
             f" (window render p95 {pct(renders, 0.95):6.2f}, draw p95 {pct(draws, 0.95):6.2f});"
             f" frame median {med(frames):5.1f} ms, p95 {pct(frames, 0.95):5.1f} ms;"
             f" paint p95 / 16.7 ms = {pct(paints, 0.95) / 16.7:4.2f}"
