@@ -190,8 +190,12 @@ def test_thumbnail_is_a_small_png_of_the_middle_slice_cached(study, reader_a):
 def test_thumbnail_bad_size_missing_and_undecodable_pixels_are_clear_errors(study, reader_a):
     client = login(reader_a)
     thick = study["thick"].pk
-    bad = client.get(f"/api/v1/series/{thick}/thumbnail.png?size=9000")
-    assert bad.status_code == 400 and bad.json()["code"] == "bad_size"
+    for size in ("9000", "31", "abc", "²", "1e3", "-64"):
+        bad = client.get(f"/api/v1/series/{thick}/thumbnail.png", {"size": size})
+        assert bad.status_code == 400 and bad.json()["code"] == "bad_size", size
+    huge = "9" * 40
+    assert client.get(f"/api/v1/series/{huge}/thumbnail.png").status_code == 404
+    assert client.get(f"/api/v1/cases/{huge}/series/").status_code == 404
     # a series of the study with no image at all
     empty = factories.SeriesFactory(study=study["thin"].study, modality="CT")
     response = client.get(f"/api/v1/series/{empty.pk}/thumbnail.png")

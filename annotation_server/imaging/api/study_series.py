@@ -24,6 +24,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -40,9 +41,39 @@ from annotation_server.imaging.models import Series
 from annotation_server.projects.models import Case
 
 
+class PanelSeriesSerializer(serializers.Serializer):
+    """One series of the panel (what `study_series.study_series` gives)."""
+
+    id = serializers.IntegerField()
+    series_uid = serializers.CharField()
+    modality = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    body_part = serializers.CharField(allow_blank=True)
+    images = serializers.IntegerField(help_text="frames that may be shown")
+    rows = serializers.IntegerField(allow_null=True)
+    columns = serializers.IntegerField(allow_null=True)
+    slice_thickness_mm = serializers.FloatField(allow_null=True)
+    slice_spacing_mm = serializers.FloatField(allow_null=True)
+    current = serializers.BooleanField(help_text="the series of this case (the one being read)")
+    thumbnail = serializers.CharField(allow_null=True, help_text="URL; null: no image to show")
+
+
+class PanelStudySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    description = serializers.CharField(allow_blank=True)
+
+
+class CaseSeriesSerializer(serializers.Serializer):
+    case = serializers.IntegerField()
+    study = PanelStudySerializer()
+    current = serializers.IntegerField(help_text="id of the case's own series")
+    series = PanelSeriesSerializer(many=True)
+
+
 class CaseSeriesView(APIView):
     """The image series of a case's study, the case's own first (`current`)."""
 
+    @extend_schema(responses=CaseSeriesSerializer)
     def get(self, request, case_id: int):
         case = get_object_or_404(
             Case.objects.visible_to(request.user).select_related("series__study"), pk=case_id
@@ -83,10 +114,12 @@ class SeriesThumbnailView(APIView):
         series = get_object_or_404(
             Series.objects.visible_to(request.user).select_related("study"), pk=pk
         )
-        raw = request.GET.get("size") or str(panel.THUMBNAIL_SIZE)
-        if not raw.isdigit() or int(raw) not in panel.THUMBNAIL_SIZES:
+        try:
+            size = int(request.GET.get("size") or panel.THUMBNAIL_SIZE)
+        except ValueError:
+            size = 0
+        if size not in panel.THUMBNAIL_SIZES:
             return _error("size must be a whole number from 32 to 512.", "bad_size", 400)
-        size = int(raw)
         middle = panel.middle_instance(series)
         if middle is None:
             return _error("The series has no images to show.", "empty", 404)
