@@ -72,6 +72,7 @@ def test_reader_switches_to_a_reference_series_and_back(
     banner = page.locator("[data-testid=reference-banner]")
     assert banner.is_visible()
     assert "Reference series, not being read" in banner.inner_text()
+    assert "not being read" in page.locator("[data-testid=reference-mark]").inner_text()
     assert page.evaluate("window.__viewer.boot.series.id") == thick.pk
     assert page.evaluate("window.__viewer.count") == 3
     assert page.evaluate("window.__viewer.canDraw('box')") is False

@@ -11,6 +11,9 @@
 // to the workstation. Leaving the workstation first flushes its save queue (the
 // queue also keeps unsaved edits in the browser, so nothing is lost either way).
 //
+// On the reference page (reading/reference_series.html) it also marks the image
+// area itself "reference series, not being read".
+//
 // Data: GET /api/v1/cases/{case}/series/ (imaging/api/study_series.py).
 
 import "./i18n.js";
@@ -161,5 +164,13 @@ function afterFirstImage(start, ms = 3000) {
   setTimeout(once, ms);
 }
 
+/** On the reference page, say on the image itself that it is not the series read. */
+function markReferenceStage() {
+  const stage = document.querySelector("[data-testid=reference-viewer] .ws-stage");
+  if (!stage) return;
+  stage.append(h("span", { class: "sp-stage-mark", "data-testid": "reference-mark", text: gettext("Reference series · not being read") }));
+}
+
+markReferenceStage();
 const slot = document.getElementById("ws-series");
 if (slot) afterFirstImage(() => mountSeriesPanel(slot));
