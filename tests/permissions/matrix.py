@@ -14,6 +14,9 @@ States:
   review        protocol with an unblinded review phase: phase-1 reads submitted,
                 every reader holds an open phase-2 task
 
+view_study: the other image series of the case's study (the series panel's
+reference series, imaging/querysets.py): listed and their detail served.
+
 allow = the request succeeds (and, for lists, the row is there);
 deny  = the row is absent (404 or filtered out) or the write is refused (4xx).
 """
@@ -29,6 +32,7 @@ add_finding      reading      allow       deny          deny        deny     den
 edit_finding     reading      allow       deny          deny        deny     deny
 delete_finding   reading      allow       deny          deny        deny     deny
 submit           reading      allow       deny          deny        deny     deny
+view_study       reading      allow       allow         deny        allow    deny
 view_task        submitted    allow       deny          deny        allow    deny
 view_findings    submitted    allow       deny          deny        allow    deny
 view_case_label  submitted    allow       deny          deny        allow    deny
@@ -37,6 +41,7 @@ edit_finding     submitted    deny        deny          deny        deny     den
 delete_finding   submitted    deny        deny          deny        deny     deny
 submit           submitted    deny        deny          deny        deny     deny
 view_case        arbitration  allow       allow         allow       allow    deny
+view_study       arbitration  allow       allow         allow       allow    deny
 view_task        arbitration  allow       deny          allow       allow    deny
 view_findings    arbitration  allow       deny          allow       allow    deny
 view_case_label  arbitration  allow       deny          allow       allow    deny

@@ -71,6 +71,15 @@ def attempt(action: str, client: APIClient, task: ReadingTask, finding: Finding)
         return client.get(f"/api/v1/projects/{task.case.project.slug}/").status_code == 200
     if action == "view_case":
         return client.get(f"/api/v1/cases/{task.case_id}/").status_code == 200
+    if action == "view_study":
+        sibling = factories.SeriesFactory(study=task.case.series.study, modality="CT")
+        listing = client.get(f"/api/v1/cases/{task.case_id}/series/")
+        listed = listing.status_code == 200 and sibling.pk in {
+            s["id"] for s in listing.json()["series"]
+        }
+        direct = client.get(f"/api/v1/series/{sibling.pk}/").status_code == 200
+        assert listed == direct, "the panel and the series API disagree on visibility"
+        return direct
     if action == "view_task":
         return client.get(f"/api/v1/reading-tasks/{task.pk}/").status_code == 200
     if action == "view_findings":
@@ -146,6 +155,7 @@ def test_matrix_covers_every_action_in_the_blind_state():
     assert actions == {
         "view_project",
         "view_case",
+        "view_study",
         "view_task",
         "view_findings",
         "view_case_label",
