@@ -104,12 +104,13 @@ def measure_missing(findings: QuerySet, progress=None) -> dict[str, int]:
     counts = {"measured": 0, "unmeasurable": 0}
     cache: dict[int, Series] = {}
     for done, (pk, geometry) in enumerate(rows, start=1):
-        series_id = series_of[pk]
+        series_id = series_of.get(pk)
         series = cache.get(series_id)
-        if series is None:
+        if series is None and series_id is not None:
             cache.clear()  # rows are in series order: keep one
-            series = cache[series_id] = Series.objects.get(pk=series_id)
-        values = measure_finding(series, geometry) if isinstance(geometry, dict) else None
+            series = cache[series_id] = Series.objects.filter(pk=series_id).first()
+        ok = series is not None and isinstance(geometry, dict)
+        values = measure_finding(series, geometry) if ok else None
         if values is None:
             counts["unmeasurable"] += 1
         else:
