@@ -3,12 +3,19 @@ same scan (fixtures.build_ct_study / plan_reconstruction)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pydicom
 import pytest
 
 from fixtures import build_ct_datasets, build_ct_study, dataset_bytes
 
 SLICES = 16
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +81,37 @@ def test_same_arguments_same_bytes(study):
     assert [dataset_bytes(d) for s, _ in again for d in s] == [
         dataset_bytes(d) for s, _ in study for d in s
     ]
+
+
+def test_command_line_writes_the_reconstructions_beside_the_series(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "fixtures", "ct", "--out", str(tmp_path), "--slices", "8"]
+        + ["--matrix", "64", "--seed", "5", "--reconstructions", "5,2.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    truth = json.loads((tmp_path / "truth.json").read_text("utf-8"))
+    assert [r["folder"] for r in truth["reconstructions"]] == ["recon-5mm", "recon-2.5mm"]
+    assert [r["num_files"] for r in truth["reconstructions"]] == [2, 4]
+    thin = pydicom.dcmread(tmp_path / "CT_0001.dcm")
+    for recon in truth["reconstructions"]:
+        folder = tmp_path / recon["folder"]
+        files = sorted(folder.glob("*.dcm"))
+        assert len(files) == recon["num_files"]
+        ds = pydicom.dcmread(files[0])
+        assert ds.StudyInstanceUID == thin.StudyInstanceUID
+        assert ds.SeriesInstanceUID == recon["series_instance_uid"] != thin.SeriesInstanceUID
+        inner = json.loads((folder / "truth.json").read_text("utf-8"))
+        assert inner["reconstruction_of"] == truth["series_instance_uid"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "fixtures", "ct", "--out", str(tmp_path / "x")]
+        + ["--reconstructions", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 2 and "thicknesses must be > 0" in refused.stderr
