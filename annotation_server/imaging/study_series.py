@@ -29,6 +29,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import models
 from django.db.models import Count, Q
+from django.utils.translation import gettext as _
 
 from annotation_server.imaging import pixels
 from annotation_server.imaging.delivery import etag_for, load_dataset
@@ -135,7 +136,8 @@ def render_thumbnail(instance: Instance, size: int) -> bytes:
     except pixels.PixelError:
         raise
     except Exception as exc:  # missing from storage, not DICOM, truncated
-        raise pixels.PixelError(f"Cannot read the stored file: {exc}", code="unreadable") from exc
+        message = _("Cannot read the stored file: %(error)s") % {"error": exc}
+        raise pixels.PixelError(message, code="unreadable") from exc
     frame = pixels.decode_frame(ds, instance.frame)
     return pixels.render_png(ds, frame, size=size)
 

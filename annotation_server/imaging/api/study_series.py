@@ -22,6 +22,7 @@ from __future__ import annotations
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -119,10 +120,10 @@ class SeriesThumbnailView(APIView):
         except ValueError:
             size = 0
         if size not in panel.THUMBNAIL_SIZES:
-            return _error("size must be a whole number from 32 to 512.", "bad_size", 400)
+            return _error(_("size must be a whole number from 32 to 512."), "bad_size", 400)
         middle = panel.middle_instance(series)
         if middle is None:
-            return _error("The series has no images to show.", "empty", 404)
+            return _error(_("The series has no images to show."), "empty", 404)
         etag = panel.thumbnail_etag(middle, size)
         forever = request.GET.get("v") == panel.thumbnail_version(middle)
         cached = not_modified(request, etag)
