@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from export import provenance
+from export import measurements, provenance
 from export.model import PackageInput
 
 MATCH_RULES = {
@@ -142,6 +142,9 @@ def readme(inp: PackageInput) -> str:
         f"非盲复核阶段 unblinded review phase: {blind_review}. Phase 1 is blind: readers "
         "never see each other's marks.",
         f"- 匹配规则 match rule: {rule_zh}; {rule_en}",
+        "- 测量 measurements: 长径、短径、体积与 CT 值由病灶轮廓计算（见 docs/measurements.json）; "
+        "long and short axis, volume and HU computed from the outlines "
+        "(docs/measurements.json)",
         f"- 临床标准 clinical criteria: {inp.clinical_criteria or '-'}",
         f"- 模型预标注 model pre-annotation used: {pre_zh}; {pre_en}",
         f"- 阅片记录 reads: {c['reads']}; 争议 disputes: {c['disputes']}",
@@ -232,4 +235,5 @@ def docs(inp: PackageInput) -> dict[str, Any]:
         },
         "docs/reading_protocol.json": inp.protocol,
         "docs/deidentification.json": inp.deid_profile,
+        "docs/measurements.json": measurements.document(inp),
     }

@@ -145,3 +145,19 @@ def test_negative_numbers_are_numbers_in_the_tables_and_the_luna16_files(built):
     assert luna[1].split(",")[1:4] == ["-7.3", "-5", "-150"]
     _, rows = _table(root / "annotations/reader_reads.csv")
     assert {r["x_mm"] for r in rows if r["finding_id"] == "C0000-R1-f1"} == {"-8"}
+
+
+def test_the_package_states_how_it_measured_and_counts_by_origin_of_the_axes(built):
+    from qc.measurements import METHOD
+
+    _, root = built
+    doc = json.loads((root / "docs/measurements.json").read_text())
+    assert doc["method"] == METHOD
+    assert len(doc["rules_zh"]) == len(doc["rules_en"]) == 6
+    assert doc["columns"]["annotations/reference_standard.csv"] == REFERENCE_MEASURED
+    assert doc["findings_by_axes_from"] == {
+        "reads": {"contour": 2, "none": 4, "reader": 1},
+        "reference": {"contour": 1, "none": 1},
+    }
+    assert "docs/measurements.json" in (root / "README.md").read_text()
+    assert "docs/measurements.json" in (root / "MANIFEST.sha256").read_text()
