@@ -9,6 +9,7 @@ from typing import Any
 
 CROSS_SECTIONAL = ("CT", "MR", "PT")
 RADIOGRAPH = ("CR", "DX")
+PHOTOGRAPH = ("OP", "XC")  # ophthalmic photography, visible-light photography
 
 # Body parts with their own defaults. A project's free-text body part is mapped onto
 # one of these by `region_of` (DICOM BodyPartExamined terms, English and Chinese);
@@ -57,6 +58,19 @@ UNITS = {
     "max_asymmetry": "ratio",
     "max_foreign_fraction": "ratio",
     "text_min_rows": "",
+    "photo_min_sharpness": "",
+    "photo_fail_sharpness": "",
+    "photo_max_clipped_fraction": "ratio",
+    "photo_max_mean_luma": "",
+    "photo_min_mean_luma": "",
+    "photo_max_dark_fraction": "ratio",
+    "photo_min_fov_roundness": "ratio",
+    "photo_min_fov_diameter": "ratio",
+    "photo_max_fov_offset": "ratio",
+    "photo_min_fov_inside": "ratio",
+    "photo_min_side_px": "px",
+    "photo_fail_side_px": "px",
+    "photo_min_colour_spread": "",
 }
 # Which thresholds matter for which modalities ("" = every modality).
 THRESHOLD_GROUPS = {
@@ -103,6 +117,24 @@ THRESHOLD_GROUPS = {
         ),
     ),
     "text": ((), ("text_min_rows",)),
+    "photo_pixels": (
+        PHOTOGRAPH,
+        (
+            "photo_min_sharpness",
+            "photo_fail_sharpness",
+            "photo_max_clipped_fraction",
+            "photo_max_mean_luma",
+            "photo_min_mean_luma",
+            "photo_max_dark_fraction",
+            "photo_min_fov_roundness",
+            "photo_min_fov_diameter",
+            "photo_max_fov_offset",
+            "photo_min_fov_inside",
+            "photo_min_side_px",
+            "photo_fail_side_px",
+            "photo_min_colour_spread",
+        ),
+    ),
 }
 
 
@@ -161,6 +193,24 @@ class Profile:
     max_foreign_fraction: float = 0.005  # saturated pixels in the central field: warn above
     # burned-in text
     text_min_rows: int = 3
+    # photographs (OP/XC): 8-bit RGB, inside the fundus field of view. Each default sits
+    # between the clean fixtures and the mildest defect level, measured with
+    # `python -m tests.qc.photo_measure` (table in that module's docstring).
+    photo_min_sharpness: float = 17.0  # normalised LoG variance of green x 1e4: warn below
+    photo_fail_sharpness: float = 7.0
+    photo_max_clipped_fraction: float = 0.02  # FOV pixels with a channel >= 250: warn above
+    photo_max_mean_luma: float = (
+        130.0  # mean BT.601 luma (0-255) in the FOV: warn above; fail 1.25x
+    )
+    photo_min_mean_luma: float = 60.0  # warn below; fail below 0.6 x
+    photo_max_dark_fraction: float = 0.1  # FOV pixels with luma < 20: warn above; fail 2x
+    photo_min_fov_roundness: float = 0.9  # IoU of the bright region with its fitted circle
+    photo_min_fov_diameter: float = 0.6  # FOV diameter / short side: warn below; fail 0.75x
+    photo_max_fov_offset: float = 0.05  # centre distance / short side: warn above; fail 2x
+    photo_min_fov_inside: float = 0.8  # fraction of the fitted circle inside the frame; fail -0.1
+    photo_min_side_px: int = 800  # short side: warn below
+    photo_fail_side_px: int = 512  # fail below
+    photo_min_colour_spread: float = 8.0  # mean (max - min channel) in the FOV: fail below
     # BodyPartExamined values that count as `body_part` besides the header rule's own
     body_part_synonyms: tuple[str, ...] = ()
 
@@ -172,7 +222,8 @@ class Profile:
         (portal-venous, 5 mm at most, 40 slices), head CT (axial 5 mm, 20 slices),
         generic CT (no body part required, lenient geometry) for anything else.
         CR/DX: PA chest radiograph for the chest or no body part, otherwise a
-        radiograph without the chest-only pixel rules. Other modalities: lenient.
+        radiograph without the chest-only pixel rules. OP/XC: a colour fundus
+        photograph (pixel spacing not required). Other modalities: lenient.
         """
         m = (modality or "").upper()
         region = region_of(body_part)
@@ -226,6 +277,16 @@ class Profile:
                 max_slices=None,
                 # lung-field symmetry and the central-field foreign body check are chest rules
                 disabled=("xr_symmetry", "xr_foreign_object"),
+            )
+        if m in PHOTOGRAPH:
+            return cls(
+                name=f"fundus-{m.lower()}",
+                modalities=PHOTOGRAPH,
+                body_part=None,
+                min_slices=1,
+                max_slices=None,
+                # a photograph has no calibrated pixel spacing: measure in pixels, say so once
+                disabled=("pixel_spacing",),
             )
         generic_part = region not in ("", "generic")
         return cls(

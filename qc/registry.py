@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from .profile import Profile
 from .result import RuleResult
-from .rules import ct, header, text, xr
+from .rules import ct, header, photo, text, xr
 from .series import SeriesInput
 
 RuleFn = Callable[[SeriesInput, Profile], RuleResult]
 CROSS = ("CT", "MR", "PT")
 XR = ("CR", "DX")
+PHOTO = ("OP", "XC")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ RULES: dict[str, Rule] = dict(
         _r("xr_dynamic_range", XR, "pixel", xr.xr_dynamic_range),
         _r("xr_symmetry", XR, "pixel", xr.xr_symmetry),
         _r("xr_foreign_object", XR, "pixel", xr.xr_foreign_object),
+        _r("photo_focus", PHOTO, "pixel", photo.photo_focus),
+        _r("photo_overexposure", PHOTO, "pixel", photo.photo_overexposure),
+        _r("photo_underexposure", PHOTO, "pixel", photo.photo_underexposure),
+        _r("photo_field_of_view", PHOTO, "pixel", photo.photo_field_of_view),
+        _r("photo_size", PHOTO, "header", photo.photo_size),
+        _r("photo_colour", PHOTO, "pixel", photo.photo_colour),
         _r("burned_in_text", (), "pixel", text.burned_in_text),
     ]
 )
