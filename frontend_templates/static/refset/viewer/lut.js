@@ -78,6 +78,7 @@ export class SliceRenderer {
     this.greyKey = "";
     this.pyramid = null; // {src, kx, ky, min, max, sum}: per-block raw statistics
     this.lastMode = ""; // "full", "step", "visible": what the last render() drew
+    this.straddling = null; // renderVisible's blocks that straddle a window edge
   }
 
   _greyFor(center, width, signed) {
@@ -239,7 +240,7 @@ export class SliceRenderer {
         for (let i = r * columns + bx0; i < end; i += 1) out[o++] = lut[u16[i]];
       }
     } else {
-      this._boxWindow(frame, u16, signed, out, [kx, ky, bx0, by0, bx1, by1], center, width, invert);
+      this._boxWindow(frame, out, [kx, ky, bx0, by0, bx1, by1], center, width, invert);
     }
     vis.ctx.putImageData(vis.imageData, 0, 0);
     // (a last, partial block at the right or bottom edge is drawn a little narrower)
@@ -275,9 +276,11 @@ export class SliceRenderer {
   }
 
   /**
-   * Per kx x ky block of the frame: the minimum, maximum and mean of its raw values
-   * (one pass over the frame, once per frame and block size; about 10 MB for a
-   * 3000 x 2500 frame at k = 3).
+   * Per kx x ky block of the frame: the minimum, maximum and mean of its raw values,
+   * and the raw values again block by block (`tiles`: a block's pixels side by side,
+   * so that windowing one pixel by pixel reads one cache line, not k rows of the
+   * frame). One pass over the frame, once per frame and block size; about 25 MB for
+   * a 3000 x 2500 frame.
    */
   pyramidFor(frame, kx, ky) {
     const src = frame.values;
@@ -290,6 +293,8 @@ export class SliceRenderer {
     const min = new Int32Array(nbx * nby);
     const max = new Int32Array(nbx * nby);
     const mean = new Float32Array(nbx * nby);
+    const kk = kx * ky;
+    const tiles = new src.constructor(nbx * nby * kk);
     const lo = new Int32Array(nbx);
     const hi = new Int32Array(nbx);
     const sum = new Float64Array(nbx);
@@ -301,13 +306,15 @@ export class SliceRenderer {
       const r1 = Math.min(r0 + ky, rows);
       for (let r = r0; r < r1; r += 1) {
         const base = r * columns;
-        for (let b = 0, c = 0; b < nbx; b += 1) {
+        let t = by * nbx * kk + (r - r0) * kx;
+        for (let b = 0, c = 0; b < nbx; b += 1, t += kk) {
           const end = Math.min(c + kx, columns);
           let mn = lo[b];
           let mx = hi[b];
           let s = 0;
-          for (; c < end; c += 1) {
+          for (let j = t; c < end; c += 1, j += 1) {
             const x = src[base + c];
+            tiles[j] = x;
             if (x < mn) mn = x;
             if (x > mx) mx = x;
             s += x;
@@ -325,48 +332,99 @@ export class SliceRenderer {
         mean[at + b] = sum[b] / n;
       }
     }
-    this.pyramid = { src, kx, ky, nbx, nby, min, max, mean };
+    let low = 0x7fffffff;
+    let high = -0x80000000;
+    for (let b = 0; b < min.length; b += 1) {
+      if (min[b] < low) low = min[b];
+      if (max[b] > high) high = max[b];
+    }
+    this.pyramid = { src, kx, ky, nbx, nby, min, max, mean, low, high, tiles };
     return this.pyramid;
   }
 
   /** Blocks [bx0, bx1) x [by0, by1) of kx x ky pixels, each the mean of its windowed pixels. */
-  _boxWindow(frame, u16, signed, out, [kx, ky, bx0, by0, bx1, by1], center, width, invert) {
+  _boxWindow(frame, out, [kx, ky, bx0, by0, bx1, by1], center, width, invert) {
     const { rows, columns } = frame.header;
-    const { nbx, min, max, mean } = this.pyramidFor(frame, kx, ky);
-    let grey = null; // built at the first block that needs it
+    const { nbx, min, max, mean, low, high, tiles } = this.pyramidFor(frame, kx, ky);
+    const kk = kx * ky;
     const w = Math.max(width, 1);
     const lo = center - 0.5 - (w - 1) / 2;
     const hi = center - 0.5 + (w - 1) / 2;
     const scale = 255 / (w - 1 || 1);
     const base = center - 0.5;
     const flip = invert ? 255 : 0;
+    // Raw values are integers: x <= lo exactly when x - loI < 0, so a block straddles
+    // lo when (min - loI) and (max - loI) differ in sign, ((a ^ b) < 0): no branch on
+    // where the block lies. A one-value window (a step) or an absurd centre: every
+    // block goes pixel by pixel.
+    const bound = (v) => Math.min(Math.max(Math.floor(v) + 1, -0x40000000), 0x40000000);
+    const loI = bound(lo);
+    const hiI = bound(hi);
+    const exact = w === 1 || Math.abs(base) > 1e6 ? 1 : 0;
+    // First pass: every block from its statistics, and the output index of each block
+    // that straddles an edge of the window appended (without a branch) to `straddling`.
+    const wide = bx1 - bx0;
+    if (!this.straddling || this.straddling.length < wide * (by1 - by0) + 1) this.straddling = new Int32Array(wide * (by1 - by0) + 1);
+    const straddling = this.straddling;
+    let count = 0;
     let o = 0;
     for (let by = by0; by < by1; by += 1) {
-      const r0 = by * ky;
-      const r1 = Math.min(r0 + ky, rows);
-      for (let bx = bx0, b = by * nbx + bx0; bx < bx1; bx += 1, b += 1) {
+      for (let b = by * nbx + bx0, end = b + wide; b < end; b += 1) {
         const mn = min[b];
         const mx = max[b];
-        let g;
-        if ((mn <= lo && mx > lo) || (mn <= hi && mx > hi) || w === 1) {
-          // the block straddles an edge of the window (or the window is a step): pixel by pixel
-          const c0 = bx * kx;
-          const c1 = Math.min(c0 + kx, columns);
-          let s = 0;
-          if (!grey) grey = this._greyFor(center, width, signed);
-          for (let r = r0; r < r1; r += 1) {
-            const end = r * columns + c1;
-            for (let i = r * columns + c0; i < end; i += 1) s += grey[u16[i]];
-          }
-          g = Math.round(s / ((r1 - r0) * (c1 - c0)));
-        } else {
-          // wholly below (0), above (255) or on the window's ramp, which is linear
-          // there: the ramp at the block's mean is the mean of the ramp
-          g = Math.min(Math.max((mean[b] - base) * scale + 128, 0), 255) | 0;
-        }
-        out[o++] = OPAQUE | ((g ^ flip) * 0x10101);
+        // wholly below (0), above (255) or on the window's ramp, which is linear
+        // there: the ramp at the block's mean is the mean of the ramp (rounded, then
+        // clamped to 0..255 without branches)
+        let g = ((mean[b] - base) * scale + 128) | 0;
+        g &= ~(g >> 31);
+        g = (g | ((255 - g) >> 31)) & 255;
+        out[o] = OPAQUE | ((g ^ flip) * 0x10101);
+        straddling[count] = o;
+        count += ((((mn - loI) ^ (mx - loI)) | ((mn - hiI) ^ (mx - hiI))) >>> 31) | exact;
+        o += 1;
       }
     }
+    if (!count) return;
+    // Second pass: the blocks that straddle, pixel by pixel from their tiles.
+    const grey = this._greyRange(center, width, low, high);
+    for (let j = 0; j < count; j += 1) {
+      const at = straddling[j];
+      const by = by0 + Math.floor(at / wide);
+      const bx = bx0 + (at - (by - by0) * wide);
+      const t0 = (by * nbx + bx) * kk;
+      const n = Math.min(kx, columns - bx * kx);
+      const m = Math.min(ky, rows - by * ky);
+      let s = 0;
+      if (n === kx && m === ky) {
+        for (let t = t0; t < t0 + kk; t += 1) s += grey[tiles[t] - low];
+      } else {
+        for (let t = t0, end = t0 + m * kx; t < end; t += kx) {
+          for (let i = t; i < t + n; i += 1) s += grey[tiles[i] - low];
+        }
+      }
+      const g = Math.round(s / (n * m));
+      out[at] = OPAQUE | ((g ^ flip) * 0x10101);
+    }
+  }
+
+  /** The window (0..255, as _lutFor) of the raw values low..high, indexed by value - low. */
+  _greyRange(center, width, low, high) {
+    const key = `${center}|${width}|${low}|${high}`;
+    if (this.greyRange && this.greyRange.key === key) return this.greyRange.grey;
+    const w = Math.max(width, 1);
+    const lo = center - 0.5 - (w - 1) / 2;
+    const hi = center - 0.5 + (w - 1) / 2;
+    const scale = 255 / (w - 1 || 1);
+    const grey = this.greyRange && this.greyRange.grey.length === high - low + 1 ? this.greyRange.grey : new Uint8Array(high - low + 1);
+    for (let x = low; x <= high; x += 1) {
+      let g;
+      if (x <= lo) g = 0;
+      else if (x > hi) g = 255;
+      else g = Math.round((x - (center - 0.5)) * scale + 127.5);
+      grey[x - low] = g < 0 ? 0 : g > 255 ? 255 : g;
+    }
+    this.greyRange = { key, grey };
+    return grey;
   }
 
   /** Window every `step`-th pixel of every `step`-th row of `src` into `out`. */
