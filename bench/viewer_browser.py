@@ -21,10 +21,14 @@ fixtures.build_xr_dataset (cropped to ROWS when ROWS < COLS), as a DX case. It
 reports time to first image, then drives the page the way a reader does: a
 window drag (one window change per animation frame, 90 frames), a zoom and a pan
 (90 frames each), and reports per frame the paint time (windowing + putImageData,
-draw, overlays) and the frame interval against the 16.7 ms budget. Its in-page
-baselines, measured in the same page: one putImageData of the full image, and one
-drawImage of the already windowed image at the fitted size (the floors that any
-windowing and any view change cost).
+draw, overlays) and the frame interval against the 16.7 ms budget. The drag runs
+three ways in the same page, fitted: the workstation's (lut.js renderVisible: only
+the part in view, each shown pixel from all the full-resolution pixels under it),
+against the full-size canvas windowed every frame (the full-resolution baseline)
+and the older every-k-th-pixel preview; and twice at 1.5 device pixels per image
+pixel (renderVisible against the full-size canvas). Its in-page baselines: one
+putImageData of the full image, and one drawImage of the already windowed image at
+the fitted size (the floors that any windowing and any view change cost).
 """
 
 from __future__ import annotations
