@@ -1,0 +1,203 @@
+"""The manifest a manager uploads with a batch of photographs (CSV, one row per file).
+
+Columns (header row required; names are case-insensitive, order is free):
+
+============ ========= =========================================================
+column       required  meaning
+============ ========= =========================================================
+filename     yes       the photograph's file name as uploaded (a relative path
+                       inside an uploaded zip is fine; no absolute path, no ``..``)
+patient_id   yes       the hospital's patient identifier (pseudonymised at ingest
+                       with the project's key, like a DICOM PatientID)
+visit_id     yes       the visit (one study per visit; ``study_id`` is accepted as
+                       the same column); pseudonymised the same way
+laterality   yes       OD (right eye) or OS (left eye); R/L, right/left, 右/左
+                       are accepted and normalised to OD/OS
+site         no        the hospital or screening site (for the distribution view)
+camera       no        the camera's make and model, e.g. "Topcon TRC-NW400"
+============ ========= =========================================================
+
+Encoding: UTF-8 (with or without BOM) or GB18030 (what Excel writes on a Chinese
+Windows). Blank lines are ignored. Every problem is reported at once, each with its
+1-based line number in the file, its column and what is wrong, so a manager can fix
+the file in one go: ``ManifestError.problems``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import posixpath
+from dataclasses import dataclass
+
+REQUIRED = ("filename", "patient_id", "visit_id", "laterality")
+OPTIONAL = ("site", "camera")
+COLUMNS = REQUIRED + OPTIONAL
+ALIASES = {"study_id": "visit_id", "file": "filename", "file_name": "filename", "eye": "laterality"}
+LATERALITY = {
+    "OD": "OD", "R": "OD", "RIGHT": "OD", "右": "OD", "右眼": "OD",
+    "OS": "OS", "L": "OS", "LEFT": "OS", "左": "OS", "左眼": "OS",
+}  # fmt: skip
+MAX_VALUE = 64
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    line: int
+    filename: str
+    patient_id: str
+    visit_id: str
+    laterality: str  # OD | OS
+    site: str = ""
+    camera: str = ""
+
+
+@dataclass(frozen=True)
+class ManifestProblem:
+    line: int  # 1-based line in the file
+    column: str  # the column's name ("" for the whole row)
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.problem}"
+
+
+class ManifestError(ValueError):
+    def __init__(self, problems: list[ManifestProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def _text(data: bytes | str) -> str:
+    if isinstance(data, str):
+        return data.lstrip("\ufeff")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("gb18030")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(
+                [ManifestProblem(1, "", f"not UTF-8 or GB18030 text ({exc.reason})")]
+            )
+
+
+def _key(name: str) -> str:
+    k = name.strip().lower().replace(" ", "_").replace("-", "_")
+    return ALIASES.get(k, k)
+
+
+def parse_manifest(data: bytes | str) -> list[ManifestRow]:
+    """The manifest's rows, or ManifestError listing every problem found."""
+    text = _text(data)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    problems: list[ManifestProblem] = []
+    header: list[str] | None = None
+    rows: list[ManifestRow] = []
+    seen_file: dict[str, int] = {}
+    visit_owner: dict[str, tuple[str, int]] = {}
+    start = 1
+    try:
+        for record in reader:
+            line, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in record):
+                continue
+            if header is None:
+                header = [_key(c) for c in record]
+                problems.extend(_header_problems(header, line))
+                if any(p.line == line for p in problems):
+                    break
+                continue
+            rows_or_none = _row(record, header, line, problems, seen_file, visit_owner)
+            if rows_or_none is not None:
+                rows.append(rows_or_none)
+    except csv.Error as exc:
+        problems.append(ManifestProblem(start, "", f"not valid CSV: {exc}"))
+    if header is None and not problems:
+        problems.append(ManifestProblem(1, "", "the manifest is empty (no header row)"))
+    elif header is not None and not rows and not problems:
+        problems.append(ManifestProblem(start, "", "no photographs listed"))
+    if problems:
+        raise ManifestError(problems)
+    return rows
+
+
+def _header_problems(header: list[str], line: int) -> list[ManifestProblem]:
+    out = []
+    for name in REQUIRED:
+        if name not in header:
+            out.append(ManifestProblem(line, name, "required column is missing"))
+    for i, name in enumerate(header):
+        if not name:
+            out.append(ManifestProblem(line, f"#{i + 1}", "column without a name"))
+        elif name not in COLUMNS:
+            out.append(
+                ManifestProblem(line, name, f"unknown column (expected: {', '.join(COLUMNS)})")
+            )
+        elif header.index(name) != i:
+            out.append(ManifestProblem(line, name, "column appears twice"))
+    return out
+
+
+def _row(
+    record: list[str],
+    header: list[str],
+    line: int,
+    problems: list[ManifestProblem],
+    seen_file: dict[str, int],
+    visit_owner: dict[str, tuple[str, int]],
+) -> ManifestRow | None:
+    if len(record) != len(header):
+        problems.append(
+            ManifestProblem(line, "", f"{len(record)} fields, the header has {len(header)}")
+        )
+        return None
+    values = {name: cell.strip() for name, cell in zip(header, record, strict=True)}
+    before = len(problems)
+    for name in REQUIRED:
+        if not values.get(name):
+            problems.append(ManifestProblem(line, name, "empty"))
+    for name in COLUMNS:
+        if len(values.get(name, "")) > MAX_VALUE and name != "filename":
+            problems.append(ManifestProblem(line, name, f"longer than {MAX_VALUE} characters"))
+    fname = values.get("filename", "").replace("\\", "/")
+    if fname:
+        norm = posixpath.normpath(fname)
+        if fname.startswith("/") or norm.startswith("..") or ":" in fname.split("/")[0]:
+            problems.append(
+                ManifestProblem(line, "filename", "must be a relative name (no /, .. or drive)")
+            )
+        elif norm in seen_file:
+            problems.append(
+                ManifestProblem(line, "filename", f"listed twice (also on line {seen_file[norm]})")
+            )
+        else:
+            seen_file[norm] = line
+        fname = norm
+    lat_raw = values.get("laterality", "")
+    lat = LATERALITY.get(lat_raw.upper()) if lat_raw else None
+    if lat_raw and lat is None:
+        problems.append(ManifestProblem(line, "laterality", f"{lat_raw!r} is not OD or OS"))
+    pid, vid = values.get("patient_id", ""), values.get("visit_id", "")
+    if pid and vid:
+        owner = visit_owner.setdefault(vid, (pid, line))
+        if owner[0] != pid:
+            problems.append(
+                ManifestProblem(
+                    line,
+                    "visit_id",
+                    f"visit {vid!r} belongs to another patient on line {owner[1]}",
+                )
+            )
+    if len(problems) > before:
+        return None
+    return ManifestRow(
+        line=line,
+        filename=fname,
+        patient_id=pid,
+        visit_id=vid,
+        laterality=lat or "",
+        site=values.get("site", ""),
+        camera=values.get("camera", ""),
+    )
