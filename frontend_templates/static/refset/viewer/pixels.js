@@ -6,8 +6,9 @@
 // are copied once into their own ArrayBuffer so typed arrays start aligned.
 
 import { request } from "../common/http.js";
+import { MEDIA_TYPE, takeEarly } from "./prefetch.js";
 
-export const MEDIA_TYPE = "application/vnd.refset.pixels";
+export { MEDIA_TYPE };
 const decoder = new TextDecoder();
 
 const ARRAYS = {
@@ -62,15 +63,29 @@ export async function fetchInstance(apiRoot, instanceId, { signal } = {}) {
   return frames[0];
 }
 
+/** The response prefetch.js started for `url` while the page loaded, if it succeeded. */
+async function earlyResponse(url) {
+  const early = takeEarly(url);
+  if (!early) return null;
+  try {
+    const response = await early;
+    return response.ok ? response : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Stream a whole series: GET /api/v1/series/{id}/pixels/, calling onFrame(frame)
  * for each record as it arrives and onProgress({bytes, total, frames}) per chunk.
  * A large first frame may come after a reduced rendition of itself, a frame whose
  * header has `preview` ({factor, rows, columns}: the full frame's size); `frames`
- * counts full frames only.
+ * counts full frames only. The page may have started the request already
+ * (prefetch.js); where that failed it is asked again, and errors reported as usual.
  */
 export async function streamSeries(apiRoot, seriesId, { onFrame, onProgress, signal } = {}) {
-  const response = await request("GET", `${apiRoot}series/${seriesId}/pixels/`, { accept: MEDIA_TYPE, signal });
+  const url = `${apiRoot}series/${seriesId}/pixels/`;
+  const response = (!signal && (await earlyResponse(url))) || (await request("GET", url, { accept: MEDIA_TYPE, signal }));
   const total = Number(response.headers.get("Content-Length")) || 0;
   const expected = Number(response.headers.get("X-Refset-Frames")) || 0;
   const reader = response.body.getReader();
@@ -78,6 +93,7 @@ export async function streamSeries(apiRoot, seriesId, { onFrame, onProgress, sig
   let filled = 0;
   let received = 0;
   let count = 0;
+  let marked = false;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
@@ -96,6 +112,10 @@ export async function streamSeries(apiRoot, seriesId, { onFrame, onProgress, sig
     }
     for (const frame of frames) {
       if (!frame.header.preview) count += 1; // a large first frame's reduced rendition
+      if (!marked) {
+        marked = true;
+        performance.mark("pixels:first-frame"); // the first record parsed (a start-up mark)
+      }
       if (onFrame) onFrame(frame);
     }
     if (onProgress) onProgress({ bytes: received, total, frames: count, expected });

@@ -479,6 +479,7 @@ class SlabWindow {
     this.sums = null;
     this.window = null; // [t0, t1] of the last slab given out
     this.sumsAt = null; // the window this.sums hold, or null
+    this.slid = false; // whether the last slab was slid (else computed afresh)
     this._clear();
   }
 
@@ -486,8 +487,14 @@ class SlabWindow {
     return this.vol === vol && this.frames === frames && this.plane === plane && this.mode === mode && this.n === n && this.Kind === Kind;
   }
 
-  /** Fill `out` with the slab t0..t1 slid from the last one; false where it must be computed afresh. */
+  /** Fill `out` with the slab t0..t1 slid from the last one; false where it must be
+   * computed afresh. `slid` tells which it was. */
   slide(t0, t1, out) {
+    this.slid = this._slide(t0, t1, out);
+    return this.slid;
+  }
+
+  _slide(t0, t1, out) {
     const last = this.window;
     this.window = [t0, t1];
     if (!this.slides || !this._complete()) {

@@ -321,5 +321,9 @@ Object.assign(
   measureMethods,
 );
 
+// Start-up marks (bench/viewer_browser.py reads them): every module evaluated, then
+// the workstation built.
+performance.mark("ws:modules");
 const boot = JSON.parse(document.getElementById("ws-bootstrap").textContent);
 window.__ws = new Workstation(boot);
+performance.mark("ws:constructed");
