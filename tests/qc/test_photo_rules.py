@@ -95,7 +95,7 @@ def test_sharpness_falls_with_blur_level():
     values = [photo_metrics(rgb)["sharpness"]]
     for level in (1, 2, 3):
         values.append(photo_metrics(fundus.degrade(rgb, "blur", level, 5)[0])["sharpness"])
-    assert values == sorted(values, reverse=True) and values[-1] < 0.1 * values[0]
+    assert values == sorted(values, reverse=True) and values[-1] < 0.2 * values[0]
 
 
 def test_field_of_view_matches_truth():
