@@ -1,9 +1,9 @@
 // Window/level on the client. int16 frames go through a 65536-entry lookup table
 // (built once per window change, about 0.2 ms) indexed by the value's 16 bits read
 // as unsigned (a Uint16Array view of the frame, made once per frame), so a 2000 x
-// 2000 radiograph costs one table read per pixel: no offset, no float math. The windowed slice is drawn into an
-// offscreen canvas once per (slice, window) change; the viewport then only draws
-// that canvas with its view transform.
+// 2000 radiograph costs one table read per pixel: no offset, no float math. The
+// windowed slice is drawn into an offscreen canvas once per (slice, window) change;
+// the viewport then only draws that canvas with its view transform.
 //
 // While the reader drags the window over a large image (a 3000 x 2500 radiograph,
 // 7.5 Mpixel), windowing every source pixel into the full-size canvas per frame is
@@ -16,24 +16,28 @@
 //     output pixel per k x k block of source pixels, the mean of the windowed values
 //     of all of them (a box filter, what a mipmap level of the full-resolution
 //     windowed image holds), only for the blocks in view; the viewport draws it with
-//     at most a 2x bilinear minification. A pyramid of per-block min, max and sum of
-//     the raw values (built once per frame and k) makes it cheap: a block wholly below
-//     the window is black, wholly above white, wholly inside its linear part is the
-//     window of its mean (exact but for rounding: within 1 grey level of the mean of
-//     the rounded per-pixel values); only blocks that straddle a window edge are
-//     windowed pixel by pixel;
+//     at most a 2x bilinear minification. A pyramid of per-block min, max and mean of
+//     the raw values (built once per frame and k, ahead when the page is idle) makes
+//     it cheap: a block wholly below the window is black, wholly above white, wholly
+//     inside its linear part is the window of its mean (exact but for rounding:
+//     within 1 grey level of the mean of the rounded per-pixel values); only the
+//     blocks that straddle a window edge (about 2% on a chest radiograph) are
+//     windowed pixel by pixel, in a second pass;
 //   - k = 1 (zoom about 1:1 or larger): the visible part of the image, pixel for
 //     pixel, as the full paint would window it.
 // The caller paints the whole image again once the drag rests (the canvas it keeps
 // for zoom and pan). render(..., {step}) is the older reduced preview (every step-th
 // pixel of every step-th row), kept for callers that pass no view.
 //
-// WebGL2 was measured as the other way (bench/viewer_browser.py, notes in the
-// report of issue 17): headless Chromium here gives WebGL2 even with --disable-gpu
-// (ANGLE on SwiftShader, CPU rendering), but a fragment shader windowing and box
-// filtering the 3000 x 2500 texture to a 1150 x 960 canvas took 24-39 ms a frame
-// at k = 1 and 130-200 ms at k = 3, over the budget; so this module stays on the
-// canvas 2D path that every browser has.
+// WebGL2 was measured as the other way (bench/viewer_webgl.py): headless Chromium
+// here gives WebGL2 even with --disable-gpu (ANGLE over SwiftShader, rendering on
+// the CPU; --enable-unsafe-swiftshader changes nothing), but a fragment shader
+// windowing a 3000 x 2500 R16I texture into a 1150 x 960 canvas took a frame
+// median of 24-57 ms at k = 1 and 71-130 ms at k = 3 (p95 2-11x the budget), and
+// drawing the GL canvas into the 2D canvas that carries the overlays doubled it. A
+// real GPU should do far better (not measured: these machines have none); this
+// module stays on the canvas 2D path that every browser has, so there is no WebGL
+// path, and no fallback whose pixels would have to match.
 
 const OPAQUE = 0xff000000;
 // Below this many pixels the full-resolution paint fits a frame: no visible-only render.
