@@ -248,6 +248,12 @@ RULE_LABELS = {
     "xr_symmetry": gettext_lazy("left-right symmetry of the lung fields"),
     "xr_foreign_object": gettext_lazy("foreign objects in the central field"),
     "burned_in_text": gettext_lazy("burned-in text"),
+    "photo_focus": gettext_lazy("focus (sharpness)"),
+    "photo_overexposure": gettext_lazy("overexposure"),
+    "photo_underexposure": gettext_lazy("underexposure"),
+    "photo_field_of_view": gettext_lazy("field of view present and centred"),
+    "photo_size": gettext_lazy("image size"),
+    "photo_colour": gettext_lazy("colour channels"),
 }
 THRESHOLD_LABELS = {
     "max_slice_thickness_mm": gettext_lazy("slice thickness: warn above"),
@@ -279,6 +285,21 @@ THRESHOLD_LABELS = {
     "max_asymmetry": gettext_lazy("lung-field asymmetry: warn above"),
     "max_foreign_fraction": gettext_lazy("saturated pixels in the central field: warn above"),
     "text_min_rows": gettext_lazy("burned-in text: fewest text rows to flag"),
+    "photo_min_sharpness": gettext_lazy("sharpness: warn below"),
+    "photo_fail_sharpness": gettext_lazy("sharpness: fail below"),
+    "photo_max_clipped_fraction": gettext_lazy(
+        "clipped pixels in the field of view: warn above (fail above twice)"
+    ),
+    "photo_max_mean_luma": gettext_lazy("mean brightness (0–255): warn above"),
+    "photo_min_mean_luma": gettext_lazy("mean brightness (0–255): warn below"),
+    "photo_max_dark_fraction": gettext_lazy("dark pixels in the field of view: warn above"),
+    "photo_min_fov_roundness": gettext_lazy("field of view roundness: warn below"),
+    "photo_min_fov_diameter": gettext_lazy("field of view diameter / short side: warn below"),
+    "photo_max_fov_offset": gettext_lazy("field of view off centre / short side: warn above"),
+    "photo_min_fov_inside": gettext_lazy("share of the field of view inside the frame: warn below"),
+    "photo_min_side_px": gettext_lazy("short side: warn below"),
+    "photo_fail_side_px": gettext_lazy("short side: fail below"),
+    "photo_min_colour_spread": gettext_lazy("colour channel spread: warn below"),
 }
 GROUP_LABELS = {
     "geometry": gettext_lazy("Slice geometry"),
@@ -286,17 +307,19 @@ GROUP_LABELS = {
     "ct_pixels": gettext_lazy("CT pixels"),
     "radiograph_pixels": gettext_lazy("Radiograph pixels"),
     "text": gettext_lazy("Burned-in text"),
+    "photo_pixels": gettext_lazy("Photograph pixels"),
 }
 UNIT_LABELS = {
     "mm": gettext_lazy("mm"),
     "HU": "HU",
     "ratio": gettext_lazy("fraction (0–1)"),
     "×": "×",
+    "px": gettext_lazy("px"),
     "": "",
 }
 # Thresholds that may be empty (None: the check is off).
 _OPTIONAL = {"min_slices", "max_slices", "fail_truncation_fraction"}
-_INTEGER = {"min_slices", "max_slices", "text_min_rows"}
+_INTEGER = {"min_slices", "max_slices", "text_min_rows", "photo_min_side_px", "photo_fail_side_px"}
 
 
 def defaults_for(project: Project) -> qc.Profile:

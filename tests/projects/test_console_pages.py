@@ -618,3 +618,22 @@ def test_sites_is_not_a_project_slug(manager):
     )
     assert response.status_code == 400
     assert "This slug is reserved" in response.content.decode()
+
+
+def test_a_fundus_projects_qc_profile_shows_and_saves_the_photograph_thresholds(manager):
+    project = factories.ProjectFactory(slug="fundus", modality="OP", body_part="EYE")
+    grant_role(project, manager, Role.MANAGER)
+    client = signed_in(manager)
+    page = client.get(reverse("projects:project_qc_profile", args=["fundus"]))
+    assert page.status_code == 200
+    form = page.context["form"]
+    assert form.defaults.name == "fundus-op"
+    assert "photo_focus" in form.rule_names and "ct_noise" not in form.rule_names
+    text = page.content.decode()
+    assert "Photograph pixels" in text and "sharpness: warn below" in text
+    data = _qc_form_data(client, "fundus")
+    data["photo_min_side_px"] = 1000
+    response = client.post(reverse("projects:project_qc_profile", args=["fundus"]), data)
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.qc_profile["photo_min_side_px"] == 1000
