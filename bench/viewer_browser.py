@@ -606,9 +606,16 @@ def report_ct(args, results, late) -> None:
     print(
         "  same run, stream asked for after the modules (no early start):"
         f" HTML {late_html:.1f}, stream requested"
-        f" {statistics.median(r[0]['streamStart'] for r in late):.1f}, first image"
+        f" {statistics.median(r[0]['streamStart'] for r in late):.1f}, modules received"
+        f" {statistics.median(r[0]['modules'] for r in late):.1f}, first slice parsed"
+        f" {statistics.median(r[0]['firstFrame'] for r in late):.1f}, first image"
         f" {late_first:.1f} ms; / (HTML + first slice {late_alone:.1f})"
         f" = {late_first / (late_html + late_alone):.2f}x (per-repeat median {late_ratio:.2f}x)"
+    )
+    print(
+        "  start-up after the HTML (first image - HTML), median per repeat: early start"
+        f" {statistics.median(r[0]['first'] - r[0]['html'] for r in results):.1f} ms,"
+        f" without {statistics.median(r[0]['first'] - r[0]['html'] for r in late):.1f} ms"
     )
     print(f"  whole series prefetched      {series:8.1f} ms after navigation start")
     print(f"  floor: fetch first chunk     {floor_first:8.1f} ms (same body, same page)")
