@@ -125,8 +125,9 @@ def series_etag(series: Series) -> tuple[str, int]:
     columns it covers (tuples: a stored stream needs nothing else)."""
     rows = series.instances.order_by("slice_index", "frame").values_list(*ETAG_FIELDS)
     parts = [f"{i}:{sha}:{frame}:{index}:{along}" for i, sha, frame, index, along in rows]
-    # "previews": the stream carries a large first frame's preview (series_records).
-    return etag_for("series", "previews", series.pk, *parts), len(parts)
+    # "previews": the stream carries a large first frame's preview (series_records);
+    # "rgb-previews": an RGB one too (streams stored before that are not reused).
+    return etag_for("series", "previews", "rgb-previews", series.pk, *parts), len(parts)
 
 
 def series_rows(series: Series) -> list[dict[str, Any]]:

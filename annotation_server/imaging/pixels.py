@@ -475,7 +475,7 @@ def pack_record(header: dict[str, Any], payload: bytes = b"") -> bytes:
     return b"".join((struct.pack("<I", len(text)), text, payload, b"\0" * ((-len(payload)) % 8)))
 
 
-# A grayscale frame of at least this many pixels at the head of a series stream is
+# A frame (grayscale or RGB) of at least this many pixels at the head of a series stream is
 # preceded by a reduced rendition of about PREVIEW_PIXELS (`preview_record`): the
 # viewer paints it while the full frame (15 MB for a 3000 x 2500 radiograph) loads.
 PREVIEW_MIN_PIXELS = 2_000_000
@@ -490,7 +490,8 @@ def preview_factor(rows: int, columns: int) -> int:
 
 
 def preview_record(frame: Frame, extra: dict[str, Any] | None = None) -> bytes | None:
-    """A reduced rendition of a large grayscale frame as a record, or None.
+    """A reduced rendition of a large frame (grayscale, or RGB channel by channel) as
+    a record, or None.
 
     The values are the means of factor x factor blocks (the last partial row and
     column of blocks dropped) in the frame's own wire type; the header is the
@@ -498,14 +499,15 @@ def preview_record(frame: Frame, extra: dict[str, Any] | None = None) -> bytes |
     spacing the full frame's) with the reduced rows and columns, plus
     ``"preview": {"factor", "rows", "columns"}`` giving the full frame's size. A
     reader of the stream that wants only full frames skips records with "preview"."""
-    if frame.rgb or frame.values.ndim != 2:
+    if frame.values.ndim != (3 if frame.rgb else 2):
         return None
-    rows, columns = frame.values.shape
+    rows, columns = frame.values.shape[:2]
     k = preview_factor(rows, columns)
     if k == 1:
         return None
     r, c = rows // k, columns // k
-    blocks = frame.values[: r * k, : c * k].reshape(r, k, c, k)
+    # an RGB frame's samples are averaged channel by channel
+    blocks = frame.values[: r * k, : c * k].reshape(r, k, c, k, *frame.values.shape[2:])
     means = blocks.mean(axis=(1, 3), dtype=np.float64)
     if frame.values.dtype.kind in "iu":
         means = np.rint(means)
