@@ -1,20 +1,34 @@
 """Reading workstation in the browser: time to first image, whole series, scroll frames.
 
     .venv/bin/python bench/viewer_browser.py [--slices 300] [--matrix 512] [--repeat 3]
+        [--server gunicorn|runserver]
     .venv/bin/python bench/viewer_browser.py --xr 2048x2048 --xr 3000x2500 [--repeat 3]
 
 Builds a synthetic CT (fixtures.build_ct_datasets), indexes it into a temporary
-SQLite database as a case in reading with one reader's task, starts `manage.py
-runserver --insecure` (static files) on a free loopback port and opens
-/read/<task>/ in headless Debian Chromium (a fresh browser context per repeat, so
-nothing is cached). It reads the page's own performance marks: ws:first-image
-(first windowed slice on the canvas) and ws:series-loaded (whole series
-prefetched), both from navigation start. Baselines in the same page and run:
-a bare fetch().arrayBuffer() of the same series body (the transport floor) and
-the time to its first chunk. Then it scrolls through every slice, one per
-animation frame, and reports the paint time per slice (window LUT + draw +
-overlays) and the frame interval, against the 16.7 ms budget of a 60 Hz display.
-Only ratios within one run mean anything on a shared machine.
+SQLite database as a case in reading with one reader's task, serves the app on a
+free loopback port (CT: `manage.py serve`, the gunicorn `make demo` and
+production run, by default; `--server runserver` for Django's, whose ~40 ms
+delayed-ACK stall per kept-alive response makes module loading look slow, see
+serve(); --xr: runserver) and opens /read/<task>/ in headless Debian Chromium (a
+fresh browser context per repeat, so nothing is cached, after one uncounted
+warm-up navigation).
+
+First image: the page's marks and resource timings from navigation start (page
+HTML received, pixel stream requested and its first byte, viewer modules
+received, workstation.js evaluated and built, first slice parsed, ws:first-image
+= first windowed slice on the canvas), and its floor measured right after in the
+same page: the same first slice fetched alone (GET instances/<id>/pixels/, three
+times, median) and the stream read up to its first slice. It prints first image /
+(HTML + first-slice fetch). Each repeat also opens the page with prefetch.js's
+early start of the stream turned off (same run, alternating order), the figure
+that says what the early start is worth.
+
+Then the whole series: ws:series-loaded against a bare fetch().arrayBuffer() of
+the same series body (the transport floor) and the time to its first chunk. Then
+it scrolls through every slice, one per animation frame, and reports the paint
+time per slice (window LUT + draw + overlays) and the frame interval, against the
+16.7 ms budget of a 60 Hz display. Only ratios within one run mean anything on a
+shared machine.
 
 --xr COLSxROWS (repeatable) measures chest radiographs instead: one image from
 fixtures.build_xr_dataset (cropped to ROWS when ROWS < COLS), as a DX case. It
