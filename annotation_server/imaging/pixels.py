@@ -13,8 +13,9 @@ Pixel values
     ``float32`` (``float64`` only for integers beyond +-2**24, where float32 would
     change them). Colour frames (3 samples) are sent as RGB in their unsigned
     integer type (``uint8`` for ordinary 8-bit colour); pydicom has already
-    converted YBR to RGB. PALETTE COLOR frames are sent as their stored indices
-    (photometric says so); ``render_png`` applies the palette.
+    converted YBR to RGB; their header's ``default_window`` is ``PHOTO_WINDOW`` (the
+    viewer's brightness/contrast, identity as sent). PALETTE COLOR frames are sent
+    as their stored indices (photometric says so); ``render_png`` applies the palette.
 
 Record format (``application/vnd.refset.pixels``), one per frame::
 
@@ -69,6 +70,12 @@ MODALITY_PRESETS: dict[str, list[dict[str, Any]]] = {
         {"name": "brain", "center": 40.0, "width": 80.0},
     ],
 }
+
+
+# The default window of an RGB frame: the viewer applies it to each 8-bit channel as
+# brightness/contrast, (v - (center - width / 2)) / width (lut.js photoLevels), so
+# this one shows the photograph as stored. (16-bit colour is shown from its high byte.)
+PHOTO_WINDOW = {"center": 127.5, "width": 255.0}
 
 
 class PixelError(Exception):
@@ -424,6 +431,8 @@ def build_frame(ds: Dataset, stored: np.ndarray, frame: int = 0) -> Frame:
         trivial = [p["name"] for p in own if _covers_stored_range(ds, p)]
         dark_high = photometric == "MONOCHROME1"
         window = default_window(presets, wire, trivial=trivial, dark_high=dark_high)
+    else:
+        window = dict(PHOTO_WINDOW)
     header = {
         "format": FORMAT_VERSION,
         "frame": frame,

@@ -43,6 +43,7 @@ def test_photo_pixels_are_interleaved_rgb_equal_to_the_photo(project, manager, p
     assert (header["rows"], header["columns"]) == (120, 160)
     assert header["nbytes"] == 120 * 160 * 3
     assert header["view"]["laterality"] == "L"  # OS
+    assert header["default_window"] == pixels.PHOTO_WINDOW  # brightness/contrast as stored
     assert values.shape == (120, 160, 3)
     assert np.array_equal(values, photo)
 

@@ -53,6 +53,27 @@ export function windowValue(x, center, width) {
   return Math.round(((x - (center - 0.5)) / (w - 1) + 0.5) * 255);
 }
 
+/**
+ * A photograph's levels (photo.js): 256 entries, the 8-bit sample value to 0..255.
+ * The window is brightness/contrast: t = (v - (center - width / 2)) / width clamped
+ * to 0..1, then gamma (t ** (1 / gamma)), then inversion. The photo's default
+ * window (center 127.5, width 255) with gamma 1 is the identity.
+ */
+export function photoLevels(center, width, gamma = 1, invert = false) {
+  const levels = new Uint8Array(256);
+  const w = Math.max(width, 1e-3);
+  const lo = center - w / 2;
+  const g = gamma > 0 ? gamma : 1;
+  for (let v = 0; v < 256; v += 1) {
+    let t = (v - lo) / w;
+    t = t <= 0 ? 0 : t >= 1 ? 1 : t;
+    if (g !== 1) t = t ** (1 / g);
+    const out = Math.round(t * 255);
+    levels[v] = invert ? 255 - out : out;
+  }
+  return levels;
+}
+
 /** Whether render(..., {view}) windows only the visible part of `frame`. */
 function visibleApplies(frame) {
   const h = frame.header;
@@ -83,6 +104,7 @@ export class SliceRenderer {
     this.pyramid = null; // {src, kx, ky, min, max, sum}: per-block raw statistics
     this.lastMode = ""; // "full", "step", "visible": what the last render() drew
     this.straddling = null; // renderVisible's blocks that straddle a window edge
+    this.photo = { gamma: 1, redFree: false }; // an RGB frame's adjustments (photo.js)
   }
 
   _greyFor(center, width, signed) {
@@ -144,7 +166,8 @@ export class SliceRenderer {
       return this._renderPreview(frame, center, width, invert, sliceKey, step);
     }
     this.lastMode = "full";
-    const key = `${sliceKey}|${center}|${width}|${invert}`;
+    const photo = this.photo;
+    const key = `${sliceKey}|${center}|${width}|${invert}${h.rgb ? `|${photo.gamma}|${photo.redFree}` : ""}`;
     if (key === this.key) return this.canvas;
     const t0 = performance.now();
     const { rows, columns } = h;
@@ -157,12 +180,19 @@ export class SliceRenderer {
     const src = frame.values;
     const n = rows * columns;
     if (h.rgb) {
+      // brightness/contrast (the window), gamma and inversion through one table;
+      // red-free: the green channel alone, as grey
       const shift = h.dtype === "uint16" ? 8 : 0;
-      for (let i = 0, j = 0; i < n; i += 1, j += 3) {
-        const r = src[j] >> shift;
-        const g = src[j + 1] >> shift;
-        const b = src[j + 2] >> shift;
-        out[i] = OPAQUE | (b << 16) | (g << 8) | r;
+      const lv = photoLevels(center, width, photo.gamma, invert);
+      if (photo.redFree) {
+        for (let i = 0, j = 1; i < n; i += 1, j += 3) {
+          const g = lv[src[j] >> shift];
+          out[i] = OPAQUE | (g << 16) | (g << 8) | g;
+        }
+      } else {
+        for (let i = 0, j = 0; i < n; i += 1, j += 3) {
+          out[i] = OPAQUE | (lv[src[j + 2] >> shift] << 16) | (lv[src[j + 1] >> shift] << 8) | lv[src[j] >> shift];
+        }
       }
     } else {
       this._window(src, out, columns, rows, 1, center, width, invert);

@@ -93,7 +93,7 @@ export const paintingMethods = {
     const header = frame ? frame.header : null;
     const info = this._viewInfo(frame);
     this._setText("#ws-tl", [...info.left, this.mpr ? this.mpr.mainSlabText() : ""].filter(Boolean).join("\n"));
-    this._setText("#ws-tr", info.right.join("\n"));
+    this._setText("#ws-tr", [this._photoText(), ...info.right].filter(Boolean).join("\n"));
     let value = "";
     if (this.pointer && frame && frame.values && !frame.header.rgb) {
       const [c, r] = this.viewport.toImage(this.pointer);
@@ -102,6 +102,15 @@ export const paintingMethods = {
       if (col >= 0 && row >= 0 && col < header.columns && row < header.rows) {
         const v = frame.values[row * header.columns + col];
         value = `(${col}, ${row})  ${Number.isInteger(v) ? v : v.toFixed(1)}${this.boot.series.modality === "CT" ? " HU" : ""}`;
+      }
+    } else if (this.pointer && frame && frame.values && frame.header.rgb) {
+      // a photograph: the stored R, G, B under the pointer
+      const [c, r] = this.viewport.toImage(this.pointer);
+      const col = Math.floor(c);
+      const row = Math.floor(r);
+      if (col >= 0 && row >= 0 && col < header.columns && row < header.rows) {
+        const i = 3 * (row * header.columns + col);
+        value = `(${col}, ${row})  R ${frame.values[i]} G ${frame.values[i + 1]} B ${frame.values[i + 2]}`;
       }
     }
     this._setText("#ws-bl", value);

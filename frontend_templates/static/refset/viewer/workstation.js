@@ -19,6 +19,7 @@ import { measureMethods } from "./measures.js";
 import { MprController, mprMethods } from "./mpr.js";
 import { paintingMethods } from "./painting.js";
 import { panelMethods } from "./panel.js";
+import { photoMethods } from "./photo.js";
 import { proposalMethods } from "./proposals.js";
 import { bindKeys, buildHelp, keymap } from "./shortcuts.js";
 import { sliceViewMethods } from "./sliceview.js";
@@ -98,6 +99,7 @@ export class Workstation {
       this.windowName = this._defaultWindowName();
     }
     this._buildPresets(this._defaultWindowText());
+    this._initPhoto(header); // a photograph: its adjustments instead of the presets
   }
 
   async _loadOthers() {
@@ -222,6 +224,10 @@ export class Workstation {
 
   command(action) {
     if (this.mpr && this.mpr.command(action)) return;
+    if (action === "reset" && this.rgb) {
+      this.renderer.photo = { gamma: 1, redFree: false }; // and the view's reset below
+      this._showPhoto();
+    }
     if (this.viewCommand(action)) return;
     const [verb, arg] = action.split(":");
     if (verb === "type") this.cycleType();
@@ -319,6 +325,7 @@ Object.assign(
   submissionMethods,
   mprMethods,
   measureMethods,
+  photoMethods,
 );
 
 // Start-up marks (bench/viewer_browser.py reads them): every module evaluated, then
