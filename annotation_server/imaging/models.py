@@ -151,6 +151,7 @@ class IdentityMapping(models.Model):
         SOP_UID = "sop_uid", _("SOP instance UID")
         OTHER_UID = "other_uid", _("other UID")
         DATE_SHIFT = "date_shift", _("date shift (days)")
+        VISIT_ID = "visit_id", _("visit ID (photograph manifest)")
 
     project = models.ForeignKey(
         "projects.Project", on_delete=models.PROTECT, related_name="identity_mappings"

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from annotation_server.imaging import storage
 from annotation_server.imaging.deid import Deidentifier
+from annotation_server.imaging.ingest import photos
 from annotation_server.imaging.ingest.prepare import Prepared, prepare
 from annotation_server.imaging.ingest.sources import Candidate
 
@@ -73,12 +74,14 @@ def prepare_candidate(deid: Deidentifier, candidate: Candidate) -> Prepared:
     try:
         data = candidate.read()
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        return Prepared(candidate.name, reason=f"could not read the file ({exc})")
+        name = candidate.label if candidate.photo_row is not None else candidate.name
+        return Prepared(name, reason=f"could not read the file ({exc})")
     try:
-        return prepare(deid, candidate.name, data)
+        return photos.prepare_file(deid, candidate, data, dicom=prepare)
     except Exception as exc:  # a reader's bug must not cost the batch
-        logger.exception("preparing %s failed", candidate.name)
-        return Prepared(candidate.name, reason=f"could not process: {exc}")
+        name = candidate.label if candidate.photo_row is not None else candidate.name
+        logger.exception("preparing %s failed", name)
+        return Prepared(name, reason=f"could not process: {exc}")
 
 
 def store(prepared: Prepared, *, verify: bool = False) -> Stored:

@@ -27,7 +27,7 @@ from django.utils.translation import gettext
 from annotation_server.audit import services as audit
 from annotation_server.imaging import services as imaging
 from annotation_server.imaging.deid import Deidentifier, DeidOptions
-from annotation_server.imaging.ingest import keys, parallel
+from annotation_server.imaging.ingest import keys, parallel, photos
 from annotation_server.imaging.ingest.sources import Candidate, Item, Limits, Rejection
 from annotation_server.imaging.models import Instance, Quarantine
 from annotation_server.projects.models import Case
@@ -329,7 +329,7 @@ class Ingest:
     # the batch -----------------------------------------------------------------
 
     def run(self, items: Iterable[Item]) -> ImportReport:
-        items = list(items)
+        items = photos.attach(list(items))  # the manifest out, photographs matched
         total = len(items)
         candidates = []
         for item in items:

@@ -241,13 +241,20 @@ def _write_body(parts: list[bytes], ds: pydicom.Dataset, implicit: bool) -> None
         append(fp.getvalue())
 
 
-def prepare(deid: Deidentifier, name: str, data: bytes) -> Prepared:
-    """Everything about one file that needs no database."""
+def prepare(deid: Deidentifier, name: str, data: bytes, *, built_here: bool = False) -> Prepared:
+    """Everything about one file that needs no database.
+
+    ``built_here``: the file is a photograph this import converted (pixels only,
+    its header written by us), so its SOP class alone is no reason to quarantine
+    it when the pixels are read for burned-in text; with that detector off, the
+    header rule still holds every photograph for review."""
     try:
         ds = parse(data)
         result = deid.apply(ds, in_place=True)
         clean = result.dataset
         quarantine_reason, text_boxes = result.quarantine_reason, None
+        if built_here and deid.options.detect_pixel_text:
+            quarantine_reason = None
         if quarantine_reason is None and deid.options.detect_pixel_text:
             found = find_text_in_dataset(clean)
             if found.has_text:

@@ -103,6 +103,11 @@ class Candidate:
     name: str
     size: int
     read: Callable[[], bytes]
+    # Set by photos.attach (every import): how the report names the file when it
+    # turns out to be a photograph (never its file name), and its manifest row.
+    label: str = ""
+    photo_row: object | None = None  # photo.ManifestRow
+    manifest: bool = False  # a manifest came with the import
 
 
 @dataclass

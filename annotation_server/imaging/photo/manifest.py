@@ -90,13 +90,29 @@ def _key(name: str) -> str:
 
 def parse_manifest(data: bytes | str) -> list[ManifestRow]:
     """The manifest's rows, or ManifestError listing every problem found."""
-    text = _text(data)
+    rows, problems, _ = parse_manifest_partial(data)
+    if problems:
+        raise ManifestError(problems)
+    return rows
+
+
+def parse_manifest_partial(
+    data: bytes | str,
+) -> tuple[list[ManifestRow], list[ManifestProblem], dict[str, int]]:
+    """The good rows, every problem, and the file names of the rows refused
+    (normalised name -> line), so an import can take the good rows, refuse the
+    photographs of the bad ones by their line, and report every problem."""
+    try:
+        text = _text(data)
+    except ManifestError as exc:
+        return [], exc.problems, {}
     reader = csv.reader(io.StringIO(text, newline=""))
     problems: list[ManifestProblem] = []
     header: list[str] | None = None
     rows: list[ManifestRow] = []
     seen_file: dict[str, int] = {}
     visit_owner: dict[str, tuple[str, int]] = {}
+    refused: dict[str, int] = {}
     start = 1
     try:
         for record in reader:
@@ -112,15 +128,17 @@ def parse_manifest(data: bytes | str) -> list[ManifestRow]:
             rows_or_none = _row(record, header, line, problems, seen_file, visit_owner)
             if rows_or_none is not None:
                 rows.append(rows_or_none)
+            elif "filename" in header and len(record) == len(header):
+                name = record[header.index("filename")].strip().replace("\\", "/")
+                if name and not name.startswith("/"):
+                    refused.setdefault(posixpath.normpath(name), line)
     except csv.Error as exc:
         problems.append(ManifestProblem(start, "", f"not valid CSV: {exc}"))
     if header is None and not problems:
         problems.append(ManifestProblem(1, "", "the manifest is empty (no header row)"))
     elif header is not None and not rows and not problems:
         problems.append(ManifestProblem(start, "", "no photographs listed"))
-    if problems:
-        raise ManifestError(problems)
-    return rows
+    return rows, problems, refused
 
 
 def _header_problems(header: list[str], line: int) -> list[ManifestProblem]:

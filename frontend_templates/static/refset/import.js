@@ -24,6 +24,12 @@ function showSelection() {
   document.getElementById("selection").textContent =
     fmt(T.selected, { n: picked.length, mb: (bytes / 1048576).toFixed(1) });
   document.getElementById("start").disabled = picked.length === 0;
+  // Photographs need manifest.csv (the server recognises both by content and name;
+  // this only warns before the upload, by file extension).
+  const name = (p) => p.path.split("/").pop().toLowerCase();
+  const photos = picked.some((p) => /\.(jpe?g|png|tiff?)$/.test(name(p)));
+  const manifest = picked.some((p) => name(p) === "manifest.csv");
+  document.getElementById("photo-hint").hidden = !(photos && !manifest);
 }
 
 function addFiles(files) {

@@ -2,6 +2,10 @@
 
 Imports files, folders and zips (recursively): validates, de-identifies, stores
 and indexes them, then prints a summary and every rejected file with its reason.
+Photographs (JPEG, PNG, TIFF, recognised by content) need a manifest.csv among the
+paths (columns filename, patient_id, visit_id, laterality, optional site, camera;
+see imaging.photo.manifest and imaging.ingest.photos); they are reported by their
+manifest line, never by their file name.
 Exit status: 0 when nothing was rejected, 1 when some files were, 2 on a usage error.
 """
 
@@ -25,7 +29,11 @@ class UsageError(CommandError):
 
 
 class Command(BaseCommand):
-    help = "Import DICOM files, folders or zips into a project (de-identified on the way in)."
+    help = (
+        "Import DICOM files, folders or zips into a project (de-identified on the way in); "
+        "JPEG/PNG/TIFF photographs with a manifest.csv (filename, patient_id, visit_id, "
+        "laterality) among the paths."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", metavar="PATH")
