@@ -187,3 +187,54 @@ def test_ct_case_still_paints_windowed_grey(live_server, page, project, reader_a
     assert "HU" in out["tr"] and "Brightness" not in out["tr"]
     assert out["bar"] >= 2  # the file's window and the CT presets
     assert page.locator("[data-testid=red-free]").count() == 0
+
+
+# The other eye's pane: its colour at image points (device pixels of its fitted rect).
+FELLOW_AT = """
+(points) => {
+  const f = window.__ws.fellow;
+  const [x0, y0, w, h] = f.rect;
+  const { columns, rows } = f.frame.header;
+  const ctx = f.canvas.getContext("2d");
+  return points.map(([c, r]) => {
+    const x = Math.round(x0 + (c * w) / columns);
+    const y = Math.round(y0 + (r * h) / rows);
+    const d = ctx.getImageData(x, y, 1, 1).data;
+    return [d[0], d[1], d[2]];
+  });
+}
+"""
+
+
+def test_other_eye_of_the_visit_is_shown_beside_for_looking(live_server, page, project, reader_a):
+    od = block_photo(ROWS, COLUMNS, seed=21)
+    os_ = block_photo(ROWS, COLUMNS, seed=22)
+    od_ds = photo_dataset(od, laterality="OD")
+    os_ds = photo_dataset(os_, laterality="OS", study_uid=str(od_ds.StudyInstanceUID))
+    result = index_datasets(project, [od_ds, os_ds])
+    by_eye = {s.instances.get().sop_instance_uid: s for s in result.series}
+    series = by_eye[str(os_ds.SOPInstanceUID)]  # the case reads the left eye
+    case = Case.objects.create(
+        project=project, code="OP0002", series=series, state=Case.State.READING, qc_status="pass"
+    )
+    task = ReadingTask.objects.create(case=case, reader=reader_a)
+    login(page, live_server, "reader_a", "en")
+    page.goto(f"{live_server.url}/read/{task.pk}/")
+    wait_first_image(page, timeout=30_000)
+    page.wait_for_function("window.__ws.fellow && window.__ws.fellow.key !== ''", timeout=30_000)
+    assert page.text_content("#ws-mark-view") == "OS"
+    assert page.text_content("[data-testid=fellow-label]").startswith("OD")
+    # OD on the left of the screen, the case's OS (the canvas drawn on) on the right
+    fellow_box = page.locator("[data-testid=fellow]").bounding_box()
+    main_box = page.locator("#ws-canvas").bounding_box()
+    assert fellow_box["x"] + fellow_box["width"] <= main_box["x"] + 1
+    points = _block_centres()
+    shown = np.array(page.evaluate(FELLOW_AT, [list(p) for p in points]))
+    assert np.abs(shown - np.array([od[r, c] for c, r in points], dtype=int)).max() <= 1
+    main = np.array(page.evaluate(SCREEN_AT, [list(p) for p in points]))
+    assert np.abs(main - np.array([os_[r, c] for c, r in points], dtype=int)).max() <= 1
+    # the case's adjustments apply to both: red-free greys the other eye too
+    page.keyboard.press("Shift+G")
+    page.wait_for_function("window.__ws.fellow.key.endsWith('|true')")
+    grey = np.array(page.evaluate(FELLOW_AT, [list(p) for p in points]))
+    assert np.abs(grey[:, 0] - np.array([od[r, c][1] for c, r in points], dtype=int)).max() <= 1

@@ -16,6 +16,7 @@ export const paintingMethods = {
     if (frame && this.previewWhileDragging && !this.windowMovingAt) this._prepareWindowDrag();
     this._overlayText(frame);
     if (this.mpr) this.mpr.paint();
+    if (this.fellow) this._paintFellow(); // a photograph's other eye (photo.js)
     this.paintTimes.push(performance.now() - t0);
     if (this.paintTimes.length > 2000) this.paintTimes.splice(0, 1000);
   },

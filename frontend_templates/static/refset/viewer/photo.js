@@ -8,10 +8,22 @@
 //     vessels and haemorrhages stand out;
 //   - reset: the adjustments back to the photo as stored (R resets them with the view).
 // The eye (OD / OS, from ImageLaterality) replaces the radiograph's view marker.
+//
+// The other eye of the same visit: when the case's study (the series panel's
+// GET /api/v1/cases/{id}/series/) holds another OP series whose photo is of the
+// other eye, it is shown beside the case's, fitted, with the same adjustments,
+// labelled "other eye, view only" (1 x 2: OD on the left, OS on the right, as
+// facing the patient). Only the case's eye is drawn on and zoomed.
 // Installed on Workstation.prototype; the renderer reads `renderer.photo`.
 
+import { api } from "../common/http.js";
+import { SliceRenderer } from "./lut.js";
+import { streamSeries } from "./pixels.js";
 import { comboOf } from "./shortcuts.js";
 import { $, h } from "./ui.js";
+
+// OP series of the study looked at for the other eye (a visit has one per eye).
+const FELLOW_CANDIDATES = 3;
 
 export const RED_FREE_KEY = "shift+g";
 const EYES = { R: "OD", L: "OS" };
@@ -71,6 +83,105 @@ export const photoMethods = {
       this.toggleRedFree();
     });
     this._showPhoto();
+    this.photoEye = eye;
+    if (eye && this.boot.case && this.boot.series.modality === "OP") this._findFellow(eye);
+  },
+
+  /** Look through the study's other OP series for the other eye's photo. */
+  async _findFellow(eye) {
+    let listing;
+    try {
+      ({ data: listing } = await api("GET", `${this.apiRoot}cases/${this.boot.case.id}/series/`));
+    } catch {
+      return; // no panel data: the case's eye alone
+    }
+    const candidates = (listing.series || []).filter((s) => !s.current && s.modality === "OP" && s.images > 0);
+    for (const series of candidates.slice(0, FELLOW_CANDIDATES)) {
+      const frame = await this._fellowFrame(series.id);
+      const other = frame && eyeOf(frame.header.view);
+      if (other && other !== eye) {
+        this._showFellow(frame, other);
+        return;
+      }
+    }
+  },
+
+  /** The first full frame of a series (null when it has none or fails). */
+  async _fellowFrame(seriesId) {
+    const controller = new AbortController();
+    let found = null;
+    try {
+      await streamSeries(this.apiRoot, seriesId, {
+        signal: controller.signal,
+        onFrame: (frame) => {
+          if (found || frame.header.preview || !frame.values || !frame.header.rgb) return;
+          found = frame;
+          controller.abort();
+        },
+      });
+    } catch {
+      // aborted once the frame arrived, or failed: found says which
+    }
+    return found;
+  },
+
+  /** The other eye beside the case's: a second pane in the stage's row. */
+  _showFellow(frame, eye) {
+    const stage = document.querySelector(".ws-stage");
+    if (!stage || this.fellow) return;
+    const row = h("div", { class: "ws-photo-pair", "data-testid": "photo-pair" });
+    row.style.cssText = "display: flex; flex: 1; min-height: 0; gap: 2px; background: #1a2230;";
+    stage.parentNode.insertBefore(row, stage);
+    stage.style.flex = "1 1 0";
+    stage.style.minWidth = "0";
+    const canvas = h("canvas", { "aria-label": gettext("The other eye (view only)") });
+    canvas.style.cssText = "position: absolute; inset: 0; width: 100%; height: 100%; display: block;";
+    const label = h("span", {
+      class: "ws-photo-fellow-label",
+      "data-testid": "fellow-label",
+      text: interpolate(gettext("%s · other eye, view only"), [eye]),
+    });
+    label.style.cssText = "position: absolute; left: 10px; top: 8px; color: #ffd54f; font-size: 14px; pointer-events: none;";
+    const pane = h("div", { class: "ws-photo-fellow", "data-testid": "fellow" }, [canvas, label]);
+    pane.style.cssText = "position: relative; flex: 1 1 0; min-width: 0; overflow: hidden; background: #000;";
+    // OD on the left, OS on the right (as facing the patient)
+    if (eye === "OD") row.append(pane, stage);
+    else row.append(stage, pane);
+    this.fellow = { frame, eye, canvas, renderer: new SliceRenderer(), key: "", rect: null };
+    new ResizeObserver(() => {
+      this.fellow.key = "";
+      this.redraw();
+    }).observe(pane);
+    this.redraw();
+  },
+
+  /** Paint the other eye (fitted) with the case's adjustments, when they changed. */
+  _paintFellow() {
+    const f = this.fellow;
+    if (!f || !this.window) return;
+    const { canvas, frame } = f;
+    const dpr = window.devicePixelRatio || 1;
+    const width = Math.max(1, Math.round(canvas.clientWidth * dpr));
+    const height = Math.max(1, Math.round(canvas.clientHeight * dpr));
+    f.renderer.photo = this.renderer.photo;
+    const image = f.renderer.render(frame, this.window.center, this.window.width, this.headerInvert !== this.invert, "fellow");
+    const key = `${width}|${height}|${f.renderer.key}`;
+    if (key === f.key) return;
+    if (canvas.width !== width || canvas.height !== height) {
+      canvas.width = width;
+      canvas.height = height;
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, width, height);
+    const { columns, rows } = frame.header;
+    const scale = Math.min(width / columns, height / rows);
+    const w = columns * scale;
+    const hgt = rows * scale;
+    f.rect = [(width - w) / 2, (height - hgt) / 2, w, hgt]; // device pixels
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(image, ...f.rect);
+    f.key = key;
   },
 
   toggleRedFree() {
