@@ -95,11 +95,22 @@ def _assert_nothing_identifying(phi: list[str], report_dict: dict) -> None:
         assert s not in report, s
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["serial", "workers"])
 def test_folder_of_photos_with_manifest_imports_as_op_with_laterality(
-    fundus_project, manager, tmp_path, settings
+    fundus_project, manager, tmp_path, workers, caplog, monkeypatch
 ):
+    from annotation_server.imaging.ingest import parallel
+
+    monkeypatch.setattr(parallel, "_other_threads", lambda: False)
     phi, _ = _delivery(tmp_path)
-    report = ingest(fundus_project, from_paths([tmp_path], Limits()), user=manager, source="test")
+    report = ingest(
+        fundus_project,
+        from_paths([tmp_path], Limits()),
+        user=manager,
+        source="test",
+        workers=workers,
+    )
+    assert report.workers == workers
     s = report.summary()
     assert (s["imported"], s["rejected"], s["patients"], s["studies"]) == (4, 0, 2, 2), [
         (f.name, f.reason) for f in report.files
@@ -122,6 +133,7 @@ def test_folder_of_photos_with_manifest_imports_as_op_with_laterality(
         f"photo, manifest line {n}" for n in (2, 3, 4, 5)
     ]
     _assert_nothing_identifying(phi, report.as_dict())
+    assert not [p for p in phi if p in caplog.text]
 
 
 def test_pseudonyms_come_from_the_key_store_and_repeat_across_imports(
@@ -146,6 +158,13 @@ def test_pseudonyms_come_from_the_key_store_and_repeat_across_imports(
     visits = IdentityMapping.objects.filter(project=fundus_project, kind="visit_id")
     study_uids = set(Series.objects.values_list("study__study_uid", flat=True))
     assert visits.count() == 2 and set(visits.values_list("replacement", flat=True)) == study_uids
+    # the key store gives the originals back (permission-checked, audited)
+    admin = factories.UserFactory(is_superuser=True, is_staff=True)
+    assert keys.reveal(admin, mapping, reason="test") == pid
+    assert {keys.reveal(admin, v, reason="test") for v in visits} == {
+        line.split(",")[2]
+        for line in (tmp_path / "a" / "manifest.csv").read_text().splitlines()[1:]
+    }
     # the same photographs again: duplicates, same pseudonyms, nothing new
     again = ingest(fundus_project, from_paths([tmp_path / "a"], Limits()), source="test")
     assert again.summary()["duplicates"] == 4 and again.summary()["imported"] == 0
@@ -291,3 +310,18 @@ def test_the_import_page_says_how_to_import_photographs(fundus_project, manager,
     html = page.content.decode()
     assert 'data-testid="photo-note"' in html and "manifest.csv" in html
     assert 'id="photo-hint"' in html
+
+
+def test_a_manifest_without_its_columns_names_every_problem_and_imports_no_photo(
+    fundus_project, tmp_path
+):
+    data, name, _ = _photo(6, "OD", "jpeg")
+    (tmp_path / name).write_bytes(data)
+    (tmp_path / "manifest.csv").write_text(f"file,patient,eye\n{name},X,OD\n")
+    report = ingest(fundus_project, from_paths([tmp_path], Limits()), source="test")
+    rejected = {f.name: f.reason for f in report.files if f.status == "rejected"}
+    assert "required column is missing" in rejected["manifest line 1, column patient_id"]
+    assert "required column is missing" in rejected["manifest line 1, column visit_id"]
+    assert "no usable photograph" in rejected["file 1 of the import"]
+    assert not Instance.objects.exists()
+    assert not any(name in n or name in r for n, r in rejected.items())

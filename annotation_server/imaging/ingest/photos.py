@@ -135,7 +135,7 @@ def attach(items: list[Item]) -> list[Item]:
                     _("a second manifest.csv in one import: only the first one is read"),
                 )
             )
-    has_manifest = bool(manifests)
+    state = ("ok" if rows else "unusable") if manifests else ""
     files = [(i, it) for i, it in enumerate(items) if i not in manifests]
     by_suffix: dict[str, list[int]] = defaultdict(list)
     for i, it in files:
@@ -183,7 +183,7 @@ def attach(items: list[Item]) -> list[Item]:
         elif isinstance(it, Rejection):
             out.append(Rejection(label, it.reason) if row else it)
         else:
-            it.label, it.photo_row, it.manifest = label, row, has_manifest
+            it.label, it.photo_row, it.manifest = label, row, state
             out.append(it)
     return out
 
@@ -212,6 +212,11 @@ def prepare_file(
                 "a photograph needs a manifest: add manifest.csv (columns filename, "
                 "patient_id, visit_id, laterality) to the import"
             ),
+        )
+    if row is None and candidate.manifest == "unusable":
+        return Prepared(
+            label,
+            reason=_("the manifest lists no usable photograph (see its problems): not imported"),
         )
     if row is None:
         return Prepared(

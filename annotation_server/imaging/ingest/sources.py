@@ -107,7 +107,7 @@ class Candidate:
     # turns out to be a photograph (never its file name), and its manifest row.
     label: str = ""
     photo_row: object | None = None  # photo.ManifestRow
-    manifest: bool = False  # a manifest came with the import
+    manifest: str = ""  # the import's manifest: "" none, "ok", "unusable" (no good row)
 
 
 @dataclass
