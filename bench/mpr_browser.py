@@ -17,7 +17,13 @@ until the whole series is prefetched. Then, one step per animation frame:
               in 1 x 3 (each frame repaints all three views);
   MIP axial   the axial view with a 10 mm and a 20 mm maximum-intensity slab,
               scrolled through every slice (one view);
-  MIP coronal the coronal view with a 10 mm slab, scrolled, in 1 x 3.
+  MIP coronal the coronal view with a 10 mm slab, scrolled, in 1 x 3;
+  average axial 20 mm (one view), MinIP coronal 10 mm (1 x 3), likewise.
+
+--compare REV serves, on every other page load of the same run, reformat.js as it
+was at git revision REV (e.g. the commit before a change to it), and prints both
+tables and the ratio of their paint p95: a before/after that shares the machine's
+load.
 
 For each it reports the paint time per frame (ws.paintTimes: reformat or slab,
 window LUT, putImageData, drawImage and overlays of every shown view) and the
@@ -94,6 +100,11 @@ async () => {
   mpr.setLayout("1x3");
   mpr.setSlab({ on: true, mode: "mip", mm: 10 });
   await scroll("mip10 coronal", rows, (i) => coronal.goTo(i));
+  mpr.setSlab({ on: true, mode: "minip", mm: 10 });
+  await scroll("minip10 coronal", rows, (i) => coronal.goTo(i));
+  mpr.setLayout("1x1", mpr.native);
+  mpr.setSlab({ on: true, mode: "avg", mm: 20 });
+  await scroll("avg20 axial", ws.count, (i) => ws.goToSlice(i));
   return out;
 }
 """
@@ -104,7 +115,17 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--matrix", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--compare", metavar="REV", help="git revision of reformat.js to compare")
     args = parser.parse_args()
+    old_reformat = None
+    if args.compare:
+        old_reformat = subprocess.run(
+            ["git", "show", f"{args.compare}:frontend_templates/static/refset/viewer/reformat.js"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="refset-bench-") as tmp:
@@ -136,7 +157,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{port}"
-        results = []
+        results, compared = [], []
         try:
             for _ in range(100):
                 try:
@@ -146,28 +167,61 @@ def main() -> None:
                     time.sleep(0.1)
             with sync_playwright() as pw:
                 browser = launch(pw)
-                for _ in range(args.repeat):
-                    context = browser.new_context(
-                        viewport={"width": 1600, "height": 1000}, bypass_csp=True
-                    )
-                    context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
-                    page = context.new_page()
-                    page.goto(f"{base}/read/{task_id}/")
-                    page.wait_for_function(
-                        "performance.getEntriesByName('ws:series-loaded').length", timeout=300_000
-                    )
-                    results.append(page.evaluate(RUN))
-                    context.close()
+                variants = [False, True] if old_reformat else [False]
+                for n in range(args.repeat):
+                    for old in variants if n % 2 == 0 else variants[::-1]:
+                        context = browser.new_context(
+                            viewport={"width": 1600, "height": 1000}, bypass_csp=True
+                        )
+                        context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
+
+                        def serve_reformat(route, old=old):
+                            response = route.fetch()
+                            body = old_reformat if old else response.text()
+                            route.fulfill(response=response, body=body)
+
+                        context.route("**/refset/viewer/reformat.js", serve_reformat)
+                        page = context.new_page()
+                        page.goto(f"{base}/read/{task_id}/")
+                        page.wait_for_function(
+                            "performance.getEntriesByName('ws:series-loaded').length",
+                            timeout=300_000,
+                        )
+                        (compared if old else results).append(page.evaluate(RUN))
+                        context.close()
                 browser.close()
         finally:
             server.terminate()
             server.wait()
 
-    pct = vb.pct
     print(
         f"volume: {args.slices} slices of {args.matrix}x{args.matrix} int16"
         f" (0.7 mm pixels, 1.25 mm slices); repeats: {args.repeat}; times in ms"
     )
+    p95s = report("this tree's reformat.js", results)
+    if compared:
+        title = f"reformat.js at {args.compare} (same run, alternate page loads)"
+        old_p95s = report(title, compared)
+        print("paint p95, this tree / " + args.compare + ":")
+        for name, p95 in p95s.items():
+            print(f"  {name:15s} {p95:7.2f} / {old_p95s[name]:7.2f} = {p95 / old_p95s[name]:5.2f}")
+
+
+RUNS = (
+    "axial",
+    "coronal",
+    "sagittal",
+    "mip10 axial",
+    "mip20 axial",
+    "mip10 coronal",
+    "minip10 coronal",
+    "avg20 axial",
+)
+
+
+def report(title: str, results) -> dict:
+    pct = vb.pct
+    print(title + ":")
     first = [r["first"] for r in results]
     print(
         "first coronal frame after load: switch to 1x3 until painted"
@@ -177,14 +231,16 @@ def main() -> None:
         f" reformat alone {statistics.median(f['reformatMs'] for f in first):.1f}"
     )
     base_p95 = None
+    p95s = {}
     print(
         f"{'run':15s} {'frames':>6s} {'paint p50':>10s} {'paint p95':>10s} {'max':>7s}"
         f" {'frame p50':>10s} {'frame p95':>10s} {'p95/16.7':>9s} {'p95/axial':>9s}"
     )
-    for name in ("axial", "coronal", "sagittal", "mip10 axial", "mip20 axial", "mip10 coronal"):
+    for name in RUNS:
         paints = [p for r in results for p in r[name]["paint"]]
         frames = [f for r in results for f in r[name]["frames"]]
         p95 = pct(paints, 0.95)
+        p95s[name] = p95
         if base_p95 is None:
             base_p95 = p95
         print(
@@ -192,6 +248,7 @@ def main() -> None:
             f" {max(paints):7.2f} {statistics.median(frames):10.1f} {pct(frames, 0.95):10.1f}"
             f" {p95 / 16.7:9.2f} {p95 / base_p95:9.2f}"
         )
+    return p95s
 
 
 if __name__ == "__main__":
