@@ -253,6 +253,15 @@ class ReferenceLabels(models.Model):
         blank=True,
         help_text=_("Per field: decision, reason code and text."),
     )
+    derived = models.JSONField(
+        _("derived values"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "The schema's derived fields computed from these answers and the reference "
+            "findings (e.g. referable DR, vertical cup-to-disc ratio)."
+        ),
+    )
     decision = models.CharField(
         _("decision"), max_length=16, choices=ReferenceFinding.Decision.choices
     )

@@ -504,6 +504,8 @@ def _protocol(project: Project) -> dict:
         "auto_accept_ordinal_tolerance": p.auto_accept_ordinal_tolerance,
         "drop_below_readers": p.drop_below_readers,
         "size_tolerance_mm": p.size_tolerance_mm,
+        "grade_rule": p.grade_rule,
+        "grade_difference": p.grade_difference,
         "arbitration_mode": p.arbitration_mode,
         "consensus_method": p.consensus_method,
         "prelabel_visibility": p.prelabel_visibility,

@@ -86,6 +86,8 @@ class ProtocolForm(forms.ModelForm):
             "auto_accept_same_type",
             "auto_accept_ordinal_tolerance",
             "drop_below_readers",
+            "grade_rule",
+            "grade_difference",
             "consensus_method",
             "arbitration_mode",
             "prelabel_visibility",
@@ -94,6 +96,27 @@ class ProtocolForm(forms.ModelForm):
             "unassisted_seed",
             "reading_days",
         ]
+
+    # Left out of a post (a client from before the grade rule), the grade rule
+    # keeps the protocol's current setting rather than failing the whole form.
+    KEEP_WHEN_OMITTED = ("grade_rule", "grade_difference")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.KEEP_WHEN_OMITTED:
+            self.fields[name].required = False
+
+    def _kept(self, name):
+        value = self.cleaned_data.get(name)
+        if value in (None, ""):
+            return getattr(self.instance, name)
+        return value
+
+    def clean_grade_rule(self):
+        return self._kept("grade_rule")
+
+    def clean_grade_difference(self):
+        return self._kept("grade_difference")
 
 
 class SchemaChoiceForm(forms.Form):

@@ -189,6 +189,11 @@ class ReadingProtocol(models.Model):
         SINGLE = "single", _("one arbitrator")
         TWO_BLIND_TIEBREAK = "two_blind_tiebreak", _("two blind arbitrators, a third breaks ties")
 
+    class GradeRule(models.TextChoices):
+        # adjudication settling: qc/grading.py
+        DIFFERENCE = "difference", _("arbitrate when grades differ by at least N")
+        REFERABLE = "referable", _("arbitrate only when referable/non-referable differs")
+
     class PrelabelVisibility(models.TextChoices):
         HIDDEN = "hidden", _("never shown to readers")
         SHOWN = "shown", _("shown from the first phase on, as proposals to accept, edit or reject")
@@ -249,6 +254,22 @@ class ReadingProtocol(models.Model):
             "How the readers' contours of one finding are merged into the reference "
             "contour, when settling and in arbitration."
         ),
+    )
+    grade_rule = models.CharField(
+        _("case-level grades go to arbitration"),
+        max_length=16,
+        choices=GradeRule.choices,
+        default=GradeRule.DIFFERENCE,
+        help_text=_(
+            "For ordinal case-level grades (e.g. the diabetic retinopathy grade). "
+            "Ungradable against a grade always goes to arbitration."
+        ),
+    )
+    grade_difference = models.PositiveSmallIntegerField(
+        _("grades differing by at least"),
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text=_("N for the rule above: 1 sends every difference to arbitration."),
     )
     arbitration_mode = models.CharField(
         _("arbitration mode"),

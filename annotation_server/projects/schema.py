@@ -22,6 +22,19 @@ and an ATTRIBUTE is one of
 
 each with "label" ({"en": ..., "zh-hans": ...}), optional "required" (default
 false), optional "help". An enum may set "multiple": true (a list of values).
+
+An ordinal may also name answers outside its scale, such as "ungradable":
+"outside_scale": [{"value": "ungradable", "label": {...}}] (string values), and
+"referable_from": N, the lowest scale value that counts as referable (used by
+the protocol's "referable/non-referable" grade rule and by derived fields).
+
+A definition may list "derived" fields: computed on the server from a read,
+never typed by the reader, stored with the read (CaseLabel.derived):
+
+    {"key": "referable_dr", "kind": "boolean", "rule": "referable_dr", "label": {...}}
+
+where "rule" names one entry of DERIVED_RULES (annotation_server/reading/derived.py
+computes them).
 """
 
 from __future__ import annotations
@@ -37,6 +50,9 @@ from annotation_server.errors import DomainError
 GEOMETRY_KINDS = ("point", "line", "box", "ellipse", "polygon", "contour", "polyline", "mask")
 ATTRIBUTE_KINDS = ("enum", "ordinal", "number", "boolean", "text")
 LANGS = ("en", "zh-hans")
+# Names of the server-side computations a schema's "derived" fields may use
+# (annotation_server/reading/derived.py implements each).
+DERIVED_RULES = ("referable_dr", "vertical_cdr")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
@@ -110,6 +126,24 @@ def _check_attribute(where: str, attr: Any, errors: list[str]) -> None:
         lo, hi = attr.get("min"), attr.get("max")
         if not isinstance(lo, int) or not isinstance(hi, int) or lo >= hi:
             errors.append(f"{where}: " + _t("an ordinal scale needs integer min < max"))
+        extra = attr.get("outside_scale", [])
+        if not isinstance(extra, list) or any(
+            not isinstance(o, dict) or not isinstance(o.get("value"), str) or not o["value"]
+            for o in extra
+        ):
+            errors.append(f"{where}: " + _t("outside_scale must list options with a string value"))
+        else:
+            for option in extra:
+                _check_label(f"{where} option {option['value']!r}", option.get("label"), errors)
+        referable = attr.get("referable_from")
+        if referable is not None and (
+            isinstance(referable, bool)
+            or not isinstance(referable, int)
+            or not isinstance(lo, int)
+            or not isinstance(hi, int)
+            or not lo <= referable <= hi
+        ):
+            errors.append(f"{where}: " + _t("referable_from must be a value of the scale"))
         labels = attr.get("labels", {})
         if not isinstance(labels, dict):
             errors.append(f"{where}: " + _t("ordinal labels must map scale values to labels"))
@@ -148,12 +182,47 @@ def _check_unique_keys(where: str, items: list, errors: list[str]) -> None:
         errors.append(f"{where}: " + _t("duplicate keys %(keys)s", keys=", ".join(map(str, dupes))))
 
 
+def _check_derived(derived: Any, case_fields: list, errors: list[str]) -> None:
+    if not isinstance(derived, list):
+        errors.append(_t("derived must be a list"))
+        return
+    _check_unique_keys("derived", derived, errors)
+    typed = {f.get("key") for f in case_fields if isinstance(f, dict)}
+    for j, item in enumerate(derived):
+        where = f"derived[{j}]"
+        if not isinstance(item, dict):
+            errors.append(f"{where}: " + _t("must be an object"))
+            continue
+        key = item.get("key")
+        if not isinstance(key, str) or not _KEY.match(key):
+            errors.append(f"{where}: " + _t("key %(key)s must be snake_case", key=repr(key)))
+        elif key in typed:
+            errors.append(f"{where}: " + _t("key %(key)s is also a case field", key=repr(key)))
+        _check_label(f"{where} ({key})", item.get("label"), errors)
+        if item.get("rule") not in DERIVED_RULES:
+            errors.append(
+                f"{where}: "
+                + _t(
+                    "rule %(rule)s is not one of %(rules)s",
+                    rule=repr(item.get("rule")),
+                    rules=", ".join(DERIVED_RULES),
+                )
+            )
+        if item.get("kind") not in ("boolean", "number"):
+            errors.append(f"{where}: " + _t("a derived field is a boolean or a number"))
+
+
+def outside_scale(attr: dict) -> list[str]:
+    """The non-scale answers an ordinal accepts (e.g. "ungradable")."""
+    return [o["value"] for o in attr.get("outside_scale", []) if isinstance(o, dict)]
+
+
 def validate_definition(definition: Any) -> None:
     """Raise SchemaError listing every structural problem of a schema definition."""
     errors: list[str] = []
     if not isinstance(definition, dict):
         raise SchemaError([_t("the definition must be a JSON object")])
-    unknown = set(definition) - {"finding_types", "case_fields", "description"}
+    unknown = set(definition) - {"finding_types", "case_fields", "description", "derived"}
     if unknown:
         errors.append(_t("unknown top-level keys: %(keys)s", keys=", ".join(sorted(unknown))))
     finding_types = definition.get("finding_types", [])
@@ -198,6 +267,7 @@ def validate_definition(definition: Any) -> None:
     _check_unique_keys("case_fields", case_fields, errors)
     for j, attr in enumerate(case_fields):
         _check_attribute(f"case_fields[{j}]", attr, errors)
+    _check_derived(definition.get("derived", []), case_fields, errors)
     if errors:
         raise SchemaError(errors)
 
@@ -212,8 +282,11 @@ def _value_errors(attr: dict, value: Any) -> str | None:
         bad = [v for v in values if v not in allowed]
         return f"{bad[0]!r} is not one of {', '.join(allowed)}" if bad else None
     if kind == "ordinal":
+        if isinstance(value, str) and value in outside_scale(attr):
+            return None
         if isinstance(value, bool) or not isinstance(value, int):
-            return "must be a whole number"
+            extra = outside_scale(attr)
+            return "must be a whole number" + (f" or one of {', '.join(extra)}" if extra else "")
         if not attr["min"] <= value <= attr["max"]:
             return f"must be between {attr['min']} and {attr['max']}"
         return None

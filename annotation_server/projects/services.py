@@ -176,6 +176,8 @@ PROTOCOL_FIELDS = (
     "auto_accept_same_type",
     "auto_accept_ordinal_tolerance",
     "drop_below_readers",
+    "grade_rule",
+    "grade_difference",
     "consensus_method",
     "arbitration_mode",
     "prelabel_visibility",

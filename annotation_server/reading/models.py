@@ -151,6 +151,15 @@ class CaseLabel(models.Model):
 
     task = models.OneToOneField(ReadingTask, on_delete=models.CASCADE, related_name="case_label")
     values = models.JSONField(_("answers"), default=dict, blank=True)
+    derived = models.JSONField(
+        _("derived values"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Computed on the server from the answers and findings (the schema's "
+            "derived fields, e.g. referable DR, vertical cup-to-disc ratio)."
+        ),
+    )
     version = models.PositiveIntegerField(_("version"), default=1)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -18,6 +18,7 @@ from annotation_server.errors import DomainError
 from annotation_server.projects import schema as schema_rules
 from annotation_server.projects.models import Case
 from annotation_server.projects.permissions import READ, has_project_perm
+from annotation_server.reading import derived as derived_fields
 from annotation_server.reading.geometry import validate_geometry
 from annotation_server.reading.measurements import measure_finding
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
@@ -185,8 +186,22 @@ def save_case_label(
         if changed != 1:
             raise VersionConflict(gettext("The case labels were saved elsewhere."), label.version)
         label.refresh_from_db()
+    _store_derived(task)
+    label.refresh_from_db()
     _touch(task)
     return label
+
+
+def _store_derived(task: ReadingTask) -> None:
+    """Recompute the schema's derived fields for the read and keep them with its
+    case label (created empty if the read has none yet). Not a reader edit: the
+    label's version is left alone."""
+    values = derived_fields.for_read(task)
+    if not values:
+        return
+    label, _ = CaseLabel.objects.get_or_create(task=task)
+    if label.derived != values:
+        CaseLabel.objects.filter(pk=label.pk).update(derived=values)
 
 
 @transaction.atomic
@@ -223,6 +238,7 @@ def submit(
         errors.extend(exc.errors)
     if errors:
         raise schema_rules.SchemaError(errors)
+    _store_derived(task)  # final findings: the cup-to-disc ratio as submitted
     now = timezone.now()
     ReadingTask.objects.filter(pk=task.pk).update(
         state=ReadingTask.State.SUBMITTED,

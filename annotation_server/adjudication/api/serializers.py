@@ -100,6 +100,7 @@ class ReferenceLabelsSerializer(serializers.ModelSerializer):
             "supersedes",
             "values",
             "provenance",
+            "derived",
             "decision",
             "arbitration_task",
             "decided_at",
@@ -191,7 +192,10 @@ def anonymised_label_disputes(settlement: Settlement, context, keys=None) -> lis
         values = {
             labeller.label(reads[rid]) if rid in reads else "?": v for rid, v in d["values"].items()
         }
-        out.append({"key": d["key"], "values": dict(sorted(values.items()))})
+        row = {"key": d["key"], "values": dict(sorted(values.items()))}
+        if d.get("rule"):  # why an ordinal grade disputes (qc.grading)
+            row["rule"] = d["rule"]
+        out.append(row)
     return out
 
 

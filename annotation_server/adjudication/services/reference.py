@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from annotation_server.adjudication.models import Cluster, ReferenceFinding, ReferenceLabels
+from annotation_server.reading import derived as derived_fields
 
 
 def write_reference(
@@ -136,11 +137,28 @@ def write_labels(case, values, provenance, decision, when, task=None) -> Referen
         supersedes=current,
         values=values,
         provenance=provenance,
+        derived=_derived(case, values),
         decision=decision,
         arbitration_task=task,
         decided_by=task.arbitrator if task else None,
         decided_at=when,
     )
+
+
+def _derived(case, values) -> dict:
+    """The schema's derived fields (referable DR, cup-to-disc ratio) of the
+    reference answers, with the case's current included reference findings."""
+    definition = case.project.label_schema.definition
+    if not definition.get("derived"):
+        return {}
+    findings = (
+        ReferenceFinding.objects.filter(
+            case=case, is_current=True, status=ReferenceFinding.Status.INCLUDED
+        )
+        .order_by("ref_key", "revision")
+        .values_list("finding_type", "geometry")
+    )
+    return derived_fields.compute(definition, values, [(t, g or {}) for t, g in findings])
 
 
 def replace_with_imported(case, findings: Iterable[dict], *, by, when) -> tuple[int, int]:

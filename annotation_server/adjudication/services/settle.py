@@ -26,6 +26,7 @@ from annotation_server.projects.models import Case, Membership, ReadingProtocol
 from annotation_server.projects.services import transition
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 from qc import consensus as qc_consensus
+from qc import grading as qc_grading
 from qc import matching as qc_matching
 
 
@@ -47,6 +48,40 @@ def consensus_rule(protocol: ReadingProtocol) -> qc_consensus.ConsensusRule:
     )
 
 
+def settle_labels(
+    labels: dict[str, dict], protocol: ReadingProtocol
+) -> tuple[list[dict], dict[str, object]]:
+    """The case-level label disputes and the agreed answers of the final reads.
+
+    Ordinal fields (grades) follow the protocol's grade rule (qc.grading: differ
+    by at least N, or only across the referable threshold; an answer outside the
+    scale, such as "ungradable", against a grade always disputes); every other
+    field (text excepted) must be answered the same by every read."""
+    fields = {f["key"]: f for f in protocol.project.label_schema.definition.get("case_fields", [])}
+    ordinal = {k for k, f in fields.items() if f["kind"] == "ordinal"}
+    others = {k: f["kind"] for k, f in fields.items() if k not in ordinal}
+    disputes = qc_consensus.label_disagreements(labels, others)
+    rule = qc_grading.GradeRule(protocol.grade_rule, protocol.grade_difference)
+    for key in sorted(ordinal):
+        values = {read: answers.get(key) for read, answers in labels.items()}
+        reason = qc_grading.grade_dispute(values, rule, fields[key].get("referable_from"))
+        if reason:
+            disputes.append({"code": "case_label", "key": key, "values": values, "rule": reason})
+    disputes.sort(key=lambda d: d["key"])
+    disputed = {d["key"] for d in disputes}
+    agreed = {}
+    for key, kind in {**others, **dict.fromkeys(ordinal, "ordinal")}.items():
+        if key in disputed or not any(key in v for v in labels.values()):
+            continue
+        values = {read: answers.get(key) for read, answers in labels.items()}
+        agreed[key] = (
+            qc_grading.agreed_grade(values)
+            if kind == "ordinal"
+            else next(iter(labels.values())).get(key)
+        )
+    return disputes, agreed
+
+
 def protocol_snapshot(protocol: ReadingProtocol) -> dict:
     return {
         "readers_per_case": protocol.readers_per_case,
@@ -58,6 +93,8 @@ def protocol_snapshot(protocol: ReadingProtocol) -> dict:
         "auto_accept_ordinal_tolerance": protocol.auto_accept_ordinal_tolerance,
         "drop_below_readers": protocol.drop_below_readers,
         "size_tolerance_mm": protocol.size_tolerance_mm,
+        "grade_rule": protocol.grade_rule,
+        "grade_difference": protocol.grade_difference,
         "arbitration_mode": protocol.arbitration_mode,
         "consensus_method": consensus_method(protocol),
     }
@@ -115,13 +152,8 @@ def settle_case(case_id: int, *, actor=None, reads=None, forced: str = "") -> Se
     }
     for task in reads:
         labels.setdefault(str(task.pk), {})
-    label_disputes = qc_consensus.label_disagreements(labels, rule.case_field_kinds)
+    label_disputes, agreed_labels = settle_labels(labels, protocol)
     disputed_keys = {d["key"] for d in label_disputes}
-    agreed_labels = {
-        key: next(iter(labels.values())).get(key)
-        for key in rule.case_field_kinds
-        if key not in disputed_keys and any(key in v for v in labels.values())
-    }
     # Anonymise reads in stored reasons: read ids are task ids, not people.
     disputed = [v for v in verdicts if v.verdict == qc_consensus.DISPUTE]
     outcome = (

@@ -131,8 +131,9 @@ class CaseLabelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CaseLabel
-        fields = ["values", "version", "updated_at"]
-        read_only_fields = ["updated_at"]
+        fields = ["values", "derived", "version", "updated_at"]
+        # derived: computed on the server (reading/derived.py), never written.
+        read_only_fields = ["derived", "updated_at"]
 
 
 class SubmitSerializer(serializers.Serializer):

@@ -147,6 +147,8 @@ export function fieldText(field, value, lang) {
     return values.map((v) => label((field.options.find((o) => o.value === v) || {}).label, lang) || v).join(", ");
   }
   if (field.kind === "ordinal") {
+    const outside = (field.outside_scale || []).find((o) => o.value === value);
+    if (outside) return label(outside.label, lang) || String(value);
     const l = label((field.labels || {})[String(value)], lang);
     return l ? `${value} · ${l}` : String(value);
   }
