@@ -254,7 +254,7 @@ def test_reference_page_is_read_only_and_marked(study, reader_a):
     page = client.get(f"/read/{task.pk}/series/{thick.pk}/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "Reference series, not being read" in html
+    assert "参考序列，非阅片序列" in html  # the page speaks the default language, zh-Hans
     assert f'href="/read/{task.pk}/"' in html  # one click back to the case's series
     boot = json.loads(html.split('id="sv-bootstrap" type="application/json">')[1].split("<")[0])
     assert boot["series"]["id"] == thick.pk and boot["writable"] is False
