@@ -268,3 +268,29 @@ def test_label_schemas_are_listed(session_client_for, manager):
     response = session_client_for(manager).get("/api/v1/label-schemas/")
     assert response.status_code == 200
     assert "lung-nodule-ct" in {s["key"] for s in response.json()["results"]}
+
+
+def test_the_grade_rule_is_read_and_changed_over_rest_with_audit(
+    session_client_for, project, manager
+):
+    client = session_client_for(manager)
+    shown = client.get("/api/v1/projects/lung/").json()["protocol"]
+    assert (shown["grade_rule"], shown["grade_difference"]) == ("difference", 1)
+    response = client.patch(
+        "/api/v1/projects/lung/",
+        {"protocol": {"grade_rule": "referable", "grade_difference": 3}},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["protocol"]["grade_rule"] == "referable"
+    project.protocol.refresh_from_db()
+    assert (project.protocol.grade_rule, project.protocol.grade_difference) == ("referable", 3)
+    event = AuditEvent.objects.get(action="project.protocol_updated", project_id=project.pk)
+    assert event.data["changed"]["grade_rule"] == ["difference", "referable"]
+
+    for bad in ({"grade_rule": "majority"}, {"grade_difference": 0}):
+        refused = client.patch("/api/v1/projects/lung/", {"protocol": bad}, format="json")
+        assert refused.status_code == 400, bad
+        assert next(iter(bad)) in str(refused.json())
+    project.protocol.refresh_from_db()
+    assert (project.protocol.grade_rule, project.protocol.grade_difference) == ("referable", 3)

@@ -637,3 +637,42 @@ def test_a_fundus_projects_qc_profile_shows_and_saves_the_photograph_thresholds(
     assert response.status_code == 302
     project.refresh_from_db()
     assert project.qc_profile["photo_min_side_px"] == 1000
+
+
+def test_the_grade_rule_is_set_in_the_protocol_form_and_audited(project, manager):
+    page = signed_in(manager).get(reverse("projects:project_edit", args=["lung"]))
+    text = page.content.decode()
+    assert 'name="protocol-grade_rule"' in text and 'value="referable"' in text
+    assert 'name="protocol-grade_difference"' in text
+    data = create_post(
+        **{
+            "project-slug": "lung",
+            "protocol-grade_rule": "difference",
+            "protocol-grade_difference": "2",
+        }
+    )
+    response = signed_in(manager).post(reverse("projects:project_edit", args=["lung"]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    project.protocol.refresh_from_db()
+    assert (project.protocol.grade_rule, project.protocol.grade_difference) == ("difference", 2)
+    (protocol,) = events("project.protocol_updated", project_id=project.pk)
+    assert protocol.data["changed"]["grade_difference"] == [1, 2]
+
+    switched = signed_in(manager).post(
+        reverse("projects:project_edit", args=["lung"]),
+        create_post(**{"project-slug": "lung", "protocol-grade_rule": "referable"}),
+    )
+    assert switched.status_code == 302
+    project.protocol.refresh_from_db()
+    # left out of the post, the difference keeps its setting
+    assert (project.protocol.grade_rule, project.protocol.grade_difference) == ("referable", 2)
+
+    for field, bad in (("grade_rule", "majority"), ("grade_difference", "0")):
+        refused = signed_in(manager).post(
+            reverse("projects:project_edit", args=["lung"]),
+            create_post(**{"project-slug": "lung", f"protocol-{field}": bad}),
+        )
+        assert refused.status_code == 400
+        assert f'has-error" data-field="protocol-{field}"' in refused.content.decode()
+    project.protocol.refresh_from_db()
+    assert (project.protocol.grade_rule, project.protocol.grade_difference) == ("referable", 2)
