@@ -271,6 +271,14 @@ def _where(fov: FieldOfView | None) -> tuple[str, str]:
     return " (whole image: no field of view found)", " (全图：未检出视野)"
 
 
+def _graded(
+    key: str, st: str, value, thr: str, ok: tuple[str, str], bad: tuple[str, str]
+) -> RuleResult:
+    """One result whose message pair is `ok` when it passed and `bad` otherwise."""
+    en, zh = ok if st == PASS else bad
+    return result(key, st, value, thr, en, zh)
+
+
 def photo_focus(series: SeriesInput, p: Profile) -> RuleResult:
     """Out-of-focus photograph: low normalised LoG variance of the green channel."""
     key = "photo_focus"
@@ -281,23 +289,19 @@ def photo_focus(series: SeriesInput, p: Profile) -> RuleResult:
     fov = _fov(series)
     s = sharpness(img, fov)
     en, zh = _where(fov)
-    if s >= p.photo_min_sharpness:
-        return result(
-            key,
-            PASS,
-            s,
-            thr,
-            f"In focus (sharpness {s:.1f}){en}.",
-            f"对焦良好 (清晰度 {s:.1f}){zh}。",
-        )
-    st = FAIL if s < p.photo_fail_sharpness else WARN
-    return result(
+    st = PASS
+    if s < p.photo_min_sharpness:
+        st = FAIL if s < p.photo_fail_sharpness else WARN
+    return _graded(
         key,
         st,
         s,
         thr,
-        f"Blurred photograph: sharpness {s:.1f} below {p.photo_min_sharpness:g}{en}.",
-        f"图像模糊：清晰度 {s:.1f} 低于 {p.photo_min_sharpness:g}{zh}。",
+        (f"In focus (sharpness {s:.1f}){en}.", f"对焦良好 (清晰度 {s:.1f}){zh}。"),
+        (
+            f"Blurred photograph: sharpness {s:.1f} below {p.photo_min_sharpness:g}{en}.",
+            f"图像模糊：清晰度 {s:.1f} 低于 {p.photo_min_sharpness:g}{zh}。",
+        ),
     )
 
 
@@ -318,22 +322,19 @@ def photo_overexposure(series: SeriesInput, p: Profile) -> RuleResult:
     if clipped > 2 * p.photo_max_clipped_fraction or mean > 1.25 * p.photo_max_mean_luma:
         st = FAIL
     en, zh = _where(fov)
-    if st == PASS:
-        return result(
-            key,
-            st,
-            clipped,
-            thr,
-            f"No over-exposure ({clipped:.1%} clipped, mean luma {mean:.0f}){en}.",
-            f"无过曝 ({clipped:.1%} 像素截断，平均亮度 {mean:.0f}){zh}。",
-        )
-    return result(
+    return _graded(
         key,
         st,
         clipped,
         thr,
-        f"Over-exposed: {clipped:.1%} of the field clipped, mean luma {mean:.0f}{en}.",
-        f"曝光过度：视野内 {clipped:.1%} 像素截断，平均亮度 {mean:.0f}{zh}。",
+        (
+            f"No over-exposure ({clipped:.1%} clipped, mean luma {mean:.0f}){en}.",
+            f"无过曝 ({clipped:.1%} 像素截断，平均亮度 {mean:.0f}){zh}。",
+        ),
+        (
+            f"Over-exposed: {clipped:.1%} of the field clipped, mean luma {mean:.0f}{en}.",
+            f"曝光过度：视野内 {clipped:.1%} 像素截断，平均亮度 {mean:.0f}{zh}。",
+        ),
     )
 
 
@@ -353,22 +354,19 @@ def photo_underexposure(series: SeriesInput, p: Profile) -> RuleResult:
     if mean < 0.6 * p.photo_min_mean_luma or dark > 2 * p.photo_max_dark_fraction:
         st = FAIL
     en, zh = _where(fov)
-    if st == PASS:
-        return result(
-            key,
-            st,
-            mean,
-            thr,
-            f"Exposure OK (mean luma {mean:.0f}, {dark:.1%} dark){en}.",
-            f"曝光正常 (平均亮度 {mean:.0f}，{dark:.1%} 过暗){zh}。",
-        )
-    return result(
+    return _graded(
         key,
         st,
         mean,
         thr,
-        f"Under-exposed: mean luma {mean:.0f}, {dark:.1%} of the field too dark{en}.",
-        f"曝光不足：平均亮度 {mean:.0f}，视野内 {dark:.1%} 过暗{zh}。",
+        (
+            f"Exposure OK (mean luma {mean:.0f}, {dark:.1%} dark){en}.",
+            f"曝光正常 (平均亮度 {mean:.0f}，{dark:.1%} 过暗){zh}。",
+        ),
+        (
+            f"Under-exposed: mean luma {mean:.0f}, {dark:.1%} of the field too dark{en}.",
+            f"曝光不足：平均亮度 {mean:.0f}，视野内 {dark:.1%} 过暗{zh}。",
+        ),
     )
 
 
@@ -454,16 +452,19 @@ def photo_size(series: SeriesInput, p: Profile) -> RuleResult:
             return _no_pixels(key, thr)
         rows, cols = img.shape[:2]
     side = min(rows, cols)
-    if side >= p.photo_min_side_px:
-        return result(key, PASS, side, thr, f"{cols} x {rows} px.", f"{cols} x {rows} 像素。")
-    st = FAIL if side < p.photo_fail_side_px else WARN
-    return result(
+    st = PASS
+    if side < p.photo_min_side_px:
+        st = FAIL if side < p.photo_fail_side_px else WARN
+    return _graded(
         key,
         st,
         side,
         thr,
-        f"Image too small: {cols} x {rows} px (short side under {p.photo_min_side_px}).",
-        f"图像过小：{cols} x {rows} 像素 (短边不足 {p.photo_min_side_px})。",
+        (f"{cols} x {rows} px.", f"{cols} x {rows} 像素。"),
+        (
+            f"Image too small: {cols} x {rows} px (short side under {p.photo_min_side_px}).",
+            f"图像过小：{cols} x {rows} 像素 (短边不足 {p.photo_min_side_px})。",
+        ),
     )
 
 
