@@ -11,6 +11,7 @@ declare -A wanted=(
   [dicom3tools]="/usr/bin/dciodvfy"
   [pixelmed-apps]="/usr/bin/DicomSRValidator"
   [orthanc]="/usr/sbin/Orthanc"
+  [dcmtk]="/usr/bin/storescu"
   [orthanc-dicomweb]="/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
   [gettext]="/usr/bin/msgfmt"
   [iproute2]="/usr/sbin/ip"
