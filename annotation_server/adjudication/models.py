@@ -110,6 +110,15 @@ class ReferenceFinding(models.Model):
     centre_z_mm = models.FloatField(null=True, blank=True)
     diameter_mm = models.FloatField(null=True, blank=True)
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    measurements = models.JSONField(
+        _("measurements"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Computed from the geometry when the revision is written, as a reader's "
+            "finding gets them on save (long and short axis, volume, HU inside)."
+        ),
+    )
     decision = models.CharField(_("decision"), max_length=16, choices=Decision.choices)
     supporting_findings = models.ManyToManyField(
         "reading.Finding", blank=True, related_name="reference_findings"

@@ -48,6 +48,11 @@ def test_three_readers_agreeing_are_auto_accepted_and_the_case_is_adjudicated(
     assert ref.geometry["consensus"]["method"] == "majority"
     # Consensus of three 12-pixel-wide ellipses shifted 0/2/4 px: about 12 px * 0.7 mm.
     assert 7.0 < ref.diameter_mm < 10.0
+    # measured when written (a freeze copies these instead of reading pixels)
+    m = ref.measurements
+    assert m["axes_from"] == "contour" and m["units"]["length"] == "mm"
+    assert 7.0 < m["long_axis"] < 10.0 and m["short_axis"] <= m["long_axis"]
+    assert m["area"] > 0
     assert ReferenceLabels.objects.get(case=grid_case, is_current=True).values == AGREED
     assert AuditEvent.objects.filter(action="adjudication.settled").exists()
     assert not ArbitrationTask.objects.filter(case=grid_case).exists()

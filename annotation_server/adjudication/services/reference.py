@@ -21,6 +21,15 @@ from collections.abc import Iterable
 
 from annotation_server.adjudication.models import Cluster, ReferenceFinding, ReferenceLabels
 from annotation_server.reading import derived as derived_fields
+from annotation_server.reading.measurements import measure_finding
+
+
+def _measured(case, geometry) -> dict | None:
+    """Measurements of a reference outline, stored with its revision so a freeze
+    copies them instead of reading pixels (None for marks without area)."""
+    if not isinstance(geometry, dict):
+        return None
+    return measure_finding(case.series, geometry)
 
 
 def write_reference(
@@ -63,6 +72,7 @@ def write_reference(
         centre_z_mm=centre[2],
         diameter_mm=diameter_mm,
         attributes=attributes,
+        measurements=_measured(cluster.case, geometry),
         decision=decision,
         arbitration_task=task,
         decided_by=by,
@@ -115,6 +125,7 @@ def write_added(
         centre_z_mm=centre[2],
         diameter_mm=diameter_mm,
         attributes=attributes,
+        measurements=_measured(case, geometry),
         decision=ReferenceFinding.Decision.ARBITRATED,
         arbitration_task=task,
         decided_by=by,
