@@ -1,6 +1,6 @@
 // Forms generated from the project's label schema (annotation_server/projects/
-// schema.py): enum (single or multiple), ordinal scale, number with unit, boolean,
-// text. Required fields are marked and checked before submission; the server
+// schema.py): enum (single or multiple), ordinal scale (with its answers outside
+// the scale, such as "ungradable"), number with unit, boolean, text. Required fields are marked and checked before submission; the server
 // checks again.
 
 import "./i18n.js";
@@ -105,6 +105,24 @@ export function buildForm(container, attrs, values, { lang, onChange, idPrefix, 
         });
         input.append(button);
       }
+      // Answers outside the scale (e.g. "ungradable", the schema's outside_scale):
+      // string values the server accepts beside the scale's numbers.
+      for (const option of attr.outside_scale || []) {
+        const text = label(option.label, lang) || option.value;
+        const button = el("button", {
+          type: "button",
+          class: "sf-step sf-outside",
+          text,
+          title: text,
+          "data-value": option.value,
+          role: "radio",
+        });
+        button.addEventListener("click", () => {
+          emit(attr.key, current[attr.key] === option.value ? null : option.value);
+          paint(attr.key);
+        });
+        input.append(button);
+      }
       row.append(input, caption);
       rows[attr.key] = { row, input, caption };
       container.append(row);
@@ -149,7 +167,10 @@ export function buildForm(container, attrs, values, { lang, onChange, idPrefix, 
         b.classList.toggle("on", on);
         b.setAttribute("aria-checked", on ? "true" : "false");
       }
-      if (caption) caption.textContent = isEmpty(value) ? "" : label((attr.labels || {})[String(value)], lang);
+      if (caption) {
+        const outside = (attr.outside_scale || []).find((o) => o.value === value);
+        caption.textContent = isEmpty(value) ? "" : outside ? "" : label((attr.labels || {})[String(value)], lang);
+      }
     } else if (attr.kind === "enum" && attr.multiple) {
       for (const b of input.querySelectorAll("input")) b.checked = (value || []).includes(b.value);
     } else if (document.activeElement !== input) {
