@@ -30,8 +30,20 @@ JOB_HANDLERS: dict[str, str] = {
 }
 
 # Job kind -> the setting naming the Celery queue it is sent to (its value empty:
-# the default queue). Kinds not listed go to the default queue.
+# the default queue). Every kind is routed here, in one place; a kind missing from
+# this table is a test failure (tests/jobs/test_routing.py).
 JOB_QUEUES: dict[str, str] = {
+    "adjudication.settle": "",
+    "audit.anchor": "",
+    "audit.verify_chain": "",
+    "datasets.export": "REFSET_EXPORT_QUEUE",
+    "datasets.evaluate": "REFSET_EXPORT_QUEUE",
+    "agreement.compute": "",
+    "imaging.import": "REFSET_INGEST_QUEUE",
+    "imaging.pull_pacs": "REFSET_INGEST_QUEUE",
+    "imaging.build_series_streams": "REFSET_INGEST_QUEUE",
+    "qc.check_cases": "REFSET_QC_QUEUE",
+    "projects.assign": "",
     "reading.prelabel": "REFSET_INFERENCE_QUEUE",
     "reading.finetune": "REFSET_INFERENCE_QUEUE",
 }

@@ -75,6 +75,22 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # (`celery -A annotation_server worker -Q inference`); run at least one worker
 # on it. Empty: they go to the default queue with every other job.
 REFSET_INFERENCE_QUEUE = env_str("REFSET_INFERENCE_QUEUE", "inference")
+# The other job queues (registry.JOB_QUEUES), each empty by default (the default
+# queue): set one to run that work on the hosts whose workers consume it, e.g.
+# REFSET_INGEST_QUEUE=ingest and `celery ... worker -Q ingest` on the import hosts.
+# REFSET_INGEST_QUEUE: imports, PACS pulls, series streams.
+# REFSET_QC_QUEUE: image-quality checks. REFSET_EXPORT_QUEUE: export packages and
+# evaluations of AI products.
+REFSET_INGEST_QUEUE = env_str("REFSET_INGEST_QUEUE", "")
+REFSET_QC_QUEUE = env_str("REFSET_QC_QUEUE", "")
+REFSET_EXPORT_QUEUE = env_str("REFSET_EXPORT_QUEUE", "")
+# REFSET_BROKER_VISIBILITY_TIMEOUT_S: a message a worker took but did not
+# acknowledge (acks_late: it acknowledges when the job is done) goes back to the
+# queue after this long, so it must be longer than the longest job (default 12 h);
+# a job redelivered while its first run is alive is refused by the Job row's claim.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("REFSET_BROKER_VISIBILITY_TIMEOUT_S", 12 * 3600)
+}
 # A prefork child killed mid-task (out of memory...) puts its message back.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # REFSET_JOB_LEASE_S: a worker running a job renews its lease (Job.heartbeat_at)
