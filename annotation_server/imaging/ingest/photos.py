@@ -36,6 +36,16 @@ keys (and the decoded pixels for the instance), so re-importing the same
 photograph is a duplicate. The visit identifier is kept in the key store as a
 ``visit_id`` mapping whose replacement is the study's de-identified UID.
 
+Sites: the manifest's optional ``site`` column names the hospital or screening
+site of the row's visit, by the site's code (``S01``, any case) or its name. When
+the import knows its project (``attach(items, project)``), every named site must be
+one of the project's sites, else the row is refused on its own line, naming the
+site and the project's sites, with its photographs. After indexing,
+``apply_sites`` gives each visit's study, and the cases of its series, the site
+its rows name (over the import's own ``site`` parameter, which stays the site of
+everything the manifest does not place). Rows of one visit naming two sites are a
+manifest problem (manifest.py).
+
 File names: a photograph's file name (and its folders) is never stored, logged or
 reported. Its report line is named by its manifest line ("photo, manifest line
 N") or, when it has none, by its position in the import ("file N of the
@@ -99,10 +109,53 @@ def _suffixes(name: str) -> list[str]:
     return ["/".join(parts[i:]) for i in range(len(parts))]
 
 
-def attach(items: list[Item]) -> list[Item]:
+def project_sites(project) -> dict[str, object]:
+    """The project's sites by the names a manifest may use: code (upper case) and
+    institution name."""
+    out: dict[str, object] = {}
+    for site in project.sites.all():
+        out[site.code.upper()] = site
+        out.setdefault(site.name.strip(), site)
+    return out
+
+
+def site_of(row, sites: dict[str, object]):
+    """The Site a manifest row names (None for no site column value or an unknown one)."""
+    if not row.site:
+        return None
+    return sites.get(row.site.upper()) or sites.get(row.site.strip())
+
+
+def _unknown_sites(rows, project) -> tuple[list, list[Rejection]]:
+    """The rows whose site is known (or not given), and a rejection per row whose
+    site is not one of the project's sites."""
+    sites = project_sites(project)
+    codes = sorted({s.code for s in sites.values()})
+    good, bad = [], []
+    for row in rows:
+        if not row.site or site_of(row, sites) is not None:
+            good.append(row)
+            continue
+        reason = (
+            _("unknown site %(site)s: not one of this project's sites (%(sites)s)")
+            % {"site": repr(row.site), "sites": ", ".join(codes)}
+            if codes
+            else _("unknown site %(site)s: this project lists no sites (add them in its settings)")
+            % {"site": repr(row.site)}
+        )
+        where = _("manifest line %(line)s, column %(column)s") % {
+            "line": row.line,
+            "column": "site",
+        }
+        bad.append((row, Rejection(where, reason)))
+    return good, bad
+
+
+def attach(items: list[Item], project=None) -> list[Item]:
     """The import's items with the manifest taken out and its problems, missing
     files and ambiguous matches as rejections; every candidate knows its label,
-    its manifest row (or none) and whether the import has a manifest."""
+    its manifest row (or none) and whether the import has a manifest. With the
+    `project`, rows naming a site that is not one of its sites are refused too."""
     manifests = [i for i, it in enumerate(items) if is_manifest(it.name)]
     out: list[Item] = []
     rows, problems, refused = [], [], {}
@@ -128,6 +181,11 @@ def attach(items: list[Item]) -> list[Item]:
                 else _("manifest line %(line)s")
             ) % {"line": p.line, "column": p.column}
             out.append(Rejection(where, p.problem))
+        if project is not None and rows:
+            rows, unknown = _unknown_sites(rows, project)
+            for row, rejection in unknown:
+                out.append(rejection)
+                refused.setdefault(row.filename, row.line)
         for i in manifests[1:]:
             out.append(
                 Rejection(
@@ -254,3 +312,24 @@ def prepare_file(
     if not prepared.rejected:
         prepared.mappings.append(Mapping(VISIT_KIND, row.visit_id, deid.uid(study_uid)))
     return prepared
+
+
+def apply_sites(project, deid: Deidentifier, candidates) -> int:
+    """Give each visit's study, and the cases of its series, the site its manifest
+    rows name (the rows of `candidates`, as ``attach`` left them; rows of unknown
+    sites were refused there). Returns the number of studies placed."""
+    from annotation_server.imaging.models import Study
+    from annotation_server.projects.models import Case
+
+    sites = project_sites(project)
+    by_study: dict[str, object] = {}
+    for candidate in candidates:
+        row = getattr(candidate, "photo_row", None)
+        site = site_of(row, sites) if row is not None else None
+        if site is not None:
+            by_study[deid.uid(_uid("study", row.patient_id, row.visit_id))] = site
+    placed = 0
+    for study_uid, site in by_study.items():
+        placed += Study.objects.filter(project=project, study_uid=study_uid).update(site=site)
+        Case.objects.filter(project=project, series__study__study_uid=study_uid).update(site=site)
+    return placed

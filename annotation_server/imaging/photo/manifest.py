@@ -13,7 +13,9 @@ visit_id     yes       the visit (one study per visit; ``study_id`` is accepted 
                        the same column); pseudonymised the same way
 laterality   yes       OD (right eye) or OS (left eye); R/L, right/left, 右/左
                        are accepted and normalised to OD/OS
-site         no        the hospital or screening site (for the distribution view)
+site         no        the hospital or screening site of the visit: its site code
+                       (e.g. S01) or institution name, one of the project's sites;
+                       every row of one visit names the same site (or none)
 camera       no        the camera's make and model, e.g. "Topcon TRC-NW400"
 ============ ========= =========================================================
 
@@ -112,6 +114,7 @@ def parse_manifest_partial(
     rows: list[ManifestRow] = []
     seen_file: dict[str, int] = {}
     visit_owner: dict[str, tuple[str, int]] = {}
+    visit_site: dict[str, tuple[str, int]] = {}
     refused: dict[str, int] = {}
     start = 1
     try:
@@ -125,7 +128,7 @@ def parse_manifest_partial(
                 if any(p.line == line for p in problems):
                     break
                 continue
-            rows_or_none = _row(record, header, line, problems, seen_file, visit_owner)
+            rows_or_none = _row(record, header, line, problems, seen_file, visit_owner, visit_site)
             if rows_or_none is not None:
                 rows.append(rows_or_none)
             elif "filename" in header and len(record) == len(header):
@@ -165,6 +168,7 @@ def _row(
     problems: list[ManifestProblem],
     seen_file: dict[str, int],
     visit_owner: dict[str, tuple[str, int]],
+    visit_site: dict[str, tuple[str, int]],
 ) -> ManifestRow | None:
     if len(record) != len(header):
         problems.append(
@@ -208,6 +212,17 @@ def _row(
                     f"visit {vid!r} belongs to another patient on line {owner[1]}",
                 )
             )
+    site = values.get("site", "")
+    if vid and site:
+        placed = visit_site.setdefault(vid, (site, line))
+        if placed[0].upper() != site.upper():
+            problems.append(
+                ManifestProblem(
+                    line,
+                    "site",
+                    f"visit {vid!r} is at site {placed[0]!r} on line {placed[1]}",
+                )
+            )
     if len(problems) > before:
         return None
     return ManifestRow(
@@ -216,6 +231,6 @@ def _row(
         patient_id=pid,
         visit_id=vid,
         laterality=lat or "",
-        site=values.get("site", ""),
+        site=site,
         camera=values.get("camera", ""),
     )
