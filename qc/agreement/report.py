@@ -30,7 +30,7 @@ from qc.agreement import detection as det
 from qc.agreement import shapes as shp
 from qc.agreement.stats import Additive, bootstrap_weights, estimate, per_case, safe_divide
 from qc.matching import Grid, Mark
-from qc.raster import rasterise
+from qc.raster import overlap, rasterise
 
 REPORT_VERSION = 1
 CATEGORICAL_KINDS = ("enum", "ordinal", "boolean")
@@ -50,6 +50,8 @@ class Field:
     categories: tuple = ()
     unit: str = ""
     label_zh: str = ""  # the schema's zh-hans label, shown to Chinese users
+    outside_scale: tuple = ()  # answers off the scale (e.g. "ungradable"), see _outside
+    derived: bool = False  # computed on the server from the read (never typed)
 
     @property
     def level(self) -> str:
@@ -79,6 +81,48 @@ class CaseData:
 
 
 @dataclass(frozen=True)
+class LesionRule:
+    """How lesion marks on 2-D photographs are matched between readers, per
+    finding type (fundus lesions differ in size and in how they are drawn):
+
+    - point types (microaneurysms): centres within `point_radius_px` pixels;
+    - region types (polygons, boxes): `region_rule` "overlap_iou" (IoU of the
+      rasterised outlines at least `region_threshold`, 0-1) or
+      "centre_distance" (centres within `region_threshold` pixels).
+
+    Distances are in image pixels, converted to the grid's mm per case (the
+    pixel spacing, 1 when the photograph has none), because fundus cameras
+    rarely record a calibrated spacing."""
+
+    point_radius_px: float = 10.0
+    region_rule: str = "overlap_iou"
+    region_threshold: float = 0.3
+    point_types: tuple = ()
+    region_types: tuple = ()
+
+    def rule_for(self, finding_type: str, grid: Grid | None) -> tuple[str, float]:
+        px = float(np.mean(grid.pixel_spacing)) if grid is not None else 1.0
+        if finding_type in self.point_types or self.region_rule == "centre_distance":
+            radius = (
+                self.point_radius_px if finding_type in self.point_types else self.region_threshold
+            )
+            return "centre_distance", radius * px
+        return self.region_rule, self.region_threshold
+
+    def as_dict(self) -> dict:
+        return {
+            "point_radius_px": self.point_radius_px,
+            "region_rule": self.region_rule,
+            "region_threshold": self.region_threshold,
+            "point_types": list(self.point_types),
+            "region_types": list(self.region_types),
+        }
+
+
+PLANE = Grid(positions=((0.0, 0.0, 0.0),), patient_space=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     rule: str = "centre_distance"
     threshold: float = 5.0
@@ -90,6 +134,8 @@ class Settings:
     size_attribute: str = ""  # number attribute (mm) for size bands; "" = first mm number
     max_points: int = 2000  # Bland-Altman points kept for the plot
     shapes: bool = True  # Dice/IoU/HD95/ASSD/NSD/STAPLE (rasterising dominates the time)
+    lesions: LesionRule | None = None  # per-type matching on 2-D photographs; None: `rule`
+    outline_types: tuple = ()  # one outline per read (optic disc, cup): Dice/IoU per pair
 
 
 @dataclass
@@ -102,6 +148,8 @@ class _Cluster:
 
 def _value_code(f: Field, value: Any) -> float:
     if value is None or value == "" or isinstance(value, list | dict):
+        return math.nan
+    if f.outside_scale and value in f.outside_scale:
         return math.nan
     if f.kind == "boolean":
         return 1.0 if value in (True, "true", "yes", 1) else 0.0
@@ -159,8 +207,13 @@ class _Builder:
             "",
         )
         for ci, case in enumerate(self.cases):
-            marks = [m for reader in self.rid for m in case.reads.get(reader, ())]
-            found = det.clusters_of_case(marks, self.s.rule, self.s.threshold, case.grid)
+            marks = [
+                m
+                for reader in self.rid
+                for m in case.reads.get(reader, ())
+                if m.finding_type not in self.s.outline_types
+            ]
+            found = self.clusters_of(marks, case.grid)
             self.case_clusters.append(found)
             for c in found:
                 by_reader = {m.reader: m for m in c.marks}
@@ -175,6 +228,34 @@ class _Builder:
                     )
                 )
         self.cluster_case = np.asarray([c.case for c in self.clusters], dtype=int)
+
+    def clusters_of(self, marks: Sequence[Mark], grid: Grid | None) -> list:
+        """The case's clusters: under the protocol's rule, or per finding type
+        under the lesion rule on 2-D photographs."""
+        if self.s.lesions is None:
+            return det.clusters_of_case(marks, self.s.rule, self.s.threshold, grid)
+        found = []
+        for finding_type, group in _by_type(marks).items():
+            rule, threshold = self.s.lesions.rule_for(finding_type, grid)
+            found += det.clusters_of_case(group, rule, threshold, grid or PLANE)
+        found.sort(key=lambda c: (c.finding_type, c.centre_mm or (math.inf,) * 3, c.key))
+        return found
+
+    def against_reference(self, reference, marks, grid) -> tuple[int, int, int]:
+        skip = self.s.outline_types
+        if self.s.lesions is None:
+            reference = [m for m in reference if m.finding_type not in skip]
+            marks = [m for m in marks if m.finding_type not in skip]
+            return det.against_reference(reference, marks, self.s.rule, self.s.threshold, grid)
+        ref, own = _by_type(reference, skip), _by_type(marks, skip)
+        tp = fn = fp = 0
+        for finding_type in sorted(set(ref) | set(own)):
+            rule, threshold = self.s.lesions.rule_for(finding_type, grid)
+            t, n, p = det.against_reference(
+                ref.get(finding_type, []), own.get(finding_type, []), rule, threshold, grid or PLANE
+            )
+            tp, fn, fp = tp + t, fn + n, fp + p
+        return tp, fn, fp
 
     def ratings(self, f: Field, units: Sequence[_Cluster] | None = None) -> np.ndarray:
         """units x readers codes (NaN = not rated) of one field."""
@@ -210,11 +291,7 @@ class _Builder:
     # -- categorical and continuous fields ------------------------------------------
 
     def categorical(self, f: Field, r: np.ndarray, idx: np.ndarray) -> dict:
-        cats = (
-            np.arange(len(f.categories), dtype=float)
-            if f.kind == "enum"
-            else (np.asarray([0.0, 1.0]) if f.kind == "boolean" else None)
-        )
+        cats = _categories(f)
         pairable = int((np.isfinite(r).sum(axis=1) >= 2).sum()) if len(r) else 0
         kw = {"case_index": idx, "n_cases": self.n}
         weights = "quadratic" if f.kind == "ordinal" else None
@@ -227,21 +304,78 @@ class _Builder:
             "gwet_ac": self.est(cat.gwet_ac_additive(r, weights, categories=cats, **kw), pairable),
             "gwet_form": "AC2 (quadratic)" if weights else "AC1",
         }
+        if weights:
+            ac1 = cat.gwet_ac_additive(r, None, categories=cats, **kw)
+            out["gwet_ac1"] = self.est(ac1, pairable)
         kappa, se = cat.fleiss_kappa(r, categories=cats) if pairable else (math.nan, math.nan)
         out["fleiss_kappa"]["se"] = None if not math.isfinite(se) else round(se, 6)
         pairs = []
+        wnames = (None, "linear", "quadratic") if f.kind == "ordinal" else (None,)
+        per_weight: dict[str, list[Additive]] = {w or "unweighted": [] for w in wnames}
+        units = 0
         for (i, a), (j, b) in itertools.combinations(enumerate(self.rid), 2):
             both = np.isfinite(r[:, i]) & np.isfinite(r[:, j]) if len(r) else np.zeros(0, bool)
             n_both = int(both.sum())
             if not n_both:
                 continue
+            units += n_both
             entry = {"a": a, "b": b, "n": n_both}
-            for wname in (None, "linear", "quadratic") if f.kind == "ordinal" else (None,):
+            for wname in wnames:
                 add = cat.cohen_kappa_additive(r[:, i], r[:, j], wname, cats, **kw)
                 entry[f"kappa_{wname or 'unweighted'}"] = self.est(add, n_both)
+                per_weight[wname or "unweighted"].append(add)
             pairs.append(entry)
         out["pairwise"] = pairs
+        # Cohen's kappa averaged over the reader pairs (Light's kappa for the
+        # unweighted form), with a case bootstrap of the average.
+        out["kappa_mean"] = {
+            name: {**self.est(_mean_of(adds), units), "pairs": len(adds)}
+            for name, adds in per_weight.items()
+        }
         return out
+
+    def outside(self, f: Field) -> dict:
+        """Answers off the scale ("ungradable"): left out of the field's other
+        figures; here their counts and the agreement on gradable vs not."""
+        values = [
+            [c.labels[r].get(f.key) if r in c.labels else None for r in self.rid]
+            for c in self.cases
+        ]
+        r = np.asarray(
+            [
+                [
+                    1.0
+                    if v in f.outside_scale
+                    else (0.0 if math.isfinite(_value_code(f, v)) else math.nan)
+                    for v in row
+                ]
+                for row in values
+            ],
+            dtype=float,
+        ).reshape(self.n, len(self.rid))
+        binary = np.asarray([0.0, 1.0])
+        pairable = int((np.isfinite(r).sum(axis=1) >= 2).sum())
+        flagged = np.nan_to_num(r, nan=0.0)
+        rated = np.isfinite(r).sum(axis=1)
+        pairs = []
+        for (i, a), (j, b) in itertools.combinations(enumerate(self.rid), 2):
+            n_both = int((np.isfinite(r[:, i]) & np.isfinite(r[:, j])).sum())
+            if n_both:
+                add = cat.cohen_kappa_additive(r[:, i], r[:, j], None, binary)
+                pairs.append({"a": a, "b": b, "n": n_both, "kappa": self.est(add, n_both)})
+        return {
+            "values": list(f.outside_scale),
+            "handling": "excluded",
+            "ratings": {
+                str(v): int(sum(x == v for row in values for x in row)) for v in f.outside_scale
+            },
+            "cases_any": int((flagged.sum(axis=1) > 0).sum()),
+            "cases_all": int(((flagged.sum(axis=1) == rated) & (rated > 0)).sum()),
+            "percent_agreement": self.est(cat.percent_agreement_additive(r), pairable),
+            "fleiss_kappa": self.est(cat.fleiss_kappa_additive(r, categories=binary), pairable),
+            "gwet_ac1": self.est(cat.gwet_ac_additive(r, None, categories=binary), pairable),
+            "pairwise": pairs,
+        }
 
     def continuous(self, f: Field, r: np.ndarray, idx: np.ndarray) -> dict:
         kw = {"case_index": idx, "n_cases": self.n}
@@ -301,8 +435,12 @@ class _Builder:
                 "n": len(a_all),
                 **{k: self.est(v, len(a_all)) for k, v in parts.items()},
             }
+            unit = np.column_stack([np.abs(a_all - b_all), np.ones(len(a_all))])
+            stats = per_case(unit, np.concatenate(pooled_idx), self.n)
+            out["mean_abs_difference"] = self.est(Additive(stats, _mean), len(a_all))
         else:
             out["bland_altman_pooled"] = None
+            out["mean_abs_difference"] = None
         step = max(1, math.ceil(len(points) / self.s.max_points))
         out["points"] = points[::step]
         return out
@@ -321,7 +459,10 @@ class _Builder:
             "unit": f.unit,
             "units": int(len(r)),
             "rated_by_two_or_more": int((np.isfinite(r).sum(axis=1) >= 2).sum()) if len(r) else 0,
+            "derived": f.derived,
         }
+        if f.outside_scale and not f.finding_type:
+            block["outside_scale"] = self.outside(f)
         if f.kind == "number":
             block.update(self.continuous(f, r, idx))
         else:
@@ -369,8 +510,8 @@ class _Builder:
             case = self.cases[ci]
             for k, reader in enumerate(self.rid):
                 if reader in case.reads:
-                    tp, fn, fp = det.against_reference(
-                        case.reference, case.reads[reader], self.s.rule, self.s.threshold, case.grid
+                    tp, fn, fp = self.against_reference(
+                        case.reference, case.reads[reader], case.grid
                     )
                     vs[ci, k] = (tp, fn, fp, 1)
         self.vs = vs
@@ -394,6 +535,7 @@ class _Builder:
         return {
             "rule": self.s.rule,
             "threshold": self.s.threshold,
+            "by_type": self.lesion_types(),
             "clusters": len(self.clusters),
             "lidc_table": [
                 {"readers": k + 1, "lesions": int(v)} for k, v in enumerate(table.sum(axis=0))
@@ -409,6 +551,151 @@ class _Builder:
             "reference_cases": len(ref_cases),
             "per_reader": per_reader,
         }
+
+    def lesion_types(self) -> list[dict]:
+        """Per finding type: the match rule, the LIDC-style counts, positive
+        specific agreement between each reader pair (2 shared / (marks of a +
+        marks of b), which is the pair's F1 taking either reader as the
+        reference) pooled over pairs, and agreement on the type's presence per
+        image (marked at least once or not, by every reader who read it)."""
+        n_r = len(self.rid)
+        listed = ()
+        if self.s.lesions is not None:
+            listed = self.s.lesions.point_types + self.s.lesions.region_types
+        types = sorted({u.finding_type for u in self.clusters} | set(listed))
+        out = []
+        for t in types:
+            pair_stats = np.zeros((self.n, len(self.pair_keys), 3))
+            lidc = [0] * max(n_r, 1)
+            presence = np.full((self.n, n_r), np.nan)
+            marks = 0
+            for ci, (case, found) in enumerate(zip(self.cases, self.case_clusters, strict=True)):
+                typed = [c for c in found if c.finding_type == t]
+                for p, (i, j) in enumerate(self.pair_keys):
+                    if self.rid[i] in case.reads and self.rid[j] in case.reads:
+                        pair_stats[ci, p] = det.pair_counts(typed, self.rid[i], self.rid[j])
+                for c in typed:
+                    lidc[len(set(c.readers)) - 1] += 1
+                    marks += len(c.marks)
+                for k, reader in enumerate(self.rid):
+                    if reader in case.reads:
+                        presence[ci, k] = float(
+                            any(m.finding_type == t for m in case.reads[reader])
+                        )
+            pairwise = []
+            for p, (i, j) in enumerate(self.pair_keys):
+                stats = pair_stats[:, p, :]
+                n_cases = int(
+                    sum(self.rid[i] in c.reads and self.rid[j] in c.reads for c in self.cases)
+                )
+                if not n_cases:
+                    continue
+                shared, n_a, n_b = (int(v) for v in stats.sum(axis=0))
+                pairwise.append(
+                    {
+                        "a": self.rid[i],
+                        "b": self.rid[j],
+                        "cases": n_cases,
+                        "shared": shared,
+                        "marks_a": n_a,
+                        "marks_b": n_b,
+                        "agreement": self.est(Additive(stats, _psa), n_cases),
+                    }
+                )
+            if self.s.lesions is not None:
+                rule, threshold = self.s.lesions.rule_for(t, None)
+                unit = "px" if rule == "centre_distance" else "IoU"
+            else:
+                rule, threshold = self.s.rule, self.s.threshold
+                unit = "mm" if rule == "centre_distance" else ""
+            pairable = int((np.isfinite(presence).sum(axis=1) >= 2).sum())
+            binary = np.asarray([0.0, 1.0])
+            out.append(
+                {
+                    "finding_type": t,
+                    "geometry": "point"
+                    if self.s.lesions is not None and t in self.s.lesions.point_types
+                    else "region",
+                    "rule": rule,
+                    "threshold": threshold,
+                    "unit": unit,
+                    "marks": marks,
+                    "clusters": int(sum(lidc)),
+                    "lidc_counts": lidc,
+                    "agreement": self.est(Additive(pair_stats.sum(axis=1), _psa), self.n),
+                    "pairwise": pairwise,
+                    "presence": {
+                        "cases_marked": int(np.nansum(np.nanmax(presence, axis=1, initial=0))),
+                        "percent_agreement": self.est(
+                            cat.percent_agreement_additive(presence), pairable
+                        ),
+                        "fleiss_kappa": self.est(
+                            cat.fleiss_kappa_additive(presence, categories=binary), pairable
+                        ),
+                        "gwet_ac1": self.est(
+                            cat.gwet_ac_additive(presence, None, categories=binary), pairable
+                        ),
+                    },
+                }
+            )
+        return out
+
+    # -- outlines (one per read: optic disc, optic cup) ------------------------------------
+
+    def outlines(self) -> list[dict]:
+        """Per outline type, per reader pair and case both outlined: Dice and IoU
+        of the two outlines rasterised on the image grid (the read's first
+        outline of the type counts, as for the cup-to-disc ratio)."""
+        out = []
+        for t in self.s.outline_types:
+            rows, idx, pair_of = [], [], []
+            one_only = 0
+            for ci, case in enumerate(self.cases):
+                masks = {}
+                for reader, marks in case.reads.items():
+                    first = next((m for m in marks if m.finding_type == t and m.shapes), None)
+                    masks[reader] = rasterise(first.kind, first.shapes) if first else None
+                for p, (i, j) in enumerate(self.pair_keys):
+                    a, b = self.rid[i], self.rid[j]
+                    if a not in masks or b not in masks:
+                        continue
+                    ma, mb = masks[a], masks[b]
+                    if ma is None and mb is None:
+                        continue
+                    if ma is None or mb is None:
+                        one_only += 1
+                        continue
+                    rows.append([overlap(ma, mb, "dice"), overlap(ma, mb, "iou"), 1.0])
+                    idx.append(ci)
+                    pair_of.append(p)
+            values = np.asarray(rows, dtype=float).reshape(len(rows), 3)
+            idx_a, pair_a = np.asarray(idx, dtype=int), np.asarray(pair_of, dtype=int)
+            pairwise = []
+            for p, (i, j) in enumerate(self.pair_keys):
+                keep = pair_a == p
+                if keep.any():
+                    summary = self._overlap_summary(values[keep], idx_a[keep])
+                    pairwise.append(
+                        {"a": self.rid[i], "b": self.rid[j], "n": int(keep.sum()), **summary}
+                    )
+            out.append(
+                {
+                    "finding_type": t,
+                    "pairs": len(rows),
+                    "outlined_by_one_only": one_only,
+                    **self._overlap_summary(values, idx_a),
+                    "pairwise": pairwise,
+                }
+            )
+        return out
+
+    def _overlap_summary(self, values: np.ndarray, idx: np.ndarray) -> dict:
+        """Mean Dice and IoU of (dice, iou, 1) rows summed into their cases."""
+        out = {}
+        for k, name in enumerate(("dice", "iou")):
+            stats = per_case(np.column_stack([values[:, k], values[:, 2]]), idx, self.n)
+            out[name] = self.est(Additive(stats, _mean), len(values))
+        return out
 
     # -- shapes -------------------------------------------------------------------------
 
@@ -596,6 +883,8 @@ class _Builder:
                 "confidence": self.s.confidence,
                 "nsd_tolerance_mm": self.s.tolerance_mm,
                 "stratified_by": self.s.stratify_by,
+                "lesion_rule": self.s.lesions.as_dict() if self.s.lesions else None,
+                "outline_types": list(self.s.outline_types),
             },
             "counts": {
                 "cases": self.n,
@@ -622,9 +911,56 @@ class _Builder:
             "attributes": [self.field_block(f) for f in self.fields if f.finding_type],
             "detection": detection,
             "shapes": self.shapes(),
+            "outlines": self.outlines(),
             "strata": self.strata(),
             "weekly": self.weekly(),
         }
+
+
+def _categories(f: Field) -> np.ndarray | None:
+    """The category codes of a field: an enum's option indices, a boolean's 0/1,
+    an ordinal's whole scale when the schema gives it (so weights count steps
+    on the scale, not among the grades that happen to be used), else None
+    (the values seen)."""
+    if f.kind == "enum":
+        return np.arange(len(f.categories), dtype=float)
+    if f.kind == "boolean":
+        return np.asarray([0.0, 1.0])
+    if f.kind == "ordinal" and f.categories:
+        return np.asarray(sorted(float(c) for c in f.categories))
+    return None
+
+
+def _mean_of(adds: Sequence[Additive]) -> Additive:
+    """The mean of several coefficients over the same cases, as one Additive
+    (their statistics side by side), so the average has a bootstrap interval."""
+    widths = [a.stats.shape[1] for a in adds]
+    bounds = np.cumsum([0, *widths])
+    n_cases = adds[0].stats.shape[0] if adds else 0
+    stats = np.concatenate([a.stats for a in adds], axis=1) if adds else np.zeros((n_cases, 0))
+
+    def finish(s: np.ndarray) -> np.ndarray:
+        if not adds:
+            return np.full(s.shape[:-1], np.nan)
+        values = np.stack(
+            [
+                np.asarray(a.finish(s[..., lo:hi]), dtype=float)
+                for a, lo, hi in zip(adds, bounds[:-1], bounds[1:], strict=True)
+            ],
+            axis=-1,
+        )
+        ok = np.isfinite(values)
+        return safe_divide(np.where(ok, values, 0.0).sum(axis=-1), ok.sum(axis=-1))
+
+    return Additive(stats, finish)
+
+
+def _by_type(marks: Sequence[Mark], skip: Sequence[str] = ()) -> dict[str, list[Mark]]:
+    out: dict[str, list[Mark]] = {}
+    for m in marks:
+        if m.finding_type not in skip:
+            out.setdefault(m.finding_type, []).append(m)
+    return dict(sorted(out.items()))
 
 
 def _psa(s: np.ndarray) -> np.ndarray:
