@@ -62,6 +62,7 @@ import posixpath
 from collections import defaultdict
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from annotation_server.imaging.deid import Deidentifier, Mapping
 from annotation_server.imaging.ingest.prepare import Prepared, prepare
@@ -72,7 +73,7 @@ from annotation_server.imaging.photo import (
     dicom_bytes,
     photo_to_dicom,
 )
-from annotation_server.imaging.photo.manifest import parse_manifest_partial
+from annotation_server.imaging.photo.manifest import ManifestProblem, parse_manifest_partial
 
 MANIFEST_NAME = "manifest.csv"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -102,6 +103,38 @@ def looks_like_photo(head: bytes) -> bool:
 
 def manifest_label(line: int) -> str:
     return _("photo, manifest line %(line)s") % {"line": line}
+
+
+# The manifest parser's problems (imaging.photo.manifest.PROBLEMS, English, free of
+# Django) as catalogue messages: the same texts, marked for translation here.
+PROBLEM_TEXTS = {
+    "encoding": gettext_noop("not UTF-8 or GB18030 text (%(reason)s)"),
+    "csv": gettext_noop("not valid CSV: %(error)s"),
+    "empty_file": gettext_noop("the manifest is empty (no header row)"),
+    "no_rows": gettext_noop("no photographs listed"),
+    "missing_column": gettext_noop("required column is missing"),
+    "unnamed_column": gettext_noop("column without a name"),
+    "unknown_column": gettext_noop("unknown column (expected: %(expected)s)"),
+    "duplicate_column": gettext_noop("column appears twice"),
+    "field_count": gettext_noop("%(found)s fields, the header has %(expected)s"),
+    "empty": gettext_noop("empty"),
+    "too_long": gettext_noop("longer than %(max)s characters"),
+    "absolute_filename": gettext_noop("must be a relative name (no /, .. or drive)"),
+    "duplicate_filename": gettext_noop("listed twice (also on line %(first_line)s)"),
+    "bad_laterality": gettext_noop("%(value)s is not OD or OS"),
+    "visit_of_another_patient": gettext_noop(
+        "visit %(visit)s belongs to another patient on line %(first_line)s"
+    ),
+    "visit_at_two_sites": gettext_noop(
+        "visit %(visit)s is at site %(site)s on line %(first_line)s"
+    ),
+}
+
+
+def problem_text(problem: ManifestProblem) -> str:
+    """A manifest problem in the active language, its parameters filled in."""
+    text = _(PROBLEM_TEXTS[problem.code])
+    return text % problem.params if problem.params else text
 
 
 def _suffixes(name: str) -> list[str]:
@@ -180,7 +213,7 @@ def attach(items: list[Item], project=None) -> list[Item]:
                 if p.column
                 else _("manifest line %(line)s")
             ) % {"line": p.line, "column": p.column}
-            out.append(Rejection(where, p.problem))
+            out.append(Rejection(where, problem_text(p)))
         if project is not None and rows:
             rows, unknown = _unknown_sites(rows, project)
             for row, rejection in unknown:

@@ -22,7 +22,9 @@ camera       no        the camera's make and model, e.g. "Topcon TRC-NW400"
 Encoding: UTF-8 (with or without BOM) or GB18030 (what Excel writes on a Chinese
 Windows). Blank lines are ignored. Every problem is reported at once, each with its
 1-based line number in the file, its column and what is wrong, so a manager can fix
-the file in one go: ``ManifestError.problems``.
+the file in one go: ``ManifestError.problems``. A problem is a code (a key of
+``PROBLEMS``) with its parameters, so the Django side can say it in the user's
+language; ``ManifestProblem.problem`` is the English text.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 REQUIRED = ("filename", "patient_id", "visit_id", "laterality")
 OPTIONAL = ("site", "camera")
@@ -54,11 +56,41 @@ class ManifestRow:
     camera: str = ""
 
 
+# Every problem the parser reports, by code: its English text, with %(name)s
+# placeholders filled from the problem's params. The Django side translates the
+# same texts (imaging.ingest.photos.PROBLEM_TEXTS, the catalogue's msgids: a test
+# keeps the two equal), so this module stays free of Django.
+PROBLEMS = {
+    "encoding": "not UTF-8 or GB18030 text (%(reason)s)",
+    "csv": "not valid CSV: %(error)s",
+    "empty_file": "the manifest is empty (no header row)",
+    "no_rows": "no photographs listed",
+    "missing_column": "required column is missing",
+    "unnamed_column": "column without a name",
+    "unknown_column": "unknown column (expected: %(expected)s)",
+    "duplicate_column": "column appears twice",
+    "field_count": "%(found)s fields, the header has %(expected)s",
+    "empty": "empty",
+    "too_long": "longer than %(max)s characters",
+    "absolute_filename": "must be a relative name (no /, .. or drive)",
+    "duplicate_filename": "listed twice (also on line %(first_line)s)",
+    "bad_laterality": "%(value)s is not OD or OS",
+    "visit_of_another_patient": "visit %(visit)s belongs to another patient on line %(first_line)s",
+    "visit_at_two_sites": "visit %(visit)s is at site %(site)s on line %(first_line)s",
+}
+
+
 @dataclass(frozen=True)
 class ManifestProblem:
     line: int  # 1-based line in the file
     column: str  # the column's name ("" for the whole row)
-    problem: str
+    code: str  # a key of PROBLEMS
+    params: dict = field(default_factory=dict)  # its placeholders' values
+
+    @property
+    def problem(self) -> str:
+        """The problem in English (PROBLEMS[code] with its params)."""
+        return PROBLEMS[self.code] % self.params if self.params else PROBLEMS[self.code]
 
     def __str__(self) -> str:
         where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
@@ -80,9 +112,7 @@ def _text(data: bytes | str) -> str:
         try:
             return data.decode("gb18030")
         except UnicodeDecodeError as exc:
-            raise ManifestError(
-                [ManifestProblem(1, "", f"not UTF-8 or GB18030 text ({exc.reason})")]
-            )
+            raise ManifestError([ManifestProblem(1, "", "encoding", {"reason": exc.reason})])
 
 
 def _key(name: str) -> str:
@@ -136,11 +166,11 @@ def parse_manifest_partial(
                 if name and not name.startswith("/"):
                     refused.setdefault(posixpath.normpath(name), line)
     except csv.Error as exc:
-        problems.append(ManifestProblem(start, "", f"not valid CSV: {exc}"))
+        problems.append(ManifestProblem(start, "", "csv", {"error": str(exc)}))
     if header is None and not problems:
-        problems.append(ManifestProblem(1, "", "the manifest is empty (no header row)"))
+        problems.append(ManifestProblem(1, "", "empty_file"))
     elif header is not None and not rows and not problems:
-        problems.append(ManifestProblem(start, "", "no photographs listed"))
+        problems.append(ManifestProblem(start, "", "no_rows"))
     return rows, problems, refused
 
 
@@ -148,16 +178,16 @@ def _header_problems(header: list[str], line: int) -> list[ManifestProblem]:
     out = []
     for name in REQUIRED:
         if name not in header:
-            out.append(ManifestProblem(line, name, "required column is missing"))
+            out.append(ManifestProblem(line, name, "missing_column"))
     for i, name in enumerate(header):
         if not name:
-            out.append(ManifestProblem(line, f"#{i + 1}", "column without a name"))
+            out.append(ManifestProblem(line, f"#{i + 1}", "unnamed_column"))
         elif name not in COLUMNS:
             out.append(
-                ManifestProblem(line, name, f"unknown column (expected: {', '.join(COLUMNS)})")
+                ManifestProblem(line, name, "unknown_column", {"expected": ", ".join(COLUMNS)})
             )
         elif header.index(name) != i:
-            out.append(ManifestProblem(line, name, "column appears twice"))
+            out.append(ManifestProblem(line, name, "duplicate_column"))
     return out
 
 
@@ -172,7 +202,9 @@ def _row(
 ) -> ManifestRow | None:
     if len(record) != len(header):
         problems.append(
-            ManifestProblem(line, "", f"{len(record)} fields, the header has {len(header)}")
+            ManifestProblem(
+                line, "", "field_count", {"found": len(record), "expected": len(header)}
+            )
         )
         return None
     values = {name: cell.strip() for name, cell in zip(header, record, strict=True)}
@@ -182,17 +214,17 @@ def _row(
             problems.append(ManifestProblem(line, name, "empty"))
     for name in COLUMNS:
         if len(values.get(name, "")) > MAX_VALUE and name != "filename":
-            problems.append(ManifestProblem(line, name, f"longer than {MAX_VALUE} characters"))
+            problems.append(ManifestProblem(line, name, "too_long", {"max": MAX_VALUE}))
     fname = values.get("filename", "").replace("\\", "/")
     if fname:
         norm = posixpath.normpath(fname)
         if fname.startswith("/") or norm.startswith("..") or ":" in fname.split("/")[0]:
-            problems.append(
-                ManifestProblem(line, "filename", "must be a relative name (no /, .. or drive)")
-            )
+            problems.append(ManifestProblem(line, "filename", "absolute_filename"))
         elif norm in seen_file:
             problems.append(
-                ManifestProblem(line, "filename", f"listed twice (also on line {seen_file[norm]})")
+                ManifestProblem(
+                    line, "filename", "duplicate_filename", {"first_line": seen_file[norm]}
+                )
             )
         else:
             seen_file[norm] = line
@@ -200,7 +232,9 @@ def _row(
     lat_raw = values.get("laterality", "")
     lat = LATERALITY.get(lat_raw.upper()) if lat_raw else None
     if lat_raw and lat is None:
-        problems.append(ManifestProblem(line, "laterality", f"{lat_raw!r} is not OD or OS"))
+        problems.append(
+            ManifestProblem(line, "laterality", "bad_laterality", {"value": repr(lat_raw)})
+        )
     pid, vid = values.get("patient_id", ""), values.get("visit_id", "")
     if pid and vid:
         owner = visit_owner.setdefault(vid, (pid, line))
@@ -209,7 +243,8 @@ def _row(
                 ManifestProblem(
                     line,
                     "visit_id",
-                    f"visit {vid!r} belongs to another patient on line {owner[1]}",
+                    "visit_of_another_patient",
+                    {"visit": repr(vid), "first_line": owner[1]},
                 )
             )
     site = values.get("site", "")
@@ -220,7 +255,8 @@ def _row(
                 ManifestProblem(
                     line,
                     "site",
-                    f"visit {vid!r} is at site {placed[0]!r} on line {placed[1]}",
+                    "visit_at_two_sites",
+                    {"visit": repr(vid), "site": repr(placed[0]), "first_line": placed[1]},
                 )
             )
     if len(problems) > before:
