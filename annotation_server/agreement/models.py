@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -38,7 +39,40 @@ class AgreementSettings(models.Model):
     nsd_tolerance_mm = models.FloatField(
         _("surface distance tolerance (mm)"), default=1.0, validators=[MinValueValidator(0.0)]
     )
+    # Lesion matching between readers on 2-D photographs (fundus), per type:
+    lesion_point_radius_px = models.FloatField(
+        _("point lesions match within (pixels)"),
+        default=10.0,
+        validators=[MinValueValidator(0.1)],
+        help_text=_("Microaneurysm points of two readers are one lesion when this close."),
+    )
+    lesion_region_rule = models.CharField(
+        _("outlined lesions match by"),
+        max_length=32,
+        default="overlap_iou",
+        choices=[
+            ("overlap_iou", _("overlap (IoU of the outlines)")),
+            ("centre_distance", _("centre distance (pixels)")),
+        ],
+    )
+    lesion_region_threshold = models.FloatField(
+        _("outlined lesions match threshold"),
+        default=0.3,
+        validators=[MinValueValidator(0.0)],
+        help_text=_("The least IoU (0-1), or the most centre distance in pixels."),
+    )
     updated_at = models.DateTimeField(auto_now=True)
+
+    def clean(self) -> None:
+        super().clean()
+        if self.lesion_region_rule == "overlap_iou" and not 0 < self.lesion_region_threshold <= 1:
+            raise ValidationError(
+                {"lesion_region_threshold": _("An IoU threshold lies above 0 and at most 1.")}
+            )
+        if self.lesion_region_threshold <= 0:
+            raise ValidationError(
+                {"lesion_region_threshold": _("A distance threshold is above 0 pixels.")}
+            )
 
     class Meta:
         verbose_name = _("agreement settings")

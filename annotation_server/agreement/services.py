@@ -33,14 +33,16 @@ from annotation_server.agreement.models import AgreementReport, AgreementSetting
 from annotation_server.audit import services as audit
 from annotation_server.projects.models import Case
 from annotation_server.projects.permissions import managed_project_or_404
+from annotation_server.projects.schema import outside_scale
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 from export.tables import csv_writer
 from qc.agreement import figures as plots
-from qc.agreement.report import CaseData, Field, Reader, Settings, build_report
+from qc.agreement.report import CaseData, Field, LesionRule, Reader, Settings, build_report
 
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 MEASURED_KINDS = ("enum", "ordinal", "number", "boolean")
 REFERENCE_STATES = (Case.State.ADJUDICATED, Case.State.FROZEN)
+PHOTO_MODALITIES = frozenset({"OP", "XC"})
 
 
 # -- access -------------------------------------------------------------------------
@@ -98,6 +100,42 @@ def update_settings(project, by, **values) -> AgreementSettings:
     return current
 
 
+def is_photograph_project(project) -> bool:
+    """2-D photographs (colour fundus, external eye): lesions are matched per
+    type under the agreement settings' lesion rule, in image pixels."""
+    return bool(set(project.modalities) & PHOTO_MODALITIES)
+
+
+def outline_types(definition: dict) -> tuple[str, ...]:
+    """Finding types drawn once per read as an outline (the optic disc and cup
+    the schema's vertical cup-to-disc ratio is derived from)."""
+    out: list[str] = []
+    for item in definition.get("derived", []):
+        if item.get("rule") == "vertical_cdr":
+            inputs = item.get("inputs", {})
+            out += [inputs.get("disc", "optic_disc"), inputs.get("cup", "optic_cup")]
+    return tuple(dict.fromkeys(out))
+
+
+def lesion_rule(project, own: AgreementSettings) -> LesionRule | None:
+    if not is_photograph_project(project):
+        return None
+    definition = project.label_schema.definition
+    outlines = outline_types(definition)
+    points, regions = [], []
+    for ft in definition.get("finding_types", []):
+        if ft["key"] in outlines:
+            continue
+        (points if list(ft.get("geometry", [])) == ["point"] else regions).append(ft["key"])
+    return LesionRule(
+        point_radius_px=own.lesion_point_radius_px,
+        region_rule=own.lesion_region_rule,
+        region_threshold=own.lesion_region_threshold,
+        point_types=tuple(points),
+        region_types=tuple(regions),
+    )
+
+
 def _settings(project) -> Settings:
     own = settings_for(project)
     protocol = getattr(project, "protocol", None)
@@ -107,6 +145,8 @@ def _settings(project) -> Settings:
         replicates=own.replicates,
         tolerance_mm=own.nsd_tolerance_mm,
         stratify_by=own.stratify_by,
+        lesions=lesion_rule(project, own),
+        outline_types=outline_types(project.label_schema.definition),
     )
 
 
@@ -128,11 +168,17 @@ def fields_of(schema_definition: dict) -> list[Field]:
         for attr in ft.get("attributes", []):
             if attr.get("kind") in MEASURED_KINDS and not attr.get("multiple"):
                 out.append(_field(attr, ft["key"]))
+    for item in schema_definition.get("derived", []):  # referable DR, cup-to-disc ratio
+        if item.get("kind") in MEASURED_KINDS:
+            out.append(_field(item, "", derived=True))
     return out
 
 
-def _field(attr: dict, finding_type: str) -> Field:
+def _field(attr: dict, finding_type: str, derived: bool = False) -> Field:
     options = tuple(o["value"] for o in attr.get("options", [])) if attr["kind"] == "enum" else ()
+    lo, hi = attr.get("min"), attr.get("max")
+    if attr["kind"] == "ordinal" and isinstance(lo, int) and isinstance(hi, int):
+        options = tuple(range(lo, hi + 1))  # the whole scale, for the kappa weights
     return Field(
         key=attr["key"],
         kind=attr["kind"],
@@ -141,7 +187,30 @@ def _field(attr: dict, finding_type: str) -> Field:
         finding_type=finding_type,
         categories=options,
         unit=attr.get("unit", ""),
+        outside_scale=tuple(outside_scale(attr)),
+        derived=derived,
     )
+
+
+def _lang() -> str:
+    return "zh-hans" if (get_language() or "").lower().startswith("zh") else "en"
+
+
+def finding_type_labels(project) -> dict[str, str]:
+    """{finding type key: its schema label in the page's language}."""
+    lang = _lang()
+    return {
+        ft["key"]: _label(ft.get("label"), lang) or ft["key"]
+        for ft in project.label_schema.definition.get("finding_types", [])
+    }
+
+
+def field_labels(project) -> dict[str, str]:
+    """{case field or derived field key: its schema label in the page's language}."""
+    lang = _lang()
+    definition = project.label_schema.definition
+    items = definition.get("case_fields", []) + definition.get("derived", [])
+    return {item["key"]: _label(item.get("label"), lang) or item["key"] for item in items}
 
 
 def thickness_band(mm) -> str:
@@ -189,7 +258,15 @@ def fingerprint(project, case_ids=None) -> str:
             .order_by("pk")
             .values_list("pk", "revision", "status")
         ),
-        "settings": [s.rule, s.threshold, s.replicates, s.tolerance_mm, s.stratify_by],
+        "settings": [
+            s.rule,
+            s.threshold,
+            s.replicates,
+            s.tolerance_mm,
+            s.stratify_by,
+            s.lesions.as_dict() if s.lesions else None,
+            list(s.outline_types),
+        ],
     }
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
@@ -212,8 +289,9 @@ def collect(project, case_ids=None) -> tuple[list[Field], list[Reader], list[Cas
     findings: dict[int, list] = {}
     for f in Finding.objects.filter(task__in=[t.pk for t in tasks]).order_by("task_id", "id"):
         findings.setdefault(f.task_id, []).append(f)
-    labels = {
-        row.task_id: row.values for row in CaseLabel.objects.filter(task__in=[t.pk for t in tasks])
+    labels = {  # the typed answers and the server's derived fields (referable DR, CDR)
+        row.task_id: {**(row.values or {}), **(row.derived or {})}
+        for row in CaseLabel.objects.filter(task__in=[t.pk for t in tasks])
     }
     out = []
     for case in cases:
@@ -395,9 +473,26 @@ def csv_text(report: dict) -> str:
     names = {r["id"]: r["label"] for r in report["readers"]}
     for block in report["case_labels"] + report["attributes"]:
         section = "case_label" if not block["finding_type"] else "attribute"
-        for measure in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac", "cv"):
-            if measure in block:
+        for measure in (
+            "percent_agreement",
+            "fleiss_kappa",
+            "krippendorff_alpha",
+            "gwet_ac",
+            "gwet_ac1",
+            "cv",
+            "mean_abs_difference",
+        ):
+            if block.get(measure):
                 w.writerow([section, block["name"], measure, *_est(block[measure])])
+        for weights, e in (block.get("kappa_mean") or {}).items():
+            w.writerow([section, block["name"], f"kappa_{weights}_mean_of_pairs", *_est(e)])
+        outside = block.get("outside_scale")
+        if outside:
+            subject = f"{block['name']} gradable vs {'/'.join(outside['values'])}"
+            for measure in ("percent_agreement", "fleiss_kappa", "gwet_ac1"):
+                w.writerow([section, subject, measure, *_est(outside[measure])])
+            for value, n in outside["ratings"].items():
+                w.writerow([section, block["name"], f"ratings {value}", n, "", "", ""])
         for form, e in (block.get("icc") or {}).items():
             w.writerow([section, block["name"], form, *_est(e)])
         for pair in block.get("pairwise", []):
@@ -418,6 +513,17 @@ def csv_text(report: dict) -> str:
     for pair in det["pairwise"]:
         subject = f"{names.get(pair['a'])}~{names.get(pair['b'])}"
         w.writerow(["detection", subject, "agreement", *_est(pair["agreement"])])
+    for row in det.get("by_type", []):
+        t = row["finding_type"]
+        w.writerow(["lesion_type", t, "positive_specific_agreement", *_est(row["agreement"])])
+        for key in ("fleiss_kappa", "gwet_ac1"):
+            w.writerow(["lesion_type", t, f"presence_{key}", *_est(row["presence"][key])])
+        for pair in row["pairwise"]:
+            subject = f"{t} {names.get(pair['a'])}~{names.get(pair['b'])}"
+            w.writerow(["lesion_type", subject, "agreement", *_est(pair["agreement"])])
+    for row in report.get("outlines", []):
+        for key in ("dice", "iou"):
+            w.writerow(["outline", row["finding_type"], key, *_est(row[key])])
     for row in det["per_reader"]:
         for key in ("sensitivity", "fp_per_case", "f1"):
             w.writerow(["reader", names.get(row["reader"]), key, *_est(row[key])])

@@ -67,6 +67,9 @@ def agreement_page(request, slug: str):
         "figures": figures,
         "names": names,
         "dimension_labels": {str(k): str(v) for k, v in DIMENSION_LABELS.items()},
+        "photographs": services.is_photograph_project(project),
+        "type_labels": services.finding_type_labels(project),
+        "field_labels": services.field_labels(project),
     }
     return render(request, "agreement/report.html", context)
 
@@ -92,14 +95,23 @@ def compute(request, slug: str):
 @require_POST
 def update_settings(request, slug: str):
     project = services.project_for_figures(request, slug)
+    current = services.settings_for(project)
+    post = request.POST
     try:
         services.update_settings(
             project,
             request.user,
-            flag_below=float(request.POST.get("flag_below", "0.8")),
-            replicates=int(request.POST.get("replicates", "1000")),
-            stratify_by=request.POST.get("stratify_by", ""),
-            nsd_tolerance_mm=float(request.POST.get("nsd_tolerance_mm", "1.0")),
+            flag_below=float(post.get("flag_below", "0.8")),
+            replicates=int(post.get("replicates", "1000")),
+            stratify_by=post.get("stratify_by", ""),
+            nsd_tolerance_mm=float(post.get("nsd_tolerance_mm", "1.0")),
+            lesion_point_radius_px=float(
+                post.get("lesion_point_radius_px", current.lesion_point_radius_px)
+            ),
+            lesion_region_rule=post.get("lesion_region_rule", current.lesion_region_rule),
+            lesion_region_threshold=float(
+                post.get("lesion_region_threshold", current.lesion_region_threshold)
+            ),
         )
         messages.success(request, _("Agreement settings saved."))
     except (ValueError, ValidationError) as exc:
