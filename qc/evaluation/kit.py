@@ -75,16 +75,32 @@ def evaluate(
         body = evaluate_classification(
             truth, parsed.scores, operating_threshold=op, bootstrap=bootstrap, seed=seed
         )
+    elif parsed.kind == "dr_grading":
+        from qc.evaluation.dr import evaluate_dr
+
+        body = evaluate_dr(
+            truth,
+            parsed.grades,
+            operating_threshold=operating_threshold,
+            bootstrap=bootstrap,
+            seed=seed,
+            columns=parsed.columns,
+        )
     elif parsed.kind == "segmentation":
         from qc.evaluation.segmentation import evaluate_segmentation
 
         body = evaluate_segmentation(truth, parsed.segments, bootstrap=bootstrap, seed=seed)
     else:
         raise ValueError(f"unknown submission kind {parsed.kind!r}")
+    kit_conventions = (
+        {"reproducibility": KIT_CONVENTIONS["reproducibility"]}
+        if parsed.kind == "dr_grading"
+        else KIT_CONVENTIONS
+    )
     conventions = {
         "declared_rule": truth.rule,
         "declared_threshold": float(truth.threshold),
-        **KIT_CONVENTIONS,
+        **kit_conventions,
         **body.get("conventions", {}),
     }
     result = {

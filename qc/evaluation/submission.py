@@ -9,6 +9,9 @@ Three kinds of submission (`parse_submission` sniffs which when not told):
 - classification: CSV `case_id,probability` or `seriesuid,probability`; a
   series row scores its case, and two series of one case must agree (the same
   score given twice is one score, different scores are a problem);
+- dr_grading: CSV with an image column (`case_id` or `seriesuid`) and a
+  predicted DR grade (`dr_grade`: 0-4 or ungradable) and/or a referable-DR
+  probability (`referable_probability`), optional `dmo` (parse_dr_grading);
 - segmentation: DICOM SEG objects (a mapping of file names to bytes, a single
   SEG, or a zip of them), one or more per series, on the version's
   de-identified images.
@@ -45,6 +48,9 @@ rejected: `SubmissionError.problems` lists them all, each with its 1-based line
   MaximumFractionalValue when FRACTIONAL, and LABELMAP SEGs split by value;
 - the SEG's per-segment probability: `probability=0.83` (or `p=`, `prob:`) in
   the segment's description, tracking id or label, else None;
+- missing_value / grade_range / dmo_value (dr_grading): an empty required
+  cell, a grade that is not 0-4 or ungradable, a DMO that is not absent,
+  present or ungradable; skipped_images (a warning): images without a row;
 - too_many_marks (a warning, not an error): LUNA16 scores at most 100 marks per
   scan; beyond that the 100 most probable are kept (ties: the earlier line).
 
@@ -137,12 +143,25 @@ class SegLesion:
 
 
 @dataclass(frozen=True)
+class ImageGrade:
+    """One row of a DR grading submission: the product's output for one image (case)."""
+
+    case_id: str
+    grade: int | str | None  # 0-4 | "ungradable" | None (no grade column)
+    probability: float | None  # referable-DR probability, None when not given
+    dmo: str | None  # absent | present | ungradable | None
+    line: int
+
+
+@dataclass(frozen=True)
 class Parsed:
     kind: str  # detection | classification | segmentation
     sha256: str
     detections: tuple[Detection, ...] = ()
     scores: tuple[CaseScore, ...] = ()
     segments: tuple[SegLesion, ...] = ()
+    grades: tuple[ImageGrade, ...] = ()
+    columns: tuple[str, ...] = ()  # dr_grading: the value columns given (grade, probability, dmo)
     warnings: tuple[Problem, ...] = ()
     rows: int = 0
 
@@ -555,6 +574,211 @@ def parse_classification(data: bytes, truth) -> Parsed:
     )
 
 
+# --------------------------------------------------------------------------- DR grading
+
+# Column names (compared without case or surrounding blanks); the first of each
+# tuple is the documented one, the others are accepted aliases.
+DR_ID_COLUMNS = ("case_id", "seriesuid")
+DR_GRADE_COLUMNS = ("dr_grade", "grade")
+DR_PROBABILITY_COLUMNS = ("referable_probability", "referable_dr_probability", "probability")
+DR_DMO_COLUMN = "dmo"
+DR_GRADES = ("0", "1", "2", "3", "4")
+DR_UNGRADABLE = "ungradable"
+DR_DMO_VALUES = ("absent", "present", "ungradable")
+
+
+def _dr_column(names: list[str], choices: tuple[str, ...]) -> str | None:
+    return next((c for c in choices if c in names), None)
+
+
+def _missing_value(number: int, column: str) -> Problem:
+    return Problem(
+        number,
+        "missing_value",
+        f"line {number}: {column} is empty",
+        {"line": number, "column": column},
+    )
+
+
+def parse_dr_grading(data: bytes, truth) -> Parsed:
+    """A diabetic-retinopathy grading product's CSV (qc.evaluation.dr):
+
+    - one image identifier column: `case_id` (the package's case id) or
+      `seriesuid` (the image's series, which names its case);
+    - `dr_grade` (alias `grade`): 0, 1, 2, 3, 4 or `ungradable`; and/or
+      `referable_probability` (aliases `referable_dr_probability`,
+      `probability`): the referable-DR probability in [0, 1]; at least one of
+      the two columns; with both, the probability may be empty where the grade
+      is `ungradable`;
+    - optional `dmo`: absent, present, ungradable or empty.
+
+    Row problems name their line and column: unknown_case / unknown_series,
+    missing_value (an empty required cell), grade_range (a grade that is not
+    0-4 or ungradable), dmo_value, not_a_number / nan / probability_range,
+    duplicate_row. Images of the split without a row are not an error: the
+    product skipped them; they are counted and named in the `skipped_images`
+    warning."""
+    problems: list[Problem] = []
+    lines = _lines(data, problems)
+    head = _header(lines, problems)
+    if head is None:
+        raise SubmissionError(problems)
+    number, names = head
+    id_column = _dr_column(names, DR_ID_COLUMNS)
+    grade_column = _dr_column(names, DR_GRADE_COLUMNS)
+    prob_column = _dr_column(names, DR_PROBABILITY_COLUMNS)
+    dmo_column = DR_DMO_COLUMN if DR_DMO_COLUMN in names else None
+    expected = [id_column or "case_id", grade_column or "dr_grade"]
+    expected.append(prob_column or "referable_probability")
+    expected.append(DR_DMO_COLUMN)
+    missing = []
+    if id_column is None:
+        missing.append("case_id")
+    if grade_column is None and prob_column is None:
+        missing.append("dr_grade|referable_probability")
+    if missing:
+        problems.append(
+            Problem(
+                number,
+                "missing_columns",
+                f"the header lacks the column(s) {', '.join(missing)}",
+                {"line": number, "missing": missing, "expected": expected, "found": names},
+            )
+        )
+    known = {id_column, grade_column, prob_column, dmo_column} - {None}
+    seen: set[str] = set()
+    extra = []
+    for n in names:
+        if n not in known or n in seen:
+            extra.append(n)
+        seen.add(n)
+    if extra:
+        problems.append(
+            Problem(
+                number,
+                "extra_columns",
+                f"the header has unexpected or repeated column(s) {', '.join(extra)}",
+                {"line": number, "extra": extra, "expected": expected, "found": names},
+            )
+        )
+    if problems:
+        raise SubmissionError(problems)
+    assert id_column is not None
+    where = {n: names.index(n) for n in known}
+    rows: dict[str, ImageGrade] = {}
+    for number, text in lines[1:]:
+        values = _fields(text)
+        if not _row_width(number, values, len(names), problems):
+            continue
+        key = values[where[id_column]]
+        image = truth.case(key) if id_column == "case_id" else truth.by_series(key)
+        if image is None:
+            code = "unknown_case" if id_column == "case_id" else "unknown_series"
+            what = "case" if id_column == "case_id" else "series"
+            problems.append(
+                Problem(
+                    number,
+                    code,
+                    f"line {number}: {what} {key!r} is not a {what} of this evaluation",
+                    {"line": number, "column": id_column, "value": key},
+                )
+            )
+        ok = True
+        grade: int | str | None = None
+        if grade_column is not None:
+            raw = values[where[grade_column]]
+            low = raw.lower()
+            if not raw:
+                problems.append(_missing_value(number, grade_column))
+                ok = False
+            elif low == DR_UNGRADABLE:
+                grade = DR_UNGRADABLE
+            elif low in DR_GRADES:
+                grade = int(low)
+            else:
+                problems.append(
+                    Problem(
+                        number,
+                        "grade_range",
+                        f"line {number}: {grade_column} {raw!r} is not 0-4 or ungradable",
+                        {"line": number, "column": grade_column, "value": raw},
+                    )
+                )
+                ok = False
+        probability = None
+        if prob_column is not None:
+            raw = values[where[prob_column]]
+            if not raw:
+                if grade != DR_UNGRADABLE:
+                    if grade_column is None or grade is not None:
+                        problems.append(_missing_value(number, prob_column))
+                    ok = False
+            else:
+                probability = _probability(number, prob_column, raw, problems)
+                ok = ok and probability is not None
+        dmo = None
+        if dmo_column is not None:
+            raw = values[where[dmo_column]].lower()
+            if raw in DR_DMO_VALUES:
+                dmo = raw
+            elif raw:
+                problems.append(
+                    Problem(
+                        number,
+                        "dmo_value",
+                        f"line {number}: dmo {raw!r} is not absent, present or ungradable",
+                        {"line": number, "column": dmo_column, "value": raw},
+                    )
+                )
+                ok = False
+        if image is None:
+            continue
+        first = rows.get(image.case_id)
+        if first is not None:
+            problems.append(
+                Problem(
+                    number,
+                    "duplicate_row",
+                    f"line {number} names image {image.case_id} again (first on line {first.line})",
+                    {"line": number, "first_line": first.line, "case_id": image.case_id},
+                )
+            )
+            continue
+        if ok:
+            rows[image.case_id] = ImageGrade(image.case_id, grade, probability, dmo, number)
+        else:  # the row's own problems are reported; keep it from counting as skipped
+            rows[image.case_id] = ImageGrade(image.case_id, None, None, None, number)
+    if problems:
+        problems.sort(key=lambda q: q.line or 0)
+        raise SubmissionError(problems)
+    skipped = [i.case_id for i in truth.images if i.case_id not in rows]
+    warnings = []
+    if skipped:
+        warnings.append(
+            Problem(
+                None,
+                "skipped_images",
+                f"{len(skipped)} image(s) have no row (skipped by the product): "
+                + ", ".join(skipped[:10])
+                + (" ..." if len(skipped) > 10 else ""),
+                {"count": len(skipped), "cases": skipped[:50]},
+            )
+        )
+    columns = tuple(
+        c
+        for c, col in (("grade", grade_column), ("probability", prob_column), ("dmo", dmo_column))
+        if col
+    )
+    return Parsed(
+        kind="dr_grading",
+        sha256=hashlib.sha256(data).hexdigest(),
+        grades=tuple(sorted(rows.values(), key=lambda r: r.line)),
+        columns=columns,
+        warnings=tuple(warnings),
+        rows=len(lines) - 1,
+    )
+
+
 # --------------------------------------------------------------------------- SEG
 
 
@@ -780,12 +1004,15 @@ def _is_dicom(data: bytes) -> bool:
 
 
 def sniff(data: bytes | Mapping[str, bytes]) -> str:
-    """detection | classification | segmentation, from the bytes alone."""
+    """detection | classification | segmentation | dr_grading, from the bytes alone."""
     if isinstance(data, Mapping) or data[:4] == b"PK\x03\x04" or _is_dicom(data):
         return "segmentation"
     first = data.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
     names = {f.lower() for f in _fields(first)} if first.strip() else set()
     coords = names & {"coordx", "coordy", "coordz"}
+    dr_values = set(DR_GRADE_COLUMNS) | set(DR_PROBABILITY_COLUMNS[:-1]) | {DR_DMO_COLUMN}
+    if not coords and names & {"case_id", "seriesuid"} and names & dr_values:
+        return "dr_grading"
     if "probability" in names and not coords and names & {"case_id", "seriesuid"}:
         return "classification"
     return "detection"
@@ -813,4 +1040,6 @@ def parse_submission(data: bytes | Mapping[str, bytes], truth, kind: str | None 
         return parse_detections(data, truth)
     if kind == "classification":
         return parse_classification(data, truth)
+    if kind == "dr_grading":
+        return parse_dr_grading(data, truth)
     raise ValueError(f"unknown submission kind {kind!r}")
