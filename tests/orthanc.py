@@ -19,6 +19,10 @@ If ``ip netns add`` is not permitted, Orthanc runs on the host instead, with
 random high HTTP and DICOM ports and ``RemoteAccessAllowed: false``; it is
 reachable at 127.0.0.1 (``handle.isolated`` is False and a warning says so).
 
+DIMSE: Orthanc's AE title is ``handle.dicom_aet`` at ``handle.host:handle.dicom_port``;
+``modalities`` lists the peers it knows (a DICOM listener on this host binds
+``handle.peer_host`` to be reachable from inside the namespace).
+
 Configuration: storage and index in ``tmpdir``, only the DICOMweb plugin loaded
 (from /usr/share/orthanc/plugins), ``DicomWeb.Root = /dicom-web/``, no
 authentication, ``HttpCompressionEnabled: false`` (with compression on, Orthanc
@@ -65,6 +69,10 @@ class OrthancHandle:
     config: dict
     isolated: bool  # True: inside a private network namespace
     netns: str | None = None
+    # This host's address as Orthanc sees it (the host end of the veth pair, or
+    # 127.0.0.1): a DICOM listener here bound to it is reachable from Orthanc.
+    peer_host: str = "127.0.0.1"
+    dicom_aet: str = "REFSETTEST"
     log_path: Path | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -143,8 +151,9 @@ def _netns_usable() -> bool:
     return True
 
 
-def _make_netns(stack: ExitStack) -> tuple[str, str]:
-    """Create the namespace and veth pair; return (namespace, Orthanc's address)."""
+def _make_netns(stack: ExitStack) -> tuple[str, str, str]:
+    """Create the namespace and veth pair; return (namespace, Orthanc's address,
+    the host end's address)."""
     token = secrets.token_hex(3)
     ns = f"refset-orth-{token}"
     host_if, ns_if = f"ro{token}h", f"ro{token}n"  # interface names: 15 chars at most
@@ -163,7 +172,7 @@ def _make_netns(stack: ExitStack) -> tuple[str, str]:
     _ip("-n", ns, "addr", "add", f"{ns_addr}/30", "dev", ns_if)
     _ip("link", "set", host_if, "up")
     _ip("-n", ns, "link", "set", ns_if, "up")
-    return ns, ns_addr
+    return ns, ns_addr, host_addr
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -211,11 +220,19 @@ def _wait_ready(handle: OrthancHandle, proc: subprocess.Popen, timeout: float) -
 
 @contextmanager
 def run_orthanc(
-    tmpdir: str | os.PathLike, *, isolate: bool | None = None, timeout: float = 60.0
+    tmpdir: str | os.PathLike,
+    *,
+    isolate: bool | None = None,
+    timeout: float = 60.0,
+    modalities: dict[str, tuple[str, int]] | None = None,
 ) -> Iterator[OrthancHandle]:
     """Start Orthanc with its data in ``tmpdir``; yield a handle; always stop it.
 
     ``isolate``: None picks a network namespace when permitted; True demands it.
+    ``modalities``: DICOM peers Orthanc knows, AE title -> (host, port) (its
+    DicomModalities: they may C-FIND/C-MOVE/C-GET, and C-MOVE may send to them).
+    A host of None stands for ``handle.peer_host``, the address at which this
+    host is reachable from Orthanc (known only once the namespace exists).
     """
     if not Path(ORTHANC).exists():
         raise OrthancError(f"Orthanc is not installed ({ORTHANC} missing)")
@@ -227,7 +244,7 @@ def run_orthanc(
         isolate = _netns_usable()
     with ExitStack() as stack:
         if isolate:
-            ns, host = _make_netns(stack)
+            ns, host, peer_host = _make_netns(stack)
             # A fresh namespace has every port free; still avoid the well-known ones.
             http_port = 20000 + secrets.randbelow(20000)
             dicom_port = http_port + 1
@@ -237,7 +254,7 @@ def run_orthanc(
                 "ports, with RemoteAccessAllowed false",
                 stacklevel=3,
             )
-            ns, host = None, "127.0.0.1"
+            ns, host, peer_host = None, "127.0.0.1", "127.0.0.1"
             http_port, dicom_port = _free_port(), _free_port()
         config = {
             "Name": "RefSetTestPACS",
@@ -252,6 +269,10 @@ def run_orthanc(
             "HttpCompressionEnabled": False,
             "SaveJobs": False,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+            "DicomModalities": {
+                aet: [aet, peer_host if addr is None else addr, port]
+                for aet, (addr, port) in (modalities or {}).items()
+            },
         }
         config_path = tmp / "orthanc.json"
         config_path.write_text(json.dumps(config, indent=2))
@@ -273,6 +294,7 @@ def run_orthanc(
             config=config,
             isolated=bool(ns),
             netns=ns,
+            peer_host=peer_host,
             log_path=log_path,
             process=proc,
         )

@@ -227,18 +227,41 @@ class Quarantine(models.Model):
 
 
 class PacsConnection(models.Model):
-    """A hospital PACS reachable over DICOMweb (QIDO-RS / WADO-RS)."""
+    """A hospital PACS reachable over DICOMweb (QIDO-RS / WADO-RS) or over DIMSE
+    (C-FIND, then C-MOVE to RefSet's own listener or C-GET).
+
+    One model for both transports (rather than a sibling model): the import page
+    lists one set of connections, the pull job and `pacs.pull` take either, and
+    the fields of the other transport stay blank."""
 
     class Auth(models.TextChoices):
         NONE = "none", _("none")
         BASIC = "basic", _("HTTP basic")
         BEARER = "bearer", _("bearer token")
 
+    class Transport(models.TextChoices):
+        DICOMWEB = "dicomweb", _("DICOMweb")
+        DIMSE = "dimse", _("DIMSE (C-FIND / C-MOVE / C-GET)")
+
+    class Retrieve(models.TextChoices):
+        MOVE = "move", _("C-MOVE to RefSet's listener")
+        GET = "get", _("C-GET")
+
     project = models.ForeignKey(
         "projects.Project", on_delete=models.CASCADE, related_name="pacs_connections"
     )
     name = models.CharField(_("name"), max_length=100)
-    base_url = models.URLField(_("DICOMweb base URL"), max_length=500)
+    transport = models.CharField(
+        _("transport"), max_length=8, choices=Transport.choices, default=Transport.DICOMWEB
+    )
+    base_url = models.URLField(_("DICOMweb base URL"), max_length=500, blank=True)
+    # DIMSE: the PACS's AE title and address; how studies are retrieved.
+    ae_title = models.CharField(_("PACS AE title"), max_length=16, blank=True)
+    host = models.CharField(_("PACS host"), max_length=255, blank=True)
+    port = models.PositiveIntegerField(_("PACS port"), null=True, blank=True)
+    retrieve = models.CharField(
+        _("retrieve by"), max_length=4, choices=Retrieve.choices, default=Retrieve.MOVE
+    )
     auth = models.CharField(
         _("authentication"), max_length=8, choices=Auth.choices, default=Auth.NONE
     )
@@ -274,4 +297,62 @@ class PacsConnection(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.base_url})"
+        return f"{self.name} ({self.address})"
+
+    @property
+    def address(self) -> str:
+        """Where the PACS is: its DICOMweb URL, or AE title@host:port."""
+        if self.transport == self.Transport.DIMSE:
+            return f"{self.ae_title}@{self.host}:{self.port}"
+        return self.base_url
+
+
+class DicomRoute(models.Model):
+    """Who may send to RefSet's DICOM listener (C-STORE), and into which project.
+
+    An association is accepted only from a calling AE title whose address lies in
+    `allowed_host` (an IP address or a CIDR network) with an active route; its
+    objects are imported into the route's project. A manager of the project keeps
+    its routes; at most one active route per calling AE title and host."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="dicom_routes"
+    )
+    calling_ae_title = models.CharField(_("calling AE title"), max_length=16)
+    allowed_host = models.CharField(
+        _("allowed host"),
+        max_length=64,
+        help_text=_("IP address or network (CIDR) the sender connects from"),
+    )
+    site = models.ForeignKey(
+        "accounts.Site",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("site"),
+    )
+    active = models.BooleanField(_("active"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "calling_ae_title"]
+        verbose_name = _("DICOM sender")
+        verbose_name_plural = _("DICOM senders")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["calling_ae_title", "allowed_host"],
+                condition=models.Q(active=True),
+                name="dicom_route_active_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.calling_ae_title}@{self.allowed_host} -> {self.project_id}"

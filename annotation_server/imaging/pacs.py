@@ -1,4 +1,5 @@
-"""Pulling studies from a hospital PACS over DICOMweb (QIDO-RS search, WADO-RS retrieve).
+"""Pulling studies from a hospital PACS over DICOMweb (QIDO-RS search, WADO-RS retrieve);
+a saved connection whose transport is DIMSE is pulled by imaging.dimse.scu instead.
 
     client = PacsClient("https://pacs.example/dicom-web", auth=("basic", "user", "pw"))
     client.search_studies(PatientID="ZY123")          # simplified rows
@@ -78,11 +79,19 @@ def destination_refusal(url: str, allowed: Iterable[str]) -> str | None:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"not a DICOMweb URL (http or https expected): {url!r}"
-    host = parts.hostname.lower()
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return f"not a valid port in {url!r}"
+    return address_refusal(parts.hostname, port, allowed)
+
+
+def address_refusal(host: str, port: int | None, allowed: Iterable[str]) -> str | None:
+    """Why the server may not connect to `host`:`port` (a DICOMweb server's, or a
+    DIMSE peer's), or None when an entry of REFSET_PACS_ALLOWED_HOSTS covers it."""
+    if not host or not port:
+        return "no PACS host and port"
+    host = host.strip().lower()
     for entry in allowed:
         entry = entry.strip().lower()
         if not entry:
@@ -505,6 +514,14 @@ def pull(
 
     if isinstance(connection_or_client, PacsClient):
         client = connection_or_client
+    elif getattr(connection_or_client, "transport", "") == "dimse":
+        from annotation_server.imaging.dimse import scu
+
+        return scu.pull(
+            project, connection_or_client, study_uids, user=user, site=site,
+            progress=progress, prebuild_streams=prebuild_streams, run_qc=run_qc,
+            workers=workers,
+        )  # fmt: skip
     else:
         client = PacsClient.from_connection(connection_or_client)
         site = site or connection_or_client.site

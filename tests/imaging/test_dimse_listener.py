@@ -1,0 +1,160 @@
+"""RefSet's DICOM listener against real peers: dcmtk's storescu as a modality
+sending a small CT series (one file of it broken), echoscu, and callers the
+project's routes do not know.
+
+The listener runs in this process (its server thread) on a free loopback port;
+its associations use their own database connections, hence transactional tests.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.core.files.storage import default_storage
+
+import fixtures
+from annotation_server.audit.models import AuditEvent
+from annotation_server.imaging.dimse.listener import Listener, ListenerConfig
+from annotation_server.imaging.models import DicomRoute, Instance
+from annotation_server.jobs.models import Job
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+STORESCU = shutil.which("storescu") or "/usr/bin/storescu"
+ECHOSCU = shutil.which("echoscu") or "/usr/bin/echoscu"
+
+
+@pytest.fixture
+def listener():
+    server = Listener(ListenerConfig(ae_title="REFSET", port=0, bind="127.0.0.1"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def _finished_job(project, timeout: float = 60.0) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = Job.objects.filter(project=project, params__source="dimse").first()
+        if job is not None and job.finished:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"no finished listener job within {timeout} s: {job}")
+
+
+def _series(tmp_path: Path, slices: int = 4, seed: int = 41) -> tuple[dict, list[Path]]:
+    truth = fixtures.generate_ct(tmp_path / "ct", slices=slices, seed=seed, matrix=64)
+    return truth, sorted((tmp_path / "ct").glob("*.dcm"))
+
+
+def test_storescu_series_is_imported_deidentified_and_a_bad_file_is_refused(
+    project, listener, tmp_path
+):
+    DicomRoute.objects.create(
+        project=project, calling_ae_title="CT_SCANNER", allowed_host="127.0.0.1"
+    )
+    truth, files = _series(tmp_path)
+    broken = pydicom.dcmread(files[0])
+    broken.SOPInstanceUID = pydicom.uid.generate_uid()
+    broken.PixelData = broken.PixelData[: len(broken.PixelData) // 2]  # truncated pixels
+    bad = tmp_path / "broken.dcm"
+    broken.save_as(bad)
+
+    done = _run(
+        STORESCU, "-v", "--no-halt", "-aet", "CT_SCANNER", "-aec", "REFSET", "127.0.0.1",
+        str(listener.port), *map(str, files[:2]), str(bad), *map(str, files[2:]),
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert "Received Store Response (Error: CannotUnderstand)" in output, output
+    assert output.count("Received Store Response (Success)") == 4, output
+
+    job = _finished_job(project)
+    assert job.state == Job.State.SUCCEEDED, (job.error, job.log)
+    assert job.kind == "imaging.import" and job.progress == 100
+    summary = job.result["summary"]
+    assert (summary["imported"], summary["rejected"], summary["series"]) == (4, 1, 1), summary
+    rejected = [f for f in job.result["files"] if f["status"] == "rejected"]
+    assert len(rejected) == 1 and rejected[0]["name"] == "CT_SCANNER/instance-00003.dcm"
+    assert "4096" in rejected[0]["reason"] and "8192" in rejected[0]["reason"]  # truncated
+    assert "4 object(s) kept, 1 refused" in job.log
+
+    # de-identified before storage: nothing of the patient in the stored files
+    phi = truth["phi"]["attributes"]
+    secrets = [phi["PatientID"].encode(), phi["PatientName"].split("^")[0].encode()]
+    instances = list(Instance.objects.filter(series__study__project=project))
+    assert len(instances) == 4
+    originals = {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
+    for instance in instances:
+        with default_storage.open(instance.file) as fh:
+            stored = fh.read()
+        assert not any(secret in stored for secret in secrets)
+        ds = pydicom.dcmread(io.BytesIO(stored), stop_before_pixels=True)
+        assert ds.PatientIdentityRemoved == "YES"
+        assert str(ds.SOPInstanceUID) not in originals
+    event = AuditEvent.objects.get(project_id=project.pk, action="imaging.imported")
+    assert event.data["source"] == "dimse" and event.data["imported"] == 4
+    assert job.result["event_id"] == event.pk
+
+
+def test_unknown_calling_ae_is_refused_at_association_and_audited(project, listener, tmp_path):
+    DicomRoute.objects.create(
+        project=project, calling_ae_title="CT_SCANNER", allowed_host="127.0.0.1"
+    )
+    _, files = _series(tmp_path, slices=1)
+    done = _run(
+        STORESCU,
+        "-aet",
+        "STRANGER",
+        "-aec",
+        "REFSET",
+        "127.0.0.1",
+        str(listener.port),
+        str(files[0]),
+    )
+    assert done.returncode != 0
+    assert "Association Rejected" in done.stdout + done.stderr
+    assert "Calling AE Title Not Recognized" in done.stdout + done.stderr
+    event = AuditEvent.objects.get(action="dicom.association_refused")
+    assert event.data["calling_ae"] == "STRANGER" and event.data["address"] == "127.0.0.1"
+    assert "no active route" in event.data["reason"]
+    assert not Job.objects.filter(params__source="dimse").exists()
+    assert not Instance.objects.exists()
+
+
+def test_a_route_from_another_host_or_inactive_refuses_the_caller(project, listener):
+    DicomRoute.objects.create(
+        project=project, calling_ae_title="CT_SCANNER", allowed_host="10.9.9.0/24"
+    )
+    DicomRoute.objects.create(
+        project=project, calling_ae_title="OLD_CT", allowed_host="127.0.0.1", active=False
+    )
+    for aet in ("CT_SCANNER", "OLD_CT"):
+        done = _run(ECHOSCU, "-aet", aet, "-aec", "REFSET", "127.0.0.1", str(listener.port))
+        assert done.returncode != 0 and "Association Rejected" in done.stdout + done.stderr
+    assert AuditEvent.objects.filter(action="dicom.association_refused").count() == 2
+
+
+def test_echoscu_verification_from_a_routed_caller(project, listener):
+    DicomRoute.objects.create(
+        project=project, calling_ae_title="WORKSTATION", allowed_host="127.0.0.0/8"
+    )
+    ok = _run(
+        ECHOSCU, "-v", "-aet", "WORKSTATION", "-aec", "REFSET", "127.0.0.1", str(listener.port)
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "Received Echo Response (Success)" in ok.stdout + ok.stderr
+    # another called AE title than the listener's is refused
+    wrong = _run(ECHOSCU, "-aet", "WORKSTATION", "-aec", "OTHER", "127.0.0.1", str(listener.port))
+    assert wrong.returncode != 0
+    assert "Called AE Title Not Recognized" in wrong.stdout + wrong.stderr
+    assert not Job.objects.filter(params__source="dimse").exists()  # an echo imports nothing
