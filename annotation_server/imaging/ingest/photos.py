@@ -286,6 +286,23 @@ def _uid(*parts: str) -> str:
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
+# The photograph's capture time lives only in the metadata the conversion drops, so
+# the Ophthalmic Photography image's Type 1 times (ContentDate/Time,
+# AcquisitionDateTime) hold this fixed value (shifted like any date when the project
+# shifts dates) instead of the time of the import: the same photograph and manifest
+# row then make the same DICOM bytes, the same content-addressed object, and a
+# re-import stores nothing new. InstanceCreationDate/Time (Type 3) are left out.
+UNKNOWN_DATE, UNKNOWN_TIME = "19000101", "000000"
+
+
+def _fixed_times(ds) -> None:
+    ds.ContentDate, ds.ContentTime = UNKNOWN_DATE, UNKNOWN_TIME
+    ds.AcquisitionDateTime = UNKNOWN_DATE + UNKNOWN_TIME
+    for keyword in ("InstanceCreationDate", "InstanceCreationTime"):
+        if keyword in ds:
+            delattr(ds, keyword)
+
+
 def prepare_file(
     deid: Deidentifier, candidate: Candidate, data: bytes, *, dicom=prepare
 ) -> Prepared:
@@ -341,6 +358,7 @@ def prepare_file(
         )
     except PhotoError as exc:
         return Prepared(label, reason=_("not a readable photograph (%(error)s)") % {"error": exc})
+    _fixed_times(ds)
     prepared = dicom(deid, label, dicom_bytes(ds), built_here=True)
     if not prepared.rejected:
         prepared.mappings.append(Mapping(VISIT_KIND, row.visit_id, deid.uid(study_uid)))
