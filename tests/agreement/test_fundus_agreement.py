@@ -166,3 +166,15 @@ def test_the_lesion_rule_is_a_managers_setting(
     )
     own.refresh_from_db()
     assert (own.lesion_region_rule, own.lesion_region_threshold) == ("centre_distance", 25.0)
+
+
+def test_management_command_prints_the_fundus_figures(fundus):
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("agreement", "--project", fundus.slug, stdout=out)
+    text = out.getvalue()
+    assert "Cohen kappa (quadratic), mean of 3 pairs" in text
+    assert "left out: ungradable 2" in text
+    assert re.search(r"microaneurysm\s+centre_distance 10.0 px", text)
+    assert "Outline optic_disc (18 pairs): Dice 0.9" in text

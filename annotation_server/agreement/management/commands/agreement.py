@@ -85,6 +85,33 @@ class Command(BaseCommand):
                     f"  {b['name']:<28} alpha {_fmt(b['krippendorff_alpha'])}  "
                     f"Fleiss {_fmt(b['fleiss_kappa'])}  {b['gwet_form']} {_fmt(b['gwet_ac'])}"
                 )
+                weights = "quadratic" if b["kind"] == "ordinal" else "unweighted"
+                mean = (b.get("kappa_mean") or {}).get(weights)
+                if mean:
+                    ac1 = f"  AC1 {_fmt(b['gwet_ac1'])}" if b.get("gwet_ac1") else ""
+                    lines.append(
+                        f"  {'':<28} Cohen kappa ({weights}), mean of {mean['pairs']} pairs "
+                        f"{_fmt(mean)}{ac1}"
+                    )
+            outside = b.get("outside_scale")
+            if outside:
+                counts = ", ".join(f"{k} {v}" for k, v in outside["ratings"].items())
+                lines.append(
+                    f"  {'':<28} left out: {counts}; gradable vs not: "
+                    f"Fleiss {_fmt(outside['fleiss_kappa'])}  AC1 {_fmt(outside['gwet_ac1'])}"
+                )
+        if report["detection"].get("by_type"):
+            lines += ["", "Lesion types (positive specific agreement = pairwise F1)"]
+            for t in report["detection"]["by_type"]:
+                lines.append(
+                    f"  {t['finding_type']:<20} {t['rule']} {t['threshold']} {t['unit']}  "
+                    f"marks {t['marks']}  lesions {t['clusters']}  {_fmt(t['agreement'])}"
+                )
+        for o in report.get("outlines", []):
+            lines.append(
+                f"Outline {o['finding_type']} ({o['pairs']} pairs): Dice {_fmt(o['dice'])}  "
+                f"IoU {_fmt(o['iou'])}"
+            )
         s = report["shapes"]
         lines += [
             "",
