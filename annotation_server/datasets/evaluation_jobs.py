@@ -56,7 +56,22 @@ from annotation_server.jobs.models import Job
 
 JOB_KIND = "datasets.evaluate"
 SPLITS = ("", "train", "validation", SEQUESTERED_SPLIT)
-KINDS = tuple(Evaluation.Kind.values)
+# Diabetic-retinopathy grading on a fundus version (qc.evaluation.dr). Stored in
+# Evaluation.kind like the model's choices (the column is a plain CharField; the
+# choice itself awaits a datasets migration, see KIND_CHOICES).
+DR_KIND = "dr_grading"
+KINDS = (*Evaluation.Kind.values, DR_KIND)
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    """(value, label) of every submission kind, for the upload form."""
+    return [*Evaluation.Kind.choices, (DR_KIND, _("DR grading (fundus)"))]
+
+
+def kind_label(kind: str) -> str:
+    return dict(kind_choices()).get(kind, kind)
+
+
 BOOTSTRAP = 1000
 SEED = 0
 
@@ -159,8 +174,10 @@ def manifest_source(version: DatasetVersion, split: str) -> ManifestSource:
     return ManifestSource("", None, "")
 
 
-def truth_for(version: DatasetVersion, split: str):
-    """The Truth of one split ("" = every split) of a frozen version."""
+def truth_for(version: DatasetVersion, split: str, kind: str = "", *, laterality: bool = False):
+    """The Truth of one split ("" = every split) of a frozen version; for a DR
+    grading submission the fundus DRTruth (qc.evaluation.dr), with each image's
+    laterality read from its de-identified object when `laterality`."""
     from annotation_server.datasets.package_input import build_package_input
     from qc.evaluation.truth import truth_from_package
 
@@ -169,9 +186,61 @@ def truth_for(version: DatasetVersion, split: str):
             _("Only a frozen version can be evaluated against; freeze it first.")
         )
     source = manifest_source(version, split)
-    return truth_from_package(
-        build_package_input(version), split, manifest_sha256=source.sha256
-    ), source
+    inp = build_package_input(version)
+    if kind == DR_KIND:
+        from qc.evaluation.dr import dr_truth_from_package, is_dr_schema
+
+        if not is_dr_schema(inp.schema):
+            raise EvaluationRefused(
+                _(
+                    "This version's label schema has no diabetic retinopathy grade; "
+                    "a DR grading submission cannot be scored against it."
+                )
+            )
+        sides = laterality_of(inp, split) if laterality else None
+        return dr_truth_from_package(
+            inp, split, manifest_sha256=source.sha256, laterality=sides
+        ), source
+    return truth_from_package(inp, split, manifest_sha256=source.sha256), source
+
+
+LATERALITY = {"R": "OD", "L": "OS"}
+
+
+def laterality_of(inp, split: str = "") -> dict[str, str]:
+    """series_uid -> OD/OS from the ImageLaterality (or Laterality) of each
+    image's de-identified DICOM object, read up to the pixel data; "" where the
+    object does not say. The package input carries no laterality of its own."""
+    import os
+
+    import pydicom
+
+    out: dict[str, str] = {}
+    for case in inp.cases:
+        if case.retired or (split and case.split != split):
+            continue
+        for series in case.series:
+            if not series.instances:
+                continue
+            path = series.instances[0].path
+            try:
+                if os.path.isabs(path) and os.path.exists(path):
+                    ds = pydicom.dcmread(path, stop_before_pixels=True)
+                else:
+                    with default_storage.open(path, "rb") as fh:
+                        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            except Exception:  # noqa: BLE001 - an unreadable object says nothing
+                continue
+            side = str(getattr(ds, "ImageLaterality", "") or getattr(ds, "Laterality", ""))
+            out[series.series_uid] = LATERALITY.get(side.strip().upper(), "")
+    return out
+
+
+def sniff(data: bytes, kind: str = "") -> str:
+    """The submission's kind: the one asked for, else what its bytes look like."""
+    from qc.evaluation.submission import sniff as qc_sniff
+
+    return kind or qc_sniff(data)
 
 
 def parse(data: bytes, truth, kind: str | None):
@@ -250,8 +319,9 @@ def request_evaluation(
         )
     threshold = _threshold(operating_threshold)
     product = (product or "").strip()[:200]
-    truth, source = truth_for(version, split)
-    if not truth.scans:
+    kind = sniff(data, kind)
+    truth, source = truth_for(version, split, kind)
+    if not (truth.images if kind == DR_KIND else truth.scans):
         raise EvaluationRefused(_("This split of the version has no scan to score against."))
     from qc.evaluation.submission import SubmissionError
 
@@ -348,8 +418,11 @@ def score(evaluation: Evaluation, *, progress=None) -> tuple[dict, str]:
     step = progress or (lambda pct, msg=None: None)
     version = evaluation.dataset_version
     data = load(evaluation.submission_key)
-    truth, source = truth_for(version, evaluation.split)
-    step(10, f"truth: {len(truth.scans)} scans, {len(truth.lesions)} reference lesions")
+    truth, source = truth_for(version, evaluation.split, evaluation.kind, laterality=True)
+    if evaluation.kind == DR_KIND:
+        step(10, f"truth: {len(truth.images)} images")
+    else:
+        step(10, f"truth: {len(truth.scans)} scans, {len(truth.lesions)} reference lesions")
     parsed = parse(data, truth, evaluation.kind)
     step(20, f"parsed {parsed.kind}: {parsed.rows} rows, {len(parsed.warnings)} warnings")
     result = kit.evaluate(
@@ -423,7 +496,16 @@ def _finish(evaluation: Evaluation, *, status: str, error: str = "", **fields) -
                 "figures": {
                     k: (v or {}).get("value")
                     for k, v in (result.get("figures") or {}).items()
-                    if k in ("cpm", "auc", "dice", "sensitivity", "fp_per_scan")
+                    if k
+                    in (
+                        "cpm",
+                        "auc",
+                        "dice",
+                        "sensitivity",
+                        "fp_per_scan",
+                        "patient_auc",
+                        "quadratic_kappa",
+                    )
                 },
                 "problems": len(fields.get("problems") or []),
                 "error": error[:500],

@@ -51,12 +51,25 @@ FIGURE_LABELS = {
     "nsd": gettext_lazy("normalised surface Dice"),
     "lesion_sensitivity": gettext_lazy("lesion sensitivity"),
     "false_positive_lesions_per_scan": gettext_lazy("false-positive lesions per scan"),
+    # DR grading (qc.evaluation.dr)
+    "patient_auc": gettext_lazy("patient-level AUC (DeLong 95% CI)"),
+    "grade_sensitivity": gettext_lazy("sensitivity at the grade cut-off"),
+    "grade_specificity": gettext_lazy("specificity at the grade cut-off"),
+    "sensitivity_ungradable_referred": gettext_lazy(
+        "sensitivity, images without a product grade referred"
+    ),
+    "specificity_ungradable_referred": gettext_lazy(
+        "specificity, images without a product grade referred"
+    ),
+    "quadratic_kappa": gettext_lazy("quadratic weighted kappa (grade)"),
+    "grade_agreement": gettext_lazy("exact grade agreement"),
 }
 
 STRATUM_LABELS = {
     "site": gettext_lazy("site"),
     "manufacturer": gettext_lazy("manufacturer"),
     "slice_thickness": gettext_lazy("slice thickness"),
+    "laterality": gettext_lazy("laterality"),
     "finding_type": gettext_lazy("finding type"),
     "size": gettext_lazy("size"),
     "agreement": gettext_lazy("reader agreement"),
@@ -72,12 +85,29 @@ COUNT_LABELS = {
     "hit_marks": gettext_lazy("marks on a reference lesion"),
     "false_positive_marks": gettext_lazy("false-positive marks"),
     "marks_on_excluded_only": gettext_lazy("marks on excluded findings only (not scored)"),
+    # DR grading
+    "images": gettext_lazy("images"),
+    "patients": gettext_lazy("patients"),
+    "rows": gettext_lazy("rows submitted"),
+    "skipped": gettext_lazy("images skipped by the product"),
+    "product_ungradable": gettext_lazy("images the product called ungradable"),
+    "reference_missing": gettext_lazy("images without a reference grade (left out)"),
+    "reference_ungradable": gettext_lazy("images with an ungradable reference (left out)"),
+    "reference_referable_unknown": gettext_lazy(
+        "images whose reference referable status is unknown (left out of referable figures)"
+    ),
+    "scored_images": gettext_lazy("images scored"),
+    "scored_patients": gettext_lazy("patients scored"),
+    "referable_images": gettext_lazy("referable images"),
+    "referable_patients": gettext_lazy("referable patients"),
+    "graded_pairs": gettext_lazy("images with a reference and a predicted grade"),
 }
 
 KIND_LABELS = {
     "detection": gettext_lazy("detection"),
     "classification": gettext_lazy("classification"),
     "segmentation": gettext_lazy("segmentation"),
+    "dr_grading": gettext_lazy("DR grading (fundus)"),
     "comparison": gettext_lazy("comparison"),
 }
 
@@ -120,6 +150,13 @@ FIGURE_ORDER = (
     "nsd",
     "lesion_sensitivity",
     "false_positive_lesions_per_scan",
+    "patient_auc",
+    "grade_sensitivity",
+    "grade_specificity",
+    "sensitivity_ungradable_referred",
+    "specificity_ungradable_referred",
+    "quadratic_kappa",
+    "grade_agreement",
 )
 
 
@@ -197,6 +234,12 @@ def problem_message(code: str, params: dict | None) -> str:
             "%(file)s: its frames do not lie on the grid of series %(series_uid)s (%(reason)s)."
         ),
         "missing_cases": _("%(count)s case(s) have no score: %(cases)s"),
+        "missing_value": _("%(column)s is empty."),
+        "grade_range": _("%(column)s %(value)s is not a DR grade (0-4 or ungradable)."),
+        "dmo_value": _("%(column)s %(value)s is not absent, present or ungradable."),
+        "skipped_images": _(
+            "%(count)s image(s) have no row: the product skipped them (%(cases)s)."
+        ),
     }
     template = messages.get(code)
     if template is None:
@@ -250,6 +293,13 @@ def figure_labels() -> dict[str, str]:
         "cpm": "CPM",
         "auc": "AUC",
         "dice": "Dice",
+        "image_roc": _("per image"),
+        "patient_roc": _("per patient"),
+        "confusion": _("DR grade: reference against product"),
+        "reference_grade": _("reference grade"),
+        "predicted_grade": _("product grade"),
+        "ungradable": _("ungradable"),
+        "not_given": _("not given"),
         **{k: str(v) for k, v in STRATUM_LABELS.items()},
     }
 
@@ -341,6 +391,16 @@ def csv_text(result: dict) -> str:
                         *_fig(entry),
                     ]
                 )
+    grading = result.get("grading") or {}
+    matrix = grading.get("confusion_matrix") or {}
+    for ref, row in zip(matrix.get("rows") or [], matrix.get("counts") or [], strict=False):
+        for pred, n in zip(matrix.get("columns") or [], row, strict=False):
+            w.writerow(
+                ["confusion_matrix", "", "", "", "reference_grade", ref, "", "", pred, n, "", ""]
+            )
+    for scope, table in (grading.get("referable_tables") or {}).items():
+        for cell, n in (table or {}).items():
+            w.writerow(["referable_table", "", "", "", scope, cell, "", "", "count", n, "", ""])
     if result.get("difference"):
         d = result["difference"]
         w.writerow(
@@ -426,6 +486,8 @@ TABLE_FIGURES = (
     "hd95_mm",
     "nsd",
     "lesion_sensitivity",
+    "patient_auc",
+    "quadratic_kappa",
 )
 
 
@@ -445,10 +507,15 @@ def context(result: dict, meta: dict | None = None, *, with_plots: bool = True) 
         level_names = _columns(
             {n for b in (levels or {}).values() for n in (b.get("figures") or {})}
         )
+        dr = result.get("kind") == "dr_grading"
         strata.append(
             {
                 "key": key,
                 "label": str(STRATUM_LABELS.get(key, key)),
+                "units": str(COUNT_LABELS["images"] if dr else COUNT_LABELS["scans"]),
+                "positives": str(
+                    COUNT_LABELS["referable_images"] if dr else COUNT_LABELS["lesions"]
+                ),
                 "figures": [(n, figure_label(n)) for n in level_names],
                 "levels": [
                     {
@@ -494,7 +561,49 @@ def context(result: dict, meta: dict | None = None, *, with_plots: bool = True) 
         "warnings": warnings,
         "lesions": result.get("lesions") or [],
         "difference": result.get("difference"),
+        "grading": grading_context(result),
         "plots": plots(result) if with_plots else {},
+    }
+
+
+TABLE_LABELS = {
+    "image": gettext_lazy("per image, at the threshold"),
+    "patient": gettext_lazy("per patient, at the threshold"),
+    "grade_cutoff": gettext_lazy("per image, at the grade cut-off"),
+    "ungradable_referred": gettext_lazy("per image, images without a product grade referred"),
+}
+
+
+def _grade_label(value: str) -> str:
+    if value == "ungradable":
+        return _("ungradable")
+    if value == "not_given":
+        return _("not given")
+    return value
+
+
+def grading_context(result: dict) -> dict | None:
+    """The DR grading blocks of the report: the grade confusion matrix and the
+    referable 2x2 tables (None for other kinds)."""
+    grading = result.get("grading")
+    if not grading:
+        return None
+    matrix = grading.get("confusion_matrix") or {}
+    conv = result.get("conventions") or {}
+    return {
+        "referable_from": grading.get("referable_from"),
+        "threshold": grading.get("threshold"),
+        "by_probability": grading.get("threshold_source") == "operating threshold",
+        "columns": [(c, _grade_label(c)) for c in matrix.get("columns") or []],
+        "rows": [
+            {"grade": r, "label": _grade_label(r), "counts": counts}
+            for r, counts in zip(matrix.get("rows") or [], matrix.get("counts") or [], strict=False)
+        ],
+        "tables": [
+            {"key": k, "label": str(TABLE_LABELS.get(k, k)), **(v or {})}
+            for k, v in (grading.get("referable_tables") or {}).items()
+        ],
+        "patient_rule": conv.get("patient_rule", ""),
     }
 
 

@@ -85,6 +85,9 @@ def evaluation_list(request, slug: str, version: str):
                 "datasets:evaluation", slug=slug, version=version, evaluation_id=evaluation.pk
             )
     splits = evaluation_jobs.splits_for(request.user)
+    evaluations = list(evaluation_jobs.evaluations_for(dv, request.user)[:100])
+    for e in evaluations:
+        e.kind_label = evaluation_jobs.kind_label(e.kind)
     if form["split"] is None:
         form["split"] = splits[0][0] if splits else ""
     return render(
@@ -93,9 +96,9 @@ def evaluation_list(request, slug: str, version: str):
         {
             "project": dv.project,
             "version": dv,
-            "evaluations": list(evaluation_jobs.evaluations_for(dv, request.user)[:100]),
+            "evaluations": evaluations,
             "splits": splits,
-            "kinds": Evaluation.Kind.choices,
+            "kinds": evaluation_jobs.kind_choices(),
             "form": form,
             "problems": problems,
             "rejected": rejected,
@@ -119,6 +122,7 @@ def evaluation_detail(request, slug: str, version: str, evaluation_id: int):
             "project": dv.project,
             "version": dv,
             "evaluation": evaluation,
+            "evaluation_kind": evaluation_jobs.kind_label(evaluation.kind),
             "job": evaluation.job,
             "problems": evaluation_report.translated_problems(evaluation.problems or []),
             **report,  # the report's body (datasets/_evaluation_report.html)

@@ -5,7 +5,9 @@ the result has data for:
 
 - "froc": the FROC curve (sensitivity against false positives per scan, log
   axis) with its bootstrap 95% band, the seven CPM operating points marked;
-- "roc": the ROC curve with the chance diagonal, AUC in the legend;
+- "roc": the ROC curve with the chance diagonal, AUC in the legend (DR
+  grading: the per-image and the per-patient curve, each with its AUC);
+- "confusion": DR grading's reference-against-product grade matrix (counts);
 - "rules": the headline figure under every match rule, the declared one marked;
 - "stratum-<name>": one bar chart per stratum (site, manufacturer, slice
   thickness, finding type, size, agreement), the headline figure per level with
@@ -38,6 +40,7 @@ HEADLINE = {
     "detection": "cpm",
     "classification": "auc",
     "segmentation": "dice",
+    "dr_grading": "auc",
     "comparison": "cpm",
 }
 
@@ -64,6 +67,14 @@ LABELS = {
     "finding_type": "finding type",
     "size": "size",
     "agreement": "reader agreement",
+    "laterality": "laterality",
+    "image_roc": "per image",
+    "patient_roc": "per patient",
+    "confusion": "DR grade: reference against product",
+    "reference_grade": "reference grade",
+    "predicted_grade": "product grade",
+    "ungradable": "ungradable",
+    "not_given": "not given",
 }
 
 
@@ -148,8 +159,21 @@ def roc(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
         return None
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     auc = _value((result.get("figures") or {}).get("auc"))
-    name = labels["roc"] + (f" (AUC {auc:.3f})" if np.isfinite(auc) else "")
+    patient = (result.get("curves") or {}).get("patient_roc")
+    first = labels["image_roc"] if patient else labels["roc"]
+    name = first + (f" (AUC {auc:.3f})" if np.isfinite(auc) else "")
     ax.plot(x[keep], y[keep], color="tab:blue", label=name)
+    if patient:
+        px, py = _floats(patient.get("fpr")), _floats(patient.get("tpr"))
+        pk = np.isfinite(px) & np.isfinite(py)
+        pauc = _value((result.get("figures") or {}).get("patient_auc"))
+        if pk.any():
+            ax.plot(
+                px[pk],
+                py[pk],
+                color="tab:orange",
+                label=labels["patient_roc"] + (f" (AUC {pauc:.3f})" if np.isfinite(pauc) else ""),
+            )
     ax.plot([0, 1], [0, 1], linestyle="--", color="tab:gray", label=labels["chance"])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
@@ -157,6 +181,35 @@ def roc(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
     ax.set_ylabel(labels["tpr"])
     ax.set_title(labels["roc"])
     ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, fmt)
+
+
+def confusion(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
+    matrix = ((result.get("grading") or {}).get("confusion_matrix")) or {}
+    counts = np.asarray(matrix.get("counts") or [], dtype=float)
+    if counts.ndim != 2 or not counts.size or not counts.sum():
+        return None
+    names = {"ungradable": labels["ungradable"], "not_given": labels["not_given"]}
+    rows = [names.get(r, r) for r in matrix.get("rows") or []]
+    cols = [names.get(c, c) for c in matrix.get("columns") or []]
+    fig, ax = plt.subplots(figsize=(1.6 + 0.62 * len(cols), 1.4 + 0.5 * len(rows)))
+    ax.imshow(counts, cmap="Blues", aspect="auto")
+    top = counts.max()
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(
+            j,
+            i,
+            f"{int(n)}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if n > top / 2 else "black",
+        )
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xlabel(labels["predicted_grade"])
+    ax.set_ylabel(labels["reference_grade"])
+    ax.set_title(labels["confusion"], fontsize=9)
     return _save(fig, fmt)
 
 
@@ -221,6 +274,7 @@ def figures(
     out: dict[str, bytes | None] = {
         "froc": froc(result, lab, fmt),
         "roc": roc(result, lab, fmt),
+        "confusion": confusion(result, lab, fmt),
         "rules": rules(result, lab, fmt),
     }
     for key, levels in (result.get("strata") or {}).items():

@@ -1,5 +1,5 @@
 """`manage.py evaluate --project SLUG --version X.Y.Z --submission FILE [--split test]
-[--product NAME] [--kind detection|classification|segmentation] [--threshold 0.5]
+[--product NAME] [--kind detection|classification|segmentation|dr_grading] [--threshold 0.5]
 [--compare OTHER_FILE] --out DIR`.
 
 Scores a product's output against a frozen version (the evaluation kit, as the
@@ -17,6 +17,10 @@ export_dataset --include-sequestered allows it). --compare scores a second
 submission on the same scans and writes the paired-bootstrap difference of CPM
 (detection) or AUC (classification) as comparison.json and comparison.csv.
 A malformed submission prints every problem with its line number and exits 1.
+
+A DR grading submission (fundus version, qc.evaluation.dr) is scored the same
+way; its summary adds the per-patient AUC and the quadratic weighted kappa.
+--compare is not offered for it.
 """
 
 from __future__ import annotations
@@ -79,13 +83,19 @@ class Command(BaseCommand):
             raise CommandError(f"no file {path}")
         data = path.read_bytes()
         split = options["split"]
-        truth, source = evaluation_jobs.truth_for(version, split)
-        if not truth.scans:
+        kind = evaluation_jobs.sniff(data, options["kind"] or "")
+        if kind == evaluation_jobs.DR_KIND and options["compare"]:
+            raise CommandError("--compare is not offered for DR grading submissions")
+        try:
+            truth, source = evaluation_jobs.truth_for(version, split, kind, laterality=True)
+        except evaluation_jobs.EvaluationRefused as err:
+            raise CommandError(str(err.message)) from err
+        if not (truth.images if kind == evaluation_jobs.DR_KIND else truth.scans):
             raise CommandError(f"split {split!r} of {version} has no scan")
         if not source.sha256:
             self.stderr.write(f"note: {source.describe()}")
         try:
-            parsed = evaluation_jobs.parse(data, truth, options["kind"])
+            parsed = evaluation_jobs.parse(data, truth, kind)
         except SubmissionError as err:
             raise CommandError(self._problems(path, err))
         result = evaluation_jobs.jsonable(
@@ -209,6 +219,12 @@ class Command(BaseCommand):
         entry = (result.get("figures") or {}).get(name) or {}
         ci = entry.get("ci") or [None, None]
         conv = result.get("conventions") or {}
+        extra = []
+        for other in ("patient_auc", "quadratic_kappa"):
+            if other in (result.get("figures") or {}):
+                o = result["figures"][other] or {}
+                oci = o.get("ci") or [None, None]
+                extra.append(f"{other}: {o.get('value')} (95% CI {oci[0]}-{oci[1]})")
         return "\n".join(
             [
                 f"evaluation {evaluation.pk}: {result.get('kind')} against "
@@ -216,7 +232,9 @@ class Command(BaseCommand):
                 f"{(result.get('dataset') or {}).get('version')} split "
                 f"{(result.get('dataset') or {}).get('split') or '(all)'}",
                 f"{name}: {entry.get('value')} (95% CI {ci[0]}-{ci[1]})",
-                f"rule: {conv.get('rule')} {conv.get('threshold')}",
+                *extra,
+                f"rule: {conv.get('rule') or conv.get('declared_rule')} "
+                f"{conv.get('threshold') or conv.get('declared_threshold')}",
                 f"written: {out / 'result.json'}, figures.csv, report.html, manifest.json",
                 "",
             ]
