@@ -1,13 +1,16 @@
 """The project QC page: per-series results, overrides, re-runs, and the
-distribution of the collected data (by site, vendor, model, thickness, kVp,
-kernel, age band, sex) as tables and CSV."""
+distribution of the collected data as tables and CSV: by site, vendor, model,
+thickness, kVp, kernel, age band and sex; for a photograph project (OP, XC) by
+site, camera make and model, resolution (rows x columns) and eye (OD/OS)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+import pydicom
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
@@ -16,6 +19,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from annotation_server.imaging import storage
+from annotation_server.imaging.models import Instance
 from annotation_server.jobs import services as jobs
 from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Case
@@ -37,6 +42,70 @@ DIMENSIONS = [
     ("sex", gettext_lazy("sex")),
 ]
 
+# Photographs (fundus cameras) have no slices, kVp or kernel: their own dimensions.
+PHOTO_MODALITIES = frozenset({"OP", "XC"})
+PHOTO_DIMENSIONS = [
+    ("site", gettext_lazy("site")),
+    ("manufacturer", gettext_lazy("camera make")),
+    ("model", gettext_lazy("camera model")),
+    ("resolution", gettext_lazy("resolution (rows × columns)")),
+    ("laterality", gettext_lazy("eye")),
+]
+EYES = {"R": "OD", "L": "OS"}
+
+
+def is_photo_project(project) -> bool:
+    return bool(PHOTO_MODALITIES & set(project.modalities))
+
+
+def dimensions(project) -> list:
+    return PHOTO_DIMENSIONS if is_photo_project(project) else DIMENSIONS
+
+
+def _eyes(instances: list[tuple[str, str]]) -> dict[str, str]:
+    """OD/OS ("" when the header does not say) of each (storage key, sha256), from
+    the stored header's ImageLaterality (else Laterality). A stored object never
+    changes (content-addressed), so the answer is cached by its hash."""
+    keys = {sha: f"refset:qc:eye:{sha}" for _, sha in instances}
+    found = cache.get_many(list(keys.values()))
+    out: dict[str, str] = {}
+    for key, sha in instances:
+        if keys[sha] in found:
+            out[sha] = found[keys[sha]]
+            continue
+        with storage.open_instance(key) as fh:
+            ds = pydicom.dcmread(
+                fh, stop_before_pixels=True, specific_tags=["ImageLaterality", "Laterality"]
+            )
+        letter = str(ds.get("ImageLaterality") or ds.get("Laterality") or "").strip().upper()
+        out[sha] = EYES.get(letter, "")
+        cache.set(keys[sha], out[sha], None)
+    return out
+
+
+def _photo_values(cases) -> dict[int, dict]:
+    """The photograph dimensions that are not in the case's series row: the eye."""
+    first: dict[int, tuple[str, str]] = {}
+    for series_id, key, sha in (
+        Instance.objects.filter(series_id__in=[c.series_id for c in cases])
+        .order_by("series_id", "slice_index", "frame")
+        .values_list("series_id", "file", "sha256")
+    ):
+        first.setdefault(series_id, (key, sha))
+    eyes = _eyes(list(first.values()))
+    out = {}
+    for case in cases:
+        key_sha = first.get(case.series_id)
+        series = case.series
+        out[case.pk] = {
+            "resolution": (
+                f"{series.rows}×{series.columns}" if series.rows and series.columns else ""
+            )
+            or _("unknown"),
+            "laterality": (eyes.get(key_sha[1]) if key_sha else "") or _("unknown"),
+        }
+    return out
+
 
 def _age_band(age: int | None) -> str:
     if age is None:
@@ -54,6 +123,7 @@ def _rows(project):
         .order_by("code")
     )
     reports = QcReport.objects.in_bulk([c.qc_report_id for c in cases if c.qc_report_id])
+    photo = _photo_values(list(cases)) if is_photo_project(project) else {}
     rows = []
     for case in cases:
         series, study = case.series, case.series.study
@@ -79,16 +149,17 @@ def _rows(project):
                     "kernel": series.kernel or _("unknown"),
                     "age_band": _age_band(study.patient_age_years),
                     "sex": study.patient_sex or _("unknown"),
+                    **photo.get(case.pk, {}),
                 },
             }
         )
     return rows
 
 
-def _distribution(rows) -> list[dict]:
+def _distribution(rows, dims=DIMENSIONS) -> list[dict]:
     out = []
     total = len(rows) or 1
-    for key, label in DIMENSIONS:
+    for key, label in dims:
         counts = Counter(r["values"][key] for r in rows)
         out.append(
             {
@@ -127,7 +198,8 @@ def qc_page(request, slug: str):
             "rule": rule,
             "rules": rules,
             "statuses": Case.QcStatus.choices,
-            "distribution": _distribution(rows),
+            "distribution": _distribution(rows, dimensions(project)),
+            "photo": is_photo_project(project),
             "overridden": attach_overrides(shown),
         },
     )
@@ -141,7 +213,7 @@ def distribution_csv(request, slug: str):
     response["Content-Disposition"] = f'attachment; filename="{project.slug}-distribution.csv"'
     writer = csv_writer(response)
     writer.writerow(["dimension", "value", "cases", "percent"])
-    for dim in _distribution(rows):
+    for dim in _distribution(rows, dimensions(project)):
         for item in dim["items"]:
             writer.writerow([dim["key"], item["value"], item["n"], item["pct"]])
     return response
