@@ -230,9 +230,13 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # copy. Files a deployment collects into STATIC_ROOT are served as well.
 WHITENOISE_USE_FINDERS = True
 
-# Stored files (DICOM, exports) go through Django's storage API.
-# REFSET_STORAGE_BACKEND: a storage class path; an S3-compatible backend from
-# django-storages works by configuration (its own AWS_* variables).
+# Stored files (content-addressed DICOM, thumbnails and series streams, uploads
+# waiting for their import job, audit anchors, assist-model weights) go through
+# Django's storage API; no process assumes another's disk.
+# REFSET_STORAGE_BACKEND: "filesystem" (default: files under REFSET_MEDIA_ROOT, for
+# one machine and `make demo`), "s3" (S3-compatible object storage through
+# django-storages: AWS S3, MinIO, SeaweedFS, Ceph RGW...; every web node and
+# worker points at the same bucket), or a storage class path.
 MEDIA_ROOT = Path(env_str("REFSET_MEDIA_ROOT", str(VAR_DIR / "media")))
 # REFSET_EXPORT_DIR: where dataset packages and their zips are written (one folder
 # per project; the `datasets.export` job and the download page read them there).
@@ -245,12 +249,58 @@ REFSET_ASSIST_MODEL_CACHE = Path(
     env_str("REFSET_ASSIST_MODEL_CACHE", str(VAR_DIR / "assist-models"))
 )
 MEDIA_URL = "/media/"
+STORAGE_BACKENDS = {
+    "filesystem": "django.core.files.storage.FileSystemStorage",
+    "s3": "storages.backends.s3.S3Storage",
+}
+_storage_backend = env_str("REFSET_STORAGE_BACKEND", "filesystem")
+_storage_backend = STORAGE_BACKENDS.get(_storage_backend, _storage_backend)
+# With "s3" (or storages.backends.s3.S3Storage):
+# REFSET_S3_BUCKET: the bucket (required; created beforehand by the operator).
+# REFSET_S3_ENDPOINT_URL: the server, e.g. http://10.0.0.5:8333 (empty: AWS S3).
+# REFSET_S3_ACCESS_KEY_ID / REFSET_S3_SECRET_ACCESS_KEY: the credentials (empty:
+# boto3's own chain: AWS_* variables, ~/.aws, an instance role).
+# REFSET_S3_REGION: the signing region (default us-east-1; most S3-compatible
+# servers accept any). REFSET_S3_ADDRESSING_STYLE: "path" (default: bucket in the
+# URL path, what self-hosted servers serve), "virtual" (bucket as a host name) or
+# "auto". REFSET_S3_PREFIX: a folder inside the bucket for every key (default none).
+# Objects are never overwritten by another name's bytes (file_overwrite off: a
+# name taken gets a suffix, as on disk) and never public (no ACL, signed URLs).
+STORAGE_OPTIONS: dict = {}
+if _storage_backend == STORAGE_BACKENDS["s3"]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not env_str("REFSET_S3_BUCKET"):
+        raise ImproperlyConfigured("REFSET_STORAGE_BACKEND=s3 needs REFSET_S3_BUCKET.")
+    _addressing = env_str("REFSET_S3_ADDRESSING_STYLE", "path")
+    if _addressing not in ("path", "virtual", "auto"):
+        raise ImproperlyConfigured(
+            f"REFSET_S3_ADDRESSING_STYLE={_addressing!r}: use path, virtual or auto."
+        )
+    STORAGE_OPTIONS = {
+        "bucket_name": env_str("REFSET_S3_BUCKET"),
+        "endpoint_url": env_str("REFSET_S3_ENDPOINT_URL") or None,
+        "access_key": env_str("REFSET_S3_ACCESS_KEY_ID") or None,
+        "secret_key": env_str("REFSET_S3_SECRET_ACCESS_KEY") or None,
+        "region_name": env_str("REFSET_S3_REGION", "us-east-1"),
+        "addressing_style": _addressing,
+        "location": env_str("REFSET_S3_PREFIX").strip("/"),
+        "file_overwrite": False,
+        "default_acl": None,
+        "querystring_auth": True,
+    }
 STORAGES = {
-    "default": {
-        "BACKEND": env_str("REFSET_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
-    },
+    "default": {"BACKEND": _storage_backend, "OPTIONS": STORAGE_OPTIONS},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# REFSET_STORAGE_CACHE_DIR: this node's local cache of stored files it reads when
+# the storage is remote (S3): instances, series streams and thumbnails, whose
+# keys are content-addressed, so a cached copy never goes stale. Only a cache:
+# deleting it loses nothing (files are fetched again). Each node has its own;
+# never share one between hosts. REFSET_STORAGE_CACHE_MB: its size; past it the
+# least recently used files are removed (default 10240).
+REFSET_STORAGE_CACHE_DIR = Path(env_str("REFSET_STORAGE_CACHE_DIR", str(VAR_DIR / "storage-cache")))
+REFSET_STORAGE_CACHE_MB = env_int("REFSET_STORAGE_CACHE_MB", 10240)
 
 # REFSET_KEY_ENCRYPTION_KEY: Fernet key that encrypts the de-identification key
 # store (project secrets, original identifiers). Required when DJANGO_DEBUG=0.

@@ -331,3 +331,45 @@ def session_client_for():
         return client
 
     return make
+
+
+# ------------------------------------------------------------------ S3 storage
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """A real S3 server (SeaweedFS, tests/seaweed.py) on loopback for this test
+    session (one per xdist worker), started on first use, stopped at the end of
+    the session (also when it fails)."""
+    from tests.seaweed import run_seaweed
+
+    with run_seaweed(tmp_path_factory.mktemp("seaweed")) as handle:
+        yield handle
+
+
+@pytest.fixture
+def s3_storage(seaweed, settings, tmp_path):
+    """This test's default storage is S3 on the SeaweedFS server, through
+    django-storages (REFSET_STORAGE_BACKEND=s3), with its keys under a prefix of
+    its own in the bucket and its own local cache folder. Yields the server handle
+    with `prefix` and `cache_dir` set; `keys()` lists this test's objects."""
+    from django.core.files.storage import default_storage, storages
+    from django.utils.functional import empty
+
+    handle = dataclasses.replace(
+        seaweed, prefix=f"t-{uuid.uuid4().hex[:12]}", cache_dir=tmp_path / "storage-cache"
+    )
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": handle.storage_options(),
+        },
+    }
+    settings.REFSET_STORAGE_CACHE_DIR = handle.cache_dir
+    # override_settings resets these on STORAGES changes; again here, so that no
+    # storage object made before the switch survives it.
+    storages._backends = None
+    storages._storages = {}
+    default_storage._wrapped = empty
+    yield handle
+    storages._storages = {}
+    default_storage._wrapped = empty

@@ -8,8 +8,9 @@ call these with series that rule already let through.
 A thumbnail is the middle slice of the series (in slice order) windowed with the
 series' default window (the file's first preset, else the image's histogram:
 `pixels.default_window`), fitted in size x size and encoded as PNG. It is
-computed from the stored de-identified file through the storage API and kept in
-storage under a key derived from the content hash of that slice and every
+computed from the stored de-identified file through the storage API (on S3,
+through this node's local cache: storage.open_cached) and kept in storage under
+a key derived from the content hash of that slice and every
 parameter shaping it (like stream_cache), so it is built once and never goes
 stale; the HTTP layer adds a strong ETag on the same parts.
 
@@ -26,12 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import models
 from django.db.models import Count, Q
 from django.utils.translation import gettext as _
 
-from annotation_server.imaging import pixels
+from annotation_server.imaging import pixels, storage
 from annotation_server.imaging.delivery import etag_for, load_dataset
 from annotation_server.imaging.models import Instance, Quarantine, Series
 from annotation_server.imaging.querysets import NON_IMAGE_MODALITIES
@@ -149,15 +149,16 @@ def thumbnail(instance: Instance, size: int = THUMBNAIL_SIZE) -> Thumbnail:
     key = storage_key(etag)
     version = thumbnail_version(instance)
     try:
-        if default_storage.exists(key):
-            with default_storage.open(key, "rb") as handle:
-                return Thumbnail(handle.read(), etag, version, True)
+        # Through this node's cache when the storage is remote (S3).
+        with storage.open_cached(key) as handle:
+            return Thumbnail(handle.read(), etag, version, True)
+    except FileNotFoundError:
+        pass
     except OSError:
         logger.warning("stored thumbnail %s unreadable; rebuilding", key)
     png = render_thumbnail(instance, size)
     try:
-        if not default_storage.exists(key):
-            default_storage.save(key, ContentFile(png))
+        storage.save_whole(key, ContentFile(png))  # a key taken meanwhile holds the same PNG
     except OSError:
         logger.warning("could not store thumbnail %s", key, exc_info=True)
     return Thumbnail(png, etag, version, False)

@@ -10,6 +10,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
 
+from annotation_server.imaging import storage
+
 
 def _timed(fn) -> dict:
     start = time.perf_counter()
@@ -39,6 +41,9 @@ def check_broker() -> str:
 
 
 def check_storage() -> str:
+    """Write, read back and delete a small file in the default storage (on S3: a
+    PutObject, GetObject and DeleteObject in the bucket); says which storage it
+    is (class, and bucket and endpoint for S3, never the credentials)."""
     name = default_storage.save(f"healthz/{uuid.uuid4().hex}.txt", ContentFile(b"ok"))
     try:
         with default_storage.open(name) as fh:
@@ -46,7 +51,7 @@ def check_storage() -> str:
                 raise OSError("storage returned different bytes")
     finally:
         default_storage.delete(name)
-    return type(default_storage).__name__
+    return storage.describe()
 
 
 def report() -> dict:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import os
 import posixpath
-import shutil
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ MB = 1024 * 1024
 # Members at least this large are held to the compression-ratio guard (smaller
 # ones are bounded by the archive and import totals).
 RATIO_GUARD_MIN_BYTES = 1 * MB
-COPY_CHUNK = 1 * MB
 
 
 @dataclass(frozen=True)
@@ -255,12 +253,13 @@ def from_storage(
     in chunks under `scratch`, which must outlive the import)."""
     from django.core.files.storage import default_storage
 
+    from annotation_server.imaging import storage
+
     budget = Budget(limits)
     for i, (name, key) in enumerate(uploads):
         try:
-            size = default_storage.size(key)
-            with default_storage.open(key, "rb") as fh:
-                head = fh.read(4)
+            # Size and magic number only: on S3 one ranged read, not the whole upload.
+            size, head = storage.head(key, 4)
         except OSError as exc:
             yield Rejection(name, _("could not read the upload (%(error)s)") % {"error": exc})
             continue
@@ -283,21 +282,24 @@ def from_storage(
 
 def _local_copy(storage, key: str, target: Path) -> Path:
     """A local file with the stored bytes: the storage's own file where it has
-    one, otherwise a copy written chunk by chunk."""
+    one (the local disk of this process's machine), otherwise a copy written
+    chunk by chunk into `target` (the import's private scratch folder, which the
+    import's forked workers read on this same machine)."""
+    from annotation_server.imaging import storage as stored
+
     try:
         return Path(storage.path(key))
     except NotImplementedError:  # remote storage (S3...)
         pass
-    with storage.open(key, "rb") as src, open(target, "wb") as dst:
-        shutil.copyfileobj(src, dst, COPY_CHUNK)
+    with open(target, "wb") as dst:
+        stored.download(key, dst)
     return target
 
 
 def _read_stored(key: str, size: int) -> bytes:
-    from django.core.files.storage import default_storage
+    from annotation_server.imaging import storage
 
-    with default_storage.open(key, "rb") as fh:
-        data = fh.read(size + 1)
+    data = storage.read(key, size + 1)
     if len(data) > size:
         raise ValueError(_("the upload changed size after it was checked"))
     return data
