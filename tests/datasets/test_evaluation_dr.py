@@ -1,0 +1,262 @@
+"""A DR grading product scored against a frozen fundus version, end to end:
+six synthetic fundus photographs (three patients, both eyes) imported with a
+manifest, graded by three readers on the shipped fundus-dr schema and settled,
+frozen; a manager uploads the product's CSV on the version's evaluation page
+through a session login, the job scores it, the report page shows the AUC and
+the quadratic kappa, the confusion matrix with the ungradable row and the
+skipped image; the downloads carry them; a malformed CSV comes back with every
+problem on its line and column; a CT version refuses a DR submission."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import jsonschema
+import pydicom
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import TestCase
+from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
+from annotation_server.adjudication import services as adjudication
+from annotation_server.datasets import evaluation_jobs, services
+from annotation_server.datasets.models import Evaluation
+from annotation_server.imaging.ingest.pipeline import ingest
+from annotation_server.imaging.ingest.sources import Limits, from_paths
+from annotation_server.jobs import services as jobs
+from annotation_server.jobs.models import Job
+from annotation_server.projects.models import Case
+from fixtures import fundus
+from tests import factories
+from tests.adjudication.conftest import submit_all
+
+pytestmark = pytest.mark.django_db
+
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "qc" / "evaluation" / "result.schema.json").read_text()
+)
+SIZE = 256
+# patient seed -> {eye: (reference grade, DMO)}; patient 3's left eye is ungradable
+REFERENCE = {
+    1: {"OD": (0, "absent"), "OS": (1, "absent")},
+    2: {"OD": (2, "absent"), "OS": (0, "absent")},
+    3: {"OD": (3, "present"), "OS": ("ungradable", "ungradable")},
+}
+# the product: (grade, referable probability) per patient and eye; patient 3's
+# left eye has no row (skipped)
+PRODUCT = {
+    1: {"OD": (0, 0.1), "OS": (2, 0.6)},
+    2: {"OD": (2, 0.55), "OS": (0, 0.2)},
+    3: {"OD": (4, 0.9)},
+}
+
+
+def _deliver(folder: Path) -> None:
+    """Six photographs (three patients, one visit each, both eyes) and their manifest."""
+    rows = ["filename,patient_id,visit_id,laterality"]
+    for seed in REFERENCE:
+        for eye in ("OD", "OS"):
+            rgb, truth = fundus.build_fundus(seed, laterality=eye, size=SIZE, grade=1)
+            truth["laterality"] = eye
+            name = f"p{seed}_{eye}.png"
+            (folder / name).write_bytes(fundus.encode_photo(rgb, truth, "png"))
+            rows.append(f"{name},PAT-{seed},VISIT-{seed},{eye}")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+
+
+def _eye(case: Case) -> str:
+    instance = case.series.instances.first()
+    with default_storage.open(instance.file) as fh:
+        side = pydicom.dcmread(fh, stop_before_pixels=True).ImageLaterality
+    return {"R": "OD", "L": "OS"}[side]
+
+
+@pytest.fixture
+def fundus_version(project, manager, readers, settings, tmp_path):
+    """The six photographs, each read by three readers who agree, settled and frozen
+    (all in the train split); returns (version, {case code: (seed, eye)})."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    project.label_schema = factories.schema("fundus-dr")
+    project.modality = "OP"
+    project.save()
+    protocol = project.protocol
+    protocol.auto_accept_min_readers = 3
+    protocol.save()
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    _deliver(delivery)
+    report = ingest(project, from_paths([delivery], Limits()), user=manager, source="test")
+    assert report.summary()["imported"] == 6, [(f.name, f.reason) for f in report.files]
+    # a patient's two eyes share a study (one visit); which study plays which
+    # patient of REFERENCE does not matter, the eye is the object's laterality
+    cases = list(Case.objects.filter(project=project).select_related("series__study"))
+    by_study: dict[str, list[Case]] = {}
+    for case in cases:
+        by_study.setdefault(case.series.study.study_uid, []).append(case)
+    assert sorted(len(v) for v in by_study.values()) == [2, 2, 2]
+    layout = {}
+    for seed, study in zip(sorted(REFERENCE), sorted(by_study), strict=True):
+        for case in by_study[study]:
+            layout[case.code] = (seed, _eye(case))
+    assert sorted(layout.values()) == [(s, e) for s in sorted(REFERENCE) for e in ("OD", "OS")]
+    for case in cases:
+        Case.objects.filter(pk=case.pk).update(state="reading")
+        seed, eye = layout[case.code]
+        grade, dmo = REFERENCE[seed][eye]
+        tasks = {
+            f"r{i}": factories.TaskFactory(case=case, reader=reader)
+            for i, reader in enumerate(readers)
+        }
+        submit_all(tasks, {n: {"dr_grade": grade, "dmo": dmo} for n in tasks})
+        adjudication.settle_case(case.pk)
+        case.refresh_from_db()
+        assert case.state == Case.State.ADJUDICATED, case.state
+    draft = services.create_draft(
+        project,
+        version="1.0.0",
+        by=manager,
+        all_adjudicated=True,
+        seed=5,
+        ratios={"train": 1.0, "validation": 0.0, "test": 0.0},
+    )
+    return services.freeze(draft, by=manager), layout
+
+
+@pytest.fixture
+def readers(reader_a, reader_b, reader_c):
+    return [reader_a, reader_b, reader_c]
+
+
+def product_csv(layout: dict, *, header="case_id,dr_grade,referable_probability,dmo") -> bytes:
+    rows = [header]
+    for code, (seed, eye) in sorted(layout.items()):
+        if eye in PRODUCT[seed]:
+            grade, p = PRODUCT[seed][eye]
+            rows.append(f"{code},{grade},{p},absent")
+    return ("\n".join(rows) + "\n").encode()
+
+
+def _base(version) -> str:
+    return f"/projects/{version.project.slug}/versions/{version.version}"
+
+
+def _upload(client, version, data: bytes, **form):
+    headers = form.pop("headers", {})
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        return client.post(
+            f"{_base(version)}/evaluations/",
+            {"submission": SimpleUploadedFile("dr.csv", data, "text/csv"), **form},
+            **headers,
+        )
+
+
+def test_manager_scores_a_dr_grading_product_and_reads_auc_and_kappa(
+    fundus_version, manager, session_client_for
+):
+    version, layout = fundus_version
+    client = session_client_for(manager)
+    form = client.get(f"{_base(version)}/evaluations/").content.decode()
+    assert 'value="dr_grading"' in form
+    response = _upload(
+        client, version, product_csv(layout), split="train", product="Acme DR", threshold="0.5"
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    evaluation = Evaluation.objects.latest("pk")
+    assert evaluation.kind == "dr_grading" and evaluation.rule == "referable_dr"
+    assert jobs.execute(evaluation.job.pk) == Job.State.SUCCEEDED, evaluation.job.log
+    evaluation.refresh_from_db()
+    assert evaluation.status == "succeeded", (evaluation.problems, evaluation.job.error)
+    result = evaluation.result
+    jsonschema.validate(result, SCHEMA)
+
+    # the expected figures, from the layout, by scikit-learn
+    ref = {(s, e): REFERENCE[s][e] for s in REFERENCE for e in REFERENCE[s]}
+    scored = [(s, e) for s in PRODUCT for e in PRODUCT[s] if ref[(s, e)][0] != "ungradable"]
+    y = [ref[k][0] >= 2 or ref[k][1] == "present" for k in scored]
+    p = [PRODUCT[s][e][1] for s, e in scored]
+    auc = roc_auc_score(y, p)
+    assert auc == pytest.approx(5 / 6)
+    assert result["figures"]["auc"]["value"] == pytest.approx(auc)
+    patients = sorted(PRODUCT)
+    py = [any(yy for (s, _), yy in zip(scored, y, strict=True) if s == q) for q in patients]
+    pp = [max(PRODUCT[q][e][1] for e in PRODUCT[q]) for q in patients]
+    assert result["figures"]["patient_auc"]["value"] == pytest.approx(roc_auc_score(py, pp))
+    kappa = cohen_kappa_score(
+        [ref[k][0] for k in scored],
+        [PRODUCT[s][e][0] for s, e in scored],
+        labels=[0, 1, 2, 3, 4],
+        weights="quadratic",
+    )
+    assert result["figures"]["quadratic_kappa"]["value"] == pytest.approx(kappa)
+    counts = result["counts"]
+    assert (counts["images"], counts["skipped"], counts["reference_ungradable"]) == (6, 1, 1)
+    assert counts["scored_images"] == 5 and counts["patients"] == 3
+    matrix = result["grading"]["confusion_matrix"]
+    assert matrix["counts"][5] == [0, 0, 0, 0, 0, 0, 1]  # ungradable reference, not given
+    assert set(result["strata"]["laterality"]) == {"OD", "OS"}
+
+    page = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/")
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert 'data-figure="auc"' in text and 'data-figure="quadratic_kappa"' in text
+    assert f"{auc:.3f}" in text and f"{kappa:.3f}" in text
+    assert 'data-testid="dr-confusion"' in text and 'data-reference="ungradable"' in text
+    assert 'data-figure="patient_auc"' in text
+    assert text.count("data:image/png;base64,") >= 2  # ROC and the grade matrix
+
+    csv_rows = list(
+        csv.DictReader(
+            io.StringIO(
+                client.get(f"{_base(version)}/evaluations/{evaluation.pk}/csv/").content.decode(
+                    "utf-8-sig"
+                )
+            )
+        )
+    )
+    kappa_row = next(
+        r for r in csv_rows if r["figure"] == "quadratic_kappa" and r["scope"] == "overall"
+    )
+    assert float(kappa_row["value"]) == pytest.approx(kappa)
+    assert any(r["scope"] == "confusion_matrix" for r in csv_rows)
+    downloaded = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/json/")
+    assert downloaded["Content-Disposition"].startswith("attachment")
+    assert json.loads(downloaded.content) == result
+    html = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/html/").content.decode()
+    assert 'data-testid="dr-confusion"' in html and "评估报告" in html
+
+
+def test_a_malformed_dr_csv_names_every_line_and_column(
+    fundus_version, manager, session_client_for
+):
+    version, layout = fundus_version
+    codes = sorted(layout)
+    bad = (
+        "case_id,dr_grade,referable_probability\n"
+        f"{codes[0]},5,0.2\n"
+        "NOT-A-CASE,1,0.2\n"
+        f"{codes[1]},,0.4\n"
+    ).encode()
+    client = session_client_for(manager)
+    response = _upload(client, version, bad, split="train", headers={"HTTP_ACCEPT_LANGUAGE": "en"})
+    assert response.status_code == 400
+    text = response.content.decode()
+    for line, code in ((2, "grade_range"), (3, "unknown_case"), (4, "missing_value")):
+        assert f'data-code="{code}" data-line="{line}"' in text, code
+    assert "dr_grade 5 is not a DR grade" in text and "dr_grade is empty" in text
+    assert not Evaluation.objects.exists()
+
+    # a version whose frozen schema has no DR grade refuses the kind outright
+    snapshot = version.snapshot
+    schema = snapshot["schema"]
+    snapshot["schema"] = {"definition": {"case_fields": [{"key": "nodules_present"}]}}
+    try:
+        with pytest.raises(evaluation_jobs.EvaluationRefused):
+            evaluation_jobs.truth_for(version, "train", evaluation_jobs.DR_KIND)
+    finally:
+        snapshot["schema"] = schema
+    truth, _ = evaluation_jobs.truth_for(version, "train", evaluation_jobs.DR_KIND)
+    assert len(truth.images) == 6
