@@ -134,3 +134,28 @@ def test_pull_pacs_command_over_dimse(project, pacs, listener, capsys):
     out = capsys.readouterr().out
     assert "3 instances imported into 1 new series" in out and "0 rejected" in out
     _assert_deidentified(project, truth)
+
+
+def test_manager_queries_and_pulls_over_dimse_from_the_pages(project, manager, connection, pacs):
+    from django.test import Client
+
+    from annotation_server.jobs import services as jobs
+    from tests import factories
+
+    _, _, truth = pacs
+    connection.retrieve = PacsConnection.Retrieve.GET
+    connection.save()
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    assert web.login(username=manager.username, password=factories.PASSWORD)
+    base = f"/projects/{project.slug}/pacs/{connection.pk}/"
+    pid = truth["phi"]["attributes"]["PatientID"]
+    found = web.get(base, {"PatientID": pid, "go": 1})
+    html = found.content.decode()
+    assert found.status_code == 200 and truth["study_instance_uid"] in html
+    assert connection.address in html
+    web.post(f"{base}pull/", {"study": [truth["study_instance_uid"]]})
+    job = Job.objects.get(kind="imaging.pull_pacs")
+    assert jobs.execute(job.pk) == Job.State.SUCCEEDED
+    job.refresh_from_db()
+    assert job.result["summary"]["imported"] == 3, job.result
+    _assert_deidentified(project, truth)
