@@ -61,6 +61,7 @@ async () => {
     await next();
     await next();
     ws.paintTimes.length = 0;
+    const counts = { ...mpr.slabCounts };
     const frames = [];
     let last = performance.now();
     for (let i = 0; i < count; i += 1) {
@@ -69,7 +70,9 @@ async () => {
       frames.push(performance.now() - last);
       last = performance.now();
     }
-    out[name] = { paint: ws.paintTimes.slice(), frames: frames.slice(1) };
+    const slabs = mpr.slabCounts;
+    out[name] = { paint: ws.paintTimes.slice(), frames: frames.slice(1),
+                  slid: slabs.slid - counts.slid, fresh: slabs.fresh - counts.fresh };
   }
   // Baseline: the axial scroll in one view.
   await scroll("axial", ws.count, (i) => ws.goToSlice(i));
@@ -235,6 +238,7 @@ def report(title: str, results) -> dict:
     print(
         f"{'run':15s} {'frames':>6s} {'paint p50':>10s} {'paint p95':>10s} {'max':>7s}"
         f" {'frame p50':>10s} {'frame p95':>10s} {'p95/16.7':>9s} {'p95/axial':>9s}"
+        f" {'main slid/fresh':>16s}"
     )
     for name in RUNS:
         paints = [p for r in results for p in r[name]["paint"]]
@@ -247,6 +251,8 @@ def report(title: str, results) -> dict:
             f"{name:15s} {len(paints):6d} {statistics.median(paints):10.2f} {p95:10.2f}"
             f" {max(paints):7.2f} {statistics.median(frames):10.1f} {pct(frames, 0.95):10.1f}"
             f" {p95 / 16.7:9.2f} {p95 / base_p95:9.2f}"
+            f" {sum(r[name].get('slid', 0) for r in results):>8d}/"
+            f"{sum(r[name].get('fresh', 0) for r in results):<7d}"
         )
     return p95s
 

@@ -274,14 +274,37 @@ START = """
     moduleCount: modules.length,
     streamStart: stream ? stream.startTime : null,
     streamFirstByte: stream ? stream.responseStart : null,
+    domInteractive: nav.domInteractive,
+    domContentLoaded: nav.domContentLoadedEventStart,
+    fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime ?? null,
+    prefetchJs: (resources.find((r) => /prefetch\\.js$/.test(r.name)) || {}).responseEnd ?? null,
+    modulesFirstStart: Math.min(...modules.map((r) => r.startTime)),
+    shellStart: mark('ws:shell'),
     evaluated: mark('ws:modules'),
     constructed: mark('ws:constructed'),
     firstFrame: mark('pixels:first-frame'),
     first: mark('ws:first-image'),
+    early: mark('ws:early-image'),
+    ownFirst: (performance.getEntriesByName('ws:first-image').slice(-1)[0] || {}).startTime ?? null,
     series: mark('ws:series-loaded'),
     sliceId: ws.geometry.slices[ws.slice].id,
+    waterfall: resources
+      .filter((r) => r.startTime < (mark('ws:first-image') || 1e9))
+      .map((r) => [r.name.replace(/^.*\\/static\\//, '').replace(/^https?:\\/\\/[^/]+/, ''),
+                   r.startTime, r.responseStart, r.responseEnd]),
+    longTasks: (window.__longTasks || [])
+      .filter((t) => t[0] < (mark('ws:first-image') || 1e9)),
   };
 }
+"""
+
+# Main-thread tasks over 50 ms from the page's start (an init script, before any
+# of the page's own): where start-up blocks the thread.
+LONG_TASKS = """
+window.__longTasks = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__longTasks.push([e.startTime, e.duration]);
+}).observe({type: 'longtask', buffered: true});
 """
 
 # The floor of the first image's pixels: the same first slice fetched alone (three
@@ -333,7 +356,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(env, py, server="runserver"):
+def serve(env, py, server="runserver", root=ROOT):
     """A server on a free loopback port; yields its base URL. `server`: "runserver"
     (`manage.py runserver --insecure`) or "gunicorn" (`manage.py serve`: the server
     `make demo` runs, gunicorn gthread with DEBUG off, as in production).
@@ -351,7 +374,7 @@ def serve(env, py, server="runserver"):
     argv = [py, "manage.py", *argv]
     process = subprocess.Popen(
         argv,
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -486,6 +509,16 @@ def main() -> None:
         default="gunicorn",
         help="CT run: gunicorn as `make demo` and production serve (default), or runserver",
     )
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="CT run: alternate page loads served from the tree at git revision REV",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="CT run: also print where start-up went (page phases, resource waterfall)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="refset-bench-") as tmp:
@@ -513,7 +546,12 @@ def run_ct(args, env, py) -> None:
     off (prefetch.js served with its <meta> look-up renamed, so the stream is asked
     for once the modules ran, as before): the same run's answer to what that start
     is worth. Both variants get prefetch.js through the same route; their order
-    alternates between repeats."""
+    alternates between repeats.
+
+    --compare REV: instead of the late start, each repeat opens the page served by
+    a second server of the same kind running the tree at git revision REV (`git
+    archive` into the temporary directory; same database, media and session), the
+    two in alternating order: a before/after that shares the machine's load."""
     from playwright.sync_api import sync_playwright
 
     script = SETUP.format(user=USER, password=PASSWORD, slices=args.slices, matrix=args.matrix)
@@ -536,6 +574,7 @@ def run_ct(args, env, py) -> None:
             route.fulfill(response=response, body=body)
 
         context.route("**/refset/viewer/prefetch.js", prefetch)
+        context.add_init_script(LONG_TASKS)
         page = context.new_page()
         page.goto(f"{base}/read/{task_id}/")
         page.wait_for_function(
@@ -551,21 +590,95 @@ def run_ct(args, env, py) -> None:
         )
         return context, page, marks, first
 
-    with serve(env, py, args.server) as base, sync_playwright() as pw:
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(serve(env, py, args.server))
+        old_base = None
+        if args.compare:
+            old_root = Path(env["REFSET_VAR_DIR"]) / "compare"
+            old_root.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", args.compare], cwd=ROOT, check=True, capture_output=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(old_root)], input=archive, check=True)
+            old_env = dict(env, PYTHONPATH=str(old_root))
+            old_base = stack.enter_context(serve(old_env, py, args.server, root=old_root))
+        pw = stack.enter_context(sync_playwright())
         browser = launch(pw)
         open_page(browser, base, True)[0].close()  # warms the server: not counted
+        if old_base:
+            open_page(browser, old_base, True)[0].close()
         for n in range(args.repeat):
-            for early in (True, False) if n % 2 == 0 else (False, True):
-                context, page, marks, first = open_page(browser, base, early)
-                if early:
+            for variant in ("new", "other") if n % 2 == 0 else ("other", "new"):
+                if variant == "new":
+                    context, page, marks, first = open_page(browser, base, True)
                     floor = page.evaluate(BASELINE, f"/api/v1/series/{series_id}/pixels/")
                     scroll = page.evaluate(SCROLL)
                     results.append((marks, floor, scroll, first))
+                elif old_base:
+                    context, page, marks, first = open_page(browser, old_base, True)
+                    late.append((marks, None, None, first))
                 else:
+                    context, page, marks, first = open_page(browser, base, False)
                     late.append((marks, None, None, first))
                 context.close()
         browser.close()
     report_ct(args, results, late)
+
+
+def startup_table(results, breakdown: bool) -> float:
+    """Print where the first image's time went (medians over `results`); returns the
+    median per-repeat ratio first image / (HTML + first-slice fetch)."""
+
+    def med(key):
+        values = [key(r) for r in results]
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else float("nan")
+
+    steps = [
+        ("page HTML received (responseEnd)", "html"),
+        ("pixel stream requested", "streamStart"),
+        ("pixel stream first byte", "streamFirstByte"),
+        (f"viewer modules received ({results[0][0]['moduleCount']} files)", "modules"),
+        ("workstation.js evaluated", "evaluated"),
+        ("workstation constructed", "constructed"),
+        ("first slice parsed from the stream", "firstFrame"),
+        ("first image on the canvas", "first"),
+    ]
+    if any(r[0].get("early") is not None for r in results):
+        steps.append(("  of which painted early (prefetch.js)", "early"))
+        steps.append(("  the viewer's own first paint", "ownFirst"))
+    if breakdown:
+        steps[1:1] = [
+            ("prefetch.js received", "prefetchJs"),
+            ("first module request started", "modulesFirstStart"),
+            ("DOM interactive (HTML parsed)", "domInteractive"),
+            ("DOMContentLoaded", "domContentLoaded"),
+            ("first contentful paint", "fcp"),
+        ]
+    for text, key in steps:
+        print(f"  {text:40s} {med(lambda r, k=key: r[0][k]):8.1f}")
+    first = med(lambda r: r[0]["first"])
+    page_ready = med(lambda r: r[0]["html"])
+    alone = med(lambda r: statistics.median(r[3]["alone"]))
+    print(
+        f"  floor: first slice alone (GET instances/<id>/pixels/, same page, after)"
+        f" {alone:6.1f} ms; the stream's first slice {med(lambda r: r[3]['streamFirst']):6.1f} ms"
+    )
+    ratio = med(lambda r: r[0]["first"] / (r[0]["html"] + statistics.median(r[3]["alone"])))
+    print(
+        f"  first image / (HTML + first-slice fetch) = {first:.1f} /"
+        f" ({page_ready:.1f} + {alone:.1f}) = {first / (page_ready + alone):.2f}x"
+        f" (median of per-repeat ratios {ratio:.2f}x; goal <= 2)"
+    )
+    if breakdown:
+        marks = results[0][0]
+        print("  first repeat, main-thread tasks over 50 ms before the first image (start, ms):")
+        for at, duration in marks["longTasks"]:
+            print(f"    {at:8.1f} {duration:8.1f}")
+        print("  first repeat, requests started before the first image (start, first byte, end):")
+        for name, at, first_byte, end in sorted(marks["waterfall"], key=lambda w: w[1]):
+            print(f"    {at:8.1f} {first_byte:8.1f} {end:8.1f}  {name[-60:]}")
+    return ratio
 
 
 def report_ct(args, results, late) -> None:
@@ -574,10 +687,8 @@ def report_ct(args, results, late) -> None:
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else float("nan")
 
-    first = med(lambda r: r[0]["first"])
     series = med(lambda r: r[0]["series"])
     page_ready = med(lambda r: r[0]["html"])
-    alone = med(lambda r: statistics.median(r[3]["alone"]))
     floor_first = med(lambda r: r[1]["first"])
     floor_stream = med(lambda r: r[1]["streamed"])
     floor_ab = med(lambda r: r[1]["arrayBuffer"])
@@ -589,48 +700,37 @@ def report_ct(args, results, late) -> None:
         f"server: {args.server}; repeats: {args.repeat} (fresh browser context each, after one"
         " uncounted warm-up navigation), medians in ms after navigation start:"
     )
-    steps = [
-        ("page HTML received (responseEnd)", "html"),
-        ("pixel stream requested", "streamStart"),
-        ("pixel stream first byte", "streamFirstByte"),
-        (f"viewer modules received ({results[0][0]['moduleCount']} files)", "modules"),
-        ("workstation.js evaluated", "evaluated"),
-        ("workstation constructed", "constructed"),
-        ("first slice parsed from the stream", "firstFrame"),
-        ("first image on the canvas", "first"),
-    ]
-    for text, key in steps:
-        print(f"  {text:40s} {med(lambda r, k=key: r[0][k]):8.1f}")
-    print(
-        f"  floor: first slice alone (GET instances/<id>/pixels/, same page, after)"
-        f" {alone:6.1f} ms; the stream's first slice {med(lambda r: r[3]['streamFirst']):6.1f} ms"
-    )
-    ratio = med(lambda r: r[0]["first"] / (r[0]["html"] + statistics.median(r[3]["alone"])))
-    print(
-        f"  first image / (HTML + first-slice fetch) = {first:.1f} /"
-        f" ({page_ready:.1f} + {alone:.1f}) = {first / (page_ready + alone):.2f}x"
-        f" (median of per-repeat ratios {ratio:.2f}x; goal <= 2)"
-    )
-    late_first = statistics.median(r[0]["first"] for r in late)
-    late_html = statistics.median(r[0]["html"] for r in late)
-    late_alone = statistics.median(statistics.median(r[3]["alone"]) for r in late)
-    late_ratio = statistics.median(
-        r[0]["first"] / (r[0]["html"] + statistics.median(r[3]["alone"])) for r in late
-    )
-    print(
-        "  same run, stream asked for after the modules (no early start):"
-        f" HTML {late_html:.1f}, stream requested"
-        f" {statistics.median(r[0]['streamStart'] for r in late):.1f}, modules received"
-        f" {statistics.median(r[0]['modules'] for r in late):.1f}, first slice parsed"
-        f" {statistics.median(r[0]['firstFrame'] for r in late):.1f}, first image"
-        f" {late_first:.1f} ms; / (HTML + first slice {late_alone:.1f})"
-        f" = {late_first / (late_html + late_alone):.2f}x (per-repeat median {late_ratio:.2f}x)"
-    )
-    print(
-        "  start-up after the HTML (first image - HTML), median per repeat: early start"
-        f" {statistics.median(r[0]['first'] - r[0]['html'] for r in results):.1f} ms,"
-        f" without {statistics.median(r[0]['first'] - r[0]['html'] for r in late):.1f} ms"
-    )
+    ratio = startup_table(results, args.breakdown)
+    if args.compare:
+        print(f"the tree at {args.compare}, same run, alternate page loads:")
+        old_ratio = startup_table(late, args.breakdown)
+        print(
+            f"  first image / floor, this tree / {args.compare}: {ratio:.2f}x / {old_ratio:.2f}x;"
+            " first image after navigation, medians"
+            f" {statistics.median(r[0]['first'] for r in results):.1f} /"
+            f" {statistics.median(r[0]['first'] for r in late):.1f} ms"
+        )
+    else:
+        late_first = statistics.median(r[0]["first"] for r in late)
+        late_html = statistics.median(r[0]["html"] for r in late)
+        late_alone = statistics.median(statistics.median(r[3]["alone"]) for r in late)
+        late_ratio = statistics.median(
+            r[0]["first"] / (r[0]["html"] + statistics.median(r[3]["alone"])) for r in late
+        )
+        print(
+            "  same run, stream asked for after the modules (no early start):"
+            f" HTML {late_html:.1f}, stream requested"
+            f" {statistics.median(r[0]['streamStart'] for r in late):.1f}, modules received"
+            f" {statistics.median(r[0]['modules'] for r in late):.1f}, first slice parsed"
+            f" {statistics.median(r[0]['firstFrame'] for r in late):.1f}, first image"
+            f" {late_first:.1f} ms; / (HTML + first slice {late_alone:.1f})"
+            f" = {late_first / (late_html + late_alone):.2f}x (per-repeat median {late_ratio:.2f}x)"
+        )
+        print(
+            "  start-up after the HTML (first image - HTML), median per repeat: early start"
+            f" {statistics.median(r[0]['first'] - r[0]['html'] for r in results):.1f} ms,"
+            f" without {statistics.median(r[0]['first'] - r[0]['html'] for r in late):.1f} ms"
+        )
     print(f"  whole series prefetched      {series:8.1f} ms after navigation start")
     print(f"  floor: fetch first chunk     {floor_first:8.1f} ms (same body, same page)")
     print(f"  floor: fetch streamed body   {floor_stream:8.1f} ms")

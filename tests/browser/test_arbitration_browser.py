@@ -663,3 +663,53 @@ def test_arbitrator_changes_the_edited_extent_from_the_coronal_view(
         cols = [p[0] for p in shapes[k]]
         assert {p[1] for p in shapes[k]} == {row, row + 1}
         assert min(cols) == pytest.approx(60, abs=0.6) and max(cols) == pytest.approx(70, abs=0.6)
+
+
+def help_rows(page) -> dict:
+    """The `?` overlay's rows: key combo -> its text."""
+    return page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#ws-help-body dt')]"
+        ".map((dt) => [dt.dataset.combo, dt.nextElementSibling.textContent]))"
+    )
+
+
+def test_the_arbitration_view_lists_its_own_shortcuts_on_question_mark(
+    live_server, page, disputed, arbitrator
+):
+    """`?` opens the same overlay as on the workstation, listing exactly the keys the
+    arbitration view has, in its own words and the page's language; Esc, the `?`
+    button and the close button show and hide it."""
+    login(page, live_server, "arbitrator", "zh-hans")
+    open_arbitration(page, live_server, disputed["task"])
+    overlay = page.locator("[data-testid=help]")
+    assert overlay.is_hidden()
+    page.keyboard.press("?")
+    overlay.wait_for(state="visible")
+    # In Chinese, the overlay is in the page's language.
+    assert page.inner_text("#ws-help-body h2") == "键盘快捷键"
+    rows = help_rows(page)
+    keys = page.evaluate("Object.fromEntries(window.__arb.pageKeys)")
+    # Every listed key does something on this page, and every key with a text is listed.
+    assert set(rows) <= set(keys)
+    assert set(keys) - set(rows) <= {"ctrl+y"}  # redo's second key has no row of its own
+    assert {"]", "[", "ctrl+s", "escape", "?", "s", "o", "k", "1", "w", "f"} <= set(rows)
+    # The workstation's own keys are not offered: no box or polygon tool, no submit.
+    assert not {"b", "g", "l", "a", "t", "c", "ctrl+enter", "n", "ctrl+z", "m"} & set(rows)
+    page.keyboard.press("Escape")
+    overlay.wait_for(state="hidden")
+
+    helpers.switch_language(page, "en")
+    helpers.wait_first_image(page)
+    page.click("#ws-help-open")
+    overlay.wait_for(state="visible")
+    rows = help_rows(page)
+    assert rows["]"] == "Next disputed cluster (jumps to its slice)"
+    assert rows["ctrl+s"] == "Save the decisions now"
+    assert rows["w"] == "Window / level (drag)"
+    page.click("#ws-help-close")
+    overlay.wait_for(state="hidden")
+    # `?` again while it is shown hides it; the keys still act on the view.
+    page.keyboard.press("?")
+    overlay.wait_for(state="visible")
+    page.keyboard.press("?")
+    overlay.wait_for(state="hidden")

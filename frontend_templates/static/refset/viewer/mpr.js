@@ -399,6 +399,9 @@ export class MprController {
     this.activeRole = null; // the view the keys act on (null: the main view)
     this.cine = null;
     this.nativeSlabCache = null;
+    // How the main view's slabs were made: slid from the last one (reformat.js
+    // SlabWindow) or computed afresh (the bench and the tests read it).
+    this.slabCounts = { slid: 0, fresh: 0 };
     // Remembered per user (the page header names who is logged in), across cases.
     const who = document.querySelector("[data-user]");
     this.settingsKey = `refset.mpr.${who ? who.dataset.user : "anyone"}`;
@@ -679,6 +682,7 @@ export class MprController {
     const cached = this.nativeSlabCache;
     if (cached && cached.key === key) return cached;
     const frame = reformat(this.volume, ws.frames, this.planes[this.native], ws.slice, slab, cached);
+    this.slabCounts[frame.sliding && frame.sliding.slid ? "slid" : "fresh"] += 1;
     frame.key = key;
     this.nativeSlabCache = frame;
     return frame;

@@ -1,23 +1,25 @@
 // Every command has a key. The same table drives the key handler of both editing
 // pages (the workstation, and the arbitration view for the commands it has: see
-// sliceview.js _pageKeys) and the `?` overlay, so the overlay cannot drift from
-// what the keys do.
+// sliceview.js _pageKeys) and each page's `?` overlay, which lists the keys the
+// page has (its keymap) in the page's own words where they differ (a row's fourth
+// element: {page: text}, page from the overlay's data-page), so the overlay cannot
+// drift from what the keys do.
 
 import "./i18n.js";
 
 export function shortcutTable() {
   return [
     [gettext("Tools"), [
-      ["v", "tool:select", gettext("Select, move, reshape")],
+      ["v", "tool:select", gettext("Select, move, reshape"), { arbitration: gettext("Select a read's mark, reshape the edited outline") }],
       ["w", "tool:wl", gettext("Window / level (drag)")],
       ["h", "tool:pan", gettext("Pan (drag)")],
       ["z", "tool:zoom", gettext("Zoom (drag)")],
       ["x", "tool:crosshair", gettext("Crosshair: click or drag in one view to move the others (CT)")],
-      ["p", "tool:point", gettext("Point")],
+      ["p", "tool:point", gettext("Point"), { arbitration: gettext("Point, when editing a finding") }],
       ["b", "tool:box", gettext("Box")],
-      ["e", "tool:ellipse", gettext("Ellipse")],
+      ["e", "tool:ellipse", gettext("Ellipse"), { arbitration: gettext("Ellipse, when editing a finding") }],
       ["g", "tool:polygon", gettext("Polygon (click points, Enter or double-click closes)")],
-      ["f", "tool:freehand", gettext("Freehand contour")],
+      ["f", "tool:freehand", gettext("Freehand contour"), { arbitration: gettext("Freehand contour, when editing a finding") }],
       ["l", "tool:line", gettext("Measure a length")],
       ["a", "tool:axes", gettext("Long and short axis of the selected finding")],
       ["t", "type:next", gettext("Next finding type")],
@@ -49,20 +51,20 @@ export function shortcutTable() {
       ["shift+x", "reflines", gettext("Reference lines on or off")],
     ]],
     [gettext("Findings"), [
-      ["]", "finding:next", gettext("Next finding (jumps to its slice)")],
-      ["[", "finding:prev", gettext("Previous finding")],
+      ["]", "finding:next", gettext("Next finding (jumps to its slice)"), { arbitration: gettext("Next disputed cluster (jumps to its slice)") }],
+      ["[", "finding:prev", gettext("Previous finding"), { arbitration: gettext("Previous disputed cluster") }],
       ["c", "copy:next", gettext("Copy the selected outline to the next slice")],
       ["shift+c", "copy:prev", gettext("Copy the selected outline to the previous slice")],
       ["delete", "delete:slice", gettext("Delete the selected outline on this slice")],
       ["shift+delete", "delete:finding", gettext("Delete the whole selected finding")],
-      ["escape", "escape", gettext("Cancel drawing / deselect")],
+      ["escape", "escape", gettext("Cancel drawing / deselect"), { arbitration: gettext("Cancel drawing") }],
       ["ctrl+z", "undo", gettext("Undo")],
       ["ctrl+shift+z", "redo", gettext("Redo (also Ctrl + Y)")],
       ["ctrl+y", "redo", null],
       ["m", "others", gettext("Show or hide other readers' marks (review phase)")],
     ]],
     [gettext("Case"), [
-      ["ctrl+s", "save", gettext("Save now")],
+      ["ctrl+s", "save", gettext("Save now"), { arbitration: gettext("Save the decisions now") }],
       ["ctrl+enter", "submit", gettext("Submit the read")],
       ["n", "next", gettext("Next case (after submitting)")],
       ["?", "help", gettext("Show or hide this list")],
@@ -141,8 +143,11 @@ export function bindKeys(host, keys, { whileTyping = ["escape", "ctrl+s"], inter
   });
 }
 
-/** Fill the help overlay from the table. */
-export function buildHelp(container) {
+/**
+ * Fill the help overlay from the table: every row, or those whose key does what
+ * `keys` (the page's keymap) says; `page` picks a row's page-specific words.
+ */
+export function buildHelp(container, keys = null, page = "") {
   container.textContent = "";
   const title = document.createElement("h2");
   title.textContent = gettext("Keyboard shortcuts");
@@ -154,23 +159,28 @@ export function buildHelp(container) {
     const h = document.createElement("h3");
     h.textContent = section;
     const dl = document.createElement("dl");
-    for (const [combo, , text] of rows) {
-      if (!text) continue;
+    for (const [combo, action, text, own] of rows) {
+      if (!text || (keys && keys.get(combo) !== action)) continue;
       const dt = document.createElement("dt");
       const kbd = document.createElement("kbd");
       kbd.textContent = pretty(combo);
       dt.append(kbd);
       const dd = document.createElement("dd");
-      dd.textContent = text;
+      dd.textContent = (own && own[page]) || text;
+      dt.dataset.combo = combo;
       dl.append(dt, dd);
     }
+    if (!dl.children.length) continue;
     block.append(h, dl);
     grid.append(block);
   }
   const mouse = document.createElement("p");
   mouse.className = "ws-help-mouse";
-  mouse.textContent = gettext(
-    "Mouse: wheel scrolls slices; right-drag sets window/level; middle-drag pans; Ctrl + wheel zooms. Drawing on another slice while a finding is selected adds that slice's outline to the same finding; Esc deselects to start a new one.",
-  );
+  mouse.textContent =
+    page === "arbitration"
+      ? gettext("Mouse: wheel scrolls slices; right-drag sets window/level; middle-drag pans; Ctrl + wheel zooms.")
+      : gettext(
+          "Mouse: wheel scrolls slices; right-drag sets window/level; middle-drag pans; Ctrl + wheel zooms. Drawing on another slice while a finding is selected adds that slice's outline to the same finding; Esc deselects to start a new one.",
+        );
   container.append(grid, mouse);
 }

@@ -15,7 +15,7 @@ import { round2, SeriesGeometry } from "./geometry.js";
 import { SliceRenderer } from "./lut.js";
 import { edgeMarkers, viewText } from "./markers.js";
 import { fetchInstance, streamSeries } from "./pixels.js";
-import { keymap } from "./shortcuts.js";
+import { buildHelp, keymap } from "./shortcuts.js";
 import { $, h, loadJSON, presetLabel, saveJSON } from "./ui.js";
 import { Viewport } from "./viewport.js";
 
@@ -25,7 +25,8 @@ const PREVIEW_MIN_PIXELS = 2_000_000;
 const SHARP_AFTER_MS = 160;
 
 /** The shortcut table's verbs that viewCommand() carries out on either page. */
-export const VIEW_VERBS = new Set(["tool", "slice", "preset", "invert", "reset", "zoom"]);
+// "help": the `?` overlay of the page's keys, where the page has one (#ws-help).
+export const VIEW_VERBS = new Set(["tool", "slice", "preset", "invert", "reset", "zoom", "help"]);
 
 export const PRESET_KEYS = { lung: "1", mediastinum: "2", bone: "3", brain: "4" };
 
@@ -295,8 +296,21 @@ export const sliceViewMethods = {
     } else if (verb === "zoom") {
       this.viewport.zoomAt(arg === "in" ? 1.25 : 0.8, this.viewport.cssWidth / 2, this.viewport.cssHeight / 2);
       this.redraw();
-    } else return false;
+    } else if (verb === "help") this.toggleHelp();
+    else return false;
     return true;
+  },
+
+  /** Show or hide the `?` overlay: the keys of this page (this.pageKeys), in its words. */
+  toggleHelp(show = null) {
+    const overlay = document.getElementById("ws-help");
+    if (!overlay) return;
+    const open = show === null ? overlay.hidden : show;
+    if (open && !overlay.dataset.built) {
+      buildHelp($("#ws-help-body"), this.pageKeys || null, overlay.dataset.page || "");
+      overlay.dataset.built = "1";
+    }
+    overlay.hidden = !open;
   },
 
   /** The shortcut table's keys for this page: the view commands, the tools it has a
@@ -304,10 +318,11 @@ export const sliceViewMethods = {
   _pageKeys(verbs) {
     const tools = new Set([...document.querySelectorAll(".ws-tool")].map((b) => b.dataset.tool));
     const own = new Set(verbs);
-    return keymap((action) => {
+    this.pageKeys = keymap((action) => {
       const [verb, arg] = action.split(":");
       return verb === "tool" ? tools.has(arg) : VIEW_VERBS.has(verb) || own.has(verb);
     });
+    return this.pageKeys;
   },
 
   // -- painting ----------------------------------------------------------------------
@@ -327,8 +342,7 @@ export const sliceViewMethods = {
       if (!this.firstImageAt) {
         this.firstImageFrom = "preview";
         this.firstImageAt = performance.now();
-        performance.mark("ws:first-image");
-        document.body.dataset.firstImage = "1";
+        this._firstImage();
       }
       const full = preview.header.preview;
       this.viewport.draw(image, (ctx) => this._overlay(ctx, null), [full.columns, full.rows]);
@@ -344,8 +358,7 @@ export const sliceViewMethods = {
       if (!this.firstImageAt) {
         this.firstImageFrom = "full";
         this.firstImageAt = performance.now();
-        performance.mark("ws:first-image");
-        document.body.dataset.firstImage = "1";
+        this._firstImage();
       }
     } else if (!frame) {
       this._fetchSliceSoon();
@@ -353,6 +366,15 @@ export const sliceViewMethods = {
     const size = frame && frame.values ? [frame.header.columns, frame.header.rows] : null;
     this.viewport.draw(image, (ctx) => this._overlay(ctx, frame), size);
     return frame;
+  },
+
+  /** The first image is on the canvas: marked (the bench and the tests read it), and
+   * the early picture prefetch.js may have put over the canvas goes. */
+  _firstImage() {
+    performance.mark("ws:first-image");
+    document.body.dataset.firstImage = "1";
+    const early = document.getElementById("ws-early");
+    if (early) early.remove();
   },
 
   /** The corner texts every page shows over the image: {left, right} lines (slice
@@ -411,6 +433,24 @@ export const sliceViewMethods = {
       this.redraw();
     }).observe(this.canvas);
     this.sliderEl.addEventListener("input", () => this.goToSlice(Number(this.sliderEl.value)));
+    // The `?` overlay, where the page has one: its buttons, and Esc closes it first.
+    const help = document.getElementById("ws-help");
+    if (help) {
+      for (const id of ["ws-help-open", "ws-help-close"]) {
+        const button = document.getElementById(id);
+        if (button) button.addEventListener("click", () => this.toggleHelp());
+      }
+      window.addEventListener(
+        "keydown",
+        (e) => {
+          if (e.key !== "Escape" || help.hidden) return;
+          e.preventDefault();
+          e.stopImmediatePropagation();
+          this.toggleHelp(false);
+        },
+        true,
+      );
+    }
     for (const b of document.querySelectorAll(".ws-tool")) b.addEventListener("click", () => this.setTool(b.dataset.tool));
   },
 

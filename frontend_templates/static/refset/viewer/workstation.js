@@ -21,7 +21,7 @@ import { paintingMethods } from "./painting.js";
 import { panelMethods } from "./panel.js";
 import { photoMethods } from "./photo.js";
 import { proposalMethods } from "./proposals.js";
-import { bindKeys, buildHelp, keymap } from "./shortcuts.js";
+import { bindKeys, keymap } from "./shortcuts.js";
 import { sliceViewMethods } from "./sliceview.js";
 import { FindingStore } from "./store.js";
 import { submissionMethods } from "./submission.js";
@@ -145,7 +145,6 @@ export class Workstation {
         this.caseForm.showErrors({});
       },
     });
-    buildHelp($("#ws-help-body"));
     const markers = this.geometry.markers();
     if (markers) {
       for (const side of ["left", "right", "top", "bottom"]) $(`#ws-mark-${side}`).textContent = markers[side];
@@ -176,8 +175,6 @@ export class Workstation {
     $("#ws-redo").addEventListener("click", () => this.command("redo"));
     $("#ws-reset").addEventListener("click", () => this.command("reset"));
     $("#ws-invert").addEventListener("click", () => this.command("invert"));
-    $("#ws-help-open").addEventListener("click", () => this.command("help"));
-    $("#ws-help-close").addEventListener("click", () => this.command("help"));
     $("#ws-clear-rulers").addEventListener("click", () => {
       this.measurements = [];
       saveJSON(this.measureKey, this.measurements);
@@ -212,7 +209,8 @@ export class Workstation {
         this._applyWritable();
       }
     });
-    bindKeys(this, keymap(), { whileTyping: ["escape", "ctrl+s", "ctrl+enter"] });
+    this.pageKeys = keymap(); // every key of the table (the `?` overlay lists them)
+    bindKeys(this, this.pageKeys, { whileTyping: ["escape", "ctrl+s", "ctrl+enter"] });
     for (const type of ["keydown", "pointerdown", "wheel", "pointermove"]) {
       document.addEventListener(type, () => (this.lastActivity = Date.now()), { passive: true });
     }
@@ -236,8 +234,7 @@ export class Workstation {
     else if (verb === "delete") this.deleteSelected(arg === "finding");
     else if (verb === "escape") {
       if (!this.tools.cancel()) {
-        if (!$("#ws-help").hidden) $("#ws-help").hidden = true;
-        else if (!$("#ws-confirm").hidden) $("#ws-confirm").hidden = true;
+        if (!$("#ws-confirm").hidden) $("#ws-confirm").hidden = true;
         else this.select(null);
       }
     } else if (verb === "undo") this.store.undo();
@@ -251,7 +248,7 @@ export class Workstation {
     else if (verb === "next") {
       if (!this.writable) window.location.href = this.boot.urls.next;
       else this.flash(gettext("Submit this read first, or go back to the worklist."));
-    } else if (verb === "help") $("#ws-help").hidden = !$("#ws-help").hidden;
+    }
   }
 
   setTool(tool) {
