@@ -203,6 +203,7 @@ class Receipt:
     calling_ae: str
     address: str
     limits: Limits
+    follow_up: bool = True
     scratch: Path | None = None
     items: list = field(default_factory=list)
     received: int = 0
@@ -299,7 +300,15 @@ class Receipt:
                 )
 
             with translation.override(settings.LANGUAGE_CODE):
-                report = ingest(project, self.items, site=site, source="dimse", progress=progress)
+                report = ingest(
+                    project,
+                    self.items,
+                    site=site,
+                    source="dimse",
+                    progress=progress,
+                    prebuild_streams=self.follow_up,
+                    run_qc=self.follow_up,
+                )
             s = report.summary()
             jobs._append_log(
                 self.job_id,
@@ -338,8 +347,11 @@ def _check(data: bytes, context_class: str) -> tuple[int, str]:
 class Listener:
     """One pynetdicom AE serving Verification and Storage on (bind, port)."""
 
-    def __init__(self, config: ListenerConfig | None = None):
+    def __init__(self, config: ListenerConfig | None = None, *, follow_up: bool = True):
+        """`follow_up`: queue the jobs an import queues (series stream pre-build,
+        image QC); benchmarks of the import alone turn it off."""
         self.config = config or ListenerConfig.from_env()
+        self.follow_up = follow_up
         self.ae = AE(ae_title=self.config.ae_title)
         self.ae.maximum_associations = self.config.max_associations
         self.ae.add_supported_context(Verification)
@@ -428,7 +440,9 @@ class Listener:
             return
         logger.info("DICOM association from %s at %s accepted (%s)", calling, address, route.via)
         with self._lock:
-            self._receipts[id(assoc)] = Receipt(route, calling, address, Limits.from_settings())
+            self._receipts[id(assoc)] = Receipt(
+                route, calling, address, Limits.from_settings(), follow_up=self.follow_up
+            )
 
     def _on_echo(self, event) -> int:
         return STATUS_SUCCESS
