@@ -158,3 +158,25 @@ def test_echoscu_verification_from_a_routed_caller(project, listener):
     assert wrong.returncode != 0
     assert "Called AE Title Not Recognized" in wrong.stdout + wrong.stderr
     assert not Job.objects.filter(params__source="dimse").exists()  # an echo imports nothing
+
+
+def test_a_secondary_capture_from_a_modality_is_quarantined_not_indexed(
+    project, listener, tmp_path
+):
+    from annotation_server.imaging.models import Quarantine
+
+    DicomRoute.objects.create(project=project, calling_ae_title="SC_WS", allowed_host="127.0.0.1")
+    _, files = _series(tmp_path, slices=1, seed=43)
+    ds = pydicom.dcmread(files[0])
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    capture = tmp_path / "capture.dcm"
+    ds.save_as(capture)
+    done = _run(
+        STORESCU, "-aet", "SC_WS", "-aec", "REFSET", "127.0.0.1", str(listener.port), str(capture)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = _finished_job(project)
+    summary = job.result["summary"]
+    assert (summary["quarantined"], summary["imported"]) == (1, 0), summary
+    assert Quarantine.objects.filter(project=project).count() == 1
+    assert not Instance.objects.exists()
