@@ -367,6 +367,7 @@ def s3_storage(seaweed, settings, tmp_path):
     settings.REFSET_STORAGE_CACHE_DIR = handle.cache_dir
     # override_settings resets these on STORAGES changes; again here, so that no
     # storage object made before the switch survives it.
+    storages.__dict__.pop("backends", None)  # a cached_property
     storages._backends = None
     storages._storages = {}
     default_storage._wrapped = empty
