@@ -180,3 +180,64 @@ def test_a_secondary_capture_from_a_modality_is_quarantined_not_indexed(
     assert (summary["quarantined"], summary["imported"]) == (1, 0), summary
     assert Quarantine.objects.filter(project=project).count() == 1
     assert not Instance.objects.exists()
+
+
+def test_the_dicom_listener_command_serves_and_stops_on_sigterm(project, tmp_path, settings):
+    """`manage.py dicom_listener` as the deployment runs it: a process of its own
+    on the test database; a routed caller's series is imported, SIGTERM stops it."""
+    import os
+    import signal
+    import socket
+    import sys
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    DicomRoute.objects.create(
+        project=project, calling_ae_title="CT_SCANNER", allowed_host="127.0.0.1"
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ)
+    env["DATABASE_URL"] = (
+        f"postgresql://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    )
+    env["REFSET_MEDIA_ROOT"] = settings.MEDIA_ROOT
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "manage.py", "dicom_listener", "--ae-title", "REFSET"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _run(
+            ECHOSCU, "-aet", "CT_SCANNER", "-aec", "REFSET", "127.0.0.1", str(port)
+        ).returncode:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.3)
+        _, files = _series(tmp_path, slices=2, seed=47)
+        done = _run(
+            STORESCU,
+            "-aet",
+            "CT_SCANNER",
+            "-aec",
+            "REFSET",
+            "127.0.0.1",
+            str(port),
+            *map(str, files),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        job = _finished_job(project)
+        assert job.result["summary"]["imported"] == 2, (job.error, job.log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stopped" in out
+    assert Instance.objects.filter(series__study__project=project).count() == 2

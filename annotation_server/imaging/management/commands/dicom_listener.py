@@ -5,13 +5,16 @@ to it with C-STORE, and a PACS answering RefSet's C-MOVE delivers to it. Who may
 send, into which project, is configured per project by its managers (DICOM
 senders on the project's PACS page); everyone else is refused at association.
 Defaults from REFSET_DICOM_AE_TITLE, REFSET_DICOM_PORT, REFSET_DICOM_BIND (see
-annotation_server/imaging/dimse/listener.py). Runs until interrupted.
+annotation_server/imaging/dimse/listener.py). Runs until interrupted (Ctrl-C or
+SIGTERM), then waits for the associations in progress and their imports.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
+import time
 
 from django.core.management.base import BaseCommand
 
@@ -36,7 +39,18 @@ class Command(BaseCommand):
         self.stdout.write(
             f"DICOM listener {config.ae_title} on {config.bind}:{config.port} (Ctrl-C to stop)"
         )
+        listener = Listener(config)
+        listener.start()
+
+        def on_term(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)
         try:
-            Listener(config).serve()
+            while True:
+                time.sleep(3600)
         except KeyboardInterrupt:
+            # No new associations; those in progress end and are imported first.
+            self.stdout.write("stopping: finishing the imports in progress")
+            listener.stop(timeout=600)
             self.stdout.write("stopped")
