@@ -78,7 +78,7 @@ def bench_refset(files: list[Path], n: int) -> tuple[float, float]:
     from tests.factories import ProjectFactory
 
     project = ProjectFactory(slug=f"bench-dimse-{n}", name=f"Bench DIMSE {n}")
-    DicomRoute.objects.filter(calling_ae_title=CALLING).update(active=False)  # earlier runs'
+    DicomRoute.objects.filter(calling_ae_title=CALLING).update(active=False)  # earlier runs
     DicomRoute.objects.create(project=project, calling_ae_title=CALLING, allowed_host="127.0.0.1")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
