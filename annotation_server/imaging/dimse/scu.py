@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
@@ -315,9 +316,12 @@ def pull(
 
 def _move_refusal(result: dict) -> str:
     if result["failed"]:
-        return _(
-            "the PACS could not send %(n)s instance(s) to RefSet's listener "
-            "(does it know RefSet's AE title, and is the listener running?)"
+        return ngettext(
+            "the PACS could not send %(n)s instance to RefSet's listener "
+            "(does it know RefSet's AE title, and is the listener running?)",
+            "the PACS could not send %(n)s instances to RefSet's listener "
+            "(does it know RefSet's AE title, and is the listener running?)",
+            result["failed"],
         ) % {"n": result["failed"]}
     if result["status"] in (0x0000, None):
         return _("the PACS has no study with this UID")
