@@ -322,6 +322,8 @@ SLIDE_VS_FRESH = """async () => {
     for (let i = 0; i < plane.depth; i += 1) order.push(i);
     for (let i = plane.depth - 1; i >= 0; i -= 1) order.push(i);
     order.push(0, 1, 2, 9, 10, 11, 4, 3, 3, 2);
+    // steps of two and three between paints (a fast wheel): walked where the slab is thick enough
+    order.push(0, 2, 4, 7, 10, 13, 11, 8, 6, 3, 0);
     for (const mode of ['mip', 'minip', 'avg']) {
       for (const mm of [9, 15, 20]) {
         let last = null;
@@ -380,6 +382,27 @@ def test_a_slab_scrolled_step_by_step_equals_the_slab_computed_afresh(
     t0, t1 = frame["range"]
     assert (t0, t1) == (17, 21)  # 15 mm at 3 mm: five slices centred on 19
     assert frame["slid"] is True
+    shown = np.array(frame["values"], dtype=np.int16).reshape(MATRIX, MATRIX)
+    assert np.array_equal(shown, volume[t0 : t1 + 1].max(axis=0))
+
+    # The mouse wheel, two slices a notch (the view moves more than one slice
+    # between two paints): the main view's slab is still slid, and still exact.
+    before = page.evaluate("({...window.__ws.mpr.slabCounts})")
+    box = page.locator("[data-testid=viewer]").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(4):
+        page.mouse.wheel(0, 200)
+        page.wait_for_function("!window.__ws.needsPaint")
+        settle(page)
+    assert page.evaluate("window.__ws.slice") == 27
+    after = page.evaluate("({...window.__ws.mpr.slabCounts})")
+    assert (after["slid"] - before["slid"], after["fresh"] - before["fresh"]) == (4, 0)
+    frame = page.evaluate(
+        "(() => { const f = window.__ws.slabFrame();"
+        " return {values: Array.from(f.values), range: f.range}; })()"
+    )
+    t0, t1 = frame["range"]
+    assert (t0, t1) == (25, 29)
     shown = np.array(frame["values"], dtype=np.int16).reshape(MATRIX, MATRIX)
     assert np.array_equal(shown, volume[t0 : t1 + 1].max(axis=0))
 
@@ -642,6 +665,91 @@ def test_a_box_finding_is_resized_and_moved_from_the_coronal_view(
     page.evaluate("window.__ws.mpr.centreOn([115.5, 60.5])")
     page.wait_for_function("window.__ws.mpr.panes.coronal.index === 60")
     assert page.evaluate("window.__ws.mpr.panes.coronal.editFrame()") is None
+
+
+def test_a_box_finding_is_resized_and_moved_from_the_sagittal_view(
+    live_server, page, volume_case, artifacts_dir
+):
+    """Issue 17: as from the coronal view, the frame of the selected finding on the
+    sagittal view (across: the rows, front to back; down: the slices, head to feet)
+    changes its cranio-caudal extent by its top and bottom edges, its front-to-back
+    extent by its side edge, and moves it by its inside: the stored per-slice boxes
+    change exactly, the columns never."""
+    task = volume_case["task"]
+    open_volume(page, live_server, task)
+    page.evaluate(
+        """([box]) => window.__ws.store.create({
+          finding_type: window.__ws.typeKey, attributes: {}, source: "manual",
+          geometry: window.__ws._withCentre({kind: "box", centre_mm: null,
+            shapes: [18, 19, 20, 21, 22, 23, 24].map((k) => ({slice_index: k, points: box}))}),
+        })""",
+        [BOX],
+    )
+    uid = page.evaluate("window.__ws.store.list()[0].uid")
+    page.evaluate(f"window.__ws.select({uid!r})")
+    page.click("[data-single=sagittal]")
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=viewer-sagittal]').closest('.ws-pane').hidden"
+    )
+    page.evaluate("window.__ws.mpr.centreOn([115.5, 125.5])")
+    page.wait_for_function("window.__ws.mpr.panes.sagittal.index === 115")
+    settle(page)
+    plane = page.evaluate("window.__ws.mpr.panes.sagittal.plane")
+    assert (plane["h"], plane["w"], plane["flipH"]) == (1, 2, False)  # rows across, slices down
+    height = plane["height"]
+    frame = page.evaluate("window.__ws.mpr.panes.sagittal.editFrame().points")
+    assert frame == [[110, height - 25], [140, height - 18]]
+    page.keyboard.press("v")
+
+    # The top edge up by three slices: slices 25..27 copy slice 24's box.
+    drag(
+        page,
+        pane_to_page(page, "sagittal", (125, height - 25)),
+        pane_to_page(page, "sagittal", (125, height - 28.1)),
+    )
+    got = shapes_of(page)
+    assert sorted(got) == list(range(18, 28))
+    assert all(points == BOX for points in got.values())
+    # The bottom edge up by two: slices 18 and 19 removed.
+    drag(
+        page,
+        pane_to_page(page, "sagittal", (125, height - 18)),
+        pane_to_page(page, "sagittal", (125, height - 19.9)),
+    )
+    assert sorted(shapes_of(page)) == list(range(20, 28))
+    # The back edge from row 140 to 150: every box deeper, columns untouched.
+    drag(
+        page,
+        pane_to_page(page, "sagittal", (140, height - 24)),
+        pane_to_page(page, "sagittal", (150, height - 24)),
+    )
+    got = shapes_of(page)
+    assert sorted(got) == list(range(20, 28))
+    assert all(points == [[100, 110], [130, 150]] for points in got.values())
+    # Moved from inside: 10 rows back and two slices down (towards the feet).
+    drag(
+        page,
+        pane_to_page(page, "sagittal", (120, height - 23.5)),
+        pane_to_page(page, "sagittal", (130, height - 21.5)),
+    )
+    got = shapes_of(page)
+    assert sorted(got) == list(range(18, 26))
+    assert all(points == [[100, 120], [130, 160]] for points in got.values())
+    settle(page)
+    page.screenshot(path=str(artifacts_dir / "mpr-sagittal-frame.png"))
+    wait_saved(page)
+    stored = Finding.objects.get(task=task).geometry
+    assert [s["slice_index"] for s in stored["shapes"]] == list(range(18, 26))
+    assert all(s["points"] == [[100, 120], [130, 160]] for s in stored["shapes"])
+    # One drag is one undo step: Ctrl + Z puts the box back before the move.
+    page.keyboard.press("Control+z")
+    got = shapes_of(page)
+    assert sorted(got) == list(range(20, 28))
+    assert all(points == [[100, 110], [130, 150]] for points in got.values())
+    # A plane that does not cross the finding offers no frame to drag.
+    page.evaluate("window.__ws.mpr.centreOn([60.5, 125.5])")
+    page.wait_for_function("window.__ws.mpr.panes.sagittal.index === 60")
+    assert page.evaluate("window.__ws.mpr.panes.sagittal.editFrame()") is None
 
 
 def colour_hits(page, selector: str, colour: str, points, tolerance: int = 60) -> int:

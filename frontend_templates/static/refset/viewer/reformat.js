@@ -455,13 +455,15 @@ function slabAcross(frames, vol, plane, out, t0, t1, mode, sums) {
  * the next front, [a + 1, a + n], are computed one layer per step, so that when
  * the slab leaves the front the next one is ready (no step does more than about
  * three passes). The first step in a direction builds the front (n passes);
- * anything else than a step of one (a jump, a new thickness, frames still
- * arriving) is computed afresh.
+ * a step of a few indexes is walked one index at a time (_maxSteps); anything
+ * else (a jump, a new thickness, frames still arriving) is computed afresh.
  *
  * A plane that cuts the slices along a column (fixed axis x) is always computed
  * afresh: its layer is one voxel of every row of every slice, as many cache lines
  * as the whole slab reads afresh (the slab's voxels of a row lie side by side).
  */
+const MAX_WALK = 8;
+
 class SlabWindow {
   constructor(vol, frames, plane, mode, n, Kind) {
     this.vol = vol;
@@ -514,13 +516,34 @@ class SlabWindow {
     const dir = d0 > 0 || d1 > 0 ? 1 : -1;
     const [u0, u1] = this._u(dir, t0, t1);
     const [p0, p1] = this._u(dir, last[0], last[1]);
-    if (u0 - p0 < 0 || u0 - p0 > 1 || u1 - p1 < 0 || u1 - p1 > 1) {
+    const k = Math.max(u0 - p0, u1 - p1);
+    if (u0 < p0 || u1 < p1 || k > this._maxSteps()) {
       this._clear();
       return false;
     }
-    if (dir !== this.dir || !this._advance(u0, u1)) this._prime(dir, u0, u1);
+    if (dir !== this.dir) this._prime(dir, u0, u1);
+    else {
+      // A step of k: walked one index at a time (a wheel or a key repeat often
+      // moves the view more than one slice between two paints).
+      let a = p0;
+      let b = p1;
+      while (a < u0 || b < u1) {
+        a = Math.min(a + 1, u0);
+        b = Math.min(b + 1, u1);
+        if (!this._advance(a, b)) {
+          this._prime(dir, u0, u1);
+          break;
+        }
+      }
+    }
     this._emit(u0, u1, out);
     return true;
+  }
+
+  /** The longest step walked rather than computed afresh: each index walked costs
+   * about two passes, a fresh slab about one per layer. */
+  _maxSteps() {
+    return Math.max(1, Math.min(MAX_WALK, Math.floor((this.n - 1) / 2)));
   }
 
   /** Where a fresh average may leave its sums for the next step (null: nowhere). */
