@@ -1,4 +1,4 @@
-"""`manage.py demo` seeds every role, both projects and cases in every state."""
+"""`manage.py demo` seeds every role, the three projects and cases in every state."""
 
 from __future__ import annotations
 
@@ -43,10 +43,12 @@ def test_demo_seeds_people_projects_and_states_idempotently(media, capsys, celer
         "5",
         "--xr-size",
         "256",
+        "--fundus-size",
+        "256",
         "--password",
         "demo-pass-123",
     ]
-    for key in ("lung-nodule-ct", "chest-radiograph"):
+    for key in ("lung-nodule-ct", "chest-radiograph", "fundus-dr"):
         factories.schema(key)  # shipped by migrations; an earlier flush may have emptied them
     call_command("demo", *args)  # its jobs (QC, settling) go to a real worker
     out = capsys.readouterr().out
@@ -107,7 +109,54 @@ def test_demo_seeds_people_projects_and_states_idempotently(media, capsys, celer
     assert not lung.memberships.get(user__username="reader4").qualified
     assert not ReadingTask.objects.filter(reader__username="reader4", case__project=lung).exists()
     assert Instance.objects.filter(series__study__patient_pseudo_id__startswith="P").exists()
+    _check_fundus_project(out)
     before = Instance.objects.count()
     call_command("demo", *args)  # again: keeps data, resets passwords
     assert Instance.objects.count() == before
     assert "exists, keeping its data" in capsys.readouterr().out
+
+
+def _check_fundus_project(out: str) -> None:
+    """Twelve photographs through the photo import (OP, laterality from the
+    manifest, pseudonymised patients, a site per delivery), the blurred one held in
+    QC, graded reads with their derived referable field, three grade disagreements
+    in arbitration under the protocol's grade rule, one of them signed."""
+    from annotation_server.adjudication.models import ArbitrationTask, ReferenceLabels
+    from annotation_server.reading.models import CaseLabel
+    from annotation_server.web.management.commands import demo
+
+    fundus = Project.objects.get(slug="demo-fundus-dr")
+    assert fundus.label_schema.key == "fundus-dr"
+    assert (fundus.protocol.grade_rule, fundus.protocol.grade_difference) == ("difference", 1)
+    cases = fundus.cases.select_related("series__study", "site")
+    assert cases.count() == 2 * len(demo.FUNDUS_VISITS) == 12
+    assert {c.series.modality for c in cases} == {"OP"}
+    assert {c.site.code for c in cases} == {"S01", "S02"}
+    assert len({c.series.study_id for c in cases}) == len(demo.FUNDUS_VISITS)  # a study per visit
+    assert not any(c.series.study.patient_pseudo_id.startswith("FP-") for c in cases)
+    states = list(cases.values_list("state", flat=True))
+    assert states.count("qc") == 1  # the blurred photograph
+    by_eye = demo.Command()._fundus_cases(fundus)  # (patient, eye) -> case
+    blurred = by_eye[demo.FUNDUS_BLURRED]
+    assert blurred.state == "qc" and blurred.qc_status == "fail"
+    assert all(c.qc_status in ("pass", "warn", "overridden") for c in cases if c != blurred)
+    assert states.count("reading") == 2
+    assert states.count("arbitration") == 2 and states.count("adjudicated") == 7
+    # graded reads, with the derived referable field stored beside them
+    labels = CaseLabel.objects.filter(task__case__project=fundus, task__state="submitted")
+    assert labels.count() >= 3 * 8
+    for label in labels:
+        grade = label.values["dr_grade"]
+        assert label.derived["referable_dr"] is (grade >= 2 or label.values["dmo"] == "present")
+    # three disagreements went to arbitration; one was decided and signed
+    tasks = ArbitrationTask.objects.filter(case__project=fundus)
+    assert tasks.count() == 3
+    assert all("dr_grade" in t.items["labels"] for t in tasks)
+    signed = tasks.get(state=ArbitrationTask.State.SIGNED)
+    assert signed.case.state == "adjudicated" and signed.signature_hash
+    ref = ReferenceLabels.objects.get(case=signed.case, is_current=True)
+    assert ref.decision == "arbitrated" and ref.values["dr_grade"] == 3
+    assert signed.case == by_eye[demo.FUNDUS_DISAGREE[0]]
+    disputed = {t.case_id for t in tasks}
+    assert disputed == {by_eye[key].pk for key in demo.FUNDUS_DISAGREE}
+    assert "DR grade arbitrated by" in out and "demo-fundus-dr:" in out

@@ -1,12 +1,17 @@
-"""Seed a demo: people for every role, a lung-CT and a chest-radiograph project with
-synthetic studies, and cases in every state from imported to adjudicated.
+"""Seed a demo: people for every role, a lung-CT, a chest-radiograph and a fundus
+photograph project with synthetic studies, and cases in every state from imported
+to adjudicated.
 
 The demo runs the product's own workflows, not hand-made rows: images come in
 through the ingest pipeline, QC runs its rules, the assignment service picks the
 readers, reads are saved and submitted through the reading services (the review
 phase opens itself), and the settle job matches the reads and either accepts them
 or opens arbitration. The lung project has a qualification test that reader4 has
-not taken yet.
+not taken yet. The fundus project's JPEG photographs (both eyes of six patients,
+fake PHI in their metadata and file names) come with a manifest through the
+photo import, one delivery per site; its readers grade diabetic retinopathy, and
+the disagreements the protocol's grade rule catches go to arbitration, one of
+them arbitrated and signed.
 
 Idempotent: running it again keeps existing data and resets the printed passwords.
 """
@@ -33,6 +38,7 @@ from annotation_server.quality.services import check_case, override_qc
 from annotation_server.reading import services as reading
 from annotation_server.reading.assignment import assign_project
 from annotation_server.reading.models import ReadingTask
+from fixtures import fundus as fundus_fixture
 
 PEOPLE = [
     # username, roles, site, title, years, specialty
@@ -50,6 +56,22 @@ SITES = [("S01", "华东示范医院", "上海"), ("S02", "华北示范医院", 
 NODULE_TYPES = {"solid": "solid", "part-solid": "part_solid", "ground-glass": "ground_glass"}
 # The radiograph generator's lesion names -> the chest schema's finding types.
 XR_TYPES = {"effusion": "pleural_effusion"}
+# The fundus project: per patient, the DR grade of each eye (OD, OS) and the site of
+# the visit. The fixture draws lesions for a grade but no macular oedema, so the demo
+# reads DMO as present from grade 3 (severe NPDR) on.
+FUNDUS_VISITS = [
+    ("FP-1001", (0, 0), "S01"),
+    ("FP-1002", (1, 2), "S01"),
+    ("FP-1003", (2, 3), "S01"),
+    ("FP-1004", (4, 3), "S02"),
+    ("FP-1005", (0, 1), "S02"),
+    ("FP-1006", (2, 1), "S02"),
+]
+FUNDUS_BLURRED = ("FP-1005", "OS")  # out of focus: image QC fails it, it stays in QC
+# One reader grades these one step lower than the truth (arbitration under the
+# "differ by 1" grade rule); the first is arbitrated and signed by the demo.
+FUNDUS_DISAGREE = [("FP-1003", "OS"), ("FP-1002", "OS"), ("FP-1004", "OD")]
+FUNDUS_READING = [("FP-1006", "OD"), ("FP-1006", "OS")]  # still being read
 
 
 def _import(project, datasets, *, site, user, prefix: str) -> Case:
@@ -73,6 +95,12 @@ class Command(BaseCommand):
         parser.add_argument("--ct-slices", type=int, default=64)
         parser.add_argument("--xr-cases", type=int, default=6)
         parser.add_argument("--xr-size", type=int, default=2048)
+        parser.add_argument(
+            "--fundus-size",
+            type=int,
+            default=800,
+            help="Side of the fundus photographs in pixels (QC warns below 800).",
+        )
         parser.add_argument("--password", help="Use this password for every demo account.")
 
     def handle(self, *args, **opts):
@@ -88,6 +116,8 @@ class Command(BaseCommand):
         lung = self._lung_project(people, sites, opts["ct_cases"], opts["ct_slices"])
         chest = self._chest_project(people, sites, opts["xr_cases"], opts["xr_size"])
         self._burned_in(chest, people, sites)
+        fundus = self._fundus_project(people, sites, opts["fundus_size"])
+        self._fundus_arbitration(fundus, people, passwords)
         # The agreement page shows figures from the start (agreement app).
         from annotation_server.agreement import services as agreement
 
@@ -97,7 +127,7 @@ class Command(BaseCommand):
         self._freeze_version(lung, people)
         self._evaluate_product(lung, people)
         self.stdout.write(self.style.SUCCESS("\nDemo ready."))
-        for project in (lung, chest):
+        for project in (lung, chest, fundus):
             counts = {s: project.cases.filter(state=s).count() for s in Case.State.values}
             self.stdout.write(
                 f"  {project.slug}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -445,6 +475,156 @@ class Command(BaseCommand):
             f"  burned-in radiograph: {report.summary()['quarantined']} held in quarantine"
         )
 
+    # fundus photographs -------------------------------------------------------
+
+    @transaction.atomic
+    def _fundus_project(self, people, sites, size: int):
+        """Fundus photographs through the photo import (JPEG + manifest.csv, one
+        delivery per site), image QC (the blurred one fails and stays in QC; a
+        small demo size only warns), three readers per case with the fundus-dr
+        schema, and reads graded from the fixture's truth: most agree (settled by
+        auto-consensus), three differ by one grade (arbitration), two are still
+        being read."""
+        project, new = self._project(
+            people,
+            "demo-fundus-dr",
+            name="糖尿病视网膜病变眼底照相参考数据集（演示）",
+            description="Synthetic colour fundus photographs graded for diabetic retinopathy.",
+            label_schema=LabelSchema.objects.get(key="fundus-dr", version=1),
+            task_type=Project.TaskType.CLASSIFICATION_2D,
+            modality="OP",
+            protocol={
+                "readers_per_case": 3,
+                "auto_accept_min_readers": 3,
+                "grade_rule": "difference",
+                "grade_difference": 1,
+            },
+        )
+        if not new:
+            return project
+        project.sites.set(sites.values())
+        manager = people["manager"]
+        truth = _fundus_grades()
+        for code in sorted({site for _, _, site in FUNDUS_VISITS}):
+            items, rows = [], ["filename,patient_id,visit_id,laterality,camera"]
+            for n, (patient, grades, site) in enumerate(FUNDUS_VISITS):
+                if site != code:
+                    continue
+                for eye, grade in zip(("OD", "OS"), grades, strict=True):
+                    blurred = (patient, eye) == FUNDUS_BLURRED
+                    rgb, meta = fundus_fixture.build_fundus(
+                        500 + 2 * n + (eye == "OS"),
+                        "blur" if blurred else None,
+                        size=size,
+                        grade=grade,
+                        laterality=eye,
+                    )
+                    data = fundus_fixture.encode_photo(rgb, meta, "jpeg")
+                    name = f"{code}/{fundus_fixture.file_name(meta, 'jpeg')}"
+                    items.append(Candidate(name, len(data), lambda data=data: data))
+                    camera = f"{meta['camera']['manufacturer']} {meta['camera']['model']}"
+                    rows.append(f"{name},{patient},{patient}-V1,{eye},{camera}")
+            manifest = ("\n".join(rows) + "\n").encode()
+            items.append(Candidate("manifest.csv", len(manifest), lambda m=manifest: m))
+            report = ingest(
+                project, items, site=sites[code], user=manager, source="demo", run_qc=False
+            )
+            self.stdout.write(
+                f"  fundus photographs at {code}: {report.summary()['imported']} imported "
+                f"with their manifest, {report.summary()['rejected']} refused"
+            )
+        cases = self._fundus_cases(project)
+        for key, case in sorted(cases.items()):
+            report = check_case(case)
+            if report.status == "fail" and key != FUNDUS_BLURRED:
+                override_qc(case, by=manager, reason="demo: small synthetic photograph")
+        assignment = assign_project(project, by=manager)
+        self.stdout.write(
+            f"  assignment: {len(assignment.filled_cases)} fundus cases given 3 readers each"
+        )
+        for key, case in sorted(cases.items()):
+            tasks = list(
+                ReadingTask.objects.operational()
+                .filter(case=case, phase=1)
+                .select_related("reader")
+                .order_by("reader__username")
+            )
+            if not tasks:
+                continue
+            grade = truth[key]
+            if key in FUNDUS_READING:
+                reading_no = FUNDUS_READING.index(key)
+                self._grade(tasks[0], grade, submit=reading_no == 1)
+                continue
+            for i, task in enumerate(tasks):
+                lower = key in FUNDUS_DISAGREE and i == len(tasks) - 1
+                self._grade(task, grade - 1 if lower else grade, submit=True)
+        return project
+
+    def _fundus_cases(self, project) -> dict[tuple[str, str], Case]:
+        """The project's cases by (patient, eye): the patient from the keyed
+        pseudonym, the eye from the stored photograph's ImageLaterality."""
+        import pydicom
+
+        from annotation_server.imaging import storage
+        from annotation_server.imaging.deid import Deidentifier
+        from annotation_server.imaging.ingest import keys
+
+        deid = Deidentifier(keys.project_secret(project))
+        patients = {deid.pseudonym(p): p for p, _, _ in FUNDUS_VISITS}
+        out = {}
+        for case in Case.objects.filter(project=project).select_related("series__study"):
+            instance = case.series.instances.order_by("slice_index").first()
+            with storage.open_instance(instance.file) as fh:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            eye = {"R": "OD", "L": "OS"}[str(ds.ImageLaterality)]
+            out[(patients[case.series.study.patient_pseudo_id], eye)] = case
+        return out
+
+    def _grade(self, task, grade: int, *, submit: bool) -> None:
+        reader = task.reader
+        reading.start(task, reader)
+        values = {"dr_grade": grade, "dmo": "present" if grade >= 3 else "absent"}
+        reading.save_case_label(task, reader, values, expected_version=None)
+        if submit:
+            reading.submit(task, reader, expected_version=None, active_seconds=75)
+        else:
+            reading.record_active_time(task, reader, 40)
+
+    def _fundus_arbitration(self, project, people, passwords) -> None:
+        """The first disagreement is arbitrated: its arbitrator decides the disputed
+        answers as the fixture's truth says and signs with the password."""
+        from annotation_server.adjudication.models import ArbitrationTask
+        from annotation_server.adjudication.services import arbitration
+
+        tasks = ArbitrationTask.objects.filter(case__project=project)
+        if tasks.filter(state=ArbitrationTask.State.SIGNED).exists():
+            return
+        self._wait_for_jobs(project)  # the settle jobs, when Celery workers run them
+        cases = {case.pk: key for key, case in self._fundus_cases(project).items()}
+        grades = _fundus_grades()
+        for task in tasks.select_related("arbitrator").order_by("case__code"):
+            key = cases.get(task.case_id)
+            if key != FUNDUS_DISAGREE[0]:
+                continue
+            grade = grades[key]
+            truth = {"dr_grade": grade, "dmo": "present" if grade >= 3 else "absent"}
+            decisions = {
+                "labels": {
+                    k: {"value": truth[k], "reason_code": "label_confirmed"}
+                    for k in task.items.get("labels", [])
+                }
+            }
+            user = task.arbitrator
+            task = arbitration.save_decisions(task, user, decisions, expected_version=task.version)
+            arbitration.sign(task, user, passwords[user.username], expected_version=task.version)
+            task.case.refresh_from_db()
+            self.stdout.write(
+                f"  {task.case.code}: DR grade arbitrated by {user.username} and signed "
+                f"({task.case.state})"
+            )
+            return
+
     @staticmethod
     def _state_plan(n: int) -> list[str]:
         """Spread n cases over the life cycle, most of them in reading."""
@@ -567,3 +747,12 @@ class Command(BaseCommand):
 def _count(n: int, noun: str) -> str:
     """ "1 case", "2 cases" (the command's console output is English)."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _fundus_grades() -> dict[tuple[str, str], int]:
+    """The fixture's DR grade of each (patient, eye) of FUNDUS_VISITS."""
+    return {
+        (patient, eye): grade
+        for patient, grades, _ in FUNDUS_VISITS
+        for eye, grade in zip(("OD", "OS"), grades, strict=True)
+    }
