@@ -25,6 +25,14 @@ everyone else gets 404 for them, as for the split's cases.
 The Truth never leaves the server: what a product's side sees is its own
 submission's problems, and managers (who own the reference) the report.
 
+A fundus version (the fundus-dr schema) is also scored as diabetic-retinopathy
+grading (kind "dr_grading", qc.evaluation.dr): the truth is then a DRTruth
+built from the same package input (the reference dr_grade and dmo of each
+image), the laterality read from each image's de-identified DICOM object when
+the job scores (not while the upload waits). The kind is stored in
+Evaluation.kind although the model's choices do not list it yet (a plain
+CharField, no database constraint): adding it there needs a datasets migration.
+
 The result's `dataset.manifest_sha256` is the MANIFEST.sha256 hash of the
 version's latest successful NIFDC export whose package holds the evaluated
 split (a package with the sequestered split for "" and "test"); when the

@@ -19,6 +19,8 @@ import pydicom
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import TestCase
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
@@ -227,6 +229,24 @@ def test_manager_scores_a_dr_grading_product_and_reads_auc_and_kappa(
     assert json.loads(downloaded.content) == result
     html = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/html/").content.decode()
     assert 'data-testid="dr-confusion"' in html and "评估报告" in html
+
+
+def test_the_command_scores_a_dr_submission_and_refuses_compare(fundus_version, tmp_path):
+    version, layout = fundus_version
+    submission = tmp_path / "dr.csv"
+    submission.write_bytes(product_csv(layout))
+    out = io.StringIO()
+    args = ["evaluate", "--project", version.project.slug, "--version", "1.0.0"]
+    args += ["--submission", str(submission), "--split", "train", "--bootstrap", "200"]
+    call_command(*args, "--threshold", "0.5", "--out", str(tmp_path / "out"), stdout=out)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    jsonschema.validate(result, SCHEMA)
+    assert result["kind"] == "dr_grading"
+    assert result["figures"]["auc"]["value"] == pytest.approx(5 / 6)
+    assert "quadratic_kappa:" in out.getvalue() and "patient_auc:" in out.getvalue()
+    assert (tmp_path / "out" / "report.html").read_text().count('data-testid="dr-confusion"') == 2
+    with pytest.raises(CommandError, match="--compare"):
+        call_command(*args, "--compare", str(submission), "--out", str(tmp_path / "c"))
 
 
 def test_a_malformed_dr_csv_names_every_line_and_column(
