@@ -2,7 +2,8 @@
 
 Every CSV table is a FileObject (with its sha256) and a RecordSet whose fields
 are the table's columns, typed from the data dictionary; the DICOM, NIfTI and
-XML folders are FileSets. Written after the tables, since it hashes them.
+XML folders, the COCO files and the photographs (one set per pixel format) are
+FileSets. Written after the tables, since it hashes them.
 """
 
 from __future__ import annotations
@@ -58,7 +59,14 @@ FILE_SETS = {
     "annotations/lidc_xml": ("lidc-xml", "application/xml", "**/*.xml"),
     "annotations/nnunet": ("nnunet-nifti", "application/gzip", "**/*.nii.gz"),
     "images": ("images", "application/dicom", "**/*.dcm"),
+    "annotations/coco": ("coco-json", "application/json", "**/*.json"),
 }
+# photographs in their source pixel format (export/fundus.py), one FileSet per format
+PHOTO_SETS = (
+    ("photos-jpeg", "image/jpeg", "*.jpg"),
+    ("photos-png", "image/png", "*.png"),
+    ("photos-tiff", "image/tiff", "*.tif"),
+)
 
 
 def _sha256(path: Path) -> str:
@@ -116,6 +124,17 @@ def document(root: Path, inp: PackageInput) -> dict:
                     "name": set_id,
                     "encodingFormat": mime,
                     "includes": f"{folder}/{pattern}",
+                }
+            )
+    for set_id, mime, pattern in PHOTO_SETS:
+        if any((root / "photos").glob(f"*/{pattern}")):
+            distribution.append(
+                {
+                    "@type": "cr:FileSet",
+                    "@id": set_id,
+                    "name": set_id,
+                    "encodingFormat": mime,
+                    "includes": f"photos/**/{pattern}",
                 }
             )
     return {

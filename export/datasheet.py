@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from export import measurements, provenance
+from export import fundus, measurements, provenance
 from export.model import PackageInput
 
 MATCH_RULES = {
@@ -123,6 +123,7 @@ def readme(inp: PackageInput) -> str:
         "- 纳入标准 inclusion: " + (inp.inclusion_criteria or "-"),
         "- 排除标准 exclusion: " + (inp.exclusion_criteria or "-"),
         "",
+        *_photographs(inp),
         "## 采集 Collection",
         "",
         "影像来自各中心的 PACS 或设备，导入时去标识化（不含可识别患者的信息）。",
@@ -174,6 +175,49 @@ def readme(inp: PackageInput) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _photographs(inp: PackageInput) -> list[str]:
+    """The README's paragraph on photographs (fundus versions only)."""
+    if not fundus.applies(inp):
+        return []
+    formats = Counter(p.source_format for p in fundus.photos(inp))
+    listed = ", ".join(f"{k}: {v}" for k, v in sorted(formats.items())) or "-"
+    q = fundus.JPEG_QUALITY
+    return [
+        "### 照片 Photographs",
+        "",
+        f"- 照片 photographs: {sum(formats.values())}（原始格式 source formats: {listed}）",
+        "- images/ 为去标识化 DICOM（眼科照相）；photos/<case_id>/<image_id> 为按原始像素格式"
+        "由 DICOM 像素重新编码的同一照片，不含任何元数据（EXIF、XMP、ICC、文本块、注释），"
+        "文件名为包内标识而非原始文件名。PNG/TIFF 无损，像素与 DICOM 完全一致；JPEG 以质量 "
+        f"{q}、4:4:4 重新编码（来源本为有损，原码流未保存），各张 PSNR 见 tables/photos.csv。",
+        "- images/ holds the de-identified DICOM objects (ophthalmic photography); "
+        "photos/<case_id>/<image_id> the same photographs re-encoded from the DICOM pixels in "
+        "their source pixel format with no metadata at all (no EXIF, XMP, ICC, text chunks, "
+        "comments), named by the package's identifiers, never the original file name. PNG and "
+        "TIFF are lossless and pixel-identical to the DICOM; JPEG is re-encoded at quality "
+        f"{q}, 4:4:4 (the source was lossy and its bitstream is not kept), its PSNR per "
+        "photograph in tables/photos.csv (docs/photos.json).",
+        "- 分级 grades: annotations/fundus_grades.csv（每张照片一行：患者、就诊、眼别、参考 DR "
+        "分级或无法分级、黄斑水肿、需转诊、其他病变、垂直杯盘比、一致或仲裁）；"
+        "annotations/fundus_reads.csv（每次阅片一行）。",
+        "- grades: annotations/fundus_grades.csv (one row per photograph: patient, visit, eye, "
+        "reference DR grade or ungradable, DMO, referable DR, other findings, vertical "
+        "cup-to-disc ratio, agreed or arbitrated); annotations/fundus_reads.csv (one row per "
+        "read).",
+        "- 病灶与视盘/视杯: annotations/coco/（COCO；点标注为关键点加 "
+        f"{coco_point_box()} 像素方框）。",
+        "- lesions and disc/cup outlines: annotations/coco/ (COCO; a point mark is a keypoint "
+        f"plus a {coco_point_box()}-pixel box).",
+        "",
+    ]
+
+
+def coco_point_box() -> str:
+    from export.coco import POINT_BOX_PX
+
+    return f"{POINT_BOX_PX:g}"
 
 
 def changelog(inp: PackageInput) -> str:
@@ -236,4 +280,5 @@ def docs(inp: PackageInput) -> dict[str, Any]:
         "docs/reading_protocol.json": inp.protocol,
         "docs/deidentification.json": inp.deid_profile,
         "docs/measurements.json": measurements.document(inp),
+        **({fundus.PHOTOS_DOC: fundus.parameters()} if fundus.applies(inp) else {}),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from export import fundus
 from export.model import PackageInput
 from export.nifdc_tables import headers
 
@@ -324,6 +325,171 @@ COLUMNS: dict[str, tuple[str, str, bool, str, str]] = {
     ),
     "path": ("path", "", True, "包内相对路径", "Path inside the package"),
     "sha256": ("sha256", "", True, "文件的 SHA-256", "SHA-256 of the file"),
+    # photographs (export/fundus.py): tables/photos.csv, annotations/fundus_*.csv
+    "image_id": (
+        "string",
+        "",
+        True,
+        "照片标识：病例标识-序号（按层序从 1 起）",
+        "Photograph identifier: case id-number (from 1 in slice order)",
+    ),
+    "laterality": (
+        "enum",
+        "",
+        False,
+        "眼别：OD（右眼）/ OS（左眼）",
+        "Eye: OD (right) / OS (left)",
+    ),
+    "rows": ("integer", "pixel", True, "图像行数（高）", "Image rows (height)"),
+    "columns": ("integer", "pixel", True, "图像列数（宽）", "Image columns (width)"),
+    "photometric": (
+        "enum",
+        "",
+        True,
+        "DICOM 光度解释（RGB / MONOCHROME2 等）",
+        "DICOM Photometric Interpretation (RGB / MONOCHROME2 ...)",
+    ),
+    "source_format": (
+        "enum",
+        "",
+        True,
+        "原始文件的像素格式：JPEG / PNG / TIFF（规则见 docs/photos.json）",
+        "Pixel format of the source file: JPEG / PNG / TIFF (rule in docs/photos.json)",
+    ),
+    "lossy_source": (
+        "boolean",
+        "",
+        True,
+        "来源是否经过有损压缩（JPEG）",
+        "Whether the source went through lossy compression (JPEG)",
+    ),
+    "photo_format": (
+        "enum",
+        "",
+        False,
+        "包内照片文件的格式（空：照片未随包提供）",
+        "Format of the photograph file in the package (empty: not shipped)",
+    ),
+    "photo_path": (
+        "path",
+        "",
+        False,
+        "按原始像素格式重新编码、不含任何元数据的照片（包内路径）",
+        "The photograph re-encoded in its original pixel format, without any metadata "
+        "(path in the package)",
+    ),
+    "photo_sha256": ("sha256", "", False, "照片文件的 SHA-256", "SHA-256 of the photograph file"),
+    "dicom_path": (
+        "path",
+        "",
+        False,
+        "去标识化 DICOM 对象（包内路径）",
+        "The de-identified DICOM object (path in the package)",
+    ),
+    "psnr_db": (
+        "number",
+        "dB",
+        False,
+        "重新编码的 JPEG 相对 DICOM 像素的峰值信噪比（PNG/TIFF 无损，为空）",
+        "PSNR of the re-encoded JPEG against the DICOM pixels (empty for lossless PNG/TIFF)",
+    ),
+    "visit_uid": (
+        "uid",
+        "",
+        True,
+        "就诊标识：去标识化后的检查实例 UID（每名患者每次就诊一个检查）",
+        "Visit: the de-identified Study Instance UID (one study per patient and visit)",
+    ),
+    "dr_grade": (
+        "ordinal",
+        "",
+        False,
+        "糖尿病视网膜病变分级（国际临床分级 0-4）或 ungradable（无法分级）",
+        "Diabetic retinopathy grade (international clinical scale 0-4) or ungradable",
+    ),
+    "dmo": (
+        "enum",
+        "",
+        False,
+        "糖尿病黄斑水肿：absent / present / ungradable",
+        "Diabetic macular oedema: absent / present / ungradable",
+    ),
+    "referable_dr": (
+        "boolean",
+        "",
+        False,
+        "需转诊的糖尿病视网膜病变（≥2 级或黄斑水肿）；无法判断时为空",
+        "Referable DR (grade >= 2 or macular oedema); empty when it cannot be told",
+    ),
+    "other_findings": (
+        "list",
+        "",
+        False,
+        "其他病变（分号分隔）",
+        "Other findings (semicolon-separated)",
+    ),
+    "vertical_cdr": (
+        "number",
+        "",
+        False,
+        "垂直杯盘比：视杯轮廓纵向高度 / 视盘轮廓纵向高度（同一图像像素）",
+        "Vertical cup-to-disc ratio: vertical extent of the cup outline / that of the disc "
+        "outline (pixels of the same image)",
+    ),
+    "grade_decision": (
+        "enum",
+        "",
+        False,
+        "参考分级的得出方式：auto-consensus（医师一致）/ arbitrated（仲裁）/ imported",
+        "How the reference grade was reached: auto-consensus (readers agreed) / arbitrated / "
+        "imported",
+    ),
+    "dmo_decision": (
+        "enum",
+        "",
+        False,
+        "参考黄斑水肿结论的得出方式：auto-consensus / arbitrated / imported",
+        "How the reference DMO answer was reached: auto-consensus / arbitrated / imported",
+    ),
+    "label_decision": (
+        "enum",
+        "",
+        False,
+        "参考病例标签修订的决定方式（任一字段经仲裁即为 arbitrated）",
+        "Decision of the reference labels revision (arbitrated when any field was)",
+    ),
+    "reference_revision": (
+        "integer",
+        "",
+        False,
+        "参考病例标签修订号",
+        "Reference labels revision",
+    ),
+    "n_reads": ("integer", "", True, "该病例的阅片数（各阶段）", "Reads of the case (all phases)"),
+    "reader_grades": (
+        "list",
+        "",
+        False,
+        "各医师分级：假名@阶段:分级（分号分隔；详见 annotations/fundus_reads.csv）",
+        "Each reader's grade: pseudonym@phase:grade (semicolon-separated; details in "
+        "annotations/fundus_reads.csv)",
+    ),
+    "n_lesions": (
+        "integer",
+        "",
+        True,
+        "病灶标注数（不含视盘与视杯轮廓）",
+        "Lesion marks (disc and cup outlines not counted)",
+    ),
+    "lesion_counts": (
+        "list",
+        "",
+        False,
+        "各类病灶标注数：类型:数量（分号分隔）",
+        "Lesion marks per type: type:count (semicolon-separated)",
+    ),
+    "disc_outlined": ("boolean", "", True, "是否勾画视盘", "Optic disc outlined"),
+    "cup_outlined": ("boolean", "", True, "是否勾画视杯", "Optic cup outlined"),
 }
 
 
@@ -351,15 +517,32 @@ def attribute_rows(inp: PackageInput) -> dict[str, list[Any]]:
                 + [_label(attr, "zh-hans"), _label(attr, "en")],
             )
     for fld in definition.get("case_fields", []):
-        rows.setdefault(fld["key"], ["case field", "", "", bool(fld.get("required"))])
+        rows.setdefault(fld["key"], ["case field", "", _allowed(fld), bool(fld.get("required"))])
         rows[fld["key"]] += [_label(fld, "zh-hans"), _label(fld, "en")]
+    for fld in definition.get("derived", []):
+        rows.setdefault(
+            fld["key"],
+            [f"derived {fld.get('kind', '')}".strip(), "", "", False]
+            + [_label(fld, "zh-hans"), _label(fld, "en")],
+        )
     return rows
+
+
+def _allowed(fld: dict) -> Any:
+    """A case field's allowed values: options, or min..max plus values outside the scale."""
+    kind = fld.get("kind")
+    outside = [o["value"] for o in fld.get("outside_scale", [])]
+    if kind == "enum":
+        return [o["value"] for o in fld.get("options", [])]
+    if kind == "ordinal" and fld.get("min") is not None:
+        return ";".join([f"{fld.get('min')}..{fld.get('max')}", *outside])
+    return ""
 
 
 def describe(inp: PackageInput) -> list[list[Any]]:
     attrs = attribute_rows(inp)
     rows = []
-    for rel, columns in headers(inp).items():
+    for rel, columns in {**headers(inp), **fundus.headers(inp)}.items():
         for col in columns:
             if col in attrs:
                 rows.append([rel, col, *attrs[col]])

@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from export import fundus
 from export.datasheet import _counts, _decision, match_rule_text
 from export.model import PackageInput
 from export.provenance import pre_annotation
@@ -95,7 +96,10 @@ def traceability(inp: PackageInput, pre: dict[str, Any] | None = None) -> dict[s
 def manifest_json(root: Path, inp: PackageInput, formats: list[str]) -> dict[str, Any]:
     c = _counts(inp)
     pre = pre_annotation(inp)
+    photographs = "nifdc" in formats and fundus.applies(inp)
+    extra = {"photographs": fundus.summary(inp)} if photographs else {}
     return {
+        **extra,
         "dataset_id": inp.dataset_id,
         "version": inp.version,
         "parent_version": inp.parent_version or None,

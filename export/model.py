@@ -51,6 +51,7 @@ class InstanceRecord:
     path: str  # readable file of the de-identified DICOM object
     sha256: str  # of the file's bytes
     position: tuple[float, float, float] | None = None  # ImagePositionPatient
+    source_format: str = ""  # a photograph's source file format when recorded: JPEG | PNG | TIFF
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class ReadRecord:
     findings: tuple[FindingRecord, ...] = ()
     case_labels: dict[str, Any] = field(default_factory=dict)
     tool_version: str = ""
+    derived: dict[str, Any] = field(default_factory=dict)  # the schema's derived fields
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,30 @@ class ReferenceRecord:
     mean_hu: float | None = None
     max_hu: float | None = None
     axes_from: str = ""
+
+
+@dataclass(frozen=True)
+class ReferenceLabelsRecord:
+    """How a case's reference answers were reached (the current revision at freeze).
+
+    `decision` is the revision's (auto-consensus | arbitrated | imported); a field an
+    arbitrator decided is named in `arbitrated` with its arbitration id, every other
+    field of an arbitrated revision was agreed by the readers (auto-consensus)."""
+
+    case_id: str
+    revision: int
+    decision: str
+    derived: dict[str, Any] = field(default_factory=dict)  # referable DR, vertical CDR...
+    arbitrated: dict[str, str] = field(default_factory=dict)  # field -> arbitration id
+
+    def field_decision(self, key: str) -> str:
+        if key in self.arbitrated:
+            return "arbitrated"
+        return "imported" if self.decision == "imported" else "auto-consensus"
+
+    @property
+    def arbitration_id(self) -> str:
+        return ";".join(sorted(set(self.arbitrated.values())))
 
 
 @dataclass(frozen=True)
@@ -279,6 +305,7 @@ class PackageInput:
     reads: tuple[ReadRecord, ...] = ()
     reference: tuple[ReferenceRecord, ...] = ()
     case_labels: dict[str, dict[str, Any]] = field(default_factory=dict)  # adjudicated
+    reference_labels: dict[str, ReferenceLabelsRecord] = field(default_factory=dict)
     arbitration_log: tuple[ArbitrationEntry, ...] = ()
     roster: tuple[RosterEntry, ...] = ()
     qualification: tuple[QualificationRecord, ...] = ()

@@ -22,7 +22,18 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from export import coco, croissant, datasheet, dictionary, lidc_xml, luna16, nnunet, seg, sr
+from export import (
+    coco,
+    croissant,
+    datasheet,
+    dictionary,
+    fundus,
+    lidc_xml,
+    luna16,
+    nnunet,
+    seg,
+    sr,
+)
 from export.files import PackageDir, dumps, epoch
 from export.manifest import MANIFEST, MANIFEST_JSON, manifest_json, manifest_text
 from export.model import PackageInput
@@ -58,7 +69,10 @@ def _images(out: PackageDir, inp: PackageInput, tick) -> None:
 
 
 def write_nifdc(out: PackageDir, inp: PackageInput, progress: Progress | None = None) -> None:
+    photographs = fundus.applies(inp)
     steps = len(inp.series()) * 2 + len(inp.reads) * 2 + len(inp.cases) + 10
+    if photographs:
+        steps += sum(len(s.instances) for _, s in inp.series())
     done = [0]
 
     def tick(step: str = "") -> None:
@@ -80,13 +94,16 @@ def write_nifdc(out: PackageDir, inp: PackageInput, progress: Progress | None = 
     luna16.write(out, inp, prefix="annotations/luna16/")
     lidc_xml.write(out, inp, prefix="annotations/lidc_xml/")
     tick("lidc")
-    seg.write(out, inp, prefix="annotations/dicom/SEG/", progress=lambda: tick("seg"))
+    if not photographs:  # photographs: shapes in COCO (fundus.py says why no SEG)
+        seg.write(out, inp, prefix="annotations/dicom/SEG/", progress=lambda: tick("seg"))
     sr.write(out, inp, prefix="annotations/dicom/SR/", progress=lambda: tick("sr"))
     if coco.applies(inp):
         coco.write(out, inp, prefix="annotations/coco/")
     else:
         nnunet.write(out, inp, prefix="annotations/nnunet/", progress=lambda: tick("nnunet"))
     _images(out, inp, lambda: tick("images"))
+    if photographs:
+        fundus.write(out, inp, lambda: tick("photos"))
     croissant.write(out, inp)
 
 

@@ -35,6 +35,7 @@ from django.core.files.storage import default_storage
 
 from annotation_server.datasets.models import DatasetVersion
 from annotation_server.datasets.snapshot import current_reference, iso
+from annotation_server.reading import derived as derived_fields
 from export.model import (
     ArbitrationEntry,
     AssistModelRef,
@@ -48,6 +49,7 @@ from export.model import (
     QcRecord,
     QualificationRecord,
     ReadRecord,
+    ReferenceLabelsRecord,
     ReferenceRecord,
     RosterEntry,
     SeriesRecord,
@@ -104,6 +106,7 @@ def _series(s: dict) -> SeriesRecord:
                 path=_path(i["file"]),
                 sha256=i["sha256"],
                 position=_tuple(i.get("position")),
+                source_format=i.get("source_format") or "",
             )
             for i in s["instances"]
         ),
@@ -280,6 +283,8 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
     project = project_snap["project"]
     cases, reads, reference, arbitration, qc = [], [], [], [], []
     case_labels: dict[str, dict[str, Any]] = {}
+    reference_labels: dict[str, ReferenceLabelsRecord] = {}
+    definition = project_snap["schema"].get("definition") or {}
     sites: dict[str, dict[str, Any]] = {}
     assisted_snaps: list[dict] = []
     assisted_codes: list[str] = []
@@ -337,6 +342,12 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
                     findings=tuple(_finding(f) for f in r["findings"]),
                     case_labels=r["case_labels"],
                     tool_version=f"RefSet {project_snap['tool']['version']}",
+                    derived=_derived(
+                        definition,
+                        r.get("derived_labels"),
+                        r["case_labels"],
+                        [(f["finding_type"], f["geometry"]) for f in r["findings"]],
+                    ),
                 )
             )
         for f in sorted(current["findings"].values(), key=lambda f: f["ref_key"]):
@@ -365,7 +376,24 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
                 )
             )
         if current["labels"]:
-            case_labels[code] = current["labels"]["values"]
+            labels = current["labels"]
+            case_labels[code] = labels["values"]
+            included = [
+                (f["finding_type"], f.get("geometry") or {})
+                for f in sorted(current["findings"].values(), key=lambda f: f["ref_key"])
+                if f["status"] == "included"
+            ]
+            reference_labels[code] = ReferenceLabelsRecord(
+                case_id=code,
+                revision=labels["revision"],
+                decision=DECISIONS.get(labels["decision"], labels["decision"]),
+                derived=_derived(definition, labels.get("derived"), labels["values"], included),
+                arbitrated={
+                    key: str(p.get("task") or labels.get("arbitration_task") or "")
+                    for key, p in sorted((labels.get("provenance") or {}).items())
+                    if isinstance(p, dict) and p.get("decision") == "arbitrated"
+                },
+            )
         arbitration += _arbitration(code, snap)
         report = snap["qc_reports"][-1] if snap["qc_reports"] else None
         for result in (report or {}).get("results", []):
@@ -426,6 +454,7 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
         reads=tuple(reads),
         reference=tuple(reference),
         case_labels=case_labels,
+        reference_labels=reference_labels,
         arbitration_log=tuple(arbitration),
         roster=tuple(
             RosterEntry(
@@ -446,6 +475,17 @@ def build_package_input(version: DatasetVersion) -> PackageInput:
         sites=dict(sorted(sites.items())),
         pre_annotation=_pre_annotation(assisted_snaps, assisted_codes),
     )
+
+
+def _derived(definition: dict, stored: dict | None, values: dict, findings) -> dict[str, Any]:
+    """The derived fields (referable DR, vertical CDR) stored at freeze; a snapshot
+    taken before they were stored, or answers saved without them, get them computed
+    from the same answers and findings by the same rules (reading.derived)."""
+    if stored:
+        return dict(stored)
+    if not definition.get("derived"):
+        return {}
+    return derived_fields.compute(definition, values or {}, findings)
 
 
 def _threshold(test: dict) -> str:

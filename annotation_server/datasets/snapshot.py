@@ -175,6 +175,7 @@ def _reads(case: Case, rows: Rows) -> list[dict]:
                 "submitted_at": iso(t.submitted_at),
                 "active_seconds": t.active_seconds,
                 "case_labels": label.values if label else {},
+                "derived_labels": label.derived if label else {},
                 "findings": [
                     {
                         "id": f.pk,
@@ -400,6 +401,7 @@ def _reference(case: Case, rows: Rows) -> dict:
                 "current": lab.is_current,
                 "supersedes": lab.supersedes_id,
                 "values": lab.values,
+                "derived": lab.derived,
                 "provenance": lab.provenance,
                 "decision": lab.decision,
                 "arbitration_task": lab.arbitration_task_id,
