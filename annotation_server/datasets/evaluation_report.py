@@ -160,8 +160,26 @@ FIGURE_ORDER = (
 )
 
 
-def ordered(names) -> list[str]:
-    rank = {n: i for i, n in enumerate(FIGURE_ORDER)}
+# DR grading leads with the AUCs, then the calls, then the grade agreement.
+DR_FIGURE_ORDER = (
+    "auc",
+    "patient_auc",
+    "sensitivity",
+    "specificity",
+    "patient_sensitivity",
+    "patient_specificity",
+    "grade_sensitivity",
+    "grade_specificity",
+    "sensitivity_ungradable_referred",
+    "specificity_ungradable_referred",
+    "quadratic_kappa",
+    "grade_agreement",
+)
+
+
+def ordered(names, kind: str = "") -> list[str]:
+    order = DR_FIGURE_ORDER if kind == "dr_grading" else FIGURE_ORDER
+    rank = {n: i for i, n in enumerate(order)}
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
@@ -308,7 +326,10 @@ def plots(result: dict) -> dict[str, str]:
     """{name: base64 PNG} of every plot, labelled in the active language."""
     from qc.evaluation import figures
 
-    pngs = figures.figures(result, "png", labels=figure_labels())
+    labels = figure_labels()
+    if result.get("kind") == "dr_grading":
+        labels["overall"] = _("all images")
+    pngs = figures.figures(result, "png", labels=labels)
     return {name: base64.b64encode(data).decode("ascii") for name, data in pngs.items()}
 
 
@@ -491,21 +512,22 @@ TABLE_FIGURES = (
 )
 
 
-def _columns(names: set[str]) -> list[str]:
+def _columns(names: set[str], kind: str = "") -> list[str]:
     chosen = [n for n in names if n in TABLE_FIGURES]
-    return ordered(chosen or names)
+    return ordered(chosen or names, kind)
 
 
 def context(result: dict, meta: dict | None = None, *, with_plots: bool = True) -> dict:
     """What datasets/_evaluation_report.html needs, in the active language."""
     conv = dict(result.get("conventions") or {})
     figures = result.get("figures") or {}
-    names = ordered(figures)
+    names = ordered(figures, result.get("kind") or "")
     rule_names = _columns({n for r in result.get("rules") or [] for n in (r.get("figures") or {})})
     strata = []
     for key, levels in (result.get("strata") or {}).items():
         level_names = _columns(
-            {n for b in (levels or {}).values() for n in (b.get("figures") or {})}
+            {n for b in (levels or {}).values() for n in (b.get("figures") or {})},
+            result.get("kind") or "",
         )
         dr = result.get("kind") == "dr_grading"
         strata.append(

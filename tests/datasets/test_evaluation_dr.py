@@ -207,7 +207,7 @@ def test_manager_scores_a_dr_grading_product_and_reads_auc_and_kappa(
     assert 'data-figure="auc"' in text and 'data-figure="quadratic_kappa"' in text
     assert f"{auc:.3f}" in text and f"{kappa:.3f}" in text
     assert 'data-testid="dr-confusion"' in text and 'data-reference="ungradable"' in text
-    assert 'data-figure="patient_auc"' in text
+    assert 'data-figure="patient_auc"' in text and 'data-testid="referable-rule"' in text
     assert text.count("data:image/png;base64,") >= 2  # ROC and the grade matrix
 
     csv_rows = list(
