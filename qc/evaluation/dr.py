@@ -29,8 +29,10 @@ Conventions (also written into every result's `conventions`):
   `*_ungradable_referred` figures count it as referred (called referable), as a
   screening programme does;
 - per-patient: a patient's score is the maximum over the patient's scored
-  images, the patient is referable when any of those images is; a patient is
-  called referable when any image is;
+  images; the patient is referable when any of its images with a gradable
+  reference is (scored or not: a referable eye the product skipped still makes
+  the patient referable); a patient is called referable when any scored image
+  is; patients without a scored image are left out;
 - AUC: Mann-Whitney with DeLong's 95% interval (the kit's fast DeLong,
   qc.evaluation.classification: no maintained library computes DeLong's
   variance); sensitivity and specificity with Wilson 95% intervals
@@ -89,8 +91,10 @@ CONVENTIONS = {
     "threshold_rule": "a score at or above the threshold calls the image referable",
     "grade_cutoff": "predicted grade >= referable_from or predicted DMO present",
     "patient_rule": (
-        "patient score = maximum over the patient's scored images; patient referable = any "
-        "scored image referable; patient called referable = any image called referable"
+        "patient score = maximum over the patient's scored images; patient referable = any of "
+        "the patient's images with a gradable reference is referable (scored by the product or "
+        "not); patient called referable = any scored image called referable; patients without "
+        "a scored image are left out"
     ),
     "auc_ci": "DeLong (fast algorithm, Sun & Xu 2014): AUC +- 1.96 SE, clipped to [0, 1]",
     "proportion_ci": "Wilson score interval, 95% (statsmodels proportion_confint)",
@@ -354,8 +358,11 @@ def _set_figures(
     patients: np.ndarray,
     *,
     threshold: float,
+    referable_patients: set | None = None,
 ) -> dict[str, Any]:
-    """Per-image and per-patient figures of one set of scored images."""
+    """Per-image and per-patient figures of one set of scored images.
+    `referable_patients`: the patients with a referable image among every image
+    with a known reference (scored or not); None: from the scored images."""
     out: dict[str, Any] = {"auc": auc_figure(y, s)}
     at = sens_spec(y, s >= threshold)
     out["sensitivity"], out["specificity"] = at["sensitivity"], at["specificity"]
@@ -367,6 +374,8 @@ def _set_figures(
         np.maximum.at(ps, pi, s)
         py = np.zeros(len(ids), dtype=bool)
         np.logical_or.at(py, pi, y)
+        if referable_patients is not None:
+            py |= np.array([p in referable_patients for p in ids], dtype=bool)
         out["patient_auc"] = auc_figure(py, ps)
         pat = sens_spec(py, ps >= threshold)
         out["patient_sensitivity"] = pat["sensitivity"]
@@ -413,6 +422,8 @@ def evaluate_dr(
     per_image = []
     y, s, pat, strata_of = [], [], [], []
     itt_y, itt_called = [], []  # every image with a known referable reference
+    referable_patients: set[str] = set()  # a referable eye, whatever the product said
+    referable_by_level: set[tuple[str, str, str]] = set()  # (stratum, level, patient)
     g_ref, g_pred, g_pat = [], [], []
     for image in truth.images:
         row = by_case.get(image.case_id)
@@ -455,6 +466,9 @@ def evaluate_dr(
             counts["reference_referable_unknown"] += 1
             continue
         itt_y.append(image.referable)
+        if image.referable:
+            referable_patients.add(image.patient_id)
+            referable_by_level.update((k, v, image.patient_id) for k, v in image.strata.items())
         itt_called.append(True if score is None else score >= threshold)
         if score is None:
             continue
@@ -472,7 +486,7 @@ def evaluate_dr(
     counts["referable_images"] = int(y_a.sum())
     counts["graded_pairs"] = len(g_ref)
 
-    main = _set_figures(y_a, s_a, pat_a, threshold=threshold)
+    main = _set_figures(y_a, s_a, pat_a, threshold=threshold, referable_patients=referable_patients)
     table = main.pop("_table")
     py, ps, ptable, _ = main.pop("_patient", (np.zeros(0, bool), np.zeros(0), {}, []))
     counts["referable_patients"] = int(np.asarray(py).sum())
@@ -528,7 +542,15 @@ def evaluate_dr(
             out_strata[key] = {}
             for level in sorted(set(levels.tolist())):
                 keep_l = levels == level
-                f = _set_figures(y_a[keep_l], s_a[keep_l], pat_a[keep_l], threshold=threshold)
+                f = _set_figures(
+                    y_a[keep_l],
+                    s_a[keep_l],
+                    pat_a[keep_l],
+                    threshold=threshold,
+                    referable_patients={
+                        p for k, v, p in referable_by_level if k == key and v == level
+                    },
+                )
                 f.pop("_table")
                 f.pop("_patient", None)
                 out_strata[key][str(level)] = {

@@ -319,3 +319,31 @@ def test_truth_from_a_package_input_reads_grades_dmo_and_excludes_retired(tmp_pa
         "unknown",
     )
     assert dr.is_dr_schema(inp.schema) and not dr.is_dr_schema({"case_fields": []})
+
+
+def test_a_referable_eye_the_product_skipped_still_makes_its_patient_referable():
+    def image(i, patient, grade):
+        return dr.DRImage(f"E{i}", f"2.25.{i}", patient, grade=grade, dmo="absent",
+                          referable=dr.referable(grade, "absent"))  # fmt: skip
+
+    truth = dr.DRTruth(
+        "fundus",
+        "1.0.0",
+        "",
+        (
+            image(0, "A", 3),  # referable, skipped by the product
+            image(1, "A", 0),
+            image(2, "B", 0),
+            image(3, "B", 0),
+            image(4, "C", 2),
+            image(5, "C", 1),
+        ),
+    )
+    data = b"case_id,referable_probability\nE1,0.3\nE2,0.1\nE3,0.2\nE4,0.8\nE5,0.4\n"
+    result = kit.evaluate(truth, parse_submission(data, truth), operating_threshold=0.5)
+    # per patient: A (referable, score 0.3), B (not, 0.2), C (referable, 0.8)
+    assert result["figures"]["patient_auc"]["value"] == pytest.approx(
+        roc_auc_score([True, False, True], [0.3, 0.2, 0.8])
+    )
+    assert result["grading"]["referable_tables"]["patient"] == {"tp": 1, "fn": 1, "tn": 1, "fp": 0}
+    assert result["counts"]["referable_patients"] == 2 and result["counts"]["skipped"] == 1
