@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 # Key prefixes whose content never changes under a key: safe to cache locally.
 IMMUTABLE_PREFIXES = ("instances/", "derived/")
 COPY_CHUNK = 1 << 20
+# Files from this size go to S3 as a multipart upload (a single PutObject stops at 5 GB).
+MULTIPART_FROM = 1 << 30
 
 
 def _wrapped():
@@ -154,7 +156,16 @@ def _put_s3(storage, key: str, content: File) -> bool:
     }
     params.setdefault("ContentType", "application/octet-stream")
     body = getattr(content, "file", content)  # boto3 sizes a plain file object by seeking
+    size = body.seek(0, os.SEEK_END)
     body.seek(0)
+    if size >= MULTIPART_FROM:
+        # One PutObject takes at most 5 GB. A multipart upload is published only by
+        # its completion (never partial either); without the condition, two writers
+        # of the same content-derived key write the same bytes.
+        storage.bucket.Object(name).upload_fileobj(
+            body, ExtraArgs=params, Config=storage.transfer_config
+        )
+        return True
     try:
         storage.connection.meta.client.put_object(
             Bucket=storage.bucket_name, Key=name, Body=body, IfNoneMatch="*", **params
@@ -236,6 +247,26 @@ def open_cached(key: str):
     if not is_remote(storage) or not key.startswith(IMMUTABLE_PREFIXES):
         return default_storage.open(key, "rb")
     return _cache().open(storage, key)
+
+
+def local_path(key: str) -> Path:
+    """A file of this machine holding the stored bytes of `key`, for code that
+    needs a path (a zip writer copying files): the stored file itself on the local
+    disk, else this node's cached copy of a content-addressed key (fetched when
+    missing; the cache may remove it later, so use it at once). FileNotFoundError
+    when it is not stored; ValueError for a key the cache does not hold (not
+    content-addressed) on a remote store."""
+    storage = _wrapped()
+    if is_local(storage):
+        return Path(storage.path(key))
+    if not key.startswith(IMMUTABLE_PREFIXES):
+        raise ValueError(f"{key} is not content-addressed: open it through the storage")
+    cache = _cache()
+    cache.open(storage, key).close()
+    path = cache.path(key)
+    if not path.is_file():  # the cache could not be written
+        raise OSError(f"no local copy of {key} in {cache.root}")
+    return path
 
 
 def cached_copy(key: str):

@@ -227,6 +227,23 @@ def test_a_cached_copy_is_never_partial_and_a_missing_key_is_not_found(s3_storag
     assert stream_cache.open_stored(stream_cache.key_for('"nothing"')) is None
 
 
+def test_a_large_file_goes_up_in_parts_and_a_path_is_a_cached_copy(s3_storage, monkeypatch):
+    """Past MULTIPART_FROM a file is a multipart upload (one PutObject stops at
+    5 GB); code that needs a path (the export's zip writer) gets this node's copy."""
+    monkeypatch.setattr(storage, "MULTIPART_FROM", 1 << 20)
+    data = os.urandom(9 << 20)  # past the transfer's 8 MB multipart threshold too
+    _digest, key, created = storage.put(data)
+    assert created and s3_storage.get(key) == data
+    head = s3_storage.client().head_object(
+        Bucket=s3_storage.bucket, Key=f"{s3_storage.prefix}/{key}"
+    )
+    assert head["ETag"].strip('"').endswith("-2")  # assembled from two parts
+    path = storage.local_path(key)
+    assert path.is_relative_to(s3_storage.cache_dir) and path.read_bytes() == data
+    with pytest.raises(ValueError):
+        storage.local_path("uploads/x/000001")
+
+
 def test_the_local_cache_keeps_to_its_size(tmp_path):
     cache = storage.LocalCache(tmp_path / "cache", limit=10_000)
     for i in range(5):
