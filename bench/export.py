@@ -16,6 +16,16 @@ and one excluded finding per case):
 
 Goal (issue 14): the whole package within 3x of SEG only. Generating the
 synthetic series is not timed. Machines are shared: quote the ratios.
+
+    .venv/bin/python bench/export.py --photos 30 [--photo-size 1536] [--repeat 1]
+
+A fundus version instead (issue 18): N synthetic fundus photographs (a third each
+JPEG, PNG and TIFF at the source, wrapped as the photo import wraps them; the
+import does not record which lossless format, so TIFF sources come out as PNG), no
+reads; (floor) copying the DICOM objects, (photos) export.fundus.write alone:
+decoding each DICOM, re-encoding it in its source format without metadata and
+checking it (pixel equality or PSNR), the photos/grades/reads tables; (package)
+the whole NIFDC package.
 """
 
 from __future__ import annotations
@@ -47,8 +57,13 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=32)
     parser.add_argument("--matrix", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--photos", type=int, default=0, help="a fundus version of N photos")
+    parser.add_argument("--photo-size", type=int, default=1536)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.photos:
+        photos(args)
+        return
     work = Path(tempfile.mkdtemp(prefix="refset-bench-export-"))
     try:
         t0 = time.perf_counter()
@@ -89,6 +104,50 @@ def main() -> None:
             f"whole NIFDC package:   {best['package']:8.2f} s  ({files} files, {size / 1e6:.0f} MB)"
         )
         print(f"package / SEG only:    {best['package'] / best['seg']:8.2f} x  (goal <= 3)")
+        print(f"package / floor:       {best['package'] / best['floor']:8.2f} x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def photos(args) -> None:
+    from export import fundus
+    from tests.export.builders import make_fundus_input
+
+    work = Path(tempfile.mkdtemp(prefix="refset-bench-export-photos-"))
+    try:
+        t0 = time.perf_counter()
+        specs = [
+            (n, ("OD", "OS")[n % 2], ("jpeg", "png", "tiff")[n % 3]) for n in range(args.photos)
+        ]
+        inp, _ = make_fundus_input(work / "src", specs, args.photo_size)
+        print(
+            f"version: {len(inp.cases)} photographs {args.photo_size}x{args.photo_size} RGB; "
+            f"generated in {time.perf_counter() - t0:.1f} s (not timed below)"
+        )
+        results: dict[str, list[float]] = {"floor": [], "photos": [], "package": []}
+        for n in range(args.repeat):
+
+            def floor(n=n):
+                out = work / f"floor{n}"
+                out.mkdir()
+                for _, s in inp.series():
+                    for i in s.instances:
+                        shutil.copyfile(i.path, out / f"{i.sop_instance_uid}.dcm")
+
+            results["floor"].append(timed(floor))
+            results["photos"].append(
+                timed(lambda n=n: fundus.write(PackageDir(work / f"ph{n}", 315532800.0), inp))
+            )
+            results["package"].append(timed(lambda n=n: write_package(inp, work / f"pkg{n}")))
+        best = {k: min(v) for k, v in results.items()}
+        size = sum(
+            p.stat().st_size for p in (work / "pkg0" / inp.package_name).rglob("*") if p.is_file()
+        )
+        print(f"floor (copy DICOM):    {best['floor']:8.2f} s")
+        print(f"photos part only:      {best['photos']:8.2f} s  "
+              f"({best['photos'] / len(inp.cases) * 1000:.0f} ms a photograph)")  # fmt: skip
+        print(f"whole NIFDC package:   {best['package']:8.2f} s  ({size / 1e6:.0f} MB)")
+        print(f"photos / package:      {best['photos'] / best['package']:8.2f}")
         print(f"package / floor:       {best['package'] / best['floor']:8.2f} x")
     finally:
         shutil.rmtree(work, ignore_errors=True)

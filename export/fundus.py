@@ -60,6 +60,7 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.multival import MultiValue
+from pydicom.pixels import pixel_array
 
 from export.model import CaseRecord, InstanceRecord, PackageInput, SeriesRecord
 from export.nifdc_tables import image_path
@@ -148,18 +149,9 @@ def header(path: str) -> PhotoHeader:
 
 
 def dicom_pixels(path: str) -> np.ndarray:
-    """The object's first frame as uint8 rows x cols x 3 (RGB) or rows x cols (grey)."""
-    ds = pydicom.dcmread(path)
-    arr = np.asarray(ds.pixel_array)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1))
-    if frames > 1 or (samples == 1 and arr.ndim == 3) or (samples == 3 and arr.ndim == 4):
-        arr = arr[0]
-    photometric = str(ds.get("PhotometricInterpretation", ""))
-    if samples == 3 and photometric.startswith("YBR"):
-        from pydicom.pixels import convert_color_space
-
-        arr = convert_color_space(arr, photometric, "RGB")
+    """The object's first frame as uint8 rows x cols x 3 (RGB) or rows x cols (grey);
+    YBR colour (a JPEG transfer syntax) is converted to RGB by pydicom (as_rgb)."""
+    arr = pixel_array(path, index=0, as_rgb=True)
     if arr.dtype != np.uint8:
         raise ValueError(f"{path}: {arr.dtype} pixels; photographs are 8-bit")
     return np.ascontiguousarray(arr)

@@ -287,3 +287,56 @@ def make_input(tmp: Path, cases: int = 2, slices: int = 8, matrix: int = 64, **o
         **over,
     )
     return inp, phi
+
+
+FUNDUS_SCHEMA = {
+    "key": "fundus-dr",
+    "version": 1,
+    "definition": {"finding_types": [], "case_fields": []},
+}
+
+
+def fundus_case(folder: Path, n: int, seed: int, eye: str, fmt: str, size: int = 128):
+    """One fundus case: a fixtures/fundus.py photograph (camera metadata full of fake
+    PHI) written as `fmt` and wrapped as the photo import wraps it (an Ophthalmic
+    Photography object, imaging/photo/convert.py), saved under `folder`.
+    Returns (CaseRecord, the source file's bytes, its truth)."""
+    from annotation_server.imaging.photo.convert import dicom_bytes, photo_to_dicom
+    from fixtures import fundus
+
+    rgb, truth = fundus.build_fundus(seed, laterality=eye, size=size, grade=1)
+    truth["laterality"] = eye
+    source = fundus.encode_photo(rgb, truth, fmt)
+    ds = photo_to_dicom(
+        source, laterality=eye, patient_id=f"P{seed}", study_id=f"V{seed}",
+        sop_uid=f"2.25.{seed}{n}1", series_uid=f"2.25.{seed}{n}2", study_uid=f"2.25.{seed}3",
+    )  # fmt: skip
+    data = dicom_bytes(ds)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{seed}-{n}.dcm"
+    path.write_bytes(data)
+    inst = InstanceRecord(
+        ds.SOPInstanceUID, ds.SOPClassUID, 0, str(path), hashlib.sha256(data).hexdigest()
+    )
+    series = SeriesRecord(
+        ds.SeriesInstanceUID, ds.StudyInstanceUID, "OP", rows=size, columns=size, instances=(inst,)
+    )
+    case = CaseRecord(f"F{n:04d}", f"PP{seed}", "S01", (series,), split="train")
+    return case, source, truth
+
+
+def make_fundus_input(folder: Path, specs, size: int = 128, **kw) -> tuple[PackageInput, list]:
+    """A fundus version of one photograph per case; `specs` is (seed, eye, format) per
+    case. Returns the input and each case's (source bytes, truth)."""
+    cases, sources = [], []
+    for n, (seed, eye, fmt) in enumerate(specs):
+        case, source, truth = fundus_case(folder, n, seed, eye, fmt, size)
+        cases.append(case)
+        sources.append((source, truth))
+    inp = PackageInput(
+        dataset_id="fundus", version="1.0.0", title="Fundus", description="",
+        frozen_at="2026-01-02T03:04:05+00:00", modality="OP", body_part="EYE",
+        tool_version="RefSet 0.1.0", protocol={}, schema=FUNDUS_SCHEMA, deid_profile={},
+        qc_profile={}, cases=tuple(cases), **kw,
+    )  # fmt: skip
+    return inp, sources
