@@ -250,7 +250,7 @@ def test_the_command_scores_a_dr_submission_and_refuses_compare(fundus_version, 
 
 
 def test_a_malformed_dr_csv_names_every_line_and_column(
-    fundus_version, manager, session_client_for
+    fundus_version, manager, session_client_for, client_for
 ):
     version, layout = fundus_version
     codes = sorted(layout)
@@ -268,6 +268,34 @@ def test_a_malformed_dr_csv_names_every_line_and_column(
         assert f'data-code="{code}" data-line="{line}"' in text, code
     assert "dr_grade 5 is not a DR grade" in text and "dr_grade is empty" in text
     assert not Evaluation.objects.exists()
+
+    # the REST API, as the pages' JavaScript calls it (session + CSRF): the kind
+    # is found from the header, the same problems come back as JSON, and a good
+    # file is queued and scored
+    api = client_for(manager)
+    url = f"/api/v1/dataset-versions/{version.pk}/evaluations/"
+    refused = api.post(
+        url, {"submission": SimpleUploadedFile("dr.csv", bad), "split": "train"}, format="multipart"
+    )
+    assert refused.status_code == 400
+    assert [
+        (p["line"], p["code"], p["params"].get("column")) for p in refused.json()["problems"]
+    ] == [
+        (2, "grade_range", "dr_grade"),
+        (3, "unknown_case", "case_id"),
+        (4, "missing_value", "dr_grade"),
+    ]
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        created = api.post(
+            url,
+            {"submission": SimpleUploadedFile("dr.csv", product_csv(layout)), "split": "train"},
+            format="multipart",
+        )
+    assert created.status_code == 202, created.content
+    assert created.json()["kind"] == "dr_grading"
+    assert jobs.execute(created.json()["job"]) == Job.State.SUCCEEDED
+    scored = api.get(f"{url}{created.json()['id']}/").json()
+    assert scored["result"]["figures"]["auc"]["value"] == pytest.approx(5 / 6)
 
     # a version whose frozen schema has no DR grade refuses the kind outright
     snapshot = version.snapshot
