@@ -133,6 +133,9 @@ def _series(case: Case, rows: Rows) -> dict:
                 "sha256": i.sha256,
                 "file": i.file,
                 "size_bytes": i.size_bytes,
+                # a photograph's source file format (JPEG/PNG/TIFF), once the import
+                # records it on the instance; export/fundus.py falls back to the DICOM
+                **({"source_format": i.source_format} if hasattr(i, "source_format") else {}),
             }
             for i in instances
         ],

@@ -82,6 +82,12 @@ def test_photos_and_the_grades_of_a_retired_case(tmp_path):
     lines = (root / fx.GRADES_TABLE).read_text(encoding="utf-8-sig").splitlines()
     header = lines[0].split(",")
     rows = {r.split(",")[1]: dict(zip(header, r.split(","), strict=True)) for r in lines[1:]}
+    croissant = (root / "croissant.json").read_text()
+    for fileset in ("photos-jpeg", "photos-png", "coco-json"):
+        assert f'"@id": "{fileset}"' in croissant
+    mlc = pytest.importorskip("mlcroissant")
+    names = {rs.name for rs in mlc.Dataset(jsonld=root / "croissant.json").metadata.record_sets}
+    assert {fx.GRADES_TABLE, fx.READS_TABLE, fx.PHOTOS_TABLE} <= names
     first = rows["F0000"]
     assert first["dr_grade"] == "4" and first["grade_decision"] == "arbitrated"
     assert first["dmo_decision"] == "auto-consensus" and first["arbitration_id"] == "9"
