@@ -285,8 +285,10 @@ class Profile:
                 body_part=None,
                 min_slices=1,
                 max_slices=None,
-                # a photograph has no calibrated pixel spacing: measure in pixels, say so once
-                disabled=("pixel_spacing",),
+                # a photograph has no calibrated pixel spacing: measure in pixels, say so
+                # once; and no age (a camera's file and the import manifest carry none),
+                # so an age warning on every photograph would only be noise
+                disabled=("pixel_spacing", "patient_age"),
             )
         generic_part = region not in ("", "generic")
         return cls(

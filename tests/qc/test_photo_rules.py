@@ -68,6 +68,7 @@ def test_clean_photograph_passes_every_photo_rule(reports, seed):
     assert got == {k: ("pass" if k != "photo_size" else expected_size) for k in PHOTO_RULES}
     assert report.result("burned_in_text").status == "pass"
     assert report.result("pixel_spacing") is None  # disabled for photographs
+    assert report.result("patient_age") is None  # photographs carry no age: no warning each
 
 
 @pytest.mark.parametrize(

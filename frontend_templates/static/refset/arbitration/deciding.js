@@ -183,23 +183,6 @@ export const decidingMethods = {
           this.saver.set("labels", field.key, value === undefined && !current.reason_code ? null : { ...current, value: value === undefined ? null : value });
         },
       });
-      // Answers outside an ordinal scale (e.g. "ungradable"): the generated scale
-      // offers the scale values only, so they are chosen here.
-      if (field.kind === "ordinal" && (field.outside_scale || []).length) {
-        const extra = h("div", { class: "arb-label-outside" });
-        for (const option of field.outside_scale) {
-          const chosen = d.value === option.value;
-          const button = h("button", { type: "button", class: chosen ? "sf-step active" : "sf-step", "data-testid": `label-${field.key}-${option.value}`, "aria-pressed": String(chosen), text: label(option.label, this.lang) || option.value });
-          button.disabled = !this.writable;
-          button.addEventListener("click", () => {
-            const current = this.saver.get("labels", field.key) || {};
-            this.saver.set("labels", field.key, { ...current, value: current.value === option.value ? null : option.value });
-            this.renderLabels();
-          });
-          extra.append(button);
-        }
-        row.append(extra);
-      }
       row.append(
         this._reasonControls(
           d,
