@@ -59,6 +59,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--photos", type=int, default=0, help="a fundus version of N photos")
     parser.add_argument("--photo-size", type=int, default=1536)
+    parser.add_argument(
+        "--png-levels", default="6,1", help="zlib levels of the PNGs, each timed (photos part)"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     if args.photos:
@@ -124,7 +127,10 @@ def photos(args) -> None:
             f"version: {len(inp.cases)} photographs {args.photo_size}x{args.photo_size} RGB; "
             f"generated in {time.perf_counter() - t0:.1f} s (not timed below)"
         )
-        results: dict[str, list[float]] = {"floor": [], "photos": [], "package": []}
+        levels = [int(v) for v in args.png_levels.split(",")]
+        results: dict[str, list[float]] = {"floor": [], "package": []}
+        results.update({f"photos{lv}": [] for lv in levels})
+        chosen = fundus.PNG_COMPRESS_LEVEL
         for n in range(args.repeat):
 
             def floor(n=n):
@@ -135,19 +141,24 @@ def photos(args) -> None:
                         shutil.copyfile(i.path, out / f"{i.sop_instance_uid}.dcm")
 
             results["floor"].append(timed(floor))
-            results["photos"].append(
-                timed(lambda n=n: fundus.write(PackageDir(work / f"ph{n}", 315532800.0), inp))
-            )
+            for lv in levels:
+                fundus.PNG_COMPRESS_LEVEL = lv
+                out = PackageDir(work / f"ph{n}-{lv}", 315532800.0)
+                results[f"photos{lv}"].append(timed(lambda out=out: fundus.write(out, inp)))
+            fundus.PNG_COMPRESS_LEVEL = chosen
             results["package"].append(timed(lambda n=n: write_package(inp, work / f"pkg{n}")))
         best = {k: min(v) for k, v in results.items()}
         size = sum(
             p.stat().st_size for p in (work / "pkg0" / inp.package_name).rglob("*") if p.is_file()
         )
         print(f"floor (copy DICOM):    {best['floor']:8.2f} s")
-        print(f"photos part only:      {best['photos']:8.2f} s  "
-              f"({best['photos'] / len(inp.cases) * 1000:.0f} ms a photograph)")  # fmt: skip
-        print(f"whole NIFDC package:   {best['package']:8.2f} s  ({size / 1e6:.0f} MB)")
-        print(f"photos / package:      {best['photos'] / best['package']:8.2f}")
+        for lv in levels:
+            mb = sum(p.stat().st_size for p in (work / f"ph0-{lv}").rglob("*.png")) / 1e6
+            print(f"photos part, PNG zlib level {lv}: {best[f'photos{lv}']:8.2f} s  "
+                  f"({best[f'photos{lv}'] / len(inp.cases) * 1000:.0f} ms a photograph; "
+                  f"PNGs {mb:.1f} MB)")  # fmt: skip
+        print(f"whole NIFDC package (PNG level {chosen}): {best['package']:8.2f} s  "
+              f"({size / 1e6:.0f} MB)")  # fmt: skip
         print(f"package / floor:       {best['package'] / best['floor']:8.2f} x")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -72,6 +72,9 @@ JPEG_QUALITY = 95
 JPEG_SUBSAMPLING = 0  # 4:4:4
 JPEG_MIN_PSNR_DB = 38.0
 TIFF_COMPRESSION = "tiff_adobe_deflate"
+# zlib level 1 rather than Pillow's default 6: the photos part 2.8x faster for 17 % more
+# PNG bytes (bench/export.py --photos 12 --photo-size 1024); the package zip deflates again
+PNG_COMPRESS_LEVEL = 1
 # The TIFF tags Pillow writes for an image and nothing else (TIFF 6.0 baseline numbers).
 TIFF_IMAGE_TAGS = frozenset({256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317})
 LOSSY_JPEG_SYNTAXES = frozenset(
@@ -199,7 +202,7 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
     if fmt == "TIFF":
         image.save(buf, "TIFF", compression=TIFF_COMPRESSION)
         return buf.getvalue()
-    image.save(buf, "PNG", compress_level=6)
+    image.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
 
 
@@ -370,7 +373,7 @@ def parameters() -> dict[str, Any]:
             "zh": "无：不含 EXIF、XMP、IPTC、ICC 配置文件、APPn 或 COM 段、PNG 文本块，"
             "TIFF 仅含描述图像本身的标签",
         },
-        "png": {"lossless": True, "compress_level": 6},
+        "png": {"lossless": True, "compress_level": PNG_COMPRESS_LEVEL},
         "tiff": {"lossless": True, "compression": TIFF_COMPRESSION},
         "jpeg": {
             "lossless": False,
