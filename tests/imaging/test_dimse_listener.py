@@ -241,3 +241,41 @@ def test_the_dicom_listener_command_serves_and_stops_on_sigterm(project, tmp_pat
     assert proc.returncode == 0, out
     assert "stopped" in out
     assert Instance.objects.filter(series__study__project=project).count() == 2
+
+
+def test_non_images_are_refused_at_negotiation_and_limits_answer_out_of_resources(
+    project, listener, tmp_path, settings
+):
+    DicomRoute.objects.create(
+        project=project, calling_ae_title="CT_SCANNER", allowed_host="127.0.0.1"
+    )
+    _, files = _series(tmp_path, slices=1, seed=45)
+    report = pydicom.dcmread(files[0])
+    report.SOPClassUID = report.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    sr = tmp_path / "basic-text-sr.dcm"
+    report.save_as(sr)
+    refused = _run(
+        STORESCU, "-aet", "CT_SCANNER", "-aec", "REFSET", "127.0.0.1", str(listener.port), str(sr)
+    )
+    assert refused.returncode != 0
+    assert "no presentation context" in (refused.stdout + refused.stderr).lower()
+
+    settings.REFSET_IMPORT_MAX_TOTAL_MB = 0  # nothing fits in this association
+    full = _run(
+        STORESCU,
+        "-v",
+        "-aet",
+        "CT_SCANNER",
+        "-aec",
+        "REFSET",
+        "127.0.0.1",
+        str(listener.port),
+        str(files[0]),
+    )
+    assert "Received Store Response (Refused: OutOfResources" in full.stdout + full.stderr, (
+        full.stderr
+    )
+    job = _finished_job(project)
+    assert job.result["summary"]["rejected"] == 1
+    assert "REFSET_IMPORT_MAX_TOTAL_MB" in job.result["files"][0]["reason"]
+    assert not Instance.objects.exists()
