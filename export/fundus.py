@@ -131,8 +131,8 @@ class PhotoHeader:
     transfer_syntax: str
 
 
-@lru_cache(maxsize=4096)
 def header(path: str) -> PhotoHeader:
+    """What the tables need from a DICOM object's header (pixels not read)."""
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     side = str(ds.get("ImageLaterality", "") or ds.get("Laterality", "") or "").upper()
     syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
@@ -160,8 +160,14 @@ def dicom_pixels(path: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+@lru_cache(maxsize=8192)
+def instance_header(inst: InstanceRecord) -> PhotoHeader:
+    """header() of an instance, read once per export (keyed by path and sha256 too)."""
+    return header(inst.path)
+
+
 def source_format(inst: InstanceRecord) -> str:
-    if header(inst.path).lossy:
+    if instance_header(inst).lossy:
         return "JPEG"
     recorded = (inst.source_format or "").upper()
     return recorded if recorded in ("PNG", "TIFF") else "PNG"
@@ -246,7 +252,7 @@ def photos(inp: PackageInput) -> list[Photo]:
         for s in sorted(case.series, key=lambda s: s.series_uid):
             for inst in sorted(s.instances, key=lambda i: i.slice_index):
                 n += 1
-                head, fmt = header(inst.path), source_format(inst)
+                head, fmt = instance_header(inst), source_format(inst)
                 out.append(Photo(case, s, inst, f"{case.case_id}-{n}", head, fmt))
     return out
 
