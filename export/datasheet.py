@@ -209,7 +209,7 @@ def _photographs(inp: PackageInput) -> list[str]:
         "- 病灶与视盘/视杯: annotations/coco/（COCO；点标注为关键点加 "
         f"{coco_point_box()} 像素方框）。",
         "- lesions and disc/cup outlines: annotations/coco/ (COCO; a point mark is a keypoint "
-        f"plus a {coco_point_box()}-pixel box).",
+        f"plus a box of {coco_point_box()} pixels).",
         "",
     ]
 
