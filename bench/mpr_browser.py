@@ -16,7 +16,8 @@ until the whole series is prefetched. Then, one step per animation frame:
   coronal / sagittal   scroll the reformatted view through every row / column,
               in 1 x 3 (each frame repaints all three views);
   MIP axial   the axial view with a 10 mm and a 20 mm maximum-intensity slab,
-              scrolled through every slice (one view);
+              scrolled through every slice (one view); "x2": 10 mm, two slices
+              per frame, as a fast wheel moves it between two paints;
   MIP coronal the coronal view with a 10 mm slab, scrolled, in 1 x 3;
   average axial 20 mm (one view), MinIP coronal 10 mm (1 x 3), likewise.
 
@@ -24,6 +25,9 @@ until the whole series is prefetched. Then, one step per animation frame:
 was at git revision REV (e.g. the commit before a change to it), and prints both
 tables and the ratio of their paint p95: a before/after that shares the machine's
 load.
+
+The last column counts the main view's slabs slid from the previous one
+(reformat.js SlabWindow) and those computed afresh (mpr.js slabCounts).
 
 For each it reports the paint time per frame (ws.paintTimes: reformat or slab,
 window LUT, putImageData, drawImage and overlays of every shown view) and the
@@ -74,6 +78,13 @@ async () => {
     out[name] = { paint: ws.paintTimes.slice(), frames: frames.slice(1),
                   slid: slabs.slid - counts.slid, fresh: slabs.fresh - counts.fresh };
   }
+  // Every slice there (a thick slab slides only over a complete volume).
+  const size = mpr.volume ? mpr.volume.I * mpr.volume.J : 0;
+  out.volume = {
+    count: ws.count,
+    loaded: ws.loadedCount,
+    usable: ws.frames.filter((f) => f && f.values && f.values.length === size).length,
+  };
   // Baseline: the axial scroll in one view.
   await scroll("axial", ws.count, (i) => ws.goToSlice(i));
   // The first coronal frame after load (cold reformat), then all three views.
@@ -100,6 +111,9 @@ async () => {
   await scroll("mip10 axial", ws.count, (i) => ws.goToSlice(i));
   mpr.setSlab({ on: true, mode: "mip", mm: 20 });
   await scroll("mip20 axial", ws.count, (i) => ws.goToSlice(i));
+  // Two slices per frame, as a fast wheel moves the view between two paints.
+  mpr.setSlab({ on: true, mode: "mip", mm: 10 });
+  await scroll("mip10 axial x2", Math.floor(ws.count / 2), (i) => ws.goToSlice(2 * i));
   mpr.setLayout("1x3");
   mpr.setSlab({ on: true, mode: "mip", mm: 10 });
   await scroll("mip10 coronal", rows, (i) => coronal.goTo(i));
@@ -111,6 +125,21 @@ async () => {
   return out;
 }
 """
+
+
+def reformat_route(old_body: str | None):
+    """A route handler serving reformat.js as `old_body`, or as the server has it.
+
+    One parameter only: Playwright passes (route, request) to a handler that takes
+    two, and a second parameter with a default (`old=old`) would get the request,
+    always true, so that every page load got the old file (as this bench did until
+    the slab counts showed it)."""
+
+    def handle(route):
+        response = route.fetch()
+        route.fulfill(response=response, body=old_body if old_body else response.text())
+
+    return handle
 
 
 def main() -> None:
@@ -178,12 +207,10 @@ def main() -> None:
                         )
                         context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
 
-                        def serve_reformat(route, old=old):
-                            response = route.fetch()
-                            body = old_reformat if old else response.text()
-                            route.fulfill(response=response, body=body)
-
-                        context.route("**/refset/viewer/reformat.js", serve_reformat)
+                        context.route(
+                            "**/refset/viewer/reformat.js",
+                            reformat_route(old_reformat if old else None),
+                        )
                         page = context.new_page()
                         page.goto(f"{base}/read/{task_id}/")
                         page.wait_for_function(
@@ -216,6 +243,7 @@ RUNS = (
     "sagittal",
     "mip10 axial",
     "mip20 axial",
+    "mip10 axial x2",
     "mip10 coronal",
     "minip10 coronal",
     "avg20 axial",
@@ -225,6 +253,10 @@ RUNS = (
 def report(title: str, results) -> dict:
     pct = vb.pct
     print(title + ":")
+    for r in results:
+        v = r.get("volume")
+        if v and v["usable"] != v["count"]:
+            print(f"  only {v['usable']} of {v['count']} slices usable ({v['loaded']} loaded)")
     first = [r["first"] for r in results]
     print(
         "first coronal frame after load: switch to 1x3 until painted"
