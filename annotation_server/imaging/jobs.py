@@ -63,7 +63,7 @@ def pull_pacs(ctx) -> dict:
 
     connection = PacsConnection.objects.get(pk=ctx.params["connection_id"])
     uids = ctx.params["study_uids"]
-    ctx.log(f"retrieving {len(uids)} stud(ies) from {connection.base_url}")
+    ctx.log(f"retrieving {len(uids)} stud(ies) from {connection.address}")
     user = get_user_model().objects.filter(pk=ctx.created_by_id).first()
     report = pull(
         connection.project,

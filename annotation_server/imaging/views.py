@@ -33,6 +33,7 @@ SOURCES = {
     "stow": gettext_lazy("STOW-RS"),
     "cli": gettext_lazy("command line"),
     "demo": gettext_lazy("demo data"),
+    "dimse": gettext_lazy("DICOM listener"),
 }
 FILE_STATUSES = {
     "rejected": gettext_lazy("rejected"),
@@ -116,7 +117,10 @@ def recent_imports(project, limit: int = RECENT) -> list[dict]:
                 "event": None,
                 "job": job,
                 "summary": (job.result or {}).get("summary") or {},
-                "source": SOURCES["pacs" if job.kind == "imaging.pull_pacs" else "upload"],
+                "source": SOURCES.get(
+                    "pacs" if job.kind == "imaging.pull_pacs" else job.params.get("source"),
+                    SOURCES["upload"],
+                ),
                 "site": "",
                 "by": _person(job.created_by),
                 "cases": len(((job.result or {}).get("summary") or {}).get("cases") or ()),
