@@ -64,16 +64,14 @@ from annotation_server.jobs.models import Job
 
 JOB_KIND = "datasets.evaluate"
 SPLITS = ("", "train", "validation", SEQUESTERED_SPLIT)
-# Diabetic-retinopathy grading on a fundus version (qc.evaluation.dr). Stored in
-# Evaluation.kind like the model's choices (the column is a plain CharField; the
-# choice itself awaits a datasets migration, see KIND_CHOICES).
-DR_KIND = "dr_grading"
-KINDS = (*Evaluation.Kind.values, DR_KIND)
+# Diabetic-retinopathy grading on a fundus version (qc.evaluation.dr).
+DR_KIND = Evaluation.Kind.DR_GRADING.value
+KINDS = tuple(Evaluation.Kind.values)
 
 
 def kind_choices() -> list[tuple[str, str]]:
     """(value, label) of every submission kind, for the upload form."""
-    return [*Evaluation.Kind.choices, (DR_KIND, _("DR grading (fundus)"))]
+    return list(Evaluation.Kind.choices)
 
 
 def kind_label(kind: str) -> str:

@@ -209,6 +209,7 @@ class Evaluation(models.Model):
         DETECTION = "detection", _("detection")
         CLASSIFICATION = "classification", _("classification")
         SEGMENTATION = "segmentation", _("segmentation")
+        DR_GRADING = "dr_grading", _("DR grading (fundus)")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("queued")

@@ -288,7 +288,11 @@ def test_a_malformed_dr_csv_names_every_line_and_column(
     with TestCase.captureOnCommitCallbacks(execute=False):
         created = api.post(
             url,
-            {"submission": SimpleUploadedFile("dr.csv", product_csv(layout)), "split": "train"},
+            {
+                "submission": SimpleUploadedFile("dr.csv", product_csv(layout)),
+                "split": "train",
+                "kind": "dr_grading",  # named explicitly, as a client may
+            },
             format="multipart",
         )
     assert created.status_code == 202, created.content

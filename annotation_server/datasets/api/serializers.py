@@ -148,7 +148,9 @@ class EvaluationSerializer(serializers.ModelSerializer):
 
 class EvaluationRequestSerializer(serializers.Serializer):
     submission = serializers.FileField(
-        help_text="LUNA16 detection CSV, classification CSV, DICOM SEG or a zip of SEGs"
+        help_text="LUNA16 detection CSV, classification CSV, DICOM SEG or a zip of SEGs, "
+        "or a DR grading CSV (case_id or seriesuid; dr_grade 0-4 or ungradable and/or "
+        "referable_probability 0-1; optional dmo)"
     )
     product = serializers.CharField(max_length=200, required=False, allow_blank=True)
     kind = serializers.ChoiceField(
