@@ -8,8 +8,8 @@ name, version and weights sha256) and case-level answers, every settlement with
 its clusters, every arbitration task with its decisions, every revision of the
 reference standard (findings and case-level labels, with which were current),
 the measurements of every finding (a reader's as stored with it, Finding.
-measurements; a reference finding's measured from its geometry at freeze, by
-the same code, reading.measurements),
+measurements; a reference finding's as stored with its revision, measured when
+written by the same code, reading.measurements; older revisions measured here),
 the QC reports, and model assistance (`assist`: whether the case is in the
 protocol's no-assistance arm, the proposals each model version made on it, and
 every reader's disposition of a proposal). `rows` names the live rows read for
@@ -384,7 +384,9 @@ def _reference(case: Case, rows: Rows) -> dict:
                 "centre_mm": _centre(r),
                 "diameter_mm": r.diameter_mm,
                 "attributes": r.attributes,
-                "measurements": _measure(case, r.geometry),
+                "measurements": (
+                    r.measurements if r.measurements is not None else _measure(case, r.geometry)
+                ),
                 "decision": r.decision,
                 "supporting": sorted(support[r.pk], key=lambda s: s["uid"]),
                 "arbitration_task": r.arbitration_task_id,
@@ -418,7 +420,9 @@ def _reference(case: Case, rows: Rows) -> dict:
 
 def _measure(case: Case, geometry) -> dict | None:
     """A reference finding's measurements from its geometry, as a reader's finding
-    gets them on save (reading.measurements); None for marks without area."""
+    gets them on save (reading.measurements); None for marks without area. Only
+    for revisions written before they kept their own (ReferenceFinding.measurements,
+    measured when written): those are copied without reading pixels."""
     if not isinstance(geometry, dict):
         return None
     return measure_finding(case.series, geometry)

@@ -142,3 +142,32 @@ def test_measured_keeps_only_values_in_the_unit_of_their_column():
         "attribute",
     )
     assert measured(None, {"long_axis_mm": True})["long_axis_mm"] is None
+
+
+def test_a_freeze_copies_the_reference_measurements_kept_with_each_revision(
+    cases, project, manager
+):
+    from annotation_server.adjudication.models import ReferenceFinding
+
+    refs = ReferenceFinding.objects.filter(case__project=project, is_current=True)
+    assert refs.count() == 2 and all(r.measurements["long_axis"] for r in refs)
+    kept = refs.first()
+    # a stored value the pixels would not give: the snapshot must take it as stored
+    ReferenceFinding.objects.filter(pk=kept.pk).update(
+        measurements=dict(kept.measurements, long_axis=99.0)
+    )
+    older = refs.exclude(pk=kept.pk).get()
+    ReferenceFinding.objects.filter(pk=older.pk).update(measurements=None)  # before the field
+
+    version = services.freeze(
+        services.create_draft(project, version="1.0.0", by=manager, all_adjudicated=True),
+        by=manager,
+    )
+    frozen = {
+        f["ref_key"]: f["measurements"]
+        for dc in version.cases.all()
+        for f in dc.snapshot["reference"]["findings"]
+        if f["current"]
+    }
+    assert frozen[str(kept.ref_key)]["long_axis"] == 99.0
+    assert frozen[str(older.ref_key)] == measure_finding(older.case.series, older.geometry)
