@@ -83,6 +83,25 @@ def test_reimport_is_idempotent_and_reported_as_duplicates(project, ct_dir):
     assert Case.objects.filter(project=project).count() == 1
 
 
+def test_a_resent_instance_with_other_bytes_is_a_duplicate_and_stores_nothing(
+    project, ct_dir, tmp_path, settings
+):
+    folder, _ = ct_dir
+    _run(project, folder)
+    root = Path(settings.MEDIA_ROOT)
+    before = {p for p in root.rglob("*") if p.is_file()}
+    resent = tmp_path / "resent"
+    resent.mkdir()
+    for path in sorted(folder.glob("*.dcm"))[:2]:  # same UIDs, a changed description
+        ds = pydicom.dcmread(path)
+        ds.SeriesDescription = "sent again by the PACS"
+        ds.save_as(resent / path.name)
+    again = _run(project, resent)
+    assert again.summary()["duplicates"] == 2 and again.summary()["imported"] == 0
+    assert {p for p in root.rglob("*") if p.is_file()} == before  # no orphan object
+    assert Instance.objects.filter(series__study__project=project).count() == 6
+
+
 def test_bad_files_are_rejected_with_reasons_and_the_rest_imported(project, ct_dir):
     folder, _ = ct_dir
     good = sorted(folder.glob("*.dcm"))

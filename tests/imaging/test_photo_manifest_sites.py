@@ -93,21 +93,18 @@ def test_a_project_without_sites_says_so(manager, tmp_path):
     assert len(reasons) == 3 and all("this project lists no sites" in r for r in reasons)
 
 
-def test_each_visit_gets_the_site_its_rows_name(fundus_project, sites, tmp_path):
+def test_the_import_refuses_the_unknown_site_and_gives_each_visit_its_site(
+    fundus_project, sites, tmp_path
+):
     _delivery(tmp_path)
-    items = photos.attach(list(from_paths([tmp_path], Limits())), fundus_project)
-    # the import of the rows attach kept (the refused row's photo removed)
-    (tmp_path / "p3-od.png").unlink()
-    (tmp_path / "manifest.csv").write_text(
-        "".join((tmp_path / "manifest.csv").read_text().splitlines(True)[:4])
-    )
     report = ingest(fundus_project, from_paths([tmp_path], Limits()), source="test")
-    assert report.summary()["imported"] == 3, [(f.name, f.reason) for f in report.files]
-    deid = Deidentifier(keys.project_secret(fundus_project))
-    placed = photos.apply_sites(
-        fundus_project, deid, [c for c in items if isinstance(c, Candidate)]
+    results = {f.name: (f.status, f.reason) for f in report.files}
+    assert report.summary()["imported"] == 3, results
+    assert results["manifest line 5, column site"] == (
+        "rejected",
+        "unknown site 'S09': not one of this project's sites (S01, S02)",
     )
-    assert placed == 2
+    deid = Deidentifier(keys.project_secret(fundus_project))
     by_pseudonym = {s.patient_pseudo_id: s.site.code for s in Study.objects.select_related("site")}
     assert by_pseudonym == {deid.pseudonym("PAT-1"): "S01", deid.pseudonym("PAT-2"): "S02"}
     cases = Case.objects.filter(project=fundus_project).select_related("site", "series__study")

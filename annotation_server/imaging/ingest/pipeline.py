@@ -309,9 +309,11 @@ class Ingest:
             return
         self.report.studies += index.studies
         self.report.series += len(index.new_series)
-        for name, entry, _ in items:
+        for name, entry, created in items:
             duplicate = entry.facts.sop_instance_uid in known
             known.add(entry.facts.sop_instance_uid)
+            if duplicate:  # other bytes under a known UID (e.g. re-sent with new dates)
+                self._discard(entry, created)
             self.report.files.append(
                 FileResult(
                     name,
@@ -329,7 +331,8 @@ class Ingest:
     # the batch -----------------------------------------------------------------
 
     def run(self, items: Iterable[Item]) -> ImportReport:
-        items = photos.attach(list(items))  # the manifest out, photographs matched
+        # the manifest out, photographs matched, rows of unknown sites refused
+        items = photos.attach(list(items), self.project)
         total = len(items)
         candidates = []
         for item in items:
@@ -360,6 +363,7 @@ class Ingest:
         self.mappings.flush()  # the key before the images it unlocks are indexed
         for series_uid, entries in self._entries.items():
             self._index(series_uid, entries)
+        photos.apply_sites(self.project, self.deid, candidates)  # the manifest's sites
         if self.new_series_ids and self.prebuild_streams:
             from annotation_server.jobs import services as jobs
 
