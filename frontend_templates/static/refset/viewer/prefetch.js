@@ -41,15 +41,20 @@ const ARRAYS = { int16: Int16Array, uint8: Uint8Array, uint16: Uint16Array, floa
 /** The first complete record of `stream` ({header, values}), or null; the branch is cancelled after. */
 async function firstRecord(stream) {
   const reader = stream.getReader();
-  let bytes = new Uint8Array(0);
+  let work = new Uint8Array(1 << 20); // grown by doubling: a large frame arrives in many chunks
+  let filled = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) return null;
-      const joined = new Uint8Array(bytes.length + value.length);
-      joined.set(bytes);
-      joined.set(value, bytes.length);
-      bytes = joined;
+      if (filled + value.length > work.length) {
+        const bigger = new Uint8Array(Math.max(work.length * 2, filled + value.length));
+        bigger.set(work.subarray(0, filled));
+        work = bigger;
+      }
+      work.set(value, filled);
+      filled += value.length;
+      const bytes = work.subarray(0, filled);
       if (bytes.length < 4) continue;
       const n = new DataView(bytes.buffer).getUint32(0, true);
       if (bytes.length < 4 + n) continue;

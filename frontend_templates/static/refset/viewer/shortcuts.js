@@ -10,7 +10,7 @@ import "./i18n.js";
 export function shortcutTable() {
   return [
     [gettext("Tools"), [
-      ["v", "tool:select", gettext("Select, move, reshape"), { arbitration: gettext("Select a read's mark, reshape the edited outline") }],
+      ["v", "tool:select", gettext("Select, move, reshape"), { arbitration: gettext("Select, reshape the edited outline") }],
       ["w", "tool:wl", gettext("Window / level (drag)")],
       ["h", "tool:pan", gettext("Pan (drag)")],
       ["z", "tool:zoom", gettext("Zoom (drag)")],
