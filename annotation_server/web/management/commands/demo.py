@@ -30,6 +30,7 @@ import fixtures
 from annotation_server.accounts.models import Role, Site, UserProfile
 from annotation_server.imaging.ingest.pipeline import ingest
 from annotation_server.imaging.ingest.sources import Candidate
+from annotation_server.projects.label_schemas import shipped
 from annotation_server.projects.models import Case, LabelSchema, Project
 from annotation_server.projects.permissions import allow_project_creation
 from annotation_server.projects.services import create_project, grant_role
@@ -72,6 +73,18 @@ FUNDUS_BLURRED = ("FP-1005", "OS")  # out of focus: image QC fails it, it stays 
 # "differ by 1" grade rule); the first is arbitrated and signed by the demo.
 FUNDUS_DISAGREE = [("FP-1003", "OS"), ("FP-1002", "OS"), ("FP-1004", "OD")]
 FUNDUS_READING = [("FP-1006", "OD"), ("FP-1006", "OS")]  # still being read
+
+
+def _shipped_schema(key: str) -> LabelSchema:
+    """A shipped schema's row; made from its JSON when missing (the migrations load
+    them, but a database flushed since, as between tests, has lost those rows)."""
+    spec = next(s for s in shipped() if s["key"] == key)
+    row, _ = LabelSchema.objects.get_or_create(
+        key=key,
+        version=spec.get("version", 1),
+        defaults={"name": spec["name"], "definition": spec["definition"]},
+    )
+    return row
 
 
 def _import(project, datasets, *, site, user, prefix: str) -> Case:
@@ -330,7 +343,7 @@ class Command(BaseCommand):
             "demo-lung-ct",
             name="肺结节 CT 参考数据集（演示）",
             description="Synthetic chest CT with planted nodules of known size and type.",
-            label_schema=LabelSchema.objects.get(key="lung-nodule-ct", version=1),
+            label_schema=_shipped_schema("lung-nodule-ct"),
             task_type=Project.TaskType.DETECTION_3D,
             modality="CT",
             body_part="CHEST",
@@ -422,7 +435,7 @@ class Command(BaseCommand):
             "demo-chest-xr",
             name="胸部 X 线参考数据集（演示）",
             description="Synthetic PA chest radiographs with localised findings.",
-            label_schema=LabelSchema.objects.get(key="chest-radiograph", version=1),
+            label_schema=_shipped_schema("chest-radiograph"),
             task_type=Project.TaskType.CLASSIFICATION_2D,
             modality="CR,DX",
             body_part="CHEST",
@@ -490,7 +503,7 @@ class Command(BaseCommand):
             "demo-fundus-dr",
             name="糖尿病视网膜病变眼底照相参考数据集（演示）",
             description="Synthetic colour fundus photographs graded for diabetic retinopathy.",
-            label_schema=LabelSchema.objects.get(key="fundus-dr", version=1),
+            label_schema=_shipped_schema("fundus-dr"),
             task_type=Project.TaskType.CLASSIFICATION_2D,
             modality="OP",
             protocol={
