@@ -102,6 +102,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 REFSET_JOB_LEASE_S = env_int("REFSET_JOB_LEASE_S", 120)
 REFSET_JOB_MAX_ATTEMPTS = env_int("REFSET_JOB_MAX_ATTEMPTS", 3)
 
+# The DICOM listener (`manage.py dicom_listener`, imaging.dimse.listener):
+# REFSET_DICOM_AE_TITLE, its AE title (also RefSet's calling AE title as an SCU and
+# the destination of its C-MOVE requests); REFSET_DICOM_PORT; REFSET_DICOM_BIND
+# (127.0.0.1; 0.0.0.0 to take associations from other hosts);
+# REFSET_DICOM_MAX_ASSOCIATIONS, associations served at once.
+# REFSET_DIMSE_MOVE_WAIT_S: how long a C-MOVE pull waits for the listener to import
+# what the PACS sent.
+REFSET_DICOM_AE_TITLE = env_str("REFSET_DICOM_AE_TITLE").strip() or "REFSET"
+REFSET_DICOM_PORT = env_int("REFSET_DICOM_PORT", 11112)
+REFSET_DICOM_BIND = env_str("REFSET_DICOM_BIND").strip() or "127.0.0.1"
+REFSET_DICOM_MAX_ASSOCIATIONS = env_int("REFSET_DICOM_MAX_ASSOCIATIONS", 10)
+REFSET_DIMSE_MOVE_WAIT_S = env_int("REFSET_DIMSE_MOVE_WAIT_S", 300)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

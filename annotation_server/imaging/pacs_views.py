@@ -244,7 +244,7 @@ def gateway(request, project, route_form=None):
         "imaging/dicom_gateway.html",
         {
             "project": project,
-            "listener": ListenerConfig.from_env(),
+            "listener": ListenerConfig.from_settings(),
             "routes": DicomRoute.objects.filter(project=project).select_related("site"),
             "route_form": route_form or DicomRouteForm(project=project),
             "connections": project.pacs_connections.all(),

@@ -288,6 +288,54 @@ def _finish(job_id: int, owner: str, **fields) -> str:
     return fields["state"]
 
 
+class OwnedJob:
+    """A job that the process creating it runs itself, outside any worker (the
+    DICOM listener's import of an association: its files are on this process's
+    disk). The row is created running, with all its attempts used, so no worker
+    takes it over; its lease is renewed until `succeed` or `fail`. If this process
+    dies, the lease runs out and the job is failed as "WorkerLost"."""
+
+    def __init__(self, job_id: int, owner: str):
+        self.job_id, self.owner = job_id, owner
+        self._heartbeat = _Heartbeat(job_id, owner)
+        self._heartbeat.start()
+
+    @classmethod
+    def start(cls, kind: str, *, project_id=None, params: dict | None = None) -> OwnedJob:
+        now = timezone.now()
+        owner = _owner_token()
+        job = Job.objects.create(
+            kind=kind,
+            state=Job.State.RUNNING,
+            params=params or {},
+            language=translation.get_language() or settings.LANGUAGE_CODE,
+            project_id=project_id,
+            started_at=now,
+            heartbeat_at=now,
+            worker=owner,
+            attempts=max_attempts(),
+        )
+        return cls(job.pk, owner)
+
+    def log(self, message: str) -> None:
+        _append_log(self.job_id, message)
+
+    def progress(self, percent: float) -> None:
+        Job.objects.filter(pk=self.job_id, worker=self.owner).update(
+            progress=max(0, min(100, int(percent)))
+        )
+
+    def succeed(self, result: dict) -> str:
+        return self._end(state=Job.State.SUCCEEDED, progress=100, result=result)
+
+    def fail(self, error: str) -> str:
+        return self._end(state=Job.State.FAILED, error=error)
+
+    def _end(self, **fields) -> str:
+        self._heartbeat.stop()
+        return _finish(self.job_id, self.owner, **fields)
+
+
 def recover_stale() -> list[int]:
     """Dispatch again every running job whose worker died (fail those out of
     attempts). Returns the ids dispatched."""

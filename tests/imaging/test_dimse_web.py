@@ -24,9 +24,9 @@ def _messages(response) -> str:
     return " ".join(str(m) for m in response.context["messages"])
 
 
-def test_manager_adds_a_sender_and_switches_it_off_and_on(project, manager, monkeypatch):
-    monkeypatch.setenv("REFSET_DICOM_AE_TITLE", "REFSET_GW")
-    monkeypatch.setenv("REFSET_DICOM_PORT", "11999")
+def test_manager_adds_a_sender_and_switches_it_off_and_on(project, manager, settings):
+    settings.REFSET_DICOM_AE_TITLE = "REFSET_GW"
+    settings.REFSET_DICOM_PORT = 11999
     web = _login(manager)
     url = f"/projects/{project.slug}/pacs/"
     page = web.get(url)

@@ -170,3 +170,33 @@ def test_a_job_speaks_the_language_of_whoever_queued_it(monkeypatch):
         ("en", "no such file or folder"),
         ("zh-hans", "文件或文件夹不存在"),  # the server's default
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_owned_job_runs_in_its_process_and_no_worker_takes_it_over(settings):
+    """The listener's kind of job: created running by the process that runs it;
+    no claim succeeds on it, and if that process dies it is failed, not rerun."""
+    settings.REFSET_JOB_LEASE_S = 30
+    owned = services.OwnedJob.start("imaging.import", params={"source": "dimse"})
+    try:
+        owned.log("receiving")
+        owned.progress(140)
+        row = Job.objects.get(pk=owned.job_id)
+        assert (row.state, row.progress, row.attempts) == (
+            Job.State.RUNNING,
+            100,
+            services.max_attempts(),
+        )
+        assert "receiving" in row.log
+        assert services.claim(owned.job_id) is None  # live lease: nobody else runs it
+    finally:
+        assert owned.succeed({"imported": 3}) == Job.State.SUCCEEDED
+    row = Job.objects.get(pk=owned.job_id)
+    assert (row.state, row.result, row.progress) == (Job.State.SUCCEEDED, {"imported": 3}, 100)
+
+    dead = services.OwnedJob.start("imaging.import")
+    dead._heartbeat.stop()  # the process died: its lease is no longer renewed
+    Job.objects.filter(pk=dead.job_id).update(heartbeat_at=timezone.now() - timedelta(seconds=31))
+    assert services.recover_stale() == []  # all attempts used: not dispatched again
+    row = Job.objects.get(pk=dead.job_id)
+    assert row.state == Job.State.FAILED and "WorkerLost" in row.error

@@ -1,6 +1,6 @@
 """RefSet's DICOM listener: Verification SCP and Storage SCP (pynetdicom).
 
-    listener = Listener(ListenerConfig.from_env())
+    listener = Listener(ListenerConfig.from_settings())
     listener.start()        # a server thread; listener.serve() blocks instead
     ...
     listener.stop()
@@ -43,17 +43,14 @@ If the listener dies in the middle of an association, the job row's lease runs
 out and the job is failed as "WorkerLost" (it is created with all its attempts
 used, so no worker runs it again: the files were on this process's disk).
 
-Settings, read from the environment here (defaults in brackets):
-REFSET_DICOM_AE_TITLE [REFSET], REFSET_DICOM_PORT [11112],
-REFSET_DICOM_BIND [127.0.0.1; 0.0.0.0 to take associations from other hosts],
-REFSET_DICOM_MAX_ASSOCIATIONS [10].
+Settings (annotation_server/settings.py, from the environment): REFSET_DICOM_AE_TITLE,
+REFSET_DICOM_PORT, REFSET_DICOM_BIND, REFSET_DICOM_MAX_ASSOCIATIONS.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import shutil
 import socket
 import tempfile
@@ -63,7 +60,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone, translation
+from django.utils import translation
 from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
@@ -98,11 +95,6 @@ LOG_EVERY = 100
 _config.STORE_RECV_CHUNKED_DATASET = False
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
-
-
 @dataclass(frozen=True)
 class ListenerConfig:
     ae_title: str = "REFSET"
@@ -111,21 +103,21 @@ class ListenerConfig:
     max_associations: int = 10
 
     @classmethod
-    def from_env(cls) -> ListenerConfig:
-        """REFSET_DICOM_AE_TITLE, REFSET_DICOM_PORT, REFSET_DICOM_BIND,
-        REFSET_DICOM_MAX_ASSOCIATIONS (see the module docstring)."""
+    def from_settings(cls) -> ListenerConfig:
+        """REFSET_DICOM_AE_TITLE, REFSET_DICOM_PORT, REFSET_DICOM_BIND and
+        REFSET_DICOM_MAX_ASSOCIATIONS from the settings."""
         return cls(
-            ae_title=os.environ.get("REFSET_DICOM_AE_TITLE", "").strip() or cls.ae_title,
-            port=_env_int("REFSET_DICOM_PORT", cls.port),
-            bind=os.environ.get("REFSET_DICOM_BIND", "").strip() or cls.bind,
-            max_associations=_env_int("REFSET_DICOM_MAX_ASSOCIATIONS", cls.max_associations),
+            ae_title=settings.REFSET_DICOM_AE_TITLE,
+            port=settings.REFSET_DICOM_PORT,
+            bind=settings.REFSET_DICOM_BIND,
+            max_associations=settings.REFSET_DICOM_MAX_ASSOCIATIONS,
         )
 
 
 def own_ae_title() -> str:
     """The listener's AE title: RefSet's calling AE title as an SCU and the
     destination of its C-MOVE requests."""
-    return ListenerConfig.from_env().ae_title
+    return settings.REFSET_DICOM_AE_TITLE
 
 
 # who may send ----------------------------------------------------------------------
@@ -208,8 +200,7 @@ class Receipt:
     items: list = field(default_factory=list)
     received: int = 0
     job_id: int | None = None
-    owner: str = ""
-    heartbeat: object | None = None
+    job: object | None = None
 
     def __post_init__(self) -> None:
         self.budget = Budget(self.limits)
@@ -218,33 +209,20 @@ class Receipt:
         return f"{self.calling_ae}/instance-{len(self.items) + 1:05d}.dcm"
 
     def _start_job(self) -> None:
-        from annotation_server.jobs import services as jobs
-        from annotation_server.jobs.models import Job
+        from annotation_server.jobs.services import OwnedJob
 
-        now = timezone.now()
-        self.owner = jobs._owner_token()
-        job = Job.objects.create(
-            kind="imaging.import",
-            state=Job.State.RUNNING,
+        self.job = OwnedJob.start(
+            "imaging.import",
+            project_id=self.route.project_id,
             params={
                 "source": "dimse",
                 "calling_ae": self.calling_ae,
                 "address": self.address,
                 "via": self.route.via,
             },
-            language=settings.LANGUAGE_CODE,
-            project_id=self.route.project_id,
-            started_at=now,
-            heartbeat_at=now,
-            worker=self.owner,
-            # All attempts used: nobody else may run it (its files are on our disk).
-            attempts=jobs.max_attempts(),
         )
-        self.job_id = job.pk
-        self.heartbeat = jobs._Heartbeat(job.pk, self.owner)
-        self.heartbeat.start()
-        jobs._append_log(
-            job.pk,
+        self.job_id = self.job.job_id
+        self.job.log(
             f"receiving over DIMSE from {self.calling_ae} at {self.address} ({self.route.via})",
         )
         self.scratch = Path(
@@ -267,9 +245,7 @@ class Receipt:
         self.items.append(Candidate(name, len(data), path.read_bytes))
         self.received += 1
         if self.received % LOG_EVERY == 0:
-            from annotation_server.jobs import services as jobs
-
-            jobs._append_log(self.job_id, f"{self.received} objects received")
+            self.job.log(f"{self.received} objects received")
 
     def finish(self) -> None:
         """Import what the association sent (one ingest), finish the job, remove
@@ -277,8 +253,6 @@ class Receipt:
         if self.job_id is None:
             return
         from annotation_server.imaging.ingest.pipeline import ingest
-        from annotation_server.jobs import services as jobs
-        from annotation_server.jobs.models import Job
         from annotation_server.projects.models import Project
 
         try:
@@ -288,16 +262,13 @@ class Receipt:
                 from annotation_server.accounts.models import Site
 
                 site = Site.objects.filter(pk=self.route.site_id).first()
-            jobs._append_log(
-                self.job_id,
+            self.job.log(
                 f"association ended: {self.received} object(s) kept, "
                 f"{len(self.items) - self.received} refused; importing",
             )
 
             def progress(done: int, total: int) -> None:
-                Job.objects.filter(pk=self.job_id).update(
-                    progress=min(95, int(95 * done / max(total, 1)))
-                )
+                self.job.progress(min(95, 95 * done / max(total, 1)))
 
             with translation.override(settings.LANGUAGE_CODE):
                 report = ingest(
@@ -310,22 +281,17 @@ class Receipt:
                     run_qc=self.follow_up,
                 )
             s = report.summary()
-            jobs._append_log(
-                self.job_id,
+            self.job.log(
                 f"{s['imported']} imported, {s['duplicates']} duplicates, "
                 f"{s['quarantined']} quarantined, {s['rejected']} rejected",
             )
             result = report.as_dict()
             result["dimse"] = {"calling_ae": self.calling_ae, "address": self.address}
-            jobs._finish(
-                self.job_id, self.owner, state=Job.State.SUCCEEDED, progress=100, result=result
-            )
+            self.job.succeed(result)
         except Exception as exc:
             logger.exception("import of the association from %s failed", self.calling_ae)
-            jobs._finish(self.job_id, self.owner, state=Job.State.FAILED, error=f"{exc!r}")
+            self.job.fail(f"{exc!r}")
         finally:
-            if self.heartbeat is not None:
-                self.heartbeat.stop()
             if self.scratch is not None:
                 shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -350,7 +316,7 @@ class Listener:
     def __init__(self, config: ListenerConfig | None = None, *, follow_up: bool = True):
         """`follow_up`: queue the jobs an import queues (series stream pre-build,
         image QC); benchmarks of the import alone turn it off."""
-        self.config = config or ListenerConfig.from_env()
+        self.config = config or ListenerConfig.from_settings()
         self.follow_up = follow_up
         self.ae = AE(ae_title=self.config.ae_title)
         self.ae.maximum_associations = self.config.max_associations

@@ -23,13 +23,13 @@ request), so the PACS's UIDs do not travel into reports.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from pydicom.dataset import Dataset
@@ -51,7 +51,7 @@ PENDING = (0xFF00, 0xFF01)
 def move_wait_seconds() -> float:
     """REFSET_DIMSE_MOVE_WAIT_S: how long a C-MOVE pull waits for the listener
     to import what the PACS sent (default 300)."""
-    return float(os.environ.get("REFSET_DIMSE_MOVE_WAIT_S", "") or 300)
+    return float(settings.REFSET_DIMSE_MOVE_WAIT_S)
 
 
 def _text(value) -> str:
@@ -106,8 +106,6 @@ class DimseClient:
     def from_connection(cls, connection, *, timeout: float = 60.0) -> DimseClient:
         """A client for a stored DIMSE PacsConnection, only while its address is on
         the operator's allowlist (REFSET_PACS_ALLOWED_HOSTS, as for DICOMweb)."""
-        from django.conf import settings
-
         from annotation_server.imaging.pacs import address_refusal
 
         refusal = address_refusal(

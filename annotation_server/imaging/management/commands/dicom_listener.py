@@ -30,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--bind", help="address to listen on (REFSET_DICOM_BIND)")
 
     def handle(self, *args, ae_title=None, port=None, bind=None, **options):
-        config = ListenerConfig.from_env()
+        config = ListenerConfig.from_settings()
         changes = {"ae_title": ae_title, "port": port, "bind": bind}
         config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v})
         if not logging.getLogger().handlers:
