@@ -127,3 +127,22 @@ def test_readers_and_outsiders_cannot_use_the_gateway_page(project, reader_a, ou
     assert _login(reader_a).post(url, {"form": "route"}).status_code == 403
     assert _login(outsider).get(url).status_code == 404
     assert not DicomRoute.objects.exists()
+
+
+def test_the_import_page_leads_its_manager_to_the_gateway(project, manager, reader_a, settings):
+    """The import page's "DICOM gateway" link, followed as a browser would after a
+    real login, opens the gateway page with the listener's address on it; the
+    project's reader sees neither page."""
+    import re
+
+    settings.REFSET_DICOM_AE_TITLE = "RS_LINK"
+    web = _login(manager)
+    page = web.get(f"/projects/{project.slug}/import/")
+    assert page.status_code == 200
+    link = re.search(r'<a href="([^"]+)" data-testid="dicom-gateway-link">', page.content.decode())
+    assert link, "the import page has no DICOM gateway link"
+    assert link.group(1) == f"/projects/{project.slug}/pacs/"
+    gateway = web.get(link.group(1))
+    assert gateway.status_code == 200
+    assert 'data-testid="listener-aet">RS_LINK<' in gateway.content.decode()
+    assert _login(reader_a).get(f"/projects/{project.slug}/import/").status_code == 403
