@@ -26,6 +26,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import pydicom
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import models
 from django.db.models import Count, Q
@@ -68,6 +70,33 @@ def middle_instance(series: Series) -> Instance | None:
     return rows[count // 2] if count else None
 
 
+VIEW_TAGS = ["ViewPosition", "ImageLaterality", "Laterality", "PatientOrientation"]
+NO_VIEW = {"view_position": "", "laterality": ""}
+
+
+def view_of(instance: Instance) -> dict[str, str]:
+    """The view position (PA, AP...) and laterality (L or R) its header gives
+    (`pixels.view_markers`), what names a series that has no description (a
+    photograph: the eye). Read without the pixels and cached by content hash (a
+    stored object never changes); an unreadable header gives neither."""
+    key = f"refset:series-view:{instance.sha256}"
+    found = cache.get(key)
+    if found is not None:
+        return found
+    try:
+        with storage.open_instance(instance.file) as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=VIEW_TAGS)
+    except Exception:  # missing or not DICOM: the thumbnail answers 422 for it
+        return dict(NO_VIEW)
+    markers = pixels.view_markers(ds) or {}
+    out = {
+        "view_position": markers.get("position", ""),
+        "laterality": markers.get("laterality", ""),
+    }
+    cache.set(key, out, None)
+    return out
+
+
 def thumbnail_version(instance: Instance) -> str:
     """A short token naming the thumbnail's content (changes when the middle slice does)."""
     text = f"{THUMBNAIL_VERSION}|{instance.sha256}|{instance.frame}"
@@ -93,6 +122,7 @@ def study_series(visible: models.QuerySet, case) -> list[dict[str, Any]]:
         middle = middle_instance(series) if series.images else None
         out.append(
             {
+                **(view_of(middle) if middle else NO_VIEW),
                 "id": series.pk,
                 "series_uid": series.series_uid,
                 "modality": series.modality,

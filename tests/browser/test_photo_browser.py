@@ -94,6 +94,9 @@ def test_photo_paints_its_colours_red_free_and_brightness_contrast(
     wait_first_image(page, timeout=30_000)
     page.wait_for_function(PAINTED, arg="|1|false")
     assert page.evaluate("window.__ws.rgb") is True
+    # one photograph: the progress line speaks of an image, not of "1 slices"
+    page.wait_for_function("document.querySelector('.ws-load').dataset.state === 'done'")
+    assert page.locator("[data-testid=prefetch]").inner_text() == "Image loaded"
     # fitted, at full resolution: the renderer's canvas is the whole photo
     assert page.evaluate(
         "[window.__ws.renderer.canvas.width, window.__ws.renderer.canvas.height]"
@@ -136,6 +139,11 @@ def test_photo_paints_its_colours_red_free_and_brightness_contrast(
     expected = _levels(stored, window["center"], window["width"])
     assert np.abs(adjusted - expected).max() <= 1, window
     assert np.abs(adjusted - stored).max() >= 20  # the pixels did change
+    # the corner line names the contrast with one percent sign (Django's interpolate()
+    # does not unescape a "%%")
+    contrast = round(255 / window["width"] * 100)
+    corner = page.text_content("#ws-tr")
+    assert f"contrast {contrast}%" in corner and "%%" not in corner, corner
 
     # reset: the photo as stored again
     page.keyboard.press("r")

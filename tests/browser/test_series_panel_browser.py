@@ -13,6 +13,7 @@ from annotation_server.projects.models import Case
 from annotation_server.reading.models import ReadingTask
 from tests import factories
 from tests.browser.helpers import login, make_ct_case, open_read, seed_for, wait_first_image
+from tests.imaging.rgb_photos import block_photo, photo_dataset
 
 pytestmark = [
     pytest.mark.browser,
@@ -113,3 +114,34 @@ def test_a_study_of_one_series_shows_no_panel(
     page.wait_for_selector(f"{PANEL}[data-count='1']", state="attached")
     assert page.locator(PANEL).is_hidden()
     assert page.locator(ITEM).count() == 0
+
+
+def test_photographs_without_description_are_named_by_their_eye(
+    live_server, page, project, reader_a
+):
+    """A visit's two fundus photographs carry no SeriesDescription: the panel names
+    each by its eye (ImageLaterality R: OD, L: OS) and modality, not "(no description)"."""
+    od = photo_dataset(block_photo(96, 128, seed=31), laterality="OD")
+    os_ = photo_dataset(
+        block_photo(96, 128, seed=32), laterality="OS", study_uid=str(od.StudyInstanceUID)
+    )
+    for ds in (od, os_):
+        assert not ds.get("SeriesDescription")
+    result = index_datasets(project, [od, os_])
+    by_uid = {s.instances.get().sop_instance_uid: s for s in result.series}
+    right, left = by_uid[str(od.SOPInstanceUID)], by_uid[str(os_.SOPInstanceUID)]
+    case = Case.objects.create(
+        project=project, code="OP0100", series=right, state="reading", qc_status="pass"
+    )
+    task = ReadingTask.objects.create(case=case, reader=reader_a)
+    login(page, live_server, "reader_a", "en")
+    open_read(page, live_server, task)
+    page.wait_for_selector(f"{PANEL}[data-ready='1']")
+    names = {
+        page.locator(f"{ITEM}[data-series='{s.pk}'] .sp-name").inner_text(): s.pk
+        for s in (right, left)
+    }
+    assert names == {"OD · OP": right.pk, "OS · OP": left.pk}
+    listing = page.evaluate(f"fetch('/api/v1/cases/{case.pk}/series/').then((r) => r.json())")
+    eyes = {s["id"]: (s["laterality"], s["view_position"]) for s in listing["series"]}
+    assert eyes == {right.pk: ("R", ""), left.pk: ("L", "")}

@@ -50,6 +50,8 @@ class PanelSeriesSerializer(serializers.Serializer):
     modality = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
     body_part = serializers.CharField(allow_blank=True)
+    view_position = serializers.CharField(allow_blank=True, help_text="PA, AP... (header)")
+    laterality = serializers.CharField(allow_blank=True, help_text="L, R or blank (header)")
     images = serializers.IntegerField(help_text="frames that may be shown")
     rows = serializers.IntegerField(allow_null=True)
     columns = serializers.IntegerField(allow_null=True)

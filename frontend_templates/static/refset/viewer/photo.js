@@ -225,7 +225,8 @@ export const photoMethods = {
     const brightness = Math.round(127.5 - center);
     const contrast = Math.round((255 / width) * 100);
     const parts = [
-      interpolate(gettext("Brightness %s · contrast %s%%"), [brightness > 0 ? `+${brightness}` : brightness, contrast]),
+      // the percent sign goes in with the number: Django's interpolate() leaves a "%%" as it is
+      interpolate(gettext("Brightness %s · contrast %s"), [brightness > 0 ? `+${brightness}` : brightness, `${contrast}%`]),
       this.renderer.photo.gamma !== 1 ? `γ ${this.renderer.photo.gamma.toFixed(2)}` : "",
       this.renderer.photo.redFree ? gettext("red-free") : "",
       this.invert ? gettext("inverted") : "",

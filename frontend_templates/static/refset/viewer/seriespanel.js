@@ -43,6 +43,22 @@ export function seriesFacts(series) {
   return parts.join(" · ");
 }
 
+// Photographs name the eye (ImageLaterality R: right eye, OD; L: left eye, OS).
+const PHOTO_MODALITIES = new Set(["OP", "XC"]);
+const EYES = { R: "OD", L: "OS" };
+
+/** The series' name: its description, else what its header says of it ("OD · OP",
+ * "PA · L · CR": the eye or side, the view, the modality). */
+export function seriesTitle(series) {
+  if (series.description) return series.description;
+  const side = series.laterality || "";
+  const view = series.view_position || "";
+  const photo = PHOTO_MODALITIES.has(series.modality);
+  const parts = photo ? [EYES[side] || "", view] : [view, side];
+  if (!parts.some(Boolean)) return gettext("(no description)");
+  return [...parts, series.modality].filter(Boolean).join(" · ");
+}
+
 function thumbnail(series) {
   const box = h("span", { class: "sp-thumb" });
   if (!series.thumbnail) {
@@ -51,7 +67,7 @@ function thumbnail(series) {
   }
   const img = h("img", {
     src: series.thumbnail,
-    alt: interpolate(gettext("Middle slice of %(series)s"), { series: series.description || series.modality }, true),
+    alt: interpolate(gettext("Middle slice of %(series)s"), { series: seriesTitle(series) }, true),
     loading: "lazy",
     decoding: "async",
     width: 96,
@@ -85,7 +101,7 @@ async function leave(url) {
 
 function item(slot, series, shown) {
   const here = series.id === shown;
-  const title = series.description || gettext("(no description)");
+  const title = seriesTitle(series);
   const link = h(
     "a",
     {

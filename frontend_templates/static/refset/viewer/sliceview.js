@@ -462,11 +462,16 @@ export const sliceViewMethods = {
       return;
     }
     $("#ws-progress-bar").style.width = `${pct}%`;
-    text.textContent = done
-      ? interpolate(gettext("%s slices loaded"), [frames])
-      : interpolate(gettext("Loading %s%% (%s / %s)"), [pct, frames, of]);
+    // The percent sign goes in with the number: Django's interpolate() leaves a "%%" as it is.
+    text.textContent = done ? this._loadedText(frames) : interpolate(gettext("Loading %s (%s / %s)"), [`${pct}%`, frames, of]);
     text.parentElement.classList.toggle("done", done);
     text.parentElement.dataset.state = done ? "done" : "loading";
+  },
+
+  /** What the progress line says once the series is in: a single image is an image, not a slice. */
+  _loadedText(frames) {
+    if (this.count <= 1) return frames === 1 ? gettext("Image loaded") : gettext("No image loaded");
+    return interpolate(ngettext("%s slice loaded", "%s slices loaded", frames), [frames]);
   },
 
   /** One button per window preset; `fileText` names the series' own window. */
