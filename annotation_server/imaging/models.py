@@ -226,7 +226,33 @@ class Quarantine(models.Model):
         return f"{self.sop_instance_uid} ({self.reason})"
 
 
-class PacsConnection(models.Model):
+class GatewayPeer(models.Model):
+    """What the two kinds of DICOM peer a manager keeps (a PACS RefSet queries, a
+    sender that may C-STORE to it) have in common: the site their images count
+    for, who added them and when."""
+
+    site = models.ForeignKey(
+        "accounts.Site",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("site"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class PacsConnection(GatewayPeer):
     """A hospital PACS reachable over DICOMweb (QIDO-RS / WADO-RS) or over DIMSE
     (C-FIND, then C-MOVE to RefSet's own listener or C-GET).
 
@@ -271,22 +297,6 @@ class PacsConnection(models.Model):
         blank=True,
         help_text=_("Encrypted with REFSET_KEY_ENCRYPTION_KEY; never shown again."),
     )
-    site = models.ForeignKey(
-        "accounts.Site",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("site"),
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["project", "name"]
@@ -307,7 +317,7 @@ class PacsConnection(models.Model):
         return self.base_url
 
 
-class DicomRoute(models.Model):
+class DicomRoute(GatewayPeer):
     """Who may send to RefSet's DICOM listener (C-STORE), and into which project.
 
     An association is accepted only from a calling AE title whose address lies in
@@ -324,23 +334,7 @@ class DicomRoute(models.Model):
         max_length=64,
         help_text=_("IP address or network (CIDR) the sender connects from"),
     )
-    site = models.ForeignKey(
-        "accounts.Site",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("site"),
-    )
     active = models.BooleanField(_("active"), default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["project", "calling_ae_title"]
