@@ -586,12 +586,35 @@ def shapes_of(page) -> dict:
     return {s["slice_index"]: s["points"] for s in shapes}
 
 
-def test_a_box_finding_is_resized_and_moved_from_the_coronal_view(
-    live_server, page, volume_case, artifacts_dir
+# Per reformatted plane: which axial coordinate runs across it (0: columns, 1:
+# rows), the box's extent across, the pane index crossing the box's middle and
+# one that misses it (centreOn points), and the plane's axes (h across, w down).
+EDIT_PLANES = {
+    "coronal": {"across": 0, "lo": 100, "hi": 130, "on": 125, "off": [115.5, 60.5]},
+    "sagittal": {"across": 1, "lo": 110, "hi": 140, "on": 115, "off": [60.5, 125.5]},
+}
+
+
+def box_across(plane: dict, lo: float, hi: float) -> list[list[float]]:
+    """BOX with its extent across `plane` set to lo..hi (the other axis untouched)."""
+    box = [list(BOX[0]), list(BOX[1])]
+    box[0][plane["across"]], box[1][plane["across"]] = lo, hi
+    return box
+
+
+@pytest.mark.parametrize("role", ["coronal", "sagittal"])
+def test_a_box_finding_is_resized_and_moved_from_a_reformatted_view(
+    live_server, page, volume_case, artifacts_dir, role
 ):
-    """Issue 17: the frame of the selected finding on the coronal view changes its
-    cranio-caudal extent by its top and bottom edges, stretches it across by its
-    side edge and moves it by its inside: the stored per-slice boxes change exactly."""
+    """Issue 17: the frame of the selected finding on the coronal view (across: the
+    columns) or the sagittal view (across: the rows, front to back; down: the
+    slices, head to feet) changes its cranio-caudal extent by its top and bottom
+    edges, stretches it across by its side edge and moves it by its inside: the
+    stored per-slice boxes change exactly, the coordinate along the view's normal
+    never."""
+    plane = EDIT_PLANES[role]
+    lo, hi = plane["lo"], plane["hi"]
+    mid = (lo + hi) / 2
     task = volume_case["task"]
     open_volume(page, live_server, task)
     page.evaluate(
@@ -604,152 +627,58 @@ def test_a_box_finding_is_resized_and_moved_from_the_coronal_view(
     )
     uid = page.evaluate("window.__ws.store.list()[0].uid")
     page.evaluate(f"window.__ws.select({uid!r})")
-    page.click("[data-single=coronal]")
+    page.click(f"[data-single={role}]")
     page.wait_for_function(
-        "!document.querySelector('[data-testid=viewer-coronal]').closest('.ws-pane').hidden"
+        f"!document.querySelector('[data-testid=viewer-{role}]').closest('.ws-pane').hidden"
     )
     page.evaluate("window.__ws.mpr.centreOn([115.5, 125.5])")
-    page.wait_for_function("window.__ws.mpr.panes.coronal.index === 125")
+    page.wait_for_function(f"window.__ws.mpr.panes.{role}.index === {plane['on']}")
     settle(page)
-    height = page.evaluate("window.__ws.mpr.panes.coronal.plane.height")
-    frame = page.evaluate("window.__ws.mpr.panes.coronal.editFrame().points")
-    assert frame == [[100, height - 25], [130, height - 18]]
+    axes = page.evaluate(f"window.__ws.mpr.panes.{role}.plane")
+    assert (axes["h"], axes["w"], axes["flipH"]) == (plane["across"], 2, False)
+    height = axes["height"]
+    frame = page.evaluate(f"window.__ws.mpr.panes.{role}.editFrame().points")
+    assert frame == [[lo, height - 25], [hi, height - 18]]
     page.keyboard.press("v")
 
+    def drag_on(start, end) -> None:
+        drag(page, pane_to_page(page, role, start), pane_to_page(page, role, end))
+
     # The top edge up by three slices: slices 25..27 copy slice 24's box.
-    drag(
-        page,
-        pane_to_page(page, "coronal", (115, height - 25)),
-        pane_to_page(page, "coronal", (115, height - 28.1)),
-    )
+    drag_on((mid, height - 25), (mid, height - 28.1))
     got = shapes_of(page)
     assert sorted(got) == list(range(18, 28))
     assert all(points == BOX for points in got.values())
     # The bottom edge up by two: slices 18 and 19 removed.
-    drag(
-        page,
-        pane_to_page(page, "coronal", (115, height - 18)),
-        pane_to_page(page, "coronal", (115, height - 19.9)),
-    )
+    drag_on((mid, height - 18), (mid, height - 19.9))
     assert sorted(shapes_of(page)) == list(range(20, 28))
-    # The right edge from column 130 to 145: every box wider, rows untouched.
-    drag(
-        page,
-        pane_to_page(page, "coronal", (130, height - 24)),
-        pane_to_page(page, "coronal", (145, height - 24)),
-    )
+    # The far side edge 15 further: every box larger across, the other axis untouched.
+    drag_on((hi, height - 24), (hi + 15, height - 24))
+    wider = box_across(plane, lo, hi + 15)
     got = shapes_of(page)
     assert sorted(got) == list(range(20, 28))
-    assert all(points == [[100, 110], [145, 140]] for points in got.values())
-    # Moved from inside: 10 columns right and two slices down (towards the feet).
-    drag(
-        page,
-        pane_to_page(page, "coronal", (120, height - 23.5)),
-        pane_to_page(page, "coronal", (130, height - 21.5)),
-    )
+    assert all(points == wider for points in got.values())
+    # Moved from inside: 10 across and two slices down (towards the feet).
+    drag_on((lo + 20, height - 23.5), (lo + 30, height - 21.5))
+    moved = box_across(plane, lo + 10, hi + 25)
     got = shapes_of(page)
     assert sorted(got) == list(range(18, 26))
-    assert all(points == [[110, 110], [155, 140]] for points in got.values())
+    assert all(points == moved for points in got.values())
     settle(page)
-    page.screenshot(path=str(artifacts_dir / "mpr-coronal-frame.png"))
+    page.screenshot(path=str(artifacts_dir / f"mpr-{role}-frame.png"))
     wait_saved(page)
     stored = Finding.objects.get(task=task).geometry
     assert [s["slice_index"] for s in stored["shapes"]] == list(range(18, 26))
-    assert all(s["points"] == [[110, 110], [155, 140]] for s in stored["shapes"])
+    assert all(s["points"] == moved for s in stored["shapes"])
     # One drag is one undo step: Ctrl + Z puts the box back before the move.
     page.keyboard.press("Control+z")
     got = shapes_of(page)
     assert sorted(got) == list(range(20, 28))
-    assert all(points == [[100, 110], [145, 140]] for points in got.values())
+    assert all(points == wider for points in got.values())
     # A plane that does not cross the finding offers no frame to drag.
-    page.evaluate("window.__ws.mpr.centreOn([115.5, 60.5])")
-    page.wait_for_function("window.__ws.mpr.panes.coronal.index === 60")
-    assert page.evaluate("window.__ws.mpr.panes.coronal.editFrame()") is None
-
-
-def test_a_box_finding_is_resized_and_moved_from_the_sagittal_view(
-    live_server, page, volume_case, artifacts_dir
-):
-    """Issue 17: as from the coronal view, the frame of the selected finding on the
-    sagittal view (across: the rows, front to back; down: the slices, head to feet)
-    changes its cranio-caudal extent by its top and bottom edges, its front-to-back
-    extent by its side edge, and moves it by its inside: the stored per-slice boxes
-    change exactly, the columns never."""
-    task = volume_case["task"]
-    open_volume(page, live_server, task)
-    page.evaluate(
-        """([box]) => window.__ws.store.create({
-          finding_type: window.__ws.typeKey, attributes: {}, source: "manual",
-          geometry: window.__ws._withCentre({kind: "box", centre_mm: null,
-            shapes: [18, 19, 20, 21, 22, 23, 24].map((k) => ({slice_index: k, points: box}))}),
-        })""",
-        [BOX],
-    )
-    uid = page.evaluate("window.__ws.store.list()[0].uid")
-    page.evaluate(f"window.__ws.select({uid!r})")
-    page.click("[data-single=sagittal]")
-    page.wait_for_function(
-        "!document.querySelector('[data-testid=viewer-sagittal]').closest('.ws-pane').hidden"
-    )
-    page.evaluate("window.__ws.mpr.centreOn([115.5, 125.5])")
-    page.wait_for_function("window.__ws.mpr.panes.sagittal.index === 115")
-    settle(page)
-    plane = page.evaluate("window.__ws.mpr.panes.sagittal.plane")
-    assert (plane["h"], plane["w"], plane["flipH"]) == (1, 2, False)  # rows across, slices down
-    height = plane["height"]
-    frame = page.evaluate("window.__ws.mpr.panes.sagittal.editFrame().points")
-    assert frame == [[110, height - 25], [140, height - 18]]
-    page.keyboard.press("v")
-
-    # The top edge up by three slices: slices 25..27 copy slice 24's box.
-    drag(
-        page,
-        pane_to_page(page, "sagittal", (125, height - 25)),
-        pane_to_page(page, "sagittal", (125, height - 28.1)),
-    )
-    got = shapes_of(page)
-    assert sorted(got) == list(range(18, 28))
-    assert all(points == BOX for points in got.values())
-    # The bottom edge up by two: slices 18 and 19 removed.
-    drag(
-        page,
-        pane_to_page(page, "sagittal", (125, height - 18)),
-        pane_to_page(page, "sagittal", (125, height - 19.9)),
-    )
-    assert sorted(shapes_of(page)) == list(range(20, 28))
-    # The back edge from row 140 to 150: every box deeper, columns untouched.
-    drag(
-        page,
-        pane_to_page(page, "sagittal", (140, height - 24)),
-        pane_to_page(page, "sagittal", (150, height - 24)),
-    )
-    got = shapes_of(page)
-    assert sorted(got) == list(range(20, 28))
-    assert all(points == [[100, 110], [130, 150]] for points in got.values())
-    # Moved from inside: 10 rows back and two slices down (towards the feet).
-    drag(
-        page,
-        pane_to_page(page, "sagittal", (120, height - 23.5)),
-        pane_to_page(page, "sagittal", (130, height - 21.5)),
-    )
-    got = shapes_of(page)
-    assert sorted(got) == list(range(18, 26))
-    assert all(points == [[100, 120], [130, 160]] for points in got.values())
-    settle(page)
-    page.screenshot(path=str(artifacts_dir / "mpr-sagittal-frame.png"))
-    wait_saved(page)
-    stored = Finding.objects.get(task=task).geometry
-    assert [s["slice_index"] for s in stored["shapes"]] == list(range(18, 26))
-    assert all(s["points"] == [[100, 120], [130, 160]] for s in stored["shapes"])
-    # One drag is one undo step: Ctrl + Z puts the box back before the move.
-    page.keyboard.press("Control+z")
-    got = shapes_of(page)
-    assert sorted(got) == list(range(20, 28))
-    assert all(points == [[100, 110], [130, 150]] for points in got.values())
-    # A plane that does not cross the finding offers no frame to drag.
-    page.evaluate("window.__ws.mpr.centreOn([60.5, 125.5])")
-    page.wait_for_function("window.__ws.mpr.panes.sagittal.index === 60")
-    assert page.evaluate("window.__ws.mpr.panes.sagittal.editFrame()") is None
+    page.evaluate(f"window.__ws.mpr.centreOn({plane['off']})")
+    page.wait_for_function(f"window.__ws.mpr.panes.{role}.index === 60")
+    assert page.evaluate(f"window.__ws.mpr.panes.{role}.editFrame()") is None
 
 
 def colour_hits(page, selector: str, colour: str, points, tolerance: int = 60) -> int:

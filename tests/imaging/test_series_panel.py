@@ -31,6 +31,8 @@ ROW_KEYS = {
     "modality",
     "description",
     "body_part",
+    "view_position",
+    "laterality",
     "images",
     "rows",
     "columns",
@@ -95,6 +97,7 @@ def test_reader_lists_the_image_series_of_the_case_study(study, reader_a):
     for row in data["series"]:
         assert set(row) == ROW_KEYS  # nothing about cases, tasks or reads
         assert row["modality"] == "CT"
+        assert (row["view_position"], row["laterality"]) == ("", "")  # a CT's header: neither
         assert row["thumbnail"].startswith(f"/api/v1/series/{row['id']}/thumbnail.png?v=")
     assert rows[study["thin"].pk]["images"] == 8
     assert rows[study["thick"].pk]["images"] == 2  # 8 x 1.25 mm = 10 mm in 5 mm slices
