@@ -23,10 +23,13 @@ JOB_HANDLERS: dict[str, str] = {
     "imaging.import": "annotation_server.imaging.jobs.import_uploads",
     "imaging.pull_pacs": "annotation_server.imaging.jobs.pull_pacs",
     "imaging.build_series_streams": "annotation_server.imaging.jobs.build_series_streams",
+    "outbox.deliver": "annotation_server.outbox.jobs.deliver_job",
+    "outbox.queue_version": "annotation_server.outbox.jobs.queue_version_job",
     "qc.check_cases": "annotation_server.quality.jobs.check_cases",
     "projects.assign": "annotation_server.reading.jobs.assign_job",
     "reading.prelabel": "annotation_server.reading.jobs.prelabel_job",
     "reading.finetune": "annotation_server.reading.jobs.finetune_job",
+    "periodic.run": "annotation_server.web.jobs.run_periodic",
 }
 
 # Job kind -> the setting naming the Celery queue it is sent to (its value empty:
@@ -42,10 +45,13 @@ JOB_QUEUES: dict[str, str] = {
     "imaging.import": "REFSET_INGEST_QUEUE",
     "imaging.pull_pacs": "REFSET_INGEST_QUEUE",
     "imaging.build_series_streams": "REFSET_INGEST_QUEUE",
+    "outbox.deliver": "",
+    "outbox.queue_version": "REFSET_EXPORT_QUEUE",
     "qc.check_cases": "REFSET_QC_QUEUE",
     "projects.assign": "",
     "reading.prelabel": "REFSET_INFERENCE_QUEUE",
     "reading.finetune": "REFSET_INFERENCE_QUEUE",
+    "periodic.run": "",
 }
 
 # Hook name -> the functions called, in order, with the hook's arguments.

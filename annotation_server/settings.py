@@ -53,6 +53,23 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(
         transaction_mode="IMMEDIATE", timeout=env_int("REFSET_SQLITE_TIMEOUT", 60)
     )
+# Connection pooling (PostgreSQL). Each web or worker process keeps one
+# connection per thread between requests/jobs for REFSET_DB_CONN_MAX_AGE seconds
+# (default 60; 0 closes it at the end of every request, what a pooler in front
+# of PostgreSQL makes cheap). REFSET_DB_CONN_HEALTH_CHECKS (default on): a kept
+# connection is tested before a request reuses it, so a database restart or a
+# pooler that dropped it costs one reconnect, not a failed request.
+# Behind pgbouncer in transaction pooling mode (pool_mode = transaction), set
+# REFSET_DB_DISABLE_SERVER_SIDE_CURSORS=1: a named cursor (QuerySet.iterator())
+# lives across statements of one connection, which a transaction pooler may hand
+# to another client between them. Session state (SET, advisory locks held
+# across transactions, LISTEN) is not used by RefSet, so transaction pooling is
+# otherwise safe; keep CONN_MAX_AGE > 0 there (connections to pgbouncer are
+# cheap to keep, pgbouncer multiplexes them onto its own server pool).
+_db["CONN_MAX_AGE"] = env_int("REFSET_DB_CONN_MAX_AGE", 60)
+_db["CONN_HEALTH_CHECKS"] = env_bool("REFSET_DB_CONN_HEALTH_CHECKS", True)
+if _db["ENGINE"] != "django.db.backends.sqlite3":
+    _db["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("REFSET_DB_DISABLE_SERVER_SIDE_CURSORS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # CELERY_BROKER_URL: redis://127.0.0.1:6379/0. Unset: jobs run in-process right
@@ -93,6 +110,64 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # A prefork child killed mid-task (out of memory...) puts its message back.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+
+# What this process is, as /healthz reports it. REFSET_ROLE: "web" (default),
+# "worker", "beat" or "listener" (the DICOM listener), or several joined by "+"
+# ("web+beat"). REFSET_WORKER_QUEUES: the queues a worker consumes, the same
+# comma-separated list given to `celery -A annotation_server worker -Q ...`
+# (reported as given; e.g. "ingest,qc" or "celery").
+REFSET_ROLE = env_str("REFSET_ROLE", "web")
+REFSET_ROLES = [r.strip().lower() for r in REFSET_ROLE.split("+") if r.strip()]
+if not REFSET_ROLES or set(REFSET_ROLES) - {"web", "worker", "beat", "listener"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"REFSET_ROLE={REFSET_ROLE!r}: use web, worker, beat or listener, "
+        "or several joined by + (web+beat)."
+    )
+REFSET_WORKER_QUEUES = env_list("REFSET_WORKER_QUEUES", [])
+
+# Periodic work (annotation_server/web/periodic.py, the one table of it):
+# `celery -A annotation_server beat` sends each entry below on its schedule; a
+# worker of the default queue queues it as a Job (so its result is kept and
+# shown); without a broker (the embedded demo) `manage.py run_periodic [name]`
+# runs the same jobs, e.g. from cron.
+# REFSET_OVERDUE_REMINDER_MIN: minutes between overdue-read reminder runs
+# (default 60). REFSET_AUDIT_VERIFY_HOUR / _MINUTE: when the nightly audit-chain
+# verification runs (default 02:30, in TIME_ZONE). REFSET_CLEANUP_MIN: minutes
+# between cleanups of orphaned uploads and `.part-*` leftovers (default 60);
+# REFSET_CLEANUP_AFTER_H: how old such a leftover must be before it is removed
+# (default 24 hours: longer than any import or export). REFSET_BEAT_SCHEDULE_FILE:
+# where beat keeps its last-run times (default REFSET_VAR_DIR/celerybeat-schedule).
+REFSET_OVERDUE_REMINDER_MIN = env_int("REFSET_OVERDUE_REMINDER_MIN", 60)
+REFSET_AUDIT_VERIFY_HOUR = env_int("REFSET_AUDIT_VERIFY_HOUR", 2)
+REFSET_AUDIT_VERIFY_MINUTE = env_int("REFSET_AUDIT_VERIFY_MINUTE", 30)
+REFSET_CLEANUP_MIN = env_int("REFSET_CLEANUP_MIN", 60)
+REFSET_CLEANUP_AFTER_H = env_int("REFSET_CLEANUP_AFTER_H", 24)
+CELERY_BEAT_SCHEDULE_FILENAME = env_str(
+    "REFSET_BEAT_SCHEDULE_FILE", str(VAR_DIR / "celerybeat-schedule")
+)
+
+
+def _beat_schedule() -> dict:
+    from celery.schedules import crontab
+
+    def entry(name: str, schedule) -> dict:
+        return {"task": "refset.periodic", "schedule": schedule, "args": (name,)}
+
+    return {
+        "overdue-reminders": entry(
+            "overdue_reminders", timedelta(minutes=REFSET_OVERDUE_REMINDER_MIN)
+        ),
+        "verify-audit-chain": entry(
+            "verify_audit",
+            crontab(hour=REFSET_AUDIT_VERIFY_HOUR, minute=REFSET_AUDIT_VERIFY_MINUTE),
+        ),
+        "cleanup": entry("cleanup", timedelta(minutes=REFSET_CLEANUP_MIN)),
+    }
+
+
+CELERY_BEAT_SCHEDULE = _beat_schedule()
 # REFSET_JOB_LEASE_S: a worker running a job renews its lease (Job.heartbeat_at)
 # every third of this many seconds. A running job whose lease ran out belongs to a
 # worker that died: every worker looks for such jobs when it starts and then every
@@ -114,6 +189,16 @@ REFSET_DICOM_PORT = env_int("REFSET_DICOM_PORT", 11112)
 REFSET_DICOM_BIND = env_str("REFSET_DICOM_BIND").strip() or "127.0.0.1"
 REFSET_DICOM_MAX_ASSOCIATIONS = env_int("REFSET_DICOM_MAX_ASSOCIATIONS", 10)
 REFSET_DIMSE_MOVE_WAIT_S = env_int("REFSET_DIMSE_MOVE_WAIT_S", 300)
+
+# Write-back (annotation_server.outbox): an outbox item is tried at most
+# REFSET_OUTBOX_MAX_ATTEMPTS times, waiting REFSET_OUTBOX_BACKOFF_S, then twice
+# that, ... (at most REFSET_OUTBOX_MAX_DELAY_S) between attempts, then it is
+# failed (a manager may retry it). REFSET_OUTBOX_TIMEOUT_S: network timeout of one
+# STOW-RS / QIDO-RS request or DIMSE exchange.
+REFSET_OUTBOX_MAX_ATTEMPTS = env_int("REFSET_OUTBOX_MAX_ATTEMPTS", 5)
+REFSET_OUTBOX_BACKOFF_S = env_int("REFSET_OUTBOX_BACKOFF_S", 5)
+REFSET_OUTBOX_MAX_DELAY_S = env_int("REFSET_OUTBOX_MAX_DELAY_S", 120)
+REFSET_OUTBOX_TIMEOUT_S = env_int("REFSET_OUTBOX_TIMEOUT_S", 30)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -138,6 +223,7 @@ INSTALLED_APPS = [
     "annotation_server.adjudication",
     "annotation_server.qualification",
     "annotation_server.datasets",
+    "annotation_server.outbox",
     "annotation_server.agreement",
     "annotation_server.web",
 ]
@@ -227,6 +313,7 @@ LANGUAGE_CODE = env_str("DJANGO_LANGUAGE_CODE", "zh-hans")
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "annotation_server" / "locale"]
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "Asia/Shanghai")
+CELERY_TIMEZONE = TIME_ZONE  # beat's crontab entries (the nightly audit check) in local time
 # Date and time formats per language (annotation_server/formats/): templates name
 # a format (|date:"SHORT_DATETIME_FORMAT"), never a pattern; times in TIME_ZONE.
 FORMAT_MODULE_PATH = ["annotation_server.formats"]

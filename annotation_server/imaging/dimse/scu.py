@@ -4,6 +4,8 @@
     client.find_studies(PatientID="ZY123")                  # rows as PacsClient gives
     client.find_series(study_uid)
     report = pull(project, connection, [study_uid])         # C-MOVE or C-GET
+    client.store([dataset])                                 # C-STORE (write-back)
+    client.find_instance(study_uid, series_uid, sop_uid)    # C-FIND, IMAGE level
 
 Retrieval, as the connection says:
 - C-MOVE (the usual PACS set-up): the PACS is asked to send the study to RefSet's
@@ -35,6 +37,8 @@ from django.utils.translation import ngettext
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
+    Comprehensive3DSRStorage,
+    SegmentationStorage,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -190,6 +194,56 @@ class DimseClient:
         for name in SERIES_FIELDS:
             setattr(query, name, "")
         return [_row(i, SERIES_FIELDS) for i in self._find(query)]
+
+    def find_instance(self, study_uid: str, series_uid: str, sop_uid: str) -> bool:
+        """Whether the PACS holds the instance (C-FIND at IMAGE level, Study Root:
+        the study and series UIDs are the hierarchy's unique keys)."""
+        query = Dataset()
+        query.QueryRetrieveLevel = "IMAGE"
+        query.StudyInstanceUID = study_uid
+        query.SeriesInstanceUID = series_uid
+        query.SOPInstanceUID = sop_uid
+        return any(str(i.get("SOPInstanceUID", "")) == sop_uid for i in self._find(query))
+
+    # C-STORE ------------------------------------------------------------------------
+
+    # Write-back objects: SEG and Comprehensive 3D SR contexts are always proposed
+    # (a PACS accepts only the classes it is offered), with the object's own
+    # transfer syntax first, then the uncompressed ones.
+    STORE_CLASSES: tuple[str, ...] = (str(SegmentationStorage), str(Comprehensive3DSRStorage))
+
+    def store(self, datasets: Iterable[Dataset]) -> list[int]:
+        """C-STORE each dataset (Part 10 datasets with file meta) on one
+        association; returns their statuses. Raises PacsError when the PACS
+        refuses the association or a context, or does not answer."""
+        datasets = list(datasets)
+        syntaxes: dict[str, list[str]] = {uid: [] for uid in self.STORE_CLASSES}
+        for ds in datasets:
+            own = str(ds.file_meta.TransferSyntaxUID)
+            wanted = syntaxes.setdefault(str(ds.SOPClassUID), [])
+            for uid in (own, *GET_TRANSFER_SYNTAXES):
+                if uid not in wanted:
+                    wanted.append(uid)
+        ae = self._ae()
+        for uid, transfer in list(syntaxes.items())[:128]:
+            ae.add_requested_context(uid, transfer or list(GET_TRANSFER_SYNTAXES))
+        assoc = self._associate(ae)
+        statuses = []
+        try:
+            for ds in datasets:
+                try:
+                    status = assoc.send_c_store(ds)
+                except ValueError as exc:  # no accepted context for its class/syntax
+                    raise PacsError(
+                        f"the PACS at {self.where} accepts no context for {ds.SOPClassUID}: {exc}"
+                    ) from exc
+                if not status:
+                    raise PacsError(f"the PACS at {self.where} did not answer the C-STORE")
+                statuses.append(int(status.Status))
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return statuses
 
     # C-MOVE / C-GET -----------------------------------------------------------------
 
