@@ -1,7 +1,12 @@
-"""Health checks for /healthz: database, broker (or in-process jobs), storage."""
+"""Health checks for /healthz (and `manage.py healthcheck` on hosts that serve no
+HTTP: workers, beat, the DICOM listener): what this process is (REFSET_ROLE, a
+worker's queues, the host), then database, broker (or in-process jobs) and
+storage; for beat also when each periodic job last ran."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 
@@ -54,10 +59,47 @@ def check_storage() -> str:
     return storage.describe()
 
 
+def roles() -> list[str]:
+    """This process's roles from REFSET_ROLE ("web", "worker+beat", ...; settings
+    refuses unknown ones at start-up)."""
+    return list(settings.REFSET_ROLES)
+
+
+def role() -> dict:
+    """What this process is: its roles, the queues a worker consumes, the periodic
+    jobs beat sends, and the host (so a proxy's or an operator's check tells the
+    nodes apart)."""
+    mine = roles()
+    info: dict = {"name": "+".join(mine), "roles": mine, "host": socket.gethostname()}
+    info["pid"] = os.getpid()
+    if "worker" in mine:
+        info["queues"] = list(settings.REFSET_WORKER_QUEUES) or [settings.CELERY_TASK_DEFAULT_QUEUE]
+    if "beat" in mine:
+        info["schedule"] = sorted(settings.CELERY_BEAT_SCHEDULE)
+    return info
+
+
+def check_periodic() -> dict:
+    """When each periodic job last finished, and how (beat's health)."""
+    from annotation_server.web import periodic
+
+    out = {}
+    for name in periodic.PERIODIC:
+        job = periodic.latest(name)
+        out[name] = (
+            {"state": job.state, "finished_at": job.finished_at.isoformat()}
+            if job is not None and job.finished_at
+            else None
+        )
+    return out
+
+
 def report() -> dict:
     checks = {
         "database": _timed(check_database),
         "broker": _timed(check_broker),
         "storage": _timed(check_storage),
     }
-    return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}
+    if "beat" in roles():
+        checks["periodic"] = _timed(check_periodic)
+    return {"ok": all(c["ok"] for c in checks.values()), "role": role(), "checks": checks}

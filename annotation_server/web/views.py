@@ -13,7 +13,7 @@ from annotation_server.projects.models import Case, Membership, Project
 from annotation_server.projects.permissions import MANAGE, project_ids
 from annotation_server.projects.services import case_state_counts, reader_task_counts
 from annotation_server.reading.models import ReadingTask
-from annotation_server.web import health
+from annotation_server.web import health, periodic
 
 STATE_ORDER = ["imported", "qc", "reading", "arbitration", "adjudicated", "frozen"]
 
@@ -58,7 +58,8 @@ def home(request):
     must = _must_qualify(user, ids)
     for row in rows:
         row["must_qualify"] = must.get(row["project"].pk)
-    return render(request, "web/home.html", {"rows": rows})
+    notices = periodic.notices_for(user)
+    return render(request, "web/home.html", {"rows": rows, "notices": notices})
 
 
 def _must_qualify(user, ids) -> dict:
