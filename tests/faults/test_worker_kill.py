@@ -449,6 +449,29 @@ def check_evaluate(setup: Setup, job: Job) -> None:
         assert hashlib.sha256(fh.read()).hexdigest() in evaluation.report_key
 
 
+# periodic.run -----------------------------------------------------------------------
+
+
+def build_periodic(setup: Setup) -> Job:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation_server.reading.models import ReadingTask
+    from annotation_server.web import periodic
+    from tests import factories
+
+    task = factories.TaskFactory(case=factories.CaseFactory(project=setup.project))
+    ReadingTask.objects.filter(pk=task.pk).update(due_at=timezone.now() - timedelta(days=1))
+    return periodic.enqueue("overdue_reminders")
+
+
+def check_periodic(setup: Setup, job: Job) -> None:
+    # Killed after counting, at its log line: the re-run counts the same read once.
+    assert job.params == {"name": "overdue_reminders"}
+    assert job.result["reads"] == 1 and job.result["people"] == 1
+
+
 FAULT_CASES: dict[str, FaultCase] = {
     "agreement.compute": FaultCase(build_agreement, at=3, check=check_agreement),
     "imaging.import": FaultCase(build_import, at=2, check=check_import),
@@ -463,6 +486,7 @@ FAULT_CASES: dict[str, FaultCase] = {
     "datasets.evaluate": FaultCase(build_evaluate, at=3, check=check_evaluate),
     "reading.prelabel": FaultCase(build_prelabel, at=3, check=check_prelabel),
     "reading.finetune": FaultCase(build_finetune, at=5, check=check_finetune),
+    "periodic.run": FaultCase(build_periodic, at=1, check=check_periodic),
 }
 
 
