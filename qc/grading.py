@@ -18,12 +18,20 @@ arbitration, when:
 When the reads agree under the rule, the consensus answer is the shared
 outside-scale answer, or the upper median of the scale values (for two reads,
 the more severe grade; for three, the middle one).
+
+A single-choice category with answers outside its scale (diabetic macular
+oedema: absent / present, or "ungradable") follows the same outside-scale rule
+(`category_dispute`): an off-scale answer against an on-scale one, or two
+different off-scale answers, is "outside_scale"; two different categories are
+"difference" whatever the grade rule (a binary field has no smaller step); a
+missing answer against a given one is "missing". Its consensus is the shared
+answer.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,3 +89,21 @@ def agreed_grade(values: Mapping[str, Any]) -> Any:
     if not scale:
         return given[0]
     return statistics.median_high(scale)
+
+
+def category_dispute(values: Mapping[str, Any], outside: Collection[str]) -> str | None:
+    """Why the reads' answers to one single-choice category field with answers
+    outside its scale (`outside`, e.g. {"ungradable"}) disagree, or None when
+    they all gave the same answer (see the module). Reasons: "missing",
+    "outside_scale", "difference"."""
+    answers = list(values.values())
+    given = [v for v in answers if v is not None and v != ""]
+    if not given:
+        return None
+    if len(given) != len(answers):
+        return "missing"
+    off = {str(v) for v in given if v in outside}
+    on = {str(v) for v in given if v not in outside}
+    if off and (on or len(off) > 1):
+        return "outside_scale"
+    return "difference" if len(on) > 1 else None

@@ -23,9 +23,12 @@ and an ATTRIBUTE is one of
 each with "label" ({"en": ..., "zh-hans": ...}), optional "required" (default
 false), optional "help". An enum may set "multiple": true (a list of values).
 
-An ordinal may also name answers outside its scale, such as "ungradable":
-"outside_scale": [{"value": "ungradable", "label": {...}}] (string values), and
-"referable_from": N, the lowest scale value that counts as referable (used by
+An ordinal, or a single-choice enum (macular oedema: absent / present), may also
+name answers outside its scale, such as "ungradable":
+"outside_scale": [{"value": "ungradable", "label": {...}}] (string values, not
+options of the enum); the agreement figures leave them out and count them, and
+an answer outside the scale against one on it always goes to arbitration. An
+ordinal may set "referable_from": N, the lowest scale value that counts as referable (used by
 the protocol's "referable/non-referable" grade rule and by derived fields).
 
 A definition may list "derived" fields: computed on the server from a read,
@@ -85,6 +88,28 @@ def _check_label(where: str, label: Any, errors: list[str]) -> None:
         errors.append(f"{where}: " + _t("label needs both 'en' and 'zh-hans' text"))
 
 
+def _check_outside_scale(where: str, attr: dict, errors: list[str]) -> None:
+    extra = attr.get("outside_scale", [])
+    if not isinstance(extra, list) or any(
+        not isinstance(o, dict) or not isinstance(o.get("value"), str) or not o["value"]
+        for o in extra
+    ):
+        errors.append(f"{where}: " + _t("outside_scale must list options with a string value"))
+        return
+    for option in extra:
+        _check_label(f"{where} option {option['value']!r}", option.get("label"), errors)
+    if attr.get("kind") == "enum":
+        if extra and attr.get("multiple"):
+            errors.append(f"{where}: " + _t("a multiple-choice enum cannot have outside_scale"))
+        options = {o.get("value") for o in attr.get("options") or [] if isinstance(o, dict)}
+        clash = sorted(o["value"] for o in extra if o["value"] in options)
+        if clash:
+            errors.append(
+                f"{where}: "
+                + _t("%(values)s is both an option and outside the scale", values=", ".join(clash))
+            )
+
+
 def _check_attribute(where: str, attr: Any, errors: list[str]) -> None:
     if not isinstance(attr, dict):
         errors.append(f"{where}: " + _t("must be an object"))
@@ -122,19 +147,12 @@ def _check_attribute(where: str, attr: Any, errors: list[str]) -> None:
         for option in options:
             if isinstance(option, dict):
                 _check_label(f"{where} option {option.get('value')!r}", option.get("label"), errors)
+        _check_outside_scale(where, attr, errors)
     elif kind == "ordinal":
         lo, hi = attr.get("min"), attr.get("max")
         if not isinstance(lo, int) or not isinstance(hi, int) or lo >= hi:
             errors.append(f"{where}: " + _t("an ordinal scale needs integer min < max"))
-        extra = attr.get("outside_scale", [])
-        if not isinstance(extra, list) or any(
-            not isinstance(o, dict) or not isinstance(o.get("value"), str) or not o["value"]
-            for o in extra
-        ):
-            errors.append(f"{where}: " + _t("outside_scale must list options with a string value"))
-        else:
-            for option in extra:
-                _check_label(f"{where} option {option['value']!r}", option.get("label"), errors)
+        _check_outside_scale(where, attr, errors)
         referable = attr.get("referable_from")
         if referable is not None and (
             isinstance(referable, bool)
@@ -213,7 +231,7 @@ def _check_derived(derived: Any, case_fields: list, errors: list[str]) -> None:
 
 
 def outside_scale(attr: dict) -> list[str]:
-    """The non-scale answers an ordinal accepts (e.g. "ungradable")."""
+    """The non-scale answers an ordinal or single-choice enum accepts (e.g. "ungradable")."""
     return [o["value"] for o in attr.get("outside_scale", []) if isinstance(o, dict)]
 
 
@@ -276,6 +294,8 @@ def _value_errors(attr: dict, value: Any) -> str | None:
     kind = attr["kind"]
     if kind == "enum":
         allowed = [o["value"] for o in attr["options"]]
+        if not attr.get("multiple"):
+            allowed += outside_scale(attr)
         values = value if attr.get("multiple") else [value]
         if attr.get("multiple") and not isinstance(value, list):
             return "must be a list of options"

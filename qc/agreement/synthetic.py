@@ -145,7 +145,13 @@ def _mark(mid, reader, centre, size, kind, malig, grid: Grid, shapes: bool) -> M
 DR_GRADES = (0, 1, 2, 3, 4)
 FUNDUS_FIELDS = (
     Field("dr_grade", "ordinal", "DR grade", categories=DR_GRADES, outside_scale=("ungradable",)),
-    Field("dmo", "enum", "Macular oedema", categories=("absent", "present", "ungradable")),
+    Field(
+        "dmo",
+        "enum",
+        "Macular oedema",
+        categories=("absent", "present"),
+        outside_scale=("ungradable",),
+    ),
     Field("referable_dr", "boolean", "Referable DR", derived=True),
     Field("vertical_cdr", "number", "Vertical cup-to-disc ratio", derived=True),
 )

@@ -103,6 +103,39 @@ def test_all_ungradable_settles_as_ungradable(case, tasks, fundus):
     assert ref.derived["referable_dr"] is None
 
 
+@pytest.mark.parametrize("rule", ["difference", "referable"])
+def test_macular_oedema_ungradable_against_an_answer_goes_to_arbitration_as_off_scale(
+    case, tasks, fundus, rule
+):
+    fundus.grade_rule = rule
+    fundus.save()
+    labels = grades(2, 2, 2)
+    labels["reader_b"]["dmo"] = "ungradable"
+    settlement = settle(case, tasks, labels)
+    assert settlement.outcome == Settlement.Outcome.ARBITRATION
+    (dispute,) = settlement.label_disputes
+    assert (dispute["key"], dispute["rule"]) == ("dmo", "outside_scale")
+    assert sorted(dispute["values"].values()) == ["absent", "absent", "ungradable"]
+    assert ArbitrationTask.objects.get(case=case).items == {"clusters": [], "labels": ["dmo"]}
+
+
+def test_macular_oedema_absent_against_present_is_a_difference(case, tasks, fundus):
+    labels = grades(1, 1, 1)
+    labels["reader_c"]["dmo"] = "present"
+    settlement = settle(case, tasks, labels)
+    (dispute,) = settlement.label_disputes
+    assert (dispute["key"], dispute["rule"]) == ("dmo", "difference")
+
+
+def test_macular_oedema_ungradable_by_all_settles_off_scale(case, tasks, fundus):
+    settlement = settle(case, tasks, grades(1, 1, 1, "ungradable"))
+    assert settlement.outcome == Settlement.Outcome.ADJUDICATED
+    ref = ReferenceLabels.objects.get(case=case, is_current=True)
+    assert ref.values == {"dr_grade": 1, "dmo": "ungradable"}
+    # grade 1 and oedema not gradable: referable DR cannot be derived
+    assert ref.derived["referable_dr"] is None
+
+
 def test_arbitrator_sees_every_grade_anonymised_and_signs_the_reference_grade(
     case, tasks, fundus, arbitrator, client_for
 ):

@@ -163,17 +163,49 @@ def test_referable_dr_and_macular_oedema_agreement():
         cohen_kappa_score(flags["A"], flags["B"]), abs=1e-6
     )
     assert referable["gwet_ac"]["value"] is not None and referable["gwet_form"] == "AC1"
+    # Macular oedema is absent/present; "ungradable" is off the scale, as for the
+    # DR grade: left out of kappa (11 gradable photographs), counted apart.
     oedema = blocks["dmo"]
+    gradable = {r: [v for v in dmo[r] if v != "ungradable"] for r in dmo}
     pair = next(p for p in oedema["pairwise"] if (p["a"], p["b"]) == ("A", "C"))
+    assert pair["n"] == 11
     assert pair["kappa_unweighted"]["value"] == pytest.approx(
-        cohen_kappa_score(dmo["A"], dmo["C"]), abs=1e-6
+        cohen_kappa_score(gradable["A"], gradable["C"]), abs=1e-6
     )
     assert oedema["kappa_mean"]["unweighted"]["pairs"] == 3
-    matrix = np.asarray(
-        [[["absent", "present", "ungradable"].index(v) for v in dmo[r]] for r in "ABC"]
-    ).T
-    table, _ = aggregate_raters(matrix, n_cat=3)
+    matrix = np.asarray([[["absent", "present"].index(v) for v in gradable[r]] for r in "ABC"]).T
+    table, _ = aggregate_raters(matrix, n_cat=2)
     assert oedema["fleiss_kappa"]["value"] == pytest.approx(sm_fleiss_kappa(table), abs=1e-6)
+    assert oedema["gwet_form"] == "AC1"
+    assert oedema["gwet_ac"]["value"] == pytest.approx(
+        cat.gwet_ac(matrix.astype(float), None, [0, 1]), abs=1e-6
+    )
+    outside = oedema["outside_scale"]
+    assert outside["handling"] == "excluded" and outside["values"] == ["ungradable"]
+    assert outside["ratings"] == {"ungradable": 3}
+    assert (outside["cases_any"], outside["cases_all"]) == (1, 1)
+
+
+def test_macular_oedema_ungradable_by_one_reader_drops_only_that_rating():
+    dmo = {
+        "A": ["absent"] * 4 + ["present"] * 4 + ["absent"] * 4,
+        "B": ["absent"] * 3 + ["present"] * 5 + ["absent"] * 4,
+        "C": ["ungradable"] + ["absent"] * 3 + ["present"] * 3 + ["absent"] * 5,
+    }
+    report = build_report(FIELDS, READERS, _grade_cases(GRADES, dmo), _settings())
+    oedema = next(b for b in report["case_labels"] if b["key"] == "dmo")
+    pairs = {(p["a"], p["b"]): p for p in oedema["pairwise"]}
+    assert pairs[("A", "B")]["n"] == 12 and pairs[("A", "C")]["n"] == 11
+    keep = [i for i, v in enumerate(dmo["C"]) if v != "ungradable"]
+    assert pairs[("A", "C")]["kappa_unweighted"]["value"] == pytest.approx(
+        cohen_kappa_score([dmo["A"][i] for i in keep], [dmo["C"][i] for i in keep]), abs=1e-6
+    )
+    outside = oedema["outside_scale"]
+    assert outside["ratings"] == {"ungradable": 1}
+    assert (outside["cases_any"], outside["cases_all"]) == (1, 0)
+    flags = {r: [float(v == "ungradable") for v in dmo[r]] for r in dmo}
+    ab = {(p["a"], p["b"]): p["kappa"]["value"] for p in outside["pairwise"]}
+    assert ab[("A", "C")] == pytest.approx(cohen_kappa_score(flags["A"], flags["C"]), abs=1e-6)
 
 
 def _point(mid, reader, col, row, kind="microaneurysm"):

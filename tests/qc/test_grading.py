@@ -48,3 +48,24 @@ def test_a_rule_needs_a_known_name_and_a_positive_difference():
         GradeRule("median")
     with pytest.raises(ValueError):
         GradeRule("difference", 0)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (("absent", "absent", "absent"), None),
+        (("ungradable", "ungradable"), None),
+        (("absent", "present"), "difference"),
+        (("ungradable", "present"), "outside_scale"),
+        (("ungradable", "absent", "absent"), "outside_scale"),
+        (("ungradable", "blurred"), "outside_scale"),
+        ((None, "present"), "missing"),
+        (("", "ungradable"), "missing"),
+        ((None, None), None),
+    ],
+)
+def test_macular_oedema_category_dispute(values, expected):
+    from qc.grading import category_dispute
+
+    answers = {f"r{i}": v for i, v in enumerate(values)}
+    assert category_dispute(answers, {"ungradable", "blurred"}) == expected

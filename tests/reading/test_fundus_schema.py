@@ -150,3 +150,59 @@ def test_a_submitted_read_stores_its_referable_status_and_cup_to_disc_ratio(
     stored = CaseLabel.objects.get(task=task)
     assert stored.derived == {"referable_dr": False, "vertical_cdr": 0.6}
     assert ReadingTask.objects.get(pk=task.pk).state == ReadingTask.State.SUBMITTED
+
+
+def test_macular_oedema_ungradable_is_outside_the_scale_not_an_option():
+    definition = fundus_definition()
+    dmo = next(f for f in definition["case_fields"] if f["key"] == "dmo")
+    assert [o["value"] for o in dmo["options"]] == ["absent", "present"]
+    assert schema_rules.outside_scale(dmo) == ["ungradable"]
+    assert dmo["outside_scale"][0]["label"]["zh-hans"] == "无法分级"
+    fields = definition["case_fields"]
+    for value in ("absent", "present", "ungradable"):
+        schema_rules.validate_values(fields, {"dr_grade": 1, "dmo": value}, complete=True)
+    with pytest.raises(schema_rules.SchemaError) as caught:
+        schema_rules.validate_values(fields, {"dr_grade": 1, "dmo": "maybe"}, complete=True)
+    assert "dmo" in str(caught.value) and "ungradable" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f["outside_scale"].append({"value": "absent", "label": f["label"]}), "both"),
+        (lambda f: f["outside_scale"].append({"value": ""}), "string value"),
+        (lambda f: f.update(multiple=True), "multiple-choice"),
+    ],
+)
+def test_an_enum_outside_scale_is_checked(change, message):
+    definition = fundus_definition()
+    change(next(f for f in definition["case_fields"] if f["key"] == "dmo"))
+    with pytest.raises(schema_rules.SchemaError) as caught:
+        schema_rules.validate_definition(definition)
+    assert message in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_the_migration_moves_a_stored_ungradable_option_off_the_scale():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module(
+        "annotation_server.projects.migrations.0013_fundus_dmo_outside_scale"
+    )
+    old = fundus_definition()
+    dmo = next(f for f in old["case_fields"] if f["key"] == "dmo")
+    dmo["options"] = dmo["options"] + dmo.pop("outside_scale")
+    row = LabelSchema.objects.create(key="fundus-dr", version=90, name="old", definition=old)
+    other = LabelSchema.objects.create(
+        key="other", version=1, name="other", definition=copy.deepcopy(old)
+    )
+    migration.forward(apps, None)
+    row.refresh_from_db()
+    other.refresh_from_db()
+    assert row.definition == fundus_definition()
+    assert other.definition == old  # only the fundus-dr schema is touched
+    migration.backward(apps, None)
+    row.refresh_from_db()
+    assert row.definition == old

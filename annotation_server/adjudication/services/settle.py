@@ -23,6 +23,7 @@ from annotation_server.adjudication.services.common import (
 from annotation_server.adjudication.services.reference import write_labels, write_reference
 from annotation_server.audit import services as audit
 from annotation_server.projects.models import Case, Membership, ReadingProtocol
+from annotation_server.projects.schema import outside_scale
 from annotation_server.projects.services import transition
 from annotation_server.reading.models import CaseLabel, Finding, ReadingTask
 from qc import consensus as qc_consensus
@@ -56,11 +57,19 @@ def settle_labels(
     Ordinal fields (grades) follow the protocol's grade rule (qc.grading: differ
     by at least N, or only across the referable threshold; an answer outside the
     scale, such as "ungradable", against a grade always disputes); every other
-    field (text excepted) must be answered the same by every read."""
+    field (text excepted) must be answered the same by every read, and a category
+    with answers outside its scale (macular oedema "ungradable") names why it
+    disputes as a grade does (qc.grading.category_dispute)."""
     fields = {f["key"]: f for f in protocol.project.label_schema.definition.get("case_fields", [])}
     ordinal = {k for k, f in fields.items() if f["kind"] == "ordinal"}
     others = {k: f["kind"] for k, f in fields.items() if k not in ordinal}
     disputes = qc_consensus.label_disagreements(labels, others)
+    for dispute in disputes:
+        outside = outside_scale(fields[dispute["key"]])
+        if outside:
+            reason = qc_grading.category_dispute(dispute["values"], outside)
+            if reason:
+                dispute["rule"] = reason
     rule = qc_grading.GradeRule(protocol.grade_rule, protocol.grade_difference)
     for key in sorted(ordinal):
         values = {read: answers.get(key) for read, answers in labels.items()}

@@ -144,7 +144,8 @@ export function fieldText(field, value, lang) {
   if (field.kind === "boolean") return value ? gettext("Yes") : gettext("No");
   if (field.kind === "enum") {
     const values = Array.isArray(value) ? value : [value];
-    return values.map((v) => label((field.options.find((o) => o.value === v) || {}).label, lang) || v).join(", ");
+    const choices = [...field.options, ...(field.outside_scale || [])];
+    return values.map((v) => label((choices.find((o) => o.value === v) || {}).label, lang) || v).join(", ");
   }
   if (field.kind === "ordinal") {
     const outside = (field.outside_scale || []).find((o) => o.value === value);

@@ -84,6 +84,14 @@ export function buildForm(container, attrs, values, { lang, onChange, idPrefix, 
       input = el("select", { id, name: attr.key });
       input.append(el("option", { value: "", text: "—" }));
       for (const option of attr.options) input.append(el("option", { value: option.value, text: label(option.label, lang) }));
+      // Answers outside the scale (the schema's outside_scale, e.g. macular oedema
+      // "ungradable"): listed after the options, apart from them.
+      const outside = attr.outside_scale || [];
+      if (outside.length) {
+        const group = el("optgroup", { label: gettext("Outside the scale") });
+        for (const option of outside) group.append(el("option", { value: option.value, text: label(option.label, lang) || option.value }));
+        input.append(group);
+      }
       input.addEventListener("change", () => emit(attr.key, input.value || null));
     } else if (attr.kind === "ordinal") {
       input = el("div", { class: "sf-scale", id, role: "radiogroup" });
