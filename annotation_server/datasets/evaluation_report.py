@@ -63,6 +63,16 @@ FIGURE_LABELS = {
     ),
     "quadratic_kappa": gettext_lazy("quadratic weighted kappa (grade)"),
     "grade_agreement": gettext_lazy("exact grade agreement"),
+    # macular oedema (qc.evaluation.dr, with a dmo or dmo_probability column)
+    "dmo_auc": gettext_lazy("macular oedema: AUC (DeLong 95% CI)"),
+    "dmo_sensitivity": gettext_lazy("macular oedema: sensitivity"),
+    "dmo_specificity": gettext_lazy("macular oedema: specificity"),
+    "dmo_sensitivity_ungradable_referred": gettext_lazy(
+        "macular oedema: sensitivity, images without a product DMO called present"
+    ),
+    "dmo_specificity_ungradable_referred": gettext_lazy(
+        "macular oedema: specificity, images without a product DMO called present"
+    ),
 }
 
 STRATUM_LABELS = {
@@ -101,6 +111,17 @@ COUNT_LABELS = {
     "referable_images": gettext_lazy("referable images"),
     "referable_patients": gettext_lazy("referable patients"),
     "graded_pairs": gettext_lazy("images with a reference and a predicted grade"),
+    "dmo_reference_images": gettext_lazy("images with a gradable reference DMO"),
+    "reference_dmo_ungradable": gettext_lazy(
+        "images with an ungradable reference DMO (left out of the DMO figures)"
+    ),
+    "reference_dmo_missing": gettext_lazy(
+        "images without a reference DMO (left out of the DMO figures)"
+    ),
+    "product_dmo_ungradable": gettext_lazy("images the product called DMO ungradable"),
+    "product_dmo_not_given": gettext_lazy("images without a product DMO output"),
+    "dmo_scored_images": gettext_lazy("images scored for DMO"),
+    "dmo_present_images": gettext_lazy("images with macular oedema (reference)"),
 }
 
 KIND_LABELS = {
@@ -174,6 +195,11 @@ DR_FIGURE_ORDER = (
     "specificity_ungradable_referred",
     "quadratic_kappa",
     "grade_agreement",
+    "dmo_auc",
+    "dmo_sensitivity",
+    "dmo_specificity",
+    "dmo_sensitivity_ungradable_referred",
+    "dmo_specificity_ungradable_referred",
 )
 
 
@@ -422,6 +448,9 @@ def csv_text(result: dict) -> str:
     for scope, table in (grading.get("referable_tables") or {}).items():
         for cell, n in (table or {}).items():
             w.writerow(["referable_table", "", "", "", scope, cell, "", "", "count", n, "", ""])
+    for scope, table in ((grading.get("dmo") or {}).get("tables") or {}).items():
+        for cell, n in (table or {}).items():
+            w.writerow(["dmo_table", "", "", "", scope, cell, "", "", "count", n, "", ""])
     if result.get("difference"):
         d = result["difference"]
         w.writerow(
@@ -595,6 +624,11 @@ TABLE_LABELS = {
     "ungradable_referred": gettext_lazy("per image, images without a product grade referred"),
 }
 
+DMO_TABLE_LABELS = {
+    "image": gettext_lazy("per image, at the product's call"),
+    "ungradable_referred": gettext_lazy("per image, images without a product DMO called present"),
+}
+
 
 def _grade_label(value: str) -> str:
     if value == "ungradable":
@@ -626,6 +660,20 @@ def grading_context(result: dict) -> dict | None:
             for k, v in (grading.get("referable_tables") or {}).items()
         ],
         "patient_rule": conv.get("patient_rule", ""),
+        "dmo": _dmo_context(grading.get("dmo")),
+    }
+
+
+def _dmo_context(dmo: dict | None) -> dict | None:
+    """The macular oedema 2x2 tables (None when the submission gave no DMO)."""
+    if not dmo:
+        return None
+    return {
+        "by_probability": dmo.get("score_source") == "probability",
+        "tables": [
+            {"key": k, "label": str(DMO_TABLE_LABELS.get(k, k)), **(v or {})}
+            for k, v in (dmo.get("tables") or {}).items()
+        ],
     }
 
 

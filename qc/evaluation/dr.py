@@ -33,6 +33,17 @@ Conventions (also written into every result's `conventions`):
   reference is (scored or not: a referable eye the product skipped still makes
   the patient referable); a patient is called referable when any scored image
   is; patients without a scored image are left out;
+- macular oedema (DMO), when the submission has a `dmo` and/or `dmo_probability`
+  column: "ungradable" is off the scale, as for the DR grade. The reference is
+  the image's reference DMO; an image whose reference DMO is ungradable
+  (`reference_dmo_ungradable`) or missing (`reference_dmo_missing`) is left out
+  of the DMO figures and counted, whatever its DR grade. The product's DMO
+  score is its `dmo_probability` when given, else its call (present 1, absent
+  0); its call is its `dmo` when given, else probability >= DMO_THRESHOLD
+  (0.5). An image the product called ungradable or gave no DMO output (no row
+  or an empty cell) has no DMO score: left out of dmo_auc, dmo_sensitivity and
+  dmo_specificity and counted (`product_dmo_ungradable`, `product_dmo_not_given`);
+  `dmo_*_ungradable_referred` count it as called present;
 - AUC: Mann-Whitney with DeLong's 95% interval (the kit's fast DeLong,
   qc.evaluation.classification: no maintained library computes DeLong's
   variance); sensitivity and specificity with Wilson 95% intervals
@@ -59,6 +70,8 @@ DMO_VALUES = ("absent", "present", "ungradable")
 GRADE_KEY = "dr_grade"
 DMO_KEY = "dmo"
 DEFAULT_REFERABLE_FROM = 2
+DMO_PRESENT, DMO_ABSENT = "present", "absent"
+DMO_THRESHOLD = 0.5  # a dmo_probability at or above it calls oedema present (no dmo column)
 # Rows and columns of the grade confusion matrix.
 MATRIX_ROWS = (*[str(g) for g in GRADES], UNGRADABLE)
 MATRIX_COLUMNS = (*MATRIX_ROWS, "not_given")
@@ -71,7 +84,7 @@ CONVENTIONS = {
         "schema's derived rule)"
     ),
     "reference_ungradable": (
-        "images whose reference DR grade is ungradable are left out of every figure and "
+        "images whose reference DR grade is ungradable are left out of every DR figure and "
         "counted; they keep their row in the confusion matrix"
     ),
     "reference_unknown": (
@@ -103,6 +116,26 @@ CONVENTIONS = {
         "(scikit-learn cohen_kappa_score, labels 0-4)"
     ),
     "kappa_ci": "percentile 95% bootstrap over patients (every image of a drawn patient)",
+}
+
+DMO_CONVENTIONS = {
+    "dmo_reference": (
+        "macular oedema figures: images whose reference DMO is absent or present; an "
+        "ungradable or missing reference DMO is left out of them and counted (whatever the "
+        "DR grade)"
+    ),
+    "dmo_score": (
+        "the submitted dmo_probability; without it the product's dmo call (present 1, absent 0)"
+    ),
+    "dmo_call": (
+        f"the submitted dmo (present calls oedema); without a dmo column dmo_probability >= "
+        f"{DMO_THRESHOLD}"
+    ),
+    "dmo_no_output": (
+        "images the product called ungradable for DMO or gave no DMO output have no DMO "
+        "score and are left out of dmo_auc, dmo_sensitivity and dmo_specificity (counted); "
+        "the dmo_*_ungradable_referred figures count them as called present"
+    ),
 }
 
 
@@ -352,6 +385,83 @@ def _score(row, has_probability: bool, rf: int) -> float | None:
     return float(max(g, rf) if row.dmo == "present" else g)
 
 
+def _dmo_score(row, has_probability: bool) -> float | None:
+    """The product's DMO score of one image, None when it gave none (see the module)."""
+    if row is None or row.dmo == UNGRADABLE:
+        return None
+    if has_probability:
+        return None if row.dmo_probability is None else float(row.dmo_probability)
+    if row.dmo in (DMO_ABSENT, DMO_PRESENT):
+        return 1.0 if row.dmo == DMO_PRESENT else 0.0
+    return None
+
+
+def _dmo_called(row, score: float) -> bool:
+    if row.dmo in (DMO_ABSENT, DMO_PRESENT):
+        return row.dmo == DMO_PRESENT
+    return score >= DMO_THRESHOLD
+
+
+def evaluate_dmo(truth: DRTruth, rows, *, columns: Sequence[str] = ()) -> dict[str, Any]:
+    """The macular oedema figures, counts, 2x2 tables and ROC curve of a DR
+    submission with a `dmo` and/or `dmo_probability` column (see the module)."""
+    by_case = {r.case_id: r for r in rows}
+    has_probability = "dmo_probability" in columns or any(
+        getattr(r, "dmo_probability", None) is not None for r in rows
+    )
+    counts = {
+        "dmo_reference_images": 0,
+        "reference_dmo_ungradable": 0,
+        "reference_dmo_missing": 0,
+        "product_dmo_ungradable": 0,
+        "product_dmo_not_given": 0,
+        "dmo_scored_images": 0,
+        "dmo_present_images": 0,
+    }
+    y, s, called, itt_y, itt_called = [], [], [], [], []
+    for image in truth.images:
+        row = by_case.get(image.case_id)
+        if image.dmo == UNGRADABLE:
+            counts["reference_dmo_ungradable"] += 1
+            continue
+        if image.dmo not in (DMO_ABSENT, DMO_PRESENT):
+            counts["reference_dmo_missing"] += 1
+            continue
+        counts["dmo_reference_images"] += 1
+        present = image.dmo == DMO_PRESENT
+        score = _dmo_score(row, has_probability)
+        if score is None:
+            if row is not None and row.dmo == UNGRADABLE:
+                counts["product_dmo_ungradable"] += 1
+            else:
+                counts["product_dmo_not_given"] += 1
+        itt_y.append(present)
+        itt_called.append(True if score is None else _dmo_called(row, score))
+        if score is None:
+            continue
+        y.append(present)
+        s.append(score)
+        called.append(_dmo_called(row, score))
+    y_a, s_a = np.asarray(y, dtype=bool), np.asarray(s, dtype=float)
+    counts["dmo_scored_images"] = len(y)
+    counts["dmo_present_images"] = int(y_a.sum())
+    at = sens_spec(y_a, np.asarray(called, dtype=bool))
+    itt = sens_spec(np.asarray(itt_y, dtype=bool), np.asarray(itt_called, dtype=bool))
+    return {
+        "figures": {
+            "dmo_auc": auc_figure(y_a, s_a),
+            "dmo_sensitivity": at["sensitivity"],
+            "dmo_specificity": at["specificity"],
+            "dmo_sensitivity_ungradable_referred": itt["sensitivity"],
+            "dmo_specificity_ungradable_referred": itt["specificity"],
+        },
+        "counts": counts,
+        "tables": {"image": at["table"], "ungradable_referred": itt["table"]},
+        "curve": roc_curve(y_a, s_a) if len(y) else {"fpr": [], "tpr": [], "thresholds": []},
+        "score_source": "probability" if has_probability else "call",
+    }
+
+
 def _set_figures(
     y: np.ndarray,
     s: np.ndarray,
@@ -441,6 +551,7 @@ def evaluate_dr(
             "reference_referable": image.referable,
             "predicted_grade": None if row is None else row.grade,
             "predicted_dmo": None if row is None else row.dmo,
+            "dmo_probability": None if row is None else getattr(row, "dmo_probability", None),
             "probability": None if row is None else row.probability,
             "score": score,
             "scored": False,
@@ -561,6 +672,14 @@ def evaluate_dr(
     curves = {"roc": roc_curve(y_a, s_a) if len(y) else {"fpr": [], "tpr": [], "thresholds": []}}
     if len(py):
         curves["patient_roc"] = roc_curve(np.asarray(py), np.asarray(ps))
+    has_dmo = bool({"dmo", "dmo_probability"} & set(columns)) or any(
+        r.dmo is not None or getattr(r, "dmo_probability", None) is not None for r in rows
+    )
+    dmo = evaluate_dmo(truth, rows, columns=columns) if has_dmo else None
+    if dmo is not None:
+        figures.update(dmo["figures"])
+        counts.update(dmo["counts"])
+        curves["dmo_roc"] = dmo["curve"]
     return {
         "kind": KIND,
         "figures": figures,
@@ -576,6 +695,7 @@ def evaluate_dr(
                     ("grade", has_grade),
                     ("probability", has_probability),
                     ("dmo", "dmo" in columns),
+                    ("dmo_probability", "dmo_probability" in columns),
                 )
                 if on
             ],
@@ -585,6 +705,11 @@ def evaluate_dr(
                 "counts": matrix.tolist(),
             },
             "referable_tables": tables,
+            **(
+                {"dmo": {"tables": dmo["tables"], "score_source": dmo["score_source"]}}
+                if dmo is not None
+                else {}
+            ),
         },
         "conventions": {
             "operating_threshold": op if has_probability else None,
@@ -596,6 +721,7 @@ def evaluate_dr(
                 "interval": "percentile 95%",
             },
             **CONVENTIONS,
+            **(DMO_CONVENTIONS if dmo is not None else {}),
         },
         "counts": counts,
         "images": per_image,

@@ -11,7 +11,8 @@ Three kinds of submission (`parse_submission` sniffs which when not told):
   score given twice is one score, different scores are a problem);
 - dr_grading: CSV with an image column (`case_id` or `seriesuid`) and a
   predicted DR grade (`dr_grade`: 0-4 or ungradable) and/or a referable-DR
-  probability (`referable_probability`), optional `dmo` (parse_dr_grading);
+  probability (`referable_probability`), optional `dmo` and/or
+  `dmo_probability` (parse_dr_grading);
 - segmentation: DICOM SEG objects (a mapping of file names to bytes, a single
   SEG, or a zip of them), one or more per series, on the version's
   de-identified images.
@@ -50,7 +51,8 @@ rejected: `SubmissionError.problems` lists them all, each with its 1-based line
   the segment's description, tracking id or label, else None;
 - missing_value / grade_range / dmo_value (dr_grading): an empty required
   cell, a grade that is not 0-4 or ungradable, a DMO that is not absent,
-  present or ungradable; skipped_images (a warning): images without a row;
+  present or ungradable (a bad dmo_probability is not_a_number / nan /
+  probability_range); skipped_images (a warning): images without a row;
 - too_many_marks (a warning, not an error): LUNA16 scores at most 100 marks per
   scan; beyond that the 100 most probable are kept (ties: the earlier line).
 
@@ -151,6 +153,7 @@ class ImageGrade:
     probability: float | None  # referable-DR probability, None when not given
     dmo: str | None  # absent | present | ungradable | None
     line: int
+    dmo_probability: float | None = None  # probability of macular oedema present
 
 
 @dataclass(frozen=True)
@@ -582,6 +585,7 @@ DR_ID_COLUMNS = ("case_id", "seriesuid")
 DR_GRADE_COLUMNS = ("dr_grade", "grade")
 DR_PROBABILITY_COLUMNS = ("referable_probability", "referable_dr_probability", "probability")
 DR_DMO_COLUMN = "dmo"
+DR_DMO_PROBABILITY_COLUMNS = ("dmo_probability", "dme_probability")
 DR_GRADES = ("0", "1", "2", "3", "4")
 DR_UNGRADABLE = "ungradable"
 DR_DMO_VALUES = ("absent", "present", "ungradable")
@@ -610,7 +614,12 @@ def parse_dr_grading(data: bytes, truth) -> Parsed:
       `probability`): the referable-DR probability in [0, 1]; at least one of
       the two columns; with both, the probability may be empty where the grade
       is `ungradable`;
-    - optional `dmo`: absent, present, ungradable or empty.
+    - optional `dmo`: the product's macular oedema call: absent, present,
+      ungradable or empty (no call);
+    - optional `dmo_probability` (alias `dme_probability`): the probability in
+      [0, 1] that macular oedema is present; it may be empty only where `dmo`
+      is `ungradable`. With a `dmo` and/or `dmo_probability` column the
+      evaluation adds the macular oedema figures (qc.evaluation.dr).
 
     Row problems name their line and column: unknown_case / unknown_series,
     missing_value (an empty required cell), grade_range (a grade that is not
@@ -628,9 +637,10 @@ def parse_dr_grading(data: bytes, truth) -> Parsed:
     grade_column = _dr_column(names, DR_GRADE_COLUMNS)
     prob_column = _dr_column(names, DR_PROBABILITY_COLUMNS)
     dmo_column = DR_DMO_COLUMN if DR_DMO_COLUMN in names else None
+    dmo_prob_column = _dr_column(names, DR_DMO_PROBABILITY_COLUMNS)
     expected = [id_column or "case_id", grade_column or "dr_grade"]
     expected.append(prob_column or "referable_probability")
-    expected.append(DR_DMO_COLUMN)
+    expected += [DR_DMO_COLUMN, DR_DMO_PROBABILITY_COLUMNS[0]]
     missing = []
     if id_column is None:
         missing.append("case_id")
@@ -645,7 +655,7 @@ def parse_dr_grading(data: bytes, truth) -> Parsed:
                 {"line": number, "missing": missing, "expected": expected, "found": names},
             )
         )
-    known = {id_column, grade_column, prob_column, dmo_column} - {None}
+    known = {id_column, grade_column, prob_column, dmo_column, dmo_prob_column} - {None}
     seen: set[str] = set()
     extra = []
     for n in names:
@@ -731,6 +741,16 @@ def parse_dr_grading(data: bytes, truth) -> Parsed:
                     )
                 )
                 ok = False
+        dmo_probability = None
+        if dmo_prob_column is not None:
+            raw = values[where[dmo_prob_column]]
+            if not raw:
+                if dmo != DR_UNGRADABLE:
+                    problems.append(_missing_value(number, dmo_prob_column))
+                    ok = False
+            else:
+                dmo_probability = _probability(number, dmo_prob_column, raw, problems)
+                ok = ok and dmo_probability is not None
         if image is None:
             continue
         first = rows.get(image.case_id)
@@ -745,7 +765,9 @@ def parse_dr_grading(data: bytes, truth) -> Parsed:
             )
             continue
         if ok:
-            rows[image.case_id] = ImageGrade(image.case_id, grade, probability, dmo, number)
+            rows[image.case_id] = ImageGrade(
+                image.case_id, grade, probability, dmo, number, dmo_probability
+            )
         else:  # the row's own problems are reported; keep it from counting as skipped
             rows[image.case_id] = ImageGrade(image.case_id, None, None, None, number)
     if problems:
@@ -766,7 +788,12 @@ def parse_dr_grading(data: bytes, truth) -> Parsed:
         )
     columns = tuple(
         c
-        for c, col in (("grade", grade_column), ("probability", prob_column), ("dmo", dmo_column))
+        for c, col in (
+            ("grade", grade_column),
+            ("probability", prob_column),
+            ("dmo", dmo_column),
+            ("dmo_probability", dmo_prob_column),
+        )
         if col
     )
     return Parsed(

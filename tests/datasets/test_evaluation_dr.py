@@ -312,3 +312,47 @@ def test_a_malformed_dr_csv_names_every_line_and_column(
         snapshot["schema"] = schema
     truth, _ = evaluation_jobs.truth_for(version, "train", evaluation_jobs.DR_KIND)
     assert len(truth.images) == 6
+
+
+def test_macular_oedema_figures_sit_next_to_the_dr_figures_in_the_report(
+    fundus_version, manager, session_client_for
+):
+    version, layout = fundus_version
+    client = session_client_for(manager)
+    # DMO probability: high for patient 3's right eye (the one oedema), low elsewhere
+    rows = ["case_id,dr_grade,referable_probability,dmo,dmo_probability"]
+    expected_y, expected_s = [], []
+    for code, (seed, eye) in sorted(layout.items()):
+        if eye not in PRODUCT[seed]:
+            continue
+        grade, p = PRODUCT[seed][eye]
+        dmo_p = 0.8 if (seed, eye) == (3, "OD") else (0.3 if seed == 1 else 0.1)
+        rows.append(f"{code},{grade},{p},{'present' if dmo_p >= 0.5 else 'absent'},{dmo_p}")
+        expected_y.append(REFERENCE[seed][eye][1] == "present")
+        expected_s.append(dmo_p)
+    response = _upload(client, version, ("\n".join(rows) + "\n").encode(), split="train")
+    assert response.status_code == 302, response.content.decode()[:3000]
+    evaluation = Evaluation.objects.latest("pk")
+    assert jobs.execute(evaluation.job.pk) == Job.State.SUCCEEDED, evaluation.job.log
+    evaluation.refresh_from_db()
+    result = evaluation.result
+    jsonschema.validate(result, SCHEMA)
+    assert result["figures"]["dmo_auc"]["value"] == pytest.approx(
+        roc_auc_score(expected_y, expected_s)
+    )
+    assert result["figures"]["dmo_sensitivity"]["value"] == pytest.approx(1.0)
+    # patient 3's left eye: reference oedema ungradable, counted and left out
+    assert result["counts"]["reference_dmo_ungradable"] == 1
+    assert result["counts"]["dmo_scored_images"] == 5
+    assert result["grading"]["dmo"]["tables"]["image"] == {"tp": 1, "fn": 0, "tn": 4, "fp": 0}
+    text = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/").content.decode()
+    figures = text[text.index('data-testid="evaluation-figures"') :]
+    assert figures.index('data-figure="auc"') < figures.index('data-figure="dmo_auc"')
+    assert "macular oedema: AUC" in text and 'data-testid="dmo-tables"' in text
+    assert "images with an ungradable reference DMO" in text
+    csv_text = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/csv/").content.decode(
+        "utf-8-sig"
+    )
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert any(r["figure"] == "dmo_auc" and r["scope"] == "overall" for r in rows)
+    assert any(r["scope"] == "dmo_table" for r in rows)

@@ -347,3 +347,158 @@ def test_a_referable_eye_the_product_skipped_still_makes_its_patient_referable()
     )
     assert result["grading"]["referable_tables"]["patient"] == {"tp": 1, "fn": 1, "tn": 1, "fp": 0}
     assert result["counts"]["referable_patients"] == 2 and result["counts"]["skipped"] == 1
+
+
+def dmo_truth(n: int = 48) -> dr.DRTruth:
+    """Images with every kind of reference DMO: present every 4th, ungradable
+    every 10th (from the 3rd), missing every 13th (from the 7th)."""
+    images = []
+    for i in range(n):
+        dmo = "present" if i % 4 == 0 else "absent"
+        if i % 10 == 3:
+            dmo = "ungradable"
+        if i % 13 == 7:
+            dmo = None
+        images.append(
+            dr.DRImage(
+                f"D{i:03d}",
+                f"2.25.{5000 + i}",
+                f"P{i // 2:03d}",
+                grade=i % 5,
+                dmo=dmo,
+                referable=dr.referable(i % 5, dmo),
+            )  # fmt: skip
+        )
+    return dr.DRTruth("fundus", "1.0.0", "", tuple(images))
+
+
+def dmo_csv(truth: dr.DRTruth, *, label=True, probability=True, seed=5) -> bytes:
+    """Grade plus the product's DMO: a probability rising with the reference,
+    its call at 0.4; image 1 called ungradable (with a dmo column), image 2 with
+    no DMO call (only without a probability column), the last image skipped."""
+    rng = np.random.default_rng(seed)
+    cols = ["case_id", "dr_grade"] + (["dmo"] if label else [])
+    cols += ["dmo_probability"] if probability else []
+    rows = [",".join(cols)]
+    for i, image in enumerate(truth.images[:-1]):
+        p = float(np.clip((image.dmo == "present") * 0.5 + rng.normal(0.25, 0.2), 0, 1))
+        call = "present" if p >= 0.4 else "absent"
+        if i == 1 and label:
+            call, p = "ungradable", None
+        if i == 2 and not probability:
+            call = ""
+        cells = [image.case_id, str(image.grade)]
+        cells += [call] if label else []
+        cells += ["" if p is None else f"{p:.4f}"] if probability else []
+        rows.append(",".join(cells))
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_macular_oedema_figures_from_a_probability_and_a_call_equal_scikit_learn():
+    truth = dmo_truth()
+    parsed = parse_submission(dmo_csv(truth), truth)
+    assert parsed.columns == ("grade", "dmo", "dmo_probability")
+    result = kit.evaluate(truth, parsed, bootstrap=50, seed=1)
+    figures, counts = result["figures"], result["counts"]
+    by_case = {r.case_id: r for r in parsed.grades}
+    scored = [
+        (i.dmo == "present", by_case[i.case_id])
+        for i in truth.images
+        if i.dmo in ("absent", "present")
+        and i.case_id in by_case
+        and by_case[i.case_id].dmo != "ungradable"
+    ]
+    y = [p for p, _ in scored]
+    s = [r.dmo_probability for _, r in scored]
+    called = [r.dmo == "present" for _, r in scored]
+    assert figures["dmo_auc"]["value"] == pytest.approx(roc_auc_score(y, s))
+    lo, hi = figures["dmo_auc"]["ci"]
+    assert lo <= figures["dmo_auc"]["value"] <= hi
+    tp = sum(a and b for a, b in zip(y, called, strict=True))
+    tn = sum(not a and not b for a, b in zip(y, called, strict=True))
+    assert figures["dmo_sensitivity"]["value"] == pytest.approx(tp / sum(y))
+    assert figures["dmo_specificity"]["value"] == pytest.approx(tn / (len(y) - sum(y)))
+    ungradable = sum(i.dmo == "ungradable" for i in truth.images)
+    missing = sum(i.dmo is None for i in truth.images)
+    gradable = len(truth.images) - ungradable - missing
+    assert (counts["reference_dmo_ungradable"], counts["reference_dmo_missing"]) == (
+        ungradable,
+        missing,
+    )
+    assert counts["dmo_reference_images"] == gradable
+    assert counts["product_dmo_ungradable"] == 1  # image 1
+    assert counts["product_dmo_not_given"] == 1  # the skipped last image
+    assert counts["dmo_scored_images"] == len(y) == gradable - 2
+    table = result["grading"]["dmo"]["tables"]["image"]
+    assert table == {"tp": tp, "fn": sum(y) - tp, "tn": tn, "fp": len(y) - sum(y) - tn}
+    assert result["grading"]["dmo"]["score_source"] == "probability"
+    # the screening form: images without a DMO output are called present
+    itt = result["grading"]["dmo"]["tables"]["ungradable_referred"]
+    assert sum(itt.values()) == gradable
+    assert itt["tp"] + itt["fp"] == table["tp"] + table["fp"] + 2
+    assert "dmo_reference" in result["conventions"]
+    assert result["curves"]["dmo_roc"]["fpr"]
+    # DR figures are untouched by the DMO columns
+    assert figures["quadratic_kappa"]["value"] is not None
+    jsonschema.validate(_clean(result), kit.schema())
+
+
+def test_macular_oedema_from_the_call_alone_scores_the_call():
+    truth = dmo_truth()
+    parsed = parse_submission(dmo_csv(truth, probability=False), truth)
+    result = kit.evaluate(truth, parsed, bootstrap=50, seed=1)
+    by_case = {r.case_id: r for r in parsed.grades}
+    pairs = [
+        (i.dmo == "present", by_case[i.case_id].dmo == "present")
+        for i in truth.images
+        if i.dmo in ("absent", "present")
+        and by_case.get(i.case_id) is not None
+        and by_case[i.case_id].dmo in ("absent", "present")
+    ]
+    y, called = zip(*pairs, strict=True)
+    assert result["figures"]["dmo_auc"]["value"] == pytest.approx(roc_auc_score(y, called))
+    assert result["grading"]["dmo"]["score_source"] == "call"
+    assert result["counts"]["product_dmo_not_given"] == 2  # image 2's empty call, the skipped
+
+
+def test_macular_oedema_probability_alone_calls_at_one_half():
+    truth = dmo_truth()
+    parsed = parse_submission(dmo_csv(truth, label=False), truth)
+    result = kit.evaluate(truth, parsed, bootstrap=50, seed=1)
+    by_case = {r.case_id: r for r in parsed.grades}
+    pairs = [
+        (i.dmo == "present", by_case[i.case_id].dmo_probability)
+        for i in truth.images
+        if i.dmo in ("absent", "present") and by_case.get(i.case_id) is not None
+    ]
+    y = [a for a, _ in pairs]
+    called = [p >= dr.DMO_THRESHOLD for _, p in pairs]
+    tp = sum(a and b for a, b in zip(y, called, strict=True))
+    assert result["figures"]["dmo_sensitivity"]["value"] == pytest.approx(tp / sum(y))
+
+
+def test_no_dmo_column_no_dmo_figures():
+    truth = make_truth()
+    result = kit.evaluate(truth, parse_submission(product_csv(truth), truth), bootstrap=20)
+    assert not any(k.startswith("dmo_") for k in result["figures"])
+    assert "dmo" not in result["grading"] and "dmo_reference" not in result["conventions"]
+
+
+def test_dmo_probability_problems_name_their_line():
+    truth = dmo_truth(8)
+    data = (
+        b"case_id,dr_grade,dmo,dmo_probability\n"
+        b"D000,1,present,0.9\n"
+        b"D001,1,absent,\n"  # empty where the call is not ungradable
+        b"D002,1,ungradable,\n"  # fine: no probability for an ungradable call
+        b"D003,1,absent,1.5\n"
+        b"D004,1,absent,x\n"
+    )
+    with pytest.raises(SubmissionError) as caught:
+        parse_submission(data, truth)
+    found = {(p.line, p.code, p.params.get("column")) for p in caught.value.problems}
+    assert found == {
+        (3, "missing_value", "dmo_probability"),
+        (5, "probability_range", "dmo_probability"),
+        (6, "not_a_number", "dmo_probability"),
+    }

@@ -150,7 +150,8 @@ class EvaluationRequestSerializer(serializers.Serializer):
     submission = serializers.FileField(
         help_text="LUNA16 detection CSV, classification CSV, DICOM SEG or a zip of SEGs, "
         "or a DR grading CSV (case_id or seriesuid; dr_grade 0-4 or ungradable and/or "
-        "referable_probability 0-1; optional dmo)"
+        "referable_probability 0-1; optional dmo absent/present/ungradable and/or "
+        "dmo_probability 0-1, which add the macular oedema figures)"
     )
     product = serializers.CharField(max_length=200, required=False, allow_blank=True)
     kind = serializers.ChoiceField(
