@@ -35,7 +35,6 @@ the namespace are deleted.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import os
 import secrets
@@ -50,9 +49,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import netns
+
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-SUBNET = ipaddress.ip_network("10.203.0.0/16")
 
 
 class OrthancError(RuntimeError):
@@ -110,69 +110,23 @@ class OrthancHandle:
         return ""
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _used_networks() -> list[ipaddress.IPv4Network]:
-    out = _ip("-o", "-4", "addr", "show", check=False).stdout
-    nets = []
-    for line in out.splitlines():
-        parts = line.split()
-        if "inet" in parts:
-            nets.append(ipaddress.ip_interface(parts[parts.index("inet") + 1]).network)
-    return nets
-
-
-def _pick_subnet() -> ipaddress.IPv4Network:
-    used = _used_networks()
-    blocks = SUBNET.num_addresses // 4
-    for _ in range(100):
-        base = SUBNET.network_address + 4 * secrets.randbelow(blocks)
-        net = ipaddress.ip_network(f"{base}/30")
-        if not any(net.overlaps(u) for u in used):
-            return net
-    raise OrthancError("no free /30 in 10.203.0.0/16 for the Orthanc namespace")
-
-
-def _netns_usable() -> bool:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        return False
-    probe = f"refset-probe-{secrets.token_hex(3)}"
-    if _ip("netns", "add", probe, check=False).returncode != 0:
-        return False
-    _ip("netns", "del", probe, check=False)
-    return True
+# The namespace helpers live in tests/netns.py (shared with tests/multihost/).
+_netns_usable = netns.netns_usable
 
 
 def _make_netns(stack: ExitStack) -> tuple[str, str, str]:
     """Create the namespace and veth pair; return (namespace, Orthanc's address,
     the host end's address)."""
-    token = secrets.token_hex(3)
-    ns = f"refset-orth-{token}"
-    host_if, ns_if = f"ro{token}h", f"ro{token}n"  # interface names: 15 chars at most
-    _ip("netns", "add", ns)
-    stack.callback(_ip, "netns", "del", ns, check=False)
-    _ip("-n", ns, "link", "set", "lo", "up")
-    _ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
-    stack.callback(_ip, "link", "del", host_if, check=False)
-    for _attempt in range(5):
-        net = _pick_subnet()
-        host_addr, ns_addr = (str(net.network_address + i) for i in (1, 2))
-        if _ip("addr", "add", f"{host_addr}/30", "dev", host_if, check=False).returncode == 0:
-            break
-    else:
-        raise OrthancError("could not give the veth pair an address")
-    _ip("-n", ns, "addr", "add", f"{ns_addr}/30", "dev", ns_if)
-    _ip("link", "set", host_if, "up")
-    _ip("-n", ns, "link", "set", ns_if, "up")
-    return ns, ns_addr, host_addr
+    try:
+        return netns.veth_namespace(stack, "refset-orth", "ro")
+    except netns.NetnsError as exc:
+        raise OrthancError(str(exc)) from exc
 
 
 def _stop(proc: subprocess.Popen) -> None:
