@@ -1,11 +1,22 @@
 """Exporting a frozen version: the `datasets.export` job, its files and its download.
 
-The job (datasets/jobs.py) turns the version into export.model.PackageInput
-(datasets.package_input), writes the package with export.package (atomic: a
-`.part-*` directory renamed into place) and a deterministic zip next to it
-(written as `.part-*` and renamed). Packages live under REFSET_EXPORT_DIR,
-one folder per project; a package and zip already in place are reused, so a
-job killed mid-way and run again finishes without redoing finished files.
+The job (`run`, registered through datasets/jobs.py) turns the version into
+export.model.PackageInput (datasets.package_input; instance files are read from
+the storage through this node's cache, never from another process's disk),
+writes the package with export.package (atomic: a `.part-*` directory renamed
+into place) and a deterministic zip next to it (written as `.part-*` and
+renamed), verifies the package (export.verify), then stores the zip and the
+verification report in the default storage (S3 or the local media folder)
+under a key derived from the zip's SHA-256:
+`exports/<sha256[:2]>/<sha256>/<zip name>` and `.../verification.json`.
+The download page streams the zip from there, so the web node that serves it
+need not be the worker that wrote it.
+
+REFSET_EXPORT_DIR is only the worker's scratch: one folder per project; a
+package and zip already in place are reused, so a job killed mid-way and run
+again on the same host finishes without redoing finished files (on another
+host it starts over; the stored zip is content-addressed, so storing it twice
+stores it once).
 
 The sequestered test split is in a package only when the manager who asked
 holds `datasets.view_sequestered`; such packages are named `..._sequestered`
@@ -14,20 +25,26 @@ so that one never replaces the other.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
-from django.utils import translation
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from annotation_server.datasets.models import DatasetVersion
 from annotation_server.datasets.querysets import SEQUESTERED_SPLIT, may_see_sequestered
 from annotation_server.errors import DomainError
+from annotation_server.imaging import storage
 from annotation_server.jobs import services as jobs
 from annotation_server.reading.models import ReadingTask
+from export.manifest import file_sha256
 from export.model import PackageInput
-from export.package import EXPORTERS
+from export.package import EXPORTERS, write_package, zip_package
+from export.verify import verify
 
 JOB_KIND = "datasets.export"
 
@@ -150,8 +167,111 @@ def queue_export(version: DatasetVersion, *, user, fmt: str = "nifdc", bag: bool
     )
 
 
+def stored_prefix(zip_sha256: str) -> str:
+    """The storage folder of a finished export's zip with this SHA-256."""
+    return f"exports/{zip_sha256[:2]}/{zip_sha256}"
+
+
+VERIFICATION = "verification.json"
+
+
+def run(ctx) -> dict:
+    """datasets.export: write the package and its zip on this worker, verify the
+    package, store the zip and the verification report; the result names the
+    zip's storage key (`zip_key`) that the download page streams."""
+    version = DatasetVersion.objects.select_related("project").get(pk=ctx.params["version_id"])
+    fmt = ctx.params.get("format", "nifdc")
+    bag = bool(ctx.params.get("bag"))
+    sequestered = bool(ctx.params.get("sequestered"))
+    target = folder(version) / ("sequestered" if sequestered else "shared")
+    name, zip_name = names(version, fmt, bag, sequestered)
+    inp = package_input(version, sequestered=sequestered)
+    ctx.log(f"writing {name} ({fmt})")
+
+    def progress(step: str, done: int, total: int) -> None:
+        ctx.progress(80 * done / max(total, 1))
+
+    root = write_package(inp, target, fmt, bag=bag, progress=progress)
+    zip_path = target / zip_name
+    if not zip_path.exists():
+        ctx.log(f"zipping {zip_name}")
+        zip_package(root, zip_path)
+    ctx.progress(85)
+    problems = verify(root)
+    manifest = (root / "data" if bag else root) / "MANIFEST.sha256"
+    zip_sha = file_sha256(zip_path)
+    prefix = stored_prefix(zip_sha)
+    report = {
+        "package": name,
+        "format": fmt,
+        "verified_at": timezone.now().isoformat(),
+        "ok": not problems,
+        "problems": problems,
+        "manifest_sha256": file_sha256(manifest),
+        "zip": zip_name,
+        "zip_sha256": zip_sha,
+        "zip_bytes": zip_path.stat().st_size,
+    }
+    report_key = f"{prefix}/{VERIFICATION}"
+    if default_storage.exists(report_key):
+        default_storage.delete(report_key)  # the same zip verified again: the newer report
+    storage.save_whole(
+        report_key, ContentFile(json.dumps(report, ensure_ascii=False, indent=1).encode())
+    )
+    if problems:
+        # Never offered for download: the stored report says what is wrong.
+        raise RuntimeError(
+            f"the package written for {name} does not verify ({len(problems)} problem(s), "
+            f"first: {problems[0]}); report stored at {report_key}"
+        )
+    zip_key = f"{prefix}/{zip_name}"
+    ctx.log(f"storing {zip_name} ({report['zip_bytes']} bytes) as {zip_key}")
+    with open(zip_path, "rb") as fh:
+        created = storage.save_whole(zip_key, fh)
+    if not created:
+        ctx.log("the same zip was stored already (content-addressed)")
+    ctx.progress(100)
+    return {
+        "package": name,
+        "zip": zip_path.relative_to(export_root()).as_posix(),
+        "zip_key": zip_key,
+        "zip_sha256": zip_sha,
+        "verification_key": report_key,
+        "zip_bytes": report["zip_bytes"],
+        "manifest_sha256": report["manifest_sha256"],
+        "format": fmt,
+        "sequestered": sequestered,
+    }
+
+
+def stored_zip(job) -> tuple[str, str] | None:
+    """(storage key, download file name) of the finished job's zip, or None when
+    the job did not finish or its result names no stored zip (an export from
+    before zips were stored, whose zip was only on its worker's disk)."""
+    result = job.result or {}
+    key = result.get("zip_key")
+    if job.kind != JOB_KIND or job.state != "succeeded" or not key:
+        return None
+    if not key.startswith("exports/") or ".." in key.split("/"):
+        return None
+    return key, key.rsplit("/", 1)[-1]
+
+
+def verification_report(job) -> dict | None:
+    """The stored verification report of the finished job's package, or None."""
+    key = (job.result or {}).get("verification_key")
+    if not key or not key.startswith("exports/"):
+        return None
+    try:
+        return json.loads(storage.read(key, 1 << 24))
+    except (OSError, ValueError):
+        return None
+
+
 def zip_for_job(job) -> Path | None:
-    """The finished job's zip, if it is still on disk and inside the export root."""
+    """The finished job's zip in this host's export scratch folder, if this host
+    wrote it and still has it (the download page serves the stored copy instead:
+    `stored_zip`)."""
     rel = (job.result or {}).get("zip")
     if job.kind != JOB_KIND or job.state != "succeeded" or not rel:
         return None

@@ -9,7 +9,10 @@ but carry no reads or reference. The sequestered test split is included: the
 export job removes it for users who may not see it.
 
 Instance paths are local files when the storage has them (FileSystemStorage),
-otherwise the storage key.
+otherwise imaging.storage.StoredPath objects: path-likes that fetch the stored
+instance into this node's cache when the export opens them, so a worker on
+another host than the one that imported the images reads them from the object
+store (no shared disk).
 
 Model pre-annotation (export/provenance.py states the rules): a reader's
 finding keeps its snapshot origin and model; a reference finding is
@@ -31,10 +34,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from django.core.files.storage import default_storage
-
 from annotation_server.datasets.models import DatasetVersion
 from annotation_server.datasets.snapshot import current_reference, iso
+from annotation_server.imaging import storage
 from annotation_server.reading import derived as derived_fields
 from export.model import (
     ArbitrationEntry,
@@ -63,11 +65,8 @@ DECISIONS = {
 }
 
 
-def _path(key: str) -> str:
-    try:
-        return default_storage.path(key)
-    except NotImplementedError:
-        return key
+def _path(key: str):
+    return storage.readable_path(key)
 
 
 def _tuple(values) -> tuple | None:

@@ -269,6 +269,67 @@ def local_path(key: str) -> Path:
     return path
 
 
+class StoredPath(os.PathLike):
+    """A stored file given to path-bound code (pydicom, a zip writer, `open`) as
+    a path: the local file is made only when the path is used (os.fspath), from
+    this node's cache (`local_path`), so a worker needs no disk shared with the
+    process that stored the file, and a long export does not fetch every
+    instance up front (the cache could trim the first before the last is used).
+    Equal and hashed by its key, so it serves as a cache key (lru_cache) as a
+    string path would."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def __fspath__(self) -> str:
+        return str(local_path(self.key))
+
+    def __str__(self) -> str:
+        return self.__fspath__()
+
+    def __repr__(self) -> str:
+        return f"StoredPath({self.key!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, StoredPath) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(("StoredPath", self.key))
+
+
+def readable_path(key: str) -> str | StoredPath:
+    """A path-like for the stored file `key` that path-bound code can open on this
+    node: the file itself on the local disk, else a StoredPath (fetched into this
+    node's cache when used)."""
+    storage = _wrapped()
+    if is_local(storage):
+        return storage.path(key)
+    return StoredPath(key)
+
+
+def open_stream(key: str) -> tuple[object, int]:
+    """(file object, size) reading the stored file `key` from its start, for a
+    streamed HTTP response: on S3 one GetObject whose body is read as it is sent
+    (S3Storage.open would first copy the whole object into a temporary file),
+    else the storage's own file. FileNotFoundError when it is not stored."""
+    storage = _wrapped()
+    if not is_s3(storage):
+        return default_storage.open(key, "rb"), default_storage.size(key)
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = storage.connection.meta.client.get_object(
+            Bucket=storage.bucket_name, Key=storage._normalize_name(key)
+        )
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            raise FileNotFoundError(f"not stored: {key}") from exc
+        raise OSError(f"could not read {key}: {exc}") from exc
+    return answer["Body"], int(answer["ContentLength"])
+
+
 def cached_copy(key: str):
     """This node's cached copy of `key`, opened for reading, or None when it has
     none (or the storage is not remote)."""
