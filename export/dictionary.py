@@ -349,6 +349,14 @@ COLUMNS: dict[str, tuple[str, str, bool, str, str]] = {
         "DICOM 光度解释（RGB / MONOCHROME2 等）",
         "DICOM Photometric Interpretation (RGB / MONOCHROME2 ...)",
     ),
+    "source_file": (
+        "enum",
+        "",
+        False,
+        "导入时记录的原始文件格式：JPEG / PNG / TIFF / DICOM（空：导入时尚未记录）",
+        "File format the image arrived in, recorded at import: JPEG / PNG / TIFF / DICOM "
+        "(empty: imported before it was recorded)",
+    ),
     "source_format": (
         "enum",
         "",
@@ -533,7 +541,7 @@ def _allowed(fld: dict) -> Any:
     kind = fld.get("kind")
     outside = [o["value"] for o in fld.get("outside_scale", [])]
     if kind == "enum":
-        return [o["value"] for o in fld.get("options", [])]
+        return [o["value"] for o in fld.get("options", [])] + outside
     if kind == "ordinal" and fld.get("min") is not None:
         return ";".join([f"{fld.get('min')}..{fld.get('max')}", *outside])
     return ""

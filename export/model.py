@@ -51,7 +51,11 @@ class InstanceRecord:
     path: str  # readable file of the de-identified DICOM object
     sha256: str  # of the file's bytes
     position: tuple[float, float, float] | None = None  # ImagePositionPatient
-    source_format: str = ""  # a photograph's source file format when recorded: JPEG | PNG | TIFF
+    # the file format the image arrived in, when recorded at import: JPEG | PNG | TIFF | DICOM
+    source_format: str = ""
+    # the object's ImageLaterality (else Laterality) as recorded at import: R | L | B | U | "";
+    # None for a version frozen before it was recorded (read the DICOM header then)
+    laterality: str | None = None
 
 
 @dataclass(frozen=True)

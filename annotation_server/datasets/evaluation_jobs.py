@@ -28,8 +28,10 @@ submission's problems, and managers (who own the reference) the report.
 A fundus version (the fundus-dr schema) is also scored as diabetic-retinopathy
 grading (kind "dr_grading", qc.evaluation.dr): the truth is then a DRTruth
 built from the same package input (the reference dr_grade and dmo of each
-image), the laterality read from each image's de-identified DICOM object when
-the job scores (not while the upload waits). The kind is stored in
+image, and its laterality as recorded at import and frozen in the snapshot;
+only a version frozen before laterality was recorded has it read from each
+image's de-identified DICOM object, when the job scores, not while the upload
+waits). The kind is stored in
 Evaluation.kind although the model's choices do not list it yet (a plain
 CharField, no database constraint): adding it there needs a datasets migration.
 
@@ -214,9 +216,11 @@ LATERALITY = {"R": "OD", "L": "OS"}
 
 
 def laterality_of(inp, split: str = "") -> dict[str, str]:
-    """series_uid -> OD/OS from the ImageLaterality (or Laterality) of each
-    image's de-identified DICOM object, read up to the pixel data; "" where the
-    object does not say. The package input carries no laterality of its own."""
+    """series_uid -> OD/OS ("" where the image does not say): the laterality the
+    package input carries (recorded at import, frozen with the version); for a
+    version frozen before it was recorded (InstanceRecord.laterality None), the
+    ImageLaterality (or Laterality) of the image's de-identified DICOM object,
+    read up to the pixel data."""
     import os
 
     import pydicom
@@ -227,6 +231,10 @@ def laterality_of(inp, split: str = "") -> dict[str, str]:
             continue
         for series in case.series:
             if not series.instances:
+                continue
+            recorded = series.instances[0].laterality
+            if recorded is not None:
+                out[series.series_uid] = LATERALITY.get(recorded, "")
                 continue
             path = series.instances[0].path
             try:

@@ -106,6 +106,7 @@ def _series(s: dict) -> SeriesRecord:
                 sha256=i["sha256"],
                 position=_tuple(i.get("position")),
                 source_format=i.get("source_format") or "",
+                laterality=i.get("laterality"),  # None: frozen before it was recorded
             )
             for i in s["instances"]
         ),

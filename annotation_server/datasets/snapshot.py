@@ -133,9 +133,12 @@ def _series(case: Case, rows: Rows) -> dict:
                 "sha256": i.sha256,
                 "file": i.file,
                 "size_bytes": i.size_bytes,
-                # a photograph's source file format (JPEG/PNG/TIFF), once the import
-                # records it on the instance; export/fundus.py falls back to the DICOM
-                **({"source_format": i.source_format} if hasattr(i, "source_format") else {}),
+                # the file format the image arrived in (JPEG/PNG/TIFF/DICOM, "" when
+                # imported before it was recorded; export/fundus.py then falls back to
+                # the DICOM) and its laterality (R/L/B/U or ""), so the export and the
+                # DR evaluation need not read the DICOM headers again
+                "source_format": i.source_format,
+                "laterality": i.laterality,
             }
             for i in instances
         ],

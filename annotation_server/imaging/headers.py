@@ -190,6 +190,15 @@ def _series_fields(ds: Dataset) -> dict:
     }
 
 
+def laterality(ds: Dataset) -> str:
+    """ImageLaterality (the image's own), else the series' Laterality: R, L, B, U or ""."""
+    for keyword in ("ImageLaterality", "Laterality"):
+        side = str(_get(ds, keyword, "") or "").strip().upper()[:1]
+        if side in ("R", "L", "B", "U"):
+            return side
+    return ""
+
+
 def geometry_key(ds: Dataset) -> tuple:
     """What every file of one series must agree on: matrix, spacing, orientation."""
     spacing = peek(ds, "PixelSpacing") or peek(ds, "ImagerPixelSpacing") or ()
@@ -245,6 +254,10 @@ def index_facts(ds: Dataset) -> IndexFacts:
             "window_presets": window_presets(ds),
             "photometric": str(_get(ds, "PhotometricInterpretation", "")),
             "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
+            # the file arrived as DICOM; a photograph's import says JPEG/PNG/TIFF
+            # (ingest/photos.py), a released quarantined one its recorded format
+            "source_format": "DICOM",
+            "laterality": laterality(ds),
         },
         frames=frames_of(ds),
         geometry=geometry_key(ds),

@@ -80,6 +80,15 @@ class Series(models.Model):
         return f"{self.modality} {self.series_uid}"
 
 
+class SourceFormat(models.TextChoices):
+    """The file format an image arrived in (Instance.source_format)."""
+
+    JPEG = "JPEG", "JPEG"
+    PNG = "PNG", "PNG"
+    TIFF = "TIFF", "TIFF"
+    DICOM = "DICOM", "DICOM"
+
+
 class Instance(models.Model):
     """One image (one frame of a multi-frame object is its own row)."""
 
@@ -103,6 +112,25 @@ class Instance(models.Model):
     sha256 = models.CharField(_("content hash"), max_length=64, db_index=True)
     file = models.CharField(_("storage key"), max_length=255)
     size_bytes = models.PositiveBigIntegerField(default=0)
+    source_format = models.CharField(
+        _("source format"),
+        max_length=8,
+        blank=True,
+        choices=SourceFormat.choices,
+        help_text=_(
+            "The file format the image arrived in (a photograph's JPEG, PNG or TIFF file, "
+            "or DICOM); empty for images imported before it was recorded."
+        ),
+    )
+    laterality = models.CharField(
+        _("laterality"),
+        max_length=1,
+        blank=True,
+        help_text=_(
+            "The object's ImageLaterality (else its series' Laterality): R, L, B or U; "
+            "empty when it does not say."
+        ),
+    )
 
     objects = ImagingQuerySet.as_manager()
     project_path = "series__study__project_id"
@@ -211,6 +239,13 @@ class Quarantine(models.Model):
     redacted_boxes = models.JSONField(_("redacted boxes"), null=True, blank=True)
     redacted_sop_instance_uid = models.CharField(
         _("SOP instance UID of the redacted copy"), max_length=64, blank=True
+    )
+    source_format = models.CharField(
+        _("source format"),
+        max_length=8,
+        blank=True,
+        choices=SourceFormat.choices,
+        help_text=_("The file format the image arrived in; given to the instance on release."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -356,3 +356,57 @@ def test_macular_oedema_figures_sit_next_to_the_dr_figures_in_the_report(
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert any(r["figure"] == "dmo_auc" and r["scope"] == "overall" for r in rows)
     assert any(r["scope"] == "dmo_table" for r in rows)
+
+
+def test_the_frozen_version_carries_laterality_so_scoring_reads_no_dicom_header(
+    fundus_version, monkeypatch
+):
+    from annotation_server.datasets.package_input import build_package_input
+
+    version, layout = fundus_version
+    snap = version.cases.order_by("case_code").first().snapshot
+    (instance,) = snap["series"]["instances"]
+    assert instance["source_format"] in ("JPEG", "PNG", "TIFF")
+    assert instance["laterality"] in ("R", "L")
+    inp = build_package_input(version)
+    series = {s.series_uid: s for c in inp.cases for s in c.series}
+    assert all(s.instances[0].laterality in ("R", "L") for s in series.values())
+
+    def no_header(*args, **kwargs):
+        raise AssertionError("the evaluation read a DICOM header")
+
+    monkeypatch.setattr(pydicom, "dcmread", no_header)
+    sides = evaluation_jobs.laterality_of(inp)
+    codes = {s.series_uid: c.case_id for c in inp.cases for s in c.series}
+    assert {codes[uid]: side for uid, side in sides.items()} == {
+        code: eye for code, (_, eye) in layout.items()
+    }
+    truth, _ = evaluation_jobs.truth_for(version, "train", "dr_grading", laterality=True)
+    assert {i.case_id: i.laterality for i in truth.images} == {
+        code: eye for code, (_, eye) in layout.items()
+    }
+
+
+def test_a_version_frozen_before_laterality_was_recorded_reads_it_from_the_header(
+    fundus_version,
+):
+    from dataclasses import replace
+
+    from annotation_server.datasets.package_input import build_package_input
+
+    version, layout = fundus_version
+    inp = build_package_input(version)
+    legacy = replace(
+        inp,
+        cases=tuple(
+            replace(c, series=tuple(
+                replace(s, instances=tuple(replace(i, laterality=None) for i in s.instances))
+                for s in c.series))
+            for c in inp.cases
+        ),
+    )  # fmt: skip
+    sides = evaluation_jobs.laterality_of(legacy)
+    codes = {s.series_uid: c.case_id for c in inp.cases for s in c.series}
+    assert {codes[uid]: side for uid, side in sides.items()} == {
+        code: eye for code, (_, eye) in layout.items()
+    }

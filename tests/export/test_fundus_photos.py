@@ -36,6 +36,48 @@ def test_the_source_format_is_jpeg_when_the_dicom_says_lossy_else_recorded_else_
     # a recorded lossless format never overrides the DICOM's lossy JPEG flag
     assert fx.source_format(replace(jpeg, source_format="PNG")) == "JPEG"
     assert [fx.header(i.path).laterality for i in (jpeg, png, tiff)] == ["OD", "OS", "OS"]
+    # recorded at import: the file format and the laterality, used as recorded
+    assert fx.source_format(replace(jpeg, source_format="JPEG")) == "JPEG"
+    assert fx.source_format(replace(png, source_format="DICOM")) == "PNG"
+    assert fx.source_format(replace(jpeg, source_format="DICOM")) == "JPEG"
+    assert [fx.source_file(replace(png, source_format=f)) for f in ("DICOM", "", "gif")] == [
+        "DICOM",
+        "",
+        "",
+    ]
+    head = fx.header(png.path)
+    assert fx.laterality(replace(png, laterality="R"), head) == "OD"
+    assert fx.laterality(replace(png, laterality=""), head) == ""  # recorded: says nothing
+    assert fx.laterality(png, head) == "OS"  # not recorded (None): from the header
+
+
+def test_the_recorded_source_file_reaches_photos_csv_and_the_manifest(tmp_path):
+    inp, _ = _input(tmp_path)
+    recorded = ("JPEG", "DICOM", "TIFF")
+    cases = tuple(
+        replace(c, series=tuple(replace(s, instances=tuple(
+            replace(i, source_format=fmt, laterality="L") for i in s.instances)) for s in c.series))
+        for c, fmt in zip(inp.cases, recorded, strict=True)
+    )  # fmt: skip
+    inp = replace(inp, cases=cases)
+    root = write_package(inp, tmp_path / "out")
+    assert verify(root) == []
+    lines = (root / fx.PHOTOS_TABLE).read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, r.split(","), strict=True)) for r in lines[1:]]
+    assert [(r["source_file"], r["source_format"], r["photo_format"]) for r in rows] == [
+        ("JPEG", "JPEG", "JPEG"),
+        ("DICOM", "PNG", "PNG"),
+        ("TIFF", "TIFF", "TIFF"),
+    ]
+    assert [r["laterality"] for r in rows] == ["OS", "OS", "OS"]  # as recorded, not the header
+    import json
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["photographs"]["source_files"] == {"DICOM": 1, "JPEG": 1, "TIFF": 1}
+    assert manifest["photographs"]["source_formats"] == {"JPEG": 1, "PNG": 1, "TIFF": 1}
+    dictionary = (root / "dictionary/data_dictionary.csv").read_text(encoding="utf-8-sig")
+    assert "tables/photos.csv,source_file," in dictionary
 
 
 def test_stripping_a_camera_jpeg_leaves_its_pixels_and_nothing_else(tmp_path):
@@ -131,3 +173,38 @@ def test_a_jpeg_compressed_op_object_counts_as_a_jpeg_source(tmp_path):
     assert fx.source_format(replace(png, path=str(path), source_format="PNG")) == "JPEG"
     pixels = fx.dicom_pixels(str(path))
     assert pixels.shape == rgb.shape and fx.psnr(rgb, pixels) > 30
+
+
+def test_macular_oedema_ungradable_is_written_as_off_scale_and_listed_as_allowed(tmp_path):
+    from annotation_server.projects.label_schemas import shipped
+
+    inp, _ = _input(tmp_path, include_images=False)
+    spec = next(i for i in shipped() if i["key"] == "fundus-dr")
+    codes = [c.case_id for c in inp.cases]
+    values = [
+        {"dr_grade": 1, "dmo": "ungradable"},  # below the cut-off, oedema not gradable
+        {"dr_grade": 3, "dmo": "ungradable"},  # referable by its grade alone
+        {"dr_grade": "ungradable", "dmo": "ungradable"},
+    ]
+    derived = [None, True, None]
+    inp = replace(
+        inp,
+        schema=spec,
+        case_labels=dict(zip(codes, values, strict=True)),
+        reference_labels={
+            code: ReferenceLabelsRecord(code, 1, "auto-consensus", {"referable_dr": d}, {})
+            for code, d in zip(codes, derived, strict=True)
+        },
+    )
+    root = write_package(inp, tmp_path / "out")
+    lines = (root / fx.GRADES_TABLE).read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, r.split(","), strict=True)) for r in lines[1:]]
+    assert [(r["dr_grade"], r["dmo"], r["referable_dr"]) for r in rows] == [
+        ("1", "ungradable", ""),
+        ("3", "ungradable", "true"),
+        ("ungradable", "ungradable", ""),
+    ]
+    dictionary = (root / "dictionary/data_dictionary.csv").read_text(encoding="utf-8-sig")
+    dmo_rows = [line for line in dictionary.splitlines() if ",dmo," in line]
+    assert dmo_rows and all("absent;present;ungradable" in line for line in dmo_rows)

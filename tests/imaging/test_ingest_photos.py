@@ -127,7 +127,11 @@ def test_folder_of_photos_with_manifest_imports_as_op_with_laterality(
         assert ds.Modality == "OP" and ds.SamplesPerPixel == 3
         assert ds.PatientIdentityRemoved == "YES"
         lats.append(ds.ImageLaterality)
+        # recorded at import: the file format it came as and its laterality
+        assert instance.laterality == ds.ImageLaterality
     assert sorted(lats) == ["L", "L", "R", "R"]
+    formats = sorted(Instance.objects.values_list("source_format", flat=True))
+    assert formats == sorted(fmt.upper() for _, _, fmt, _ in PHOTOS)
     # every photo is named by its manifest line, never by its file name
     assert sorted(f.name for f in report.files) == [
         f"photo, manifest line {n}" for n in (2, 3, 4, 5)
@@ -303,25 +307,39 @@ def test_with_the_text_detector_off_every_photo_is_held_for_review(
     assert Quarantine.objects.get().modality == "OP"
 
 
-def test_the_import_page_says_how_to_import_photographs(fundus_project, manager, client):
-    client.force_login(manager)
-    page = client.get(f"/projects/{fundus_project.slug}/import/", HTTP_ACCEPT_LANGUAGE="en")
-    assert page.status_code == 200
-    html = page.content.decode()
-    assert 'data-testid="photo-note"' in html and "manifest.csv" in html
-    assert 'id="photo-hint"' in html
-
-
-def test_a_manifest_without_its_columns_names_every_problem_and_imports_no_photo(
-    fundus_project, tmp_path
+def test_a_released_photo_keeps_the_file_format_it_came_as(
+    fundus_project, manager, tmp_path, settings, django_capture_on_commit_callbacks
 ):
-    data, name, _ = _photo(6, "OD", "jpeg")
-    (tmp_path / name).write_bytes(data)
-    (tmp_path / "manifest.csv").write_text(f"file,patient,eye\n{name},X,OD\n")
+    from annotation_server.imaging.ingest import quarantine
+
+    settings.REFSET_BURNED_IN_OCR = False  # every photograph is held
+    data, _, _ = _photo(4, "OS", "tiff")
+    (tmp_path / "a.tif").write_bytes(data)
+    (tmp_path / "manifest.csv").write_text(
+        "filename,patient_id,visit_id,laterality\na.tif,PX9,V9,OS\n"
+    )
+    ingest(fundus_project, from_paths([tmp_path], Limits()), source="test")
+    item = Quarantine.objects.get()
+    assert item.source_format == "TIFF"
+    with django_capture_on_commit_callbacks(execute=False):
+        instance = quarantine.release(item, manager, "no burned-in text on review")
+    assert (instance.source_format, instance.laterality) == ("TIFF", "L")
+
+
+def test_a_dicom_photograph_records_dicom_and_its_laterality(
+    fundus_project, manager, tmp_path, django_capture_on_commit_callbacks
+):
+    from annotation_server.imaging.ingest import quarantine
+    from annotation_server.imaging.photo import decode_photo, dicom_bytes, photo_to_dicom
+
+    data, _, _ = _photo(6, "OD", "png")
+    ds = photo_to_dicom(decode_photo(data), laterality="OD", patient_id="PX1", study_id="V1")
+    (tmp_path / "eye.dcm").write_bytes(dicom_bytes(ds))
     report = ingest(fundus_project, from_paths([tmp_path], Limits()), source="test")
-    rejected = {f.name: f.reason for f in report.files if f.status == "rejected"}
-    assert "required column is missing" in rejected["manifest line 1, column patient_id"]
-    assert "required column is missing" in rejected["manifest line 1, column visit_id"]
-    assert "no usable photograph" in rejected["file 1 of the import"]
-    assert not Instance.objects.exists()
-    assert not any(name in n or name in r for n, r in rejected.items())
+    (only,) = report.files
+    assert only.status == "quarantined", only.reason  # photograph classes are reviewed
+    item = Quarantine.objects.get()
+    assert item.source_format == "DICOM"
+    with django_capture_on_commit_callbacks(execute=False):
+        instance = quarantine.release(item, manager, "no burned-in text on review")
+    assert (instance.source_format, instance.laterality) == ("DICOM", "R")

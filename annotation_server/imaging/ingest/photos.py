@@ -362,7 +362,15 @@ def prepare_file(
     prepared = dicom(deid, label, dicom_bytes(ds), built_here=True)
     if not prepared.rejected:
         prepared.mappings.append(Mapping(VISIT_KIND, row.visit_id, deid.uid(study_uid)))
+        if prepared.facts is not None:  # the instance records the file it came from
+            prepared.facts.instance["source_format"] = source_format(photo)
     return prepared
+
+
+def source_format(photo) -> str:
+    """The photograph file's format as Instance.source_format records it (a
+    multi-picture JPEG, MPO, is JPEG)."""
+    return "JPEG" if photo.format in ("JPEG", "MPO") else photo.format
 
 
 def apply_sites(project, deid: Deidentifier, candidates) -> int:

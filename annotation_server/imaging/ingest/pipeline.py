@@ -165,6 +165,7 @@ class Ingest:
                 "modality": facts.modality[:16],
                 "file": stored.key,
                 "text_boxes": prepared.text_boxes,
+                "source_format": facts.instance.get("source_format", ""),
             },
         )
         self.report.files.append(

@@ -161,6 +161,8 @@ def _admit(item: Quarantine, entry: imaging.StoredEntry, user) -> Instance:
     from annotation_server.imaging.ingest.pipeline import case_for
     from annotation_server.jobs import services as jobs
 
+    if item.source_format and entry.facts is not None:  # a photograph keeps its file format
+        entry.facts.instance["source_format"] = item.source_format
     report = imaging.index_entries(item.project, [entry])
     for series in report.new_series:
         case_for(item.project, series, series.study.site)
