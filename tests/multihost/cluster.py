@@ -95,6 +95,7 @@ class Cluster:
         stack: ExitStack,
         *,
         workers: tuple[str, ...] = ("k1", "k2"),
+        web: bool = True,
         lease_s: int = 3,
     ):
         self.tmp = Path(tmp)
@@ -103,18 +104,18 @@ class Cluster:
         self.lan = Lan(stack)
         self.hosts: dict[str, NsHost] = {}
         self.homes = self.tmp / "hosts"
-        for name in ("d", "w", *workers):
+        for name in ("d", *(("w",) if web else ()), *workers):
             self.hosts[name] = self.lan.add_host(name)
             for sub in ("media", "cache", "tmp", "exports", "var", "models"):
                 (self.homes / name / sub).mkdir(parents=True, exist_ok=True)
         self.d = self.hosts["d"]
-        self.w = self.hosts["w"]
+        self.w = self.hosts.get("w")
         self.logs = self.tmp / "logs"
         self.logs.mkdir(exist_ok=True)
         self.secret_key = secrets.token_urlsafe(40)
         self.fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         self.s3: SeaweedHandle | None = None
-        self.web_url = f"http://{self.w.addr}:{WEB_PORT}"
+        self.web_url = f"http://{self.w.addr}:{WEB_PORT}" if self.w else ""
         self.database_url = f"postgresql://postgres@{self.d.addr}:{PG_PORT}/refset"
         self.broker_url = f"redis://{self.d.addr}:{REDIS_PORT}/0"
         self.workers: dict[str, subprocess.Popen] = {}
@@ -127,12 +128,12 @@ class Cluster:
         """`argv` on host `name`: its namespace, its host name, and a mount
         namespace where the other hosts' folders are empty and read-only."""
         host = self.hosts[name]
-        hide = " && ".join(
+        steps = [
             f"mount -t tmpfs -o ro,size=4k refset-hidden {self.home(other)}"
             for other in self.hosts
             if other != name
-        )
-        script = f'{hide} && hostname "$0" && exec "$@"'
+        ]
+        script = " && ".join([*steps, 'hostname "$0"', 'exec "$@"'])
         return [
             "ip",
             "netns",
@@ -282,7 +283,7 @@ class Cluster:
             "DJANGO_SETTINGS_MODULE": "annotation_server.settings",
             "DJANGO_DEBUG": "0",
             "DJANGO_SECRET_KEY": self.secret_key,
-            "DJANGO_ALLOWED_HOSTS": self.w.addr,
+            "DJANGO_ALLOWED_HOSTS": ",".join(h.addr for h in self.hosts.values()),
             # Plain HTTP on a private LAN here; behind a TLS proxy in production.
             "DJANGO_SECURE_SSL_REDIRECT": "0",
             "DJANGO_SECURE_COOKIES": "0",
@@ -308,16 +309,25 @@ class Cluster:
         return env
 
     def migrate(self) -> None:
-        self.run("w", [PY, "manage.py", "migrate", "--no-input", "-v", "0"], timeout=600)
+        self.run(
+            "w" if self.w else "d",
+            [PY, "manage.py", "migrate", "--no-input", "-v", "0"],
+            timeout=600,
+        )
 
-    def start_web(self, workers: int = 2, threads: int = 4) -> subprocess.Popen:
+    def web_argv(self, host: str, workers: int = 2, threads: int = 4) -> list[str]:
         argv = [PY, "-m", "gunicorn", "annotation_server.wsgi:application"]
-        argv += ["--bind", f"{self.w.addr}:{WEB_PORT}", "--workers", str(workers)]
-        argv += ["--worker-class", "gthread", "--threads", str(threads), "--timeout", "120"]
-        proc = self.popen("w", argv, self.env_for("w"), "web.log")
+        argv += ["--bind", f"{self.hosts[host].addr}:{WEB_PORT}", "--workers", str(workers)]
+        return argv + ["--worker-class", "gthread", "--threads", str(threads), "--timeout", "120"]
+
+    def start_web(self, host: str = "w", workers: int = 2, threads: int = 4) -> subprocess.Popen:
+        """gunicorn on `host` (w; d for the single-host layout of the bench)."""
+        argv = self.web_argv(host, workers, threads)
+        proc = self.popen(host, argv, self.env_for(host), "web.log")
         self.stack.callback(stop_group, proc)
+        self.web_url = f"http://{self.hosts[host].addr}:{WEB_PORT}"
         try:
-            _wait_tcp(self.w.addr, WEB_PORT, 90, proc, "gunicorn")
+            _wait_tcp(self.hosts[host].addr, WEB_PORT, 90, proc, "gunicorn")
         except ClusterError as exc:
             raise ClusterError(f"{exc}\n{self.log_tail('web.log')}") from exc
         return proc

@@ -5,7 +5,8 @@
 Prints one JSON line: the password and, per project, its slug. The people: a
 dataset manager, two readers and an arbitrator of one site; the projects: "lung"
 (CT, lung-nodule-ct, two blind reads per case, auto-accepted when they agree)
-and "chest" (radiographs, chest-radiograph schema).
+and "chest" (radiographs, chest-radiograph schema); "warmup" (CT) takes the
+bench's warm-up imports.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def main() -> None:
         task_type=Project.TaskType.CLASSIFICATION_2D,
         label_schema=factories.schema("chest-radiograph"),
     )
-    for project in (lung, chest):
+    warmup = factories.ProjectFactory(slug="warmup", name="Warm-up imports")
+    for project in (lung, chest, warmup):
         protocol = project.protocol
         protocol.readers_per_case = 2
         protocol.auto_accept_min_readers = 2
@@ -48,7 +50,8 @@ def main() -> None:
         grant_role(project, people["reader_b"], Role.READER)
         grant_role(project, people["arbitrator"], Role.ARBITRATOR)
         grant_role(project, people["manager"], Role.MANAGER)
-    print(json.dumps({"password": factories.PASSWORD, "projects": [lung.slug, chest.slug]}))
+    slugs = [lung.slug, chest.slug, warmup.slug]
+    print(json.dumps({"password": factories.PASSWORD, "projects": slugs}))
 
 
 if __name__ == "__main__":

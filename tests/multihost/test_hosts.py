@@ -38,6 +38,7 @@ from tests.multihost.cluster import (
     QC_QUEUE,
     Cluster,
 )
+from tests.multihost.flow import freeze_and_export, jobs, my_tasks, read_case, upload, wait_until
 from tests.multihost.web import Browser
 from tests.netns import netns_usable, why_not_usable
 
@@ -63,53 +64,6 @@ HOST_OF_QUEUE = {
     EXPORT_QUEUE: "refset-k2",
     DEFAULT_QUEUE: "refset-k2",
 }
-
-
-def wait_until(check, what: str, timeout: float, *procs):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        for proc in procs:
-            assert proc.poll() is None, f"a worker exited (rc {proc.returncode}) waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.25)
-
-
-def jobs(db) -> list[dict]:
-    rows = db.execute(
-        "SELECT id, kind, state, worker, attempts, log, finished_at FROM jobs_job ORDER BY id"
-    ).fetchall()
-    keys = ("id", "kind", "state", "worker", "attempts", "log", "finished_at")
-    return [dict(zip(keys, row, strict=True)) for row in rows]
-
-
-def upload(browser: Browser, slug: str, folder) -> int:
-    files = [
-        ("files", (p.name, p.read_bytes(), "application/dicom"))
-        for p in sorted(folder.glob("*.dcm"))
-    ]
-    job = browser.json("post", f"/api/v1/projects/{slug}/imports/", 202, files=files)
-    return job["id"]
-
-
-def read_case(browser: Browser, task_id: int) -> None:
-    """What the workstation does: start, save the case labels, submit."""
-    browser.json("post", f"/api/v1/reading-tasks/{task_id}/start/", 200)
-    label = browser.json("get", f"/api/v1/reading-tasks/{task_id}/case-label/", 200)
-    values = {"nodules_present": False, "image_quality": 3}
-    browser.json(
-        "put",
-        f"/api/v1/reading-tasks/{task_id}/case-label/",
-        200,
-        json={"values": values, "version": label["version"]},
-    )
-    version = browser.json("get", f"/api/v1/reading-tasks/{task_id}/", 200)["version"]
-    done = browser.json(
-        "post", f"/api/v1/reading-tasks/{task_id}/submit/", 200, json={"version": version}
-    )
-    assert done["state"] == "submitted", done
 
 
 def test_the_flow_across_four_hosts_with_a_worker_killed_mid_import(tmp_path):
@@ -203,7 +157,7 @@ def test_the_flow_across_four_hosts_with_a_worker_killed_mid_import(tmp_path):
         task_ids = {}
         for name in ("reader_a", "reader_b"):
             reader = Browser(cluster.web_url).login(name, password)
-            tasks = reader.json("get", "/api/v1/reading-tasks/", 200)["results"]
+            tasks = my_tasks(reader)
             [task] = [t for t in tasks if t["case"] == case["id"]]
             task_ids[name] = task["id"]
             if name == "reader_a":
@@ -228,27 +182,7 @@ def test_the_flow_across_four_hosts_with_a_worker_killed_mid_import(tmp_path):
         assert settled["state"] == "adjudicated", settled
 
         # ---------------------------------------------------- freeze, export, download
-        version = manager.json(
-            "post",
-            "/api/v1/dataset-versions/",
-            201,
-            json={
-                "project": "lung",
-                "version": "1.0.0",
-                "all_adjudicated": True,
-                "seed": 3,
-                "ratios": {"train": 1.0, "validation": 0.0, "test": 0.0},
-            },
-        )
-        manager.json(
-            "post",
-            f"/api/v1/dataset-versions/{version['id']}/freeze/",
-            200,
-            json={"confirm": "1.0.0"},
-        )
-        started_export = manager.form("/projects/lung/versions/1.0.0/export/", {"format": "nifdc"})
-        assert started_export.status_code == 302, started_export.text[:500]
-        [export] = manager.json("get", "/api/v1/jobs/?kind=datasets.export", 200)["results"]
+        export = {"id": freeze_and_export(manager, "lung", "1.0.0")}
         manager.wait_job(export["id"], timeout=180)
         link = f"/projects/lung/versions/1.0.0/exports/{export['id']}/download/"
         assert link in manager.get("/projects/lung/versions/1.0.0/").text
