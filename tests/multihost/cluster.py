@@ -323,7 +323,7 @@ class Cluster:
     def start_web(self, host: str = "w", workers: int = 2, threads: int = 4) -> subprocess.Popen:
         """gunicorn on `host` (w; d for the single-host layout of the bench)."""
         argv = self.web_argv(host, workers, threads)
-        proc = self.popen(host, argv, self.env_for(host), "web.log")
+        proc = self.popen(host, argv, self.env_for(host, REFSET_ROLE="web"), "web.log")
         self.stack.callback(stop_group, proc)
         self.web_url = f"http://{self.hosts[host].addr}:{WEB_PORT}"
         try:
@@ -341,10 +341,23 @@ class Cluster:
             argv += ["--pool", "prefork", "--concurrency", str(concurrency)]
         return argv + ["--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
 
+    def worker_env(self, name: str, queues: list[str], **extra: str) -> dict[str, str]:
+        """A worker's environment: its role and queues (what /healthz and
+        `manage.py healthcheck` report), one ingest process (the solo pool's)."""
+        extra = {"REFSET_INGEST_WORKERS": "1", **extra}
+        return self.env_for(
+            name, REFSET_ROLE="worker", REFSET_WORKER_QUEUES=",".join(queues), **extra
+        )
+
+    def healthcheck(self, name: str, queues: list[str]) -> dict:
+        """`manage.py healthcheck` on worker host `name` with its environment."""
+        argv = [PY, "manage.py", "healthcheck"]
+        return json.loads(self.run(name, argv, env=self.worker_env(name, queues)).stdout)
+
     def start_worker(
         self, name: str, queues: list[str], concurrency: int = 1, **extra: str
     ) -> subprocess.Popen:
-        env = self.env_for(name, REFSET_INGEST_WORKERS="1", **extra)
+        env = self.worker_env(name, queues, **extra)
         proc = self.popen(name, self.worker_argv(name, queues, concurrency), env, f"{name}.log")
         self.stack.callback(stop_group, proc)
         self.workers[name] = proc

@@ -91,6 +91,11 @@ def test_the_flow_across_four_hosts_with_a_worker_killed_mid_import(tmp_path):
         manager = Browser(cluster.web_url).login("manager", password)
         health = manager.json("get", "/healthz", 200)
         assert health["ok"] and health["checks"]["storage"]["detail"].startswith("S3Storage")
+        assert health["role"]["name"] == "web" and health["role"]["host"] == "refset-w"
+        worker_health = cluster.healthcheck("k2", K2_QUEUES)
+        assert worker_health["ok"], worker_health
+        assert worker_health["role"]["host"] == "refset-k2"
+        assert worker_health["role"]["queues"] == K2_QUEUES
 
         # A short synthetic series: the chest-CT profile's 100-slice minimum lowered.
         manager.json(
