@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("annotation_server.agreement.urls")),
     path("", include("annotation_server.qualification.urls")),
     path("", include("annotation_server.datasets.urls")),
+    path("", include("annotation_server.outbox.urls")),
     # namespace "projects": the set-up console (projects app) and, after it, the
     # project overview (web: it aggregates reading, adjudication and quality)
     path("", include((project_urls.urlpatterns + overview.urlpatterns, "projects"))),

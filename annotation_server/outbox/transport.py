@@ -1,6 +1,7 @@
 """Sending one object to a destination and asking whether it is there.
 
-- STOW-RS with dicomweb-client (a `requests` session that ignores proxy variables
+- STOW-RS with dicomweb-client (its own retries off: the outbox's are counted
+  and shown; a `requests` session that ignores proxy variables
   from the environment and carries the connection's basic or bearer
   authorization, built by imaging.pacs.PacsClient.from_connection, which also
   checks the operator's allowlist); confirmed by QIDO-RS
@@ -34,7 +35,11 @@ def _dicomweb(connection):
     session = requests.Session()
     session.trust_env = False  # no proxies or .netrc from the environment
     session.headers.update(client.headers)
-    return DICOMwebClient(client.base_url, session=session, timeout=timeout())
+    web = DICOMwebClient(client.base_url, session=session, timeout=timeout())
+    # dicomweb-client retries every failed request itself (up to 5 times, with
+    # backoff, any exception): the outbox owns retries, counts and shows them.
+    web.set_http_retry_params(retry=False)
+    return web
 
 
 def _dimse(connection):

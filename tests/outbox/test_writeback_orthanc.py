@@ -11,6 +11,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import threading
 
 import pydicom
@@ -18,8 +19,10 @@ import pytest
 
 from annotation_server.audit.models import AuditEvent
 from annotation_server.imaging.models import Instance
+from annotation_server.jobs.models import Job
 from annotation_server.outbox import services
 from annotation_server.outbox.models import OutboxItem
+from tests.orthanc import ORTHANC
 from tests.outbox.conftest import dciodvfy_errors, destination, run_jobs
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -128,25 +131,44 @@ def test_hospital_destination_needs_the_mark_and_the_key_store_permission(
     assert orthanc.get_json("/statistics")["CountInstances"] == 6
 
 
+def _stop_orthanc(orthanc) -> None:
+    os.killpg(os.getpgid(orthanc.process.pid), signal.SIGTERM)
+    orthanc.process.wait(20)
+
+
+def _start_orthanc(orthanc) -> subprocess.Popen:
+    """Orthanc again, on the same configuration, storage, ports and namespace."""
+    cmd = [ORTHANC, str(orthanc.log_path.parent / "orthanc.json")]
+    if orthanc.netns:
+        cmd = ["ip", "netns", "exec", orthanc.netns, *cmd]
+    with open(orthanc.log_path, "ab") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def test_orthanc_stopped_mid_delivery_retries_then_delivers_once(
     project, settled_case, orthanc, manager, settings, tmp_path
 ):
     settings.REFSET_OUTBOX_MAX_ATTEMPTS = 8
     dest = destination(project, orthanc, "stow", "research")
     items = services.queue_case_reference(settled_case, dest, manager)
-    pid = orthanc.process.pid
-    os.kill(pid, signal.SIGSTOP)
-    resume = threading.Timer(5.0, os.kill, (pid, signal.SIGCONT))
-    resume.start()
+    first, second = run_jobs(items[:1])[0], items[1]
+    assert first.status == "delivered"
+    _stop_orthanc(orthanc)  # between the case's two objects
+    restarted: list[subprocess.Popen] = []
+    timer = threading.Timer(3.0, lambda: restarted.append(_start_orthanc(orthanc)))
+    timer.start()
     try:
-        rows = run_jobs(items)
+        [second] = run_jobs([second])
     finally:
-        resume.join()
-        os.kill(pid, signal.SIGCONT)
-    assert all(r.status == "delivered" for r in rows), [(r.status, r.last_error) for r in rows]
-    assert rows[0].attempts >= 2 or rows[1].attempts >= 2
+        timer.join()
+        for proc in restarted:
+            orthanc.process = proc  # the fixture stops this one
+    assert second.status == "delivered", (second.status, second.last_error)
+    assert second.attempts >= 2
+    log = Job.objects.get(pk=second.job_id).log
+    assert "attempt 1 of item" in log and "failed" in log
     assert orthanc.get_json("/statistics")["CountInstances"] == 6 + 2  # nothing twice
-    _check_in_orthanc(orthanc, rows, tmp_path)
+    _check_in_orthanc(orthanc, [first, second], tmp_path)
 
 
 def test_an_unreachable_destination_fails_after_the_attempts_then_a_retry_delivers(
