@@ -168,6 +168,17 @@ def run_layout(layout: str, args, studies: list[Path], warmup: list[Path], tmp: 
             "zip_key": export["result"].get("zip_key"),
         }
 
+        # What the bucket holds per imported file (instances, series streams,
+        # thumbnails, the export's zip...), by top-level prefix.
+        sizes: dict[str, int] = {}
+        pages = cluster.s3.client().get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=cluster.s3.bucket):
+            for item in page.get("Contents", []):
+                top = item["Key"].split("/", 1)[0]
+                sizes[top] = sizes.get(top, 0) + item["Size"]
+        [(files,)] = db.execute("SELECT count(*) FROM imaging_instance").fetchall()
+        out["bucket_mb_per_file"] = {k: v / 2**20 / files for k, v in sorted(sizes.items())}
+
         if args.infer_cases:
             listing = cluster.home(web_host) / "var" / "infer-cases.txt"
             codes = sorted(c["code"] for c in cases)[: args.infer_cases]
@@ -245,6 +256,8 @@ def main() -> int:
     row("export cases/min per worker", s["export"]["cases_per_min"], m["export"]["cases_per_min"])
     if "inference" in s:
         row("inference s per CT (CPU)", *(r["inference"]["seconds_per_ct"] for r in (s, m)))
+    stored = m["bucket_mb_per_file"]
+    print(f"bucket MB per imported file: {sum(stored.values()):.3f} ({stored})")
     scale = m["batch2"]["aggregate_files_s"] / m["batch1"]["aggregate_files_s"]
     print(
         f"\nmulti-host ingest scaling, 2 worker hosts / 1 (aggregate files/s): {scale:.2f}"
