@@ -102,7 +102,41 @@ async () => {
   const reformatOnly = performance.now() - t1;
   out.first = { wall: firstPaint, paneMs: cold, reformatMs: reformatOnly };
   const rows = coronal.plane.depth;
-  await scroll("coronal", rows, (i) => coronal.goTo(i));
+  // Where the coronal scroll's paint goes (1 x 3): each view's reformat, window
+  // (LUT + putImageData), draw (drawImage and overlays), overlays alone and corner
+  // texts, summed over the three views per frame.
+  const parts = { reformat: [], window: [], draw: [], overlay: [], corners: [] };
+  const spent = { reformat: 0, window: 0, draw: 0, overlay: 0, corners: 0 };
+  const undo = [];
+  const timed = (object, method, part) => {
+    const own = Object.prototype.hasOwnProperty.call(object, method);
+    const original = object[method];
+    object[method] = function (...args) {
+      const t = performance.now();
+      try {
+        return original.apply(this, args);
+      } finally {
+        spent[part] += performance.now() - t;
+      }
+    };
+    undo.push(() => (own ? (object[method] = original) : delete object[method]));
+  };
+  for (const pane of Object.values(mpr.panes)) {
+    timed(pane, "currentFrame", "reformat");
+    timed(pane.renderer, "render", "window");
+    timed(pane.viewport, "draw", "draw");
+    timed(pane, "overlay", "overlay");
+    timed(pane, "_cornerTexts", "corners");
+  }
+  await scroll("coronal", rows, (i) => {
+    for (const key of Object.keys(spent)) {
+      if (i > 0) parts[key].push(spent[key]);
+      spent[key] = 0;
+    }
+    coronal.goTo(i);
+  });
+  for (const restore of undo) restore();
+  out.parts = parts;
   const sagittal = mpr.panes.sagittal;
   await scroll("sagittal", sagittal.plane.depth, (i) => sagittal.goTo(i));
   // Thick slabs.
@@ -175,9 +209,7 @@ def main() -> None:
         script = vb.SETUP.format(
             user=vb.USER, password=vb.PASSWORD, slices=args.slices, matrix=args.matrix
         )
-        out = subprocess.run(
-            [py, "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-        ).stdout
+        out = vb.setup(py, script, env)
         lines = [line for line in out.splitlines() if line.strip()]
         session, (task_id, _series_id) = lines[-2].strip(), lines[-1].split()
         port = vb.free_port()
@@ -265,6 +297,16 @@ def report(title: str, results) -> dict:
         f" {statistics.median(f['paneMs'] for f in first):.1f};"
         f" reformat alone {statistics.median(f['reformatMs'] for f in first):.1f}"
     )
+    parts = [r["parts"] for r in results if r.get("parts")]
+    if parts:
+        print(
+            "coronal scroll (1 x 3), per frame over the three views, p50 / p95: "
+            + "; ".join(
+                f"{key} {statistics.median(v := [x for p in parts for x in p[key]]):.2f}"
+                f" / {pct(v, 0.95):.2f}"
+                for key in parts[0]
+            )
+        )
     base_p95 = None
     p95s = {}
     print(

@@ -285,6 +285,7 @@ START = """
     firstFrame: mark('pixels:first-frame'),
     first: mark('ws:first-image'),
     early: mark('ws:early-image'),
+    earlyRecord: mark('ws:early-record'),
     ownFirst: (performance.getEntriesByName('ws:first-image').slice(-1)[0] || {}).startTime ?? null,
     series: mark('ws:series-loaded'),
     sliceId: ws.geometry.slices[ws.slice].id,
@@ -349,6 +350,14 @@ async ([instance, series]) => {
 """
 
 
+def setup(py, script: str, env) -> str:
+    """Run a set-up script (SETUP, SETUP_XR); its output, or its error shown and exit."""
+    done = subprocess.run([py, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"set-up failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -410,9 +419,7 @@ def run_xr(args, env, py, base_env_server) -> None:
     from playwright.sync_api import sync_playwright
 
     script = SETUP_XR.format(user=USER, password=PASSWORD, sizes=args.xr)
-    out = subprocess.run(
-        [py, "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    ).stdout
+    out = setup(py, script, env)
     tasks = [line.split()[1:] for line in out.splitlines() if line.startswith("TASK")]
     session = next(line.split()[1] for line in out.splitlines() if line.startswith("SESSION"))
     with base_env_server() as base, sync_playwright() as pw:
@@ -555,9 +562,7 @@ def run_ct(args, env, py) -> None:
     from playwright.sync_api import sync_playwright
 
     script = SETUP.format(user=USER, password=PASSWORD, slices=args.slices, matrix=args.matrix)
-    out = subprocess.run(
-        [py, "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    ).stdout
+    out = setup(py, script, env)
     lines = [line for line in out.splitlines() if line.strip()]
     session, (task_id, series_id) = lines[-2].strip(), lines[-1].split()
     results, late = [], []
@@ -645,6 +650,8 @@ def startup_table(results, breakdown: bool) -> float:
         ("first image on the canvas", "first"),
     ]
     if any(r[0].get("early") is not None for r in results):
+        if breakdown:
+            steps.append(("  first slice parsed early (prefetch.js)", "earlyRecord"))
         steps.append(("  of which painted early (prefetch.js)", "early"))
         steps.append(("  the viewer's own first paint", "ownFirst"))
     if breakdown:
