@@ -207,9 +207,11 @@ def _photographs(inp: PackageInput) -> list[str]:
         "cup-to-disc ratio, agreed or arbitrated); annotations/fundus_reads.csv (one row per "
         "read).",
         "- 病灶与视盘/视杯: annotations/coco/（COCO；点标注为关键点加 "
-        f"{coco_point_box()} 像素方框）。",
+        f"{coco_point_box()} 像素方框）；有面积的形状另见 annotations/dicom/SEG/"
+        "（DICOM SEG，每次阅片一个、每张照片的参考标准一个）。",
         "- lesions and disc/cup outlines: annotations/coco/ (COCO; a point mark is a keypoint "
-        f"plus a box of {coco_point_box()} pixels).",
+        f"plus a box of {coco_point_box()} pixels); shapes with an area also in "
+        "annotations/dicom/SEG/ (DICOM SEG, one per read and one per photograph's reference).",
         "",
     ]
 

@@ -21,11 +21,17 @@ next to the de-identified DICOM objects under images/:
   PNG would misstate the source as lossless). The PSNR of each re-encoded JPEG
   against the DICOM pixels is in tables/photos.csv; the verifier refuses one below
   ``JPEG_MIN_PSNR_DB``.
-- The source format: "JPEG" when the DICOM object says its pixels went through
-  lossy JPEG (LossyImageCompression 01 with method ISO_10918_1, or a lossy JPEG
-  transfer syntax); otherwise the format recorded for the instance at import
-  (``InstanceRecord.source_format``: PNG or TIFF) when there is one, else PNG
-  (a lossless source; the import does not record which lossless format it was).
+- The source format: the import records the file format each image arrived in
+  (``InstanceRecord.source_format``, from Instance.source_format through the
+  freeze snapshot: JPEG, PNG, TIFF or DICOM). A photograph is re-encoded as JPEG
+  when it came as a JPEG file or when its DICOM object says its pixels went
+  through lossy JPEG (LossyImageCompression 01 with method ISO_10918_1, or a
+  lossy JPEG transfer syntax: lossy pixels are never passed off as a lossless
+  file); otherwise in the PNG or TIFF it came as, and as PNG when it came as a
+  DICOM object or was imported before the format was recorded.
+  ``tables/photos.csv`` has both: ``source_file`` (the recorded file format,
+  empty when not recorded) and ``source_format`` (the pixel format the
+  photograph is re-encoded in).
 - ``tables/photos.csv`` (one row per photograph: laterality, sizes, formats,
   paths, hashes, PSNR), ``annotations/fundus_grades.csv`` (one row per photograph:
   patient, visit, eye, the reference DR grade or ungradable, DMO, referable DR,
@@ -33,15 +39,15 @@ next to the de-identified DICOM objects under images/:
   ``annotations/fundus_reads.csv`` (one row per read: the reader's answers and
   derived fields, lesion counts), all described in the data dictionary.
 
-No DICOM Segmentation is written for photographs: highdicom builds SEG on
-single-frame images or enhanced multi-frame ones (with functional groups), and an
-Ophthalmic Photography image is a multi-frame object without them. Lesion shapes
-and disc/cup outlines are in annotations/coco/ (polygons as COCO segmentation) and
-in the DICOM SR (image coordinates); the seg_ref column is empty.
+Lesion shapes and disc/cup outlines are also in DICOM Segmentation objects
+(export/fundus_seg.py: per read and per photograph's reference, the reference
+table's seg_ref), in annotations/coco/ (polygons as COCO segmentation, points as
+keypoints) and in the DICOM SR (image coordinates).
 
-Laterality is the DICOM object's ImageLaterality (R -> OD, L -> OS), else its
-series' Laterality. The visit is the de-identified Study Instance UID (one study
-per patient and visit at import).
+Laterality is the one recorded at import (Instance.laterality: the DICOM object's
+ImageLaterality, else its series' Laterality; R -> OD, L -> OS), read from the
+object's header for a version frozen before it was recorded. The visit is the
+de-identified Study Instance UID (one study per patient and visit at import).
 
 Plain Python: no Django.
 """
@@ -92,7 +98,7 @@ PHOTOS_DOC = "docs/photos.json"
 
 PHOTOS_HEADER = [
     "image_id", "case_id", "series_uid", "sop_instance_uid", "laterality", "rows", "columns",
-    "photometric", "source_format", "lossy_source", "photo_format", "photo_path",
+    "photometric", "source_file", "source_format", "lossy_source", "photo_format", "photo_path",
     "photo_sha256", "dicom_path", "psnr_db",
 ]  # fmt: skip
 GRADES_HEADER = [
@@ -166,11 +172,28 @@ def instance_header(inst: InstanceRecord) -> PhotoHeader:
     return header(inst.path)
 
 
-def source_format(inst: InstanceRecord) -> str:
-    if instance_header(inst).lossy:
-        return "JPEG"
+SOURCE_FILES = ("JPEG", "PNG", "TIFF", "DICOM")
+
+
+def source_file(inst: InstanceRecord) -> str:
+    """The file format the image arrived in, as recorded at import ("" when not)."""
     recorded = (inst.source_format or "").upper()
-    return recorded if recorded in ("PNG", "TIFF") else "PNG"
+    return recorded if recorded in SOURCE_FILES else ""
+
+
+def source_format(inst: InstanceRecord) -> str:
+    """The pixel format a photograph is re-encoded in (see the module)."""
+    recorded = source_file(inst)
+    if recorded == "JPEG" or instance_header(inst).lossy:
+        return "JPEG"  # lossy pixels are never passed off as a lossless file
+    return recorded if recorded in EXTENSIONS else "PNG"
+
+
+def laterality(inst: InstanceRecord, head: PhotoHeader) -> str:
+    """OD / OS / "": as recorded at import, else from the object's header."""
+    if inst.laterality is not None:
+        return LATERALITY.get(inst.laterality, "")
+    return head.laterality
 
 
 # --- writing pixels without metadata ---------------------------------------------------
@@ -233,7 +256,9 @@ class Photo:
     inst: InstanceRecord
     image_id: str
     head: PhotoHeader
-    source_format: str
+    source_format: str  # the pixel format it is re-encoded in: JPEG | PNG | TIFF
+    source_file: str = ""  # the file format it arrived in, when recorded
+    laterality: str = ""  # OD | OS | ""
 
     @property
     def path(self) -> str:
@@ -253,7 +278,12 @@ def photos(inp: PackageInput) -> list[Photo]:
             for inst in sorted(s.instances, key=lambda i: i.slice_index):
                 n += 1
                 head, fmt = instance_header(inst), source_format(inst)
-                out.append(Photo(case, s, inst, f"{case.case_id}-{n}", head, fmt))
+                out.append(
+                    Photo(
+                        case, s, inst, f"{case.case_id}-{n}", head, fmt,
+                        source_file(inst), laterality(inst, head),
+                    )
+                )  # fmt: skip
     return out
 
 
@@ -303,7 +333,7 @@ def grades(inp: PackageInput, written: dict[str, str] | None = None) -> tuple[li
         rows.append(
             [
                 p.image_id, c.case_id, p.inst.sop_instance_uid, c.patient_pseudo_id,
-                p.series.study_uid, p.head.laterality, c.split, ref.get("dr_grade"),
+                p.series.study_uid, p.laterality, c.split, ref.get("dr_grade"),
                 ref.get("dmo"), ref.get("referable_dr"), ref.get("other_findings"),
                 ref.get("vertical_cdr"), ref.get("grade_decision", ""),
                 ref.get("dmo_decision", ""), ref.get("label_decision", ""),
@@ -347,11 +377,15 @@ def headers(inp: PackageInput) -> dict[str, list[str]]:
 def summary(inp: PackageInput) -> dict[str, Any]:
     """manifest.json's "photographs": how many, in which source formats, where."""
     formats: dict[str, int] = {}
+    files: dict[str, int] = {}
     for p in photos(inp):
         formats[p.source_format] = formats.get(p.source_format, 0) + 1
+        arrived = p.source_file or "not recorded"
+        files[arrived] = files.get(arrived, 0) + 1
     return {
         "count": sum(formats.values()),
         "source_formats": dict(sorted(formats.items())),
+        "source_files": dict(sorted(files.items())),
         "folder": "photos/" if inp.include_images else None,
         "table": PHOTOS_TABLE,
         "grades": GRADES_TABLE,
@@ -366,12 +400,14 @@ def parameters() -> dict[str, Any]:
         "folder": "photos/<case_id>/<image_id>.<jpg|png|tif>",
         "table": PHOTOS_TABLE,
         "source_format_rule": {
-            "en": "JPEG when the DICOM object records lossy JPEG compression "
+            "en": "JPEG when the photograph came as a JPEG file (source_file, recorded at "
+            "import) or its DICOM object records lossy JPEG compression "
             "(LossyImageCompression 01, method ISO_10918_1, or a lossy JPEG transfer "
-            "syntax); else the lossless format recorded at import (PNG or TIFF), else PNG",
-            "zh": "DICOM 对象记录了有损 JPEG 压缩（LossyImageCompression 01，方法 ISO_10918_1，"
-            "或有损 JPEG 传输语法）时为 JPEG；否则为导入时记录的无损格式（PNG 或 TIFF），"
-            "未记录时为 PNG",
+            "syntax); else the PNG or TIFF it came as; else (it came as DICOM, or was "
+            "imported before the format was recorded) PNG",
+            "zh": "照片以 JPEG 文件导入（source_file，导入时记录）或其 DICOM 对象记录了有损 JPEG "
+            "压缩（LossyImageCompression 01，方法 ISO_10918_1，或有损 JPEG 传输语法）时为 JPEG；"
+            "否则为导入时的 PNG 或 TIFF；以 DICOM 导入或导入时尚未记录格式的为 PNG",
         },
         "metadata": {
             "en": "none: no EXIF, XMP, IPTC, ICC profile, APPn or COM segment, PNG text "
@@ -422,8 +458,9 @@ def write(out, inp: PackageInput, tick=None) -> None:
         rows.append(
             [
                 p.image_id, p.case.case_id, p.series.series_uid, p.inst.sop_instance_uid,
-                p.head.laterality, p.head.rows, p.head.columns, p.head.photometric,
-                p.source_format, p.head.lossy, p.source_format if path else "", path, sha,
+                p.laterality, p.head.rows, p.head.columns, p.head.photometric,
+                p.source_file, p.source_format, p.head.lossy,
+                p.source_format if path else "", path, sha,
                 p.dicom_path if inp.include_images else "",
                 None if quality is None or math.isinf(quality) else float(quality),
             ]

@@ -159,8 +159,9 @@ def _reference(inp: PackageInput, excluded: bool) -> Table:
     if excluded:
         header.append("exclusion_reason")
     from export.fundus import applies as photographs  # fundus imports this module
+    from export.fundus_seg import has_area
 
-    segs = not photographs(inp)
+    photo = photographs(inp)
     rows = []
     for ref in sorted(inp.reference, key=lambda r: (r.series_uid, r.ref_finding_id)):
         if ref.excluded != excluded:
@@ -170,7 +171,9 @@ def _reference(inp: PackageInput, excluded: bool) -> Table:
             ref.series_uid, x, y, z, ref.diameter_mm, ref.ref_finding_id, ref.case_id,
             ref.revision, ref.finding_type, *[ref.attributes.get(a) for a in attrs],
             len(ref.reader_ids), sorted(ref.reader_ids), ref.decision, ref.arbitration_id,
-            seg_ref(ref.series_uid) if segs and ref.geometry and not excluded else "",
+            seg_ref(ref.series_uid)
+            if ref.geometry and not excluded and (not photo or has_area(ref.geometry))
+            else "",
             ref.origin, ref.model_marks, [_model_cell(m) for m in ref.models],
             ref.long_axis_mm, ref.short_axis_mm, ref.mean_diameter_mm, ref.volume_mm3,
             ref.mean_hu, ref.max_hu, ref.axes_from,

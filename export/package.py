@@ -28,6 +28,7 @@ from export import (
     datasheet,
     dictionary,
     fundus,
+    fundus_seg,
     lidc_xml,
     luna16,
     nnunet,
@@ -94,8 +95,9 @@ def write_nifdc(out: PackageDir, inp: PackageInput, progress: Progress | None = 
     luna16.write(out, inp, prefix="annotations/luna16/")
     lidc_xml.write(out, inp, prefix="annotations/lidc_xml/")
     tick("lidc")
-    if not photographs:  # photographs: shapes in COCO (fundus.py says why no SEG)
-        seg.write(out, inp, prefix="annotations/dicom/SEG/", progress=lambda: tick("seg"))
+    # photographs: their own SEG builder (fundus_seg.py says why), and COCO below
+    writer = fundus_seg.write if photographs else seg.write
+    writer(out, inp, prefix="annotations/dicom/SEG/", progress=lambda: tick("seg"))
     sr.write(out, inp, prefix="annotations/dicom/SR/", progress=lambda: tick("sr"))
     if coco.applies(inp):
         coco.write(out, inp, prefix="annotations/coco/")
@@ -115,7 +117,9 @@ def _coco_alone(out: PackageDir, inp: PackageInput, progress=None) -> None:
 
 EXPORTERS: dict[str, Callable[..., None]] = {
     "nifdc": write_nifdc,
-    "dicom-seg": lambda out, inp, progress=None: seg.write(out, inp),
+    "dicom-seg": lambda out, inp, progress=None: (
+        fundus_seg.write if fundus.applies(inp) else seg.write
+    )(out, inp),
     "dicom-sr": lambda out, inp, progress=None: sr.write(out, inp),
     "lidc-xml": lambda out, inp, progress=None: lidc_xml.write(out, inp),
     "luna16": lambda out, inp, progress=None: luna16.write(out, inp),
