@@ -168,6 +168,15 @@ def _beat_schedule() -> dict:
 
 
 CELERY_BEAT_SCHEDULE = _beat_schedule()
+# Alerts (the nightly audit verification finding the chain broken) are logged at
+# ERROR and mailed to REFSET_ALERT_EMAILS (comma-separated; empty: logged only),
+# from REFSET_ALERT_FROM, through the SMTP server REFSET_SMTP_HOST:REFSET_SMTP_PORT
+# (default localhost:25). Not Django's ADMINS: those would also get every
+# server error's traceback, which can hold patient data.
+REFSET_ALERT_EMAILS = env_list("REFSET_ALERT_EMAILS", [])
+SERVER_EMAIL = DEFAULT_FROM_EMAIL = env_str("REFSET_ALERT_FROM", "refset@localhost")
+EMAIL_HOST = env_str("REFSET_SMTP_HOST", "localhost")
+EMAIL_PORT = env_int("REFSET_SMTP_PORT", 25)
 # REFSET_JOB_LEASE_S: a worker running a job renews its lease (Job.heartbeat_at)
 # every third of this many seconds. A running job whose lease ran out belongs to a
 # worker that died: every worker looks for such jobs when it starts and then every

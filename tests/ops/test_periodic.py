@@ -42,7 +42,7 @@ def own_media(settings, tmp_path):
     tests must not count here)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.REFSET_EXPORT_DIR = tmp_path / "exports"
-    settings.ADMINS = [("Ops", "ops@example.org")]
+    settings.REFSET_ALERT_EMAILS = ["ops@example.org"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     return Path(settings.MEDIA_ROOT)
 
