@@ -262,6 +262,7 @@ def clean_uploads(cutoff) -> dict:
     except FileNotFoundError:
         return {"upload_batches": 0, "upload_files": 0}
     pending = _pending_upload_batches()
+    emptied: list[str] = []
     for batch in batches:
         if batch in pending:
             continue
@@ -277,24 +278,25 @@ def clean_uploads(cutoff) -> dict:
             continue
         for name in names:
             default_storage.delete(name)
+        emptied.append(prefix)
         removed_batches += 1
         removed_files += len(names)
         logger.info("cleanup: removed %d orphaned upload file(s) under %s", len(names), prefix)
-    if removed_batches:
-        _remove_empty_local_dirs(UPLOADS)
+    _remove_empty_local_dirs(emptied)
     return {"upload_batches": removed_batches, "upload_files": removed_files}
 
 
-def _remove_empty_local_dirs(prefix: str) -> None:
+def _remove_empty_local_dirs(prefixes: list[str]) -> None:
+    """On a local storage folder, the folders of the upload batches just deleted
+    (an object store has no folders)."""
     from annotation_server.imaging import storage
 
     if not storage.is_local():
         return
-    root = Path(default_storage.path(prefix))
-    for path in sorted((p for p in root.glob("*") if p.is_dir()), reverse=True):
+    for prefix in prefixes:
         try:
-            path.rmdir()
-        except OSError:
+            Path(default_storage.path(prefix)).rmdir()
+        except OSError:  # not empty (written to since), or gone
             pass
 
 
