@@ -339,3 +339,34 @@ def test_healthz_says_when_the_s3_storage_is_unreachable(s3_storage, settings):
     assert response.status_code == 503
     check = response.json()["checks"]["storage"]
     assert check["ok"] is False and "127.0.0.1:9" in check["detail"]
+
+
+def test_a_stored_path_fetches_the_instance_only_when_opened(s3_storage, ct_dir):
+    """What the export gets for an instance on S3 (package_input): a path-like that
+    pydicom and `open` use as a path; the bytes come into this node's cache when
+    it is opened, not when it is made."""
+    data = sorted(ct_dir.glob("*.dcm"))[0].read_bytes()
+    digest, key, _created = storage.put(data)
+    path = storage.readable_path(key)
+    assert isinstance(path, storage.StoredPath) and path == storage.StoredPath(key)
+    assert len({path, storage.StoredPath(key)}) == 1  # a cache key, as a str path is
+    assert not (s3_storage.cache_dir / key).exists()
+    assert pydicom.dcmread(path).SOPInstanceUID
+    assert (s3_storage.cache_dir / key).read_bytes() == data
+    with open(path, "rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == digest
+    missing = storage.readable_path(storage.key_for("0" * 64))
+    with pytest.raises(FileNotFoundError), open(missing, "rb"):
+        pass
+
+
+def test_a_stored_file_is_streamed_from_the_bucket_with_its_size(s3_storage):
+    default_storage.save("exports/ab/abcd/pkg.zip", io.BytesIO(b"PK" + bytes(300_000)))
+    body, size = storage.open_stream("exports/ab/abcd/pkg.zip")
+    try:
+        assert size == 300_002 and not hasattr(body, "name")  # not spooled to a local file
+        assert body.read(2) == b"PK" and len(body.read()) == 300_000
+    finally:
+        body.close()
+    with pytest.raises(FileNotFoundError):
+        storage.open_stream("exports/ab/abcd/none.zip")
