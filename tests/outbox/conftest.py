@@ -74,18 +74,18 @@ def orthanc(tmp_path, ct, settings):
         yield handle
 
 
-def connection(project, orthanc, transport: str) -> PacsConnection:
+def connection(project, orthanc, transport: str, name: str = "") -> PacsConnection:
     if transport == "dimse":
         return PacsConnection.objects.create(
             project=project,
-            name="Orthanc DIMSE",
+            name=name or "Orthanc DIMSE",
             transport="dimse",
             ae_title=orthanc.dicom_aet,
             host=orthanc.host,
             port=orthanc.dicom_port,
         )
     return PacsConnection.objects.create(
-        project=project, name="Orthanc DICOMweb", base_url=orthanc.dicomweb_url
+        project=project, name=name or "Orthanc DICOMweb", base_url=orthanc.dicomweb_url
     )
 
 
@@ -94,7 +94,7 @@ def destination(project, orthanc, transport: str, kind: str, *, inside: bool = T
         project=project,
         name=f"{kind} {transport}",
         kind=kind,
-        connection=connection(project, orthanc, transport),
+        connection=connection(project, orthanc, transport, f"Orthanc {transport} {kind}"),
         inside_hospital=inside and kind == "hospital",
     )
 

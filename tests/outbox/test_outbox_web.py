@@ -24,6 +24,18 @@ def pacs(project, settings):
     )
 
 
+@pytest.fixture
+def client_for(client_for):
+    """Signed-in clients whose browser asks for English."""
+
+    def make(user):
+        client = client_for(user)
+        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+        return client
+
+    return make
+
+
 def _url(project) -> str:
     return f"/projects/{project.slug}/outbox/"
 
@@ -151,7 +163,7 @@ def test_rest_destinations_send_case_and_items(
         == 403
     )
     bad = api.post(f"/api/v1/writeback-destinations/{dest_id}/send-case/", {"case": "NOPE"})
-    assert bad.status_code == 400 and "NOPE" in bad.json()["case"][0]
+    assert bad.status_code == 400 and "No case NOPE" in str(bad.json()["case"])
     sent = api.post(
         f"/api/v1/writeback-destinations/{dest_id}/send-case/",
         {"case": settled_case.code},
