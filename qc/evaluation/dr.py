@@ -69,6 +69,7 @@ UNGRADABLE = "ungradable"
 DMO_VALUES = ("absent", "present", "ungradable")
 GRADE_KEY = "dr_grade"
 DMO_KEY = "dmo"
+REFERABLE_KEY = "referable_dr"  # the schema's derived field, frozen with the reference
 DEFAULT_REFERABLE_FROM = 2
 DMO_PRESENT, DMO_ABSENT = "present", "absent"
 DMO_THRESHOLD = 0.5  # a dmo_probability at or above it calls oedema present (no dmo column)
@@ -238,7 +239,10 @@ def dr_truth_from_package(
 ) -> DRTruth:
     """The images and reference grades of one split ("" = every split) of a
     frozen version (export.model.PackageInput); retired cases left out.
-    `laterality`: series_uid -> OD/OS (the caller reads ImageLaterality)."""
+    `laterality`: series_uid -> OD/OS; without it (or where it says nothing)
+    the laterality the package input carries (recorded at import). Referable
+    DR is the reference's derived field as frozen with the version when it is
+    stored, else derived here by the same rule."""
     rf = referable_from_schema(inp.schema)
     images = []
     for case in inp.cases:
@@ -249,6 +253,10 @@ def dr_truth_from_package(
         grade = grade_value(labels.get(GRADE_KEY))
         dmo = labels.get(DMO_KEY) if labels.get(DMO_KEY) in DMO_VALUES else None
         lat = (laterality or {}).get(series.series_uid, "")
+        recorded = series.instances[0].laterality if series.instances else None
+        if not lat and recorded:
+            lat = {"R": "OD", "L": "OS"}.get(recorded, "")
+        frozen = getattr((inp.reference_labels or {}).get(case.case_id), "derived", None) or {}
         images.append(
             DRImage(
                 case_id=case.case_id,
@@ -258,7 +266,11 @@ def dr_truth_from_package(
                 laterality=lat,
                 grade=grade,
                 dmo=dmo,
-                referable=None if grade in (None, UNGRADABLE) else referable(grade, dmo, rf),
+                referable=None
+                if grade in (None, UNGRADABLE)
+                else frozen[REFERABLE_KEY]
+                if isinstance(frozen.get(REFERABLE_KEY), bool)
+                else referable(grade, dmo, rf),
                 strata={
                     "site": case.site_id or "unknown",
                     "manufacturer": series.manufacturer or "unknown",

@@ -16,7 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from annotation_server.agreement import services
 from annotation_server.audit.models import AuditEvent
-from tests.agreement.seed import FUNDUS_GRADES, seed_fundus_reads
+from tests.agreement.seed import FUNDUS_DMO, FUNDUS_GRADES, seed_fundus_reads
 
 pytestmark = pytest.mark.django_db
 SCALE = [0, 1, 2, 3, 4]
@@ -61,6 +61,18 @@ def test_fundus_report_from_the_stored_reads(fundus, reader_a, reader_b, reader_
     outside = grade["outside_scale"]
     assert outside["ratings"] == {"ungradable": 2}
     assert (outside["cases_any"], outside["cases_all"]) == (1, 0)
+    # Macular oedema: "ungradable" is off its scale too (the schema's outside_scale):
+    # left out of kappa (FD006 keeps only c's answer), counted apart.
+    oedema = blocks["dmo"]
+    assert oedema["rated_by_two_or_more"] == 5
+    assert oedema["outside_scale"]["ratings"] == {"ungradable": 2}
+    for pair in oedema["pairwise"]:
+        x, y = (FUNDUS_DMO[letter[pair[k]]] for k in ("a", "b"))
+        kept = [i for i in range(6) if "ungradable" not in (x[i], y[i])]
+        assert pair["n"] == len(kept)
+        assert pair["kappa_unweighted"]["value"] == pytest.approx(
+            cohen_kappa_score([x[i] for i in kept], [y[i] for i in kept]), abs=1e-6
+        )
     # Derived on the server and stored with each read: measured like typed fields.
     assert blocks["referable_dr"]["derived"] is True
     assert blocks["referable_dr"]["rated_by_two_or_more"] == 5  # one read left on FD006

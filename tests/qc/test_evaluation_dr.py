@@ -502,3 +502,26 @@ def test_dmo_probability_problems_name_their_line():
         (5, "probability_range", "dmo_probability"),
         (6, "not_a_number", "dmo_probability"),
     }
+
+
+def test_truth_takes_laterality_and_referable_dr_as_frozen_in_the_package_input():
+    from export.model import ReferenceLabelsRecord
+
+    def case(code, side):
+        inst = InstanceRecord(f"2.25.7{code}", "1.2.840.10008.5.1.4.1.1.77.1.5.1", 0, "x",
+                              "0" * 64, laterality=side)  # fmt: skip
+        series = SeriesRecord(f"2.25.{code}", "2.25.9", "OP", instances=(inst,))
+        return CaseRecord(code, "P1", "S1", (series,), split="test")
+
+    inp = PackageInput(
+        dataset_id="fundus", version="1.0.0", title="", description="", frozen_at="",
+        modality="OP", body_part="EYE", tool_version="RefSet", protocol={},
+        schema={"case_fields": [{"key": "dr_grade", "referable_from": 2}]}, deid_profile={},
+        qc_profile={}, cases=(case("1", "R"), case("2", "L"), case("3", "")),
+        case_labels={c: {"dr_grade": 1, "dmo": "absent"} for c in ("1", "2", "3")},
+        reference_labels={"1": ReferenceLabelsRecord("1", 1, "arbitrated", {"referable_dr": True})},
+    )  # fmt: skip
+    truth = dr.dr_truth_from_package(inp)
+    assert [i.laterality for i in truth.images] == ["OD", "OS", ""]
+    # case 1's frozen derived field stands; the others are derived by the rule
+    assert [i.referable for i in truth.images] == [True, False, False]
