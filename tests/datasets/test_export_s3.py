@@ -140,7 +140,8 @@ def test_an_uploaded_study_is_exported_by_a_worker_with_its_own_disk_and_downloa
 
     # The web process streams it from the bucket.
     link = f"{url}exports/{job.pk}/download/"
-    assert link in client.get(url).content.decode()
+    page = client.get(url).content.decode()
+    assert link in page and 'data-testid="export-verified"' in page
     response = client.get(link)
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith("attachment")
