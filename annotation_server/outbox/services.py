@@ -290,13 +290,8 @@ def _dataset(item: OutboxItem) -> pydicom.Dataset:
 
 
 def _attempt(item: OutboxItem) -> None:
-    ds = _dataset(item)
-    connection = item.destination.connection
-    if transport.present(connection, ds):
-        return  # already there (an earlier attempt got through): not sent again
-    transport.send(connection, ds)
-    if not transport.present(connection, ds):
-        raise transport.DeliveryError(_("sent, but a query does not find it at the destination"))
+    # already there (an earlier attempt got through): not sent again
+    transport.deliver(item.destination.connection, _dataset(item))
 
 
 def deliver(item_id: int, job_id: int | None = None, *, log=None) -> dict:

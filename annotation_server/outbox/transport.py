@@ -6,8 +6,12 @@
   authorization, built by imaging.pacs.PacsClient.from_connection, which also
   checks the operator's allowlist); confirmed by QIDO-RS
   (``/studies/{study}/instances?SOPInstanceUID=...``).
-- C-STORE with pynetdicom (imaging.dimse.scu.DimseClient.store proposes the SEG
-  and Comprehensive 3D SR contexts explicitly), confirmed by C-FIND at IMAGE level.
+- C-STORE with pynetdicom (imaging.dimse.scu.DimseClient proposes the SEG and
+  Comprehensive 3D SR contexts explicitly), confirmed by C-FIND at IMAGE level;
+  the query before, the store and the query after share one association.
+
+`deliver` is one attempt: is it there already (then nothing is sent: an earlier
+attempt got through), else send, then query; DeliveryError when any step fails.
 """
 
 from __future__ import annotations
@@ -67,12 +71,37 @@ def present(connection, ds: Dataset) -> bool:
     return sop in found
 
 
+OK_STORE = (0x0000, 0xB000, 0xB006, 0xB007)  # success, or stored with a warning
+
+
+def deliver(connection, ds: Dataset) -> bool:
+    """One attempt; returns False when the object was there already (not sent)."""
+    if _is_dimse(connection):
+        try:
+            found, status = _dimse(connection).store_confirmed(ds)
+        except (PacsError, OSError, RuntimeError) as exc:
+            raise DeliveryError(_("sending failed: %(error)s") % {"error": exc}) from exc
+        if status is not None and status not in OK_STORE:
+            raise DeliveryError(
+                _("the PACS refused the C-STORE (status 0x%(status)04X)") % {"status": status}
+            )
+        if not found:
+            raise DeliveryError(_("sent, but a query does not find it at the destination"))
+        return status is not None
+    if present(connection, ds):
+        return False
+    send(connection, ds)
+    if not present(connection, ds):
+        raise DeliveryError(_("sent, but a query does not find it at the destination"))
+    return True
+
+
 def send(connection, ds: Dataset) -> None:
     """Store `ds` at the destination; raises DeliveryError when it is refused."""
     try:
         if _is_dimse(connection):
             statuses = _dimse(connection).store([ds])
-            bad = [s for s in statuses if s not in (0x0000, 0xB000, 0xB006, 0xB007)]
+            bad = [s for s in statuses if s not in OK_STORE]
             if bad:
                 raise DeliveryError(
                     _("the PACS refused the C-STORE (status 0x%(status)04X)") % {"status": bad[0]}

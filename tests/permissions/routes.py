@@ -294,7 +294,40 @@ _DETAIL_OBJECTS = {
     "adjudication": lambda s: s.disputed.pk,
     "job": lambda s: s.job.pk,
     "datasetversion": lambda s: DatasetVersion.objects.get(project=s.project, version="1.0.0").pk,
+    "writeback": lambda s: _writeback_destination(s).pk,
+    "outbox": lambda s: _outbox_item(s).pk,
 }
+
+
+def _writeback_destination(s: Scenario):
+    from annotation_server.outbox.models import Destination
+
+    return Destination.objects.get_or_create(
+        project=s.project, name="Sweep archive", defaults={"kind": "research", "connection": s.pacs}
+    )[0]
+
+
+def _outbox_item(s: Scenario):
+    from annotation_server.outbox.models import OutboxItem
+
+    return OutboxItem.objects.get_or_create(
+        destination=_writeback_destination(s),
+        sop_instance_uid="2.25.1",
+        defaults={
+            "project": s.project,
+            "transport": "stow",
+            "status": "delivered",
+            "sop_class_uid": "1.2.840.10008.5.1.4.1.1.66.4",
+            "study_uid": s.study_uid,
+            "series_uid": "2.25.2",
+            "sha256": "0" * 64,
+            "object_key": "outbox/sweep.dcm",
+            "carries": "reference_seg",
+            "case": s.case,
+        },
+    )[0]
+
+
 # The frozen version the scenario's evaluation belongs to (see _evaluation).
 EVALUATED_VERSION = "0.9.0"
 EVALUATION_ROUTES = (

@@ -235,6 +235,16 @@ datasetversion-splits             deny        hidden      hidden      hidden    
 datasetversion-changelog          deny        hidden      hidden      hidden      hidden      ok          hidden      ok
 datasetversion-evaluations        deny        hidden      hidden      hidden      hidden      ok          hidden      ok
 datasetversion-evaluation         deny        hidden      hidden      hidden      hidden      ok          hidden      ok
+outbox                            redirect    deny        deny        deny        deny        ok          hidden      ok
+writeback-destination-list        deny        ok          ok          ok          ok          ok          ok          ok
+writeback-destination-detail      deny        hidden      hidden      hidden      hidden      ok          hidden      ok
+writeback-destination-mark-inside deny        method      method      method      method      method      method      method
+writeback-destination-send-case   deny        method      method      method      method      method      method      method
+writeback-destination-send-version deny       method      method      method      method      method      method      method
+outbox-item-list                  deny        ok          ok          ok          ok          ok          ok          ok
+outbox-item-detail                deny        hidden      hidden      hidden      hidden      ok          hidden      ok
+outbox-item-retry                 deny        method      method      method      method      method      method      method
+outbox-item-cancel                deny        method      method      method      method      method      method      method
 logout                            method      method      method      method      method      method      method      method
 """
 

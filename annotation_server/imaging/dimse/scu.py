@@ -5,6 +5,7 @@
     client.find_series(study_uid)
     report = pull(project, connection, [study_uid])         # C-MOVE or C-GET
     client.store([dataset])                                 # C-STORE (write-back)
+    client.store_confirmed(dataset)                         # C-FIND, C-STORE, C-FIND
     client.find_instance(study_uid, series_uid, sop_uid)    # C-FIND, IMAGE level
 
 Retrieval, as the connection says:
@@ -154,10 +155,13 @@ class DimseClient:
         finally:
             assoc.release()
 
-    def _find(self, query: Dataset) -> list[Dataset]:
-        ae = self._ae()
-        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-        assoc = self._associate(ae)
+    def _find(self, query: Dataset, assoc=None) -> list[Dataset]:
+        """C-FIND (Study Root) on `assoc`, or on an association of its own."""
+        own = assoc is None
+        if own:
+            ae = self._ae()
+            ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+            assoc = self._associate(ae)
         found = []
         try:
             for status, identifier in assoc.send_c_find(
@@ -173,7 +177,8 @@ class DimseClient:
                         f"(status 0x{status.Status:04X})"
                     )
         finally:
-            assoc.release()
+            if own:
+                assoc.release()
         return found
 
     def find_studies(self, **filters: str) -> list[dict]:
@@ -195,7 +200,7 @@ class DimseClient:
             setattr(query, name, "")
         return [_row(i, SERIES_FIELDS) for i in self._find(query)]
 
-    def find_instance(self, study_uid: str, series_uid: str, sop_uid: str) -> bool:
+    def find_instance(self, study_uid: str, series_uid: str, sop_uid: str, assoc=None) -> bool:
         """Whether the PACS holds the instance (C-FIND at IMAGE level, Study Root:
         the study and series UIDs are the hierarchy's unique keys)."""
         query = Dataset()
@@ -203,7 +208,8 @@ class DimseClient:
         query.StudyInstanceUID = study_uid
         query.SeriesInstanceUID = series_uid
         query.SOPInstanceUID = sop_uid
-        return any(str(i.get("SOPInstanceUID", "")) == sop_uid for i in self._find(query))
+        found = self._find(query, assoc)
+        return any(str(i.get("SOPInstanceUID", "")) == sop_uid for i in found)
 
     # C-STORE ------------------------------------------------------------------------
 
@@ -212,11 +218,7 @@ class DimseClient:
     # transfer syntax first, then the uncompressed ones.
     STORE_CLASSES: tuple[str, ...] = (str(SegmentationStorage), str(Comprehensive3DSRStorage))
 
-    def store(self, datasets: Iterable[Dataset]) -> list[int]:
-        """C-STORE each dataset (Part 10 datasets with file meta) on one
-        association; returns their statuses. Raises PacsError when the PACS
-        refuses the association or a context, or does not answer."""
-        datasets = list(datasets)
+    def _store_ae(self, datasets: list[Dataset], *, find: bool = False) -> AE:
         syntaxes: dict[str, list[str]] = {uid: [] for uid in self.STORE_CLASSES}
         for ds in datasets:
             own = str(ds.file_meta.TransferSyntaxUID)
@@ -225,25 +227,49 @@ class DimseClient:
                 if uid not in wanted:
                     wanted.append(uid)
         ae = self._ae()
-        for uid, transfer in list(syntaxes.items())[:128]:
+        if find:
+            ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        for uid, transfer in list(syntaxes.items())[: 128 - int(find)]:
             ae.add_requested_context(uid, transfer or list(GET_TRANSFER_SYNTAXES))
-        assoc = self._associate(ae)
-        statuses = []
+        return ae
+
+    def _send(self, assoc, ds: Dataset) -> int:
         try:
-            for ds in datasets:
-                try:
-                    status = assoc.send_c_store(ds)
-                except ValueError as exc:  # no accepted context for its class/syntax
-                    raise PacsError(
-                        f"the PACS at {self.where} accepts no context for {ds.SOPClassUID}: {exc}"
-                    ) from exc
-                if not status:
-                    raise PacsError(f"the PACS at {self.where} did not answer the C-STORE")
-                statuses.append(int(status.Status))
+            status = assoc.send_c_store(ds)
+        except ValueError as exc:  # no accepted context for its class/syntax
+            raise PacsError(
+                f"the PACS at {self.where} accepts no context for {ds.SOPClassUID}: {exc}"
+            ) from exc
+        if not status:
+            raise PacsError(f"the PACS at {self.where} did not answer the C-STORE")
+        return int(status.Status)
+
+    def store(self, datasets: Iterable[Dataset]) -> list[int]:
+        """C-STORE each dataset (Part 10 datasets with file meta) on one
+        association; returns their statuses. Raises PacsError when the PACS
+        refuses the association or a context, or does not answer."""
+        datasets = list(datasets)
+        assoc = self._associate(self._store_ae(datasets))
+        try:
+            return [self._send(assoc, ds) for ds in datasets]
         finally:
             if assoc.is_established:
                 assoc.release()
-        return statuses
+
+    def store_confirmed(self, ds: Dataset) -> tuple[bool, int | None]:
+        """On one association: C-FIND the instance; when the PACS lacks it,
+        C-STORE it and C-FIND it again. Returns (found at the end, the C-STORE
+        status or None when it was there already)."""
+        assoc = self._associate(self._store_ae([ds], find=True))
+        keys = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+        try:
+            if self.find_instance(*keys, assoc=assoc):
+                return True, None
+            status = self._send(assoc, ds)
+            return self.find_instance(*keys, assoc=assoc), status
+        finally:
+            if assoc.is_established:
+                assoc.release()
 
     # C-MOVE / C-GET -----------------------------------------------------------------
 
