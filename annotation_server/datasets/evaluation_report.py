@@ -344,6 +344,7 @@ def figure_labels() -> dict[str, str]:
         "predicted_grade": _("product grade"),
         "ungradable": _("ungradable"),
         "not_given": _("not given"),
+        "dmo_roc": _("Macular oedema: ROC curve"),
         **{k: str(v) for k, v in STRATUM_LABELS.items()},
     }
 

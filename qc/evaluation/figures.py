@@ -75,6 +75,7 @@ LABELS = {
     "predicted_grade": "product grade",
     "ungradable": "ungradable",
     "not_given": "not given",
+    "dmo_roc": "Macular oedema: ROC curve",
 }
 
 
@@ -264,6 +265,29 @@ def stratum(
     return _save(fig, fmt)
 
 
+def dmo_roc(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
+    """DR grading with a DMO column: the macular oedema ROC curve, dmo_auc in the legend."""
+    curve = (result.get("curves") or {}).get("dmo_roc")
+    if not curve:
+        return None
+    x, y = _floats(curve.get("fpr")), _floats(curve.get("tpr"))
+    keep = np.isfinite(x) & np.isfinite(y)
+    if not keep.any():
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    auc = _value((result.get("figures") or {}).get("dmo_auc"))
+    name = labels["image_roc"] + (f" (AUC {auc:.3f})" if np.isfinite(auc) else "")
+    ax.plot(x[keep], y[keep], color="tab:green", label=name)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="tab:gray", label=labels["chance"])
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(labels["fpr"])
+    ax.set_ylabel(labels["tpr"])
+    ax.set_title(labels["dmo_roc"])
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, fmt)
+
+
 def figures(
     result: Mapping, fmt: str = "png", labels: Mapping[str, str] | None = None
 ) -> dict[str, bytes]:
@@ -274,6 +298,7 @@ def figures(
     out: dict[str, bytes | None] = {
         "froc": froc(result, lab, fmt),
         "roc": roc(result, lab, fmt),
+        "dmo_roc": dmo_roc(result, lab, fmt),
         "confusion": confusion(result, lab, fmt),
         "rules": rules(result, lab, fmt),
     }

@@ -349,6 +349,7 @@ def test_macular_oedema_figures_sit_next_to_the_dr_figures_in_the_report(
     figures = text[text.index('data-testid="evaluation-figures"') :]
     assert figures.index('data-figure="auc"') < figures.index('data-figure="dmo_auc"')
     assert "macular oedema: AUC" in text and 'data-testid="dmo-tables"' in text
+    assert 'data-plot="dmo_roc"' in text
     assert "images with an ungradable reference DMO" in text
     csv_text = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/csv/").content.decode(
         "utf-8-sig"

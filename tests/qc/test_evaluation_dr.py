@@ -438,6 +438,10 @@ def test_macular_oedema_figures_from_a_probability_and_a_call_equal_scikit_learn
     assert itt["tp"] + itt["fp"] == table["tp"] + table["fp"] + 2
     assert "dmo_reference" in result["conventions"]
     assert result["curves"]["dmo_roc"]["fpr"]
+    from qc.evaluation import figures as plots
+
+    drawn = plots.figures(result, "svg")
+    assert "dmo_roc" in drawn and b"Macular oedema: ROC curve" in drawn["dmo_roc"]
     # DR figures are untouched by the DMO columns
     assert figures["quadratic_kappa"]["value"] is not None
     jsonschema.validate(_clean(result), kit.schema())
@@ -482,6 +486,9 @@ def test_no_dmo_column_no_dmo_figures():
     result = kit.evaluate(truth, parse_submission(product_csv(truth), truth), bootstrap=20)
     assert not any(k.startswith("dmo_") for k in result["figures"])
     assert "dmo" not in result["grading"] and "dmo_reference" not in result["conventions"]
+    from qc.evaluation import figures as plots
+
+    assert "dmo_roc" not in plots.figures(result, "svg")
 
 
 def test_dmo_probability_problems_name_their_line():
