@@ -46,7 +46,7 @@ JOB_QUEUES: dict[str, str] = {
     "imaging.pull_pacs": "REFSET_INGEST_QUEUE",
     "imaging.build_series_streams": "REFSET_INGEST_QUEUE",
     "outbox.deliver": "",
-    "outbox.queue_version": "REFSET_EXPORT_QUEUE",
+    "outbox.queue_version": "",
     "qc.check_cases": "REFSET_QC_QUEUE",
     "projects.assign": "",
     "reading.prelabel": "REFSET_INFERENCE_QUEUE",
