@@ -37,6 +37,7 @@ from annotation_server.datasets.snapshot import (
     reference_digest,
 )
 from annotation_server.errors import DomainError
+from export import fundus, fundus_seg
 from export import seg as seg_builder
 from export import sr as sr_builder
 from export.model import PackageInput
@@ -142,6 +143,8 @@ def reference_objects(inp: PackageInput, case_ids: dict[str, int]) -> list[Built
     """The SEG and SR of every series with a current reference (a series whose
     reference has no area has no SEG; one with no measurable finding no SR)."""
     by_series = inp.series_by_uid()
+    # photographs take the SEG built on their single-frame OP/VL images
+    segs = fundus_seg if fundus.applies(inp) else seg_builder
     refs: dict[str, list] = {}
     for ref in inp.reference:
         refs.setdefault(ref.series_uid, []).append(ref)
@@ -151,7 +154,7 @@ def reference_objects(inp: PackageInput, case_ids: dict[str, int]) -> list[Built
         if series is None:
             continue
         case_id = case_ids.get(refs[series_uid][0].case_id)
-        seg = seg_builder.for_reference(inp, series, refs[series_uid])
+        seg = segs.for_reference(inp, series, refs[series_uid])
         if seg is not None:
             out.append(_built(seg, "reference_seg", case_id))
         sr = sr_builder.for_reference(inp, series, refs[series_uid])

@@ -21,6 +21,7 @@ import subprocess
 import zipfile
 
 import numpy as np
+import pydicom
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
@@ -435,3 +436,28 @@ def test_the_export_page_builds_the_fundus_package(fundus_version, client, manag
     assert len([n for n in names if "/photos/" in n]) == len(cases)
     grades = _rows(root / "annotations/fundus_grades.csv")
     assert sorted(r["case_id"] for r in grades) == sorted(r["case_id"] for r in cases)
+
+
+def test_a_photograph_versions_reference_goes_out_as_photo_seg_and_sr(fundus_version):
+    """The write-back outbox sends a fundus version's reference with the SEG made
+    on the photographs (export.fundus_seg), not the CT one, and every object
+    references the version's own OP images."""
+    from annotation_server.outbox.build import reference_objects
+
+    version, _by_format, _truths, _phi, _arbitration = fundus_version
+    inp = build_package_input(version)
+    case_ids = dict(version.cases.values_list("case_code", "case_id"))
+    objects = reference_objects(inp, case_ids)
+    segs = [o for o in objects if o.carries == "reference_seg"]
+    assert len(segs) == 3  # each photograph's reference has disc, cup and a box
+    photos = {i.sop_instance_uid for _c, s in inp.series() for i in s.instances}
+    for built in segs:
+        ds = pydicom.dcmread(io.BytesIO(built.data))
+        assert ds.Modality == "SEG"
+        referenced = {
+            r.ReferencedSOPInstanceUID
+            for s in ds.ReferencedSeriesSequence
+            for r in s.ReferencedInstanceSequence
+        }
+        assert referenced and referenced <= photos
+        assert built.case_id in set(case_ids.values())
