@@ -95,11 +95,12 @@ class ProtocolForm(forms.ModelForm):
             "unassisted_fraction",
             "unassisted_seed",
             "reading_days",
+            "writeback_reads",
         ]
 
     # Left out of a post (a client from before the grade rule), the grade rule
     # keeps the protocol's current setting rather than failing the whole form.
-    KEEP_WHEN_OMITTED = ("grade_rule", "grade_difference")
+    KEEP_WHEN_OMITTED = ("grade_rule", "grade_difference", "writeback_reads")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -117,6 +118,9 @@ class ProtocolForm(forms.ModelForm):
 
     def clean_grade_difference(self):
         return self._kept("grade_difference")
+
+    def clean_writeback_reads(self):
+        return self._kept("writeback_reads")
 
 
 class SchemaChoiceForm(forms.Form):

@@ -194,6 +194,12 @@ class ReadingProtocol(models.Model):
         DIFFERENCE = "difference", _("arbitrate when grades differ by at least N")
         REFERABLE = "referable", _("arbitrate only when referable/non-referable differs")
 
+    class WritebackReads(models.TextChoices):
+        # what "send a case" writes back (annotation_server/outbox)
+        REFERENCE = "reference", _("the reference standard only")
+        READS = "reads", _("the reference standard and each reader's submitted read")
+        MODEL = "model", _("the reference, each submitted read and the model's proposals")
+
     class PrelabelVisibility(models.TextChoices):
         HIDDEN = "hidden", _("never shown to readers")
         SHOWN = "shown", _("shown from the first phase on, as proposals to accept, edit or reject")
@@ -300,6 +306,16 @@ class ReadingProtocol(models.Model):
     )
     unassisted_seed = models.PositiveIntegerField(_("seed of the no-assistance arm"), default=0)
     reading_days = models.PositiveSmallIntegerField(_("days to read an assignment"), default=14)
+    writeback_reads = models.CharField(
+        _("write-back sends"),
+        max_length=16,
+        choices=WritebackReads.choices,
+        default=WritebackReads.REFERENCE,
+        help_text=_(
+            "What sending a case to a PACS or archive writes back: readers appear under "
+            "their pseudonymous observer codes, as in the export."
+        ),
+    )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:

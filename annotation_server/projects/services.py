@@ -185,6 +185,7 @@ PROTOCOL_FIELDS = (
     "unassisted_fraction",
     "unassisted_seed",
     "reading_days",
+    "writeback_reads",
 )
 RESERVED_SLUGS = frozenset({"new", "api", "invitations", "sites"})
 SITE_FIELDS = ("code", "name", "site_type", "region")
