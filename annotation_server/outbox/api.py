@@ -4,8 +4,10 @@ refused when creating).
 
 - destinations: list, create ({project: slug, name, kind, connection}), read;
   POST {id}/mark-inside/ {inside: bool}; POST {id}/send-case/ {case: code}
-  (queues the case's reference; 201 with the items); POST {id}/send-version/
-  {version: "1.0.0"} (202 with the job that builds and queues it).
+  (202 with the job that builds and queues the case's reference, and the reads or
+  model proposals its protocol writes back; follow it at /api/v1/jobs/{id}/: its
+  result names the items queued); POST {id}/send-version/ {version: "1.0.0"}
+  (202 with the job that builds and queues it).
 - items: list (filters: project slug, destination, case code, status), read;
   POST {id}/retry/, POST {id}/cancel/.
 """
@@ -150,8 +152,8 @@ class DestinationViewSet(_Managed, viewsets.ModelViewSet):
         case = Case.objects.filter(project_id=destination.project_id, code=code.strip()).first()
         if case is None:
             raise ValidationError({"case": _("No case %(code)s in this project.") % {"code": code}})
-        items = services.queue_case_reference(case, destination, request.user)
-        return Response(OutboxItemSerializer(items, many=True).data, status=status.HTTP_201_CREATED)
+        job = services.send_case(case, destination, request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["post"], url_path="send-version")
     def send_version(self, request, pk=None):

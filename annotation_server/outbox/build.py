@@ -18,6 +18,19 @@ content time is the latest decision of that reference: a new revision gets new
 UIDs (a PACS answers 409 to a known UID with other content), the same revision
 the same bytes. A hospital copy gets its own UIDs (``...-hospital``), since its
 content differs from the de-identified copy's.
+
+Reads and model proposals (`case_objects`, when the protocol's `writeback_reads`
+says so). Each submitted read of the case goes as the export writes it
+(export/seg.py and export/sr.py `for_read`): its SEG and its TID 1500 SR, the
+reader named only by the pseudonymous observer code the export uses. The
+model's current proposals on the case go, per model version, as one SEG whose
+segments are AUTOMATIC with the model in the Segment Algorithm Identification,
+and one TID 1500 SR whose observer is a device (the model: name, version, a UID
+derived from its weights), as the IHE AI Results profile encodes an AI finding.
+RefSet differs from AIR there in giving no AI-result-specific codes for the
+finding type (the project's own ``99REFSET`` coded finding, as the export writes
+it) and in sending no confidence as a measurement (the proposal's score stays in
+RefSet).
 """
 
 from __future__ import annotations
@@ -26,8 +39,10 @@ import io
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import highdicom as hd
 import pydicom
 from django.utils.translation import gettext as _
+from pydicom.sr.codedict import codes
 
 from annotation_server.datasets.package_input import build_package_input
 from annotation_server.datasets.snapshot import (
@@ -40,7 +55,8 @@ from annotation_server.errors import DomainError
 from export import fundus, fundus_seg
 from export import seg as seg_builder
 from export import sr as sr_builder
-from export.model import PackageInput
+from export.dicom_common import MANUFACTURER, derived_uid
+from export.model import FindingRecord, PackageInput, ReadRecord
 
 
 class NothingToSend(DomainError):
@@ -165,6 +181,122 @@ def reference_objects(inp: PackageInput, case_ids: dict[str, int]) -> list[Built
 
 def case_reference(case, *, hospital: bool) -> tuple[list[Built], str]:
     """The SEG and SR of `case`'s current reference standard, and its digest."""
+    return case_objects(case, hospital=hospital, reads=False, model=False)
+
+
+def read_objects(inp: PackageInput, case_id: int) -> list[Built]:
+    """The SEG and SR of each submitted read with findings (a read that marked
+    nothing, or one not yet submitted, sends nothing)."""
+    by_series = inp.series_by_uid()
+    segs = fundus_seg if fundus.applies(inp) else seg_builder
+    out: list[Built] = []
+    for read in sorted(inp.reads, key=lambda r: (r.series_uid, r.phase, r.read_id)):
+        series = by_series.get(read.series_uid)
+        if series is None or not read.submitted_at or not read.findings:
+            continue
+        seg = segs.for_read(inp, read, series)
+        if seg is not None:
+            out.append(_built(seg, "read_seg", case_id))
+        sr = sr_builder.for_read(inp, read, series)
+        if sr is not None:
+            out.append(_built(sr, "read_sr", case_id))
+    return out
+
+
+def _model_sr(inp: PackageInput, read: ReadRecord, series, model_version) -> pydicom.Dataset | None:
+    """A TID 1500 SR of one model version's proposals, observed by a device."""
+    images = sr_builder.source_images(series)
+    key = f"read-{read.read_id}"
+    groups = []
+    for n, f in enumerate(sorted(read.findings, key=lambda f: f.finding_id), start=1):
+        group = sr_builder._group(
+            inp,
+            f.finding_id,
+            n,
+            f.finding_type,
+            f.geometry,
+            sr_builder.measured_values(f),
+            sr_builder._algorithm(f),
+            images,
+        )
+        if group is not None:
+            groups.append(group)
+    if not groups:
+        return None
+    observer = hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+                uid=derived_uid(inp, "model", model_version.weights_sha256 or model_version.pk),
+                name=f"{model_version.name}"[:64],
+                manufacturer_name=MANUFACTURER,
+                model_name=f"{model_version.version}"[:64],
+            ),
+        )
+    )
+    return sr_builder._document(inp, series, key, observer, groups, 700)
+
+
+def model_objects(inp: PackageInput, case) -> list[Built]:
+    """The SEG and SR of the model's current proposals on `case`, per model version."""
+    from annotation_server.reading.models import Proposal
+
+    by_series = inp.series_by_uid()
+    segs = fundus_seg if fundus.applies(inp) else seg_builder
+    groups: dict[tuple, list] = {}
+    for p in (
+        Proposal.objects.filter(case=case, current=True)
+        .select_related("series", "model_version")
+        .order_by("model_version_id", "id")
+    ):
+        groups.setdefault((p.model_version, p.series.series_uid), []).append(p)
+    out: list[Built] = []
+    for (mv, series_uid), proposals in groups.items():
+        series = by_series.get(series_uid)
+        if series is None:
+            continue
+        findings = tuple(
+            FindingRecord(
+                finding_id=f"proposal-{p.pk}",
+                finding_type=p.finding_type,
+                geometry=p.geometry,
+                centre_mm=(p.centre_x_mm, p.centre_y_mm, p.centre_z_mm)
+                if p.centre_x_mm is not None
+                else None,
+                attributes=p.attributes or {},
+                confidence=p.score,
+                source="model-accepted",  # export's vocabulary: a model-made finding
+                model_name=mv.name,
+                model_version=mv.version,
+                model_sha256=mv.weights_sha256,
+            )
+            for p in proposals
+            if p.geometry
+        )
+        if not findings:
+            continue
+        read = ReadRecord(
+            read_id=f"model-{mv.pk}",
+            case_id=case.code,
+            series_uid=series_uid,
+            reader_pseudo_id=mv.name,
+            phase=0,
+            findings=findings,
+        )
+        seg = segs.for_read(inp, read, series)
+        if seg is not None:
+            for item in seg.SegmentSequence:  # the model alone made these: AUTOMATIC
+                item.SegmentAlgorithmType = "AUTOMATIC"
+            out.append(_built(seg, "model_seg", case.pk))
+        sr = _model_sr(inp, read, series, mv)
+        if sr is not None:
+            out.append(_built(sr, "model_sr", case.pk))
+    return out
+
+
+def case_objects(case, *, hospital: bool, reads: bool, model: bool) -> tuple[list[Built], str]:
+    """`case`'s current reference SEG and SR, with (`reads`) each submitted read's
+    and (`model`) the model's proposals' SEG and SR; and the reference digest."""
     inp, digest = case_reference_input(case, hospital=hospital)
     objects = reference_objects(inp, {case.code: case.pk})
     if not objects:
@@ -172,6 +304,10 @@ def case_reference(case, *, hospital: bool) -> tuple[list[Built], str]:
             _("Case %(case)s has no reference finding to send (none included, or none with area).")
             % {"case": case.code}
         )
+    if reads:
+        objects += read_objects(inp, case.pk)
+    if model:
+        objects += model_objects(inp, case)
     return objects, digest
 
 

@@ -91,6 +91,10 @@ class OutboxItem(models.Model):
     class Carries(models.TextChoices):
         REFERENCE_SEG = "reference_seg", _("reference standard (SEG)")
         REFERENCE_SR = "reference_sr", _("reference standard (SR)")
+        READ_SEG = "read_seg", _("reader's read (SEG)")
+        READ_SR = "read_sr", _("reader's read (SR)")
+        MODEL_SEG = "model_seg", _("model proposals (SEG)")
+        MODEL_SR = "model_sr", _("model proposals (SR)")
         IMAGE = "image", _("image")
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")

@@ -187,13 +187,41 @@ def _start(item: OutboxItem, user) -> None:
     item.save(update_fields=["job"])
 
 
-def queue_case_reference(case, destination: Destination, user) -> list[OutboxItem]:
-    """Queue `case`'s current reference standard (SEG and SR) for `destination`."""
+def check_case(case, destination: Destination, user) -> None:
+    """What is refused before a case is sent (in the request, and again in the job)."""
     if destination.project_id != case.project_id:
         raise OutboxConflict(_("This destination belongs to another project."))
     check_destination(destination, user)
-    objects, digest = build.case_reference(case, hospital=destination.reidentifies)
+
+
+def queue_case_reference(case, destination: Destination, user) -> list[OutboxItem]:
+    """Queue `case`'s current reference standard (SEG and SR) for `destination`,
+    with each submitted read's and the model's proposals' SEG and SR when the
+    project's protocol writes them back (ReadingProtocol.writeback_reads)."""
+    from annotation_server.projects.models import ReadingProtocol
+
+    check_case(case, destination, user)
+    protocol = ReadingProtocol.objects.filter(project_id=case.project_id).first()
+    what = protocol.writeback_reads if protocol else ReadingProtocol.WritebackReads.REFERENCE
+    objects, digest = build.case_objects(
+        case,
+        hospital=destination.reidentifies,
+        reads=what != ReadingProtocol.WritebackReads.REFERENCE,
+        model=what == ReadingProtocol.WritebackReads.MODEL,
+    )
     return _queue(destination, objects, user, case=case, reference_digest=digest)
+
+
+def send_case(case, destination: Destination, user):
+    """Check, then enqueue the `outbox.queue_case` job that builds and queues the
+    case's objects (after the transaction commits); returns the job."""
+    check_case(case, destination, user)
+    return jobs.enqueue(
+        "outbox.queue_case",
+        params={"case": case.pk, "destination": destination.pk},
+        project=destination.project,
+        user=user,
+    )
 
 
 def queue_version(version, destination: Destination, user) -> list[OutboxItem]:

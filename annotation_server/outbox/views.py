@@ -18,7 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from annotation_server.audit import services as audit
@@ -29,6 +29,8 @@ from annotation_server.projects.models import Case
 from annotation_server.projects.permissions import managed_project_or_404
 
 PAGE_ROWS = 200
+JOB_ROWS = 10
+QUEUE_KINDS = ("outbox.queue_case", "outbox.queue_version")
 
 
 class DestinationForm(forms.ModelForm):
@@ -91,6 +93,43 @@ def _form_errors(request, form) -> None:
         messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
 
 
+def _queue_jobs(project) -> list[dict]:
+    """The latest jobs that build and queue a case or a version, with what they
+    send (the case code or version) and their outcome."""
+    from annotation_server.datasets.models import DatasetVersion
+    from annotation_server.jobs.models import Job
+
+    rows = list(
+        Job.objects.filter(project=project, kind__in=QUEUE_KINDS)
+        .select_related("created_by")
+        .order_by("-created_at", "-pk")[:JOB_ROWS]
+    )
+    cases = dict(
+        Case.objects.filter(
+            project=project, pk__in=[j.params.get("case") for j in rows if j.params.get("case")]
+        ).values_list("pk", "code")
+    )
+    versions = dict(
+        DatasetVersion.objects.filter(
+            project=project,
+            pk__in=[j.params.get("version") for j in rows if j.params.get("version")],
+        ).values_list("pk", "version")
+    )
+    names = dict(project.writeback_destinations.values_list("pk", "name"))
+    return [
+        {
+            "job": j,
+            "case": cases.get(j.params.get("case"), ""),
+            "version": versions.get(j.params.get("version"), ""),
+            "destination": names.get(j.params.get("destination"), ""),
+            "items": (j.result or {}).get("items"),
+            # the error's first line (the exception and its message), not the traceback
+            "error": (j.error or "").strip().splitlines()[0].split(": ", 1)[-1] if j.error else "",
+        }
+        for j in rows
+    ]
+
+
 def _items(project, request):
     items = (
         OutboxItem.objects.filter(project=project)
@@ -136,6 +175,9 @@ def outbox(request, slug: str):
             "send_version_form": SendVersionForm(project=project),
             "has_connections": project.pacs_connections.exists(),
             "may_reidentify": services.may_reidentify(request.user),
+            "queue_jobs": _queue_jobs(project),
+            "writeback_reads": getattr(project, "protocol", None)
+            and project.protocol.get_writeback_reads_display(),
         },
     )
 
@@ -212,15 +254,14 @@ def _send_case(request, project) -> None:
         _form_errors(request, form)
         return
     case, destination = form.cleaned_data["case"], form.cleaned_data["destination"]
-    items = services.queue_case_reference(case, destination, request.user)
+    job = services.send_case(case, destination, request.user)
     messages.success(
         request,
-        ngettext(
-            "%(n)s object of case %(case)s queued for %(name)s.",
-            "%(n)s objects of case %(case)s queued for %(name)s.",
-            len(items),
+        _(
+            "Case %(case)s is being prepared for %(name)s (job %(job)s); its objects "
+            "appear here when queued."
         )
-        % {"n": len(items), "case": case.code, "name": destination.name},
+        % {"case": case.code, "name": destination.name, "job": job.pk},
     )
 
 

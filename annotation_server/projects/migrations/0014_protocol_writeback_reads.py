@@ -4,15 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('projects', '0013_fundus_dmo_outside_scale'),
+        ("projects", "0013_fundus_dmo_outside_scale"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='readingprotocol',
-            name='writeback_reads',
-            field=models.CharField(choices=[('reference', 'the reference standard only'), ('reads', "the reference standard and each reader's submitted read"), ('model', "the reference, each submitted read and the model's proposals")], default='reference', help_text='What sending a case to a PACS or archive writes back: readers appear under their pseudonymous observer codes, as in the export.', max_length=16, verbose_name='write-back sends'),
+            model_name="readingprotocol",
+            name="writeback_reads",
+            field=models.CharField(
+                choices=[
+                    ("reference", "the reference standard only"),
+                    ("reads", "the reference standard and each reader's submitted read"),
+                    ("model", "the reference, each submitted read and the model's proposals"),
+                ],
+                default="reference",
+                help_text="What sending a case to a PACS or archive writes back: readers appear under their pseudonymous observer codes, as in the export.",
+                max_length=16,
+                verbose_name="write-back sends",
+            ),
         ),
     ]
