@@ -38,9 +38,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.sr.codedict import codes
 
+from export import seg as ct_seg
 from export.dicom_common import MANUFACTURER, derived_uid, finish, source_images
 from export.model import PackageInput, ReadRecord, ReferenceRecord, SeriesRecord
-from export.seg import _algorithm
 from export.volume import dense, finding_mask
 
 ANATOMY = {"optic_disc": codes.SCT.OpticDiscStructure, "optic_cup": codes.SCT.AnatomicalStructure}
@@ -134,20 +134,11 @@ def build(
 
 
 def for_read(inp: PackageInput, read: ReadRecord, series: SeriesRecord):
-    items = [
-        (f.finding_id, f.finding_type, f.geometry, _algorithm(f))
-        for f in sorted(read.findings, key=lambda f: f.finding_id)
-    ]
-    return build(inp, series, items, f"read-{read.read_id}", series_number=900 + read.phase)
+    return ct_seg.for_read(inp, read, series, build=build)
 
 
 def for_reference(inp: PackageInput, series: SeriesRecord, refs: list[ReferenceRecord]):
-    items = [
-        (r.ref_finding_id, r.finding_type, r.geometry, _algorithm(r))
-        for r in sorted(refs, key=lambda r: r.ref_finding_id)
-        if r.geometry and not r.excluded
-    ]
-    return build(inp, series, items, f"reference-{series.series_uid}", series_number=950)
+    return ct_seg.for_reference(inp, series, refs, build=build)
 
 
 def has_area(geometry: dict | None) -> bool:
@@ -156,19 +147,4 @@ def has_area(geometry: dict | None) -> bool:
 
 
 def write(out, inp: PackageInput, prefix: str = "", progress=None) -> None:
-    by_series = inp.series_by_uid()
-    refs: dict[str, list[ReferenceRecord]] = {}
-    for ref in inp.reference:
-        refs.setdefault(ref.series_uid, []).append(ref)
-    for read in sorted(inp.reads, key=lambda r: (r.series_uid, r.read_id)):
-        series = by_series.get(read.series_uid)
-        seg = for_read(inp, read, series) if series and read.findings else None
-        if seg is not None:
-            out.save_dataset(f"{prefix}reads/{read.read_id}.dcm", seg)
-        if progress:
-            progress()
-    for series_uid in sorted(refs):
-        series = by_series.get(series_uid)
-        seg = for_reference(inp, series, refs[series_uid]) if series else None
-        if seg is not None:
-            out.save_dataset(f"{prefix}reference/{series_uid}.dcm", seg)
+    ct_seg.write(out, inp, prefix, progress, build=build)

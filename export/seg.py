@@ -107,7 +107,8 @@ def build(
     return seg
 
 
-def for_read(inp: PackageInput, read: ReadRecord, series: SeriesRecord):
+def for_read(inp: PackageInput, read: ReadRecord, series: SeriesRecord, *, build=build):
+    """A read's SEG by `build` (this module's, or export/fundus_seg.py's)."""
     items = [
         (f.finding_id, f.finding_type, f.geometry, _algorithm(f))
         for f in sorted(read.findings, key=lambda f: f.finding_id)
@@ -115,7 +116,9 @@ def for_read(inp: PackageInput, read: ReadRecord, series: SeriesRecord):
     return build(inp, series, items, f"read-{read.read_id}", series_number=900 + read.phase)
 
 
-def for_reference(inp: PackageInput, series: SeriesRecord, refs: list[ReferenceRecord]):
+def for_reference(
+    inp: PackageInput, series: SeriesRecord, refs: list[ReferenceRecord], *, build=build
+):
     items = [
         (r.ref_finding_id, r.finding_type, r.geometry, _algorithm(r))
         for r in sorted(refs, key=lambda r: r.ref_finding_id)
@@ -124,7 +127,7 @@ def for_reference(inp: PackageInput, series: SeriesRecord, refs: list[ReferenceR
     return build(inp, series, items, f"reference-{series.series_uid}", series_number=950)
 
 
-def write(out, inp: PackageInput, prefix: str = "", progress=None) -> None:
+def write(out, inp: PackageInput, prefix: str = "", progress=None, *, build=build) -> None:
     by_series = inp.series_by_uid()
     reads = sorted(inp.reads, key=lambda r: (r.series_uid, r.read_id))
     refs: dict[str, list[ReferenceRecord]] = {}
@@ -132,13 +135,13 @@ def write(out, inp: PackageInput, prefix: str = "", progress=None) -> None:
         refs.setdefault(ref.series_uid, []).append(ref)
     for read in reads:
         series = by_series.get(read.series_uid)
-        seg = for_read(inp, read, series) if series and read.findings else None
+        seg = for_read(inp, read, series, build=build) if series and read.findings else None
         if seg is not None:
             out.save_dataset(f"{prefix}reads/{read.read_id}.dcm", seg)
         if progress:
             progress()
     for series_uid in sorted(refs):
         series = by_series.get(series_uid)
-        seg = for_reference(inp, series, refs[series_uid]) if series else None
+        seg = for_reference(inp, series, refs[series_uid], build=build) if series else None
         if seg is not None:
             out.save_dataset(f"{prefix}reference/{series_uid}.dcm", seg)
