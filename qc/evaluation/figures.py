@@ -150,39 +150,49 @@ def froc(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
     return _save(fig, fmt)
 
 
-def roc(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
-    curve = (result.get("curves") or {}).get("roc")
+def _points(curve: Mapping | None) -> tuple | None:
+    """The finite (fpr, tpr) points of a stored ROC curve, or None."""
     if not curve:
         return None
     x, y = _floats(curve.get("fpr")), _floats(curve.get("tpr"))
     keep = np.isfinite(x) & np.isfinite(y)
-    if not keep.any():
-        return None
+    return (x[keep], y[keep]) if keep.any() else None
+
+
+def _with_auc(name: str, auc) -> str:
+    value = _value(auc)
+    return name + (f" (AUC {value:.3f})" if np.isfinite(value) else "")
+
+
+def _roc_figure(lines: list[tuple], labels: Mapping[str, str], title: str, fmt: str) -> bytes:
+    """ROC curves [(fpr, tpr, colour, legend)] over the chance diagonal."""
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
-    auc = _value((result.get("figures") or {}).get("auc"))
-    patient = (result.get("curves") or {}).get("patient_roc")
-    first = labels["image_roc"] if patient else labels["roc"]
-    name = first + (f" (AUC {auc:.3f})" if np.isfinite(auc) else "")
-    ax.plot(x[keep], y[keep], color="tab:blue", label=name)
-    if patient:
-        px, py = _floats(patient.get("fpr")), _floats(patient.get("tpr"))
-        pk = np.isfinite(px) & np.isfinite(py)
-        pauc = _value((result.get("figures") or {}).get("patient_auc"))
-        if pk.any():
-            ax.plot(
-                px[pk],
-                py[pk],
-                color="tab:orange",
-                label=labels["patient_roc"] + (f" (AUC {pauc:.3f})" if np.isfinite(pauc) else ""),
-            )
+    for x, y, colour, name in lines:
+        ax.plot(x, y, color=colour, label=name)
     ax.plot([0, 1], [0, 1], linestyle="--", color="tab:gray", label=labels["chance"])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(labels["fpr"])
     ax.set_ylabel(labels["tpr"])
-    ax.set_title(labels["roc"])
+    ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, fmt)
+
+
+def roc(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
+    """Per image, and per patient where the result has that curve too."""
+    curves, figs = result.get("curves") or {}, result.get("figures") or {}
+    image = _points(curves.get("roc"))
+    if image is None:
+        return None
+    patient = curves.get("patient_roc")
+    first = labels["image_roc"] if patient else labels["roc"]
+    lines = [(*image, "tab:blue", _with_auc(first, figs.get("auc")))]
+    per_patient = _points(patient)
+    if per_patient is not None:
+        legend = _with_auc(labels["patient_roc"], figs.get("patient_auc"))
+        lines.append((*per_patient, "tab:orange", legend))
+    return _roc_figure(lines, labels, labels["roc"], fmt)
 
 
 def confusion(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
@@ -267,25 +277,12 @@ def stratum(
 
 def dmo_roc(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
     """DR grading with a DMO column: the macular oedema ROC curve, dmo_auc in the legend."""
-    curve = (result.get("curves") or {}).get("dmo_roc")
-    if not curve:
+    curves, figs = result.get("curves") or {}, result.get("figures") or {}
+    points = _points(curves.get("dmo_roc"))
+    if points is None:
         return None
-    x, y = _floats(curve.get("fpr")), _floats(curve.get("tpr"))
-    keep = np.isfinite(x) & np.isfinite(y)
-    if not keep.any():
-        return None
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
-    auc = _value((result.get("figures") or {}).get("dmo_auc"))
-    name = labels["image_roc"] + (f" (AUC {auc:.3f})" if np.isfinite(auc) else "")
-    ax.plot(x[keep], y[keep], color="tab:green", label=name)
-    ax.plot([0, 1], [0, 1], linestyle="--", color="tab:gray", label=labels["chance"])
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel(labels["fpr"])
-    ax.set_ylabel(labels["tpr"])
-    ax.set_title(labels["dmo_roc"])
-    ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, fmt)
+    legend = _with_auc(labels["image_roc"], figs.get("dmo_auc"))
+    return _roc_figure([(*points, "tab:green", legend)], labels, labels["dmo_roc"], fmt)
 
 
 def figures(
