@@ -37,6 +37,7 @@ from tests.multihost.cluster import (
     PY,
     QC_QUEUE,
     Cluster,
+    ClusterError,
 )
 from tests.multihost.flow import freeze_and_export, jobs, my_tasks, read_case, upload, wait_until
 from tests.multihost.web import Browser
@@ -229,6 +230,14 @@ def test_the_flow_across_four_hosts_with_a_worker_killed_mid_import(tmp_path):
                 left = cluster.files_under(name, sub)
                 assert left == [], f"{name} kept files in its {sub}: {left[:5]}"
         assert cluster.files_under("w", "exports") == []
+        # And no host could have read another's: k1's folder holds its cache, and
+        # seen from k2 it is empty and read-only.
+        assert cluster.files_under("k1", "cache")
+        seen = cluster.run("k2", ["find", str(cluster.home("k1")), "-type", "f"]).stdout
+        assert seen.strip() == "", seen[:500]
+        probe = cluster.home("k1") / "probe"
+        with pytest.raises(ClusterError, match="Read-only"):
+            cluster.run("k2", ["touch", str(probe)])
         # The web node's cache holds only what it served (the stream), no instance.
         cached = {p.name for p in cluster.files_under("w", "cache")}
         assert not cached & {f.rsplit("/", 1)[-1] for f in files}
