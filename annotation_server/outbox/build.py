@@ -184,15 +184,15 @@ def case_reference(case, *, hospital: bool) -> tuple[list[Built], str]:
     return case_objects(case, hospital=hospital, reads=False, model=False)
 
 
-def read_objects(inp: PackageInput, case_id: int) -> list[Built]:
-    """The SEG and SR of each submitted read with findings (a read that marked
-    nothing, or one not yet submitted, sends nothing)."""
+def read_objects(inp: PackageInput, case_id: int, submitted: set[str]) -> list[Built]:
+    """The SEG and SR of each submitted read (`submitted`: their read ids) with
+    findings (a read that marked nothing, or one not yet submitted, sends nothing)."""
     by_series = inp.series_by_uid()
     segs = fundus_seg if fundus.applies(inp) else seg_builder
     out: list[Built] = []
     for read in sorted(inp.reads, key=lambda r: (r.series_uid, r.phase, r.read_id)):
         series = by_series.get(read.series_uid)
-        if series is None or not read.submitted_at or not read.findings:
+        if series is None or read.read_id not in submitted or not read.findings:
             continue
         seg = segs.for_read(inp, read, series)
         if seg is not None:
@@ -305,7 +305,15 @@ def case_objects(case, *, hospital: bool, reads: bool, model: bool) -> tuple[lis
             % {"case": case.code}
         )
     if reads:
-        objects += read_objects(inp, case.pk)
+        from annotation_server.reading.models import ReadingTask
+
+        submitted = {
+            str(pk)
+            for pk in ReadingTask.objects.operational()
+            .filter(case=case, state=ReadingTask.State.SUBMITTED)
+            .values_list("pk", flat=True)
+        }
+        objects += read_objects(inp, case.pk, submitted)
     if model:
         objects += model_objects(inp, case)
     return objects, digest

@@ -10,6 +10,7 @@ from annotation_server.outbox.models import Destination
 
 def deliver_job(ctx) -> dict:
     """Deliver one outbox item (params: item)."""
+    ctx.log(f"delivering outbox item {ctx.params['item']}")
     return services.deliver(int(ctx.params["item"]), ctx.job_id, log=ctx.log)
 
 
@@ -23,7 +24,9 @@ def queue_version_job(ctx) -> dict:
         pk=ctx.params["destination"]
     )
     user = get_user_model().objects.filter(pk=ctx.created_by_id).first()
+    ctx.progress(10)
     items = services.queue_version(version, destination, user)
+    ctx.progress(100)
     return {"items": len(items)}
 
 

@@ -57,6 +57,7 @@ from tests.faults.workers import (
     wait_for,
 )
 from tests.orthanc import run_orthanc
+from tests.outbox.conftest import ct, settled_case  # noqa: F401
 
 pytestmark = [
     pytest.mark.celery,
@@ -449,6 +450,108 @@ def check_evaluate(setup: Setup, job: Job) -> None:
         assert hashlib.sha256(fh.read()).hexdigest() in evaluation.report_key
 
 
+# outbox.deliver / outbox.queue_version / outbox.queue_case ----------------------------
+
+
+def _archive(setup: Setup):
+    """A research archive: the module's Orthanc over DICOMweb."""
+    from annotation_server.outbox.models import Destination
+
+    handle, _truth = setup.fixture("orthanc_study")
+    connection = PacsConnection.objects.create(
+        project=setup.project, name="Archive", base_url=handle.dicomweb_url
+    )
+    return Destination.objects.create(
+        project=setup.project, name="Archive", kind="research", connection=connection
+    )
+
+
+def build_deliver(setup: Setup) -> Job:
+    from annotation_server.outbox import build
+    from annotation_server.outbox import services as outbox
+
+    case = setup.fixture("settled_case")
+    objects, digest = build.case_reference(case, hospital=False)
+    (item,) = outbox._queue(
+        _archive(setup), objects[:1], setup.manager, case=case, reference_digest=digest
+    )
+    return item.job
+
+
+def check_deliver(setup: Setup, job: Job) -> None:
+    # Killed before the item was claimed: the re-run sends it and confirms it,
+    # and the archive holds one copy.
+    from annotation_server.outbox.models import OutboxItem
+
+    (item,) = OutboxItem.objects.filter(project=setup.project)
+    assert job.result["status"] == item.status == "delivered", (job.result, item.last_error)
+    assert item.attempts == 1
+    handle, _truth = setup.fixture("orthanc_study")
+    status, body = handle.request("POST", "/tools/lookup", item.sop_instance_uid.encode())
+    assert status == 200 and body.count(b'"Instance"') == 1, body
+
+
+def build_queue_version(setup: Setup) -> Job:
+    from annotation_server.datasets import services as datasets
+    from tests.datasets.conftest import make_case
+
+    protocol = setup.project.protocol
+    protocol.auto_accept_min_readers, protocol.drop_below_readers = 3, 1
+    protocol.match_rule, protocol.match_threshold = "centre_distance", 5.0
+    protocol.save()
+    readers = [setup.fixture(f"reader_{name}") for name in "abc"]
+    make_case(
+        setup.project,
+        readers,
+        "W00",
+        patient="",
+        series=_real_series(setup.project, seed=90),
+        finding_at=(30, 30, [2, 3]),
+    )
+    draft = datasets.create_draft(
+        setup.project, version="1.0.0", by=setup.manager, all_adjudicated=True
+    )
+    version = datasets.freeze(draft, by=setup.manager)
+    return jobs.enqueue(
+        "outbox.queue_version",
+        params={"version": version.pk, "destination": _archive(setup).pk},
+        project=setup.project,
+        user=setup.manager,
+    )
+
+
+def check_queue_version(setup: Setup, job: Job) -> None:
+    # Killed before anything was built: the re-run queues the version's SEG, SR
+    # and six images once each, audited once.
+    from annotation_server.audit.models import AuditEvent
+    from annotation_server.outbox.models import OutboxItem
+
+    items = list(OutboxItem.objects.filter(project=setup.project))
+    assert job.result["items"] == len(items) == 8, job.result
+    assert len({i.sop_instance_uid for i in items}) == 8 and all(i.job_id for i in items)
+    assert AuditEvent.objects.filter(action="outbox.queued").count() == 1
+
+
+def build_queue_case(setup: Setup) -> Job:
+    from annotation_server.outbox import services as outbox
+
+    case = setup.fixture("settled_case")
+    return outbox.send_case(case, _archive(setup), setup.manager)
+
+
+def check_queue_case(setup: Setup, job: Job) -> None:
+    # Killed before anything was built: the re-run builds the reference SEG and SR
+    # and queues each once, each with its delivery job, audited once.
+    from annotation_server.audit.models import AuditEvent
+    from annotation_server.outbox.models import OutboxItem
+
+    items = list(OutboxItem.objects.filter(project=setup.project))
+    assert job.result["items"] == len(items) == 2, job.result
+    assert sorted(i.carries for i in items) == ["reference_seg", "reference_sr"]
+    assert all(i.job_id for i in items)
+    assert AuditEvent.objects.filter(action="outbox.queued").count() == 1
+
+
 # periodic.run -----------------------------------------------------------------------
 
 
@@ -487,6 +590,9 @@ FAULT_CASES: dict[str, FaultCase] = {
     "reading.prelabel": FaultCase(build_prelabel, at=3, check=check_prelabel),
     "reading.finetune": FaultCase(build_finetune, at=5, check=check_finetune),
     "periodic.run": FaultCase(build_periodic, at=1, check=check_periodic),
+    "outbox.deliver": FaultCase(build_deliver, at=1, check=check_deliver),
+    "outbox.queue_version": FaultCase(build_queue_version, at=1, check=check_queue_version),
+    "outbox.queue_case": FaultCase(build_queue_case, at=1, check=check_queue_case),
 }
 
 
@@ -521,8 +627,11 @@ def worker_env(request, fault_media) -> dict:
         # Inference jobs on the default queue: the victim's, and then the successor's.
         "REFSET_INFERENCE_QUEUE": "",
     }
-    if any("pull_pacs" in item.name for item in request.session.items):
+    if any("pull_pacs" in item.name or "outbox" in item.name for item in request.session.items):
         env["REFSET_PACS_ALLOWED_HOSTS"] = request.getfixturevalue("orthanc_study")[0].host
+        # a write-back's follow-up deliveries retry briefly, not for minutes
+        env["REFSET_OUTBOX_BACKOFF_S"] = "1"
+        env["REFSET_OUTBOX_MAX_ATTEMPTS"] = "2"
     return env
 
 

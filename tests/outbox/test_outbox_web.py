@@ -1,9 +1,9 @@
 """The outbox page and REST endpoints, through a signed-in session with CSRF:
 destinations (add, mark inside the hospital), "send the case's reference", the
 outbox per case and per destination, retry and cancel; who may see it. The
-delivery jobs are not run here (the harness's broker has no worker), so items
-stay pending; delivery itself is tested against Orthanc in
-test_writeback_orthanc.py."""
+harness's broker has no worker: the job that builds and queues a case is run
+here by hand (jobs.execute), the delivery jobs not at all, so items stay
+pending; delivery itself is tested against Orthanc in test_writeback_orthanc.py."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 
 from annotation_server.audit.models import AuditEvent
 from annotation_server.imaging.models import PacsConnection
+from annotation_server.jobs import services as jobs
+from annotation_server.jobs.models import Job
 from annotation_server.outbox.models import Destination, OutboxItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,11 +82,15 @@ def test_manager_adds_a_hospital_destination_marks_it_and_sends_a_case(
         follow=True,
     )
     assert sent.status_code == 200
+    assert "is being prepared for Ward" in sent.content.decode()
+    assert not OutboxItem.objects.exists()  # built by the job, not in the request
+    (job,) = Job.objects.filter(kind="outbox.queue_case")
+    assert jobs.execute(job.pk) == Job.State.SUCCEEDED
     items = list(OutboxItem.objects.filter(destination=dest))
     assert sorted(i.carries for i in items) == ["reference_seg", "reference_sr"]
     assert all(i.status == "pending" and i.transport == "stow" for i in items)
     assert all(i.case_id == settled_case.pk and i.reference_digest for i in items)
-    assert "queued for Ward" in sent.content.decode()
+    assert all(i.created_by == key_keeper for i in items)
     assert AuditEvent.objects.filter(action="outbox.queued").count() == 1
 
     # per case and per destination
@@ -120,6 +126,7 @@ def test_without_the_key_store_permission_a_hospital_send_is_refused(
     )
     assert page.status_code == 403 and b"key-store permission" in page.content
     assert not OutboxItem.objects.exists()
+    assert not Job.objects.filter(kind="outbox.queue_case").exists()
 
 
 def test_bad_input_on_the_page_names_the_problem(project, pacs, manager, client_for):
@@ -169,8 +176,9 @@ def test_rest_destinations_send_case_and_items(
         {"case": settled_case.code},
         format="json",
     )
-    assert sent.status_code == 201, sent.json()
-    assert sorted(i["carries"] for i in sent.json()) == ["reference_seg", "reference_sr"]
+    assert sent.status_code == 202, sent.json()
+    assert sent.json()["kind"] == "outbox.queue_case"
+    assert jobs.execute(sent.json()["id"]) == Job.State.SUCCEEDED
     listed = api.get("/api/v1/outbox-items/", {"case": settled_case.code}).json()["results"]
     assert len(listed) == 2 and all(i["status"] == "pending" for i in listed)
     one = listed[0]["id"]
