@@ -355,27 +355,27 @@ def storage_backend():
 
 def clean_local(cutoff) -> dict:
     """This node's disk: `.part-*` leftovers in the export scratch folder and the
-    storage cache, and scratch folders of killed imports, STOW requests, PACS
-    pulls and fine-tunings in the temporary folder."""
+    storage cache, finished packages and zips in the export scratch folder (their
+    zips are kept in the storage, where downloads come from; the local copy only
+    lets a killed export resume), and scratch folders of killed imports, STOW
+    requests, PACS pulls and fine-tunings in the temporary folder."""
     from annotation_server.imaging import storage
 
     limit = cutoff.timestamp()
-    removed = size = 0
+    removed = finished = size = 0
     export_dir = Path(settings.REFSET_EXPORT_DIR)
-    if export_dir.is_dir():
-        for dirpath, dirs, files in os.walk(export_dir):
-            for name in list(dirs) + files:
-                if not name.startswith(".part-") and ".part-" not in name:
-                    continue
-                path = Path(dirpath) / name
-                try:
-                    if _old(_newest_mtime(path), limit):
-                        size += _remove(path)
-                        removed += 1
-                except FileNotFoundError:
-                    continue
-                if name in dirs:
-                    dirs.remove(name)
+    # <project>/<shared|sequestered>/<package folder, zip or .part-*>
+    for path in sorted(export_dir.glob("*/*/*")) if export_dir.is_dir() else ():
+        try:
+            if not _old(_newest_mtime(path), limit):
+                continue
+            size += _remove(path)
+        except FileNotFoundError:
+            continue
+        if ".part-" in path.name:
+            removed += 1
+        else:
+            finished += 1
     cache_bytes = 0
     if storage.is_remote() and Path(settings.REFSET_STORAGE_CACHE_DIR).is_dir():
         cache_bytes = storage._cache().trim(stale_part_s=max(0.0, time.time() - limit))
@@ -400,6 +400,7 @@ def clean_local(cutoff) -> dict:
             scratch_dirs += 1
     return {
         "local_parts": removed,
+        "local_exports": finished,
         "scratch_dirs": scratch_dirs,
         "local_bytes": size,
         "cache_bytes": cache_bytes,

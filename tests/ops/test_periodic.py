@@ -225,6 +225,8 @@ def test_cleanup_removes_old_orphans_and_keeps_young_or_pending_files(
     finished = exports / "lung_v1.zip"
     finished.write_bytes(b"PK")
     _age(finished, 30 * DAY)
+    recent = exports / "lung_v2.zip"
+    recent.write_bytes(b"PK")  # written just now: a resumable export's
 
     scratch_root = tmp_path / "tmp"
     scratch_root.mkdir()
@@ -252,7 +254,8 @@ def test_cleanup_removes_old_orphans_and_keeps_young_or_pending_files(
     assert result["storage_parts"] == 1 and not stale_part.exists()
     assert fresh_part.exists() and kept_instance.exists()
     assert result["local_parts"] == 1 and not (exports / ".part-lung_v1-123").exists()
-    assert finished.exists()
+    # finished exports' local copies go once old (their zips are in the storage)
+    assert result["local_exports"] == 1 and not finished.exists() and recent.exists()
     assert result["scratch_dirs"] == 1 and not dead.exists()
     assert alive.exists() and other.exists()
 
