@@ -175,7 +175,32 @@ def _document(inp, series, key, observer, groups, number):
     return sr
 
 
-def for_read(inp: PackageInput, read: ReadRecord, series: SeriesRecord):
+def device_observer(uid: str, name: str, model_name: str | None = None):
+    """The observation context of a device: the reference panel, or a model
+    (IHE AIR: AI results are observed by a device)."""
+    return hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+                uid=uid,
+                name=name[:64],
+                manufacturer_name=MANUFACTURER,
+                model_name=model_name[:64] if model_name else None,
+            ),
+        )
+    )
+
+
+def for_read(
+    inp: PackageInput,
+    read: ReadRecord,
+    series: SeriesRecord,
+    *,
+    observer=None,
+    series_number: int | None = None,
+):
+    """A read's findings as TID 1500; observed by its reader's pseudonym unless
+    `observer` says otherwise (a model's proposals: `device_observer`)."""
     images = source_images(series)
     groups = []
     for n, f in enumerate(sorted(read.findings, key=lambda f: f.finding_id), start=1):
@@ -187,15 +212,17 @@ def for_read(inp: PackageInput, read: ReadRecord, series: SeriesRecord):
             groups.append(group)
     if not groups:
         return None  # TID 1500 needs a measurement; a read that marked nothing has no SR
-    observer = hd.sr.ObservationContext(
-        observer_person_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Person,
-            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
-                name=f"{read.reader_pseudo_id}^"
-            ),
+    if observer is None:
+        observer = hd.sr.ObservationContext(
+            observer_person_context=hd.sr.ObserverContext(
+                observer_type=codes.DCM.Person,
+                observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+                    name=f"{read.reader_pseudo_id}^"
+                ),
+            )
         )
-    )
-    return _document(inp, series, f"read-{read.read_id}", observer, groups, 800 + read.phase)
+    number = 800 + read.phase if series_number is None else series_number
+    return _document(inp, series, f"read-{read.read_id}", observer, groups, number)
 
 
 def for_reference(inp: PackageInput, series: SeriesRecord, refs: list[ReferenceRecord]):
@@ -212,16 +239,7 @@ def for_reference(inp: PackageInput, series: SeriesRecord, refs: list[ReferenceR
             groups.append(group)
     if not groups:
         return None
-    observer = hd.sr.ObservationContext(
-        observer_device_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Device,
-            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-                uid=derived_uid(inp, "reference-panel"),
-                name="RefSet reference standard",
-                manufacturer_name=MANUFACTURER,
-            ),
-        )
-    )
+    observer = device_observer(derived_uid(inp, "reference-panel"), "RefSet reference standard")
     return _document(inp, series, f"reference-{series.series_uid}", observer, groups, 850)
 
 

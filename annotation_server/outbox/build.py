@@ -39,10 +39,8 @@ import io
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import highdicom as hd
 import pydicom
 from django.utils.translation import gettext as _
-from pydicom.sr.codedict import codes
 
 from annotation_server.datasets.package_input import build_package_input
 from annotation_server.datasets.snapshot import (
@@ -55,7 +53,7 @@ from annotation_server.errors import DomainError
 from export import fundus, fundus_seg
 from export import seg as seg_builder
 from export import sr as sr_builder
-from export.dicom_common import MANUFACTURER, derived_uid
+from export.dicom_common import derived_uid
 from export.model import FindingRecord, PackageInput, ReadRecord
 
 
@@ -205,36 +203,12 @@ def read_objects(inp: PackageInput, case_id: int, submitted: set[str]) -> list[B
 
 def _model_sr(inp: PackageInput, read: ReadRecord, series, model_version) -> pydicom.Dataset | None:
     """A TID 1500 SR of one model version's proposals, observed by a device."""
-    images = sr_builder.source_images(series)
-    key = f"read-{read.read_id}"
-    groups = []
-    for n, f in enumerate(sorted(read.findings, key=lambda f: f.finding_id), start=1):
-        group = sr_builder._group(
-            inp,
-            f.finding_id,
-            n,
-            f.finding_type,
-            f.geometry,
-            sr_builder.measured_values(f),
-            sr_builder._algorithm(f),
-            images,
-        )
-        if group is not None:
-            groups.append(group)
-    if not groups:
-        return None
-    observer = hd.sr.ObservationContext(
-        observer_device_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Device,
-            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-                uid=derived_uid(inp, "model", model_version.weights_sha256 or model_version.pk),
-                name=f"{model_version.name}"[:64],
-                manufacturer_name=MANUFACTURER,
-                model_name=f"{model_version.version}"[:64],
-            ),
-        )
+    observer = sr_builder.device_observer(
+        derived_uid(inp, "model", model_version.weights_sha256 or model_version.pk),
+        f"{model_version.name}",
+        f"{model_version.version}",
     )
-    return sr_builder._document(inp, series, key, observer, groups, 700)
+    return sr_builder.for_read(inp, read, series, observer=observer, series_number=700)
 
 
 def model_objects(inp: PackageInput, case) -> list[Built]:
