@@ -6,13 +6,9 @@
 // followed by <script type="module" async src=".../prefetch.js">, which runs as
 // soon as it arrives (no imports: one request) and, in this order:
 //   1. starts the stream's request at once;
-//   2. then, once the stream has answered (its headers; RELEASE_MS at the latest),
-//      lets the module preloads of the template go (inert until then, so that the
-//      server starts the stream ahead of some thirty module files: one server
-//      process answers them all, six connections at a time), and starts the page's
-//      entry modules (the template's data-entries) once the page is parsed: the
-//      page names them nowhere else, so the browser does not fetch them, and then
-//      their imports, at once;
+//   2. then lets the module preloads of the template go (inert until then, so that
+//      the stream's request goes out ahead of some thirty module files: one server
+//      process answers them all, six connections at a time);
 //   3. reads the stream's first record on one branch of the body (tee) and paints
 //      it, windowed and fitted as the slice view will (sliceview.js, viewport.js
 //      fit(), lut.js), on a canvas of its own over the page's (#ws-early), which the
@@ -104,7 +100,7 @@ function pageCanvas() {
 async function paintFirst(stream, meta) {
   const frame = await firstRecord(stream);
   if (!frame) return;
-  performance.mark("ws:early-record");
+  performance.mark("ws:early-record"); // bench/viewer_browser.py --breakdown
   const h = frame.header;
   const view = remembered(meta.dataset.viewKey);
   const index = Number.isInteger(h.slice_index) ? h.slice_index : h.index;
@@ -167,30 +163,6 @@ async function paintFirst(stream, meta) {
   performance.mark("ws:early-image");
 }
 
-const RELEASE_MS = 400;
-
-/** Let the page's module preloads go (once): until then they are inert in a
- * <template>. Its data-entries, the page's entry modules, run once the page is
- * parsed (as a module <script> in the body would: the DOM and the translations
- * catalogue, a classic script before them, are there). */
-function release() {
-  const held = document.getElementById("refset-modules");
-  if (!held || held.dataset.released) return;
-  held.dataset.released = "1";
-  document.head.append(held.content.cloneNode(true));
-  const entries = (held.dataset.entries || "").split(/\s+/).filter(Boolean);
-  const start = () => {
-    for (const src of entries) {
-      const script = document.createElement("script");
-      script.type = "module";
-      script.src = src;
-      document.body.append(script);
-    }
-  };
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start, { once: true });
-  else start();
-}
-
 const meta = document.querySelector('meta[name="refset-series-pixels"]');
 if (meta && meta.content) {
   const response = fetch(meta.content, {
@@ -209,11 +181,7 @@ if (meta && meta.content) {
       });
   handed.catch(() => {}); // a failure is the taker's: it asks again and reports
   started.set(meta.content, handed);
-  // The module preloads wait until the stream has answered (its headers), or
-  // RELEASE_MS at the latest: the server's one process then serves the stream's
-  // start first, not interleaved with some thirty module files.
-  const timer = setTimeout(release, RELEASE_MS);
-  response.then(release, release).finally(() => clearTimeout(timer));
-} else {
-  release();
 }
+// The page's module preloads, held back until the stream was asked for.
+const held = document.getElementById("refset-modules");
+if (held) document.head.append(held.content.cloneNode(true));
