@@ -128,12 +128,7 @@ class Reidentifier:
         return ds
 
     def _unshift_dates(self, ds: pydicom.Dataset, patient_key: str) -> None:
-        digest = keys._digest(
-            keys.project_secret(self.project), IdentityMapping.Kind.DATE_SHIFT, patient_key
-        )
-        mapping = IdentityMapping.objects.filter(
-            project=self.project, kind=IdentityMapping.Kind.DATE_SHIFT, original_digest=digest
-        ).first()
+        mapping = keys.mapping_of(self.project, IdentityMapping.Kind.DATE_SHIFT, patient_key)
         if mapping is None or not ds.get("StudyDate"):
             return
         days = int(mapping.replacement)  # the shift the import added

@@ -92,9 +92,16 @@ def test_hospital_pacs_gets_the_seg_on_the_original_study(
         for p in (tmp_path / "ct").glob("*.dcm")
     }
     patient = ct["phi"]["attributes"]["PatientID"]
+    first = pydicom.dcmread(next((tmp_path / "ct").glob("*.dcm")), stop_before_pixels=True)
+    from annotation_server.imaging.models import Study
+
+    shifted = Study.objects.values_list("study_date", flat=True).first()
+    assert shifted and shifted.strftime("%Y%m%d") != first.StudyDate  # the import shifted it
     for ds in (seg, sr):
         assert ds.StudyInstanceUID == ct["study_instance_uid"]
         assert ds.PatientID == patient and ds.PatientIdentityRemoved == "NO"
+        # the import's date shift is taken back: the study's own date
+        assert ds.StudyDate == first.StudyDate, (ds.StudyDate, first.StudyDate, shifted)
     refs = seg.ReferencedSeriesSequence[0]
     assert refs.SeriesInstanceUID == ct["series_instance_uid"]
     assert {r.ReferencedSOPInstanceUID for r in refs.ReferencedInstanceSequence} <= original_sops

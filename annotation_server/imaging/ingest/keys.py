@@ -71,6 +71,15 @@ def _digest(secret: bytes, kind: str, original: str) -> str:
     return hmac.new(secret, f"{kind}\x00{original}".encode(), hashlib.sha256).hexdigest()
 
 
+def mapping_of(project, kind: str, original: str) -> IdentityMapping | None:
+    """The project's key-store entry for an original identifier (found by its keyed
+    digest, so the original is not decrypted), or None."""
+    digest = _digest(project_secret(project), kind, original)
+    return IdentityMapping.objects.filter(
+        project=project, kind=kind, original_digest=digest
+    ).first()
+
+
 class MappingRecorder:
     """Collects identity mappings during an import and writes each new one once,
     in batches (a series repeats the same patient, study and series ids)."""
