@@ -1,9 +1,14 @@
 // Window drag on a large radiograph, the windowing alone (lut.js SliceRenderer
-// _renderVisible's block path, what a fitted drag runs per frame), in Node's V8:
+// _renderVisible, what a fitted drag runs per frame), in Node's V8:
 // this tree's lut.js against lut.js at a git revision, in the same process,
 // alternating, on the same synthetic frame and the same windows.
 //
-//   node bench/lut_drag.mjs [REV=HEAD] [--size 3000x2500] [--k 3] [--frames 90] [--rounds 6]
+//   node bench/lut_drag.mjs [REV=HEAD] [--size 3000x2500] [--scale 0.33] [--frames 90] [--rounds 6]
+//
+// --scale: device pixels per image pixel of the fitted view (0.33: a 3000 x 2500
+// radiograph fitted in bench/viewer_browser.py's 1600 x 1000 page). What each
+// version builds ahead of the drag (prepareVisible: lut.js's reduced frame, or an
+// older revision's block pyramid) is timed apart, once.
 //
 // The frame: a smooth chest-like field of 12-bit values with noise (int16), so that
 // about as many blocks straddle a window edge as on a real radiograph. Each round
@@ -24,7 +29,7 @@ const flag = (name, fallback) => {
 };
 const rev = args.find((a, i) => !a.startsWith("--") && !(i > 0 && args[i - 1].startsWith("--"))) || "HEAD";
 const [cols, rows] = flag("size", "3000x2500").split("x").map(Number);
-const k = Number(flag("k", "3"));
+const scale = Number(flag("scale", "0.33"));
 const frames = Number(flag("frames", "90"));
 const rounds = Number(flag("rounds", "6"));
 
@@ -53,15 +58,20 @@ for (let r = 0; r < rows; r += 1) {
   }
 }
 const frame = { header: { rows, columns: cols, dtype: "int16" }, values };
-// A fitted view at k source pixels per device pixel, the whole image in view.
+// A fitted view at `scale` device pixels per image pixel, the whole image in view.
 const view = {
-  zoom: 1 / k, sx: 1, sy: 1, dpr: 1, cssWidth: cols / k, cssHeight: rows / k,
-  toImage: ([x, y]) => [x * k, y * k],
+  zoom: scale, sx: 1, sy: 1, dpr: 1, cssWidth: Math.ceil(cols * scale), cssHeight: Math.ceil(rows * scale),
+  toImage: ([x, y]) => [x / scale, y / scale],
 };
 
 const times = Object.fromEntries(Object.keys(versions).map((name) => [name, []]));
 const renderers = Object.fromEntries(Object.entries(versions).map(([name, m]) => [name, new m.SliceRenderer()]));
-for (const r of Object.values(renderers)) r.prepareVisible(frame, view); // the pyramid, built ahead as the page does
+const prepared = {};
+for (const [name, r] of Object.entries(renderers)) {
+  const t = performance.now();
+  r.prepareVisible(frame, view); // built ahead, as the page does when idle
+  prepared[name] = performance.now() - t;
+}
 for (let round = 0; round < rounds; round += 1) {
   const order = round % 2 ? Object.keys(versions).reverse() : Object.keys(versions);
   for (const name of order) {
@@ -75,9 +85,10 @@ for (let round = 0; round < rounds; round += 1) {
 }
 const pct = (v, q) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))];
 const median = (v) => pct(v, 0.5);
-console.log(`lut.js windowing of a ${cols} x ${rows} int16 frame in view at k = ${k} (${Math.ceil(cols / k)} x ${Math.ceil(rows / k)} blocks), ${rounds} x ${frames} windows each, Node ${process.version}:`);
+console.log(`lut.js windowing of a ${cols} x ${rows} int16 frame in view at ${scale} device pixels per image pixel, ${rounds} x ${frames} windows each, Node ${process.version}:`);
 for (const [name, v] of Object.entries(times)) {
-  console.log(`  ${name.padEnd(8)} median ${median(v).toFixed(2)} ms, p95 ${pct(v, 0.95).toFixed(2)} ms`);
+  const shown = renderers[name].visible.canvas;
+  console.log(`  ${name.padEnd(8)} median ${median(v).toFixed(2)} ms, p95 ${pct(v, 0.95).toFixed(2)} ms (${shown.width} x ${shown.height} px; built ahead once: ${prepared[name].toFixed(0)} ms)`);
 }
 const [a, b] = Object.values(times);
 console.log(`  this tree / ${rev}: median ${(median(a) / median(b)).toFixed(2)}x, p95 ${(pct(a, 0.95) / pct(b, 0.95)).toFixed(2)}x`);

@@ -6,28 +6,28 @@
 // the viewport then only draws that canvas with its view transform.
 //
 // While the reader drags the window over a large image (a 3000 x 2500 radiograph,
-// 7.5 Mpixel), windowing every source pixel into the full-size canvas per frame is
-// cheap enough (about 10 ms), but then the browser scales the 7.5 Mpixel canvas down
-// to the screen on every frame, and that blew the 16.7 ms frame budget (p95 28-67 ms
-// on the 2-core test machines). render(..., {view}) therefore windows only what the
-// view shows, at about the screen's resolution, still from every full-resolution
-// pixel (renderVisible):
-//   - minified by k or more (k = floor(image pixels per device pixel) >= 2): one
-//     output pixel per k x k block of source pixels, the mean of the windowed values
-//     of all of them (a box filter, what a mipmap level of the full-resolution
-//     windowed image holds), only for the blocks in view; the viewport draws it with
-//     at most a 2x bilinear minification. A pyramid of per-block min, max and mean of
-//     the raw values (built once per frame and k, ahead when the page is idle) makes
-//     it cheap: a block wholly below the window is black, wholly above white, wholly
-//     inside its linear part is the window of its mean (exact but for rounding:
-//     within 1 grey level of the mean of the rounded per-pixel values); only the
-//     blocks that straddle a window edge (about 2% on a chest radiograph) are
-//     windowed pixel by pixel, in a second pass;
-//   - k = 1 (zoom about 1:1 or larger): the visible part of the image, pixel for
-//     pixel, as the full paint would window it.
+// 7.5 Mpixel), windowing every source pixel into the full-size canvas per frame, and
+// letting the browser scale that canvas to the screen, blew the 16.7 ms frame budget
+// (p95 28-67 ms on the 2-core test machines). The screen shows at most its own
+// pixels, so render(..., {view}) windows only those (renderVisible):
+//   - minified (fewer than one device pixel per image pixel): the frame reduced to
+//     the view's zoom (reducedFor: each device pixel the area-weighted mean of the raw
+//     16-bit values of the image pixels it covers, rounded to an integer), built once
+//     per frame and zoom, ahead when the page is idle; a drag frame is then one table
+//     read per device pixel in view, drawn one to one, without smoothing. The mean is
+//     taken before the window, not after, so that the frame costs one table read per
+//     pixel whatever the window (windowing first would mean going back to every
+//     full-resolution pixel, or to per-block statistics, on each frame: the block
+//     min/max pyramid that this replaced took about 4x longer per frame in
+//     bench/lut_drag.mjs). It is what a GPU viewer that windows a filtered texture
+//     shows; it differs from the mean of the windowed pixels only where a device
+//     pixel straddles an edge of the window, and only for the length of the drag;
+//   - magnified or 1:1: the visible part of the image, pixel for pixel, as the full
+//     paint would window it.
 // The caller paints the whole image again once the drag rests (the canvas it keeps
-// for zoom and pan). render(..., {step}) is the older reduced preview (every step-th
-// pixel of every step-th row), kept for callers that pass no view.
+// for zoom and pan), so the settled image is every full-resolution pixel windowed.
+// render(..., {step}) is the older reduced preview (every step-th pixel of every
+// step-th row), kept for callers that pass no view.
 //
 // WebGL2 was measured as the other way (bench/viewer_webgl.py): headless Chromium
 // here gives WebGL2 even with --disable-gpu (ANGLE over SwiftShader, rendering on
@@ -81,11 +81,6 @@ function visibleApplies(frame) {
   return !h.rgb && h.rows * h.columns >= VISIBLE_MIN_PIXELS && (v instanceof Int16Array || v instanceof Uint16Array);
 }
 
-/** Source pixels per output pixel along columns and rows for `view` (at least 1). */
-function blockSize(view) {
-  return [Math.max(1, Math.floor(1 / (view.zoom * view.sx * view.dpr))), Math.max(1, Math.floor(1 / (view.zoom * view.sy * view.dpr)))];
-}
-
 export class SliceRenderer {
   constructor() {
     this.canvas = document.createElement("canvas");
@@ -101,9 +96,8 @@ export class SliceRenderer {
     this.visibleOnly = true; // false: ignore {view} (the benchmark's baseline)
     this.grey = new Uint8Array(65536); // window without inversion, indexed like lut
     this.greyKey = "";
-    this.pyramid = null; // {src, kx, ky, min, max, sum}: per-block raw statistics
+    this.reduced = null; // [{src, fx, fy, w, h, values, u16}]: the frame at a zoom (reducedFor)
     this.lastMode = ""; // "full", "step", "visible": what the last render() drew
-    this.straddling = null; // renderVisible's blocks that straddle a window edge
     this.photo = { gamma: 1, redFree: false }; // an RGB frame's adjustments (photo.js)
   }
 
@@ -158,6 +152,13 @@ export class SliceRenderer {
   render(frame, center, width, invert, sliceKey, { step = 1, view = null } = {}) {
     const h = frame.header;
     if (view && this.visibleOnly && visibleApplies(frame)) {
+      // The full-resolution canvas already holds this window (a zoom or a pan while
+      // the drag has not rested): nothing to window, and no reduced frame to build
+      // for every zoom step on the way.
+      if (this.key === `${sliceKey}|${center}|${width}|${invert}`) {
+        this.lastMode = "full";
+        return this.canvas;
+      }
       this.lastMode = "visible";
       return this._renderVisible(frame, center, width, invert, sliceKey, view);
     }
@@ -228,25 +229,31 @@ export class SliceRenderer {
   }
 
   /**
-   * The part of `frame` that `view` (a Viewport) shows, windowed at about the
-   * screen's resolution from every full-resolution pixel (see the top of this
-   * file). The canvas it returns carries `imageRect` [col, row, width, height]: where
-   * in image pixels the viewport draws it.
+   * The part of `frame` that `view` (a Viewport) shows, windowed at the screen's
+   * resolution (see the top of this file). The canvas it returns carries `imageRect`
+   * [col, row, width, height]: where in image pixels the viewport draws it, and
+   * `screenPixels` (true when minified: one canvas pixel per device pixel, drawn
+   * without smoothing).
    */
   _renderVisible(frame, center, width, invert, sliceKey, view) {
     const { rows, columns } = frame.header;
-    const [kx, ky] = blockSize(view);
-    const nbx = Math.ceil(columns / kx);
-    const nby = Math.ceil(rows / ky);
+    const fx = view.zoom * view.sx * view.dpr; // device pixels per image pixel
+    const fy = view.zoom * view.sy * view.dpr;
+    const reduced = fx < 1 && fy < 1 ? this.reducedFor(frame, fx, fy) : null;
     const [c0, r0] = view.toImage([0, 0]);
     const [c1, r1] = view.toImage([view.cssWidth, view.cssHeight]);
+    // the grid windowed: the reduced image's pixels, or the frame's own
+    const gw = reduced ? reduced.w : columns;
+    const gh = reduced ? reduced.h : rows;
+    const ux = reduced ? reduced.fx : 1; // grid pixels per image pixel
+    const uy = reduced ? reduced.fy : 1;
     const clamp = (v, n) => Math.min(Math.max(v, 0), n);
-    // Whole blocks in view (at least one, so that the canvas is never empty).
-    const bx0 = Math.min(clamp(Math.floor(c0 / kx), nbx), nbx - 1);
-    const by0 = Math.min(clamp(Math.floor(r0 / ky), nby), nby - 1);
-    const bx1 = Math.max(clamp(Math.ceil(c1 / kx), nbx), bx0 + 1);
-    const by1 = Math.max(clamp(Math.ceil(r1 / ky), nby), by0 + 1);
-    const key = `${sliceKey}|${center}|${width}|${invert}|${kx}|${ky}|${bx0}|${by0}|${bx1}|${by1}`;
+    // Whole grid pixels in view (at least one, so that the canvas is never empty).
+    const x0 = Math.min(clamp(Math.floor(c0 * ux), gw), gw - 1);
+    const y0 = Math.min(clamp(Math.floor(r0 * uy), gh), gh - 1);
+    const x1 = Math.max(clamp(Math.ceil(c1 * ux), gw), x0 + 1);
+    const y1 = Math.max(clamp(Math.ceil(r1 * uy), gh), y0 + 1);
+    const key = `${sliceKey}|${center}|${width}|${invert}|${ux}|${uy}|${x0}|${y0}|${x1}|${y1}`;
     if (!this.visible) {
       const canvas = document.createElement("canvas");
       this.visible = { canvas, ctx: canvas.getContext("2d"), imageData: null, key: "" };
@@ -254,31 +261,35 @@ export class SliceRenderer {
     const vis = this.visible;
     if (key === vis.key) return vis.canvas;
     const t0 = performance.now();
-    const w = bx1 - bx0;
-    const hgt = by1 - by0;
+    const w = x1 - x0;
+    const hgt = y1 - y0;
     if (vis.canvas.width !== w || vis.canvas.height !== hgt || !vis.imageData) {
       vis.canvas.width = w;
       vis.canvas.height = hgt;
       vis.imageData = vis.ctx.createImageData(w, hgt);
     }
     const out = new Uint32Array(vis.imageData.data.buffer);
-    const src = frame.values;
+    const src = reduced ? reduced.values : frame.values;
     const signed = src instanceof Int16Array;
-    if (!this.bits || this.bits.src !== src) this.bits = { src, u16: signed ? new Uint16Array(src.buffer, src.byteOffset, src.length) : src };
-    const u16 = this.bits.u16;
-    if (kx === 1 && ky === 1) {
-      const lut = signed ? this._lutFor(center, width, invert) : this._unsignedLut(center, width, invert);
-      let o = 0;
-      for (let r = by0; r < by1; r += 1) {
-        const end = r * columns + bx1;
-        for (let i = r * columns + bx0; i < end; i += 1) out[o++] = lut[u16[i]];
-      }
-    } else {
-      this._boxWindow(frame, out, [kx, ky, bx0, by0, bx1, by1], center, width, invert);
+    let u16 = src;
+    if (reduced) u16 = reduced.u16;
+    else if (signed) {
+      if (!this.bits || this.bits.src !== src) this.bits = { src, u16: new Uint16Array(src.buffer, src.byteOffset, src.length) };
+      u16 = this.bits.u16;
+    }
+    // one table read per grid pixel in view
+    const lut = signed ? this._lutFor(center, width, invert) : this._unsignedLut(center, width, invert);
+    let o = 0;
+    for (let r = y0; r < y1; r += 1) {
+      const end = r * gw + x1;
+      for (let i = r * gw + x0; i < end; i += 1) out[o++] = lut[u16[i]];
     }
     vis.ctx.putImageData(vis.imageData, 0, 0);
-    // (a last, partial block at the right or bottom edge is drawn a little narrower)
-    vis.canvas.imageRect = [bx0 * kx, by0 * ky, Math.min(bx1 * kx, columns) - bx0 * kx, Math.min(by1 * ky, rows) - by0 * ky];
+    // (a reduced pixel at the right or bottom edge may cover less than a device
+    // pixel of the image: it is drawn a whole device pixel, its value the mean of
+    // the part it covers)
+    vis.canvas.imageRect = [x0 / ux, y0 / uy, w / ux, hgt / uy];
+    vis.canvas.screenPixels = Boolean(reduced);
     vis.key = key;
     this.lastMs = performance.now() - t0;
     return vis.canvas;
@@ -286,12 +297,13 @@ export class SliceRenderer {
 
   /**
    * Build ahead (when the page is idle) what a window drag over `frame` in `view`
-   * needs: the block pyramid at the view's zoom (about 100 ms for 7.5 Mpixel).
+   * needs: the frame reduced to the view's zoom (about 60 ms for 7.5 Mpixel).
    */
   prepareVisible(frame, view) {
     if (!frame || !frame.values || !visibleApplies(frame)) return;
-    const [kx, ky] = blockSize(view);
-    if (kx * ky > 1) this.pyramidFor(frame, kx, ky);
+    const fx = view.zoom * view.sx * view.dpr;
+    const fy = view.zoom * view.sy * view.dpr;
+    if (fx < 1 && fy < 1) this.reducedFor(frame, fx, fy);
   }
 
   /** The packed lookup table of an unsigned 16-bit frame (entry i: the value i). */
@@ -310,157 +322,90 @@ export class SliceRenderer {
   }
 
   /**
-   * Per kx x ky block of the frame: the minimum, maximum and mean of its raw values,
-   * and the raw values again block by block (`tiles`: a block's pixels side by side,
-   * so that windowing one pixel by pixel reads one cache line, not k rows of the
-   * frame). One pass over the frame, once per frame and block size; about 25 MB for
-   * a 3000 x 2500 frame.
+   * `frame` reduced to fx x fy device pixels per image pixel (both below 1): each
+   * output pixel the area-weighted mean of the raw values of the image pixels it
+   * covers (a box filter over the exact footprint, fractional at its borders),
+   * rounded to the frame's own integer type, so that a drag frame is one table read
+   * per output pixel. The last two zoom levels are kept (a zoom back and forth does
+   * not rebuild); one pass over the frame, about 2 bytes per output pixel.
    */
-  pyramidFor(frame, kx, ky) {
+  reducedFor(frame, fx, fy) {
     const src = frame.values;
-    const p = this.pyramid;
-    if (p && p.src === src && p.kx === kx && p.ky === ky) return p;
-    this.pyramid = null; // the old one's memory may go first
+    this.reduced = (this.reduced || []).filter((r) => r.src === src);
+    const hit = this.reduced.find((r) => r.fx === fx && r.fy === fy);
+    if (hit) return hit;
     const { rows, columns } = frame.header;
-    const nbx = Math.ceil(columns / kx);
-    const nby = Math.ceil(rows / ky);
-    // in the frame's own type (int16 or uint16): half the bytes a drag reads per block
-    const min = new src.constructor(nbx * nby);
-    const max = new src.constructor(nbx * nby);
-    const mean = new Float32Array(nbx * nby);
-    const kk = kx * ky;
-    const tiles = new src.constructor(nbx * nby * kk);
-    const lo = new Int32Array(nbx);
-    const hi = new Int32Array(nbx);
-    const sum = new Float64Array(nbx);
-    for (let by = 0; by < nby; by += 1) {
-      lo.fill(0x7fffffff);
-      hi.fill(-0x80000000);
-      sum.fill(0);
-      const r0 = by * ky;
-      const r1 = Math.min(r0 + ky, rows);
-      for (let r = r0; r < r1; r += 1) {
-        const base = r * columns;
-        let t = by * nbx * kk + (r - r0) * kx;
-        for (let b = 0, c = 0; b < nbx; b += 1, t += kk) {
-          const end = Math.min(c + kx, columns);
-          let mn = lo[b];
-          let mx = hi[b];
-          let s = 0;
-          for (let j = t; c < end; c += 1, j += 1) {
-            const x = src[base + c];
-            tiles[j] = x;
-            if (x < mn) mn = x;
-            if (x > mx) mx = x;
-            s += x;
-          }
-          lo[b] = mn;
-          hi[b] = mx;
-          sum[b] += s;
-        }
+    const w = Math.ceil(columns * fx - 1e-9);
+    const h = Math.ceil(rows * fy - 1e-9);
+    // Source column c covers [c * fx, (c + 1) * fx) of the output axis, less than one
+    // output pixel: its weight `part[c]` in output `at[c]`, the rest in at[c] + 1.
+    const split = (n, f, m) => {
+      const at = new Int32Array(n);
+      const part = new Float64Array(n);
+      for (let c = 0; c < n; c += 1) {
+        const a = c * f;
+        const o = Math.min(Math.floor(a), m - 1);
+        at[c] = o;
+        part[c] = Math.min(1, (o + 1 - a) / f); // share of the source pixel in o
       }
-      const at = by * nbx;
-      for (let b = 0; b < nbx; b += 1) {
-        const n = (r1 - r0) * (Math.min((b + 1) * kx, columns) - b * kx);
-        min[at + b] = lo[b];
-        max[at + b] = hi[b];
-        mean[at + b] = sum[b] / n;
+      return { at, part };
+    };
+    const sx = split(columns, fx, w);
+    const sy = split(rows, fy, h);
+    const values = new src.constructor(w * h);
+    const row = new Float64Array(w + 1); // one source row, summed across
+    const acc = [new Float64Array(w + 1), new Float64Array(w + 1)]; // output rows o, o + 1
+    let area0 = 0; // the rows' weight in output rows o, o + 1
+    let area1 = 0;
+    const colArea = new Float64Array(w + 1);
+    for (let c = 0; c < columns; c += 1) {
+      colArea[sx.at[c]] += sx.part[c];
+      colArea[sx.at[c] + 1] += 1 - sx.part[c];
+    }
+    const { at: cat, part: cpart } = sx;
+    const lowest = src instanceof Int16Array ? -32768 : 0;
+    const highest = src instanceof Int16Array ? 32767 : 65535;
+    let current = 0; // the output row acc[0] collects
+    const flush = (o) => {
+      const a = acc[0];
+      const base = o * w;
+      for (let i = 0; i < w; i += 1) {
+        const v = Math.round(a[i] / (area0 * colArea[i]));
+        values[base + i] = v < lowest ? lowest : v > highest ? highest : v;
       }
-    }
-    let low = 0x7fffffff;
-    let high = -0x80000000;
-    for (let b = 0; b < min.length; b += 1) {
-      if (min[b] < low) low = min[b];
-      if (max[b] > high) high = max[b];
-    }
-    this.pyramid = { src, kx, ky, nbx, nby, min, max, mean, low, high, tiles };
-    return this.pyramid;
-  }
-
-  /** Blocks [bx0, bx1) x [by0, by1) of kx x ky pixels, each the mean of its windowed pixels. */
-  _boxWindow(frame, out, [kx, ky, bx0, by0, bx1, by1], center, width, invert) {
-    const { rows, columns } = frame.header;
-    const { nbx, min, max, mean, low, high, tiles } = this.pyramidFor(frame, kx, ky);
-    const kk = kx * ky;
-    const w = Math.max(width, 1);
-    const lo = center - 0.5 - (w - 1) / 2;
-    const hi = center - 0.5 + (w - 1) / 2;
-    const scale = 255 / (w - 1 || 1);
-    const base = center - 0.5;
-    const flip = invert ? 255 : 0;
-    // Raw values are integers: x <= lo exactly when x - loI < 0, so a block straddles
-    // lo when (min - loI) and (max - loI) differ in sign, ((a ^ b) < 0): no branch on
-    // where the block lies. A one-value window (a step) or an absurd centre: every
-    // block goes pixel by pixel.
-    const bound = (v) => Math.min(Math.max(Math.floor(v) + 1, -0x40000000), 0x40000000);
-    const loI = bound(lo);
-    const hiI = bound(hi);
-    const exact = w === 1 || Math.abs(base) > 1e6;
-    // First pass: every block from its statistics, and the output index of each block
-    // that straddles an edge of the window appended to `straddling` (a branch taken
-    // for a few per cent of the blocks, which measured faster than a store per block:
-    // bench/lut_drag.mjs).
-    const wide = bx1 - bx0;
-    if (!this.straddling || this.straddling.length < wide * (by1 - by0) + 1) this.straddling = new Int32Array(wide * (by1 - by0) + 1);
-    const straddling = this.straddling;
-    let count = 0;
-    let o = 0;
-    for (let by = by0; by < by1; by += 1) {
-      for (let b = by * nbx + bx0, end = b + wide; b < end; b += 1) {
-        const mn = min[b];
-        const mx = max[b];
-        // wholly below (0), above (255) or on the window's ramp, which is linear
-        // there: the ramp at the block's mean is the mean of the ramp (rounded, then
-        // clamped to 0..255 without branches)
-        let g = ((mean[b] - base) * scale + 128) | 0;
-        g &= ~(g >> 31);
-        g = (g | ((255 - g) >> 31)) & 255;
-        out[o] = OPAQUE | ((g ^ flip) * 0x10101);
-        if ((((mn - loI) ^ (mx - loI)) | ((mn - hiI) ^ (mx - hiI))) < 0 || exact) straddling[count++] = o;
-        o += 1;
+      acc.reverse();
+      acc[1].fill(0);
+      area0 = area1;
+      area1 = 0;
+    };
+    for (let r = 0; r < rows; r += 1) {
+      const o = sy.at[r];
+      while (current < o) flush(current++);
+      row.fill(0);
+      const base = r * columns;
+      for (let c = 0; c < columns; c += 1) {
+        const v = src[base + c];
+        const p = cpart[c];
+        const i = cat[c];
+        row[i] += v * p;
+        row[i + 1] += v - v * p;
       }
-    }
-    if (!count) return;
-    // Second pass: the blocks that straddle, pixel by pixel from their tiles.
-    const grey = this._greyRange(center, width, low, high);
-    for (let j = 0; j < count; j += 1) {
-      const at = straddling[j];
-      const by = by0 + Math.floor(at / wide);
-      const bx = bx0 + (at - (by - by0) * wide);
-      const t0 = (by * nbx + bx) * kk;
-      const n = Math.min(kx, columns - bx * kx);
-      const m = Math.min(ky, rows - by * ky);
-      let s = 0;
-      if (n === kx && m === ky) {
-        for (let t = t0; t < t0 + kk; t += 1) s += grey[tiles[t] - low];
-      } else {
-        for (let t = t0, end = t0 + m * kx; t < end; t += kx) {
-          for (let i = t; i < t + n; i += 1) s += grey[tiles[i] - low];
-        }
+      const p = sy.part[r];
+      const q = 1 - p;
+      const a0 = acc[0];
+      const a1 = acc[1];
+      for (let i = 0; i < w; i += 1) {
+        a0[i] += row[i] * p;
+        a1[i] += row[i] * q;
       }
-      const g = Math.round(s / (n * m));
-      out[at] = OPAQUE | ((g ^ flip) * 0x10101);
+      area0 += p;
+      area1 += q;
     }
-  }
-
-  /** The window (0..255, as _lutFor) of the raw values low..high, indexed by value - low. */
-  _greyRange(center, width, low, high) {
-    const key = `${center}|${width}|${low}|${high}`;
-    if (this.greyRange && this.greyRange.key === key) return this.greyRange.grey;
-    const w = Math.max(width, 1);
-    const lo = center - 0.5 - (w - 1) / 2;
-    const hi = center - 0.5 + (w - 1) / 2;
-    const scale = 255 / (w - 1 || 1);
-    const grey = this.greyRange && this.greyRange.grey.length === high - low + 1 ? this.greyRange.grey : new Uint8Array(high - low + 1);
-    for (let x = low; x <= high; x += 1) {
-      let g;
-      if (x <= lo) g = 0;
-      else if (x > hi) g = 255;
-      else g = Math.round((x - (center - 0.5)) * scale + 127.5);
-      grey[x - low] = g < 0 ? 0 : g > 255 ? 255 : g;
-    }
-    this.greyRange = { key, grey };
-    return grey;
+    while (current < h) flush(current++);
+    const u16 = src instanceof Int16Array ? new Uint16Array(values.buffer) : values;
+    const made = { src, fx, fy, w, h, values, u16 };
+    this.reduced = [...this.reduced.slice(-1), made];
+    return made;
   }
 
   /** Window every `step`-th pixel of every `step`-th row of `src` into `out`. */

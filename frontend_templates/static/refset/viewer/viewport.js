@@ -147,10 +147,11 @@ export class Viewport {
       ctx.imageSmoothingEnabled = this.devicePixelsPerImagePixel < 1;
       ctx.imageSmoothingQuality = "high";
       if (image.imageRect) {
-        // Only the part in view, already at about the screen's resolution (lut.js
-        // renderVisible): bilinear, minified less than 2x.
+        // Only the part in view (lut.js renderVisible): when minified, already at the
+        // screen's resolution, one canvas pixel per device pixel (no smoothing, which
+        // would only blur it); else the image's own pixels, magnified crisp.
         const [c, r, w, h] = image.imageRect;
-        ctx.imageSmoothingEnabled = (this.devicePixelsPerImagePixel * w) / image.width < 1;
+        ctx.imageSmoothingEnabled = !image.screenPixels && (this.devicePixelsPerImagePixel * w) / image.width < 1;
         ctx.imageSmoothingQuality = "low";
         ctx.drawImage(image, c, r, w, h);
       } else if (size && (size[0] !== image.width || size[1] !== image.height)) ctx.drawImage(image, 0, 0, size[0], size[1]);
