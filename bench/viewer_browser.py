@@ -37,7 +37,9 @@ window drag (one window change per animation frame, 90 frames), a zoom and a pan
 (90 frames each), and reports per frame the paint time (windowing + putImageData,
 draw, overlays) and the frame interval against the 16.7 ms budget. The drag runs
 three ways in the same page, fitted: the workstation's (lut.js renderVisible: only
-the part in view, each shown pixel from all the full-resolution pixels under it),
+the part in view, each device pixel the window of the area-weighted mean of the
+full-resolution pixels under it, from the frame reduced to the zoom ahead of the
+drag),
 against the full-size canvas windowed every frame (the full-resolution baseline)
 and the older every-k-th-pixel preview; and twice at 1.5 device pixels per image
 pixel (renderVisible against the full-size canvas). Its in-page baselines: one
@@ -141,8 +143,9 @@ async () => {
   // window-full (the baseline): every source pixel windowed into the full-size
   // canvas on every frame, which the browser then scales to the screen; window-step:
   // the reduced preview (every k-th pixel and row); window: only what the view
-  // shows, from every full-resolution pixel (lut.js renderVisible). The -zoomed
-  // modes drag at 1.5 device pixels per image pixel, centred.
+  // shows, at the screen's resolution, from every full-resolution pixel (lut.js
+  // renderVisible). The -zoomed modes drag at 1.5 device pixels per image pixel,
+  // centred.
   const modes = [
     "window-full", "window-step", "window", "window-full-zoomed", "window-zoomed", "zoom", "pan",
   ];
@@ -463,7 +466,8 @@ def report_xr(cols: int, rows: int, repeat: int, results) -> None:
     shown = results[0][1]["window"]["shown"]
     print(
         f"  window drag: shown {shown['mode']} {shown['size'][0]} x {shown['size'][1]} px"
-        f" for image rect {shown['rect']} (every full-resolution pixel in view windowed);"
+        f" for image rect {[round(v, 1) for v in shown['rect']] if shown['rect'] else None}"
+        " (each shown pixel from every full-resolution pixel under it);"
         f" the reduced preview it replaces: step {steps} (every {steps}. pixel and row)."
         " At rest one full-resolution paint"
         f" {med([x['ms'] for x in sharp]):.1f} ms,"
