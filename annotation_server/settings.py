@@ -489,6 +489,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ArbitrationTaskStateEnum": "annotation_server.adjudication.models.ArbitrationTask.State",
         "ProjectStatusEnum": "annotation_server.projects.models.Project.Status",
+        "WritebackDestinationKindEnum": "annotation_server.outbox.models.Destination.Kind",
+        "EvaluationKindEnum": "annotation_server.datasets.models.Evaluation.Kind",
     },
 }
 

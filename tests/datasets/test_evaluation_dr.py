@@ -345,10 +345,13 @@ def test_macular_oedema_figures_sit_next_to_the_dr_figures_in_the_report(
     assert result["counts"]["reference_dmo_ungradable"] == 1
     assert result["counts"]["dmo_scored_images"] == 5
     assert result["grading"]["dmo"]["tables"]["image"] == {"tp": 1, "fn": 0, "tn": 4, "fp": 0}
-    text = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/").content.decode()
+    page = f"{_base(version)}/evaluations/{evaluation.pk}/"
+    text = client.get(page, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     figures = text[text.index('data-testid="evaluation-figures"') :]
     assert figures.index('data-figure="auc"') < figures.index('data-figure="dmo_auc"')
     assert "macular oedema: AUC" in text and 'data-testid="dmo-tables"' in text
+    chinese = client.get(page, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "黄斑水肿：AUC" in chinese and "macular oedema: AUC" not in chinese
     assert 'data-plot="dmo_roc"' in text
     assert "images with an ungradable reference DMO" in text
     csv_text = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/csv/").content.decode(
