@@ -33,7 +33,7 @@ from export.verify import verify
 from tests import factories
 from tests.adjudication.conftest import add_finding, ellipse, submit_all
 from tests.datasets.conftest import LABELS
-from tests.worker import wait_for_job
+from tests.worker import upload_folder, wait_for_job, worker_with_own_disk
 
 
 def _files(root: Path) -> list[Path]:
@@ -81,30 +81,16 @@ def test_an_uploaded_study_is_exported_by_a_worker_with_its_own_disk_and_downloa
 ):
     fixtures.generate_ct(tmp_path / "ct", slices=6, seed=41, matrix=64)
     worker_home, web_home = tmp_path / "worker-host", tmp_path / "web-host"
-    (worker_home / "tmp").mkdir(parents=True)
-    for name, value in s3_storage.environment().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("REFSET_STORAGE_CACHE_DIR", str(worker_home / "cache"))
-    monkeypatch.setenv("REFSET_EXPORT_DIR", str(worker_home / "exports"))
-    monkeypatch.setenv("TMPDIR", str(worker_home / "tmp"))
-    monkeypatch.setenv("REFSET_ROLE", "worker")
-    settings.MEDIA_ROOT = str(worker_home / "media")  # the worker's (celery_worker passes it)
-    worker = request.getfixturevalue("celery_worker")
-    settings.MEDIA_ROOT = str(web_home / "media")  # this process's
+    worker = worker_with_own_disk(
+        request, settings, monkeypatch, s3_storage, worker_home, web_home / "media",
+        REFSET_EXPORT_DIR=worker_home / "exports", REFSET_ROLE="worker",
+    )  # fmt: skip
     settings.REFSET_EXPORT_DIR = web_home / "exports"
 
     # Upload -> the worker imports from the bucket.
-    uploads = []
-    for path in sorted((tmp_path / "ct").glob("*.dcm")):
-        handle = io.BytesIO(path.read_bytes())
-        handle.name = path.name
-        uploads.append(handle)
     client = session_client_for(manager)
-    response = client.post(
-        f"/api/v1/projects/{project.slug}/imports/", {"files": uploads}, format="multipart"
-    )
-    assert response.status_code == 202, response.content
-    job = wait_for_job(Job.objects.get(pk=response.json()["id"]), worker, timeout=180)
+    upload = upload_folder(client, project, tmp_path / "ct")
+    job = wait_for_job(upload, worker, timeout=180)
     assert job.result["summary"]["imported"] == 6, job.log
     _quiet(worker)
     stored = sorted(Instance.objects.values_list("file", flat=True))

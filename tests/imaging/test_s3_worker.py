@@ -6,7 +6,6 @@ stream from the bucket."""
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import fixtures
 from annotation_server.imaging import pixels
 from annotation_server.imaging.models import Instance, Series
 from annotation_server.jobs.models import Job
-from tests.worker import wait_for_job
+from tests.worker import upload_folder, wait_for_job, worker_with_own_disk
 
 
 def _files(root: Path) -> list[Path]:
@@ -30,26 +29,12 @@ def test_a_worker_with_its_own_disk_imports_the_upload_from_s3_and_the_web_serve
 ):
     fixtures.generate_ct(tmp_path / "ct", slices=4, seed=35, matrix=64)
     worker_home = tmp_path / "worker-host"
-    (worker_home / "tmp").mkdir(parents=True)
-    for name, value in s3_storage.environment().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("REFSET_STORAGE_CACHE_DIR", str(worker_home / "cache"))
-    monkeypatch.setenv("TMPDIR", str(worker_home / "tmp"))
-    settings.MEDIA_ROOT = str(worker_home / "media")  # the worker's (celery_worker passes it)
-    worker = request.getfixturevalue("celery_worker")
-    settings.MEDIA_ROOT = str(tmp_path / "web-host" / "media")  # this process's
-
-    uploads = []
-    for path in sorted((tmp_path / "ct").glob("*.dcm")):
-        handle = io.BytesIO(path.read_bytes())
-        handle.name = path.name
-        uploads.append(handle)
-    client = session_client_for(manager)
-    response = client.post(
-        f"/api/v1/projects/{project.slug}/imports/", {"files": uploads}, format="multipart"
+    worker = worker_with_own_disk(
+        request, settings, monkeypatch, s3_storage, worker_home, tmp_path / "web-host" / "media"
     )
-    assert response.status_code == 202, response.content
-    job = wait_for_job(Job.objects.get(pk=response.json()["id"]), worker, timeout=120)
+    client = session_client_for(manager)
+    upload = upload_folder(client, project, tmp_path / "ct")
+    job = wait_for_job(upload, worker, timeout=120)
     assert job.result["summary"]["imported"] == 4, job.log
     assert s3_storage.keys("uploads/") == []
     instances = Instance.objects.filter(series__study__project=project)
