@@ -309,6 +309,21 @@ def readable_path(key: str) -> str | StoredPath:
     return StoredPath(key)
 
 
+def _get_object(storage, key: str) -> dict:
+    """One S3 GetObject of `key` (its streaming Body and ContentLength);
+    FileNotFoundError when it is not stored, OSError when it cannot be read."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return storage.connection.meta.client.get_object(
+            Bucket=storage.bucket_name, Key=storage._normalize_name(key)
+        )
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            raise FileNotFoundError(f"not stored: {key}") from exc
+        raise OSError(f"could not read {key}: {exc}") from exc
+
+
 def open_stream(key: str) -> tuple[object, int]:
     """(file object, size) reading the stored file `key` from its start, for a
     streamed HTTP response: on S3 one GetObject whose body is read as it is sent
@@ -317,16 +332,7 @@ def open_stream(key: str) -> tuple[object, int]:
     storage = _wrapped()
     if not is_s3(storage):
         return default_storage.open(key, "rb"), default_storage.size(key)
-    from botocore.exceptions import ClientError
-
-    try:
-        answer = storage.connection.meta.client.get_object(
-            Bucket=storage.bucket_name, Key=storage._normalize_name(key)
-        )
-    except ClientError as exc:
-        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-            raise FileNotFoundError(f"not stored: {key}") from exc
-        raise OSError(f"could not read {key}: {exc}") from exc
+    answer = _get_object(storage, key)
     return answer["Body"], int(answer["ContentLength"])
 
 
@@ -459,16 +465,7 @@ def read(key: str, limit: int) -> bytes:
     if not is_s3(storage):
         with default_storage.open(key, "rb") as fh:
             return fh.read(limit)
-    from botocore.exceptions import ClientError
-
-    try:
-        answer = storage.connection.meta.client.get_object(
-            Bucket=storage.bucket_name, Key=storage._normalize_name(key)
-        )
-    except ClientError as exc:
-        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-            raise FileNotFoundError(f"not stored: {key}") from exc
-        raise OSError(f"could not read {key}: {exc}") from exc
+    answer = _get_object(storage, key)
     with answer["Body"] as body:
         return body.read(limit)
 
