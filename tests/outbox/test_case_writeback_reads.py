@@ -228,3 +228,35 @@ def test_model_proposals_go_as_automatic_seg_and_a_device_observed_sr(
         c for c in sr.ContentSequence if c.ConceptNameCodeSequence[0].CodeValue == "121013"
     ]
     assert device_name[0].TextValue == "nodule-net"
+
+
+def test_readers_reads_go_to_the_hospital_pacs_on_the_original_study(
+    project, settled_case, orthanc, key_keeper, ct, tmp_path
+):
+    """With reads written back to a hospital PACS, each read's SEG and SR is
+    re-identified like the reference's: filed under the original study, its
+    references naming the original images, the patient's own ID."""
+    from annotation_server.outbox import services
+
+    protocol = project.protocol
+    protocol.writeback_reads = "reads"
+    protocol.save()
+    dest = destination(project, orthanc, "dimse", "hospital")
+    items = services.queue_case_reference(settled_case, dest, key_keeper)
+    assert _carries(items) == {"reference_seg": 1, "reference_sr": 1, "read_seg": 3, "read_sr": 3}
+    for item in run_jobs(items):
+        assert item.status == "delivered", (item.carries, item.last_error)
+    originals = {
+        str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+        for p in (tmp_path / "ct").glob("*.dcm")
+    }
+    patient = ct["phi"]["attributes"]["PatientID"]
+    for item, ds in zip(items, _check_in_orthanc(orthanc, items, tmp_path), strict=True):
+        assert ds.StudyInstanceUID == ct["study_instance_uid"], item.carries
+        assert ds.PatientID == patient and ds.PatientIdentityRemoved == "NO"
+        if item.carries == "read_seg":
+            refs = ds.ReferencedSeriesSequence[0]
+            assert refs.SeriesInstanceUID == ct["series_instance_uid"]
+            named = {r.ReferencedSOPInstanceUID for r in refs.ReferencedInstanceSequence}
+            assert named and named <= originals
+    assert len(orthanc.get_json("/studies")) == 1  # all beside the CT, on its study
