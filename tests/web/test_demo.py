@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 
 from annotation_server.imaging.models import Instance
@@ -64,6 +64,15 @@ def test_demo_seeds_people_projects_and_states_idempotently(media, capsys, celer
         assert states == {"imported", "qc", "reading", "arbitration", settled}, slug
     reader_tasks = ReadingTask.objects.filter(reader__username="reader1")
     assert reader_tasks.filter(state="in_progress").exists()
+    # The periodic jobs ran: reader1's overdue read is on their home page; the
+    # nightly audit check found the chain intact (no notice for the manager).
+    from annotation_server.web import periodic
+
+    people = {u.username: u for u in get_user_model().objects.all()}
+    (overdue,) = periodic.notices_for(people["reader1"])
+    assert overdue["kind"] == "overdue" and overdue["reads"] == 1
+    assert periodic.notices_for(people["manager"]) == []
+    assert "overdue read(s) reminded; audit chain intact" in out
     assert reader_tasks.filter(state="submitted").exists()
     # The settle job matched the reads: the case everyone agreed on is adjudicated
     # by auto-consensus; the one with a missed nodule waits for two blind arbitrators.

@@ -139,6 +139,7 @@ class Command(BaseCommand):
         agreement.store(lung, by=people.get("manager"))
         self._freeze_version(lung, people)
         self._evaluate_product(lung, people)
+        self._periodic(lung, people)
         self.stdout.write(self.style.SUCCESS("\nDemo ready."))
         for project in (lung, chest, fundus):
             counts = {s: project.cases.filter(state=s).count() for s in Case.State.values}
@@ -271,6 +272,29 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  evaluation {evaluation.pk} of a synthetic product against "
             f"{version.version} ({split}) queued"
+        )
+
+    def _periodic(self, project, people) -> None:
+        """What the periodic jobs show: reader1's open lung read is two days past
+        its due date, so the overdue reminder (run here as beat would) puts it on
+        reader1's home page; the nightly audit-chain check has run."""
+        from annotation_server.web import periodic
+
+        task = (
+            ReadingTask.objects.operational()
+            .filter(case__project=project, reader=people["reader1"])
+            .exclude(state=ReadingTask.State.SUBMITTED)
+            .order_by("pk")
+            .first()
+        )
+        if task is not None:
+            ReadingTask.objects.filter(pk=task.pk).update(due_at=timezone.now() - timedelta(days=2))
+        reminder = periodic.run_now("overdue_reminders")
+        audit = periodic.run_now("verify_audit")
+        intact = audit.state == "succeeded" and (audit.result or {}).get("ok")
+        self.stdout.write(
+            f"  periodic: {(reminder.result or {}).get('reads', 0)} overdue read(s) reminded; "
+            f"audit chain {'intact' if intact else 'NOT intact: ' + (audit.error or '')[:200]}"
         )
 
     def _wait_for_jobs(self, project, timeout_s: float = 300) -> None:
