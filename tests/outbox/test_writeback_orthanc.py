@@ -23,6 +23,7 @@ from annotation_server.jobs.models import Job
 from annotation_server.outbox import services
 from annotation_server.outbox.models import OutboxItem
 from tests.orthanc import ORTHANC
+from tests.orthanc import _stop as stop_orthanc_process
 from tests.outbox.conftest import dciodvfy_errors, destination, run_jobs
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -166,16 +167,18 @@ def test_orthanc_stopped_mid_delivery_retries_then_delivers_once(
     timer.start()
     try:
         [second] = run_jobs([second])
-    finally:
         timer.join()
-        for proc in restarted:
-            orthanc.process = proc  # the fixture stops this one
-    assert second.status == "delivered", (second.status, second.last_error)
-    assert second.attempts >= 2
-    log = Job.objects.get(pk=second.job_id).log
-    assert "attempt 1 of item" in log and "failed" in log
-    assert orthanc.get_json("/statistics")["CountInstances"] == 6 + 2  # nothing twice
-    _check_in_orthanc(orthanc, [first, second], tmp_path)
+        assert second.status == "delivered", (second.status, second.last_error)
+        assert second.attempts >= 2
+        log = Job.objects.get(pk=second.job_id).log
+        assert "attempt 1 of item" in log and "failed" in log
+        assert orthanc.get_json("/statistics")["CountInstances"] == 6 + 2  # nothing twice
+        _check_in_orthanc(orthanc, [first, second], tmp_path)
+    finally:
+        timer.cancel()
+        timer.join()
+        for proc in restarted:  # the fixture stops only the Orthanc it started
+            stop_orthanc_process(proc)
 
 
 def test_an_unreachable_destination_fails_after_the_attempts_then_a_retry_delivers(
