@@ -111,3 +111,12 @@ def server_error(request):
     from django.views.defaults import server_error as friendly_page
 
     return friendly_page(request)
+
+
+def flash_form_errors(request, form) -> None:
+    """A page form's errors as messages, each under its field's (translated) label."""
+    from django.contrib import messages
+
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))

@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation_server.audit import services as audit
+from annotation_server.errors import flash_form_errors
 from annotation_server.imaging.ingest.keys import _fernet
 from annotation_server.imaging.models import DicomRoute, PacsConnection
 from annotation_server.imaging.pacs import (
@@ -181,11 +182,6 @@ class DicomRouteForm(forms.ModelForm):
         return data
 
 
-def _form_errors(request, form) -> None:
-    for field, errors in form.errors.items():
-        messages.error(request, f"{field}: {' '.join(errors)}")
-
-
 class QueryForm(forms.Form):
     PatientID = forms.CharField(label=gettext_lazy("patient ID"), required=False)
     AccessionNumber = forms.CharField(label=gettext_lazy("accession number"), required=False)
@@ -230,7 +226,7 @@ def add_connection(request, slug: str):
         )
         messages.success(request, _("PACS connection saved."))
     else:
-        _form_errors(request, form)
+        flash_form_errors(request, form)
     if request.POST.get("next") == "gateway":
         return redirect("pacs-add", slug=project.slug)
     return redirect("import", slug=project.slug)
@@ -257,7 +253,7 @@ def gateway(request, project, route_form=None):
 def _add_route(request, project):
     form = DicomRouteForm(request.POST, project=project)
     if not form.is_valid():
-        _form_errors(request, form)
+        flash_form_errors(request, form)
         return redirect("pacs-add", slug=project.slug)
     with transaction.atomic():
         route = form.save(commit=False)

@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from annotation_server.audit import services as audit
+from annotation_server.errors import flash_form_errors
 from annotation_server.jobs import services as jobs
 from annotation_server.outbox import services
 from annotation_server.outbox.models import Destination, OutboxItem
@@ -85,12 +86,6 @@ class SendVersionForm(forms.Form):
         self.fields["destination"].queryset = project.writeback_destinations.filter(
             kind=Destination.Kind.RESEARCH
         )
-
-
-def _form_errors(request, form) -> None:
-    for field, errors in form.errors.items():
-        label = form.fields[field].label if field in form.fields else ""
-        messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
 
 
 def _queue_jobs(project) -> list[dict]:
@@ -208,7 +203,7 @@ def _post(request, project):
 def _add_destination(request, project) -> None:
     form = DestinationForm(request.POST, project=project)
     if not form.is_valid():
-        _form_errors(request, form)
+        flash_form_errors(request, form)
         return
     with transaction.atomic():
         destination = form.save(commit=False)
@@ -251,7 +246,7 @@ def _mark(request, project) -> None:
 def _send_case(request, project) -> None:
     form = SendCaseForm(request.POST, project=project)
     if not form.is_valid():
-        _form_errors(request, form)
+        flash_form_errors(request, form)
         return
     case, destination = form.cleaned_data["case"], form.cleaned_data["destination"]
     job = services.send_case(case, destination, request.user)
@@ -268,7 +263,7 @@ def _send_case(request, project) -> None:
 def _send_version(request, project) -> None:
     form = SendVersionForm(request.POST, project=project)
     if not form.is_valid():
-        _form_errors(request, form)
+        flash_form_errors(request, form)
         return
     version, destination = form.cleaned_data["version"], form.cleaned_data["destination"]
     jobs.enqueue(

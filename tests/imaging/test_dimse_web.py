@@ -63,7 +63,8 @@ def test_manager_adds_a_sender_and_switches_it_off_and_on(project, manager, sett
         follow=True,
     )
     text = _messages(bad)
-    assert "allowed_host" in text and "calling_ae_title" in text
+    # each error under its field's label, as the form shows it
+    assert "Allowed host:" in text and "Calling AE title:" in text
     assert DicomRoute.objects.count() == 1
 
     web.post(url, {"form": "route-active", "route": route.pk, "active": "0"})
