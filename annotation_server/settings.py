@@ -546,7 +546,8 @@ if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
 
 # Content-Security-Policy on every response (annotation_server/csp.py): scripts and
 # styles from this origin only (inline style attributes allowed: progress bars and
-# DRF's pages use them; inline scripts never), images also from data: and blob:
+# DRF's pages use them; inline scripts only as listed in CSP_INLINE_SCRIPTS, by
+# hash), images also from data: and blob:
 # URLs, no plugins, no framing, forms post only here.
 CONTENT_SECURITY_POLICY = {
     "default-src": ["'self'"],
@@ -561,3 +562,7 @@ CONTENT_SECURITY_POLICY = {
     "form-action": ["'self'"],
     "frame-ancestors": ["'none'"],
 }
+# Static scripts a page may put inline (template tag {% inline_script %}), each
+# allowed by the sha256 of its text: the workstation's early pixel stream, which
+# must run before the style sheets and without a request of its own.
+CSP_INLINE_SCRIPTS = ["refset/viewer/prefetch.js"]

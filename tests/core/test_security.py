@@ -1,10 +1,12 @@
 """Production hardening: `check --deploy` is clean, every response carries a
-Content-Security-Policy that forbids inline scripts, templates hold no inline
-script, and weak passwords are refused."""
+Content-Security-Policy that forbids inline scripts (but the listed static ones,
+each allowed by the sha256 of its exact text), templates hold no inline script,
+and weak passwords are refused."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import secrets
@@ -15,8 +17,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connection
+from django.template.loader import render_to_string
 from django.test import Client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +93,33 @@ def test_pages_and_api_answers_carry_a_content_security_policy(reader_a, project
         # the viewer paints canvases from fetched buffers; no third-party origin anywhere
         assert set(policy["img-src"]) <= {"'self'", "data:", "blob:"}
         assert not any("http" in value for values in policy.values() for value in values)
+
+
+@pytest.mark.django_db
+def test_the_one_inline_script_is_allowed_by_the_hash_of_its_exact_text(reader_a, settings):
+    """The workstation's early stream script is put inline (it must run before the
+    style sheets, without a request): the policy names its sha256 and no other
+    inline source, so an injected or altered script is still refused."""
+    assert settings.CSP_INLINE_SCRIPTS == ["refset/viewer/prefetch.js"]
+    html = render_to_string(
+        "reading/_early_stream.html", {"series_api": "/api/v1/", "series_id": 7, "view_task": 3}
+    )
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+    assert len(scripts) == 1
+    assert "window.refsetEarly" in scripts[0]
+    assert scripts[0] == (ROOT / "frontend_templates/static/refset/viewer/prefetch.js").read_text()
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    client = Client()
+    client.force_login(reader_a)
+    sources = _csp(client.get("/worklist/"))["script-src"]
+    assert sources == ["'self'", f"'sha256-{digest}'"]
+    # another text gets another hash, which the policy does not hold
+    other = base64.b64encode(hashlib.sha256(scripts[0].encode() + b" ").digest()).decode()
+    assert f"'sha256-{other}'" not in sources
+    # only a listed file may be put inline
+    settings.CSP_INLINE_SCRIPTS = []
+    with pytest.raises(ImproperlyConfigured, match="not in CSP_INLINE_SCRIPTS"):
+        render_to_string("reading/_early_stream.html", {"series_id": 7, "view_task": 3})
 
 
 def test_templates_hold_no_inline_script_or_event_handler():

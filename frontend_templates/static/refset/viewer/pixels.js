@@ -6,9 +6,9 @@
 // are copied once into their own ArrayBuffer so typed arrays start aligned.
 
 import { request } from "../common/http.js";
-import { MEDIA_TYPE, takeEarly } from "./prefetch.js";
 
-export { MEDIA_TYPE };
+/** The record format's media type (annotation_server/imaging/pixels.py). */
+export const MEDIA_TYPE = "application/vnd.refset.pixels";
 const decoder = new TextDecoder();
 
 const ARRAYS = {
@@ -65,7 +65,7 @@ export async function fetchInstance(apiRoot, instanceId, { signal } = {}) {
 
 /** The response prefetch.js started for `url` while the page loaded, if it succeeded. */
 async function earlyResponse(url) {
-  const early = takeEarly(url);
+  const early = window.refsetEarly ? window.refsetEarly.take(url) : null;
   if (!early) return null;
   try {
     const response = await early;
