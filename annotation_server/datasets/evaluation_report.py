@@ -67,6 +67,9 @@ FIGURE_LABELS = {
     "dmo_auc": gettext_lazy("macular oedema: AUC (DeLong 95% CI)"),
     "dmo_sensitivity": gettext_lazy("macular oedema: sensitivity"),
     "dmo_specificity": gettext_lazy("macular oedema: specificity"),
+    "dmo_patient_auc": gettext_lazy("macular oedema: patient-level AUC (DeLong 95% CI)"),
+    "dmo_patient_sensitivity": gettext_lazy("macular oedema: patient-level sensitivity"),
+    "dmo_patient_specificity": gettext_lazy("macular oedema: patient-level specificity"),
     "dmo_sensitivity_ungradable_referred": gettext_lazy(
         "macular oedema: sensitivity, images without a product DMO called present"
     ),
@@ -122,6 +125,9 @@ COUNT_LABELS = {
     "product_dmo_not_given": gettext_lazy("images without a product DMO output"),
     "dmo_scored_images": gettext_lazy("images scored for DMO"),
     "dmo_present_images": gettext_lazy("images with macular oedema (reference)"),
+    "dmo_reference_patients": gettext_lazy("patients with a gradable reference DMO"),
+    "dmo_scored_patients": gettext_lazy("patients scored for DMO"),
+    "dmo_present_patients": gettext_lazy("patients with macular oedema (reference)"),
 }
 
 KIND_LABELS = {
@@ -196,8 +202,11 @@ DR_FIGURE_ORDER = (
     "quadratic_kappa",
     "grade_agreement",
     "dmo_auc",
+    "dmo_patient_auc",
     "dmo_sensitivity",
     "dmo_specificity",
+    "dmo_patient_sensitivity",
+    "dmo_patient_specificity",
     "dmo_sensitivity_ungradable_referred",
     "dmo_specificity_ungradable_referred",
 )
@@ -627,6 +636,7 @@ TABLE_LABELS = {
 
 DMO_TABLE_LABELS = {
     "image": gettext_lazy("per image, at the product's call"),
+    "patient": gettext_lazy("per patient, at the product's call"),
     "ungradable_referred": gettext_lazy("per image, images without a product DMO called present"),
 }
 
@@ -661,16 +671,23 @@ def grading_context(result: dict) -> dict | None:
             for k, v in (grading.get("referable_tables") or {}).items()
         ],
         "patient_rule": conv.get("patient_rule", ""),
-        "dmo": _dmo_context(grading.get("dmo")),
+        "dmo": _dmo_context(grading.get("dmo"), conv, result.get("counts") or {}),
     }
 
 
-def _dmo_context(dmo: dict | None) -> dict | None:
-    """The macular oedema 2x2 tables (None when the submission gave no DMO)."""
+def _dmo_context(dmo: dict | None, conv: dict, counts: dict) -> dict | None:
+    """The macular oedema 2x2 tables, per image and per patient, and the
+    patients they count (None when the submission gave no DMO)."""
     if not dmo:
         return None
     return {
         "by_probability": dmo.get("score_source") == "probability",
+        "patient_rule": conv.get("dmo_patient_rule", ""),
+        "patients": {
+            "reference": counts.get("dmo_reference_patients"),
+            "scored": counts.get("dmo_scored_patients"),
+            "present": counts.get("dmo_present_patients"),
+        },
         "tables": [
             {"key": k, "label": str(DMO_TABLE_LABELS.get(k, k)), **(v or {})}
             for k, v in (dmo.get("tables") or {}).items()

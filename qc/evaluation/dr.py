@@ -44,6 +44,14 @@ Conventions (also written into every result's `conventions`):
   or an empty cell) has no DMO score: left out of dmo_auc, dmo_sensitivity and
   dmo_specificity and counted (`product_dmo_ungradable`, `product_dmo_not_given`);
   `dmo_*_ungradable_referred` count it as called present;
+- macular oedema per patient, as for referable DR: a patient has DMO (reference)
+  when any of its images with a gradable reference DMO has it present, scored
+  by the product or not (an eye with oedema the product skipped still makes the
+  patient positive); patients none of whose images has a gradable reference
+  DMO are left out (counted: `patients` - `dmo_reference_patients`). The
+  patient's DMO score is the maximum over its DMO-scored images and the patient
+  is called present when any of them is; patients without a DMO-scored image
+  are left out (counted: `dmo_reference_patients` - `dmo_scored_patients`);
 - AUC: Mann-Whitney with DeLong's 95% interval (the kit's fast DeLong,
   qc.evaluation.classification: no maintained library computes DeLong's
   variance); sensitivity and specificity with Wilson 95% intervals
@@ -136,6 +144,13 @@ DMO_CONVENTIONS = {
         "images the product called ungradable for DMO or gave no DMO output have no DMO "
         "score and are left out of dmo_auc, dmo_sensitivity and dmo_specificity (counted); "
         "the dmo_*_ungradable_referred figures count them as called present"
+    ),
+    "dmo_patient_rule": (
+        "patient DMO score = maximum over the patient's DMO-scored images; patient DMO present "
+        "= any of the patient's images with a gradable reference DMO has DMO present (scored "
+        "by the product or not); patient called present = any DMO-scored image called present; "
+        "patients without an image with a gradable reference DMO, and patients without a "
+        "DMO-scored image, are left out (counted)"
     ),
 }
 
@@ -431,6 +446,9 @@ def evaluate_dmo(truth: DRTruth, rows, *, columns: Sequence[str] = ()) -> dict[s
         "dmo_present_images": 0,
     }
     y, s, called, itt_y, itt_called = [], [], [], [], []
+    present_patients: dict[str, bool] = {}  # every patient with a gradable reference DMO
+    patient_score: dict[str, float] = {}  # DMO-scored patients: the max of their scores
+    patient_called: dict[str, bool] = {}
     for image in truth.images:
         row = by_case.get(image.case_id)
         if image.dmo == UNGRADABLE:
@@ -441,6 +459,8 @@ def evaluate_dmo(truth: DRTruth, rows, *, columns: Sequence[str] = ()) -> dict[s
             continue
         counts["dmo_reference_images"] += 1
         present = image.dmo == DMO_PRESENT
+        pid = image.patient_id
+        present_patients[pid] = present_patients.get(pid, False) or present
         score = _dmo_score(row, has_probability)
         if score is None:
             if row is not None and row.dmo == UNGRADABLE:
@@ -454,21 +474,37 @@ def evaluate_dmo(truth: DRTruth, rows, *, columns: Sequence[str] = ()) -> dict[s
         y.append(present)
         s.append(score)
         called.append(_dmo_called(row, score))
+        patient_score[pid] = max(patient_score.get(pid, score), score)
+        patient_called[pid] = patient_called.get(pid, False) or called[-1]
     y_a, s_a = np.asarray(y, dtype=bool), np.asarray(s, dtype=float)
     counts["dmo_scored_images"] = len(y)
     counts["dmo_present_images"] = int(y_a.sum())
+    patients = sorted(patient_score)
+    py = np.array([present_patients[p] for p in patients], dtype=bool)
+    ps = np.array([patient_score[p] for p in patients], dtype=float)
+    counts["dmo_reference_patients"] = len(present_patients)
+    counts["dmo_scored_patients"] = len(patients)
+    counts["dmo_present_patients"] = int(py.sum())
     at = sens_spec(y_a, np.asarray(called, dtype=bool))
+    pat = sens_spec(py, np.array([patient_called[p] for p in patients], dtype=bool))
     itt = sens_spec(np.asarray(itt_y, dtype=bool), np.asarray(itt_called, dtype=bool))
     return {
         "figures": {
             "dmo_auc": auc_figure(y_a, s_a),
+            "dmo_patient_auc": auc_figure(py, ps),
             "dmo_sensitivity": at["sensitivity"],
             "dmo_specificity": at["specificity"],
+            "dmo_patient_sensitivity": pat["sensitivity"],
+            "dmo_patient_specificity": pat["specificity"],
             "dmo_sensitivity_ungradable_referred": itt["sensitivity"],
             "dmo_specificity_ungradable_referred": itt["specificity"],
         },
         "counts": counts,
-        "tables": {"image": at["table"], "ungradable_referred": itt["table"]},
+        "tables": {
+            "image": at["table"],
+            "patient": pat["table"],
+            "ungradable_referred": itt["table"],
+        },
         "curve": roc_curve(y_a, s_a) if len(y) else {"fpr": [], "tpr": [], "thresholds": []},
         "score_source": "probability" if has_probability else "call",
     }

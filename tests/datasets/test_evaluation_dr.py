@@ -244,6 +244,12 @@ def test_the_command_scores_a_dr_submission_and_refuses_compare(fundus_version, 
     assert result["kind"] == "dr_grading"
     assert result["figures"]["auc"]["value"] == pytest.approx(5 / 6)
     assert "quadratic_kappa:" in out.getvalue() and "patient_auc:" in out.getvalue()
+    # the product's dmo column (absent everywhere): the per-image and per-patient
+    # DMO AUCs are printed, the patient's from the patient figure
+    patient_dmo = result["figures"]["dmo_patient_auc"]
+    assert patient_dmo["value"] == pytest.approx(0.5)  # one call for all: ties
+    assert f"dmo_patient_auc: {patient_dmo['value']} (95% CI" in out.getvalue()
+    assert "dmo_auc: " in out.getvalue()
     assert (tmp_path / "out" / "report.html").read_text().count('data-testid="dr-confusion"') == 2
     with pytest.raises(CommandError, match="--compare"):
         call_command(*args, "--compare", str(submission), "--out", str(tmp_path / "c"))
@@ -345,6 +351,19 @@ def test_macular_oedema_figures_sit_next_to_the_dr_figures_in_the_report(
     assert result["counts"]["reference_dmo_ungradable"] == 1
     assert result["counts"]["dmo_scored_images"] == 5
     assert result["grading"]["dmo"]["tables"]["image"] == {"tp": 1, "fn": 0, "tn": 4, "fp": 0}
+    # per patient: patient 1 (absent, max 0.3), 2 (absent, 0.1), 3 (present, 0.8;
+    # its left eye is ungradable and skipped)
+    assert result["figures"]["dmo_patient_auc"]["value"] == pytest.approx(
+        roc_auc_score([False, False, True], [0.3, 0.1, 0.8])
+    )
+    assert result["grading"]["dmo"]["tables"]["patient"] == {"tp": 1, "fn": 0, "tn": 2, "fp": 0}
+    assert result["figures"]["dmo_patient_sensitivity"]["value"] == pytest.approx(1.0)
+    assert result["figures"]["dmo_patient_specificity"]["value"] == pytest.approx(1.0)
+    assert [result["counts"][f"dmo_{k}_patients"] for k in ("reference", "scored", "present")] == [
+        3,
+        3,
+        1,
+    ]
     page = f"{_base(version)}/evaluations/{evaluation.pk}/"
     text = client.get(page, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     figures = text[text.index('data-testid="evaluation-figures"') :]
@@ -354,12 +373,31 @@ def test_macular_oedema_figures_sit_next_to_the_dr_figures_in_the_report(
     assert "黄斑水肿：AUC" in chinese and "macular oedema: AUC" not in chinese
     assert 'data-plot="dmo_roc"' in text
     assert "images with an ungradable reference DMO" in text
+    # the per-patient DMO figures, after the per-image ones, its table and rule
+    assert figures.index('data-figure="dmo_auc"') < figures.index('data-figure="dmo_patient_auc"')
+    assert "macular oedema: patient-level AUC" in text
+    assert "macular oedema: patient-level sensitivity" in text
+    dmo_tables = text[text.index('data-testid="dmo-tables"') :]
+    patient_row = dmo_tables[dmo_tables.index('data-table="patient"') :]
+    patient_row = patient_row[: patient_row.index("</tr>")]
+    assert "per patient, at the product&#x27;s call" in patient_row
+    assert [c.split("<")[0] for c in patient_row.split('class="num">')[1:]] == ["1", "0", "2", "0"]
+    assert 'data-testid="dmo-patient-rule"' in text
+    assert "Patients with a gradable reference oedema: 3; scored: 3, of whom 1 with oedema." in text
+    assert "patients scored for DMO 3" in text
     csv_text = client.get(f"{_base(version)}/evaluations/{evaluation.pk}/csv/").content.decode(
         "utf-8-sig"
     )
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert any(r["figure"] == "dmo_auc" and r["scope"] == "overall" for r in rows)
     assert any(r["scope"] == "dmo_table" for r in rows)
+    overall = {r["figure"]: r for r in rows if r["scope"] == "overall"}
+    assert float(overall["dmo_patient_auc"]["value"]) == pytest.approx(1.0)
+    assert float(overall["dmo_patient_sensitivity"]["value"]) == pytest.approx(1.0)
+    assert overall["dmo_patient_specificity"]["ci_low"] != ""
+    dmo_cells = [r for r in rows if r["scope"] == "dmo_table"]
+    patient_cells = {r["level"]: r["value"] for r in dmo_cells if r["stratum"] == "patient"}
+    assert patient_cells == {"tp": "1", "fn": "0", "tn": "2", "fp": "0"}
 
 
 def test_the_frozen_version_carries_laterality_so_scoring_reads_no_dicom_header(

@@ -481,6 +481,119 @@ def test_macular_oedema_probability_alone_calls_at_one_half():
     assert result["figures"]["dmo_sensitivity"]["value"] == pytest.approx(tp / sum(y))
 
 
+def test_patient_dmo_figures_equal_an_independent_per_patient_computation():
+    truth = dmo_truth()
+    parsed = parse_submission(dmo_csv(truth), truth)
+    result = kit.evaluate(truth, parsed, bootstrap=20, seed=1)
+    by_case = {r.case_id: r for r in parsed.grades}
+    present: dict[str, bool] = {}  # patients with a gradable reference DMO
+    scores: dict[str, list[tuple[float, bool]]] = {}  # their (probability, call) pairs
+    for image in truth.images:
+        if image.dmo not in ("absent", "present"):
+            continue
+        pid = image.patient_id
+        present[pid] = present.get(pid, False) or image.dmo == "present"
+        row = by_case.get(image.case_id)
+        if row is not None and row.dmo_probability is not None:
+            scores.setdefault(pid, []).append((row.dmo_probability, row.dmo == "present"))
+    ids = sorted(scores)
+    y = [present[p] for p in ids]
+    s = [max(v for v, _ in scores[p]) for p in ids]
+    called = [any(c for _, c in scores[p]) for p in ids]
+    figures, counts = result["figures"], result["counts"]
+    assert figures["dmo_patient_auc"]["value"] == pytest.approx(roc_auc_score(y, s))
+    lo, hi = figures["dmo_patient_auc"]["ci"]
+    assert lo <= figures["dmo_patient_auc"]["value"] <= hi
+    tp = sum(a and b for a, b in zip(y, called, strict=True))
+    tn = sum(not a and not b for a, b in zip(y, called, strict=True))
+    assert result["grading"]["dmo"]["tables"]["patient"] == {
+        "tp": tp,
+        "fn": sum(y) - tp,
+        "tn": tn,
+        "fp": len(y) - sum(y) - tn,
+    }
+    assert figures["dmo_patient_sensitivity"]["value"] == pytest.approx(tp / sum(y))
+    assert figures["dmo_patient_specificity"]["value"] == pytest.approx(tn / (len(y) - sum(y)))
+    assert counts["dmo_reference_patients"] == len(present)
+    assert counts["dmo_scored_patients"] == len(ids) < counts["dmo_reference_images"]
+    assert counts["dmo_present_patients"] == sum(y)
+    # the patient figures are not the image figures under another name
+    assert counts["dmo_scored_patients"] < counts["dmo_scored_images"]
+    assert result["conventions"]["dmo_patient_rule"].startswith("patient DMO score = maximum")
+    jsonschema.validate(_clean(result), kit.schema())
+
+
+def test_patient_dmo_table_counted_by_hand_with_a_skipped_eye_and_no_gradable_reference():
+    def image(i, patient, dmo):
+        return dr.DRImage(f"E{i}", f"2.25.{i}", patient, grade=1, dmo=dmo,
+                          referable=dr.referable(1, dmo))  # fmt: skip
+
+    truth = dr.DRTruth(
+        "fundus",
+        "1.0.0",
+        "",
+        (
+            image(0, "A", "present"),  # skipped by the product: still makes A positive
+            image(1, "A", "absent"),
+            image(2, "B", "absent"),
+            image(3, "B", "absent"),
+            image(4, "C", "present"),
+            image(5, "C", "absent"),
+            image(6, "D", "absent"),
+            image(7, "D", "absent"),
+            image(8, "E", "ungradable"),  # E: no gradable reference DMO at all
+            image(9, "E", None),
+            image(10, "F", "absent"),  # F: gradable, but the product gave no DMO
+            image(11, "F", "absent"),
+            image(12, "G", "present"),  # called present below one half: the call counts
+            image(13, "G", "absent"),
+        ),
+    )
+    data = (
+        b"case_id,referable_probability,dmo,dmo_probability\n"
+        b"E1,0.2,absent,0.2\n"
+        b"E2,0.1,absent,0.1\n"
+        b"E3,0.1,absent,0.3\n"
+        b"E4,0.9,present,0.9\n"
+        b"E5,0.6,present,0.6\n"
+        b"E6,0.7,present,0.7\n"
+        b"E7,0.2,absent,0.2\n"
+        b"E8,0.8,present,0.8\n"
+        b"E9,0.8,present,0.8\n"
+        b"E10,0.1,ungradable,\n"
+        b"E11,0.1,ungradable,\n"
+        b"E12,0.4,present,0.4\n"
+        b"E13,0.45,absent,0.45\n"
+    )
+    result = kit.evaluate(truth, parse_submission(data, truth), bootstrap=0)
+    # per patient (scored): A present 0.2 called absent (FN), B absent 0.3 (TN),
+    # C present 0.9 called (TP), D absent 0.7 called (FP), G present 0.45 called (TP)
+    assert result["grading"]["dmo"]["tables"]["patient"] == {"tp": 2, "fn": 1, "tn": 1, "fp": 1}
+    figures, counts = result["figures"], result["counts"]
+    # positives 0.2, 0.9, 0.45 against negatives 0.3, 0.7: 3 of 6 pairs ordered
+    assert figures["dmo_patient_auc"]["value"] == pytest.approx(0.5)
+    assert figures["dmo_patient_auc"]["value"] == pytest.approx(
+        roc_auc_score([True, False, True, False, True], [0.2, 0.3, 0.9, 0.7, 0.45])
+    )
+    from statsmodels.stats.proportion import proportion_confint
+
+    assert figures["dmo_patient_sensitivity"]["value"] == pytest.approx(2 / 3)
+    assert figures["dmo_patient_sensitivity"]["ci"] == pytest.approx(
+        list(proportion_confint(2, 3, method="wilson"))
+    )
+    assert figures["dmo_patient_specificity"]["value"] == pytest.approx(1 / 2)
+    assert figures["dmo_patient_specificity"]["ci"] == pytest.approx(
+        list(proportion_confint(1, 2, method="wilson"))
+    )
+    # E left out (no gradable reference DMO), F left out (no DMO-scored image)
+    assert counts["patients"] == 7
+    assert counts["dmo_reference_patients"] == 6
+    assert counts["dmo_scored_patients"] == 5
+    assert counts["dmo_present_patients"] == 3
+    # the image table is another thing: E0 (skipped) is not in it, E5 is a false positive
+    assert result["grading"]["dmo"]["tables"]["image"] == {"tp": 2, "fn": 0, "tn": 5, "fp": 2}
+
+
 def test_no_dmo_column_no_dmo_figures():
     truth = make_truth()
     result = kit.evaluate(truth, parse_submission(product_csv(truth), truth), bootstrap=20)

@@ -220,7 +220,7 @@ class Command(BaseCommand):
         ci = entry.get("ci") or [None, None]
         conv = result.get("conventions") or {}
         extra = []
-        for other in ("patient_auc", "quadratic_kappa", "dmo_auc"):
+        for other in ("patient_auc", "quadratic_kappa", "dmo_auc", "dmo_patient_auc"):
             if other in (result.get("figures") or {}):
                 o = result["figures"][other] or {}
                 oci = o.get("ci") or [None, None]
