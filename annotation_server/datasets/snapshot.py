@@ -136,9 +136,11 @@ def _series(case: Case, rows: Rows) -> dict:
                 # the file format the image arrived in (JPEG/PNG/TIFF/DICOM, "" when
                 # imported before it was recorded; export/fundus.py then falls back to
                 # the DICOM) and its laterality (R/L/B/U or ""), so the export and the
-                # DR evaluation need not read the DICOM headers again
+                # DR evaluation need not read the DICOM headers again; its view
+                # position likewise (None: imported before it was recorded)
                 "source_format": i.source_format,
                 "laterality": i.laterality,
+                "view_position": i.view_position,
             }
             for i in instances
         ],

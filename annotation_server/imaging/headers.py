@@ -199,6 +199,16 @@ def laterality(ds: Dataset) -> str:
     return ""
 
 
+VIEW_POSITION_LENGTH = 16  # ViewPosition is a CS: 16 characters at most
+
+
+def view_position(ds: Dataset) -> str:
+    """The radiograph's view (ViewPosition: PA, AP, LL...), upper case, "" when the
+    header does not say. The one reading of it: the import records it
+    (Instance.view_position) and `pixels.view_markers` shows it."""
+    return str(_get(ds, "ViewPosition", "") or "").strip().upper()[:VIEW_POSITION_LENGTH]
+
+
 def geometry_key(ds: Dataset) -> tuple:
     """What every file of one series must agree on: matrix, spacing, orientation."""
     spacing = peek(ds, "PixelSpacing") or peek(ds, "ImagerPixelSpacing") or ()
@@ -258,6 +268,7 @@ def index_facts(ds: Dataset) -> IndexFacts:
             # (ingest/photos.py), a released quarantined one its recorded format
             "source_format": "DICOM",
             "laterality": laterality(ds),
+            "view_position": view_position(ds),
         },
         frames=frames_of(ds),
         geometry=geometry_key(ds),

@@ -131,6 +131,19 @@ class Instance(models.Model):
             "empty when it does not say."
         ),
     )
+    # NULL, not "": imported before it was recorded (the series panel then reads the
+    # header; manage.py backfill_instance_views fills it), so an image whose header
+    # gives no view (a CT slice) is told apart from one never looked at.
+    view_position = models.CharField(
+        _("view position"),
+        max_length=16,
+        null=True,
+        blank=True,
+        help_text=_(
+            "The radiograph's ViewPosition (PA, AP, LL...); empty when the header does "
+            "not say, unset for images imported before it was recorded."
+        ),
+    )
 
     objects = ImagingQuerySet.as_manager()
     project_path = "series__study__project_id"

@@ -57,6 +57,8 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.pixels import pixel_array as _pixel_array
 from pydicom.uid import UID
 
+from annotation_server.imaging.headers import view_position
+
 MEDIA_TYPE = "application/vnd.refset.pixels"
 FORMAT_VERSION = "refset-pixels/1"
 PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -345,7 +347,7 @@ def view_markers(ds: Dataset) -> dict[str, Any] | None:
     series' Laterality: L or R only, U and B are not marked) and the patient
     directions of the rows and columns (PatientOrientation, e.g. ["L", "F"]).
     None when the header has none of them."""
-    position = str(ds.get("ViewPosition") or "").strip().upper()
+    position = view_position(ds)
     laterality = ""
     for keyword in ("ImageLaterality", "Laterality"):
         value = str(ds.get(keyword) or "").strip().upper()

@@ -65,7 +65,9 @@ def servable_instances(series: Series) -> models.QuerySet:
 
 def middle_instance(series: Series) -> Instance | None:
     """The frame row in the middle of the series' slice order (None: no images)."""
-    rows = servable_instances(series).only("id", "sha256", "frame", "file", "series_id")
+    rows = servable_instances(series).only(
+        "id", "sha256", "frame", "file", "series_id", "view_position", "laterality"
+    )
     count = rows.count()
     return rows[count // 2] if count else None
 
@@ -75,10 +77,23 @@ NO_VIEW = {"view_position": "", "laterality": ""}
 
 
 def view_of(instance: Instance) -> dict[str, str]:
-    """The view position (PA, AP...) and laterality (L or R) its header gives
-    (`pixels.view_markers`), what names a series that has no description (a
-    photograph: the eye). Read without the pixels and cached by content hash (a
-    stored object never changes); an unreadable header gives neither."""
+    """The view position (PA, AP...) and laterality (L or R) of a frame row, what
+    names a series that has no description (a photograph: the eye).
+
+    As the import recorded them on the row (Instance.view_position and
+    .laterality, the latter shown only as L or R, like `pixels.view_markers`);
+    for a row imported before the view position was recorded (NULL; `manage.py
+    backfill_instance_views` fills it), from its header: `view_of_header`."""
+    if instance.view_position is None:
+        return view_of_header(instance)
+    side = instance.laterality if instance.laterality in ("L", "R") else ""
+    return {"view_position": instance.view_position, "laterality": side}
+
+
+def view_of_header(instance: Instance) -> dict[str, str]:
+    """The view position and laterality its header gives (`pixels.view_markers`).
+    Read without the pixels and cached by content hash (a stored object never
+    changes); an unreadable header gives neither."""
     key = f"refset:series-view:{instance.sha256}"
     found = cache.get(key)
     if found is not None:

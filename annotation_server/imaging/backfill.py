@@ -1,0 +1,155 @@
+"""Filling in what the import records about each image for instances imported
+before it was recorded (`manage.py backfill_instance_views`).
+
+Since migration 0010 the import records each image's view position
+(Instance.view_position, from `headers.view_position`) next to its laterality
+(`headers.laterality`, since 0009). A row whose view_position is NULL was imported
+before that: the series panel then reads its header on every cold cache. This
+reads each such row's stored header once, with the import's own functions, and
+writes both:
+
+- view_position: what the header says, "" when it says nothing (the row then
+  counts as recorded and is never looked at again, which makes the fill
+  idempotent: a second run examines only what the first could not read);
+- laterality: only where the row's is empty (one recorded at import is kept);
+- source_format "DICOM": only where it is empty and the row's SOP class is not
+  Ophthalmic Photography 8 Bit, the one class the photograph import
+  (`photo.convert`) writes: any other class can only have arrived as DICOM. An
+  Ophthalmic Photography row may have come from a JPEG/PNG/TIFF file or from a
+  DICOM file, and the row does not say which: its source format is left empty.
+
+Only the start of each file is read (through `storage.head`, one ranged GET on
+S3, growing until the header is past the tags wanted), never its pixels, and
+nothing is fetched into this node's cache. A file that cannot be read (gone from
+storage, not DICOM, truncated) is reported by instance id and skipped; the rest
+are done. Rows are taken in id order in batches, each batch written with one
+bulk_update.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from pydicom.dataset import Dataset
+from pydicom.filereader import read_partial
+
+from annotation_server.imaging import headers, storage
+from annotation_server.imaging.models import Instance, SourceFormat
+from annotation_server.imaging.photo.convert import OPHTHALMIC_PHOTOGRAPHY_8BIT
+
+DEFAULT_BATCH = 500
+# The last tag read: ViewPosition (0018,5101), Laterality (0020,0060) and
+# ImageLaterality (0020,0062) all come before any tag above it.
+LAST_TAG = 0x00200062
+FIRST_READ = 64 * 1024
+LARGEST_READ = 64 * 1024 * 1024  # a header still unfinished past this is unreadable
+
+
+class UnreadableHeader(Exception):
+    """The stored file cannot be read as a DICOM header (the message says why)."""
+
+
+def read_view_header(key: str) -> Dataset:
+    """The stored file's header up to LAST_TAG, from the start of the file only
+    (no pixels). Raises UnreadableHeader."""
+    count = FIRST_READ
+    while True:
+        try:
+            size, data = storage.head(key, count)
+        except OSError as exc:  # FileNotFoundError included
+            raise UnreadableHeader(str(exc) or type(exc).__name__) from exc
+        whole = len(data) >= size
+        past = []
+
+        def stop(tag, vr, length, past=past) -> bool:
+            if tag > LAST_TAG:
+                past.append(tag)
+                return True
+            return False
+
+        try:
+            ds = read_partial(io.BytesIO(data), stop_when=stop)
+        except Exception as exc:  # not DICOM, or cut off in the middle of an element
+            if whole or count >= LARGEST_READ:
+                raise UnreadableHeader(str(exc) or type(exc).__name__) from exc
+        else:
+            if past or whole:
+                return ds
+            if count >= LARGEST_READ:
+                raise UnreadableHeader(f"header longer than {LARGEST_READ} bytes")
+        count *= 4
+
+
+def recorded_views(ds: Dataset) -> dict[str, str]:
+    """What the import records from this header (the import's own functions)."""
+    return {"view_position": headers.view_position(ds), "laterality": headers.laterality(ds)}
+
+
+def known_dicom(instance: Instance) -> bool:
+    """Whether the row alone shows the image arrived as DICOM: any SOP class
+    but the one the photograph import writes."""
+    return instance.sop_class_uid != OPHTHALMIC_PHOTOGRAPHY_8BIT
+
+
+@dataclass
+class BackfillReport:
+    examined: int = 0
+    filled: int = 0  # rows written (or, with dry_run, that would be)
+    source_formats: int = 0  # of those, rows given source_format DICOM
+    unreadable: list[tuple[int, str]] = field(default_factory=list)  # (instance id, why)
+
+
+def backfill_views(
+    *,
+    project_id: int | None = None,
+    batch: int = DEFAULT_BATCH,
+    dry_run: bool = False,
+    on_unreadable: Callable[[int, str, str], None] | None = None,
+) -> BackfillReport:
+    """Fill view_position (and empty laterality / source_format, see the module)
+    of every instance imported before it was recorded, `batch` rows at a time.
+    `on_unreadable(instance_id, key, why)` is told of each unreadable file as met."""
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    report = BackfillReport()
+    rows = Instance.objects.filter(view_position__isnull=True)
+    if project_id is not None:
+        rows = rows.filter(series__study__project_id=project_id)
+    rows = rows.only("id", "file", "sop_class_uid", "laterality", "view_position", "source_format")
+    after = 0
+    while True:
+        chunk = list(rows.filter(id__gt=after).order_by("id")[:batch])
+        if not chunk:
+            return report
+        after = chunk[-1].pk
+        changed = []
+        read: dict[str, dict[str, str] | str] = {}  # key -> views, or why unreadable
+        for instance in chunk:
+            report.examined += 1
+            if instance.file not in read:  # the frames of one file share it
+                try:
+                    read[instance.file] = recorded_views(read_view_header(instance.file))
+                except UnreadableHeader as exc:
+                    read[instance.file] = str(exc)
+            views = read[instance.file]
+            if isinstance(views, str):
+                report.unreadable.append((instance.pk, views))
+                if on_unreadable is not None:
+                    on_unreadable(instance.pk, instance.file, views)
+                continue
+            instance.view_position = views["view_position"]
+            if not instance.laterality:
+                instance.laterality = views["laterality"]
+            if not instance.source_format and known_dicom(instance):
+                instance.source_format = SourceFormat.DICOM
+                report.source_formats += 1
+            changed.append(instance)
+        report.filled += len(changed)
+        if changed and not dry_run:
+            with transaction.atomic():
+                Instance.objects.bulk_update(
+                    changed, ["view_position", "laterality", "source_format"]
+                )
