@@ -63,4 +63,7 @@ HOOKS: dict[str, tuple[str, ...]] = {
     # (project,) -> {case id: [reference finding dicts]}: the adjudicated cases'
     # reference standard, for fine-tuning assist models (reading.finetune, hooks.collect).
     "reading.reference_standard": ("annotation_server.adjudication.standard.adjudicated_findings",),
+    # (instance ids,) -> the set of those that are read-only (rows of a frozen dataset
+    # version), which `imaging.backfill` leaves as they are (hooks.collect).
+    "imaging.read_only_instances": ("annotation_server.datasets.guards.frozen_instance_ids",),
 }

@@ -73,6 +73,16 @@ def is_frozen(model, pk) -> bool:
     return FrozenRow.objects.filter(table_name=model._meta.db_table, row_id=pk).exists()
 
 
+def frozen_instance_ids(ids) -> set[int]:
+    """Which of these imaging instances are rows of a frozen version (read-only).
+    The imaging app asks through the hook `imaging.read_only_instances`."""
+    return set(
+        FrozenRow.objects.filter(table_name="imaging_instance", row_id__in=list(ids)).values_list(
+            "row_id", flat=True
+        )
+    )
+
+
 def _guarded(sender) -> bool:
     return getattr(sender, "_meta", None) is not None and sender._meta.db_table in FROZEN_TABLES
 

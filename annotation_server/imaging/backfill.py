@@ -10,13 +10,20 @@ writes both:
 
 - view_position: what the header says, "" when it says nothing (the row then
   counts as recorded and is never looked at again, which makes the fill
-  idempotent: a second run examines only what the first could not read);
+  idempotent: a second run examines only what the first could not read; the
+  rows of frozen versions are skipped, below);
 - laterality: only where the row's is empty (one recorded at import is kept);
 - source_format "DICOM": only where it is empty and the row's SOP class is not
   Ophthalmic Photography 8 Bit, the one class the photograph import
   (`photo.convert`) writes: any other class can only have arrived as DICOM. An
   Ophthalmic Photography row may have come from a JPEG/PNG/TIFF file or from a
   DICOM file, and the row does not say which: its source format is left empty.
+
+Rows of a frozen dataset version are left as they are (frozen means frozen: the
+database refuses any change to them, datasets/guards.py): they are counted, their
+files are not read, and the series panel goes on reading their headers. Which rows
+are frozen is asked of the datasets app through the hook
+`imaging.read_only_instances` (this app may not import that one).
 
 Only the start of each file is read (through `storage.head`, one ranged GET on
 S3, growing until the header is past the tags wanted), never its pixels, and
@@ -39,6 +46,7 @@ from pydicom.filereader import read_partial
 from annotation_server.imaging import headers, storage
 from annotation_server.imaging.models import Instance, SourceFormat
 from annotation_server.imaging.photo.convert import OPHTHALMIC_PHOTOGRAPHY_8BIT
+from annotation_server.jobs import hooks
 
 DEFAULT_BATCH = 500
 # The last tag read: ViewPosition (0018,5101), Laterality (0020,0060) and
@@ -94,12 +102,22 @@ def known_dicom(instance: Instance) -> bool:
     return instance.sop_class_uid != OPHTHALMIC_PHOTOGRAPHY_8BIT
 
 
+def read_only_ids(ids) -> set[int]:
+    """Which of these instances may not change (rows of a frozen dataset version)."""
+    ids = list(ids)
+    out: set[int] = set()
+    for answer in hooks.collect("imaging.read_only_instances", ids):
+        out |= set(answer)
+    return out
+
+
 @dataclass
 class BackfillReport:
     examined: int = 0
     filled: int = 0  # rows written (or, with dry_run, that would be)
     source_formats: int = 0  # of those, rows given source_format DICOM
     unreadable: list[tuple[int, str]] = field(default_factory=list)  # (instance id, why)
+    frozen: int = 0  # rows of a frozen dataset version, left as they are (not examined)
 
 
 def backfill_views(
@@ -125,6 +143,9 @@ def backfill_views(
         if not chunk:
             return report
         after = chunk[-1].pk
+        read_only = read_only_ids(i.pk for i in chunk)
+        report.frozen += len(read_only)
+        chunk = [i for i in chunk if i.pk not in read_only]
         changed = []
         read: dict[str, dict[str, str] | str] = {}  # key -> views, or why unreadable
         for instance in chunk:

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
+from django.db import DatabaseError, transaction
 from django.test import Client
 from PIL import Image
 
 import fixtures
+from annotation_server.datasets.models import DatasetVersion, FrozenRow
 from annotation_server.imaging import storage, study_series
 from annotation_server.imaging.backfill import backfill_views
 from annotation_server.imaging.models import Instance
@@ -105,7 +107,7 @@ def test_backfill_fills_what_the_import_would_have_recorded(project):
 
     out, err = run("--batch", "2")  # several batches
     assert err == ""
-    assert "Examined 5, filled 5 (source format DICOM: 5), unreadable 0." in out
+    assert "Examined 5, filled 5 (source format DICOM: 5), unreadable 0;" in out
     row = Instance.objects.get(series=xr)
     assert (row.view_position, row.laterality, row.source_format) == ("PA", "R", "DICOM")
     assert set(Instance.objects.filter(series=ct).values_list("view_position", flat=True)) == {""}
@@ -194,3 +196,26 @@ def test_view_of_reads_no_header_for_a_recorded_row(project, monkeypatch):
     monkeypatch.setattr(study_series, "view_of_header", lambda instance: pytest.fail("header read"))
     middle = study_series.middle_instance(xr)
     assert study_series.view_of(middle) == {"view_position": "PA", "laterality": "R"}
+
+
+def test_rows_of_a_frozen_version_are_left_as_they_are_and_counted(project, manager):
+    kept = index_datasets(project, [radiograph(11, "L")]).series[0]
+    loose = index_datasets(project, [radiograph(12, "R")]).series[0]
+    forget(Instance.objects.all())
+    frozen_row = Instance.objects.get(series=kept)
+    version = DatasetVersion.objects.create(project=project, version="1.0.0", created_by=manager)
+    FrozenRow.objects.create(
+        dataset_version=version, table_name="imaging_instance", row_id=frozen_row.pk
+    )
+    # the premise: the database refuses any change to a frozen row
+    with pytest.raises(DatabaseError), transaction.atomic():
+        Instance.objects.filter(pk=frozen_row.pk).update(view_position="PA")
+
+    out, err = run()
+    assert err == ""
+    assert "Examined 1, filled 1" in out
+    assert "in frozen dataset versions, left as they are: 1." in out
+    assert Instance.objects.get(series=loose).view_position == "PA"
+    assert Instance.objects.get(pk=frozen_row.pk).view_position is None
+    # the series panel still names its view, from the header
+    assert study_series.view_of(study_series.middle_instance(kept))["view_position"] == "PA"

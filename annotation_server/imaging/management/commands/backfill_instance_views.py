@@ -4,7 +4,8 @@ Fills the view position (and an empty laterality) of every image imported before
 the import recorded it, from the start of its stored file (no pixels), the way
 the import reads them (imaging/backfill.py); sets source_format DICOM where the
 row's SOP class shows the image cannot have been a photograph (any class but
-Ophthalmic Photography 8 Bit). Safe to run again, and while imports run.
+Ophthalmic Photography 8 Bit). Images of frozen dataset versions are left as
+they are, and counted. Safe to run again, and while imports run.
 Prints each unreadable file (by instance id) on stderr, then the counts.
 Exit status: 0 when every file was read, 1 when some could not be, 2 on a usage
 error.
@@ -48,7 +49,8 @@ class Command(BaseCommand):
         "arrived as DICOM (any class but Ophthalmic Photography 8 Bit, the one the "
         "photograph import writes); for an Ophthalmic Photography image imported before "
         "source formats were recorded the row cannot tell a DICOM file from a converted "
-        "JPEG/PNG/TIFF, so its source_format is left empty."
+        "JPEG/PNG/TIFF, so its source_format is left empty. Images of frozen dataset "
+        "versions are left as they are (frozen means read-only) and counted."
     )
 
     def add_arguments(self, parser):
@@ -90,16 +92,19 @@ class Command(BaseCommand):
             "filled": report.filled,
             "unreadable": len(report.unreadable),
             "formats": report.source_formats,
+            "frozen": report.frozen,
         }
         if dry_run:
             line = _(
                 "Dry run, nothing written: examined %(examined)d, would fill %(filled)d "
-                "(source format DICOM: %(formats)d), unreadable %(unreadable)d."
+                "(source format DICOM: %(formats)d), unreadable %(unreadable)d; in frozen "
+                "dataset versions, left as they are: %(frozen)d."
             )
         else:
             line = _(
                 "Examined %(examined)d, filled %(filled)d (source format DICOM: %(formats)d), "
-                "unreadable %(unreadable)d."
+                "unreadable %(unreadable)d; in frozen dataset versions, left as they are: "
+                "%(frozen)d."
             )
         self.stdout.write(line % counts)
         if report.unreadable:
