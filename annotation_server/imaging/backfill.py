@@ -25,75 +25,25 @@ files are not read, and the series panel goes on reading their headers. Which ro
 are frozen is asked of the datasets app through the hook
 `imaging.read_only_instances` (this app may not import that one).
 
-Only the start of each file is read (through `storage.head`, one ranged GET on
-S3, growing until the header is past the tags wanted), never its pixels, and
-nothing is fetched into this node's cache. A file that cannot be read (gone from
-storage, not DICOM, truncated) is reported by instance id and skipped; the rest
-are done. Rows are taken in id order in batches, each batch written with one
-bulk_update.
+Only the start of each file is read (`view_header.read_view_header`), never its
+pixels. A file that cannot be read (gone from storage, not DICOM, truncated) is
+reported by instance id and skipped; the rest are done. Rows are taken in id order
+in batches, each batch written with one bulk_update.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from pydicom.dataset import Dataset
-from pydicom.filereader import read_partial
 
-from annotation_server.imaging import headers, storage
 from annotation_server.imaging.models import Instance, SourceFormat
 from annotation_server.imaging.photo.convert import OPHTHALMIC_PHOTOGRAPHY_8BIT
+from annotation_server.imaging.view_header import UnreadableHeader, read_view_header, recorded_views
 from annotation_server.jobs import hooks
 
 DEFAULT_BATCH = 500
-# The last tag read: ViewPosition (0018,5101), Laterality (0020,0060) and
-# ImageLaterality (0020,0062) all come before any tag above it.
-LAST_TAG = 0x00200062
-FIRST_READ = 64 * 1024
-LARGEST_READ = 64 * 1024 * 1024  # a header still unfinished past this is unreadable
-
-
-class UnreadableHeader(Exception):
-    """The stored file cannot be read as a DICOM header (the message says why)."""
-
-
-def read_view_header(key: str) -> Dataset:
-    """The stored file's header up to LAST_TAG, from the start of the file only
-    (no pixels). Raises UnreadableHeader."""
-    count = FIRST_READ
-    while True:
-        try:
-            size, data = storage.head(key, count)
-        except OSError as exc:  # FileNotFoundError included
-            raise UnreadableHeader(str(exc) or type(exc).__name__) from exc
-        whole = len(data) >= size
-        past = []
-
-        def stop(tag, vr, length, past=past) -> bool:
-            if tag > LAST_TAG:
-                past.append(tag)
-                return True
-            return False
-
-        try:
-            ds = read_partial(io.BytesIO(data), stop_when=stop)
-        except Exception as exc:  # not DICOM, or cut off in the middle of an element
-            if whole or count >= LARGEST_READ:
-                raise UnreadableHeader(str(exc) or type(exc).__name__) from exc
-        else:
-            if past or whole:
-                return ds
-            if count >= LARGEST_READ:
-                raise UnreadableHeader(f"header longer than {LARGEST_READ} bytes")
-        count *= 4
-
-
-def recorded_views(ds: Dataset) -> dict[str, str]:
-    """What the import records from this header (the import's own functions)."""
-    return {"view_position": headers.view_position(ds), "laterality": headers.laterality(ds)}
 
 
 def known_dicom(instance: Instance) -> bool:

@@ -57,7 +57,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.pixels import pixel_array as _pixel_array
 from pydicom.uid import UID
 
-from annotation_server.imaging.headers import view_position
+from annotation_server.imaging import headers
 
 MEDIA_TYPE = "application/vnd.refset.pixels"
 FORMAT_VERSION = "refset-pixels/1"
@@ -347,13 +347,9 @@ def view_markers(ds: Dataset) -> dict[str, Any] | None:
     series' Laterality: L or R only, U and B are not marked) and the patient
     directions of the rows and columns (PatientOrientation, e.g. ["L", "F"]).
     None when the header has none of them."""
-    position = view_position(ds)
-    laterality = ""
-    for keyword in ("ImageLaterality", "Laterality"):
-        value = str(ds.get(keyword) or "").strip().upper()
-        if value:
-            laterality = value if value in ("L", "R") else ""
-            break
+    position = headers.view_position(ds)
+    laterality = headers.laterality(ds)
+    laterality = laterality if laterality in ("L", "R") else ""
     orientation = _letters(ds.get("PatientOrientation"))
     valid = set("LRAPHF")
     if len(orientation) != 2 or not all(o and set(o) <= valid for o in orientation):

@@ -26,7 +26,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import pydicom
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import models
@@ -37,6 +36,12 @@ from annotation_server.imaging import pixels, storage
 from annotation_server.imaging.delivery import etag_for, load_dataset
 from annotation_server.imaging.models import Instance, Quarantine, Series
 from annotation_server.imaging.querysets import NON_IMAGE_MODALITIES
+from annotation_server.imaging.view_header import (
+    UnreadableHeader,
+    read_view_header,
+    recorded_views,
+    shown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +77,6 @@ def middle_instance(series: Series) -> Instance | None:
     return rows[count // 2] if count else None
 
 
-VIEW_TAGS = ["ViewPosition", "ImageLaterality", "Laterality", "PatientOrientation"]
 NO_VIEW = {"view_position": "", "laterality": ""}
 
 
@@ -81,33 +85,28 @@ def view_of(instance: Instance) -> dict[str, str]:
     names a series that has no description (a photograph: the eye).
 
     As the import recorded them on the row (Instance.view_position and
-    .laterality, the latter shown only as L or R, like `pixels.view_markers`);
-    for a row imported before the view position was recorded (NULL; `manage.py
-    backfill_instance_views` fills it), from its header: `view_of_header`."""
+    .laterality); for a row imported before the view position was recorded (NULL;
+    `manage.py backfill_instance_views` fills it), from its header:
+    `view_of_header`. Either way shown as `view_header.shown` names them."""
     if instance.view_position is None:
         return view_of_header(instance)
-    side = instance.laterality if instance.laterality in ("L", "R") else ""
-    return {"view_position": instance.view_position, "laterality": side}
+    return shown({"view_position": instance.view_position, "laterality": instance.laterality})
 
 
 def view_of_header(instance: Instance) -> dict[str, str]:
-    """The view position and laterality its header gives (`pixels.view_markers`).
-    Read without the pixels and cached by content hash (a stored object never
-    changes); an unreadable header gives neither."""
+    """What the import would have recorded from its header, shown the same way.
+    Read from the start of the file only (`view_header.read_view_header`) and
+    cached by content hash (a stored object never changes); an unreadable header
+    gives neither."""
     key = f"refset:series-view:{instance.sha256}"
     found = cache.get(key)
     if found is not None:
         return found
     try:
-        with storage.open_instance(instance.file) as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=VIEW_TAGS)
-    except Exception:  # missing or not DICOM: the thumbnail answers 422 for it
+        ds = read_view_header(instance.file)
+    except UnreadableHeader:  # missing or not DICOM: the thumbnail answers 422 for it
         return dict(NO_VIEW)
-    markers = pixels.view_markers(ds) or {}
-    out = {
-        "view_position": markers.get("position", ""),
-        "laterality": markers.get("laterality", ""),
-    }
+    out = shown(recorded_views(ds))
     cache.set(key, out, None)
     return out
 
