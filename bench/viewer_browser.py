@@ -817,73 +817,79 @@ def median_or_none(values) -> str:
     return f"{statistics.median(values):.1f}" if values else "none"
 
 
+def alone_of(rows) -> float:
+    """The median first-slice fetch (the floor's second part) over page loads."""
+    return statistics.median(statistics.median(r[3]["alone"]) for r in rows)
+
+
+def floor_ratio(rows) -> float:
+    """Median per page load of first image / (its HTML + its first-slice fetch)."""
+    return statistics.median(
+        r[0]["first"] / (r[0]["html"] + statistics.median(r[3]["alone"])) for r in rows
+    )
+
+
+def after_html(rows) -> float:
+    """Median per page load of the first image's time after the HTML arrived."""
+    return statistics.median(r[0]["first"] - r[0]["html"] for r in rows)
+
+
+def page_line(rows) -> str:
+    return (
+        f"  HTML {statistics.median(r[0]['html'] for r in rows):.1f}, stream requested"
+        f" {median_or_none([r[0]['streamStart'] for r in rows])}, first slice alone"
+        f" {alone_of(rows):.1f}, first image {statistics.median(r[0]['first'] for r in rows):.1f},"
+        f" the viewer's own first paint {median_or_none([r[0]['ownFirst'] for r in rows])} ms"
+    )
+
+
 def report_from_worklist(listed, bare_listed, cold, breakdown: bool) -> None:
     """The same first image when the read page is opened from the worklist in the
     same tab (the renderer, its fonts and the HTTP and code caches already warm, as
     for every case after a reader's first), beside the bare page opened the same way
     and the cold-context figures above."""
-    alone = statistics.median(statistics.median(r[3]["alone"]) for r in listed)
-
-    def ratios(rows, first, html):
-        return statistics.median(first(r) / (html(r) + alone) for r in rows)
-
-    ws = ratios(listed, lambda r: r[0]["first"], lambda r: r[0]["html"])
-    bare = ratios(bare_listed, lambda b: b["first"], lambda b: b["html"])
-    cold_ws = statistics.median(
-        r[0]["first"] / (r[0]["html"] + statistics.median(r[3]["alone"])) for r in cold
-    )
+    alone = alone_of(listed)
+    bare = statistics.median(b["first"] / (b["html"] + alone) for b in bare_listed)
     print(
         "opened from the worklist in the same tab (a link followed; same run, fresh"
         " context each, medians in ms after the read page's navigation start):"
     )
+    print(page_line(listed))
     print(
-        f"  HTML {statistics.median(r[0]['html'] for r in listed):.1f}, stream requested"
-        f" {median_or_none([r[0]['streamStart'] for r in listed])}, first slice alone"
-        f" {alone:.1f}, first image {statistics.median(r[0]['first'] for r in listed):.1f},"
-        f" the viewer's own first paint {median_or_none([r[0]['ownFirst'] for r in listed])}"
-    )
-    print(
-        f"  first image / (HTML + first-slice fetch), median per repeat: {ws:.2f}x"
-        f" (goal <= 2; cold context above {cold_ws:.2f}x); the bare page opened the same"
-        f" way: first image {statistics.median(b['first'] for b in bare_listed):.1f} ms,"
-        f" {bare:.2f}x"
+        f"  first image / (HTML + first-slice fetch), median per repeat:"
+        f" {floor_ratio(listed):.2f}x (goal <= 2; cold context above {floor_ratio(cold):.2f}x);"
+        " the bare page opened the same way: first image"
+        f" {statistics.median(b['first'] for b in bare_listed):.1f} ms, {bare:.2f}x"
     )
     if breakdown:
         startup_table(listed, True)
-    after = statistics.median(r[0]["first"] - r[0]["html"] for r in listed)
-    bare_after = statistics.median(b["first"] - b["html"] for b in bare_listed)
+    after, bare_after = after_html(listed), bare_after_html(bare_listed)
     print(
         f"  first image after the HTML, medians: workstation {after:.1f} / bare page"
         f" {bare_after:.1f} ms = {after / bare_after:.2f}x"
     )
 
 
+def bare_after_html(bare) -> float:
+    return statistics.median(b["first"] - b["html"] for b in bare)
+
+
 def report_cached(cached, listed, bare_listed, breakdown: bool) -> None:
     """Opened from the worklist with the page's static files already in the HTTP
     cache: a reader's later cases (the files' max-age permitting)."""
-    alone = statistics.median(statistics.median(r[3]["alone"]) for r in cached)
-    ratio = statistics.median(
-        r[0]["first"] / (r[0]["html"] + statistics.median(r[3]["alone"])) for r in cached
-    )
-    after = statistics.median(r[0]["first"] - r[0]["html"] for r in cached)
-    bare_after = statistics.median(b["first"] - b["html"] for b in bare_listed)
+    after, bare_after = after_html(cached), bare_after_html(bare_listed)
     print(
         "opened from the worklist with the page's static files already in the HTTP cache"
         " (as after a previous case; same run):"
     )
     print(
-        f"  HTML {statistics.median(r[0]['html'] for r in cached):.1f}, stream requested"
-        f" {median_or_none([r[0]['streamStart'] for r in cached])}, first slice alone"
-        f" {alone:.1f}, first image {statistics.median(r[0]['first'] for r in cached):.1f},"
-        f" the viewer's own first paint {median_or_none([r[0]['ownFirst'] for r in cached])}"
-        f" ms; first image / (HTML + first-slice fetch), median per repeat: {ratio:.2f}x"
-        " (goal <= 2)"
+        f"{page_line(cached)}; first image / (HTML + first-slice fetch), median per repeat:"
+        f" {floor_ratio(cached):.2f}x (goal <= 2)"
     )
     print(
         f"  first image after the HTML, medians: workstation {after:.1f} / bare page (from"
         f" the worklist, above) {bare_after:.1f} ms = {after / bare_after:.2f}x;"
-        " without the cache (above)"
-        f" {statistics.median(r[0]['first'] - r[0]['html'] for r in listed):.1f} ms"
+        f" without the cache (above) {after_html(listed):.1f} ms"
     )
     if breakdown:
         startup_table(cached, True)
@@ -921,10 +927,8 @@ def report_ct(args, results, late, bare) -> None:
     else:
         late_first = statistics.median(r[0]["first"] for r in late)
         late_html = statistics.median(r[0]["html"] for r in late)
-        late_alone = statistics.median(statistics.median(r[3]["alone"]) for r in late)
-        late_ratio = statistics.median(
-            r[0]["first"] / (r[0]["html"] + statistics.median(r[3]["alone"])) for r in late
-        )
+        late_alone = alone_of(late)
+        late_ratio = floor_ratio(late)
         print(
             "  same run, stream asked for after the modules (no early start):"
             f" HTML {late_html:.1f}, stream requested"
@@ -936,11 +940,9 @@ def report_ct(args, results, late, bare) -> None:
         )
         print(
             "  start-up after the HTML (first image - HTML), median per repeat: early start"
-            f" {statistics.median(r[0]['first'] - r[0]['html'] for r in results):.1f} ms,"
-            f" without {statistics.median(r[0]['first'] - r[0]['html'] for r in late):.1f} ms"
+            f" {after_html(results):.1f} ms, without {after_html(late):.1f} ms"
         )
-    after_html = statistics.median(r[0]["first"] - r[0]["html"] for r in results)
-    bare_after = statistics.median(b["first"] - b["html"] for b in bare)
+    after, bare_after = after_html(results), bare_after_html(bare)
     print(
         "  the bare page (the same HTML response cut to the early stream's <meta> and"
         " script and a full-window canvas; same run, fresh contexts): first image"
@@ -949,10 +951,10 @@ def report_ct(args, results, late, bare) -> None:
         f" {statistics.median(b['requested'] for b in bare):.1f}, first slice parsed"
         f" {statistics.median(b['record'] for b in bare):.1f}, first contentful paint"
         f" {median_or_none([b['fcp'] for b in bare])};"
-        f" first image after the HTML, medians: workstation {after_html:.1f} / bare page"
-        f" {bare_after:.1f} ms = {after_html / bare_after:.2f}x"
+        f" first image after the HTML, medians: workstation {after:.1f} / bare page"
+        f" {bare_after:.1f} ms = {after / bare_after:.2f}x"
     )
-    alone = statistics.median(statistics.median(r[3]["alone"]) for r in results)
+    alone = alone_of(results)
     bare_ratio = statistics.median(b["first"] / (b["html"] + alone) for b in bare)
     print(
         "  the bare page against the issue's floor (its HTML + the first-slice fetch"
