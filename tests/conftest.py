@@ -4,6 +4,7 @@ API clients logged in as each persona."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -271,8 +272,39 @@ def browser():
 
     with sync_playwright() as pw:
         browser = launch(pw)
-        yield browser
+        with _screenshots_retried():
+            yield browser
         browser.close()
+
+
+# Headless Chromium now and then refuses a capture under load ("Protocol error
+# (Page.captureScreenshot): Unable to capture screenshot", a compositor frame not
+# ready; one CI failure in ~2,600 tests). A screenshot is evidence for a person, not
+# an assertion: it is taken again after the next frames, and a third refusal fails.
+_CAPTURE_REFUSED = "Unable to capture screenshot"
+
+
+@contextlib.contextmanager
+def _screenshots_retried(tries: int = 3, page_class=None):
+    from playwright.sync_api import Error, Page
+
+    cls = page_class or Page
+    original = cls.screenshot
+
+    def screenshot(self, *args, **kwargs):
+        for attempt in range(1, tries + 1):
+            try:
+                return original(self, *args, **kwargs)
+            except Error as exc:
+                if _CAPTURE_REFUSED not in str(exc) or attempt == tries:
+                    raise
+                self.wait_for_timeout(250 * attempt)
+
+    cls.screenshot = screenshot
+    try:
+        yield
+    finally:
+        cls.screenshot = original
 
 
 class _InFlight:
