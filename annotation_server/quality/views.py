@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pydicom
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -19,8 +18,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from annotation_server.imaging import storage
 from annotation_server.imaging.models import Instance
+from annotation_server.imaging.view_header import UnreadableHeader, read_view_header, recorded_views
 from annotation_server.jobs import services as jobs
 from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Case
@@ -62,47 +61,48 @@ def dimensions(project) -> list:
     return PHOTO_DIMENSIONS if is_photo_project(project) else DIMENSIONS
 
 
-def _eyes(instances: list[tuple[str, str]]) -> dict[str, str]:
-    """OD/OS ("" when the header does not say) of each (storage key, sha256), from
-    the stored header's ImageLaterality (else Laterality). A stored object never
-    changes (content-addressed), so the answer is cached by its hash."""
-    keys = {sha: f"refset:qc:eye:{sha}" for _, sha in instances}
-    found = cache.get_many(list(keys.values()))
-    out: dict[str, str] = {}
-    for key, sha in instances:
-        if keys[sha] in found:
-            out[sha] = found[keys[sha]]
-            continue
-        with storage.open_instance(key) as fh:
-            ds = pydicom.dcmread(
-                fh, stop_before_pixels=True, specific_tags=["ImageLaterality", "Laterality"]
-            )
-        letter = str(ds.get("ImageLaterality") or ds.get("Laterality") or "").strip().upper()
-        out[sha] = EYES.get(letter, "")
-        cache.set(keys[sha], out[sha], None)
-    return out
+def _eye_of_header(key: str, sha: str) -> str:
+    """OD/OS ("" when the header does not say) from the stored header, for a row
+    imported before the import recorded its view (view_position NULL; `manage.py
+    backfill_instance_views` fills them). Only the start of the file is read; a
+    stored object never changes (content-addressed), so the answer is cached by
+    its hash. An unreadable file has no eye."""
+    cache_key = f"refset:qc:eye:{sha}"
+    eye = cache.get(cache_key)
+    if eye is None:
+        try:
+            side = recorded_views(read_view_header(key))["laterality"]
+        except UnreadableHeader:
+            return ""
+        eye = EYES.get(side, "")
+        cache.set(cache_key, eye, None)
+    return eye
 
 
 def _photo_values(cases) -> dict[int, dict]:
-    """The photograph dimensions that are not in the case's series row: the eye."""
-    first: dict[int, tuple[str, str]] = {}
-    for series_id, key, sha in (
+    """The photograph dimensions that are not in the case's series row: the eye of
+    its first image, from the laterality the import recorded on the row."""
+    first: dict[int, tuple] = {}
+    for series_id, laterality, view, key, sha in (
         Instance.objects.filter(series_id__in=[c.series_id for c in cases])
         .order_by("series_id", "slice_index", "frame")
-        .values_list("series_id", "file", "sha256")
+        .values_list("series_id", "laterality", "view_position", "file", "sha256")
     ):
-        first.setdefault(series_id, (key, sha))
-    eyes = _eyes(list(first.values()))
+        first.setdefault(series_id, (laterality, view, key, sha))
     out = {}
     for case in cases:
-        key_sha = first.get(case.series_id)
+        eye = ""
+        if case.series_id in first:
+            laterality, view, key, sha = first[case.series_id]
+            recorded = view is not None or laterality
+            eye = EYES.get(laterality, "") if recorded else _eye_of_header(key, sha)
         series = case.series
         out[case.pk] = {
             "resolution": (
                 f"{series.rows}×{series.columns}" if series.rows and series.columns else ""
             )
             or _("unknown"),
-            "laterality": (eyes.get(key_sha[1]) if key_sha else "") or _("unknown"),
+            "laterality": eye or _("unknown"),
         }
     return out
 

@@ -1,8 +1,9 @@
 """The QC distribution of a photograph project (OP): by site, camera make and
 model (the manifest's camera column, stored as Manufacturer /
 ManufacturerModelName), resolution (rows x columns) and eye (OD/OS, from the
-stored ImageLaterality), on the QC page and in its CSV, for a manager logged in
-through the login form."""
+laterality the import records on each image's row; from the stored header only
+for rows imported before it recorded the view), on the QC page and in its CSV,
+for a manager logged in through the login form."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import io
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from annotation_server.accounts.models import Role, Site
+from annotation_server.imaging import storage
 from annotation_server.imaging.ingest.pipeline import ingest
 from annotation_server.imaging.ingest.sources import Limits, from_paths
+from annotation_server.imaging.models import Instance
 from annotation_server.projects.models import Case
 from annotation_server.projects.services import grant_role
 from annotation_server.quality.services import check_case
@@ -40,8 +44,8 @@ def _delivery(folder: Path, photos: list[tuple]) -> None:
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
 
 
-def test_photo_project_distribution_page_and_csv(manager, tmp_path):
-    project = factories.ProjectFactory(slug="fundus-qc", modality="OP")
+def _photo_project(manager, tmp_path, slug="fundus-qc"):
+    project = factories.ProjectFactory(slug=slug, modality="OP")
     grant_role(project, manager, Role.MANAGER)
     s01 = Site.objects.get_or_create(code="S01", defaults={"name": "East"})[0]
     s02 = Site.objects.get_or_create(code="S02", defaults={"name": "North"})[0]
@@ -62,7 +66,19 @@ def test_photo_project_distribution_page_and_csv(manager, tmp_path):
         assert report.summary()["imported"] >= 1, [(f.name, f.reason) for f in report.files]
     for case in Case.objects.filter(project=project):
         check_case(case)
+    return project
 
+
+def _eye_table(manager, project) -> str:
+    web = Client()
+    assert web.login(username=manager.username, password=factories.PASSWORD)
+    page = web.get(f"/projects/{project.slug}/qc/")
+    assert page.status_code == 200
+    return page.content.decode().split('data-dimension="laterality"')[1].split("</table>")[0]
+
+
+def test_photo_project_distribution_page_and_csv(manager, tmp_path):
+    project = _photo_project(manager, tmp_path)
     web = Client()
     assert web.login(username=manager.username, password=factories.PASSWORD)
     page = web.get(f"/projects/{project.slug}/qc/")
@@ -97,6 +113,38 @@ def test_photo_project_distribution_page_and_csv(manager, tmp_path):
         ("laterality", "OD"): (2, 67),
         ("laterality", "OS"): (1, 33),
     }
+
+
+def test_the_eye_comes_from_the_row_without_reading_the_file(manager, tmp_path, monkeypatch):
+    project = _photo_project(manager, tmp_path, slug="fundus-qc-rows")
+    rows = Instance.objects.filter(series__study__project=project)
+    assert sorted(rows.values_list("laterality", flat=True)) == ["L", "R", "R"]
+
+    def no_read(key, count):
+        raise AssertionError(f"the QC page read {key}")
+
+    monkeypatch.setattr(storage, "head", no_read)
+    table = _eye_table(manager, project)
+    assert '<td>OD</td><td class="num">2</td>' in table
+    assert '<td>OS</td><td class="num">1</td>' in table
+    # the row, not the file, is what is counted: one row said otherwise
+    rows.filter(laterality="L").update(laterality="R")
+    assert '<td>OD</td><td class="num">3</td>' in _eye_table(manager, project)
+
+
+def test_a_row_imported_before_views_were_recorded_reads_its_header(manager, tmp_path):
+    project = _photo_project(manager, tmp_path, slug="fundus-qc-old")
+    rows = Instance.objects.filter(series__study__project=project)
+    rows.update(laterality="", view_position=None)  # as imaging 0008 left them
+    cache.clear()
+    table = _eye_table(manager, project)
+    assert '<td>OD</td><td class="num">2</td>' in table
+    assert '<td>OS</td><td class="num">1</td>' in table
+    # recorded as "no view" (view_position ""): the row says the header names no eye
+    rows.update(view_position="")
+    table = _eye_table(manager, project)
+    assert "OD" not in table and "OS" not in table
+    assert '<td class="num">3</td>' in table  # all three "unknown" (未知)
 
 
 def test_the_qc_page_is_the_managers(manager, reader_a):
