@@ -25,6 +25,10 @@ files are not read, and the series panel goes on reading their headers. Which ro
 are frozen is asked of the datasets app through the hook
 `imaging.read_only_instances` (this app may not import that one).
 
+A version frozen while the fill runs (after a batch was checked, before it is
+written) makes the database refuse that batch: its rows are asked about again,
+those now frozen are counted and left out, and the rest are written.
+
 Only the start of each file is read (`view_header.read_view_header`), never its
 pixels. A file that cannot be read (gone from storage, not DICOM, truncated) is
 reported by instance id and skipped; the rest are done. Rows are taken in id order
@@ -36,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from annotation_server.imaging.models import Instance, SourceFormat
 from annotation_server.imaging.photo.convert import OPHTHALMIC_PHOTOGRAPHY_8BIT
@@ -97,6 +101,7 @@ def backfill_views(
         report.frozen += len(read_only)
         chunk = [i for i in chunk if i.pk not in read_only]
         changed = []
+        given_format: set[int] = set()  # rows given source_format DICOM
         read: dict[str, dict[str, str] | str] = {}  # key -> views, or why unreadable
         for instance in chunk:
             report.examined += 1
@@ -116,11 +121,31 @@ def backfill_views(
                 instance.laterality = views["laterality"]
             if not instance.source_format and known_dicom(instance):
                 instance.source_format = SourceFormat.DICOM
-                report.source_formats += 1
+                given_format.add(instance.pk)
             changed.append(instance)
-        report.filled += len(changed)
         if changed and not dry_run:
+            changed = _write(changed, report)
+        report.filled += len(changed)
+        report.source_formats += sum(1 for i in changed if i.pk in given_format)
+
+
+def _write(changed: list[Instance], report: BackfillReport) -> list[Instance]:
+    """Write one batch; the rows written. A version frozen after the batch was
+    checked makes the database refuse the whole batch: the rows that have become
+    read-only are then counted as frozen, left out, and the rest written. Any
+    other database error, or a refusal with no newly frozen row, is raised."""
+    while changed:
+        try:
             with transaction.atomic():
                 Instance.objects.bulk_update(
                     changed, ["view_position", "laterality", "source_format"]
                 )
+            return changed
+        except DatabaseError:
+            newly = read_only_ids(i.pk for i in changed)
+            if not newly:
+                raise
+            report.frozen += len(newly)
+            report.examined -= len(newly)
+            changed = [i for i in changed if i.pk not in newly]
+    return changed

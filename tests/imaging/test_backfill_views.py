@@ -16,7 +16,7 @@ from PIL import Image
 
 import fixtures
 from annotation_server.datasets.models import DatasetVersion, FrozenRow
-from annotation_server.imaging import storage, study_series
+from annotation_server.imaging import backfill, storage, study_series
 from annotation_server.imaging.backfill import backfill_views
 from annotation_server.imaging.models import Instance
 from annotation_server.imaging.photo.convert import photo_to_dicom
@@ -219,3 +219,47 @@ def test_rows_of_a_frozen_version_are_left_as_they_are_and_counted(project, mana
     assert Instance.objects.get(pk=frozen_row.pk).view_position is None
     # the series panel still names its view, from the header
     assert study_series.view_of(study_series.middle_instance(kept))["view_position"] == "PA"
+
+
+def test_a_version_frozen_while_the_batch_is_read_leaves_its_rows_out(
+    project, manager, monkeypatch
+):
+    kept = index_datasets(project, [radiograph(13, "L")]).series[0]
+    loose = index_datasets(project, [radiograph(14, "R")]).series[0]
+    forget(Instance.objects.all())
+    frozen_row = Instance.objects.get(series=kept)
+    asked = []
+    real = backfill.read_only_ids
+
+    def freeze_after_the_check(ids):
+        ids = list(ids)
+        asked.append(ids)
+        if len(asked) == 1:  # the batch is checked: nothing frozen yet
+            version = DatasetVersion.objects.create(
+                project=project, version="1.0.0", created_by=manager
+            )
+            FrozenRow.objects.create(
+                dataset_version=version, table_name="imaging_instance", row_id=frozen_row.pk
+            )
+            return set()
+        return real(ids)
+
+    monkeypatch.setattr(backfill, "read_only_ids", freeze_after_the_check)
+    report = backfill_views(batch=10)
+    assert len(asked) == 2  # the database refused the batch; it was asked again
+    assert (report.examined, report.filled, report.frozen) == (1, 1, 1)
+    assert report.source_formats == 1
+    assert Instance.objects.get(series=loose).view_position == "PA"
+    assert Instance.objects.get(pk=frozen_row.pk).view_position is None
+
+
+def test_a_refusal_with_no_frozen_row_is_not_swallowed(project, monkeypatch):
+    index_datasets(project, [radiograph(15, "L")])
+    forget(Instance.objects.all())
+
+    def refuse(*args, **kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(Instance.objects, "bulk_update", refuse)
+    with pytest.raises(DatabaseError, match="disk full"):
+        backfill_views()
