@@ -57,6 +57,7 @@ def _open_first(task: ArbitrationTask) -> tuple:
 def queue(request):
     """The arbitrator's tasks: open ones first (earliest due), then the signed ones."""
     tasks = sorted(_own_tasks(request.user), key=_open_first)
+    now = timezone.now()
     rows = []
     for task in tasks:
         items = task.items or {}
@@ -71,6 +72,9 @@ def queue(request):
                 "decided": len(decided.get("clusters", {})) + len(decided.get("labels", {})),
                 "total": clusters + labels,
                 "signed": task.state == ArbitrationTask.State.SIGNED,
+                "overdue": bool(
+                    task.due_at and task.due_at < now and task.state != ArbitrationTask.State.SIGNED
+                ),
             }
         )
     open_rows = [r for r in rows if not r["signed"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -92,8 +93,12 @@ def worklist(request):
     for task in tasks:  # image-QC warnings travel with the case to its readers
         task.qc_warnings = warnings_of(reports.get(task.case_id))
     flags = open_flags({t.case_id for t in tasks})
+    now = timezone.now()
     for task in tasks:  # a case withdrawn, or failing QC while in reading, says so
         task.case_flags = flags.get(task.case_id, [])
+        task.overdue = bool(
+            task.due_at and task.due_at < now and task.state != ReadingTask.State.SUBMITTED
+        )
     projects = list(Project.objects.visible_to(request.user))
     counts = reader_task_counts(request.user, [p.pk for p in projects])
     progress = [

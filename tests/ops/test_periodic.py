@@ -139,6 +139,49 @@ def test_overdue_arbitrations_are_reminded_too(project, arbitrator):
     assert notice["kind"] == "overdue" and notice["arbitrations"] == 1 and notice["reads"] == 0
 
 
+def _overdue_marks(client, url: str) -> dict[str, bool]:
+    """Per row (data-task) of a worklist page: whether it says it is overdue."""
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr ")[1:]
+    return {r.split('data-task="')[1].split('"')[0]: 'data-testid="overdue"' in r for r in rows}
+
+
+def test_the_worklist_the_reminder_links_to_marks_the_overdue_reads(
+    project, reader_a, session_client_for
+):
+    now = timezone.now()
+    late, on_time, undated = (
+        factories.TaskFactory(case=factories.CaseFactory(project=project), reader=reader_a)
+        for _ in range(3)
+    )
+    ReadingTask.objects.filter(pk=late.pk).update(due_at=now - timedelta(hours=1))
+    ReadingTask.objects.filter(pk=on_time.pk).update(due_at=now + timedelta(days=3))
+    client = session_client_for(reader_a)
+    marks = _overdue_marks(client, "/worklist/")
+    assert marks == {str(late.pk): True, str(on_time.pk): False, str(undated.pk): False}
+    # a submitted read is no longer overdue, whatever its date
+    ReadingTask.objects.filter(pk=late.pk).update(state=ReadingTask.State.SUBMITTED)
+    assert _overdue_marks(client, "/worklist/?state=submitted") == {str(late.pk): False}
+
+
+def test_the_arbitration_queue_marks_the_overdue_tasks(project, arbitrator, session_client_for):
+    from annotation_server.adjudication.models import ArbitrationTask
+
+    now = timezone.now()
+    late, on_time = (
+        ArbitrationTask.objects.create(
+            case=factories.CaseFactory(project=project), arbitrator=arbitrator
+        )
+        for _ in range(2)
+    )
+    ArbitrationTask.objects.filter(pk=late.pk).update(due_at=now - timedelta(hours=1))
+    ArbitrationTask.objects.filter(pk=on_time.pk).update(due_at=now + timedelta(days=3))
+    client = session_client_for(arbitrator)
+    assert _overdue_marks(client, "/arbitrate/") == {str(late.pk): True, str(on_time.pk): False}
+    page = client.get("/arbitrate/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "已逾期" in page
+
+
 # -- the nightly audit verification --------------------------------------------------
 
 
