@@ -139,6 +139,11 @@ def test_manager_drafts_and_freezes_from_the_pages(small, project, manager):
     assert web.login(username=manager.username, password=factories.PASSWORD)
     page = web.get(f"/projects/{project.slug}/versions/")
     assert page.status_code == 200 and b"1.0.0" in page.content
+    # the selection by manufacturer names its group; no case has a site: no site group
+    html = page.content.decode()
+    group = html.split('data-testid="filter-manufacturers"')[1].split("</div>")[0]
+    assert 'name="manufacturer" value="SIEMENS"' in group
+    assert 'data-testid="filter-sites"' not in html
     resp = web.post(
         f"/projects/{project.slug}/versions/",
         {
