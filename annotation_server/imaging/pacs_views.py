@@ -71,7 +71,7 @@ class _URLField(forms.URLField):
 
 class PacsConnectionForm(forms.ModelForm):
     secret = forms.CharField(
-        label=gettext_lazy("password or token"),
+        label=gettext_lazy("Password or token"),
         required=False,
         widget=forms.PasswordInput,
         help_text=gettext_lazy("Stored encrypted; never shown again."),
