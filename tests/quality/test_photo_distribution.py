@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -132,14 +133,31 @@ def test_the_eye_comes_from_the_row_without_reading_the_file(manager, tmp_path, 
     assert '<td>OD</td><td class="num">3</td>' in _eye_table(manager, project)
 
 
-def test_a_row_imported_before_views_were_recorded_reads_its_header(manager, tmp_path):
+def test_a_row_imported_before_views_were_recorded_reads_its_header(manager, tmp_path, monkeypatch):
     project = _photo_project(manager, tmp_path, slug="fundus-qc-old")
     rows = Instance.objects.filter(series__study__project=project)
+    gone = rows.filter(laterality="R").order_by("id").first().file  # a right eye's file
     rows.update(laterality="", view_position=None)  # as imaging 0008 left them
     cache.clear()
     table = _eye_table(manager, project)
     assert '<td>OD</td><td class="num">2</td>' in table
     assert '<td>OS</td><td class="num">1</td>' in table
+    # a file that cannot be read counts as unknown; the page still answers
+    cache.clear()
+    real_head = storage.head
+
+    def head(key, count):
+        if key == gone:
+            raise FileNotFoundError(key)
+        return real_head(key, count)
+
+    monkeypatch.setattr(storage, "head", head)
+    counts = dict(
+        re.findall(r'<tr><td>([^<]*)</td><td class="num">(\d+)</td>', _eye_table(manager, project))
+    )
+    unknown = {k: v for k, v in counts.items() if k not in ("OD", "OS")}
+    assert counts["OD"] == "1" and counts["OS"] == "1" and list(unknown.values()) == ["1"]
+    monkeypatch.setattr(storage, "head", real_head)
     # recorded as "no view" (view_position ""): the row says the header names no eye
     rows.update(view_position="")
     table = _eye_table(manager, project)
