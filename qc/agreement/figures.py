@@ -105,12 +105,23 @@ def heatmap(report: dict, labels: Mapping[str, str], fmt: str):
 
 
 def detection(report: dict, labels: Mapping[str, str], fmt: str, threshold: float | None):
+    fig = detection_figure(report, labels, threshold)
+    return None if fig is None else save_figure(fig, fmt)
+
+
+def detection_figure(report: dict, labels: Mapping[str, str], threshold: float | None):
+    """Sensitivity and F1 per reader beside false positives per case (a figure, or
+    None without a reference). The legend sits in the headroom above 1.0, clear
+    of the bars; a count axis starts at 0 (no negative false positives when every
+    reader has none)."""
     rows = report["detection"]["per_reader"]
     if not report["detection"]["reference_cases"] or not rows:
         return None
     names = {r["id"]: r["label"] for r in report["readers"]}
     x = np.arange(len(rows))
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(3 + 1.2 * len(rows), 3.6))
+    fig, (ax, ax2) = plt.subplots(
+        1, 2, figsize=(max(7.5, 3 + 1.4 * len(rows)), 3.6), layout="constrained"
+    )
     for offset, key in ((-0.18, "sensitivity"), (0.18, "f1")):
         values = [_v(r[key]) for r in rows]
         errs = np.asarray([_err(r[key]) for r in rows]).T
@@ -118,15 +129,18 @@ def detection(report: dict, labels: Mapping[str, str], fmt: str, threshold: floa
     if threshold is not None:
         ax.axhline(threshold, color="crimson", linestyle="--", label=labels["threshold"])
     ax.set_xticks(x, [names.get(r["reader"], r["reader"]) for r in rows], rotation=30, ha="right")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(labels["detection"])
+    ax.set_ylim(0, 1.45)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.legend(fontsize=8, loc="upper center", ncol=1, frameon=False)
+    ax.set_title(labels["detection"], fontsize=10)
     fps = [_v(r["fp_per_case"]) for r in rows]
     errs = np.asarray([_err(r["fp_per_case"]) for r in rows]).T
     ax2.bar(x, fps, 0.5, yerr=errs, capsize=3, color="tab:gray")
     ax2.set_xticks(x, [names.get(r["reader"], r["reader"]) for r in rows], rotation=30, ha="right")
-    ax2.set_title(labels["fp_per_case"])
-    return save_figure(fig, fmt)
+    tops = [v + e for v, e in zip(fps, errs[1], strict=True) if not np.isnan(v)]
+    ax2.set_ylim(0, max([1.0, *(t * 1.15 for t in tops)]))
+    ax2.set_title(labels["fp_per_case"], fontsize=10)
+    return fig
 
 
 def lidc(report: dict, labels: Mapping[str, str], fmt: str):
@@ -163,23 +177,37 @@ def bland_altman(block: dict, labels: Mapping[str, str], fmt: str):
 
 
 def weekly(report: dict, labels: Mapping[str, str], fmt: str):
+    fig = weekly_figure(report, labels)
+    return None if fig is None else save_figure(fig, fmt)
+
+
+def weekly_figure(report: dict, labels: Mapping[str, str]):
+    """Detection agreement and attribute alpha per week (a figure, or None without
+    weeks). The axis reaches down to any negative alpha (worse than chance is a
+    finding, not something to clip) and keeps headroom above 1.0 for the legend."""
     rows = report["weekly"]
     if len(rows) < 1:
         return None
     fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(rows)), 3.2))
     x = np.arange(len(rows))
+    lowest = 0.0
     for key in ("detection_agreement", "attribute_alpha"):
         values = [_v(r.get(key)) for r in rows]
         if all(np.isnan(values)):
             continue
         errs = np.asarray([_err(r.get(key)) for r in rows]).T
         ax.errorbar(x, values, yerr=errs, marker="o", capsize=3, label=labels[key])
+        bottoms = [v - e for v, e in zip(values, errs[0], strict=True) if not np.isnan(v)]
+        lowest = min([lowest, *bottoms])
     ax.set_xticks(x, [r["week"] for r in rows], rotation=30, ha="right")
-    ax.set_ylim(-0.05, 1.05)
+    low = -0.05 if lowest >= 0 else lowest - 0.1
+    ax.set_ylim(low, 1.3)
+    ax.set_yticks([t for t in np.arange(-1.0, 1.01, 0.2) if t >= low - 1e-9])
     ax.set_xlabel(labels["week"])
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
     ax.set_title(labels["weekly"])
-    return save_figure(fig, fmt)
+    return fig
 
 
 def figures(
