@@ -255,6 +255,14 @@ def rules(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:
 def stratum(
     result: Mapping, key: str, levels: Mapping, labels: Mapping[str, str], fmt: str
 ) -> bytes | None:
+    fig = stratum_figure(result, key, levels, labels)
+    return None if fig is None else _save(fig, fmt)
+
+
+def stratum_figure(result: Mapping, key: str, levels: Mapping, labels: Mapping[str, str]):
+    """The headline figure per level of one stratum beside its value over all
+    scans (a figure, or None without values). The "all scans" legend sits in the
+    headroom above 1.0, clear of the bars."""
     name = headline(result)
     items = sorted(levels.items())
     entries = [(level.get("figures") or {}).get(name) for _, level in items]
@@ -267,12 +275,13 @@ def stratum(
     overall = _value((result.get("figures") or {}).get(name))
     if np.isfinite(overall):
         ax.axhline(overall, color="crimson", linestyle="--", label=labels["overall"])
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper center", frameon=False)
     ax.set_xticks(x, [str(k) for k, _ in items], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel(labels.get(name, name))
     ax.set_title(f"{labels['stratum']}: {labels.get(key, key)}")
-    return _save(fig, fmt)
+    return fig
 
 
 def dmo_roc(result: Mapping, labels: Mapping[str, str], fmt: str) -> bytes | None:

@@ -59,6 +59,25 @@ def test_a_classification_result_gets_a_roc_plot_and_no_froc():
     assert figures.headline(result) == "auc"
 
 
+def test_the_all_scans_legend_covers_no_stratum_bar():
+    result = detection_result()
+    result["figures"]["cpm"] = {"value": 0.9, "ci": [0.85, 0.95]}
+    levels = {f"S{i:02d}": {"figures": {"cpm": {"value": 1.0, "ci": [0.9, 1.0]}}} for i in range(3)}
+    fig = figures.stratum_figure(result, "site", levels, figures.LABELS)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        legend = ax.get_legend().get_window_extent(renderer)
+        bars = [p.get_window_extent(renderer) for p in ax.patches]
+        assert len(bars) == 3
+        assert not [
+            b for b in bars if legend.x0 < b.x1 and b.x0 < legend.x1 and legend.y0 < b.y1
+        ]  # the legend starts above every bar's top
+    finally:
+        figures.plt.close(fig)
+
+
 def test_every_parser_problem_has_a_translated_message():
     codes = {
         "missing_columns": {"missing": ["coordz"], "expected": ["seriesuid"], "found": []},
