@@ -24,6 +24,7 @@ import json
 
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -522,13 +523,16 @@ def manifest_text(result: dict, meta: dict | None = None) -> str:
 
 
 def _ci(entry) -> str:
+    """A figure and its interval for the report's tables; the interval is one
+    unbreakable unit (a narrow column wraps before it, never inside it)."""
     value, low, high = _fig(entry)
     if value is None:
         return "—"
-    text = f"{value:.3f}"
-    if low is not None and high is not None:
-        text += f" ({low:.3f}–{high:.3f})"
-    return text
+    if low is None or high is None:
+        return f"{value:.3f}"
+    return format_html(
+        '{} <span class="ci">({}–{})</span>', f"{value:.3f}", f"{low:.3f}", f"{high:.3f}"
+    )
 
 
 # The columns of the rule and strata tables (every figure is in figures.csv).

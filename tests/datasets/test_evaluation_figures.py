@@ -109,3 +109,10 @@ def test_every_parser_problem_has_a_translated_message():
     assert len(seen) == len(codes)
     with translation.override("zh-hans"):
         assert "1.2.3" in evaluation_report.problem_message("unknown_series", {"value": "1.2.3"})
+
+
+def test_an_interval_is_one_unbreakable_unit_in_the_report():
+    html = evaluation_report.report_html(detection_result())
+    assert html.count('<span class="ci">(0.600–0.800)</span>') >= 2  # both languages
+    assert ".ci { white-space: nowrap;" in html  # the offline file carries its own rule
+    assert "&lt;span" not in html  # markup, not escaped text
