@@ -9,7 +9,6 @@ from collections import Counter
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
@@ -19,7 +18,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from annotation_server.imaging.models import Instance
-from annotation_server.imaging.view_header import UnreadableHeader, read_view_header, recorded_views
+from annotation_server.imaging.study_series import view_of
 from annotation_server.jobs import services as jobs
 from annotation_server.jobs.models import Job
 from annotation_server.projects.models import Case
@@ -61,41 +60,22 @@ def dimensions(project) -> list:
     return PHOTO_DIMENSIONS if is_photo_project(project) else DIMENSIONS
 
 
-def _eye_of_header(key: str, sha: str) -> str:
-    """OD/OS ("" when the header does not say) from the stored header, for a row
-    imported before the import recorded its view (view_position NULL; `manage.py
-    backfill_instance_views` fills them). Only the start of the file is read; a
-    stored object never changes (content-addressed), so the answer is cached by
-    its hash. An unreadable file has no eye."""
-    cache_key = f"refset:qc:eye:{sha}"
-    eye = cache.get(cache_key)
-    if eye is None:
-        try:
-            side = recorded_views(read_view_header(key))["laterality"]
-        except UnreadableHeader:
-            return ""
-        eye = EYES.get(side, "")
-        cache.set(cache_key, eye, None)
-    return eye
-
-
 def _photo_values(cases) -> dict[int, dict]:
     """The photograph dimensions that are not in the case's series row: the eye of
-    its first image, from the laterality the import recorded on the row."""
-    first: dict[int, tuple] = {}
-    for series_id, laterality, view, key, sha in (
+    its first image, as the series panel names it (`study_series.view_of`: the
+    laterality the import recorded on the row; the start of the stored header
+    only for a row imported before views were recorded)."""
+    first: dict[int, Instance] = {}
+    for instance in (
         Instance.objects.filter(series_id__in=[c.series_id for c in cases])
         .order_by("series_id", "slice_index", "frame")
-        .values_list("series_id", "laterality", "view_position", "file", "sha256")
+        .only("series_id", "laterality", "view_position", "file", "sha256")
     ):
-        first.setdefault(series_id, (laterality, view, key, sha))
+        first.setdefault(instance.series_id, instance)
     out = {}
     for case in cases:
-        eye = ""
-        if case.series_id in first:
-            laterality, view, key, sha = first[case.series_id]
-            recorded = view is not None or laterality
-            eye = EYES.get(laterality, "") if recorded else _eye_of_header(key, sha)
+        instance = first.get(case.series_id)
+        eye = EYES.get(view_of(instance)["laterality"], "") if instance else ""
         series = case.series
         out[case.pk] = {
             "resolution": (
