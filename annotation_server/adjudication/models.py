@@ -11,6 +11,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from annotation_server.adjudication.querysets import ArbitrationTaskQuerySet, CaseScopedQuerySet
@@ -74,6 +75,11 @@ class ArbitrationTask(models.Model):
     @property
     def is_blind(self) -> bool:
         return self.role in (self.Role.FIRST, self.Role.SECOND)
+
+    def is_overdue(self, now=None) -> bool:
+        """Past its due date and not signed (what the overdue reminder counts)."""
+        signed = self.state == self.State.SIGNED
+        return bool(self.due_at and self.due_at < (now or timezone.now()) and not signed)
 
 
 class ReferenceFinding(models.Model):

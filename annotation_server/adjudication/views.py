@@ -72,9 +72,7 @@ def queue(request):
                 "decided": len(decided.get("clusters", {})) + len(decided.get("labels", {})),
                 "total": clusters + labels,
                 "signed": task.state == ArbitrationTask.State.SIGNED,
-                "overdue": bool(
-                    task.due_at and task.due_at < now and task.state != ArbitrationTask.State.SIGNED
-                ),
+                "overdue": task.is_overdue(now),
             }
         )
     open_rows = [r for r in rows if not r["signed"]]

@@ -461,7 +461,7 @@ def overview(project: Project) -> dict:
                 "state": t.state,
                 "state_label": ReadingTask.State(t.state).label,
                 "due_at": t.due_at,
-                "overdue": bool(t.due_at and t.due_at < now and t.state != "submitted"),
+                "overdue": t.is_overdue(now),
             }
         )
     waiting = candidate_cases(project).filter(state=Case.State.QC).count()

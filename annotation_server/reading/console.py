@@ -121,7 +121,7 @@ def stuck_reads(project: Project) -> list[dict]:
     )
     for task in tasks:
         gone = task.reader_id not in readers
-        overdue = bool(task.due_at and task.due_at < now)
+        overdue = task.is_overdue(now)
         if not (gone or overdue):
             continue
         profile = getattr(task.reader, "profile", None)

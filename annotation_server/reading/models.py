@@ -11,6 +11,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from annotation_server.reading.querysets import (
@@ -82,6 +83,10 @@ class ReadingTask(models.Model):
     @property
     def is_locked(self) -> bool:
         return self.state == self.State.SUBMITTED
+
+    def is_overdue(self, now=None) -> bool:
+        """Past its due date and not submitted (what the overdue reminder counts)."""
+        return bool(self.due_at and self.due_at < (now or timezone.now()) and not self.is_locked)
 
 
 class Finding(models.Model):

@@ -96,9 +96,7 @@ def worklist(request):
     now = timezone.now()
     for task in tasks:  # a case withdrawn, or failing QC while in reading, says so
         task.case_flags = flags.get(task.case_id, [])
-        task.overdue = bool(
-            task.due_at and task.due_at < now and task.state != ReadingTask.State.SUBMITTED
-        )
+        task.overdue = task.is_overdue(now)
     projects = list(Project.objects.visible_to(request.user))
     counts = reader_task_counts(request.user, [p.pk for p in projects])
     progress = [
