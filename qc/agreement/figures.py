@@ -72,6 +72,15 @@ def save_figure(fig, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+def unit_axis(ax, *, low: float = 0.0, headroom: float = 0.2, legend_columns: int = 1) -> None:
+    """A y axis for values in [low, 1] with ticks up to 1.0 and empty headroom above
+    it, where the legend goes: it then covers no bar, point or interval."""
+    ax.set_ylim(low, 1.0 + headroom)
+    ax.set_yticks([t for t in np.arange(-1.0, 1.01, 0.2) if t >= low - 1e-9])
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper center", ncol=legend_columns, frameon=False)
+
+
 def _v(e) -> float:
     return np.nan if not e or e.get("value") is None else float(e["value"])
 
@@ -129,9 +138,7 @@ def detection_figure(report: dict, labels: Mapping[str, str], threshold: float |
     if threshold is not None:
         ax.axhline(threshold, color="crimson", linestyle="--", label=labels["threshold"])
     ax.set_xticks(x, [names.get(r["reader"], r["reader"]) for r in rows], rotation=30, ha="right")
-    ax.set_ylim(0, 1.45)
-    ax.set_yticks(np.linspace(0, 1, 6))
-    ax.legend(fontsize=8, loc="upper center", ncol=1, frameon=False)
+    unit_axis(ax, headroom=0.45)  # up to three legend rows
     ax.set_title(labels["detection"], fontsize=10)
     fps = [_v(r["fp_per_case"]) for r in rows]
     errs = np.asarray([_err(r["fp_per_case"]) for r in rows]).T
@@ -200,12 +207,8 @@ def weekly_figure(report: dict, labels: Mapping[str, str]):
         bottoms = [v - e for v, e in zip(values, errs[0], strict=True) if not np.isnan(v)]
         lowest = min([lowest, *bottoms])
     ax.set_xticks(x, [r["week"] for r in rows], rotation=30, ha="right")
-    low = -0.05 if lowest >= 0 else lowest - 0.1
-    ax.set_ylim(low, 1.3)
-    ax.set_yticks([t for t in np.arange(-1.0, 1.01, 0.2) if t >= low - 1e-9])
     ax.set_xlabel(labels["week"])
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
+    unit_axis(ax, low=-0.05 if lowest >= 0 else lowest - 0.1, headroom=0.3, legend_columns=2)
     ax.set_title(labels["weekly"])
     return fig
 

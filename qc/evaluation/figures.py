@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 # The agreement plots' font list (rcParams["font.family"]: DejaVu, then the CJK
 # fonts installed) and their PNG/SVG writer.
 from qc.agreement.figures import save_figure as _save  # noqa: E402
+from qc.agreement.figures import unit_axis  # noqa: E402
 
 CPM_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -275,10 +276,8 @@ def stratum_figure(result: Mapping, key: str, levels: Mapping, labels: Mapping[s
     overall = _value((result.get("figures") or {}).get(name))
     if np.isfinite(overall):
         ax.axhline(overall, color="crimson", linestyle="--", label=labels["overall"])
-        ax.legend(fontsize=8, loc="upper center", frameon=False)
     ax.set_xticks(x, [str(k) for k, _ in items], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.2)
-    ax.set_yticks(np.linspace(0, 1, 6))
+    unit_axis(ax)
     ax.set_ylabel(labels.get(name, name))
     ax.set_title(f"{labels['stratum']}: {labels.get(key, key)}")
     return fig

@@ -29,10 +29,6 @@ def _report(readers: int, sensitivity: float = 1.0, fp: float = 0.0) -> dict:
     }
 
 
-def _overlaps(a, b) -> bool:
-    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
-
-
 @pytest.mark.parametrize("readers", [1, 3, 8])
 @pytest.mark.parametrize("labels", [figures.LABELS, {**figures.LABELS, "sensitivity": "灵敏度"}])
 def test_the_legend_covers_no_bar_and_stays_in_its_axes(readers, labels):
@@ -44,13 +40,13 @@ def test_the_legend_covers_no_bar_and_stays_in_its_axes(readers, labels):
         legend = ax.get_legend().get_window_extent(renderer)
         bars = [p.get_window_extent(renderer) for p in ax.patches]
         assert len(bars) == 2 * readers
-        assert not [b for b in bars if _overlaps(legend, b)]
+        assert not [b for b in bars if legend.overlaps(b)]
         inside = ax.get_window_extent(renderer)
         assert inside.x0 <= legend.x0 and legend.x1 <= inside.x1 + 1
-        assert not _overlaps(legend, ax2.get_window_extent(renderer))
+        assert not legend.overlaps(ax2.get_window_extent(renderer))
         # the two titles, and each panel's labels, keep apart
         titles = [a.title.get_window_extent(renderer) for a in (ax, ax2)]
-        assert not _overlaps(*titles)
+        assert not titles[0].overlaps(titles[1])
         assert ax.get_tightbbox(renderer).x1 <= ax2.get_tightbbox(renderer).x0
     finally:
         figures.plt.close(fig)
